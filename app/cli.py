@@ -1,0 +1,69 @@
+"""The one ``radgaze`` command: a thin dispatcher over one module per job.
+
+Each job lives in the package that owns it and exposes ``main(argv: list[str] | None = None) -> int``.
+Modules are imported only when their subcommand runs, so ``radgaze inspect`` never loads Qt or torch.
+This module itself is Qt-free.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from capture.errors import RadgazeError
+
+# subcommand -> (module with main(argv), one-line summary)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("app.demo", "open the viewer on synthetic cases with a simulated tracker and dictation"),
+    "record": ("app.record_cmd", "record a reading (window, or --headless)"),
+    "replay": ("app.replay", "replay a session: gaze, words, sentences, heatmaps, audio"),
+    "review": ("app.review", "model vs radiologist attention, side by side, with agreement metrics"),
+    "inspect": ("capture.inspect_cmd", "print metadata of an image (DICOM/PNG/JPEG) or a session file"),
+    "synth": ("capture.synth.cli", "generate synthetic reading sessions (phantom images, gaze, dictation)"),
+    "sim-tracker": ("capture.sim_tracker", "publish a simulated eye tracker as a real LSL stream"),
+    "import": ("capture.importers.cli", "convert REFLACX / EGD-CXR / XDF recordings to session files"),
+    "train": ("training.cli", "EGMA pretraining over a folder of sessions"),
+    "eval": ("training.evaluate", "evaluate a run: zero-shot, retrieval, attention agreement"),
+    "experiment": ("training.experiment", "experiments, e.g. gaze-ablation"),
+    "bench": ("app.bench_cmd", "benchmarks: capture | viewer | model | train"),
+}
+
+
+def _usage() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = [
+        "usage: radgaze <command> [options]   (radgaze <command> --help for details)",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    lines += ["", "example: radgaze synth ./sessions --cases 4 --seed 1 && radgaze inspect ./sessions/*.h5"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from capture import __version__
+
+        print(f"radgaze {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"radgaze: unknown command {name!r}; expected one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        return int(module.main(rest) or 0)
+    except RadgazeError as exc:
+        print(f"radgaze {name}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
