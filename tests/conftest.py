@@ -1,0 +1,54 @@
+"""Test-wide set-up: isolated LSL, offscreen Qt, the real sample files beside the repo."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _isolate_lsl() -> None:
+    """Give liblsl a config with a private SessionID, resolving on this machine only.
+
+    Must run before pylsl is first used; subprocesses inherit LSLAPICFG, so outlets started by tests see the
+    same session and nothing else (no real lab stream can leak in). CI's .ci/run sets LSLAPICFG too.
+    """
+    if os.environ.get("LSLAPICFG") and Path(os.environ["LSLAPICFG"]).is_file():
+        return
+    cfg = Path(tempfile.mkdtemp(prefix="radgaze-lsl-")) / "lsl_api.cfg"
+    cfg.write_text(
+        "[lab]\n"
+        f"SessionID = radgaze-test-{uuid.uuid4().hex[:12]}\n"
+        "[multicast]\n"
+        "ResolveScope = machine\n"
+        "KnownPeers = {127.0.0.1}\n"
+    )
+    os.environ["LSLAPICFG"] = str(cfg)
+
+
+_isolate_lsl()
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from a hub in tests
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real radiographs, DICOM, speech). Tests using it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real sample data folder {SHARED_DATA} is absent (it lives beside the repo, never in it)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Where tests leave screenshots and figures for a person to look at (ignored by git)."""
+    out = Path(os.environ.get("RADGAZE_ARTIFACTS", REPO / "artifacts"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
