@@ -1,0 +1,288 @@
+"""One thread per gaze stream: pull chunks from an LSL inlet, decode them, push timestamped records to a queue.
+
+The inlet runs with ``proc_clocksync | proc_dejitter`` (times arrive on this machine's LSL clock, smoothed)
+and ``recover=True`` (a tracker that disappears and comes back under the same source id is picked up again).
+The thread only pulls, decodes and queues; it never draws, writes files or blocks on anything else. Every
+error it meets travels on the queue and is raised again by :meth:`GazeInlet.get`.
+
+What arrives on the queue is a :class:`GazeChunk`: GAZE_DTYPE rows sorted by time (invalid samples kept,
+``GAZE_VALID`` unset), the gaps (GAP_DTYPE) found before them, and the local LSL time of receipt.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pylsl
+
+from capture.errors import DeviceError
+from capture.gaze.discovery import describe_info
+from capture.gaze.layouts import GazeLayout, StreamDescription, resolve_layout, to_gaze_records
+from capture.records import GAP_DTYPE, GAZE_DTYPE, GAZE_GAP_BEFORE, GAZE_VALID, DisplayGeometry
+
+# A gap is a silence longer than both of these: 20 nominal sample periods and 100 ms. Tracker jitter and
+# dropped USB frames stay far below it; a lost bridge or unplugged tracker is far above it. (Blinks do not
+# stop a stream: they arrive as invalid samples.) Irregular-rate streams use 1 s.
+GAP_MIN_PERIODS = 20
+GAP_MIN_S = 0.1
+GAP_IRREGULAR_S = 1.0
+TIME_CORRECTION_EVERY_S = 5.0  # how often the clock offset is recorded for provenance
+
+
+def default_gap_threshold_s(nominal_rate_hz: float) -> float:
+    """Silence (s) between consecutive samples that counts as a stream outage."""
+    if nominal_rate_hz <= 0:
+        return GAP_IRREGULAR_S
+    return max(GAP_MIN_S, GAP_MIN_PERIODS / nominal_rate_hz)
+
+
+@dataclass
+class GazeChunk:
+    samples: np.ndarray  # GAZE_DTYPE (n,), sorted by t_lsl
+    gaps: np.ndarray  # GAP_DTYPE (k,): outages that ended at one of these samples (flagged GAZE_GAP_BEFORE)
+    t_received: float  # local_clock() right after the pull (LSL s)
+
+
+@dataclass
+class InletStats:
+    n_samples: int = 0  # rows queued
+    n_invalid: int = 0  # of which flagged invalid (blink, loss of track, NaN)
+    n_out_of_order: int = 0  # samples that arrived with a time earlier than their predecessor (sorted)
+    n_late_dropped: int = 0  # of those, samples older than rows already queued (dropped to keep order)
+    n_gaps: int = 0
+    n_chunks: int = 0
+    time_correction_failures: int = 0
+    n_reconnects: int = 0  # fresh inlets opened after a regular stream went silent
+    time_corrections: list[tuple[float, float]] = field(default_factory=list)  # (t_local, offset_s)
+
+
+def sort_chunk(t_lsl: np.ndarray, t_last: float) -> tuple[np.ndarray, int, np.ndarray]:
+    """Order of a chunk's samples by time, the number of out-of-order arrivals, and the keep mask.
+
+    An arrival is out of order when its time is below the running maximum before it (including ``t_last``,
+    the newest time already queued). Samples older than ``t_last`` cannot be placed any more: keep = False.
+    Returns (order (n,) int, n_out_of_order, keep (n,) bool over the sorted samples).
+    """
+    running_max = np.maximum.accumulate(np.concatenate([[t_last], t_lsl]))[:-1]
+    n_out_of_order = int(np.count_nonzero(t_lsl < running_max))
+    order = np.argsort(t_lsl, kind="stable")
+    keep = t_lsl[order] >= t_last
+    return order, n_out_of_order, keep
+
+
+def find_gaps(t_lsl: np.ndarray, t_last: float, threshold_s: float) -> np.ndarray:
+    """Outages before sorted samples: GAP_DTYPE rows (t_lost = last time before, t_back = first after).
+
+    ``t_last`` is the newest time already seen (-inf at the start: no gap before the first sample).
+    """
+    times = np.concatenate([[t_last], t_lsl])
+    idx = np.flatnonzero(np.diff(times) > threshold_s)
+    idx = idx[np.isfinite(times[idx])]
+    gaps = np.empty(idx.size, GAP_DTYPE)
+    gaps["t_lost"], gaps["t_back"] = times[idx], times[idx + 1]
+    return gaps
+
+
+class GazeInlet:
+    """Read one gaze stream in a background thread.
+
+    ``start()`` opens the inlet and chooses the layout in the caller's thread (so StreamLayoutError and
+    DeviceError raise there), then starts pulling. ``get()`` returns the next GazeChunk (re-raising any error
+    the thread met); ``stop()`` joins the thread and closes the inlet. Usable as a context manager.
+    """
+
+    def __init__(
+        self,
+        info: pylsl.StreamInfo,
+        display: DisplayGeometry,
+        *,
+        layout: str | GazeLayout | None = None,
+        config_path: str | Path | None = None,
+        max_buflen_s: int = 360,
+        max_chunk: int = 1024,
+        pull_timeout_s: float = 0.02,
+        gap_threshold_s: float | None = None,
+        open_timeout_s: float = 5.0,
+        out_queue: queue.Queue | None = None,
+    ) -> None:
+        self._info = info
+        self.display = display
+        self._forced = layout
+        self._config_path = config_path
+        self._max_buflen_s = int(max_buflen_s)
+        self._max_chunk = int(max_chunk)
+        self._pull_timeout_s = float(pull_timeout_s)
+        self._gap_threshold_s = gap_threshold_s
+        self._open_timeout_s = float(open_timeout_s)
+        self.queue: queue.Queue = out_queue if out_queue is not None else queue.Queue()
+        self.stats = InletStats()
+        self.meta: StreamDescription | None = None
+        self.layout: GazeLayout | None = None
+        self._inlet: pylsl.StreamInlet | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._t_last = -np.inf
+
+    def _new_inlet(self) -> pylsl.StreamInlet:
+        return pylsl.StreamInlet(
+            self._info,
+            max_buflen=self._max_buflen_s,
+            max_chunklen=0,
+            recover=True,
+            processing_flags=pylsl.proc_clocksync | pylsl.proc_dejitter,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def start(self) -> GazeInlet:
+        if self._thread is not None:
+            raise RuntimeError("GazeInlet.start() called twice")
+        inlet = self._new_inlet()
+        try:
+            full = inlet.info(timeout=self._open_timeout_s)
+            self.meta = describe_info(full)
+            self.layout = resolve_layout(self.meta, self._forced, self._config_path)
+            inlet.open_stream(timeout=self._open_timeout_s)
+        except pylsl.util.TimeoutError as exc:
+            inlet.close_stream()
+            raise DeviceError(
+                f"gaze stream {self._info.name()!r}: expected it to answer within {self._open_timeout_s:g} s, "
+                "it did not"
+            ) from exc
+        except BaseException:
+            inlet.close_stream()
+            raise
+        if self._gap_threshold_s is None:
+            self._gap_threshold_s = default_gap_threshold_s(self.meta.nominal_rate_hz)
+        self._inlet = inlet
+        self._thread = threading.Thread(target=self._run, name=f"gaze-inlet-{self.meta.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop pulling, join the thread and close the inlet (before any outlet goes away)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                raise DeviceError(f"gaze inlet thread did not stop within {timeout_s:g} s")
+        if self._inlet is not None:
+            self._inlet.close_stream()
+            self._inlet = None
+
+    def __enter__(self) -> GazeInlet:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- consumer side -------------------------------------------------------------------------------------
+    def get(self, timeout_s: float | None = None) -> GazeChunk | None:
+        """The next chunk, None after ``timeout_s`` without one; re-raises an error from the thread."""
+        try:
+            item = self.queue.get(timeout=timeout_s)
+        except queue.Empty:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def drain(self) -> list[GazeChunk]:
+        """Every chunk queued now (re-raising a queued error)."""
+        out = []
+        while True:
+            chunk = self.get(timeout_s=0.0) if not self.queue.empty() else None
+            if chunk is None:
+                return out
+            out.append(chunk)
+
+    def provenance(self) -> dict:
+        """Stream metadata, layout, clock offsets and counters, for the session file."""
+        meta = asdict(self.meta) if self.meta is not None else {}
+        offsets = self.stats.time_corrections
+        return {
+            "stream": {**meta, "layout": self.layout.name if self.layout else None},
+            "processing": "clocksync|dejitter, recover",
+            "gap_threshold_s": self._gap_threshold_s,
+            "time_correction_s": offsets[-1][1] if offsets else None,
+            "time_corrections": [list(tc) for tc in offsets],
+            "stats": {k: v for k, v in asdict(self.stats).items() if k != "time_corrections"},
+        }
+
+    # -- thread --------------------------------------------------------------------------------------------
+    def _record_time_correction(self, timeout_s: float) -> None:
+        try:
+            offset = self._inlet.time_correction(timeout=timeout_s)
+        except (pylsl.util.TimeoutError, pylsl.util.LostError):
+            self.stats.time_correction_failures += 1  # recorded in provenance; the stream may be away
+            return
+        self.stats.time_corrections.append((pylsl.local_clock(), float(offset)))
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as exc:  # noqa: BLE001 - every error travels to the consumer
+            self.queue.put(exc)
+
+    def _loop(self) -> None:
+        dtype = np.float32 if self.meta.channel_format == "float32" else np.float64
+        buf = np.empty((self._max_chunk, self.meta.n_channels), dtype)
+        self._record_time_correction(timeout_s=2.0)
+        t_next_tc = pylsl.local_clock() + TIME_CORRECTION_EVERY_S
+        t_last_data = pylsl.local_clock()
+        regular = self.meta.nominal_rate_hz > 0
+        stalled = False
+        while not self._stop.is_set():
+            data, t_lsl = self._inlet.pull_chunk(
+                timeout=self._pull_timeout_s, max_samples=self._max_chunk, dest_obj=buf, min_samples=1,
+                as_numpy=True,
+            )
+            t_received = pylsl.local_clock()
+            if len(t_lsl):
+                self._handle(data, np.asarray(t_lsl, np.float64), t_received)
+                t_last_data, stalled = t_received, False
+            elif regular and not stalled and t_received - t_last_data > self._gap_threshold_s:
+                # A regular stream went silent: the source is probably gone. liblsl's dejitter would carry its
+                # old regression across the outage (observed here: times after recovery up to 4 s early,
+                # decaying over its 90 s half-time), so a fresh inlet (fresh post-processing) waits for the
+                # source to come back under its source id.
+                stalled = True
+                self._inlet.close_stream()
+                self._inlet = self._new_inlet()
+                self.stats.n_reconnects += 1
+            if t_received >= t_next_tc and not stalled:
+                self._record_time_correction(timeout_s=0.2)
+                t_next_tc = t_received + TIME_CORRECTION_EVERY_S
+
+    def _handle(self, data: np.ndarray, t_lsl: np.ndarray, t_received: float) -> None:
+        order, n_ooo, keep = sort_chunk(t_lsl, self._t_last)
+        self.stats.n_out_of_order += n_ooo
+        self.stats.n_late_dropped += int(np.count_nonzero(~keep))
+        order = order[keep]
+        if order.size == 0:
+            return
+        t_sorted = t_lsl[order]
+        rows = to_gaze_records(self.layout, data[order], t_sorted, self.display)
+        gaps = find_gaps(t_sorted, self._t_last, self._gap_threshold_s)
+        if gaps.size:
+            rows["flags"][np.searchsorted(t_sorted, gaps["t_back"])] |= GAZE_GAP_BEFORE
+        self._t_last = float(t_sorted[-1])
+        self.stats.n_samples += rows.size
+        self.stats.n_invalid += int(np.count_nonzero((rows["flags"] & GAZE_VALID) == 0))
+        self.stats.n_gaps += gaps.size
+        self.stats.n_chunks += 1
+        self.queue.put(GazeChunk(rows, gaps, t_received))
+
+
+def concat_chunks(chunks: list[GazeChunk]) -> tuple[np.ndarray, np.ndarray]:
+    """All samples and gaps of a list of chunks: (GAZE_DTYPE (n,), GAP_DTYPE (k,))."""
+    samples = np.concatenate([c.samples for c in chunks]) if chunks else np.zeros(0, GAZE_DTYPE)
+    gaps = np.concatenate([c.gaps for c in chunks]) if chunks else np.zeros(0, GAP_DTYPE)
+    return samples, gaps
