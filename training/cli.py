@@ -1,0 +1,126 @@
+"""``radgaze train SESSIONS --out RUN``: EGMA pretraining over a folder of session files.
+
+Works the same alone or under ``torchrun --nproc_per_node N -m training.cli SESSIONS --out RUN`` (DDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from capture.errors import RadgazeError
+from training.config import load_config
+
+LOSSES = ("clip", "mlce", "filip", "egf", "egm")  # model.config.LOSS_NAMES
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radgaze train",
+        description="Train EGMA (CLIP + eye-gaze guided fine-grained alignment and mapping) on every usable case "
+        "in a folder of session files. Writes RUN/config.json, metrics.jsonl, checkpoints/{last,best}, "
+        "report.json and eval.json. Damaged session files are skipped and counted in report.json.",
+        epilog="example: radgaze train ./sessions --out runs/tiny --config tiny --epochs 2 --progress-json -",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("sessions", help="folder of session files (searched recursively)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--config", default="paper", help="preset (tiny, paper) or a TOML/JSON file")
+    p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
+    p.add_argument(
+        "--batch-size", type=int, default=None, help="override the config's per-process batch size"
+    )
+    p.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default=None, help="override the config's device"
+    )
+    p.add_argument(
+        "--gaze-ratio", type=float, default=None, help="fraction of cases that keep their gaze (0..1)"
+    )
+    p.add_argument("--losses", default=None, help=f"comma-separated subset of {','.join(LOSSES)}")
+    p.add_argument("--seed", type=int, default=None, help="override the config's seed")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config override, e.g. optim.lr=1e-4 (repeatable)",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument(
+        "--progress-json",
+        default=None,
+        metavar="FILE|-",
+        help='JSON progress lines {"step","total","loss","eta_s"} (+ a final {"done": true}) to a '
+        "file or - for stdout",
+    )
+    p.add_argument(
+        "--no-bar", action="store_true", help="no progress bar (default: a bar when stderr is a tty)"
+    )
+    p.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def overrides_from_args(a: argparse.Namespace) -> list[str]:
+    over = list(a.set)
+    if a.epochs is not None:
+        over.append(f"epochs={a.epochs}")
+    if a.batch_size is not None:
+        over.append(f"batch_size={a.batch_size}")
+    if a.device is not None:
+        over.append(f'device="{a.device}"')
+    if a.gaze_ratio is not None:
+        over.append(f"data.gaze_ratio={a.gaze_ratio}")
+    if a.seed is not None:
+        over.append(f"seed={a.seed}")
+    if a.losses is not None:
+        names = [s.strip() for s in a.losses.split(",") if s.strip()]
+        bad = [n for n in names if n not in LOSSES]
+        if bad or not names:
+            from capture.errors import ConfigError
+
+            raise ConfigError(f"invalid --losses {a.losses!r}: expected a comma-separated subset of {LOSSES}")
+        over.append("model.loss.losses=" + json.dumps(names))
+    return over
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from training.trainer import train
+
+    try:
+        cfg = load_config(a.config, overrides_from_args(a))
+        report = train(
+            cfg,
+            a.sessions,
+            a.out,
+            resume=a.resume,
+            progress_json=a.progress_json,
+            show_bar=False if a.no_bar else None,
+            stop_after_steps=a.stop_after_steps,
+        )
+    except RadgazeError as exc:
+        if a.progress_json:
+            _emit_error(a.progress_json, str(exc))
+        raise
+    if a.progress_json != "-":
+        summary = {k: report.get(k) for k in ("run", "finished", "steps", "total_steps", "wall_s")}
+        summary["n_skipped"] = report["data"]["n_skipped"]
+        print(json.dumps(summary))
+    return 0
+
+
+def _emit_error(target: str, message: str) -> None:
+    line = json.dumps({"done": True, "ok": False, "error": message}) + "\n"
+    if target == "-":
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    else:
+        with open(target, "a") as fh:
+            fh.write(line)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,477 @@
+"""Training samples from a folder of session files (recorded, synthetic or imported).
+
+Sessions are read only through :mod:`capture.store`; images through :func:`capture.images.load_image`.
+Each sample is one case: the radiograph letterboxed to the encoder's square (aspect kept, zero padding), the
+dictated sentences, each sentence heatmap moved through the very same letterbox and reduced to the encoder's
+patch grid, a has-gaze flag and the case labels.
+
+An index of the folder (``.radgaze-index.json`` beside the data) records every file's size and mtime and the
+cases in it; it is refreshed for files that changed. Damaged files are skipped with a warning (logged, never
+raised) and listed in :attr:`SessionIndex.skipped`, which the trainer writes into the run report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from capture.errors import SessionFormatError
+from capture.records import CaseRecord
+from capture.store import SessionReader, list_sessions
+from training.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+INDEX_NAME = ".radgaze-index.json"
+INDEX_VERSION = 1
+
+
+# ------------------------------------------------------------------------------------------------ index
+@dataclass(frozen=True)
+class IndexedCase:
+    """One case of one session file, as the index knows it (no pixels)."""
+
+    file: str  # path relative to the indexed folder (posix)
+    case_id: str
+    labels: tuple[str, ...]
+    n_sentences: int
+    n_heatmaps: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.file}::{self.case_id}"
+
+
+@dataclass
+class SessionIndex:
+    folder: Path
+    cases: list[IndexedCase]
+    skipped: list[dict] = field(default_factory=list)  # [{"file", "case_id" (or None), "error"}]
+    n_files: int = 0
+    refreshed_files: int = 0  # files (re)read on this build; 0 = the cache was fully reused
+
+    def report(self) -> dict:
+        return {
+            "n_files": self.n_files,
+            "n_cases": len(self.cases),
+            "n_skipped": len(self.skipped),
+            "skipped": self.skipped,
+            "refreshed_files": self.refreshed_files,
+        }
+
+
+def _scan_file(path: Path) -> tuple[list[dict], list[dict]]:
+    """Cases (dicts) of one session file, and problems found (dicts); opening failures become one problem."""
+    cases, problems = [], []
+    try:
+        with SessionReader(path) as reader:
+            for cid in reader.case_ids:
+                try:
+                    case = reader.case(cid)
+                except SessionFormatError as exc:
+                    problems.append({"case_id": cid, "error": str(exc)})
+                    continue
+                if len(case.sentences) == 0:
+                    problems.append({"case_id": cid, "error": "case has no dictated sentences"})
+                    continue
+                if not reader.image_path(case).is_file():
+                    problems.append({"case_id": cid, "error": f"image {reader.image_path(case)} is missing"})
+                    continue
+                cases.append(
+                    {
+                        "case_id": cid,
+                        "labels": list(case.labels),
+                        "n_sentences": len(case.sentences),
+                        "n_heatmaps": int((case.sentences.heatmap_index >= 0).sum()),
+                    }
+                )
+    except (SessionFormatError, OSError) as exc:
+        problems.append({"case_id": None, "error": str(exc)})
+    return cases, problems
+
+
+def build_index(folder: str | os.PathLike, *, use_cache: bool = True) -> SessionIndex:
+    """Index every session file under ``folder``, reusing the cached entries of unchanged files.
+
+    A file counts as changed when its size or mtime (ns) differ from the cached entry. The cache is rewritten
+    atomically when anything changed; an unwritable folder only costs the cache.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SessionFormatError(f"expected a folder of session files, got {folder} (not a directory)")
+    cache_path = folder / INDEX_NAME
+    cached: dict = {}
+    if use_cache and cache_path.is_file():
+        try:
+            blob = json.loads(cache_path.read_text())
+            if blob.get("version") == INDEX_VERSION:
+                cached = blob.get("files", {})
+        except (OSError, json.JSONDecodeError):
+            cached = {}
+    files: dict[str, dict] = {}
+    refreshed = 0
+    for path in list_sessions(folder):
+        rel = path.relative_to(folder).as_posix()
+        st = path.stat()
+        entry = cached.get(rel)
+        if not (entry and entry["size"] == st.st_size and entry["mtime_ns"] == st.st_mtime_ns):
+            cases, problems = _scan_file(path)
+            entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "cases": cases, "problems": problems}
+            refreshed += 1
+        files[rel] = entry
+    if refreshed or set(files) != set(cached):
+        _write_json_atomic(cache_path, {"version": INDEX_VERSION, "files": files})
+    index = SessionIndex(folder=folder, cases=[], n_files=len(files), refreshed_files=refreshed)
+    for rel in sorted(files):
+        for c in files[rel]["cases"]:
+            index.cases.append(
+                IndexedCase(
+                    rel, c["case_id"], tuple(c["labels"]), int(c["n_sentences"]), int(c["n_heatmaps"])
+                )
+            )
+        for p in files[rel]["problems"]:
+            log.warning("skipping %s%s: %s", rel, f" case {p['case_id']}" if p["case_id"] else "", p["error"])
+            index.skipped.append({"file": rel, **p})
+    return index
+
+
+def _write_json_atomic(path: Path, obj: dict) -> None:
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(obj))
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.warning("could not write the session index %s (%s); continuing without a cache", path, exc)
+        tmp.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------- case selection
+def _rank(keys: Sequence[str], seed: int, salt: str) -> list[str]:
+    """Keys in a pseudo-random order that depends only on (seed, salt, key): adding a case never reorders
+    the others."""
+
+    def h(k: str) -> str:
+        return hashlib.sha256(f"{salt}:{seed}:{k}".encode()).hexdigest()
+
+    return sorted(keys, key=h)
+
+
+def select_gaze_cases(keys: Sequence[str], ratio: float, seed: int) -> set[str]:
+    """The cases that keep their gaze: ``round(ratio * n)`` of them (at least one when ratio > 0), chosen
+    deterministically by seed."""
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"gaze ratio must be in [0, 1], got {ratio}")
+    n_keep = 0 if ratio == 0 else max(1, int(math.floor(ratio * len(keys) + 0.5)))
+    return set(_rank(keys, seed, "gaze")[:n_keep])
+
+
+def split_cases(keys: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """(train, val) keys, val = ``round(val_fraction * n)`` cases chosen deterministically by seed."""
+    n_val = int(math.floor(val_fraction * len(keys) + 0.5)) if val_fraction > 0 else 0
+    n_val = min(n_val, max(0, len(keys) - 2))
+    val = set(_rank(keys, seed, "val")[:n_val])
+    return [k for k in keys if k not in val], [k for k in keys if k in val]
+
+
+# ------------------------------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class Letterbox:
+    """Image (h, w) fitted into a size x size square: scaled by ``scale`` to (h_fit, w_fit), placed at
+    (top, left), zero padding elsewhere. Square px = image px * scale + (left, top)."""
+
+    size: int
+    scale: float
+    h_fit: int
+    w_fit: int
+    top: int
+    left: int
+
+    @classmethod
+    def fit(cls, h_px: int, w_px: int, size: int) -> Letterbox:
+        scale = size / max(h_px, w_px)
+        h_fit = max(1, min(size, round(h_px * scale)))
+        w_fit = max(1, min(size, round(w_px * scale)))
+        return cls(size, scale, h_fit, w_fit, (size - h_fit) // 2, (size - w_fit) // 2)
+
+    def points(self, x_img_px: np.ndarray, y_img_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Image px -> square px."""
+        return x_img_px * self.scale + self.left, y_img_px * self.scale + self.top
+
+    def box(self, box_img_px: Sequence[float]) -> tuple[float, float, float, float]:
+        x0, y0 = self.points(np.float64(box_img_px[0]), np.float64(box_img_px[1]))
+        x1, y1 = self.points(np.float64(box_img_px[2]), np.float64(box_img_px[3]))
+        return float(x0), float(y0), float(x1), float(y1)
+
+
+def letterbox_image(pixels01: np.ndarray, size: int) -> tuple[torch.Tensor, Letterbox]:
+    """(H, W) float image in [0, 1] -> ((1, size, size) float tensor, its Letterbox), bilinear, antialiased."""
+    h, w = pixels01.shape
+    lb = Letterbox.fit(h, w, size)
+    t = torch.from_numpy(np.ascontiguousarray(pixels01, dtype=np.float32))[None, None]
+    fitted = torch.nn.functional.interpolate(t, size=(lb.h_fit, lb.w_fit), mode="bilinear", antialias=True)
+    out = torch.zeros(1, size, size)
+    out[:, lb.top : lb.top + lb.h_fit, lb.left : lb.left + lb.w_fit] = fitted[0].clamp(0, 1)
+    return out, lb
+
+
+def letterbox_heatmap(heatmap: np.ndarray, lb: Letterbox) -> np.ndarray:
+    """A heatmap covering the whole image (any resolution) -> (size, size) map in the letterboxed square.
+
+    The heatmap is resampled onto the image's fitted footprint (area average) and placed where the image was
+    placed, so it moves exactly with the image; mass outside is zero. Result sums to 1 (or 0 if empty).
+    """
+    t = torch.from_numpy(np.ascontiguousarray(heatmap, dtype=np.float32))[None, None]
+    fitted = torch.nn.functional.interpolate(t, size=(lb.h_fit, lb.w_fit), mode="area")[0, 0].clamp_min(0)
+    out = np.zeros((lb.size, lb.size), np.float32)
+    out[lb.top : lb.top + lb.h_fit, lb.left : lb.left + lb.w_fit] = fitted.numpy()
+    total = float(out.sum())
+    return out / total if total > 0 else out
+
+
+def to_patch_grid(square_map: np.ndarray, n_side: int) -> np.ndarray:
+    """(S, S) map -> (n_side, n_side) area sums, re-normalised to sum 1 (or all zero)."""
+    s = square_map.shape[0]
+    if s % n_side == 0:
+        k = s // n_side
+        grid = square_map.reshape(n_side, k, n_side, k).sum(axis=(1, 3))
+    else:
+        t = torch.from_numpy(np.ascontiguousarray(square_map, dtype=np.float32))[None, None]
+        grid = torch.nn.functional.adaptive_avg_pool2d(t, n_side)[0, 0].numpy()
+    total = float(grid.sum())
+    return (grid / total if total > 0 else grid).astype(np.float32)
+
+
+def _window01(img) -> np.ndarray:
+    """A loaded radiograph -> float32 (H, W) in [0, 1] through its default window."""
+    from capture.images import apply_window, default_window
+
+    center, width = default_window(img)
+    return apply_window(img.pixels, center, width).astype(np.float32) / 255.0
+
+
+# ------------------------------------------------------------------------------------------ augment
+def photometric_augment(image01: torch.Tensor, cfg: DataConfig, gen: torch.Generator) -> torch.Tensor:
+    """Brightness/contrast jitter, random sharpness and autocontrast on a (1, S, S) image in [0, 1].
+
+    Only intensities change, never geometry, so the heatmaps stay valid. Randomness comes from ``gen`` only.
+    """
+    x = image01
+    u = torch.rand(5, generator=gen)
+    order = torch.randperm(2, generator=gen)
+    for op in order.tolist():
+        if op == 0 and cfg.brightness > 0:
+            x = x * (1 - cfg.brightness + 2 * cfg.brightness * u[0])
+        elif op == 1 and cfg.contrast > 0:
+            mean = x.mean()
+            x = (x - mean) * (1 - cfg.contrast + 2 * cfg.contrast * u[1]) + mean
+    x = x.clamp(0, 1)
+    if u[2] < cfg.sharpness_p:
+        blur = torch.nn.functional.avg_pool2d(x[None], 3, stride=1, padding=1, count_include_pad=False)[0]
+        x = (blur + cfg.sharpness_factor * (x - blur)).clamp(0, 1)  # factor 2 = sharpen (torchvision sense)
+    if u[3] < cfg.autocontrast_p:
+        lo, hi = x.min(), x.max()
+        if hi > lo:
+            x = (x - lo) / (hi - lo)
+    return x
+
+
+# ------------------------------------------------------------------------------------------- dataset
+@dataclass
+class CaseSample:
+    """One case ready for the model (before augmentation and normalisation)."""
+
+    key: str
+    image01: torch.Tensor  # (1, S, S) in [0, 1], letterboxed
+    letterbox: Letterbox
+    sentences: list[str]
+    gaze: np.ndarray  # (m, n) float32, patch-grid heatmap per sentence, zero row = no gaze
+    heatmaps_sq: list[np.ndarray | None]  # per sentence (S, S) letterboxed heatmap, None = empty marker
+    labels: list[str]
+    record: CaseRecord | None = None  # kept only when asked (evaluation)
+
+
+def _gaze_rows(maps: list[np.ndarray | None], n_side: int) -> np.ndarray:
+    rows = np.zeros((len(maps), n_side * n_side), np.float32)
+    for i, hm in enumerate(maps):
+        if hm is not None:
+            rows[i] = to_patch_grid(hm, n_side).reshape(-1)
+    return rows
+
+
+def load_case_sample(
+    folder: Path,
+    case: IndexedCase,
+    *,
+    image_size: int,
+    n_side: int,
+    max_sentences: int,
+    keep_record: bool = False,
+) -> CaseSample:
+    """Read one case through the session store and letterbox its image and heatmaps."""
+    from capture.images import load_image
+
+    with SessionReader(folder / case.file) as reader:
+        record = reader.case(case.case_id)
+        image_path = reader.image_path(record)
+    img = load_image(image_path)
+    image01, lb = letterbox_image(_window01(img), image_size)
+    m = min(len(record.sentences), max_sentences)
+    maps: list[np.ndarray | None] = []
+    for i in range(m):
+        hm = record.sentence_heatmap(i)
+        maps.append(
+            None if hm is None or not np.isfinite(hm).all() or hm.sum() <= 0 else letterbox_heatmap(hm, lb)
+        )
+    return CaseSample(
+        key=case.key,
+        image01=image01,
+        letterbox=lb,
+        sentences=list(record.sentences.text[:m]),
+        gaze=_gaze_rows(maps, n_side),
+        heatmaps_sq=maps,
+        labels=list(record.labels),
+        record=record if keep_record else None,
+    )
+
+
+class SessionDataset(torch.utils.data.Dataset):
+    """Cases of an index as training items.
+
+    Item: {"image": (3, S, S) normalised, "sentences": list[str], "gaze": (m, n) float32 (zero rows where the
+    case's gaze was withheld or a sentence had none), "has_gaze": bool, "labels": list[str], "key": str,
+    "index": int}. Augmentation randomness is a function of (seed, epoch, index) only, so an interrupted run
+    resumes onto the very same augmented images.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        cases: Sequence[IndexedCase],
+        cfg: DataConfig,
+        *,
+        image_size: int,
+        n_side: int,
+        gaze_keys: set[str] | None = None,
+        seed: int = 0,
+        train: bool = True,
+        mean: float = 0.5863,
+        std: float = 0.2795,
+        cache: dict | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        self.cases = list(cases)
+        self.cfg = cfg
+        self.image_size = image_size
+        self.n_side = n_side
+        self.gaze_keys = {c.key for c in self.cases} if gaze_keys is None else set(gaze_keys)
+        self.seed = seed
+        self.train = train
+        self.mean, self.std = mean, std  # grey normalisation (ModelConfig.image_mean / image_std)
+        self.epoch = 0
+        # decoded, letterboxed cases; pass one dict to several datasets (experiments) to decode each case once
+        self._cache: dict = {} if cache is None else cache
+
+    def __len__(self) -> int:
+        return len(self.cases)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _cache_key(self, i: int) -> tuple:
+        return (
+            str(self.folder.resolve()),
+            self.cases[i].key,
+            self.image_size,
+            self.n_side,
+            self.cfg.max_sentences,
+        )
+
+    def sample(self, i: int) -> CaseSample:
+        ck = self._cache_key(i)
+        s = self._cache.get(ck)
+        if s is None:
+            s = load_case_sample(
+                self.folder,
+                self.cases[i],
+                image_size=self.image_size,
+                n_side=self.n_side,
+                max_sentences=self.cfg.max_sentences,
+            )
+            if self.cfg.cache_in_memory:
+                self._cache[ck] = s
+        return s
+
+    def normalise(self, image01: torch.Tensor) -> torch.Tensor:
+        """(1, S, S) in [0, 1] -> (3, S, S) normalised grey repeated to 3 channels (EGMA reference code)."""
+        return ((image01 - self.mean) / self.std).expand(3, -1, -1).contiguous()
+
+    def __getitem__(self, item: int | tuple[int, int]) -> dict:
+        """``item`` is an index, or (epoch, index) from the trainer's sampler (workers hold no epoch state)."""
+        epoch, i = item if isinstance(item, tuple) else (self.epoch, item)
+        s = self.sample(i)
+        x = s.image01
+        if self.train and self.cfg.augment:
+            gen = torch.Generator().manual_seed(_item_seed(self.seed, epoch, i))
+            x = photometric_augment(x, self.cfg, gen)
+        x = self.normalise(x)
+        keep = s.key in self.gaze_keys
+        gaze = s.gaze if keep else np.zeros_like(s.gaze)
+        return {
+            "image": x,
+            "sentences": s.sentences,
+            "gaze": torch.from_numpy(gaze),
+            "has_gaze": bool(keep and gaze.sum() > 0),
+            "labels": s.labels,
+            "key": s.key,
+            "index": i,
+        }
+
+
+def _item_seed(seed: int, epoch: int, index: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{epoch}:{index}".encode()).digest()[:8], "little") >> 1
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack items; gaze padded to the batch's largest sentence count (B, m_max, n)."""
+    m_max = max(len(it["sentences"]) for it in items)
+    n = items[0]["gaze"].shape[1]
+    gaze = torch.zeros(len(items), m_max, n)
+    for b, it in enumerate(items):
+        gaze[b, : it["gaze"].shape[0]] = it["gaze"]
+    return {
+        "image": torch.stack([it["image"] for it in items]),
+        "reports": [it["sentences"] for it in items],
+        "gaze": gaze,
+        "has_gaze": torch.tensor([it["has_gaze"] for it in items], dtype=torch.bool),
+        "labels": [it["labels"] for it in items],
+        "keys": [it["key"] for it in items],
+        "index": torch.tensor([it["index"] for it in items]),
+    }
+
+
+def model_batch(model, batch: dict, device: torch.device) -> dict:
+    """A collated batch -> the model's batch dict (tokenised reports; gaze matched to the token layout)."""
+    tok = model.tokenize(batch["reports"])
+    m_tok = tok["sentence_mask"].shape[1]
+    gaze = batch["gaze"]
+    if gaze.shape[1] < m_tok:
+        gaze = torch.nn.functional.pad(gaze, (0, 0, 0, m_tok - gaze.shape[1]))
+    gaze = gaze[:, :m_tok] * tok["sentence_mask"][..., None].to(gaze.dtype)
+    out = {k: v.to(device) for k, v in tok.items()}
+    out["image"] = batch["image"].to(device)
+    out["gaze"] = gaze.to(device)
+    out["has_gaze"] = (batch["has_gaze"] & (gaze.sum(dim=(1, 2)) > 0)).to(device)
+    return out
+
+
+def index_summary(index: SessionIndex, gaze_keys: set[str]) -> dict:
+    return {**index.report(), "n_with_gaze": sum(1 for c in index.cases if c.key in gaze_keys)}

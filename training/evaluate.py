@@ -1,0 +1,340 @@
+"""``radgaze eval RUN SESSIONS --json``: zero-shot classification, retrieval and attention agreement.
+
+* Zero-shot (EGMA / CLIP protocol): global image embedding vs the report embedding of each class prompt; a
+  class scores the max over its prompts; accuracy and macro F1 over cases with exactly one label.
+* Retrieval (EGMA reference protocol, REFERENCE-NOTES): the texts are the class prompts; image->text relevant =
+  prompts of the image's class (so P@k <= prompts-per-class / k), text->image relevant = images of the prompt's
+  class. Precision at 1, 5 and 10 in both directions.
+* Attention agreement: the model's sentence attention (:func:`model.attention.sentence_attention`) vs the
+  radiologist's sentence heatmap, both in the letterboxed square and cropped to the image: CC (Pearson),
+  NSS at the fixations of the sentence's gaze window, pointing game (the attention maximum falls inside the
+  finding's box when the sentence names a ground-truth finding, else inside the heatmap's half-maximum region).
+
+Every metric is in [0, 1] except CC ([-1, 1]) and NSS (unbounded; 0 = chance); None when it cannot be computed
+(e.g. no labels, no gaze).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from capture.errors import CheckpointError, ConfigError
+from training import data as tdata
+from training.config import DataConfig
+
+KS = (1, 5, 10)
+NORMAL_LABELS = ("normal", "no_finding", "no finding")
+# Prompt templates for a class name (after "_" -> " "); the class score is the max over them (EGMA appendix
+# Tables V-VI use several phrasings per class the same way).
+TEMPLATES = ("{x}.", "there is {x}.", "findings consistent with {x}.", "{x} is present.", "evidence of {x}.")
+NORMAL_PROMPTS = (
+    "no acute cardiopulmonary abnormality.",
+    "the lungs are clear.",
+    "normal chest radiograph.",
+    "no focal consolidation, effusion or pneumothorax.",
+    "heart size is normal.",
+)
+
+
+def prompts_for_labels(labels: Sequence[str]) -> dict[str, list[str]]:
+    """Class -> prompts: the model's published prompt sets where they name the class, else templates."""
+    known: dict[str, list[str]] = {}
+    try:
+        from model.zeroshot import load_prompts
+
+        for name in ("synthetic", "chexpert"):
+            try:
+                known.update({k: list(v) for k, v in load_prompts(name).items() if k not in known})
+            except Exception:  # a missing prompt set only means templates are used
+                continue
+    except ImportError:
+        pass
+    out = {}
+    for lab in labels:
+        if lab in known:
+            out[lab] = known[lab]
+        elif lab.lower() in NORMAL_LABELS:
+            out[lab] = list(NORMAL_PROMPTS)
+        else:
+            x = lab.replace("_", " ")
+            out[lab] = [t.format(x=x) for t in TEMPLATES]
+    return out
+
+
+# ---------------------------------------------------------------------------------------- pure metrics
+def accuracy_macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[float, float]:
+    """Accuracy and macro F1 (mean over classes present in y_true or y_pred) of integer labels."""
+    acc = float(np.mean(y_true == y_pred))
+    f1s = []
+    for c in range(n_classes):
+        tp = np.sum((y_pred == c) & (y_true == c))
+        fp = np.sum((y_pred == c) & (y_true != c))
+        fn = np.sum((y_pred != c) & (y_true == c))
+        if tp + fp + fn == 0:
+            continue
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return acc, float(np.mean(f1s)) if f1s else 0.0
+
+
+def precision_at_k(sim: np.ndarray, row_labels: np.ndarray, col_labels: np.ndarray, k: int) -> float:
+    """Mean over rows of the fraction of the row's top-k columns (by sim) that share its label."""
+    k = min(k, sim.shape[1])
+    top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    return float(np.mean(col_labels[top] == row_labels[:, None]))
+
+
+# ------------------------------------------------------------------------------------------ embeddings
+@torch.no_grad()
+def embed_images(model, images: torch.Tensor, device, batch_size: int = 32) -> torch.Tensor:
+    """(N, 3, S, S) -> (N, D) normalised global embeddings."""
+    out = [
+        model.encode_image(images[i : i + batch_size].to(device))[1].float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def embed_reports(model, reports: list[list[str]], device, batch_size: int = 64) -> torch.Tensor:
+    """Reports (lists of sentences) -> (N, D) normalised report embeddings."""
+    out = []
+    for i in range(0, len(reports), batch_size):
+        tok = model.tokenize(reports[i : i + batch_size])
+        _, rep = model.encode_text(
+            tok["input_ids"].to(device), tok["attention_mask"].to(device), tok["sentence_mask"].to(device)
+        )
+        out.append(rep.float().cpu())
+    return torch.cat(out)
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+def _single_label(labels: Sequence[str]) -> str | None:
+    return labels[0] if len(labels) == 1 else None
+
+
+def classification_metrics(model, images: torch.Tensor, labels: list[str | None], device) -> dict:
+    keep = [i for i, lab in enumerate(labels) if lab is not None]
+    classes = sorted({labels[i] for i in keep})
+    out: dict = {
+        "zero_shot_accuracy": None,
+        "zero_shot_macro_f1": None,
+        "classes": classes,
+        "n_classified": 0,
+    }
+    for d in ("i2t", "t2i"):
+        for k in KS:
+            out[f"retrieval_{d}_p_at_{k}"] = None
+    if len(classes) < 2:
+        return out
+    prompts = prompts_for_labels(classes)
+    texts, text_cls = [], []
+    for ci, c in enumerate(classes):
+        texts += prompts[c]
+        text_cls += [ci] * len(prompts[c])
+    text_cls_a = np.asarray(text_cls)
+    img = embed_images(model, images[keep], device)
+    txt = embed_reports(model, [[t] for t in texts], device)
+    sim = (img @ txt.T).numpy()
+    class_scores = np.stack([sim[:, text_cls_a == ci].max(axis=1) for ci in range(len(classes))], axis=1)
+    y_true = np.asarray([classes.index(labels[i]) for i in keep])
+    acc, f1 = accuracy_macro_f1(y_true, class_scores.argmax(axis=1), len(classes))
+    out.update(zero_shot_accuracy=acc, zero_shot_macro_f1=f1, n_classified=len(keep))
+    for k in KS:
+        out[f"retrieval_i2t_p_at_{k}"] = precision_at_k(sim, y_true, text_cls_a, k)
+        out[f"retrieval_t2i_p_at_{k}"] = precision_at_k(sim.T, text_cls_a, y_true, k)
+    out["prompts_per_class"] = {c: len(prompts[c]) for c in classes}
+    return out
+
+
+def _fixation_mask(sample: tdata.CaseSample, i: int) -> np.ndarray | None:
+    rec = sample.record
+    if rec is None or rec.fixations.size == 0:
+        return None
+    fx = rec.fixations
+    ws, we = rec.sentences.window_start[i], rec.sentences.window_end[i]
+    sel = fx[(fx["t_end"] >= ws) & (fx["t_start"] <= we)]
+    if sel.size == 0:
+        return None
+    lb = sample.letterbox
+    x, y = lb.points(sel["x_img_px"].astype(np.float64), sel["y_img_px"].astype(np.float64))
+    xi, yi = np.floor(x).astype(int), np.floor(y).astype(int)
+    ok = (xi >= 0) & (xi < lb.size) & (yi >= 0) & (yi < lb.size)
+    if not ok.any():
+        return None
+    mask = np.zeros((lb.size, lb.size), bool)
+    mask[yi[ok], xi[ok]] = True
+    return mask
+
+
+def _pointing_mask(sample: tdata.CaseSample, i: int, hm: np.ndarray) -> tuple[np.ndarray, str]:
+    rec = sample.record
+    for f in (rec.findings or []) if rec is not None else []:
+        if f.sentence_index == i:
+            x0, y0, x1, y1 = sample.letterbox.box(f.box)
+            mask = np.zeros_like(hm, dtype=bool)
+            mask[max(0, int(y0)) : int(math.ceil(y1)), max(0, int(x0)) : int(math.ceil(x1))] = True
+            if mask.any():
+                return mask, "finding_box"
+    return hm >= 0.5 * hm.max(), "heatmap_half_max"
+
+
+def attention_metrics(model, ds: tdata.SessionDataset, device, max_cases: int | None = None) -> dict:
+    from model.attention import sentence_attention
+    from model.metrics import cc, nss, pointing_game
+
+    ccs, nsss, hits = [], [], []
+    mask_kinds = {"finding_box": 0, "heatmap_half_max": 0}
+    n = len(ds) if max_cases is None else min(len(ds), max_cases)
+    for idx in range(n):
+        c = ds.cases[idx]
+        sample = tdata.load_case_sample(
+            ds.folder,
+            c,
+            image_size=ds.image_size,
+            n_side=ds.n_side,
+            max_sentences=ds.cfg.max_sentences,
+            keep_record=True,
+        )
+        with_hm = [i for i, hm in enumerate(sample.heatmaps_sq) if hm is not None]
+        if not with_hm:
+            continue
+        x = ds.normalise(sample.image01).to(device)
+        with torch.no_grad():
+            att = np.asarray(
+                sentence_attention(model, x, [sample.sentences[i] for i in with_hm]), dtype=np.float64
+            )
+        lb = sample.letterbox
+        crop = (slice(lb.top, lb.top + lb.h_fit), slice(lb.left, lb.left + lb.w_fit))
+        for j, i in enumerate(with_hm):
+            hm = sample.heatmaps_sq[i].astype(np.float64)
+            a = att[j]
+            ccs.append(float(cc(a[crop], hm[crop])))
+            fix = _fixation_mask(sample, i)
+            if fix is not None:
+                nsss.append(float(nss(a[crop], fix[crop])))
+            mask, kind = _pointing_mask(sample, i, hm)
+            mask_kinds[kind] += 1
+            hits.append(bool(pointing_game(a[crop], mask[crop])))
+    return {
+        "pointing_game": float(np.mean(hits)) if hits else None,
+        "attention_cc": float(np.nanmean(ccs)) if ccs else None,
+        "attention_nss": float(np.nanmean(nsss)) if nsss else None,
+        "n_attention_sentences": len(ccs),
+        "pointing_game_masks": mask_kinds,
+    }
+
+
+@torch.no_grad()
+def evaluate_dataset(
+    model, ds: tdata.SessionDataset, *, device="cpu", max_attention_cases: int | None = None
+) -> dict:
+    """All metrics of ``model`` on the cases of ``ds`` (no augmentation, gaze of every case)."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    eval_ds = tdata.SessionDataset(
+        ds.folder,
+        ds.cases,
+        ds.cfg,
+        image_size=ds.image_size,
+        n_side=ds.n_side,
+        train=False,
+        seed=ds.seed,
+        mean=ds.mean,
+        std=ds.std,
+    )
+    eval_ds._cache = ds._cache  # share decoded images
+    items = [eval_ds[i] for i in range(len(eval_ds))]
+    images = torch.stack([it["image"] for it in items])
+    labels = [_single_label(it["labels"]) for it in items]
+    result: dict = {"n_cases": len(items)}
+    result.update(classification_metrics(model, images, labels, device))
+    # report-level retrieval (each case's own report is the one relevant text)
+    img = embed_images(model, images, device)
+    rep = embed_reports(model, [it["sentences"] for it in items], device)
+    sim = (img @ rep.T).numpy()
+    ids = np.arange(len(items))
+    result["report_retrieval_i2t_r_at_1"] = precision_at_k(sim, ids, ids, 1)
+    result["report_retrieval_t2i_r_at_1"] = precision_at_k(sim.T, ids, ids, 1)
+    result.update(attention_metrics(model, eval_ds, device, max_attention_cases))
+    if was_training:
+        model.train()
+    return result
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    sessions: str | os.PathLike,
+    *,
+    device: str = "cpu",
+    checkpoint: str = "best",
+    max_attention_cases: int | None = None,
+) -> dict:
+    """Load ``RUN/checkpoints/<checkpoint>`` (falling back to ``last``) and evaluate it on ``sessions``."""
+    from model.checkpoint import load_checkpoint
+
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoints" / checkpoint
+    if not ckpt.is_dir():
+        ckpt = run_dir / "checkpoints" / "last"
+    if not ckpt.is_dir():
+        raise CheckpointError(
+            f"{run_dir}: expected a run directory with checkpoints/best or checkpoints/last"
+        )
+    model = load_checkpoint(ckpt, device=device)
+    data_cfg = DataConfig()
+    cfg_path = run_dir / "config.json"
+    if cfg_path.is_file():
+        data_cfg = DataConfig(**json.loads(cfg_path.read_text()).get("data", {}))
+    index = tdata.build_index(sessions)
+    if not index.cases:
+        raise ConfigError(f"no usable cases under {sessions} ({len(index.skipped)} skipped)")
+    mcfg = model.config
+    ds = tdata.SessionDataset(
+        sessions,
+        index.cases,
+        data_cfg,
+        image_size=int(mcfg.image_size),
+        n_side=int(model.patch_grid),
+        train=False,
+        mean=mcfg.image_mean,
+        std=mcfg.image_std,
+    )
+    result = evaluate_dataset(model, ds, device=device, max_attention_cases=max_attention_cases)
+    result["checkpoint"] = str(ckpt)
+    result["n_skipped_files"] = len(index.skipped)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="radgaze eval",
+        description="Evaluate a training run on a folder of sessions: zero-shot accuracy/macro F1, retrieval "
+        "P@1/5/10 both ways, pointing game, CC and NSS of model attention vs radiologist sentence heatmaps.",
+        epilog="example: radgaze eval runs/tiny ./sessions --json",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("run", help="run directory written by radgaze train")
+    p.add_argument("sessions", help="folder of session files to evaluate on")
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device")
+    p.add_argument("--max-attention-cases", type=int, default=None, help="cap the cases used for attention")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    a = p.parse_args(argv)
+    result = evaluate_run(
+        a.run, a.sessions, device=a.device, checkpoint=a.checkpoint, max_attention_cases=a.max_attention_cases
+    )
+    if a.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:32s} {v}")
+    return 0

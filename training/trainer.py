@@ -1,0 +1,607 @@
+"""EGMA pretraining loop: AdamW, cosine schedule with warm-up, AMP, clipping, accumulation, exact resume.
+
+Run directory layout (``RUN``)::
+
+    config.json              the TrainConfig, as run
+    metrics.jsonl            one line per logged optimiser step: step, epoch, each loss term, loss, lr, samples_per_s
+    checkpoints/last/        model.checkpoint directory (safetensors + config + tokenizer), atomically replaced
+    checkpoints/best/        same, for the best epoch (validation loss, else mean training loss)
+    checkpoints/state.pt     everything needed to continue exactly (weights, optimiser, scheduler, scaler,
+                             RNG states, epoch and position in it), written to a temp file then os.replace'd
+    report.json              data report (files, cases, skipped damaged files, gaze cases), timings, results
+    eval.json                final evaluation (when labels allow it)
+
+Resume continues exactly: the sampler order of an epoch and every augmentation are functions of
+(seed, epoch, index) alone, and the global RNG states are restored, so on a CPU an interrupted-and-resumed run
+ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import torch
+
+from capture.errors import CheckpointError, ConfigError
+from training import data as tdata
+from training.config import TrainConfig, save_config
+from training.dist import DistContext, all_reduce_mean, barrier, init_distributed, shutdown
+
+log = logging.getLogger(__name__)
+
+STATE_NAME = "state.pt"
+STATE_VERSION = 1
+
+
+# --------------------------------------------------------------------------------------------- schedule
+def lr_multiplier(step: int, total_steps: int, warmup_steps: int, min_frac: float = 0.0) -> float:
+    """Linear warm-up from 0 over ``warmup_steps``, then cosine from 1 down to ``min_frac`` at ``total_steps``.
+
+    ``step`` counts optimiser steps already taken (the multiplier for the next update is lr_multiplier(step)).
+    """
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    span = max(1, total_steps - warmup_steps)
+    progress = min(1.0, (step - warmup_steps) / span)
+    return min_frac + (1.0 - min_frac) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only; none on biases, norms and the temperature (CLIP/open_clip practice)."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+# --------------------------------------------------------------------------------------------- seeding
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_state(st: dict) -> None:
+    random.setstate(st["python"])
+    np.random.set_state(st["numpy"])
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def epoch_batches(
+    n_items: int, batch_size: int, seed: int, epoch: int, rank: int, world: int
+) -> list[list[int]]:
+    """This rank's micro-batches of one epoch: a seeded permutation cut into world-interleaved full batches."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n_items, generator=g).tolist()
+    n_batches = n_items // (batch_size * world)
+    return [
+        perm[(j * world + rank) * batch_size : (j * world + rank + 1) * batch_size] for j in range(n_batches)
+    ]
+
+
+# -------------------------------------------------------------------------------------------- progress
+class Progress:
+    """A tqdm bar for people (stderr) and/or JSON lines for programs: {"step","total","loss","eta_s"}."""
+
+    def __init__(self, total: int, start: int, *, json_target: str | None, bar: bool) -> None:
+        self.total, self.start = total, start
+        self.t0 = time.perf_counter()
+        self._own = False
+        self._json: IO[str] | None = None
+        if json_target == "-":
+            self._json = sys.stdout
+        elif json_target:
+            self._json = open(json_target, "a", buffering=1)  # noqa: SIM115  (closed in close())
+            self._own = True
+        self._bar = None
+        if bar:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def update(self, step: int, loss: float, epoch: int) -> None:
+        done = step - self.start
+        rate = done / max(1e-9, time.perf_counter() - self.t0)
+        eta = (self.total - step) / rate if rate > 0 else None
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix(loss=f"{loss:.4f}", epoch=epoch)
+        self.emit(
+            {"step": step, "total": self.total, "loss": loss, "eta_s": None if eta is None else round(eta, 2)}
+        )
+
+    def emit(self, obj: dict) -> None:
+        if self._json is not None:
+            self._json.write(json.dumps(obj) + "\n")
+            self._json.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if self._own and self._json is not None:
+            self._json.close()
+        self._json = None
+
+
+# --------------------------------------------------------------------------------------- checkpointing
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _save_model(model: torch.nn.Module, directory: Path, metrics: dict) -> None:
+    from model.checkpoint import save_checkpoint
+
+    save_checkpoint(model, directory, metrics=metrics)
+
+
+@dataclass
+class LoopState:
+    """Where the loop stands; saved with the weights so a resumed run continues exactly."""
+
+    epoch: int = 0  # epoch to run next / being run
+    micro: int = 0  # micro-batches of ``epoch`` already consumed (always at an optimiser-step boundary)
+    step: int = 0  # optimiser steps taken
+    best_metric: float = math.inf
+    best_epoch: int = -1
+    epoch_sums: dict[str, float] = field(default_factory=dict)  # running sums of loss terms this epoch
+    epoch_count: int = 0  # micro-batches summed in epoch_sums
+    samples_seen: int = 0
+
+
+def _state_dict(model, opt, sched, scaler, loop: LoopState, cfg: TrainConfig) -> dict:
+    return {
+        "version": STATE_VERSION,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "loop": vars(loop).copy(),
+        "rng": rng_state(),
+        "config": cfg.to_dict(),
+    }
+
+
+def load_state(run_dir: Path) -> dict:
+    path = Path(run_dir) / "checkpoints" / STATE_NAME
+    if not path.is_file():
+        raise CheckpointError(f"cannot resume: {path} does not exist (no checkpoint was saved in {run_dir})")
+    try:
+        st = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a torn or foreign file: say so plainly
+        raise CheckpointError(f"cannot resume: {path} is not a readable training state ({exc})") from exc
+    if st.get("version") != STATE_VERSION:
+        raise CheckpointError(
+            f"cannot resume: {path} has state version {st.get('version')}, expected {STATE_VERSION}"
+        )
+    return st
+
+
+# ------------------------------------------------------------------------------------------- the model
+def build_model(cfg: TrainConfig, run_dir: Path):
+    """The EGMAModel of the config (random ``tiny-bert`` text encoders are built locally by the model)."""
+    from model.egma import EGMAModel
+
+    mcfg = cfg.model_config()
+    return EGMAModel(mcfg), mcfg
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def _amp(cfg: TrainConfig, device: torch.device) -> tuple[Any, torch.amp.GradScaler | None, str]:
+    mode = cfg.amp
+    if mode == "auto":
+        mode = "bf16" if device.type == "cuda" else "off"
+    if mode == "off":
+        return nullcontext, None, mode
+    dtype = torch.bfloat16 if mode == "bf16" else torch.float16
+    scaler = torch.amp.GradScaler(device.type) if mode == "fp16" else None
+
+    def ctx():
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    return ctx, scaler, mode
+
+
+def _loss_terms(out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    terms = {k: v for k, v in out.items() if k.endswith("_loss")}
+    if not terms:
+        raise RuntimeError(f"the model returned no *_loss terms (keys: {sorted(out)})")
+    return sum(terms.values()), terms
+
+
+# ------------------------------------------------------------------------------------------------ data
+@dataclass
+class RunData:
+    index: tdata.SessionIndex
+    train: tdata.SessionDataset
+    val: tdata.SessionDataset | None
+    gaze_keys: set[str]
+
+
+def prepare_data(
+    cfg: TrainConfig, sessions: Path, *, mcfg, n_side: int, cache: dict | None = None
+) -> RunData:
+    index = tdata.build_index(sessions)
+    if not index.cases:
+        raise ConfigError(
+            f"no usable cases under {sessions}: {index.n_files} session file(s), {len(index.skipped)} skipped"
+        )
+    keys = [c.key for c in index.cases]
+    train_keys, val_keys = tdata.split_cases(keys, cfg.data.val_fraction, cfg.seed)
+    gaze_keys = tdata.select_gaze_cases(train_keys, cfg.data.gaze_ratio, cfg.seed)
+    by_key = {c.key: c for c in index.cases}
+    common = dict(
+        image_size=int(mcfg.image_size),
+        n_side=n_side,
+        seed=cfg.seed,
+        mean=mcfg.image_mean,
+        std=mcfg.image_std,
+        cache=cache,
+    )
+    train = tdata.SessionDataset(
+        sessions, [by_key[k] for k in train_keys], cfg.data, gaze_keys=gaze_keys, train=True, **common
+    )
+    val = None
+    if val_keys:
+        val = tdata.SessionDataset(
+            sessions, [by_key[k] for k in val_keys], cfg.data, gaze_keys=set(val_keys), train=False, **common
+        )
+    return RunData(index, train, val, gaze_keys)
+
+
+class _EpochBatches(torch.utils.data.Sampler):
+    """Yields lists of (epoch, index) pairs so worker processes need no shared epoch state."""
+
+    def __init__(self, batches: list[list[int]], epoch: int) -> None:
+        self.batches, self.epoch = batches, epoch
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for b in self.batches:
+            yield [(self.epoch, i) for i in b]
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _loader(ds: tdata.SessionDataset, batches: list[list[int]], epoch: int, workers: int):
+    return torch.utils.data.DataLoader(
+        ds, batch_sampler=_EpochBatches(batches, epoch), collate_fn=tdata.collate, num_workers=workers
+    )
+
+
+@torch.no_grad()
+def validation_loss(model, ds: tdata.SessionDataset, cfg: TrainConfig, device, amp_ctx) -> float:
+    """Mean total loss over the validation cases (fixed order, no augmentation)."""
+    model.eval()
+    n = len(ds)
+    b = max(2, min(cfg.batch_size, n))
+    total, count = 0.0, 0
+    for start in range(0, n - 1, b):
+        idx = list(range(start, min(n, start + b)))
+        if len(idx) < 2:
+            break
+        batch = tdata.collate([ds[i] for i in idx])
+        with amp_ctx():
+            loss, _ = _loss_terms(_unwrap(model)(tdata.model_batch(_unwrap(model), batch, device)))
+        total += float(loss) * len(idx)
+        count += len(idx)
+    model.train()
+    return total / max(1, count)
+
+
+# ------------------------------------------------------------------------------------------------ train
+def train(
+    cfg: TrainConfig,
+    sessions: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    resume: bool = False,
+    progress_json: str | None = None,
+    show_bar: bool | None = None,
+    stop_after_steps: int | None = None,
+    sample_cache: dict | None = None,
+) -> dict:
+    """Train on every usable case under ``sessions``; write the run into ``out_dir``; return the run report.
+
+    ``stop_after_steps`` saves a resumable state and returns after that many optimiser steps (an interruption
+    on purpose; tests and the app's pause use it). ``sample_cache`` shares decoded cases between runs
+    (experiments). Launch under ``torchrun`` for DDP.
+    """
+    sessions, out = Path(sessions), Path(out_dir)
+    ctx = init_distributed(cfg.device)
+    try:
+        return _train(
+            cfg, sessions, out, ctx, resume, progress_json, show_bar, stop_after_steps, sample_cache
+        )
+    finally:
+        shutdown(ctx)
+
+
+def _train(
+    cfg, sessions, out, ctx: DistContext, resume, progress_json, show_bar, stop_after_steps, sample_cache
+):
+    t_start = time.perf_counter()
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    state = None
+    if resume:
+        state = load_state(out)
+        saved = TrainConfig.from_dict(state["config"])
+        if saved.to_dict() != cfg.to_dict():
+            log.warning("resuming %s with the configuration it was started with (given one ignored)", out)
+        cfg = saved
+    if ctx.is_main:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        save_config(cfg, out / "config.json")
+    barrier(ctx)
+
+    seed_everything(cfg.seed)
+    model, mcfg = build_model(cfg, out)
+    n_side = int(model.patch_grid)
+    rd = prepare_data(cfg, sessions, mcfg=mcfg, n_side=n_side, cache=sample_cache)
+    batch_size = cfg.batch_size
+    if len(rd.train) < batch_size * ctx.world_size:
+        batch_size = len(rd.train) // ctx.world_size
+        if batch_size < 2:
+            raise ConfigError(
+                f"{len(rd.train)} training case(s) for {ctx.world_size} process(es): a contrastive batch needs "
+                "at least 2 cases per process"
+            )
+        log.warning("only %d training cases: batch size lowered to %d", len(rd.train), batch_size)
+    micro_per_epoch = (
+        (len(rd.train) // (batch_size * ctx.world_size)) // cfg.optim.accum_steps * cfg.optim.accum_steps
+    )
+    if micro_per_epoch == 0:
+        raise ConfigError(
+            f"accum_steps={cfg.optim.accum_steps} needs {cfg.optim.accum_steps * batch_size * ctx.world_size} cases "
+            f"per epoch, got {len(rd.train)}"
+        )
+    steps_per_epoch = micro_per_epoch // cfg.optim.accum_steps
+    total_steps = cfg.epochs * steps_per_epoch
+    warmup = int(round(cfg.optim.warmup_frac * total_steps))
+
+    model.to(ctx.device)
+    opt = torch.optim.AdamW(
+        param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: lr_multiplier(s, total_steps, warmup, cfg.optim.min_lr_frac)
+    )
+    amp_ctx, scaler, amp_mode = _amp(cfg, ctx.device)
+    loop = LoopState()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if scaler is not None and state["scaler"] is not None:
+            scaler.load_state_dict(state["scaler"])
+        loop = LoopState(**state["loop"])
+        if ctx.is_main:
+            _truncate_metrics(out / "metrics.jsonl", loop.step)
+        if ctx.is_main:
+            set_rng_state(state["rng"])
+        else:  # only rank 0's RNG state is saved; other ranks get a distinct, reproducible seed
+            torch.manual_seed(cfg.seed + 7919 * ctx.rank + loop.step)
+    ddp_model = model
+    if ctx.distributed:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+    model.train()
+
+    def save(kind: str) -> None:
+        if not ctx.is_main:
+            return
+        metrics = {"step": loop.step, "epoch": loop.epoch, "best_metric": loop.best_metric}
+        _save_model(model, out / "checkpoints" / kind, metrics)
+        if kind == "last":
+            _atomic_torch_save(
+                _state_dict(model, opt, sched, scaler, loop, cfg), out / "checkpoints" / STATE_NAME
+            )
+
+    bar = sys.stderr.isatty() if show_bar is None else show_bar
+    progress = Progress(
+        total_steps, loop.step, json_target=progress_json if ctx.is_main else None, bar=bar and ctx.is_main
+    )
+    metrics_fh = open(out / "metrics.jsonl", "a", buffering=1) if ctx.is_main else None  # noqa: SIM115
+    samples_per_step = batch_size * ctx.world_size * cfg.optim.accum_steps
+    t_log, steps_since_log = time.perf_counter(), 0
+    last_terms: dict[str, float] = {}
+    stopped = False
+    try:
+        while loop.epoch < cfg.epochs and not stopped:
+            batches = epoch_batches(len(rd.train), batch_size, cfg.seed, loop.epoch, ctx.rank, ctx.world_size)
+            batches = batches[loop.micro : micro_per_epoch]
+            for batch in _loader(rd.train, batches, loop.epoch, cfg.num_workers):
+                mb = tdata.model_batch(model, batch, ctx.device)
+                mb["step"], mb["total_steps"] = loop.step, total_steps
+                boundary = (loop.micro + 1) % cfg.optim.accum_steps == 0
+                sync = ddp_model.no_sync if (ctx.distributed and not boundary) else nullcontext
+                with sync():
+                    with amp_ctx():
+                        loss, terms = _loss_terms(ddp_model(mb))
+                    scaled = loss / cfg.optim.accum_steps
+                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
+                for k, v in terms.items():
+                    loop.epoch_sums[k] = loop.epoch_sums.get(k, 0.0) + float(v.detach())
+                loop.epoch_sums["loss"] = loop.epoch_sums.get("loss", 0.0) + float(loss.detach())
+                loop.epoch_count += 1
+                loop.micro += 1
+                if not boundary:
+                    continue
+                if scaler is not None:
+                    scaler.unscale_(opt)
+                if cfg.optim.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
+                opt.zero_grad(set_to_none=True)
+                lr = sched.get_last_lr()[0]
+                sched.step()
+                loop.step += 1
+                loop.samples_seen += samples_per_step
+                steps_since_log += 1
+                last_terms = {k: float(all_reduce_mean(v.detach().float(), ctx)) for k, v in terms.items()}
+                last_terms["loss"] = float(sum(last_terms.values()))
+                progress.update(loop.step, last_terms["loss"], loop.epoch)
+                if metrics_fh is not None and (
+                    loop.step % cfg.log_every_steps == 0 or loop.step == total_steps
+                ):
+                    now = time.perf_counter()
+                    line = {"step": loop.step, "epoch": loop.epoch, **last_terms, "lr": lr}
+                    line["samples_per_s"] = round(
+                        steps_since_log * samples_per_step / max(1e-9, now - t_log), 3
+                    )
+                    metrics_fh.write(json.dumps(line) + "\n")
+                    t_log, steps_since_log = now, 0
+                if stop_after_steps is not None and loop.step >= stop_after_steps:
+                    stopped = True
+                elif (
+                    cfg.save_every_steps
+                    and loop.step % cfg.save_every_steps == 0
+                    and loop.micro < micro_per_epoch
+                ):
+                    save("last")
+                if stopped:
+                    break
+            if stopped:
+                save("last")
+                break
+            # ---- epoch end
+            epoch_mean = {k: v / max(1, loop.epoch_count) for k, v in loop.epoch_sums.items()}
+            metric = epoch_mean.get("loss", math.inf)
+            if rd.val is not None:
+                metric = validation_loss(model, rd.val, cfg, ctx.device, amp_ctx)
+            metric = float(all_reduce_mean(torch.tensor(metric, dtype=torch.float64), ctx))
+            loop.epoch += 1
+            loop.micro = 0
+            loop.epoch_sums, loop.epoch_count = {}, 0
+            improved = metric < loop.best_metric
+            if improved:
+                loop.best_metric, loop.best_epoch = metric, loop.epoch - 1
+            if metrics_fh is not None:
+                metrics_fh.write(
+                    json.dumps(
+                        {
+                            "step": loop.step,
+                            "epoch": loop.epoch - 1,
+                            "epoch_end": True,
+                            "epoch_mean": epoch_mean,
+                            "select_metric": metric,
+                        }
+                    )
+                    + "\n"
+                )
+            save("last")
+            if improved:
+                save("best")
+            barrier(ctx)
+    except BaseException:
+        progress.close()
+        raise
+    finally:
+        if metrics_fh is not None:
+            metrics_fh.close()
+    wall_s = time.perf_counter() - t_start
+    report = {
+        "run": str(out),
+        "sessions": str(sessions),
+        "finished": not stopped and loop.epoch >= cfg.epochs,
+        "steps": loop.step,
+        "total_steps": total_steps,
+        "epochs": loop.epoch,
+        "batch_size": batch_size,
+        "world_size": ctx.world_size,
+        "device": str(ctx.device),
+        "amp": amp_mode,
+        "data": {
+            **tdata.index_summary(rd.index, rd.gaze_keys),
+            "n_train": len(rd.train),
+            "n_val": 0 if rd.val is None else len(rd.val),
+            "gaze_ratio": cfg.data.gaze_ratio,
+        },
+        "final_terms": last_terms,
+        "best_metric": loop.best_metric if math.isfinite(loop.best_metric) else None,
+        "best_epoch": loop.best_epoch,
+        "wall_s": round(wall_s, 3),
+    }
+    if ctx.is_main and report["finished"] and cfg.eval_at_end:
+        report["eval"] = _final_eval(model, rd, ctx.device, out)
+    if ctx.is_main:
+        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    progress.emit(
+        {
+            "done": True,
+            "ok": True,
+            "run": str(out),
+            "steps": loop.step,
+            "total": total_steps,
+            "finished": report["finished"],
+            "loss": last_terms.get("loss"),
+            "wall_s": report["wall_s"],
+        }
+    )
+    progress.close()
+    barrier(ctx)
+    return report
+
+
+def _final_eval(model, rd: RunData, device, out: Path) -> dict | None:
+    from training.evaluate import evaluate_dataset
+
+    ds = rd.val if rd.val is not None else rd.train
+    try:
+        result = evaluate_dataset(_unwrap(model), ds, device=device)
+    except ConfigError as exc:  # e.g. no labels to classify: evaluation is optional at the end of a run
+        log.warning("final evaluation skipped: %s", exc)
+        return None
+    (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metrics lines logged after the state being resumed (they will be logged again)."""
+    if not path.is_file():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if int(json.loads(line).get("step", 0)) <= step:
+                keep.append(line)
+        except (json.JSONDecodeError, ValueError, AttributeError):
+            continue
+    path.write_text("".join(k + "\n" for k in keep))
