@@ -1,0 +1,203 @@
+"""Side-panel widgets shared by the modes: tracker status, live transcript, sentence list with heatmap
+thumbnails, viewing controls. Each is thin: it shows what it is given and emits what the user asks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.state import WINDOW_PRESETS_PCT, ViewerState
+
+THUMB_PX = 72  # sentence-list thumbnail side (logical px)
+
+
+@dataclass(frozen=True)
+class TrackerStatus:
+    """What the tracker panel shows. NaN = unknown."""
+
+    name: str = ""
+    rate_hz: float = float("nan")  # measured over the last seconds
+    valid_pct: float = float("nan")  # % of samples flagged valid over the last seconds
+    last_drift_deg: float = float("nan")  # last calibration-check accuracy (deg)
+    connected: bool = False
+
+
+def heatmap_thumbnail(
+    image_u8: np.ndarray | None,
+    heatmap: np.ndarray | None,
+    side_px: int = THUMB_PX,
+    colormap: str = "inferno",
+) -> QtGui.QImage:
+    """A small RGB picture: the (windowed, uint8) image under the heatmap; a grey cross-hatch for the empty
+    marker (a sentence without fixations)."""
+    h = side_px
+    if heatmap is not None and heatmap.size:
+        hm_h, hm_w = heatmap.shape
+        w = max(1, round(side_px * hm_w / hm_h))
+    elif image_u8 is not None:
+        w = max(1, round(side_px * image_u8.shape[1] / image_u8.shape[0]))
+    else:
+        w = side_px
+    base = np.zeros((h, w, 3), np.float32)
+    if image_u8 is not None:
+        yi = np.linspace(0, image_u8.shape[0] - 1, h).astype(int)
+        xi = np.linspace(0, image_u8.shape[1] - 1, w).astype(int)
+        base[:] = image_u8[np.ix_(yi, xi)][..., None] / 255.0
+    if heatmap is not None and heatmap.size and heatmap.max() > 0:
+        yi = np.linspace(0, heatmap.shape[0] - 1, h).astype(int)
+        xi = np.linspace(0, heatmap.shape[1] - 1, w).astype(int)
+        v = heatmap[np.ix_(yi, xi)] / heatmap.max()
+        rgb = pg.colormap.get(colormap).map(v.reshape(-1), mode="float")[:, :3].reshape(h, w, 3)
+        a = np.clip(v / 0.4, 0, 1)[..., None] * 0.75  # same alpha ramp as the main overlay, capped
+        base = base * (1 - a) + rgb * a
+    else:
+        stripes = ((np.add.outer(np.arange(h), np.arange(w)) // 4) % 2).astype(np.float32)
+        base = base * 0.5 + 0.25 * stripes[..., None]
+    rgb8 = np.ascontiguousarray((base * 255).astype(np.uint8))
+    return QtGui.QImage(rgb8.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
+
+
+class TrackerPanel(QtWidgets.QGroupBox):
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__("Tracker", parent)
+        self.label = QtWidgets.QLabel("no tracker")
+        self.label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.calibrate_button = QtWidgets.QPushButton("Calibration check…")
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.addWidget(self.label)
+        layout.addWidget(self.calibrate_button)
+        self.status = TrackerStatus()
+
+    def show_status(self, status: TrackerStatus, warn_deg: float) -> None:
+        self.status = status
+
+        def fmt(v: float, spec: str) -> str:
+            return "–" if v != v else format(v, spec)
+
+        drift = fmt(status.last_drift_deg, ".2f") + "°"
+        if status.last_drift_deg == status.last_drift_deg and status.last_drift_deg > warn_deg:
+            drift = f"<span style='color:#ff6060'>{drift} (recalibrate)</span>"
+        state = "connected" if status.connected else "<span style='color:#ff6060'>not connected</span>"
+        self.label.setText(
+            f"<b>{status.name or 'tracker'}</b> {state}<br>"
+            f"rate {fmt(status.rate_hz, '.0f')} Hz · valid {fmt(status.valid_pct, '.0f')} %<br>"
+            f"last drift {drift}"
+        )
+
+
+class TranscriptView(QtWidgets.QPlainTextEdit):
+    """Final words in black, the unconfirmed preview in grey."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.final_text = ""
+        self.preview_text = ""
+
+    def set_text(self, final_text: str, preview_text: str = "") -> None:
+        if (final_text, preview_text) == (self.final_text, self.preview_text):
+            return
+        self.final_text, self.preview_text = final_text, preview_text
+        self.document().setHtml(
+            f"<span>{_escape(final_text)}</span> <span style='color:#888'>{_escape(preview_text)}</span>"
+        )
+        self.moveCursor(QtGui.QTextCursor.MoveOperation.End)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+class SentenceList(QtWidgets.QListWidget):
+    """Closed sentences with a thumbnail of their heatmap; selecting one shows its heatmap on the image."""
+
+    sentence_selected = QtCore.Signal(int)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setIconSize(QtCore.QSize(THUMB_PX, THUMB_PX))
+        self.setWordWrap(True)
+        self.setSpacing(2)
+        self.heatmaps: list[np.ndarray | None] = []
+        self.currentRowChanged.connect(self._on_row)
+
+    def add_sentence(self, text: str, heatmap: np.ndarray | None, image_u8: np.ndarray | None) -> int:
+        thumb = heatmap_thumbnail(image_u8, heatmap)
+        suffix = "" if heatmap is not None else "  (no fixations)"
+        row = QtWidgets.QListWidgetItem(QtGui.QIcon(QtGui.QPixmap.fromImage(thumb)), text + suffix)
+        self.addItem(row)
+        self.heatmaps.append(heatmap)
+        self.scrollToBottom()
+        return self.count() - 1
+
+    def reset(self) -> None:
+        with QtCore.QSignalBlocker(self):
+            self.clear()
+        self.heatmaps = []
+
+    def _on_row(self, row: int) -> None:
+        if row >= 0:
+            self.sentence_selected.emit(row)
+
+
+class ViewControls(QtWidgets.QWidget):
+    """Presets, invert, fit, 1:1, gaze-cursor toggle, heatmap opacity and colormap, bound to the state."""
+
+    COLORMAPS = ("inferno", "viridis", "turbo", "plasma")
+
+    def __init__(self, state: ViewerState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        layout = QtWidgets.QHBoxLayout(self)
+        layout.setContentsMargins(4, 2, 4, 2)
+        self.preset_buttons: dict[str, QtWidgets.QPushButton] = {}
+        for name in ("default", *WINDOW_PRESETS_PCT):
+            b = QtWidgets.QPushButton(name.capitalize())
+            b.clicked.connect(lambda _=False, n=name: state.apply_preset(n))
+            layout.addWidget(b)
+            self.preset_buttons[name] = b
+        self.invert = QtWidgets.QCheckBox("Invert")
+        self.invert.toggled.connect(state.set_invert)
+        self.fit_button = QtWidgets.QPushButton("Fit")
+        self.fit_button.clicked.connect(state.fit)
+        self.one_button = QtWidgets.QPushButton("1:1")
+        self.one_button.clicked.connect(state.one_to_one)
+        self.gaze_cursor = QtWidgets.QCheckBox("Gaze cursor")
+        self.gaze_cursor.setToolTip("Show where the tracker says you look (for set-up; hidden while reading)")
+        self.gaze_cursor.toggled.connect(state.set_gaze_cursor_visible)
+        self.opacity = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(50)
+        self.opacity.setFixedWidth(90)
+        self.opacity.setToolTip("Heatmap opacity")
+        self.opacity.valueChanged.connect(lambda v: state.set_overlay_style(opacity=v / 100.0))
+        self.colormap = QtWidgets.QComboBox()
+        self.colormap.addItems(self.COLORMAPS)
+        self.colormap.currentTextChanged.connect(lambda name: state.set_overlay_style(colormap=name))
+        for w in (self.invert, self.fit_button, self.one_button, self.gaze_cursor):
+            layout.addWidget(w)
+        layout.addWidget(QtWidgets.QLabel("Heatmap"))
+        layout.addWidget(self.opacity)
+        layout.addWidget(self.colormap)
+        layout.addStretch(1)
+        state.invert_changed.connect(self._on_invert)
+        state.gaze_cursor_visible_changed.connect(self._on_gaze_visible)
+        state.overlay_changed.connect(self._on_overlay)
+
+    def _on_invert(self, invert: bool) -> None:
+        with QtCore.QSignalBlocker(self.invert):
+            self.invert.setChecked(invert)
+
+    def _on_gaze_visible(self, visible: bool) -> None:
+        with QtCore.QSignalBlocker(self.gaze_cursor):
+            self.gaze_cursor.setChecked(visible)
+
+    def _on_overlay(self, overlay) -> None:
+        if overlay is None:
+            return
+        with QtCore.QSignalBlocker(self.opacity), QtCore.QSignalBlocker(self.colormap):
+            self.opacity.setValue(round(overlay.opacity * 100))
+            self.colormap.setCurrentText(overlay.colormap)
