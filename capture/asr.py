@@ -1,0 +1,489 @@
+"""Dictation: faster-whisper transcription with word times, a live preview, and final words on the LSL clock.
+
+Default model: ``small.en`` (244 M parameters). English-only Whisper models beat the multilingual ones of the
+same size on English up to "small" (Radford et al. 2022, "Robust Speech Recognition via Large-Scale Weak
+Supervision", sec. 3.4 / Fig. 9), and small.en with int8 on a 4-core CPU decodes a few seconds of speech
+in well under a second of compute per 1 s chunk, which keeps the live preview usable without a GPU. The
+distilled ``distil-small.en`` is faster, but its word times come from default alignment heads rather than the
+ones OpenAI published for small.en, and word times are what the heatmaps are built from. Larger models
+(``medium.en``, ``large-v3``) are a ``--whisper NAME`` away on a GPU. A model is a faster-whisper hub name or
+a local directory in faster-whisper (CTranslate2) format; a directory never touches the network.
+
+Live pattern (LocalAgreement-2, Machacek et al. 2023, "Turning Whisper into Real-Time Transcription System",
+ufal/whisper_streaming): every ~1 s the audio not yet committed is decoded again; the longest prefix on which
+two consecutive decodes agree is committed (final); the rest is the tentative part of the preview.
+
+Word times from Whisper are known to be imperfect: the first words of a segment may start too early or have
+start > end (SYSTRAN/faster-whisper issue #294), and the first word after a long silence may start several
+seconds early (issue #125). VAD filtering removes the long silences, and :func:`sanitize_word_times` clamps
+what is left: within the audio, start <= end, monotonic, no word longer than ``max_word_dur_s``.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from capture.audio import SAMPLE_RATE_HZ, AudioBlock, samples_to_t_lsl
+from capture.errors import CheckpointError, ConfigError
+from capture.punctuation import apply_dictated_punctuation, join_tokens, normalize_token
+from capture.records import Audio, Words
+
+DEFAULT_MODEL = "small.en"
+# Initial prompt biasing Whisper towards report vocabulary and dictation style (Whisper conditions on prior
+# text, Radford et al. 2022 sec. 4.5 "prompting"); keep it short: the prompt takes at most half the 448-token
+# context.
+DEFAULT_VOCABULARY_PROMPT = (
+    "Chest radiograph. Findings: no pneumothorax, no pleural effusion. Cardiomegaly, atelectasis, "
+    "consolidation, pulmonary edema, hilar prominence, costophrenic angle blunting, endotracheal tube, "
+    "nasogastric tube, central venous catheter. Impression: stable."
+)
+CHUNK_S = 1.0  # decode every ~1 s of new audio (whisper_streaming's default min-chunk-size)
+MAX_BUFFER_S = 15.0  # trim decoded audio beyond this at the last committed word (whisper_streaming: 15 s)
+WHISPER_WINDOW_S = 30.0  # Whisper's fixed input window; a buffer this long is force-committed
+MAX_WORD_DUR_S = 2.0  # longest plausible single spoken word; longer = early-start artefact (#125)
+PROMPT_CONTEXT_CHARS = 200  # committed text fed back as prompt (whisper_streaming keeps ~200 chars)
+OVERLAP_TOLERANCE_S = 0.1  # words starting this close before the commit horizon may be repeats
+MAX_NGRAM_OVERLAP = 5  # longest repeated n-gram removed at the commit boundary (whisper_streaming uses 5)
+
+
+class AsrWord(NamedTuple):
+    """A recognised word, times in seconds from the start of the audio that was decoded."""
+
+    start_s: float
+    end_s: float
+    text: str
+    probability: float = 1.0
+
+
+# (audio float32 in [-1, 1] at 16 kHz, prompt) -> words with times relative to that audio
+Transcriber = Callable[[np.ndarray, str], list[AsrWord]]
+
+
+@dataclass
+class AsrConfig:
+    """Options of the faster-whisper transcriber (defaults: see the module docstring)."""
+
+    model: str = DEFAULT_MODEL
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    compute_type: str = "auto"  # "auto" = int8 on CPU, float16 on CUDA
+    local_files_only: bool = False  # also forced by HF_HUB_OFFLINE=1
+    download_root: str | None = None
+    cpu_threads: int = 0  # 0 = all cores but one (one is left to gaze capture)
+    language: str | None = "en"
+    beam_size: int = 5  # faster-whisper's default; tests use 1
+    temperature: float = 0.0  # greedy / beam without sampling fallback: deterministic, bounded latency
+    vad_filter: bool = True
+    vocabulary_prompt: str = DEFAULT_VOCABULARY_PROMPT
+    use_hotwords: bool = False  # pass the vocabulary as faster-whisper ``hotwords`` instead of initial_prompt
+    chunk_s: float = CHUNK_S
+    max_buffer_s: float = MAX_BUFFER_S
+    max_word_dur_s: float = MAX_WORD_DUR_S
+
+
+def resolve_device(device: str) -> str:
+    """Device "auto" -> "cuda" when CTranslate2 sees a CUDA device, else "cpu"."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(
+            f"Invalid value for the ASR 'device': allowed 'auto', 'cpu', 'cuda', but got {device!r}"
+        )
+    if device != "auto":
+        return device
+    import ctranslate2
+
+    return "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+
+
+def resolve_compute_type(device: str, compute_type: str = "auto") -> str:
+    """Compute type "auto" -> "float16" on CUDA (tensor cores), "int8" on CPU (CTranslate2's fastest)."""
+    if compute_type == "auto":
+        return "float16" if device == "cuda" else "int8"
+    return compute_type
+
+
+def _cpu_threads(requested: int) -> int:
+    return requested if requested > 0 else max(1, (os.cpu_count() or 2) - 1)
+
+
+def check_model_dir(path: Path) -> None:
+    """Raise :class:`CheckpointError` unless ``path`` holds a faster-whisper model that loads offline."""
+    missing = [f for f in ("model.bin", "config.json", "tokenizer.json") if not (path / f).is_file()]
+    if missing:
+        raise CheckpointError(
+            f"Whisper model directory {str(path)!r} lacks {', '.join(missing)}; expected a faster-whisper "
+            "(CTranslate2) model with tokenizer.json (without it faster-whisper would fetch one from the hub)"
+        )
+
+
+def load_whisper(cfg: AsrConfig) -> Any:
+    """Load ``faster_whisper.WhisperModel`` from a directory (offline) or a hub name (cache or download)."""
+    from faster_whisper import WhisperModel, available_models
+
+    device = resolve_device(cfg.device)
+    kwargs = dict(
+        device=device,
+        compute_type=resolve_compute_type(device, cfg.compute_type),
+        cpu_threads=_cpu_threads(cfg.cpu_threads),
+    )
+    path = Path(cfg.model).expanduser()
+    if path.is_dir():
+        check_model_dir(path)
+        return WhisperModel(str(path), local_files_only=True, **kwargs)
+    looks_like_path = cfg.model.startswith((".", "~", os.sep, "/")) or cfg.model.count("/") > 1
+    if looks_like_path or (os.sep != "/" and os.sep in cfg.model):
+        raise ConfigError(f"Whisper model directory {cfg.model!r} does not exist")
+    if cfg.model not in available_models() and "/" not in cfg.model:  # "org/name" = a hub repository
+        raise ConfigError(
+            f"Invalid Whisper model {cfg.model!r}: expected a directory, an 'org/name' hub repository or "
+            f"one of {', '.join(available_models())}"
+        )
+    offline = cfg.local_files_only or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+    try:
+        return WhisperModel(cfg.model, local_files_only=offline, download_root=cfg.download_root, **kwargs)
+    except Exception as e:  # huggingface_hub errors (offline, not cached), CTranslate2 load errors
+        raise ConfigError(
+            f"cannot load Whisper model {cfg.model!r} ({type(e).__name__}: {e}); "
+            + ("it is not in the local cache and downloads are off; " if offline else "")
+            + "pass --whisper DIR with a faster-whisper model directory"
+        ) from e
+
+
+class WhisperTranscriber:
+    """A :data:`Transcriber` backed by faster-whisper (word timestamps, VAD, vocabulary prompt)."""
+
+    def __init__(self, cfg: AsrConfig | None = None, model: Any = None) -> None:
+        self.cfg = cfg or AsrConfig()
+        self.model = model if model is not None else load_whisper(self.cfg)
+
+    def __call__(self, audio_f32: np.ndarray, prompt: str = "") -> list[AsrWord]:
+        cfg = self.cfg
+        vocab = cfg.vocabulary_prompt.strip()
+        initial = " ".join(p for p in ((None if cfg.use_hotwords else vocab), prompt.strip()) if p) or None
+        segments, _info = self.model.transcribe(
+            np.asarray(audio_f32, np.float32),
+            language=cfg.language,
+            beam_size=cfg.beam_size,
+            temperature=cfg.temperature,
+            word_timestamps=True,
+            vad_filter=cfg.vad_filter,
+            initial_prompt=initial,
+            hotwords=vocab if (cfg.use_hotwords and vocab) else None,
+            condition_on_previous_text=False,  # the streamer passes committed text as prompt itself
+        )
+        return [
+            AsrWord(float(w.start), float(w.end), str(w.word), float(w.probability))
+            for seg in segments
+            for w in (seg.words or ())
+        ]
+
+    def describe(self) -> dict:
+        return {
+            "asr_model": self.cfg.model,
+            "asr_beam_size": self.cfg.beam_size,
+            "asr_vad": self.cfg.vad_filter,
+        }
+
+
+def sanitize_word_times(
+    start_s: np.ndarray,
+    end_s: np.ndarray,
+    *,
+    audio_dur_s: float,
+    min_start_s: float = 0.0,
+    max_word_dur_s: float = MAX_WORD_DUR_S,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Repair word times (s): finite, within [min_start_s, audio_dur_s], start <= end, monotonic, short.
+
+    Steps: non-finite -> neighbour-free fallback (clamped bounds); clip to the audio; swap start > end
+    (faster-whisper #294); a word longer than ``max_word_dur_s`` starts ``max_word_dur_s`` before its end
+    (#125: early first word after silence); then each word starts no earlier than the previous word's end and
+    ends no earlier than its start. Returns new (n,) float64 arrays; the input order of words is kept.
+    """
+    s = np.asarray(start_s, np.float64).copy()
+    e = np.asarray(end_s, np.float64).copy()
+    lo, hi = float(min_start_s), max(float(min_start_s), float(audio_dur_s))
+    s = np.where(np.isfinite(s), s, np.where(np.isfinite(e), e, lo))
+    e = np.where(np.isfinite(e), e, s)
+    s, e = np.clip(s, lo, hi), np.clip(e, lo, hi)
+    s, e = np.minimum(s, e), np.maximum(s, e)
+    s = np.maximum(s, e - max_word_dur_s)
+    for i in range(1, s.size):  # sequential by nature: each word is bounded by the repaired previous one
+        s[i] = max(s[i], e[i - 1])
+        e[i] = max(e[i], s[i])
+    return s, e
+
+
+class LocalAgreement:
+    """LocalAgreement-2 on word hypotheses (times in seconds on one fixed timeline).
+
+    :meth:`update` takes the words of a new decode and returns those that become final: the longest prefix on
+    which it agrees (by :func:`capture.punctuation.normalize_token`) with the previous decode. Words ending
+    before the last committed word's end, and a repeat of the committed tail (up to 5 words), are dropped
+    first. :attr:`tentative` is the uncommitted rest, for the preview.
+    """
+
+    def __init__(self) -> None:
+        self.committed: list[AsrWord] = []
+        self.tentative: list[AsrWord] = []
+
+    @property
+    def horizon_s(self) -> float:
+        return self.committed[-1].end_s if self.committed else -np.inf
+
+    def _new_part(self, hypothesis: Sequence[AsrWord]) -> list[AsrWord]:
+        new = [w for w in hypothesis if w.start_s > self.horizon_s - OVERLAP_TOLERANCE_S]
+        if new and self.committed and abs(new[0].start_s - self.horizon_s) < 1.0:
+            for n in range(min(MAX_NGRAM_OVERLAP, len(new), len(self.committed)), 0, -1):
+                tail = [normalize_token(w.text) for w in self.committed[-n:]]
+                if tail == [normalize_token(w.text) for w in new[:n]]:
+                    return new[n:]
+        return new
+
+    def update(self, hypothesis: Sequence[AsrWord]) -> list[AsrWord]:
+        new = self._new_part(hypothesis)
+        k = 0
+        while k < min(len(new), len(self.tentative)) and normalize_token(new[k].text) == normalize_token(
+            self.tentative[k].text
+        ):
+            k += 1
+        commit = new[:k]
+        self.committed.extend(commit)
+        self.tentative = new[k:]
+        return commit
+
+    def finish(self, hypothesis: Sequence[AsrWord] | None = None) -> list[AsrWord]:
+        """End of audio: commit the last decode's words (or the tentative ones) as they are."""
+        commit = self._new_part(hypothesis) if hypothesis is not None else self.tentative
+        self.committed.extend(commit)
+        self.tentative = []
+        return list(commit)
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What the live preview shows: committed text (recent part) and the tentative rest."""
+
+    committed_text: str
+    tentative_text: str
+    t_lsl: float  # LSL time of the end of the audio decoded for this preview
+
+
+class StreamingTranscriber:
+    """ASR worker thread: audio blocks in, a live preview and final :class:`Words` (LSL clock) out.
+
+    :meth:`feed` never blocks (it only enqueues), so the capture threads are never delayed; decoding runs in
+    this worker (CTranslate2 releases the GIL while it computes). Outputs:
+
+    - ``words``: a queue of :class:`Words` batches (final, sanitised, dictated punctuation converted), then
+      ``None`` after :meth:`stop`; an exception raised in the worker is put there too.
+    - ``latest_preview`` / ``on_preview`` callback (called from the worker thread): :class:`Preview`.
+    """
+
+    def __init__(
+        self,
+        transcriber: Transcriber,
+        *,
+        sample_rate_hz: int = SAMPLE_RATE_HZ,
+        chunk_s: float = CHUNK_S,
+        max_buffer_s: float = MAX_BUFFER_S,
+        max_word_dur_s: float = MAX_WORD_DUR_S,
+        on_preview: Callable[[Preview], None] | None = None,
+    ) -> None:
+        if chunk_s <= 0 or max_buffer_s < chunk_s:
+            raise ValueError(f"expected 0 < chunk_s <= max_buffer_s, got {chunk_s}, {max_buffer_s}")
+        self.transcriber = transcriber
+        self.rate = int(sample_rate_hz)
+        self.chunk_len = round(chunk_s * sample_rate_hz)
+        self.max_buffer_len = round(min(max_buffer_s, WHISPER_WINDOW_S) * sample_rate_hz)
+        self.max_word_dur_s = max_word_dur_s
+        self.on_preview = on_preview
+        self.words: queue.Queue[Words | BaseException | None] = queue.Queue()
+        self.latest_preview: Preview | None = None
+        self.agreement = LocalAgreement()
+        self.n_decodes = 0
+        self._inbox: queue.Queue[AudioBlock | None] = queue.Queue()
+        self._chunks: list[np.ndarray] = []  # int16 blocks from _buf_first on
+        self._buf_first = 0  # absolute index of the first buffered sample
+        self._n_samples = 0  # samples received in total
+        self._decoded_upto = 0  # _n_samples at the last decode
+        self._block_t_lsl: list[float] = []
+        self._block_first: list[int] = []
+        self._pending: list[AsrWord] = []  # committed but held for punctuation ("new" before "paragraph")
+        self._last_end_s = 0.0
+        self._emitted: list[Words] = []
+        self._thread: threading.Thread | None = None
+
+    # -- producer side --------------------------------------------------------------------------------------
+    def start(self) -> StreamingTranscriber:
+        self._thread = threading.Thread(target=self._run, daemon=True, name="asr-worker")
+        self._thread.start()
+        return self
+
+    def feed(self, t_lsl_first_sample: float, samples_int16: np.ndarray) -> None:
+        """Queue one audio block (int16 mono at ``sample_rate_hz``). Never blocks."""
+        self._inbox.put_nowait(AudioBlock(float(t_lsl_first_sample), np.asarray(samples_int16, np.int16)))
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Finish: decode what is left, commit it all, emit the last words, then ``None`` on ``words``."""
+        self._inbox.put_nowait(None)
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def final_words(self) -> Words:
+        """All words emitted so far, concatenated (use after :meth:`stop`)."""
+        return concat_words(self._emitted)
+
+    # -- worker ---------------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            done = False
+            while not done:
+                block = self._inbox.get()
+                got = [block]
+                while True:  # drain: decode once for everything that arrived meanwhile
+                    try:
+                        got.append(self._inbox.get_nowait())
+                    except queue.Empty:
+                        break
+                for b in got:
+                    if b is None:
+                        done = True
+                    else:
+                        self._add_block(b)
+                if done:
+                    self._finish()
+                elif self._n_samples - self._decoded_upto >= self.chunk_len:
+                    self._step()
+        except BaseException as e:  # travels on the queue, never swallowed
+            self.words.put_nowait(e)
+        finally:
+            self.words.put_nowait(None)
+
+    def _add_block(self, b: AudioBlock) -> None:
+        self._block_t_lsl.append(b.t_lsl_first_sample)
+        self._block_first.append(self._n_samples)
+        self._chunks.append(b.samples)
+        self._n_samples += b.samples.size
+
+    def _decode(self) -> list[AsrWord]:
+        audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        self._chunks = [audio]
+        offset_s = self._buf_first / self.rate
+        prompt = join_tokens([w.text for w in self.agreement.committed])[-PROMPT_CONTEXT_CHARS:]
+        words = self.transcriber(audio.astype(np.float32) / 32768.0, prompt)
+        self.n_decodes += 1
+        self._decoded_upto = self._n_samples
+        return [AsrWord(w.start_s + offset_s, w.end_s + offset_s, w.text, w.probability) for w in words]
+
+    def _step(self) -> None:
+        committed = self.agreement.update(self._decode())
+        if self._n_samples - self._buf_first >= self.max_buffer_len:
+            if self.agreement.horizon_s * self.rate <= self._buf_first:
+                committed += self.agreement.finish()  # no agreement for a whole buffer: take the decode as is
+            cut = self.agreement.horizon_s * self.rate
+            if cut <= self._buf_first:  # still nothing recognised (silence): keep only the last chunk
+                cut = self._n_samples - self.chunk_len
+            self._trim(cut)
+        self._emit(committed, final=False)
+        self._publish_preview()
+
+    def _finish(self) -> None:
+        committed = self.agreement.finish(self._decode()) if self._n_samples > self._buf_first else []
+        self._emit(committed, final=True)
+        self._publish_preview()
+
+    def _trim(self, at_sample: float) -> None:
+        """Drop buffered audio before absolute sample ``at_sample``, keeping what is not committed."""
+        cut = int(np.clip(round(at_sample), self._buf_first, self._n_samples))
+        audio = np.concatenate(self._chunks)[cut - self._buf_first :]
+        self._chunks, self._buf_first = [audio], cut
+
+    def _emit(self, committed: list[AsrWord], *, final: bool) -> None:
+        words = self._pending + list(committed)
+        if not words:
+            return
+        start, end = sanitize_word_times(
+            np.array([w.start_s for w in words]),
+            np.array([w.end_s for w in words]),
+            audio_dur_s=self._n_samples / self.rate,
+            min_start_s=self._last_end_s,
+            max_word_dur_s=self.max_word_dur_s,
+        )
+        raw = Words(start, end, [w.text for w in words], np.array([w.probability for w in words], np.float32))
+        converted, n_used = apply_dictated_punctuation(raw, final=final)
+        self._pending = words[n_used:]
+        if len(converted) == 0:
+            return
+        self._last_end_s = float(end[n_used - 1])
+        first = np.asarray(self._block_first, np.float64)
+        t_lsl = np.asarray(self._block_t_lsl, np.float64)
+        out = Words(
+            t_start=samples_to_t_lsl(converted.t_start * self.rate, t_lsl, first, self.rate),
+            t_end=samples_to_t_lsl(converted.t_end * self.rate, t_lsl, first, self.rate),
+            text=converted.text,
+            probability=converted.probability,
+        )
+        self._emitted.append(out)
+        self.words.put_nowait(out)
+
+    def _publish_preview(self) -> None:
+        if not self._block_first:
+            return
+        committed = join_tokens([w.text for w in self.agreement.committed])[-PROMPT_CONTEXT_CHARS:]
+        tentative = join_tokens([w.text for w in self.agreement.tentative])
+        t_end = float(
+            samples_to_t_lsl(
+                self._n_samples, np.asarray(self._block_t_lsl), np.asarray(self._block_first), self.rate
+            )
+        )
+        self.latest_preview = Preview(committed, tentative, t_end)
+        if self.on_preview is not None:
+            self.on_preview(self.latest_preview)
+
+
+def concat_words(parts: Sequence[Words]) -> Words:
+    """Concatenate :class:`Words` batches in order."""
+    if not parts:
+        return Words.empty()
+    return Words(
+        t_start=np.concatenate([p.t_start for p in parts]).astype(np.float64),
+        t_end=np.concatenate([p.t_end for p in parts]).astype(np.float64),
+        text=[t for p in parts for t in p.text],
+        probability=np.concatenate([p.probability for p in parts]).astype(np.float32),
+    )
+
+
+def transcribe_audio(
+    transcriber: Transcriber, audio: Audio, *, max_word_dur_s: float = MAX_WORD_DUR_S
+) -> Words:
+    """Offline: transcribe a whole recorded :class:`Audio` at once; final words on the LSL clock.
+
+    Decodes in 30 s windows (Whisper's input length is handled inside faster-whisper), sanitises the times,
+    converts dictated punctuation, maps times through the audio blocks.
+    """
+    if audio.samples.size == 0:
+        return Words.empty()
+    rate = int(audio.sample_rate)
+    words = transcriber(audio.samples.astype(np.float32) / 32768.0, "")
+    start, end = sanitize_word_times(
+        np.array([w.start_s for w in words]),
+        np.array([w.end_s for w in words]),
+        audio_dur_s=audio.samples.size / rate,
+        max_word_dur_s=max_word_dur_s,
+    )
+    raw = Words(start, end, [w.text for w in words], np.array([w.probability for w in words], np.float32))
+    converted, _ = apply_dictated_punctuation(raw, final=True)
+    first = np.asarray(audio.block_first_sample, np.float64)
+    return Words(
+        t_start=samples_to_t_lsl(converted.t_start * rate, audio.block_t_lsl, first, rate),
+        t_end=samples_to_t_lsl(converted.t_end * rate, audio.block_t_lsl, first, rate),
+        text=converted.text,
+        probability=converted.probability,
+    )
