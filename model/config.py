@@ -1,0 +1,217 @@
+"""Model configuration: plain dataclasses, JSON round-trip, named presets.
+
+:class:`ModelConfig` says which encoders to build and how; :class:`LossConfig` which loss terms to use and
+with which weights. Every default is the paper's value (EGMA, arXiv 2403.12416) unless a comment says
+otherwise; where the public reference code differs (see /work/shared/REFERENCE-NOTES.md) the option that
+reproduces it is named beside the default. This module imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from capture.errors import ConfigError
+
+LOSS_NAMES = ("clip", "mlce", "filip", "egf", "egm")
+PRESETS = ("paper", "tiny", "bench")
+
+# Text encoders that are built locally with random weights (never from a hub): a tiny BERT over the
+# built-in radiology vocabulary of model.testing, with BertConfig fields from ModelConfig.text_encoder_kwargs.
+RANDOM_TEXT_ENCODERS = ("tiny-bert", "random-bert")
+
+
+@dataclass
+class LossConfig:
+    """Which loss terms are summed, and their knobs (EGMA Eq. 1-8; eCLIP for the ``eclip_*`` options).
+
+    ``losses`` may hold any of ``clip`` (Eq. 1-2 on global features), ``mlce`` (Eq. 4 alone), ``filip``
+    (the fine-grained contrastive part of Eq. 5 alone), ``egf`` (Eq. 5 = filip + mlce) and ``egm`` (Eq. 6-8).
+    """
+
+    losses: tuple[str, ...] = ("clip", "egf", "egm")
+    # Eq. 4-5: weights of the sentence->patch and patch->sentence MLCE terms. Paper: 1/2, 1/2 (Eq. 5's
+    # 1/(2b)); reference code: 0.8 / 0.2.
+    mlce_weight_s2p: float = 0.5
+    mlce_weight_p2s: float = 0.5
+    # Eq. 4 applies mlce to the cosine similarities x (paper). The reference code applies it to logits
+    # already multiplied by the learned logit scale 1/tau: set True for that.
+    mlce_scaled_by_temperature: bool = False
+    # Eq. 5 FILIP logits. Paper/FILIP: padded sentence slots are masked out of every max and mean, and the
+    # text->image cross-entropy is softmaxed over images. The reference code lets zero-padded slots take
+    # part in the image-side max and softmaxes both directions over texts; False reproduces each defect.
+    filip_mask_padded: bool = True
+    filip_t2i_over_images: bool = True
+    # Eq. 6: omega = row-wise min-max scaling, then values below a threshold set to 0. None = 1/(number of
+    # columns), SPARC's sparsity threshold (Bica et al. 2024, the method EGM derives from); reference: 3/7.
+    egm_threshold: float | None = None
+    # Added to every weight before the row normalisation (paper: 0; reference code: 0.01).
+    egm_smoothing: float = 0.0
+    # How gaze joins the model similarity in Eq. 6. "add": norm(omega(x) + GS) as printed in the paper.
+    # "mean": the reference code's (minmax(x) + GS) / 2, thresholded after the mix.
+    egm_gaze_mix: str = "add"
+    # Eq. 8 halves: patch-side (Cross_P vs P) and sentence-side (Cross_S vs S). Paper: 1/2, 1/2; the
+    # reference code's instance weights are 0.7 image / 0.3 text.
+    egm_weight_patch: float = 0.5
+    egm_weight_sentence: float = 0.5
+    # Weight of each term in the total (the paper sums L_EGF + L_EGM with weight 1).
+    clip_weight: float = 1.0
+    egf_weight: float = 1.0
+    egm_weight: float = 1.0
+    # eCLIP (arXiv 2403.10153; reference repository ykumards/eCLIP, see REFERENCE-NOTES.md).
+    eclip_mixup_alpha: float = 0.2  # lambda ~ Beta(alpha, alpha); reference code 0.2 (a summary says 0.3)
+    eclip_dim: int = 256  # processor width (reference: Conv2d 3->256)
+    eclip_heads: int = 8  # MHA heads (reference: 8)
+    eclip_patch_px: int = 16  # processor patchify kernel = stride (reference: 16)
+    eclip_cold_frac: float = 0.1  # curriculum: no expert heatmaps for the first 10 % of steps
+    eclip_warmup_frac: float = 0.3  # then p rises 0.05 -> 0.5 linearly over the next 30 %
+    eclip_cooldown_frac: float = 0.4  # then falls 0.5 -> 0.05 over the next 40 %, then stays at 0.05
+    eclip_p_min: float = 0.05
+    eclip_p_max: float = 0.5
+    eclip_prime_weight: float = 0.3  # priming MSE weight in the cold start (reference: 0.7 CLIP + 0.3 MSE)
+    eclip_weight: float = 1.0  # weight of the extra-positive CLIP term on processed/mixed images
+
+
+@dataclass
+class ModelConfig:
+    """The EGMA model: encoders, projection, temperature and losses."""
+
+    image_encoder: str = "swin_tiny_patch4_window7_224"  # any timm model name
+    # False: random init; True: timm weights by hub name (needs the user's cache/network); a str: local
+    # weights file (.safetensors / .pth / .bin) loaded into the timm model.
+    image_pretrained: bool | str = False
+    image_encoder_kwargs: dict[str, Any] = field(default_factory=dict)  # extra timm.create_model kwargs
+    text_encoder: str = "emilyalsentzer/Bio_ClinicalBERT"  # hub name, local dir, or a RANDOM_TEXT_ENCODERS
+    text_encoder_kwargs: dict[str, Any] = field(default_factory=dict)  # BertConfig fields (random encoders)
+    local_files_only: bool = False
+    embed_dim: int = 512  # EGMA appendix B-A: projections to 512
+    image_size: int = 224  # EGMA appendix B-B: 224 x 224
+    max_tokens: int = 77  # reference code: each sentence tokenized alone, max 77 tokens
+    temperature_init: float = 0.07  # EGMA appendix B-A
+    max_logit_scale: float = 100.0  # reference code: logit scale clamped to <= 100 (tau >= 0.01)
+    # Grey-image normalisation of the EGMA reference code (REFERENCE-NOTES: mean 0.5863, std 0.2795).
+    image_mean: float = 0.5863
+    image_std: float = 0.2795
+    loss: LossConfig = field(default_factory=LossConfig)
+    eclip: bool = False  # eCLIP heatmap processor + mixup + curriculum (arXiv 2403.10153)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.loss, dict):
+            self.loss = _loss_from_dict(self.loss)
+        self.loss.losses = tuple(self.loss.losses)
+        validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["loss"]["losses"] = list(self.loss.losses)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        d = copy.deepcopy(dict(d))
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"model config: unknown keys {sorted(unknown)}; allowed are {sorted(known)}")
+        loss = _loss_from_dict(d.pop("loss", {}))
+        return cls(loss=loss, **d)
+
+    @classmethod
+    def preset(cls, name: str) -> ModelConfig:
+        """Named configurations.
+
+        * ``paper``: Swin-T at 224 px + Bio_ClinicalBERT (hub name or cache), all EGMA losses.
+        * ``tiny``: a 3-stage timm Swin (embed 32, one block per stage) at 112 px (7x7 = 49 patch grid,
+          as Swin-T at 224) + a 2-layer random BERT built locally: CPU tests and demos in seconds.
+        * ``bench``: Swin-T at 224 px + a 6-layer random BERT-base (EGMA appendix B-A: 6 layers,
+          12 heads), the throughput benchmark of issue 5.
+        """
+        if name == "paper":
+            return cls()
+        if name == "tiny":
+            return cls(
+                image_encoder="swin_tiny_patch4_window7_224",
+                image_encoder_kwargs={"depths": [1, 1, 1], "num_heads": [1, 2, 4], "embed_dim": 32},
+                image_size=112,
+                text_encoder="tiny-bert",
+                local_files_only=True,
+                embed_dim=64,
+                max_tokens=32,
+            )
+        if name == "bench":
+            return cls(
+                text_encoder="random-bert",
+                text_encoder_kwargs={
+                    "hidden_size": 768,
+                    "num_hidden_layers": 6,
+                    "num_attention_heads": 12,
+                    "intermediate_size": 3072,
+                    "max_position_embeddings": 512,
+                },
+                local_files_only=True,
+            )
+        raise ConfigError(f"invalid value for the 'preset' parameter: allowed are {PRESETS}, got {name!r}")
+
+
+def _loss_from_dict(d: dict[str, Any] | LossConfig) -> LossConfig:
+    if isinstance(d, LossConfig):
+        return d
+    if not isinstance(d, dict):
+        raise ConfigError(f"model config 'loss' must be a table, got {type(d).__name__}")
+    known = {f.name for f in fields(LossConfig)}
+    unknown = set(d) - known
+    if unknown:
+        raise ConfigError(f"model config [loss]: unknown keys {sorted(unknown)}; allowed are {sorted(known)}")
+    d = dict(d)
+    if "losses" in d:
+        d["losses"] = tuple(d["losses"])
+    return LossConfig(**d)
+
+
+def validate(cfg: ModelConfig) -> None:
+    """Raise ConfigError on values that cannot work."""
+    lc = cfg.loss
+    bad = [n for n in lc.losses if n not in LOSS_NAMES]
+    checks = [
+        (not bad and len(lc.losses) > 0, "loss.losses", f"a non-empty subset of {LOSS_NAMES}", lc.losses),
+        (cfg.embed_dim >= 1, "embed_dim", ">= 1", cfg.embed_dim),
+        (cfg.image_size >= 16, "image_size", ">= 16", cfg.image_size),
+        (cfg.max_tokens >= 3, "max_tokens", ">= 3", cfg.max_tokens),
+        (0.0 < cfg.temperature_init < 1.0, "temperature_init", "in (0, 1)", cfg.temperature_init),
+        (cfg.max_logit_scale > 1.0, "max_logit_scale", "> 1", cfg.max_logit_scale),
+        (cfg.image_std > 0, "image_std", "> 0", cfg.image_std),
+        (
+            lc.egm_threshold is None or 0.0 <= lc.egm_threshold < 1.0,
+            "loss.egm_threshold",
+            "None or in [0, 1)",
+            lc.egm_threshold,
+        ),
+        (lc.egm_smoothing >= 0.0, "loss.egm_smoothing", ">= 0", lc.egm_smoothing),
+        (lc.egm_gaze_mix in ("add", "mean"), "loss.egm_gaze_mix", "'add' or 'mean'", lc.egm_gaze_mix),
+        (lc.eclip_mixup_alpha > 0, "loss.eclip_mixup_alpha", "> 0", lc.eclip_mixup_alpha),
+        (lc.eclip_dim % lc.eclip_heads == 0, "loss.eclip_dim", "divisible by eclip_heads", lc.eclip_dim),
+        (
+            lc.eclip_cold_frac + lc.eclip_warmup_frac + lc.eclip_cooldown_frac <= 1.0,
+            "loss.eclip_*_frac",
+            "phases summing to <= 1",
+            (lc.eclip_cold_frac, lc.eclip_warmup_frac, lc.eclip_cooldown_frac),
+        ),
+        (
+            0.0 <= lc.eclip_p_min <= lc.eclip_p_max <= 1.0,
+            "loss.eclip_p_min/p_max",
+            "0 <= p_min <= p_max <= 1",
+            (lc.eclip_p_min, lc.eclip_p_max),
+        ),
+        (
+            cfg.image_size % lc.eclip_patch_px == 0 or not cfg.eclip,
+            "loss.eclip_patch_px",
+            "a divisor of image_size",
+            lc.eclip_patch_px,
+        ),
+    ]
+    for ok, name, expected, got in checks:
+        if not ok:
+            raise ConfigError(f"invalid value for {name!r}: expected {expected}, got {got!r}")
+    if isinstance(cfg.image_pretrained, str) and not cfg.image_pretrained:
+        raise ConfigError("invalid value for 'image_pretrained': expected True, False or a file path, got ''")
