@@ -49,12 +49,16 @@ def resolve_gaze_stream(name: str | None = None, timeout_s: float = 5.0) -> pyls
     found = pylsl.resolve_bypred(gaze_predicate(name), minimum=1, timeout=timeout_s)
     if not found:
         what = f"an LSL stream named {name!r}" if name else "an LSL gaze stream (type Gaze/Eyetracker)"
-        raise DeviceError(f"expected {what} within {timeout_s:g} s, found none (is the tracker bridge running?)")
+        raise DeviceError(
+            f"expected {what} within {timeout_s:g} s, found none (is the tracker bridge running?)"
+        )
     if name is None:
         by_source = {(i.name(), i.source_id()): i for i in found}
         if len(by_source) > 1:
             names = ", ".join(sorted(f"{n!r}" for n, _ in by_source))
-            raise DeviceError(f"expected one gaze stream, found {len(by_source)} ({names}); choose one by name")
+            raise DeviceError(
+                f"expected one gaze stream, found {len(by_source)} ({names}); choose one by name"
+            )
     return found[0]
 
 
@@ -68,8 +72,9 @@ def describe_info(info: pylsl.StreamInfo) -> StreamDescription:
 
     channels = root.findall("./desc/channels/channel")
     desc = root.find("desc")
-    manufacturer = text(desc, "manufacturer") or text(desc.find("acquisition") if desc is not None else None,
-                                                      "manufacturer")
+    manufacturer = text(desc, "manufacturer") or text(
+        desc.find("acquisition") if desc is not None else None, "manufacturer"
+    )
     rate = float(text(root, "nominal_srate") or 0.0)
     return StreamDescription(
         name=text(root, "name"),

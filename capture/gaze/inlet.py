@@ -241,7 +241,10 @@ class GazeInlet:
         stalled = False
         while not self._stop.is_set():
             data, t_lsl = self._inlet.pull_chunk(
-                timeout=self._pull_timeout_s, max_samples=self._max_chunk, dest_obj=buf, min_samples=1,
+                timeout=self._pull_timeout_s,
+                max_samples=self._max_chunk,
+                dest_obj=buf,
+                min_samples=1,
                 as_numpy=True,
             )
             t_received = pylsl.local_clock()

@@ -131,7 +131,15 @@ def _pupil() -> GazeLayout:
     )  # fmt: skip
     types, eyes, units = _meta(
         22,
-        {0: "Confidence", 1: "ScreenX", 2: "ScreenY", 18: "Diameter", 19: "Diameter", 20: "Diameter", 21: "Diameter"},
+        {
+            0: "Confidence",
+            1: "ScreenX",
+            2: "ScreenY",
+            18: "Diameter",
+            19: "Diameter",
+            20: "Diameter",
+            21: "Diameter",
+        },
         {18: "right", 19: "left", 20: "right", 21: "left"},  # Pupil: eye0 = right, eye1 = left
         {0: "normalized", 1: NORMALIZED, 2: NORMALIZED, 18: "pixels", 19: "pixels", 20: "mm", 21: "mm"},
     )
@@ -356,8 +364,10 @@ def generic_layout_from_types(desc: StreamDescription) -> GazeLayout | None:
     if len(unit_set) != 1:
         raise StreamLayoutError(f"gaze stream {desc.name!r}: ScreenX channels mix units {sorted(unit_set)}")
     conf = [i for i, t in enumerate(types) if t == "confidence"]
-    labels = tuple(desc.labels) if len(desc.labels) == desc.n_channels else tuple(
-        f"ch{i}" for i in range(desc.n_channels)
+    labels = (
+        tuple(desc.labels)
+        if len(desc.labels) == desc.n_channels
+        else tuple(f"ch{i}" for i in range(desc.n_channels))
     )
     return GazeLayout(
         "generic",
@@ -394,7 +404,9 @@ def load_layout_config(path: str | Path, desc: StreamDescription) -> GazeLayout:
     cfg = data.get("gaze_layout", data)
     channels = cfg.get("channels")
     if not isinstance(channels, dict) or not channels:
-        raise ConfigError(f"gaze layout config {path}: expected a [gaze_layout.channels] table, got {channels!r}")
+        raise ConfigError(
+            f"gaze layout config {path}: expected a [gaze_layout.channels] table, got {channels!r}"
+        )
     lower_labels = [lab.strip().lower() for lab in desc.labels]
 
     def index(role: str) -> int | None:
@@ -426,8 +438,10 @@ def load_layout_config(path: str | Path, desc: StreamDescription) -> GazeLayout:
             groups.append(EyeChannels(x, y, index(prefix + "pupil"), eye))
     if not groups:
         raise ConfigError(f"gaze layout config {path}: expected x/y or left_x/left_y or right_x/right_y")
-    labels = tuple(desc.labels) if len(desc.labels) == desc.n_channels else tuple(
-        f"ch{i}" for i in range(desc.n_channels)
+    labels = (
+        tuple(desc.labels)
+        if len(desc.labels) == desc.n_channels
+        else tuple(f"ch{i}" for i in range(desc.n_channels))
     )
     return GazeLayout(
         "config",
@@ -460,7 +474,12 @@ def decode_samples(
     xs = data[:, [e.x for e in layout.eyes]]  # (n, n_eyes)
     ys = data[:, [e.y for e in layout.eyes]]
     with np.errstate(invalid="ignore"):
-        ok = np.isfinite(xs) & np.isfinite(ys) & (np.abs(xs) < FAR_OFF_SCREEN_PX) & (np.abs(ys) < FAR_OFF_SCREEN_PX)
+        ok = (
+            np.isfinite(xs)
+            & np.isfinite(ys)
+            & (np.abs(xs) < FAR_OFF_SCREEN_PX)
+            & (np.abs(ys) < FAR_OFF_SCREEN_PX)
+        )
         for s in layout.sentinels:
             ok &= (xs != s) & (ys != s)
         if layout.confidence is not None:
