@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Start a PulseAudio server with a virtual microphone, for the real-audio tests (pytest -m audio).
+#
+#   radgaze_speaker   module-null-sink: whatever is played into it (paplay/pacat --device=radgaze_speaker)
+#   radgaze_mic       module-remap-source of radgaze_speaker.monitor: the virtual microphone, default source
+#
+# PortAudio (sounddevice) reaches it through ALSA's "pulse" / "default" devices, which come from the
+# libasound2-plugins package (ALSA -> PulseAudio bridge). Debian/Ubuntu packages needed:
+#   pulseaudio pulseaudio-utils libasound2-plugins libportaudio2
+#
+# Works as root (CI containers) and as a normal user: the daemon runs per user (--system=false), with no
+# idle exit. Idempotent: an already running server gets the missing modules only.
+#   .ci/pulse-mic.sh          start (or complete) the server; prints the server's socket
+#   .ci/pulse-mic.sh stop     stop the daemon this user runs
+set -euo pipefail
+
+SINK=radgaze_speaker
+MIC=radgaze_mic
+
+if [[ "${1:-start}" == "stop" ]]; then
+    pulseaudio --kill 2>/dev/null || true
+    exit 0
+fi
+
+for tool in pulseaudio pactl; do
+    command -v "$tool" >/dev/null || {
+        echo "pulse-mic: $tool not found; apt-get install pulseaudio pulseaudio-utils libasound2-plugins" >&2
+        exit 1
+    }
+done
+
+if ! pulseaudio --check 2>/dev/null; then
+    # -n: no default.pa (no hardware probing in containers); the unix socket protocol is all clients need.
+    pulseaudio -D -n --system=false --exit-idle-time=-1 --disallow-exit \
+        --load="module-native-protocol-unix" 2>&1 | grep -v "not intended to be run as root" >&2 || true
+    for _ in $(seq 50); do
+        pactl info >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+fi
+pactl info >/dev/null || { echo "pulse-mic: PulseAudio did not start" >&2; exit 1; }
+
+if ! pactl list short sinks | grep -q "^[0-9]*[[:space:]]$SINK[[:space:]]"; then
+    pactl load-module module-null-sink sink_name=$SINK \
+        sink_properties=device.description=radgaze_speaker >/dev/null
+fi
+if ! pactl list short sources | grep -q "^[0-9]*[[:space:]]$MIC[[:space:]]"; then
+    pactl load-module module-remap-source master=$SINK.monitor source_name=$MIC \
+        source_properties=device.description=radgaze_virtual_mic >/dev/null
+fi
+pactl set-default-sink $SINK
+pactl set-default-source $MIC
+pactl info | grep -E "^(Server String|Default Sink|Default Source)"
