@@ -1,0 +1,137 @@
+"""``radgaze inspect PATH... [--json]``: what an image (DICOM/PNG/JPEG) or a session file (.h5) holds.
+
+Exit status: 0 when every path was read (and every session is valid), 1 when a session opened but has
+errors (they are printed), 2 when a path could not be read at all (one line on stderr per such path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from capture.errors import RadgazeError, SessionFormatError
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radgaze inspect",
+        description="Print the metadata of an image (DICOM, PNG, JPEG: size, bit depth, photometric, window, "
+        "pixel spacing, transfer syntax, sha256; no patient identifiers) or the summary and validation of a "
+        "session file (.h5: schema version, validity, errors, per-case counts).",
+        epilog="example: radgaze inspect chest.dcm --json   |   radgaze inspect ./sessions/*.h5",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image or session file(s)")
+    p.add_argument("--json", action="store_true", help="print JSON (an object; a list for several paths)")
+    return p
+
+
+def is_session_file(path: Path) -> bool:
+    """A session is an HDF5 file: judged by its signature, else by its suffix (so a damaged one still goes
+    to the session reader, whose error names the problem)."""
+    try:
+        with path.open("rb") as fh:
+            if fh.read(8) == _HDF5_MAGIC:
+                return True
+    except OSError:
+        pass
+    return path.suffix.lower() in (".h5", ".hdf5")
+
+
+def describe(path: Path) -> dict:
+    """JSON-ready description of one path; raises RadgazeError when it cannot be read."""
+    if is_session_file(path):
+        from capture.store import describe_session  # lazy: h5py is not needed to inspect an image
+
+        try:
+            out = describe_session(path)
+        except RadgazeError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - h5py raises many types on foreign bytes; one line, no trace
+            raise SessionFormatError(
+                f"{path}: expected a radgaze session file, got {type(exc).__name__}: {exc}"
+            ) from exc
+        return {"kind": "session", **out}
+    from capture.images import default_window, load_image
+
+    img = load_image(path)
+    center, width = default_window(img)
+    return {
+        "kind": "image",
+        "path": str(path),
+        **img.meta.to_dict(),
+        "default_window": {"center": center, "width": width},
+        "pixel_dtype": str(img.pixels.dtype),
+        "pixel_min": float(img.pixels.min()),
+        "pixel_max": float(img.pixels.max()),
+    }
+
+
+def format_text(info: dict) -> str:
+    """Human-readable lines for one description."""
+    if info["kind"] == "session":
+        head = [
+            f"{info.get('path')}: session, schema {info.get('schema_version')}, "
+            f"{'valid' if info.get('valid') else 'INVALID'}, {len(info.get('cases', []))} case(s)"
+        ]
+        head += [f"  error: {e}" for e in info.get("errors", [])]
+        for c in info.get("cases", []):
+            head.append(
+                f"  case {c.get('case_id')}: {c.get('duration_s')} s, {c.get('gaze_samples')} gaze samples, "
+                f"{c.get('fixations')} fixations, {c.get('words')} words, {c.get('sentences')} sentences, "
+                f"{c.get('heatmaps')} heatmaps"
+            )
+        return "\n".join(head)
+    spacing, window = info["pixel_spacing_mm"], info["default_window"]
+    ts = info["transfer_syntax"]
+    lines = [
+        f"{info['path']}: {info['source_format'].upper()} image",
+        f"  size            {info['width']} x {info['height']} px, {info['bits_stored']} bits stored",
+        f"  photometric     {info['photometric']} (pixels loaded as higher = brighter)",
+        f"  pixels          {info['pixel_dtype']}, {info['pixel_min']:g} .. {info['pixel_max']:g}",
+        "  window (tags)   "
+        + (
+            f"center {info['window_center']:g}, width {info['window_width']:g}"
+            if info["window_center"] is not None
+            else "none"
+        ),
+        f"  default window  center {window['center']:g}, width {window['width']:g}",
+        "  pixel spacing   "
+        + (f"{spacing[0]:g} x {spacing[1]:g} mm (row x column)" if spacing else "unknown"),
+    ]
+    if info["modality"]:
+        lines.append(f"  modality        {info['modality']}")
+    if ts:
+        lines.append(f"  transfer syntax {info['transfer_syntax_name'] or 'unknown'} ({ts})")
+    if info["voi_lut"]:
+        lines.append(
+            f"  VOI LUT         {info['voi_lut']['entries']} entries from {info['voi_lut']['first_mapped']:g}"
+        )
+    lines.append(f"  sha256          {info['sha256']}")
+    lines += [f"  note: {n}" for n in info["notes"]]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    infos: list[dict] = []
+    status = 0
+    for path in args.paths:
+        try:
+            info = describe(path)
+        except RadgazeError as exc:
+            print("radgaze inspect: " + " ".join(str(exc).split()), file=sys.stderr)
+            status = 2
+            continue
+        if info["kind"] == "session" and not info.get("valid", False):
+            status = max(status, 1)
+        infos.append(info)
+        if not args.json:
+            print(format_text(info))
+    if args.json and infos:
+        print(json.dumps(infos[0] if len(args.paths) == 1 else infos, indent=2, default=str))
+    return status
