@@ -277,10 +277,19 @@ def _load_dicom(
         transfer_syntax=ts_uid,
         sha256=sha256,
         identifiers=_dicom_identifiers(ds) if keep_identifiers else {},
-        voi_lut=_voi_lut(ds, lo + hi if invert else None),
+        voi_lut=_voi_lut_or_note(ds, lo + hi if invert else None, notes),
         notes=notes,
     )
     return values, meta
+
+
+def _voi_lut_or_note(ds, mirror_sum: float | None, notes: list[str]) -> VoiLut | None:
+    """A damaged VOI LUT costs the LUT (noted), not the image: the window tags or percentiles still work."""
+    try:
+        return _voi_lut(ds, mirror_sum)
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        notes.append(f"ignored unreadable VOI LUT Sequence: {type(exc).__name__}: {_one_line(str(exc), 120)}")
+        return None
 
 
 def _transfer_syntax(ds) -> str:

@@ -265,6 +265,16 @@ def test_voi_lut_mirrored_for_monochrome1(tmp_path: Path) -> None:
     np.testing.assert_array_equal(got, original)
 
 
+def test_damaged_voi_lut_is_noted_and_the_window_kept(tmp_path: Path) -> None:
+    path = write_dicom(tmp_path / "bad-voi.dcm", ramp16(), window=(2000, 1000), voi_lut=(0, 8, _voi_table()))
+    ds = pydicom.dcmread(path)
+    ds.VOILUTSequence[0].LUTDescriptor = [256, 0]  # two values instead of three
+    ds.save_as(path)
+    img = load_image(path)
+    assert img.meta.voi_lut is None and any("VOI LUT" in n for n in img.meta.notes)
+    assert default_window(img) == (2000.0, 1000.0)
+
+
 def test_identifiers_dropped_unless_asked(tmp_path: Path) -> None:
     path = write_dicom(tmp_path / "id.dcm", ramp16())
     plain = load_image(path).meta
