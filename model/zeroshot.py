@@ -1,0 +1,104 @@
+"""Zero-shot classification and retrieval (EGMA protocol, arXiv 2403.12416 section IV and appendix C).
+
+Prompts are package data (model/prompts/*.json): ``chexpert5x200`` (severity x subtype x location
+combinations, Table V) and ``chexpert8x200`` (five expert queries per class, Table VI); ``rsna`` and
+``siim`` are the No Finding + Pneumonia / Pneumothorax subsets of 8x200 the paper uses (appendix C-C, C-D).
+Class score = max over that class's prompts of cos(global image, prompt embedding).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from importlib import resources
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from capture.errors import ConfigError
+
+PROMPT_SETS = ("chexpert5x200", "chexpert8x200", "rsna", "siim")
+_SUBSETS = {"rsna": ("No Finding", "Pneumonia"), "siim": ("No Finding", "Pneumothorax")}
+
+
+def load_prompts(name: str) -> dict[str, list[str]]:
+    """Prompt set ``name`` -> {class: [prompt sentences]} (class order as in the paper's tables)."""
+    if name not in PROMPT_SETS:
+        raise ConfigError(f"invalid value for the 'name' parameter: allowed are {PROMPT_SETS}, got {name!r}")
+    file = "chexpert8x200" if name in _SUBSETS else name
+    data = json.loads(resources.files("model").joinpath("prompts", f"{file}.json").read_text("utf-8"))
+    classes = data["classes"]
+    if file == "chexpert5x200":
+        out = {c: _combine(v["severity"], v["subtype"], v["location"]) for c, v in classes.items()}
+    else:
+        out = {c: list(v) for c, v in classes.items()}
+    if name in _SUBSETS:
+        out = {c: out[c] for c in _SUBSETS[name]}
+    return out
+
+
+def _combine(severity: list[str], subtype: list[str], location: list[str]) -> list[str]:
+    """Every severity x subtype x location phrase, empty parts skipped, duplicates dropped."""
+    phrases = (" ".join(p for p in parts if p) for parts in itertools.product(severity, subtype, location))
+    return list(dict.fromkeys(phrases))
+
+
+@torch.no_grad()
+def text_embeddings(model, texts: list[str], batch_size: int = 64) -> Tensor:
+    """Each text as a one-sentence report -> (T, D) normalised report embeddings (on CPU)."""
+    dev = next(model.parameters()).device
+    out = []
+    for i in range(0, len(texts), batch_size):
+        tok = model.tokenize([[t] for t in texts[i : i + batch_size]])
+        _, report = model.encode_text(
+            tok["input_ids"].to(dev), tok["attention_mask"].to(dev), tok["sentence_mask"]
+        )
+        out.append(report.float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, model.config.embed_dim)
+
+
+@torch.no_grad()
+def image_embeddings(model, images: Tensor, batch_size: int = 32) -> Tensor:
+    """images (N, 3, S, S) normalised -> (N, D) normalised global embeddings (on CPU)."""
+    dev = next(model.parameters()).device
+    out = [
+        model.encode_image(images[i : i + batch_size].to(dev))[1].float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out) if out else torch.zeros(0, model.config.embed_dim)
+
+
+def zero_shot_scores(model, images: Tensor, prompts: dict[str, list[str]]) -> np.ndarray:
+    """(N, C) class scores, columns in ``prompts`` order: max over the class's prompts of the cosine."""
+    was_training = model.training
+    model.eval()
+    try:
+        img = image_embeddings(model, images)
+        cols = [(img @ text_embeddings(model, texts).T).amax(1) for texts in prompts.values()]
+    finally:
+        model.train(was_training)
+    return torch.stack(cols, 1).numpy()
+
+
+def precision_at_k(sim: np.ndarray, query_labels: np.ndarray, item_labels: np.ndarray, k: int) -> float:
+    """Mean over queries (rows of sim) of the fraction of the top-k items sharing the query's label."""
+    k = min(k, sim.shape[1])
+    top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    return float((np.asarray(item_labels)[top] == np.asarray(query_labels)[:, None]).mean())
+
+
+def retrieval_precision_at_k(
+    sim: np.ndarray, img_labels, txt_labels, ks: tuple[int, ...] = (1, 5, 10)
+) -> dict[str, float]:
+    """Image->text and text->image P@k from sim (N_img, N_txt); relevant = same class (EGMA protocol).
+
+    Keys ``i2t_p@{k}`` and ``t2i_p@{k}``.
+    """
+    sim = np.asarray(sim, dtype=np.float64)
+    il, tl = np.asarray(img_labels), np.asarray(txt_labels)
+    if sim.shape != (len(il), len(tl)):
+        raise ValueError(f"sim: expected shape ({len(il)}, {len(tl)}) (images, texts), got {sim.shape}")
+    out = {f"i2t_p@{k}": precision_at_k(sim, il, tl, k) for k in ks}
+    out.update({f"t2i_p@{k}": precision_at_k(sim.T, tl, il, k) for k in ks})
+    return out
