@@ -48,7 +48,7 @@ HEATMAP_FIXATIONS = 20
 
 
 def serve_outlet(name: str, rate_hz: float, duration_s: float) -> int:
-    """Publish the generic layout at ``rate_hz`` for ``duration_s`` once a consumer is there; print the count."""
+    """Publish the generic layout at ``rate_hz`` for ``duration_s`` once consumed; print the count."""
     from capture.sim_tracker import make_stream_info
 
     layout = BUILTIN_LAYOUTS["generic"]
@@ -112,6 +112,7 @@ def bench_ingest(rate_hz: float, duration_s: float) -> dict:
         if proc.poll() is None:
             proc.terminate()
         proc.wait(10)
+        proc.stdout.close()
     sent = int(out.split("SENT")[-1].split()[0]) if "SENT" in out else -1
     lat_ms = np.concatenate(latencies) * 1e3 if latencies else np.zeros(0)
     warm_ms = np.concatenate(warm_latencies) * 1e3 if warm_latencies else np.zeros(0)

@@ -1,4 +1,4 @@
-"""One thread per gaze stream: pull chunks from an LSL inlet, decode them, push timestamped records to a queue.
+"""One thread per gaze stream: pull chunks from an LSL inlet, decode them, queue timestamped records.
 
 The inlet runs with ``proc_clocksync | proc_dejitter`` (times arrive on this machine's LSL clock, smoothed)
 and ``recover=True`` (a tracker that disappears and comes back under the same source id is picked up again).
@@ -149,8 +149,8 @@ class GazeInlet:
         except pylsl.util.TimeoutError as exc:
             inlet.close_stream()
             raise DeviceError(
-                f"gaze stream {self._info.name()!r}: expected it to answer within {self._open_timeout_s:g} s, "
-                "it did not"
+                f"gaze stream {self._info.name()!r}: expected it to answer within "
+                f"{self._open_timeout_s:g} s, it did not"
             ) from exc
         except BaseException:
             inlet.close_stream()

@@ -1,4 +1,4 @@
-"""Channel layouts of LSL eye-tracker streams: which channel is what, and how to turn a chunk into gaze records.
+"""Channel layouts of LSL eye-tracker streams: which channel is what; chunks into gaze records.
 
 Built-in layouts follow the public LSL bridges (see ../shared/REFERENCE-NOTES.md, "Lab Streaming Layer
 eye-tracker bridges"): Tobii Pro, Pupil Capture relay, Gazepoint, EyeLink. Any other tracker is read through
@@ -416,7 +416,8 @@ def load_layout_config(path: str | Path, desc: StreamDescription) -> GazeLayout:
         if isinstance(ref, int) and not isinstance(ref, bool):
             if not 0 <= ref < desc.n_channels:
                 raise StreamLayoutError(
-                    f"gaze layout config {path}: {role} = channel {ref}, the stream has {desc.n_channels} channels"
+                    f"gaze layout config {path}: {role} = channel {ref}, "
+                    f"the stream has {desc.n_channels} channels"
                 )
             return ref
         if isinstance(ref, str) and ref.strip().lower() in lower_labels:
@@ -469,7 +470,8 @@ def decode_samples(
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2 or data.shape[1] != layout.n_channels:
         raise StreamLayoutError(
-            f"layout {layout.describe()}: expected samples of shape (n, {layout.n_channels}), got {data.shape}"
+            f"layout {layout.describe()}: expected samples of shape (n, {layout.n_channels}), "
+            f"got {data.shape}"
         )
     xs = data[:, [e.x for e in layout.eyes]]  # (n, n_eyes)
     ys = data[:, [e.y for e in layout.eyes]]
