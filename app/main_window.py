@@ -1,8 +1,8 @@
 """The main window: worklist on the left, the image in the middle, the reading panel on the right.
 
-It wires widgets to one :class:`ViewerState` and one :class:`Worklist`; it holds no capture logic (record mode's
-controller in :mod:`app.record_cmd` drives the reading panel). Keys: Space start/stop recording, PgDown/N next
-case, PgUp/P previous, F fit, 1 one-to-one, I invert, G gaze cursor, L/M/B presets, 0 default window.
+It wires widgets to one :class:`ViewerState` and one :class:`Worklist`; it holds no capture logic (record
+mode's controller, :mod:`app.recording`, drives the reading panel). Keys: Space start/stop recording, PgDown/N
+next case, PgUp/P previous, F fit, 1 one-to-one, I invert, G gaze cursor, L/M/B presets, 0 default window.
 """
 
 from __future__ import annotations

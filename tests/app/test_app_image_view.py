@@ -1,4 +1,4 @@
-"""The image canvas driven by real Qt events (offscreen): window/level drag, wheel zoom, pan, overlay, cursor."""
+"""The image canvas driven by real Qt events (offscreen): W/L drag, wheel zoom, pan, overlay, cursor."""
 
 from __future__ import annotations
 

@@ -1,0 +1,242 @@
+"""``radgaze bench viewer``: how fast the viewer reacts, and whether dictation slows it down.
+
+Figures (all on the machine it runs on, Qt platform as set, offscreen by default):
+
+- ``wl_update_median_ms``: one window/level step on a 2048 x 2048 uint16 image, from the state change to the
+  repainted canvas (pyqtgraph's level-based LUT path + the scaled draw). Goal <= 16 ms (one 60 Hz frame).
+  ``wl_update_lut65536_median_ms`` measures the alternative: a precomputed 65536-entry uint8 window LUT
+  (capture.images.window_lut) applied with numpy, then an 8-bit setImage.
+- ``gaze_overlay_hz``: gaze cursor moves drawn per second, each followed by a synchronous repaint of the
+  region the cursor left and entered (what Qt's minimal viewport update paints).
+- ``frame_ms_idle`` / ``frame_ms_during_asr``: median time of one full frame (pan by a pixel so the whole
+  canvas is redrawn, move the cursor, process events) idle, then while the streaming ASR worker decodes speech
+  with the tiny test Whisper (capture.whisper_testing) in real time. Goal: during <= 1.2 x idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SIDE_PX = 2048  # the issue's benchmark size (a 2k x 2k 16-bit radiograph)
+CANVAS_PX = (1024, 1024)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radgaze bench viewer",
+        description="Viewer latency: window/level update on 2048^2 uint16, gaze overlay rate, frame time idle "
+        "vs during streaming ASR.",
+        epilog="example: radgaze bench viewer --json",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--repeats", type=int, default=40, help="window/level steps measured")
+    p.add_argument("--frame-seconds", type=float, default=4.0, help="seconds of frames per condition")
+    p.add_argument(
+        "--no-asr", action="store_true", help="skip the ASR condition (frame_ms_during_asr = null)"
+    )
+    p.add_argument(
+        "--audio", type=Path, default=None, help="speech file for the ASR (default: JFK clip, else tone)"
+    )
+    p.add_argument(
+        "--whisper-dir", type=Path, default=None, help="faster-whisper model dir (default: tiny test)"
+    )
+    return p
+
+
+def phantom_uint16(side_px: int = IMAGE_SIDE_PX, seed: int = 0) -> np.ndarray:
+    """A smooth 12-bit-like test image with noise (C-contiguous uint16), cheap to make."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:side_px, 0:side_px].astype(np.float32) / side_px
+    img = 1800 + 1500 * np.exp(-((x - 0.5) ** 2 + (y - 0.55) ** 2) / 0.08) - 900 * ((x - 0.3) ** 2 < 0.02)
+    img += rng.normal(0, 40, img.shape).astype(np.float32)
+    return np.ascontiguousarray(np.clip(img, 0, 65535).astype(np.uint16))
+
+
+def _median_ms(samples_s: list[float]) -> float:
+    return float(np.median(samples_s) * 1e3) if samples_s else float("nan")
+
+
+def bench_wl(view, app, repeats: int) -> dict:
+    state = view.state
+    repaint = view.canvas.viewport().repaint
+    times = []
+    for i in range(repeats):
+        t0 = time.perf_counter()
+        state.drag_window(3.0 if i % 2 else -3.0, 2.0 if i % 4 < 2 else -2.0)
+        repaint()
+        times.append(time.perf_counter() - t0)
+    # alternative: a precomputed full 16-bit LUT, then an 8-bit image
+    from capture.images import window_lut
+
+    px = state.pixels
+    alt = []
+    for i in range(max(repeats // 2, 5)):
+        t0 = time.perf_counter()
+        c, w = state.window
+        lut = window_lut(c + i, w, invert=False)
+        u8 = np.take(lut, px)
+        view.image_item.setImage(u8, autoLevels=False, levels=(0, 255), lut=None)
+        repaint()
+        alt.append(time.perf_counter() - t0)
+    view.image_item.setImage(px, autoLevels=False, levels=view._levels(), lut=view.image_item.lut)
+    return {"wl_update_median_ms": _median_ms(times), "wl_update_lut65536_median_ms": _median_ms(alt)}
+
+
+def bench_gaze(view, app, seconds: float = 1.5) -> float:
+    state = view.state
+    state.set_gaze_cursor_visible(True)
+    rng = np.random.default_rng(1)
+    viewport, item = view.canvas.viewport(), view.gaze_item
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        before = view.canvas.mapFromScene(item.sceneBoundingRect()).boundingRect()
+        state.set_gaze(*rng.uniform(100, IMAGE_SIDE_PX - 100, 2))
+        after = view.canvas.mapFromScene(item.sceneBoundingRect()).boundingRect()
+        viewport.repaint(before.united(after).adjusted(-2, -2, 2, 2))
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+def frame_times(view, app, seconds: float) -> list[float]:
+    state = view.state
+    rng = np.random.default_rng(2)
+    out, t_end, k = [], time.perf_counter() + seconds, 0
+    while time.perf_counter() < t_end:
+        t0 = time.perf_counter()
+        state.pan_by(1.0 if k % 2 else -1.0, 0.0)  # the whole canvas is redrawn
+        state.set_gaze(*rng.uniform(100, IMAGE_SIDE_PX - 100, 2))
+        view.canvas.viewport().repaint()
+        app.processEvents()
+        out.append(time.perf_counter() - t0)
+        k += 1
+        time.sleep(max(0.0, 1 / 60 - (time.perf_counter() - t0)))  # a 60 Hz display loop
+    return out
+
+
+def default_audio(path: Path | None) -> Path:
+    if path is not None:
+        return path
+    clip = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio" / "jfk.flac"
+    if clip.is_file():
+        return clip
+    import soundfile
+
+    rate = 16000
+    t = np.arange(int(11 * rate)) / rate
+    tone = 0.2 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 1.5 * t) > 0)
+    out = Path(tempfile.mkdtemp(prefix="radgaze-bench-")) / "tone.wav"
+    soundfile.write(str(out), tone.astype(np.float32), rate)
+    return out
+
+
+def start_asr(audio: Path, whisper_dir: Path | None):
+    """The streaming ASR worker fed in real time from a file; returns (stop_callable, transcriber)."""
+    from capture.asr import AsrConfig, StreamingTranscriber, WhisperTranscriber
+    from capture.audio import AudioFileSource
+
+    if whisper_dir is None:
+        from capture.whisper_testing import build_tiny_whisper
+
+        cache = Path(os.environ.get("RADGAZE_CACHE", Path(tempfile.gettempdir()) / "radgaze-cache"))
+        whisper_dir = build_tiny_whisper(cache / "tiny-whisper")
+    cfg = AsrConfig(model=str(whisper_dir), device="cpu", beam_size=1, local_files_only=True)
+    asr = StreamingTranscriber(WhisperTranscriber(cfg)).start()
+    sources = [AudioFileSource(audio)]
+    stop = threading.Event()
+
+    def pump() -> None:  # the pipeline's role here: audio blocks -> ASR
+        import queue
+
+        while not stop.is_set():
+            try:
+                block = sources[-1].queue.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if block is None:  # loop the clip so the ASR keeps working for the whole measurement
+                sources.append(AudioFileSource(audio))
+                sources[-1].start()
+                continue
+            if isinstance(block, BaseException):
+                raise block
+            asr.feed(block.t_lsl_first_sample, block.samples)
+
+    sources[0].start()
+    pumper = threading.Thread(target=pump, daemon=True, name="bench-audio-pump")
+    pumper.start()
+
+    def finish() -> None:
+        stop.set()
+        sources[-1].stop()
+        pumper.join(2.0)
+        asr.stop(30.0)
+
+    return finish, asr
+
+
+def run(args: argparse.Namespace) -> dict:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6 import QtWidgets
+
+    from app.image_view import ImageView
+    from app.state import ViewerState
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["radgaze bench viewer"])
+    state = ViewerState()
+    view = ImageView(state)
+    view.resize(*CANVAS_PX)
+    view.show()
+    app.processEvents()
+    state.set_case("bench", phantom_uint16())
+    app.processEvents()
+    result: dict = {
+        "image": f"{IMAGE_SIDE_PX}x{IMAGE_SIDE_PX} uint16",
+        "canvas_px": list(CANVAS_PX),
+        "qt_platform": app.platformName(),
+        "cpu_count": os.cpu_count(),
+    }
+    result.update(bench_wl(view, app, args.repeats))
+    result["gaze_overlay_hz"] = bench_gaze(view, app)
+    idle = frame_times(view, app, args.frame_seconds)
+    result["frame_ms_idle"] = _median_ms(idle)
+    result["frame_ms_idle_p95"] = float(np.percentile(idle, 95) * 1e3)
+    if args.no_asr:
+        result["frame_ms_during_asr"] = None
+    else:
+        finish, asr = start_asr(default_audio(args.audio), args.whisper_dir)
+        time.sleep(1.5)  # let the worker reach its first decode
+        busy = frame_times(view, app, args.frame_seconds)
+        n_decodes = asr.n_decodes
+        finish()
+        result["frame_ms_during_asr"] = _median_ms(busy)
+        result["frame_ms_during_asr_p95"] = float(np.percentile(busy, 95) * 1e3)
+        result["asr_decodes_during"] = n_decodes
+        result["during_over_idle"] = result["frame_ms_during_asr"] / result["frame_ms_idle"]
+    result["goals"] = {
+        "wl_update_median_ms<=16": result["wl_update_median_ms"] <= 16.0,
+        "frame_during_asr<=1.2x_idle": None
+        if result["frame_ms_during_asr"] is None
+        else result["frame_ms_during_asr"] <= 1.2 * result["frame_ms_idle"],
+    }
+    view.close()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    result = run(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for k, v in result.items():
+            print(f"{k:32s} {v}")
+    return 0

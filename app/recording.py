@@ -1,0 +1,219 @@
+"""Record mode's controller: binds the main window (UI thread) to a :class:`app.live.LivePipeline` (worker).
+
+The UI thread only does cheap things: it forwards view events and case changes to the pipeline's inbox and
+polls the pipeline's event queue from a timer (~30 Hz) to move the gaze cursor, update the tracker status,
+the transcript and the sentence list. Nothing here blocks on capture, ASR or the session file.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+
+import numpy as np
+from PySide6 import QtCore
+
+from app.calibration import DRIFT_WARN_DEG, CalibrationCheck, CalibrationResult
+from app.live import LivePipeline, LiveSentence, TrackerStats
+from app.main_window import MainWindow
+from app.panels import TrackerStatus
+from app.worklist import RECORDED, LoadedCase
+from capture.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, ImageRef, Words
+
+POLL_MS = 33  # UI refresh of the live panels (~30 Hz): smooth cursor, negligible load
+
+
+def image_ref_of(case: LoadedCase) -> ImageRef:
+    meta = case.meta
+    h, w = case.pixels.shape
+    return ImageRef(
+        path=str(case.image_path) if case.image_path is not None else case.case_id,
+        sha256=getattr(meta, "sha256", "") or "",
+        width=int(w),
+        height=int(h),
+        bits_stored=int(getattr(meta, "bits_stored", 16) or 16),
+        photometric=str(getattr(meta, "photometric", "MONOCHROME2") or "MONOCHROME2"),
+    )
+
+
+class RecordController(QtCore.QObject):
+    """Start/stop (Space or the button), one session case per worklist case while recording."""
+
+    recording_changed = QtCore.Signal(bool)
+    sentence_added = QtCore.Signal(object)  # LiveSentence
+    error = QtCore.Signal(str)
+
+    def __init__(
+        self,
+        window: MainWindow,
+        pipeline: LivePipeline,
+        display: DisplayGeometry,
+        *,
+        tracker_name: str = "",
+        warn_deg: float = DRIFT_WARN_DEG,
+        case_extras: Callable[[LoadedCase], dict] | None = None,
+    ) -> None:
+        super().__init__(window)
+        self.window, self.pipeline, self.display = window, pipeline, display
+        self.tracker_name, self.warn_deg = tracker_name, warn_deg
+        self.case_extras = case_extras  # extra begin_case kwargs (labels, findings, attrs) for a case
+        self.recording = False
+        self.words = Words.empty()
+        self.preview_text = ""
+        self.sentences: list[LiveSentence] = []
+        self.stats: TrackerStats | None = None
+        self.last_drift_deg = float("nan")
+        self.calibration: CalibrationCheck | None = None
+        self._screen_gaze: list[np.ndarray] = []
+        self._errors: list[BaseException] = []
+        window.record_toggled.connect(self.toggle)
+        window.case_loaded.connect(self._on_case_loaded)
+        window.state.view_event.connect(self._on_view_event)
+        window.reading.tracker.calibrate_button.clicked.connect(self.start_calibration_check)
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.poll)
+        self.timer.start()
+        self._show_status()
+
+    # -- recording --------------------------------------------------------------------------------------
+    def toggle(self) -> None:
+        self.stop() if self.recording else self.start()
+
+    def start(self) -> None:
+        if self.recording or self.window.loaded is None:
+            return
+        self.recording = True
+        self._begin_case(self.window.loaded)
+        self.window.reading.set_recording(True, f"recording {self.window.loaded.case_id}")
+        self.recording_changed.emit(True)
+
+    def stop(self) -> None:
+        if not self.recording:
+            return
+        self.recording = False
+        self.pipeline.end_case(self.pipeline.clock())
+        self._mark_recorded()
+        self.window.reading.set_recording(False)
+        self.recording_changed.emit(False)
+
+    def _begin_case(self, case: LoadedCase) -> None:
+        state = self.window.state
+        t_start = state.clock()
+        extras = self.case_extras(case) if self.case_extras else {}
+        self.pipeline.begin_case(case.case_id, image_ref_of(case), t_start, **extras)
+        # the view in force from the case's first instant (later changes come through view_event)
+        self.pipeline.add_view_event(state.current_view_row(VIEW_CASE))
+        self.window.reading.sentences.reset()
+        self.sentences = []
+
+    def _mark_recorded(self) -> None:
+        wl = self.window.worklist
+        if wl.current is not None:
+            wl.set_status(wl.index, RECORDED)
+
+    def _on_case_loaded(self, case: LoadedCase) -> None:
+        if self.recording:  # next/previous while recording: close the case, open the new one
+            self.pipeline.end_case(self.pipeline.clock())
+            self._begin_case(case)
+            self.window.reading.set_recording(True, f"recording {case.case_id}")
+
+    def _on_view_event(self, row: np.ndarray) -> None:
+        if self.recording and int(row["kind"]) != VIEW_CASE:  # the case row is sent by _begin_case
+            self.pipeline.add_view_event(row)
+
+    # -- polling ----------------------------------------------------------------------------------------
+    def poll(self) -> None:
+        """Apply what the pipeline produced since the last tick (UI thread, cheap)."""
+        gaze = None
+        while True:
+            try:
+                kind, payload = self.pipeline.events.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "gaze":
+                gaze = payload  # only the newest position is drawn
+            elif kind == "status":
+                self.stats = payload
+                self._show_status()
+            elif kind == "words":
+                self._add_words(payload)
+            elif kind == "sentence":
+                self._add_sentence(payload)
+            elif kind == "screen_gaze":
+                self._screen_gaze.append(payload)
+            elif kind == "case_ended":
+                pass
+            elif kind == "error":
+                self._errors.append(payload)
+                self.window.statusBar().showMessage(f"capture error: {payload}")
+                self.error.emit(str(payload))
+        if gaze is not None:
+            self.window.state.set_gaze(*gaze)
+        asr = self.pipeline.asr
+        preview = getattr(asr, "latest_preview", None) if asr is not None else None
+        if preview is not None and preview.tentative_text != self.preview_text:
+            self.preview_text = preview.tentative_text
+            self._show_transcript()
+
+    def raise_errors(self) -> None:
+        """Re-raise the first error the pipeline reported (tests, headless runs)."""
+        if self._errors:
+            raise self._errors[0]
+
+    def _add_words(self, words: Words) -> None:
+        from capture.asr import concat_words
+
+        self.words = concat_words([self.words, words])
+        self._show_transcript()
+
+    def _show_transcript(self) -> None:
+        from capture.punctuation import join_tokens
+
+        self.window.reading.transcript.set_text(join_tokens(self.words.text), self.preview_text)
+
+    def _add_sentence(self, s: LiveSentence) -> None:
+        if self.window.state.case_id != s.case_id:
+            return
+        self.sentences.append(s)
+        self.window.add_sentence(s.text, s.heatmap, s.heatmap_scale)
+        self.sentence_added.emit(s)
+
+    def _show_status(self) -> None:
+        st = self.stats
+        status = TrackerStatus(
+            name=self.tracker_name,
+            rate_hz=st.rate_hz if st else float("nan"),
+            valid_pct=st.valid_pct if st else float("nan"),
+            last_drift_deg=self.last_drift_deg,
+            connected=st is not None and (self.pipeline.clock() - st.t_last) < 2.0,
+        )
+        self.window.reading.tracker.show_status(status, self.warn_deg)
+
+    # -- calibration check --------------------------------------------------------------------------------
+    def start_calibration_check(self) -> CalibrationCheck:
+        """Show the targets full-screen; the result updates "last drift" and warns above ``warn_deg``."""
+        self.pipeline.forward_screen_gaze = True
+        self._screen_gaze = []
+        check = CalibrationCheck(
+            self.display, self._pull_screen_gaze, self.pipeline.clock, warn_deg=self.warn_deg
+        )
+        check.finished.connect(self._on_calibration)
+        check.setWindowTitle("radgaze calibration check")
+        check.showFullScreen()
+        check.start()
+        self.calibration = check
+        return check
+
+    def _pull_screen_gaze(self) -> np.ndarray:
+        self.poll()
+        got = np.concatenate(self._screen_gaze) if self._screen_gaze else np.zeros(0, GAZE_DTYPE)
+        self._screen_gaze = []
+        return got
+
+    def _on_calibration(self, result: CalibrationResult) -> None:
+        self.pipeline.forward_screen_gaze = False
+        self.last_drift_deg = result.mean_deg
+        self._show_status()
+        self.window.statusBar().showMessage(result.summary())
+        QtCore.QTimer.singleShot(1500, self.calibration.close)

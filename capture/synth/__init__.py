@@ -1,0 +1,21 @@
+"""Synthetic reading sessions: phantom chest radiographs with findings, dictated reports and eye-tracker gaze.
+
+Real radiologist gaze cannot be bundled, so radgaze draws readings realistic enough to drive the demo, the
+tests, the benchmarks and the does-gaze-help experiment, deterministic by seed:
+
+- :mod:`capture.synth.phantom`: the radiograph (16-bit) and each finding's ground-truth mask;
+- :mod:`capture.synth.report`: the dictated sentences and their word times;
+- :mod:`capture.synth.reading`: gaze samples (search, eye-voice lead, saccades, noise, blinks, dropouts);
+- :mod:`capture.synth.session`: CaseRecords and session files (``radgaze synth``: :mod:`capture.synth.cli`);
+- :mod:`capture.synth.preview`: a picture of a case for a person to judge.
+"""
+
+from capture.synth.session import (
+    SynthOptions,
+    SynthReading,
+    synth_case,
+    synth_reading,
+    write_synthetic_sessions,
+)
+
+__all__ = ["SynthOptions", "SynthReading", "synth_case", "synth_reading", "write_synthetic_sessions"]
