@@ -33,7 +33,7 @@ CANVAS_PX = (1024, 1024)
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="radgaze bench viewer",
-        description="Viewer latency: window/level update on 2048^2 uint16, gaze overlay rate, frame time idle "
+        description="Viewer latency: W/L update on 2048^2 uint16, gaze overlay rate, frame time idle "
         "vs during streaming ASR.",
         epilog="example: radgaze bench viewer --json",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
