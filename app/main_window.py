@@ -170,7 +170,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.loaded = case
         self.state.set_case(case.case_id, case.pixels, window=case.window, meta=case.meta)
         self._thumb_source = None
-        self.reading.sentences.reset()
+        self.reading.sentences.clear_sentences()
         self.statusBar().showMessage(
             f"{case.case_id}: {case.pixels.shape[1]}×{case.pixels.shape[0]} {case.pixels.dtype}"
         )

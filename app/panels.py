@@ -133,7 +133,7 @@ class SentenceList(QtWidgets.QListWidget):
         self.scrollToBottom()
         return self.count() - 1
 
-    def reset(self) -> None:
+    def clear_sentences(self) -> None:
         with QtCore.QSignalBlocker(self):
             self.clear()
         self.heatmaps = []

@@ -104,7 +104,7 @@ class RecordController(QtCore.QObject):
         self.pipeline.begin_case(case.case_id, image_ref_of(case), t_start, **extras)
         # the view in force from the case's first instant (later changes come through view_event)
         self.pipeline.add_view_event(state.current_view_row(VIEW_CASE))
-        self.window.reading.sentences.reset()
+        self.window.reading.sentences.clear_sentences()
         self.sentences = []
 
     def _mark_recorded(self) -> None:
