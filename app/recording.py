@@ -60,7 +60,9 @@ class RecordController(QtCore.QObject):
         self.recording = False
         self.words = Words.empty()
         self.preview_text = ""
-        self.sentences: list[LiveSentence] = []
+        self.sentences: list[LiveSentence] = []  # of the case shown
+        self.n_sentences_total = 0
+        self.preview_source = pipeline.asr  # anything with ``latest_preview`` (capture.asr.Preview | None)
         self.stats: TrackerStats | None = None
         self.last_drift_deg = float("nan")
         self.calibration: CalibrationCheck | None = None
@@ -150,8 +152,8 @@ class RecordController(QtCore.QObject):
                 self.error.emit(str(payload))
         if gaze is not None:
             self.window.state.set_gaze(*gaze)
-        asr = self.pipeline.asr
-        preview = getattr(asr, "latest_preview", None) if asr is not None else None
+        src = self.preview_source
+        preview = getattr(src, "latest_preview", None) if src is not None else None
         if preview is not None and preview.tentative_text != self.preview_text:
             self.preview_text = preview.tentative_text
             self._show_transcript()
@@ -176,6 +178,7 @@ class RecordController(QtCore.QObject):
         if self.window.state.case_id != s.case_id:
             return
         self.sentences.append(s)
+        self.n_sentences_total += 1
         self.window.add_sentence(s.text, s.heatmap, s.heatmap_scale)
         self.sentence_added.emit(s)
 

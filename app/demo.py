@@ -1,0 +1,317 @@
+"""``radgaze demo``: the whole live loop on an embedded default, offline.
+
+The main window opens on synthetic cases (capture.synth: phantom radiographs, reports, realistic gaze).
+A simulated eye tracker (capture.sim_tracker.SimTracker, a real LSL outlet in the Tobii layout) streams the
+synthetic reader's gaze, placed where this window shows the image; a scripted dictation releases the synthetic
+report's words at their times (plus an ASR-like latency) as final words. The same live pipeline as ``radgaze
+record`` (app.live: LSL inlet thread, worker thread for mapping, fixations, alignment and the session file)
+turns them into sentence heatmaps that appear one by one in the reading panel and over the image. Nothing of
+the capture or the alignment runs on the UI thread.
+
+``--seconds N --screenshot FILE.png`` runs unattended: N seconds, then a screenshot of the window, then exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from capture.records import GAZE_VALID, DisplayGeometry, Words
+
+LEAD_IN_S = 2.0  # gaze streams this long before the first case (the LSL inlet connects meanwhile)
+CASE_GAP_S = 1.5  # between cases (loading the next one)
+# Final words reach the pipeline this long after they were spoken: streaming Whisper commits ~1 s chunks once
+# two decodes agree (capture.asr: CHUNK_S = 1 s, LocalAgreement-2), so 1.2 s is a realistic commit delay.
+ASR_LATENCY_S = 1.2
+WINDOW_PX = (1400, 900)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radgaze demo",
+        description="Open the viewer on synthetic cases with a simulated eye tracker (LSL) and a scripted "
+        "dictation driving the live pipeline: sentence heatmaps appear as they are dictated.",
+        epilog="example: radgaze demo --seconds 40 --screenshot demo.png",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--seconds", type=float, default=None, help="quit after N seconds (default: run until closed)"
+    )
+    p.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window before quitting")
+    p.add_argument("--cases", type=int, default=3, help="synthetic cases")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic reading")
+    p.add_argument("--image-size", type=int, default=1024, help="synthetic image side in px")
+    p.add_argument("--rate", type=float, default=120.0, help="simulated tracker rate (Hz)")
+    p.add_argument("--layout", default="tobii", help="LSL channel layout of the simulated tracker")
+    p.add_argument("--keep", type=Path, default=None, help="keep the cases and the recorded session here")
+    p.add_argument("--show-gaze", action="store_true", help="show the gaze cursor (hidden by default)")
+    return p
+
+
+# ------------------------------------------------------------------------------------------ pure parts
+@dataclass(frozen=True)
+class DemoCase:
+    case_id: str
+    t_offset_s: float  # start of the case on the demo's timeline (s after the stream's first sample)
+    duration_s: float
+
+
+def gaze_on_screen(gaze: np.ndarray, scale: float, offset_x: float, offset_y: float) -> np.ndarray:
+    """The synthetic reader's gaze re-placed on this screen: image px through (scale, offset) to screen px.
+
+    Samples without image coordinates (blinks, dropouts) stay invalid."""
+    out = gaze.copy()
+    valid = (
+        ((gaze["flags"] & GAZE_VALID) != 0) & np.isfinite(gaze["x_img_px"]) & np.isfinite(gaze["y_img_px"])
+    )
+    out["x_screen_px"] = np.where(valid, gaze["x_img_px"] * scale + offset_x, np.nan)
+    out["y_screen_px"] = np.where(valid, gaze["y_img_px"] * scale + offset_y, np.nan)
+    out["flags"] = np.where(valid, gaze["flags"], gaze["flags"] & ~np.uint8(GAZE_VALID))
+    return out
+
+
+def demo_timeline(records, view_rows) -> tuple[np.ndarray, list[DemoCase]]:
+    """Concatenate the cases' gaze on one timeline starting at 0 (s), after LEAD_IN_S of gaze at the first
+    point, CASE_GAP_S between cases; ``view_rows[i]`` places case i on the screen. Returns (GAZE rows whose
+    t_lsl is the timeline time, cases)."""
+    parts, cases, t = [], [], LEAD_IN_S
+    for rec, row in zip(records, view_rows):
+        g = gaze_on_screen(rec.gaze, float(row["scale"]), float(row["offset_x"]), float(row["offset_y"]))
+        g["t_lsl"] = g["t_lsl"] - rec.t_start + t
+        parts.append(g)
+        cases.append(DemoCase(rec.case_id, t, rec.duration_s))
+        t += rec.duration_s + CASE_GAP_S
+    first = parts[0][np.argmax((parts[0]["flags"] & GAZE_VALID) != 0)]
+    lead = np.repeat(first[None], max(1, int(LEAD_IN_S * 100)), axis=0)
+    lead["t_lsl"] = np.linspace(0.0, LEAD_IN_S, lead.size, endpoint=False)
+    return np.concatenate([lead, *parts]), cases
+
+
+def dictation_script(records, cases: list[DemoCase], t0_lsl: float) -> list[tuple[float, Words]]:
+    """(release time, words) per word on the LSL clock: each case's words (dictated punctuation converted as
+    the ASR does) moved to the case's place on the demo timeline, released ASR_LATENCY_S after they end."""
+    from capture.punctuation import apply_dictated_punctuation
+
+    script = []
+    for rec, case in zip(records, cases):
+        words, _ = apply_dictated_punctuation(rec.words, final=True)
+        shift = t0_lsl + case.t_offset_s - rec.t_start
+        for k in range(len(words)):
+            w = Words(
+                np.array([words.t_start[k] + shift]),
+                np.array([words.t_end[k] + shift]),
+                [words.text[k]],
+                np.asarray(words.probability[k : k + 1], np.float32),
+            )
+            script.append((float(w.t_end[0]) + ASR_LATENCY_S, w))
+    script.sort(key=lambda item: item[0])
+    return script
+
+
+class ScriptedDictation:
+    """A thread releasing scripted final words into the pipeline at their times (a stand-in for the ASR
+    worker); ``latest_preview`` mimics the ASR's preview (words spoken but not yet final)."""
+
+    def __init__(self, script: list[tuple[float, Words]], add_words, clock) -> None:
+        self.script, self.add_words, self.clock = script, add_words, clock
+        self.latest_preview = None
+        self.n_released = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scripted-dictation", daemon=True)
+
+    def start(self) -> ScriptedDictation:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(2.0)
+
+    def _run(self) -> None:
+        from capture.asr import Preview
+        from capture.punctuation import join_tokens
+
+        while not self._stop.is_set() and self.n_released < len(self.script):
+            now = self.clock()
+            due = [w for t, w in self.script[self.n_released :] if t <= now]
+            for w in due:
+                self.add_words(w)
+            self.n_released += len(due)
+            spoken = [w.text[0] for t, w in self.script[self.n_released :] if w.t_start[0] <= now]
+            self.latest_preview = Preview("", join_tokens(spoken), now)
+            self._stop.wait(0.05)
+
+
+# ------------------------------------------------------------------------------------------ the app
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    from PySide6 import QtWidgets
+
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["radgaze demo"])
+    demo = Demo(args, app)
+    try:
+        demo.start()
+        app.exec()
+    finally:
+        demo.shutdown()
+    if demo.error is not None:
+        raise demo.error
+    print(
+        f"radgaze demo: {demo.n_sentences()} sentence heatmaps over {demo.n_cases_shown} case(s); "
+        f"session {demo.session_path}" + (f"; screenshot {args.screenshot}" if args.screenshot else ""),
+        flush=True,
+    )
+    return 0
+
+
+class Demo:
+    """Everything the demo runs, started and stopped in order (inlets are closed before outlets)."""
+
+    def __init__(self, args: argparse.Namespace, app) -> None:
+        self.args, self.app = args, app
+        self.folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="radgaze-demo-"))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.session_path = self.folder / "demo-live.h5"
+        self.window = self.controller = self.pipeline = self.inlet = self.sim = self.writer = None
+        self.dictation: ScriptedDictation | None = None
+        self.error: BaseException | None = None
+        self.n_cases_shown = 0
+        self.cases: list[DemoCase] = []
+        self.t0_lsl = 0.0
+
+    def n_sentences(self) -> int:
+        return 0 if self.controller is None else self.controller.n_sentences_total
+
+    def start(self) -> None:
+        import pylsl
+        from PySide6 import QtCore
+
+        from app.live import LivePipeline
+        from app.main_window import MainWindow
+        from app.record_cmd import screen_display
+        from app.recording import RecordController
+        from capture.gaze.discovery import resolve_gaze_stream
+        from capture.gaze.inlet import GazeInlet
+        from capture.sim_tracker import SimTracker
+        from capture.store import SessionWriter
+        from capture.synth import synth_reading
+
+        args = self.args
+        reading = synth_reading(
+            args.seed, n_cases=args.cases, image_size=args.image_size, rate_hz=args.rate, zoom_p=0.0
+        )
+        for rec, png in zip(reading, reading.pngs):
+            (self.folder / rec.image.path).write_bytes(png)
+        self.records = list(reading)
+
+        self.window = MainWindow(title="radgaze demo — synthetic cases, simulated tracker and dictation")
+        self.window.resize(*WINDOW_PX)
+        self.window.show()
+        self.window.open_folder(self.folder)
+        self.app.processEvents()
+        if args.show_gaze:
+            self.window.state.set_gaze_cursor_visible(True)
+        display = covering_display(screen_display(self.app), self.window)
+        # every synthetic case has the same size, so the fitted view of the first places them all
+        row = self.window.state.current_view_row()
+        gaze, self.cases = demo_timeline(self.records, [row] * len(self.records))
+
+        self.writer = SessionWriter(
+            self.session_path,
+            reader_id="demo",
+            provenance={
+                "source": "radgaze demo",
+                "tracker": f"sim-tracker ({args.layout})",
+                "asr_model": "script",
+            },
+            live=True,
+        )
+        name = f"radgaze-demo-{id(self):x}"
+        self.sim = SimTracker(gaze, args.layout, args.rate, display, name=name, loop=False)
+        self.t0_lsl = pylsl.local_clock()
+        self.sim.start()
+        self.inlet = GazeInlet(resolve_gaze_stream(name, timeout_s=10.0), display).start()
+        self.pipeline = LivePipeline(display, writer=self.writer, gaze_inlet=self.inlet).start()
+        self.controller = RecordController(
+            self.window, self.pipeline, display, tracker_name=f"{name} (simulated)"
+        )
+        self.controller.error.connect(self._on_error)
+        self.dictation = ScriptedDictation(
+            dictation_script(self.records, self.cases, self.t0_lsl),
+            self.pipeline.add_words,
+            pylsl.local_clock,
+        )
+        self.controller.preview_source = self.dictation
+        self.dictation.start()
+        self.controller.start()
+        self.n_cases_shown = 1
+
+        self.case_timer = QtCore.QTimer()
+        self.case_timer.setInterval(100)
+        self.case_timer.timeout.connect(self._advance)
+        self.case_timer.start()
+        if args.seconds is not None:
+            QtCore.QTimer.singleShot(int(args.seconds * 1000), self.finish)
+
+    def _advance(self) -> None:
+        """Show the next case when the synthetic reader moves on; stop recording after the last one."""
+        import pylsl
+
+        now = pylsl.local_clock() - self.t0_lsl
+        k = self.n_cases_shown
+        if k < len(self.cases) and now >= self.cases[k].t_offset_s:
+            self.window.worklist.next()
+            self.n_cases_shown += 1
+        last = self.cases[-1]
+        if self.controller.recording and now >= last.t_offset_s + last.duration_s + ASR_LATENCY_S + 1.0:
+            self.controller.stop()
+            self.window.statusBar().showMessage(f"demo finished: session written to {self.session_path}")
+
+    def _on_error(self, message: str) -> None:
+        self.window.statusBar().showMessage(f"demo error: {message}")
+        try:
+            self.controller.raise_errors()
+        except BaseException as exc:  # noqa: BLE001 - re-raised by main after the window closes
+            self.error = exc
+        self.finish()
+
+    def finish(self) -> None:
+        if self.args.screenshot is not None and self.window is not None:
+            self.controller.poll()
+            self.app.processEvents()
+            self.args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+            self.window.grab().save(str(self.args.screenshot))
+        self.app.quit()
+
+    def shutdown(self) -> None:
+        for stop in (
+            lambda: self.case_timer.stop(),
+            lambda: self.dictation.stop(),
+            lambda: self.pipeline.stop(),
+            lambda: self.inlet.stop(),
+            lambda: self.sim.stop(),
+            lambda: self.writer.close(),
+        ):
+            try:
+                stop()
+            except AttributeError:
+                pass  # not started
+
+
+def covering_display(display: DisplayGeometry, window) -> DisplayGeometry:
+    """The screen, grown (same pixel pitch) to contain the window when the window is larger than the screen
+    (offscreen runs): gaze on the window then stays on the tracker's screen."""
+    geo = window.frameGeometry()
+    dpr = window.devicePixelRatioF()
+    w_px = max(display.screen_w_px, round((geo.x() + geo.width()) * dpr))
+    h_px = max(display.screen_h_px, round((geo.y() + geo.height()) * dpr))
+    if (w_px, h_px) == (display.screen_w_px, display.screen_h_px):
+        return display
+    pitch_x, pitch_y = display.screen_w_mm / display.screen_w_px, display.screen_h_mm / display.screen_h_px
+    return DisplayGeometry(w_px, h_px, w_px * pitch_x, h_px * pitch_y, display.viewing_distance_mm)
