@@ -233,13 +233,21 @@ def parse_display(text: str) -> DisplayGeometry:
     return DisplayGeometry(w, h, w * pitch_w, h * pitch_h, base.viewing_distance_mm)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults, except None (those options say in words what happens without them)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="radgaze sim-tracker",
         description="Publish a simulated eye tracker as a real LSL stream (real-time replay of synthetic or "
         "recorded gaze, in the channel layout and metadata of a real LSL bridge).",
-        epilog="example: radgaze sim-tracker --layout pupil --rate 200 --seed 3 --duration 60",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="examples: radgaze sim-tracker --layout pupil --rate 200 --seed 3 --duration 60\n"
+        "          radgaze sim-tracker --session sessions/reading-001.h5 --layout eyelink",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("--layout", choices=LAYOUT_NAMES, default="tobii", help="channel layout to publish")
     p.add_argument(

@@ -126,6 +126,7 @@ class GazeInlet:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._t_last = -np.inf
+        self._stalled = False
 
     def _new_inlet(self) -> pylsl.StreamInlet:
         return pylsl.StreamInlet(
@@ -163,12 +164,21 @@ class GazeInlet:
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop pulling, join the thread and close the inlet (before any outlet goes away)."""
+        """Stop pulling, join the thread and close the inlet (before any outlet goes away).
+
+        When the stream is away at that moment, a last chunk (no samples) carries the open gap
+        (t_lost = last sample, t_back = now), so the recording says the tracker was lost until the end.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
             if self._thread.is_alive():
                 raise DeviceError(f"gaze inlet thread did not stop within {timeout_s:g} s")
+            if self._stalled and np.isfinite(self._t_last):
+                t_now = pylsl.local_clock()
+                gap = np.array([(self._t_last, t_now)], GAP_DTYPE)
+                self.stats.n_gaps += 1
+                self.queue.put(GazeChunk(np.zeros(0, GAZE_DTYPE), gap, t_now))
         if self._inlet is not None:
             self._inlet.close_stream()
             self._inlet = None
@@ -182,6 +192,11 @@ class GazeInlet:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def stalled(self) -> bool:
+        """True while a regular-rate stream has been silent longer than the gap threshold (tracker lost)."""
+        return self._stalled
 
     # -- consumer side -------------------------------------------------------------------------------------
     def get(self, timeout_s: float | None = None) -> GazeChunk | None:
@@ -238,8 +253,11 @@ class GazeInlet:
         t_next_tc = pylsl.local_clock() + TIME_CORRECTION_EVERY_S
         t_last_data = pylsl.local_clock()
         regular = self.meta.nominal_rate_hz > 0
-        stalled = False
+        connected = True
         while not self._stop.is_set():
+            if not connected:  # a fresh inlet: pulling before its source answers would block in liblsl
+                connected = self._try_connect(timeout_s=0.1)
+                continue
             data, t_lsl = self._inlet.pull_chunk(
                 timeout=self._pull_timeout_s,
                 max_samples=self._max_chunk,
@@ -250,19 +268,28 @@ class GazeInlet:
             t_received = pylsl.local_clock()
             if len(t_lsl):
                 self._handle(data, np.asarray(t_lsl, np.float64), t_received)
-                t_last_data, stalled = t_received, False
-            elif regular and not stalled and t_received - t_last_data > self._gap_threshold_s:
+                t_last_data, self._stalled = t_received, False
+            elif regular and not self._stalled and t_received - t_last_data > self._gap_threshold_s:
                 # A regular stream went silent: the source is probably gone. liblsl's dejitter would carry its
                 # old regression across the outage (observed here: times after recovery up to 4 s early,
                 # decaying over its 90 s half-time), so a fresh inlet (fresh post-processing) waits for the
                 # source to come back under its source id.
-                stalled = True
+                self._stalled, connected = True, False
                 self._inlet.close_stream()
                 self._inlet = self._new_inlet()
                 self.stats.n_reconnects += 1
-            if t_received >= t_next_tc and not stalled:
+            if t_received >= t_next_tc and not self._stalled:
                 self._record_time_correction(timeout_s=0.2)
                 t_next_tc = t_received + TIME_CORRECTION_EVERY_S
+
+    def _try_connect(self, timeout_s: float) -> bool:
+        """Open the (fresh) inlet if its source answers within ``timeout_s``; False while it is away."""
+        try:
+            self._inlet.info(timeout=timeout_s)
+            self._inlet.open_stream(timeout=timeout_s)
+        except pylsl.util.TimeoutError:
+            return False
+        return True
 
     def _handle(self, data: np.ndarray, t_lsl: np.ndarray, t_received: float) -> None:
         order, n_ooo, keep = sort_chunk(t_lsl, self._t_last)

@@ -109,3 +109,64 @@ def test_builtin_scanpath_is_on_screen_with_blinks():
     assert g.size == 1000 and 0.9 < valid.mean() < 1.0
     assert (g["x_screen_px"][valid] > 0).all() and (g["x_screen_px"][valid] < 1920).all()
     assert np.isnan(g["x_screen_px"][~valid]).all()
+
+
+def test_sim_tracker_cli_replays_a_session_file(tmp_path):
+    from capture.records import ImageRef
+    from capture.store import SessionWriter
+
+    display = DisplayGeometry(1280, 1024, 376.0, 301.0, 650.0)
+    path = tmp_path / "reading.h5"
+    with SessionWriter(path, reader_id="test") as writer:
+        for i, points in enumerate([[(100.0, 200.0), (300.0, 400.0)], [(1200.0, 1000.0)]]):
+            g = np.zeros(40 * len(points), GAZE_DTYPE)
+            g["t_lsl"] = 100.0 * i + np.arange(g.size) * 0.01
+            g["x_screen_px"] = np.repeat([p[0] for p in points], 40)
+            g["y_screen_px"] = np.repeat([p[1] for p in points], 40)
+            g["pupil"] = 3.0
+            g["flags"] = GAZE_VALID
+            writer.begin_case(f"c{i}", ImageRef("x.png", "0" * 64, 512, 512), display, t_start=100.0 * i)
+            writer.append_gaze(g)
+            writer.end_case(100.0 * i + 1.0)
+    name = "sim-cli-session"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "sim-tracker", "--session", str(path), "--layout", "eyelink",
+         "--rate", "100", "--duration", "3", "--name", name],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert "display 1280x1024" in proc.stdout.readline()  # the session's display by default
+        with GazeInlet(resolve_gaze_stream(name, timeout_s=5.0), display) as inlet:
+            chunks = []
+            while proc.poll() is None:
+                c = inlet.get(timeout_s=0.05)
+                chunks += [c] if c is not None else []
+            chunks += inlet.drain()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait(10)
+        proc.stdout.close()
+    s, _ = concat_chunks(chunks)
+    assert proc.returncode == 0 and s.size > 100
+    xy = {(round(float(x)), round(float(y))) for x, y in zip(s["x_screen_px"], s["y_screen_px"])}
+    assert xy == {(100, 200), (300, 400), (1200, 1000)}  # both cases replayed, back to back, looping
+
+
+def test_tracker_that_never_returns_leaves_an_open_gap_at_stop():
+    name = "sim-gone"
+    sim = SimTracker(_known_gaze(), "tobii", 100.0, DISPLAY, name=name, duration_s=1.0).start()
+    inlet = GazeInlet(resolve_gaze_stream(name, timeout_s=5.0), DISPLAY).start()
+    try:
+        assert sim.wait(timeout_s=10.0)
+        sim.stop()  # the outlet goes away for good
+        t_end = time.monotonic() + 5.0
+        while not inlet.stalled and time.monotonic() < t_end:
+            time.sleep(0.05)
+        assert inlet.stalled
+    finally:
+        inlet.stop()
+    samples, gaps = concat_chunks(inlet.drain())
+    assert samples.size > 10 and gaps.size == 1
+    assert gaps["t_lost"][0] == samples["t_lsl"][-1] and gaps["t_back"][0] > gaps["t_lost"][0] + 0.1
+    assert inlet.provenance()["stats"]["n_reconnects"] == 1
