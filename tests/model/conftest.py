@@ -1,0 +1,15 @@
+"""Shared fixtures for the model tests: one tiny EGMA model per session (built locally, no hub)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from model.config import ModelConfig
+from model.egma import EGMAModel
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> EGMAModel:
+    torch.manual_seed(0)
+    return EGMAModel(ModelConfig.preset("tiny")).eval()
