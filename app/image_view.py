@@ -45,6 +45,15 @@ def qtransform(t: ViewTransform) -> QtGui.QTransform:
     return QtGui.QTransform(t.scale, 0.0, 0.0, t.scale, t.offset_x, t.offset_y)
 
 
+class SmoothImageItem(pg.ImageItem):
+    """An ImageItem drawn with bilinear filtering: a 512-px heatmap stretched over a 2k image must look like
+    the smooth density it is, not like blocks."""
+
+    def paint(self, painter: QtGui.QPainter, *args) -> None:
+        painter.setRenderHint(QtGui.QPainter.RenderHint.SmoothPixmapTransform, True)
+        super().paint(painter, *args)
+
+
 class _Canvas(pg.GraphicsView):
     """GraphicsView whose mouse/wheel gestures drive the state."""
 
@@ -157,7 +166,7 @@ class ImageView(QtWidgets.QWidget):
         self.canvas.addItem(self.image_space)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setParentItem(self.image_space)
-        self.heatmap_item = pg.ImageItem(axisOrder="row-major")
+        self.heatmap_item = SmoothImageItem(axisOrder="row-major")
         self.heatmap_item.setParentItem(self.image_space)
         self.heatmap_item.setZValue(10)
         self.heatmap_item.setVisible(False)

@@ -94,6 +94,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worklist_dock = self._dock("Worklist", left, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.reading = ReadingPanel()
+        self.reading.setMinimumWidth(300)
         self.reading.record_button.clicked.connect(lambda _=False: self.record_toggled.emit())
         self.reading.sentences.sentence_selected.connect(self.show_sentence)
         self.reading_dock = self._dock("Reading", self.reading, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)

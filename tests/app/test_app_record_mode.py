@@ -1,0 +1,112 @@
+"""Record mode's window and controller against a stand-in pipeline (queues only): what the UI sends to the
+capture side and what it shows of what comes back. The real pipeline is exercised in test_app_live.py."""
+
+from __future__ import annotations
+
+import queue
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.live import LiveSentence, TrackerStats
+from app.main_window import MainWindow
+from app.recording import RecordController
+from capture.records import VIEW_CASE, VIEW_WINDOW, VIEW_ZOOM, DisplayGeometry, ImageRef, Words
+
+
+class StandInPipeline:
+    """Records commands; events are put by the test (what LivePipeline's worker would produce)."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue = queue.Queue()
+        self.asr = None
+        self.forward_screen_gaze = False
+        self.calls: list[tuple] = []
+        self.t = 50.0
+
+    def clock(self) -> float:
+        self.t += 0.01
+        return self.t
+
+    def begin_case(self, case_id, image, t_start, **kw):
+        self.calls.append(("begin_case", case_id, image, t_start))
+
+    def end_case(self, t_end):
+        self.calls.append(("end_case", t_end))
+
+    def add_view_event(self, row):
+        self.calls.append(("view", int(row["kind"])))
+
+
+@pytest.fixture
+def recorder(qtbot, tmp_path):
+    y, x = np.mgrid[0:400, 0:300]
+    chest = (20000 + 15000 * np.exp(-((x - 150) ** 2 / 3000 + (y - 220) ** 2 / 9000))).astype(np.uint16)
+    for name in ("case1.png", "case2.png"):
+        Image.fromarray(chest).save(tmp_path / name)
+    win = MainWindow(title="radgaze record (test)")
+    qtbot.addWidget(win)
+    win.resize(1300, 850)
+    win.show()
+    qtbot.waitExposed(win)
+    win.open_folder(tmp_path)
+    pipe = StandInPipeline()
+    ctl = RecordController(win, pipe, DisplayGeometry(), tracker_name="sim")
+    return win, pipe, ctl
+
+
+def test_space_starts_and_stops_a_session_case(recorder):
+    win, pipe, ctl = recorder
+    win.shortcuts["Space"].activated.emit()
+    assert ctl.recording and win.reading.record_button.isChecked()
+    kind, case_id, image, _t = pipe.calls[0]
+    assert (kind, case_id) == ("begin_case", "case1")
+    assert (
+        isinstance(image, ImageRef) and (image.width, image.height) == (300, 400) and len(image.sha256) == 64
+    )
+    assert pipe.calls[1] == ("view", VIEW_CASE)  # the view in force from the first instant
+    win.state.wheel(1, 100, 100)
+    win.state.drag_window(5, 0)
+    assert pipe.calls[2:] == [("view", VIEW_ZOOM), ("view", VIEW_WINDOW)]  # every view change recorded
+    win.next_button.click()  # next case while recording: the case is closed and the next one begun
+    assert [c[0] for c in pipe.calls[4:7]] == ["end_case", "begin_case", "view"]
+    assert pipe.calls[5][1] == "case2"
+    win.reading.record_button.click()
+    assert not ctl.recording and pipe.calls[-1][0] == "end_case"
+    assert win.worklist.items[1].status == "recorded"
+
+
+def test_live_results_fill_the_panel(recorder, artifacts_dir):
+    win, pipe, ctl = recorder
+    ctl.start()
+    pipe.events.put(("status", TrackerStats(119.6, 97.0, 1000, pipe.t)))
+    words = Words(
+        np.array([1.0, 1.3, 1.6]), np.array([1.2, 1.5, 1.8]), ["Heart", "size", "normal."], np.ones(3)
+    )
+    pipe.events.put(("words", words))
+    hm = np.zeros((64, 48), np.float32)
+    yy, xx = np.mgrid[0:64, 0:48]
+    hm += np.exp(-((xx - 20) ** 2 + (yy - 36) ** 2) / 30.0)
+    hm /= hm.sum()
+    pipe.events.put(("sentence", LiveSentence("case1", 0, "Heart size normal.", hm, 6.25, 1.0, 1.8, 7)))
+    pipe.events.put(("sentence", LiveSentence("case1", 1, "No effusion.", None, 6.25, 2.0, 2.8, 0)))
+    pipe.events.put(("gaze", (150.0, 200.0)))
+    ctl.poll()
+    assert "119.6" not in win.reading.tracker.label.text() and "120 Hz" in win.reading.tracker.label.text()
+    assert "valid 97 %" in win.reading.tracker.label.text()
+    assert win.reading.transcript.final_text == "Heart size normal."
+    sl = win.reading.sentences
+    assert sl.count() == 2 and not sl.item(0).icon().isNull()
+    assert "no fixations" in sl.item(1).text()
+    ov = win.state.overlay  # the last sentence with a heatmap is shown over the image
+    assert ov is not None and ov.shape == (64, 48) and ov.scale == 6.25 and ov.label == "Heart size normal."
+    assert win.state.gaze_img_px == (150.0, 200.0) and not win.image_view.gaze_item.isVisible()
+    win.grab().save(str(artifacts_dir / "record.png"))
+
+
+def test_tracker_status_warns_on_drift(recorder):
+    win, pipe, ctl = recorder
+    ctl.last_drift_deg = 1.7
+    ctl._show_status()
+    assert "recalibrate" in win.reading.tracker.label.text()
