@@ -31,7 +31,8 @@ from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 # Typical rates of each bridge's tracker: Tobii Pro Spectrum/Fusion 600 Hz class (REFERENCE-NOTES table),
 # Pupil Core eye cameras 200 Hz, Gazepoint GP3 60 Hz (REFERENCE-NOTES), EyeLink 1000 at 1000 Hz.
 DEFAULT_RATE_HZ = {"tobii": 600.0, "pupil": 200.0, "gazepoint": 60.0, "eyelink": 1000.0, "generic": 120.0}
-SYNTH_DURATION_S = 120.0  # synthetic gaze generated per loop when no session is given
+SYNTH_DURATION_S = 120.0  # built-in scanpath length per loop when no session is given
+SYNTH_CASES = 3  # capture.synth cases per loop
 MAX_SLEEP_S = 0.005  # the publishing thread wakes at least this often (to see stop())
 
 
@@ -202,20 +203,28 @@ def gaze_from_session(path: str | Path) -> tuple[np.ndarray, DisplayGeometry]:
     return np.concatenate(parts), display
 
 
-def synthetic_gaze(seed: int, rate_hz: float, display: DisplayGeometry) -> np.ndarray:
-    """Gaze from capture.synth (realistic readings) when it is installed, else the tiny built-in scanpath."""
+def synthetic_gaze(seed: int, rate_hz: float, display: DisplayGeometry) -> tuple[np.ndarray, str]:
+    """Gaze from capture.synth (realistic readings) when it imports, else the tiny built-in scanpath.
+
+    Returns (GAZE_DTYPE samples, a line saying which source was used and why).
+    """
     try:
         from capture.synth import synth_reading
-    except ImportError:
-        return synthetic_scanpath(seed, SYNTH_DURATION_S, rate_hz, display)
+    except ImportError as exc:
+        gaze = synthetic_scanpath(seed, SYNTH_DURATION_S, rate_hz, display)
+        return gaze, f"built-in scanpath, seed {seed} (capture.synth unavailable: {exc})"
     parts, t_next = [], 0.0
-    for case in synth_reading(seed, n_cases=3, rate_hz=rate_hz):
+    for case in synth_reading(seed, n_cases=SYNTH_CASES, rate_hz=rate_hz, display=display):
         g = case.gaze.copy()
         if g.size:
             g["t_lsl"] = g["t_lsl"] - g["t_lsl"][0] + t_next
             t_next = float(g["t_lsl"][-1]) + 1.0 / rate_hz
             parts.append(g)
-    return np.concatenate(parts) if parts else synthetic_scanpath(seed, SYNTH_DURATION_S, rate_hz, display)
+    if not parts:
+        return synthetic_scanpath(
+            seed, SYNTH_DURATION_S, rate_hz, display
+        ), "built-in scanpath (synth: no gaze)"
+    return np.concatenate(parts), f"capture.synth reading, seed {seed}, {SYNTH_CASES} cases"
 
 
 def parse_display(text: str) -> DisplayGeometry:
@@ -277,9 +286,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.session is not None:
         gaze, session_display = gaze_from_session(args.session)
         display = display or session_display or DisplayGeometry()
+        source = f"session {args.session}"
     else:
         display = display or DisplayGeometry()
-        gaze = synthetic_gaze(args.seed, rate, display)
+        gaze, source = synthetic_gaze(args.seed, rate, display)
     sim = SimTracker(
         gaze, args.layout, rate, display, name=args.name, source_id=args.source_id, duration_s=args.duration
     )
@@ -292,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         f"display {display.screen_w_px}x{display.screen_h_px}); Ctrl-C to stop",
         flush=True,
     )
+    print(f"gaze: {source}, {gaze.size} samples", flush=True)
     try:
         while sim.running and not stop.is_set():
             time.sleep(0.1)
