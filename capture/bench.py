@@ -213,7 +213,7 @@ def _measure_live_aligner(live_aligner, session_writer, n_sentences: int) -> flo
                 closed = list(aligner.pop_closed())
                 latencies.append(time.perf_counter() - t0)
                 if not closed:
-                    raise LookupError("LiveAligner did not close a sentence ended by '.' with its gaze all in")
+                    raise LookupError("LiveAligner did not close a sentence ended by '.' with gaze all in")
                 t += 6.0
             aligner.finish()
         finally:
