@@ -10,12 +10,15 @@ tests, the benchmarks and the does-gaze-help experiment, deterministic by seed:
 - :mod:`capture.synth.preview`: a picture of a case for a person to judge.
 """
 
-from capture.synth.session import (
-    SynthOptions,
-    SynthReading,
-    synth_case,
-    synth_reading,
-    write_synthetic_sessions,
-)
+from __future__ import annotations
+
+import importlib
 
 __all__ = ["SynthOptions", "SynthReading", "synth_case", "synth_reading", "write_synthetic_sessions"]
+
+
+def __getattr__(name: str) -> object:
+    """Lazy re-exports from capture.synth.session (so the phantom and report modules import on their own)."""
+    if name in __all__:
+        return getattr(importlib.import_module("capture.synth.session"), name)
+    raise AttributeError(f"module 'capture.synth' has no attribute {name!r}")

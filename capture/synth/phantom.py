@@ -322,7 +322,6 @@ def _soft_tissue_layer(
     out -= 0.07 * _smoothstep((0.016 - np.abs(xn - anat.cx)) / 0.008) * _smoothstep((0.34 - yn) / 0.04) * body
     knob = ((xn - anat.cx - 0.055) / 0.032) ** 2 + ((yn - 0.30) / 0.028) ** 2 < 1
     out += 0.04 * _blur(knob, max(0.7, n / 300))
-    out += 0.02 * _blur(heart_field(xn, yn, anat) < 1.0, max(0.7, n / 150))
     # gastric bubble under the left hemidiaphragm
     gy = anat.dome_y[1] + 0.045
     bubble = ((xn - anat.cx - 0.14) / 0.05) ** 2 + ((yn - gy) / 0.025) ** 2 < 1
@@ -349,7 +348,7 @@ def _finding_layer(
             out += 0.34 * _blur(m, max(0.7, n / 80)) * tex * lung_soft
         elif s.label == "pleural_effusion":
             mf = _blur(m, max(0.7, n / 250))
-            out += mf * (0.46 * lung_soft - vessels)
+            out += mf * (0.52 * lung_soft - vessels)
         elif s.label == "nodule":
             r = np.sqrt((xn - s.centre[0]) ** 2 + (yn - s.centre[1]) ** 2) / s.size
             out += 0.26 * np.sqrt(np.clip(1 - r**2, 0, 1)) + 0.04 * _smoothstep((1.3 - r) / 0.3)

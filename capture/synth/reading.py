@@ -40,6 +40,9 @@ from capture.records import (
 EYE_VOICE_LEAD_RANGE_S = (0.6, 1.3)  # Griffin & Bock 2000 (module docstring)
 SACCADE_BASE_S = 0.021  # Carpenter 1988 main sequence
 SACCADE_S_PER_DEG = 0.0022
+# Trackers filter their output (EyeLink's heuristic filter, Tobii's moving average) so measurement noise is
+# band-limited; ~250 Hz keeps sample-to-sample velocity noise under ~10 deg/s at any rate (an assumption).
+NOISE_BANDWIDTH_HZ = 250.0
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class GazeParams:
     fixation_median_s: float = 0.28
     fixation_range_s: tuple[float, float] = (0.15, 0.6)
     dwell_fixation_range_s: tuple[float, float] = (0.2, 0.45)  # fixations on the thing being dictated
-    noise_deg: float = 0.03
+    noise_deg: float = 0.02
     drift_deg_per_sqrt_s: float = 0.25
     offset_sd_deg: float = 0.2
     blinks_per_min: float = 8.0
@@ -163,6 +166,18 @@ def _view_at(view_events: np.ndarray, t: np.ndarray) -> np.ndarray:
     return view_events[i]
 
 
+def _band_limited(rng: np.random.Generator, t: np.ndarray, scale: float, *, walk: bool) -> np.ndarray:
+    """(2, n) noise at times t: white with sd ``scale`` (or, with ``walk``, a random walk of diffusion ``scale``
+    per sqrt(s)) drawn at NOISE_BANDWIDTH_HZ knots and interpolated linearly to the samples."""
+    step_s = 1.0 / NOISE_BANDWIDTH_HZ
+    knots = np.arange(t[0], t[-1] + 2 * step_s, step_s) if t.size else np.zeros(1)
+    if walk:
+        v = np.cumsum(rng.normal(0, scale * np.sqrt(step_s), (2, knots.size)), axis=1)
+    else:
+        v = rng.normal(0, scale, (2, knots.size))
+    return np.stack([np.interp(t, knots, v[0]), np.interp(t, knots, v[1])])
+
+
 def _event_spans(rng: np.random.Generator, t0: float, t1: float, per_min: float, dur_s: tuple[float, float]):
     """Poisson-distributed events in [t0, t1): (start, end) arrays."""
     n = rng.poisson(per_min * (t1 - t0) / 60.0)
@@ -203,14 +218,15 @@ def render_gaze(
     y = py[jc] + prof * (py[nxt] - py[jc])
     x = np.where(j < 0, px[0], x)
     y = np.where(j < 0, py[0], y)
-    # drift: a random walk restarted at each fixation's first sample; noise; accuracy offset (degrees)
-    dt = 1.0 / params.rate_hz
-    walk = np.cumsum(rng.normal(0, params.drift_deg_per_sqrt_s * np.sqrt(dt), (2, n)), axis=1)
+    # drift: a random walk restarted at each fixation's first sample; noise; accuracy offset (degrees). Both
+    # are band-limited to NOISE_BANDWIDTH_HZ as trackers' own filters do, so a 2 kHz stream is not noisier
+    # in velocity than a 250 Hz one
+    walk = _band_limited(rng, t, params.drift_deg_per_sqrt_s, walk=True)
     first = np.searchsorted(t, sched.t_start)[jc]
     drift = (walk - walk[:, np.clip(first, 0, n - 1)]) * in_fix
     ppd_x, ppd_y = ppd_screen(display)
     off = rng.normal(0, params.offset_sd_deg, 2)
-    noise = rng.normal(0, params.noise_deg, (2, n))
+    noise = _band_limited(rng, t, params.noise_deg, walk=False)
     x = x + (drift[0] + noise[0] + off[0]) * ppd_x
     y = y + (drift[1] + noise[1] + off[1]) * ppd_y
     # invalid samples: blinks and dropouts
@@ -232,7 +248,7 @@ def render_gaze(
     on_screen = (x >= 0) & (x < display.screen_w_px) & (y >= 0) & (y < display.screen_h_px)
     on_image = on_screen & (xi >= 0) & (xi < image_wh[0]) & (yi >= 0) & (yi < image_wh[1])
     gaze["flags"] = np.where(valid, GAZE_VALID, 0) | np.where(valid & on_image, GAZE_ON_IMAGE, 0)
-    slow = np.cumsum(rng.normal(0, 0.02, n)) * np.sqrt(dt)
+    slow = _band_limited(rng, t, 0.05, walk=True)[0]
     gaze["pupil"] = np.where(valid, params.pupil_mm + slow + rng.normal(0, 0.02, n), np.nan)
     return _cut_outage(rng, gaze, t0, t1, params)
 
