@@ -167,8 +167,8 @@ def _view_at(view_events: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 def _band_limited(rng: np.random.Generator, t: np.ndarray, scale: float, *, walk: bool) -> np.ndarray:
-    """(2, n) noise at times t: white with sd ``scale`` (or, with ``walk``, a random walk of diffusion ``scale``
-    per sqrt(s)) drawn at NOISE_BANDWIDTH_HZ knots and interpolated linearly to the samples."""
+    """(2, n) noise at times t: white with sd ``scale`` (or, with ``walk``, a random walk of diffusion
+    ``scale`` per sqrt(s)) drawn at NOISE_BANDWIDTH_HZ knots and interpolated linearly to the samples."""
     step_s = 1.0 / NOISE_BANDWIDTH_HZ
     knots = np.arange(t[0], t[-1] + 2 * step_s, step_s) if t.size else np.zeros(1)
     if walk:

@@ -62,8 +62,8 @@ def test_anatomy_intensities_are_ordered_like_a_radiograph():
     ],
 )
 def test_a_finding_changes_the_image_inside_its_mask(label, side, zone, sign):
-    """Denser (or, for a pneumothorax, darker) inside the mask than the same anatomy without it; and the patient's
-    right is drawn on the image's left."""
+    """Denser (or, for a pneumothorax, darker) inside the mask than the same anatomy without it; and the
+    patient's right is drawn on the image's left."""
     anat, specs, px = _case(label, side, zone)
     clean = render_phantom(anat, [], 256).astype(float)
     mask = finding_mask(specs[0], anat, 256, 256)
