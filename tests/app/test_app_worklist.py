@@ -1,4 +1,4 @@
-"""Worklist: folders of images (real radiographs) and session files, next/previous, status; main window wiring."""
+"""Worklist: folders of images (real radiographs) and sessions, next/previous, status; main window wiring."""
 
 from __future__ import annotations
 
