@@ -84,3 +84,21 @@ def test_main_window_opens_a_folder_and_walks_it(qtbot, image_folder):
     assert win.state.invert and win.controls.invert.isChecked()
     win.controls.preset_buttons["lung"].click()
     assert win.state.window != win.state.default_window
+
+
+def test_reading_a_real_dicom_in_the_window(qtbot, shared_data, artifacts_dir):
+    from app.main_window import MainWindow
+
+    win = MainWindow(reading_panel=False)
+    qtbot.addWidget(win)
+    win.resize(1200, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    win.open_folder(shared_data / "dicom")
+    assert win.state.case_id == "RG1_J2KI"
+    c, w = win.state.window
+    assert f"C {c:.6g}  W {w:.6g}" in win.image_view.readout.text()  # the file's window tags (mapped)
+    win.shortcuts["L"].activated.emit()
+    c2, w2 = win.state.window
+    assert w2 < w and f"C {c2:.6g}  W {w2:.6g}" in win.image_view.readout.text()
+    win.grab().save(str(artifacts_dir / "reading_dicom_lung.png"))
