@@ -16,6 +16,7 @@ from capture.errors import DeviceError
 from capture.gaze.layouts import StreamDescription
 
 GAZE_TYPES = ("gaze", "eyetracker")
+AMBIGUITY_WAIT_S = 1.0  # liblsl resolves peers on this machine within ~0.1-0.5 s
 _LOWER = "translate({field},'ABCDEFGHIJKLMNOPQRSTUVWXYZ','abcdefghijklmnopqrstuvwxyz')"
 
 
@@ -52,7 +53,8 @@ def resolve_gaze_stream(name: str | None = None, timeout_s: float = 5.0) -> pyls
         raise DeviceError(
             f"expected {what} within {timeout_s:g} s, found none (is the tracker bridge running?)"
         )
-    if name is None:
+    if name is None:  # the resolver returns at the first answer: listen a little longer for others
+        found += pylsl.resolve_bypred(gaze_predicate(None), minimum=1_000_000, timeout=AMBIGUITY_WAIT_S)
         by_source = {(i.name(), i.source_id()): i for i in found}
         if len(by_source) > 1:
             names = ", ".join(sorted(f"{n!r}" for n, _ in by_source))

@@ -36,6 +36,9 @@ NUMERIC_FORMATS = ("float32", "double64")  # LSL channel formats a gaze layout a
 
 # Pupil Labs' default minimum data confidence (Pupil Capture/Player setting "min_data_confidence" = 0.6).
 PUPIL_CONFIDENCE_MIN = 0.6
+# A Confidence channel of the XDF Gaze meta-data has no threshold convention; half of its [0, 1] range is the
+# neutral choice (overridable in a layout config file).
+GENERIC_CONFIDENCE_MIN = 0.5
 # EyeLink marks missing data with MISSING_DATA = -32768 (EyeLink SDK, eye_data.h) and pylink's float fields
 # with 1e8 (MISSING_DATA float); anything this far off any screen is not a gaze position.
 EYELINK_MISSING = -32768.0
@@ -222,7 +225,7 @@ def _generic_published() -> GazeLayout:
         labels,
         (EyeChannels(0, 1, 2, "left"), EyeChannels(3, 4, 5, "right")),
         confidence=6,
-        confidence_min=0.5,
+        confidence_min=GENERIC_CONFIDENCE_MIN,
         channel_types=types,
         channel_eyes=eyes,
         channel_units=units,
@@ -375,7 +378,7 @@ def generic_layout_from_types(desc: StreamDescription) -> GazeLayout | None:
         tuple(groups),
         unit=unit_set.pop(),
         confidence=conf[0] if conf else None,
-        confidence_min=0.5 if conf else 0.0,
+        confidence_min=GENERIC_CONFIDENCE_MIN if conf else 0.0,
     )
 
 
@@ -451,7 +454,7 @@ def load_layout_config(path: str | Path, desc: StreamDescription) -> GazeLayout:
         unit=_unit(str(cfg.get("unit", NORMALIZED)), f"gaze layout config {path}"),
         y_up=bool(cfg.get("y_up", False)),
         confidence=index("confidence"),
-        confidence_min=float(cfg.get("confidence_min", 0.5)),
+        confidence_min=float(cfg.get("confidence_min", GENERIC_CONFIDENCE_MIN)),
         valid_channel=index("valid"),
     )
 

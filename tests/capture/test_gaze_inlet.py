@@ -18,7 +18,7 @@ import numpy as np
 import pylsl
 import pytest
 
-from capture.errors import StreamLayoutError
+from capture.errors import DeviceError, StreamLayoutError
 from capture.gaze.discovery import find_gaze_streams, resolve_gaze_stream
 from capture.gaze.inlet import GazeChunk, GazeInlet, concat_chunks
 from capture.gaze.layouts import BUILTIN_LAYOUTS
@@ -163,6 +163,15 @@ def test_discovery_finds_gaze_types_case_insensitively(outlets):
     assert {"T-tobii", "T-pupil", "T-gazepoint", "T-eyelink", "T-generic", "Tobii7"} <= names
     assert "T-eeg" not in names  # content type EEG is not gaze
     assert resolve_gaze_stream("T-eeg", timeout_s=5.0).type() == "EEG"  # but can be asked for by name
+
+
+def test_resolve_without_a_name_refuses_to_guess_and_missing_stream_is_a_device_error(outlets):
+    with pytest.raises(
+        DeviceError, match=r"expected one gaze stream, found \d+ .*'T-pupil'.*choose one by name"
+    ):
+        resolve_gaze_stream(None, timeout_s=5.0)
+    with pytest.raises(DeviceError, match="named 'no-such-tracker' within 0.3 s, found none"):
+        resolve_gaze_stream("no-such-tracker", timeout_s=0.3)
 
 
 def test_provenance_and_clean_stop(outlets):
