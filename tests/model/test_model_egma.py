@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_batches import REPORTS, make_model_batch
 
 from capture.errors import ConfigError
 from model.config import LossConfig, ModelConfig
 from model.egma import EGMAModel
 from model.testing import make_tiny_bert_dir
-
-from model_batches import REPORTS, make_model_batch
 
 
 def test_tokenize_pads_reports_and_sentences(tiny_model):
