@@ -23,7 +23,8 @@ app = QtWidgets.QApplication([])
 from app.main_window import MainWindow
 folder, shot = sys.argv[1], sys.argv[2]
 y, x = np.mgrid[0:600, 0:500]
-Image.fromarray((30000 + 20000 * np.sin(x / 40.0) * np.cos(y / 55.0)).astype(np.uint16)).save(folder + "/a.png")
+img = 30000 + 20000 * np.sin(x / 40.0) * np.cos(y / 55.0)
+Image.fromarray(img.astype(np.uint16)).save(folder + "/a.png")
 win = MainWindow(title="radgaze (xvfb)")
 win.resize(1100, 800)
 win.move(60, 40)
