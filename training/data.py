@@ -27,6 +27,7 @@ import torch
 from capture.errors import SessionFormatError
 from capture.records import CaseRecord
 from capture.store import SessionReader, list_sessions
+from model.image_transforms import LetterboxTransform, heatmap_to_patch_grid, letterbox_square, to_model_input
 from training.config import DataConfig
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,10 @@ def _scan_file(path: Path) -> tuple[list[dict], list[dict]]:
                         "n_heatmaps": int((case.sentences.heatmap_index >= 0).sum()),
                     }
                 )
-    except (SessionFormatError, OSError) as exc:
-        problems.append({"case_id": None, "error": str(exc)})
+    except (SessionFormatError, OSError, RuntimeError, ValueError, KeyError) as exc:
+        # SessionFormatError is the store's contract; h5py can still raise RuntimeError on a file with a valid
+        # HDF5 signature but a garbage superblock. A damaged file is skipped and counted, never fatal.
+        problems.append({"case_id": None, "error": f"{type(exc).__name__}: {exc}"})
     return cases, problems
 
 
@@ -183,71 +186,35 @@ def split_cases(keys: Sequence[str], val_fraction: float, seed: int) -> tuple[li
 
 
 # ------------------------------------------------------------------------------------------- geometry
-@dataclass(frozen=True)
-class Letterbox:
-    """Image (h, w) fitted into a size x size square: scaled by ``scale`` to (h_fit, w_fit), placed at
-    (top, left), zero padding elsewhere. Square px = image px * scale + (left, top)."""
-
-    size: int
-    scale: float
-    h_fit: int
-    w_fit: int
-    top: int
-    left: int
-
-    @classmethod
-    def fit(cls, h_px: int, w_px: int, size: int) -> Letterbox:
-        scale = size / max(h_px, w_px)
-        h_fit = max(1, min(size, round(h_px * scale)))
-        w_fit = max(1, min(size, round(w_px * scale)))
-        return cls(size, scale, h_fit, w_fit, (size - h_fit) // 2, (size - w_fit) // 2)
-
-    def points(self, x_img_px: np.ndarray, y_img_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Image px -> square px."""
-        return x_img_px * self.scale + self.left, y_img_px * self.scale + self.top
-
-    def box(self, box_img_px: Sequence[float]) -> tuple[float, float, float, float]:
-        x0, y0 = self.points(np.float64(box_img_px[0]), np.float64(box_img_px[1]))
-        x1, y1 = self.points(np.float64(box_img_px[2]), np.float64(box_img_px[3]))
-        return float(x0), float(y0), float(x1), float(y1)
+# The letterbox itself is the model's (model.image_transforms), so training, evaluation and the app's
+# attention overlay all put images and heatmaps on the square the same way.
 
 
-def letterbox_image(pixels01: np.ndarray, size: int) -> tuple[torch.Tensor, Letterbox]:
-    """(H, W) float image in [0, 1] -> ((1, size, size) float tensor, its Letterbox), bilinear, antialiased."""
-    h, w = pixels01.shape
-    lb = Letterbox.fit(h, w, size)
-    t = torch.from_numpy(np.ascontiguousarray(pixels01, dtype=np.float32))[None, None]
-    fitted = torch.nn.functional.interpolate(t, size=(lb.h_fit, lb.w_fit), mode="bilinear", antialias=True)
-    out = torch.zeros(1, size, size)
-    out[:, lb.top : lb.top + lb.h_fit, lb.left : lb.left + lb.w_fit] = fitted[0].clamp(0, 1)
-    return out, lb
+def letterbox_image(pixels01: np.ndarray, size: int) -> tuple[torch.Tensor, LetterboxTransform]:
+    """(H, W) image in [0, 1] -> ((1, size, size) float tensor, its LetterboxTransform)."""
+    return letterbox_square(np.asarray(pixels01, dtype=np.float32), size)
 
 
-def letterbox_heatmap(heatmap: np.ndarray, lb: Letterbox) -> np.ndarray:
-    """A heatmap covering the whole image (any resolution) -> (size, size) map in the letterboxed square.
-
-    The heatmap is resampled onto the image's fitted footprint (area average) and placed where the image was
-    placed, so it moves exactly with the image; mass outside is zero. Result sums to 1 (or 0 if empty).
-    """
-    t = torch.from_numpy(np.ascontiguousarray(heatmap, dtype=np.float32))[None, None]
-    fitted = torch.nn.functional.interpolate(t, size=(lb.h_fit, lb.w_fit), mode="area")[0, 0].clamp_min(0)
-    out = np.zeros((lb.size, lb.size), np.float32)
-    out[lb.top : lb.top + lb.h_fit, lb.left : lb.left + lb.w_fit] = fitted.numpy()
+def letterbox_heatmap(heatmap: np.ndarray, tf: LetterboxTransform) -> np.ndarray:
+    """A heatmap covering the whole image at any resolution (the store keeps a reduced one) -> (S, S) map on
+    the square, placed exactly where the image was placed. Sums to 1 (or 0 when empty)."""
+    h, w = heatmap.shape
+    hm_tf = LetterboxTransform(h, w, tf.size, tf.scale * tf.src_w / w, tf.new_h, tf.new_w, tf.top_px, tf.left_px)
+    out = hm_tf.apply_to_heatmap(np.clip(np.nan_to_num(heatmap.astype(np.float32)), 0, None)).numpy()
     total = float(out.sum())
     return out / total if total > 0 else out
 
 
 def to_patch_grid(square_map: np.ndarray, n_side: int) -> np.ndarray:
-    """(S, S) map -> (n_side, n_side) area sums, re-normalised to sum 1 (or all zero)."""
-    s = square_map.shape[0]
-    if s % n_side == 0:
-        k = s // n_side
-        grid = square_map.reshape(n_side, k, n_side, k).sum(axis=(1, 3))
-    else:
-        t = torch.from_numpy(np.ascontiguousarray(square_map, dtype=np.float32))[None, None]
-        grid = torch.nn.functional.adaptive_avg_pool2d(t, n_side)[0, 0].numpy()
-    total = float(grid.sum())
-    return (grid / total if total > 0 else grid).astype(np.float32)
+    """(S, S) map -> (n_side, n_side) area masses summing to 1 (all zero when empty)."""
+    t = torch.from_numpy(np.ascontiguousarray(square_map, dtype=np.float32))
+    return heatmap_to_patch_grid(t, n_side).reshape(n_side, n_side).numpy()
+
+
+def box_to_square(box_img_px, tf: LetterboxTransform) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) in image px -> the same box in square px."""
+    x, y = tf.to_square_xy(np.array([box_img_px[0], box_img_px[2]]), np.array([box_img_px[1], box_img_px[3]]))
+    return float(x[0]), float(y[0]), float(x[1]), float(y[1])
 
 
 def _window01(img) -> np.ndarray:
@@ -291,7 +258,7 @@ class CaseSample:
 
     key: str
     image01: torch.Tensor  # (1, S, S) in [0, 1], letterboxed
-    letterbox: Letterbox
+    letterbox: LetterboxTransform
     sentences: list[str]
     gaze: np.ndarray  # (m, n) float32, patch-grid heatmap per sentence, zero row = no gaze
     heatmaps_sq: list[np.ndarray | None]  # per sentence (S, S) letterboxed heatmap, None = empty marker
@@ -412,7 +379,7 @@ class SessionDataset(torch.utils.data.Dataset):
 
     def normalise(self, image01: torch.Tensor) -> torch.Tensor:
         """(1, S, S) in [0, 1] -> (3, S, S) normalised grey repeated to 3 channels (EGMA reference code)."""
-        return ((image01 - self.mean) / self.std).expand(3, -1, -1).contiguous()
+        return to_model_input(image01, self.mean, self.std)
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict:
         """``item`` is an index, or (epoch, index) from the trainer's sampler (workers hold no epoch state)."""

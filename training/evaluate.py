@@ -164,7 +164,7 @@ def _fixation_mask(sample: tdata.CaseSample, i: int) -> np.ndarray | None:
     if sel.size == 0:
         return None
     lb = sample.letterbox
-    x, y = lb.points(sel["x_img_px"].astype(np.float64), sel["y_img_px"].astype(np.float64))
+    x, y = lb.to_square_xy(sel["x_img_px"].astype(np.float64), sel["y_img_px"].astype(np.float64))
     xi, yi = np.floor(x).astype(int), np.floor(y).astype(int)
     ok = (xi >= 0) & (xi < lb.size) & (yi >= 0) & (yi < lb.size)
     if not ok.any():
@@ -178,7 +178,7 @@ def _pointing_mask(sample: tdata.CaseSample, i: int, hm: np.ndarray) -> tuple[np
     rec = sample.record
     for f in (rec.findings or []) if rec is not None else []:
         if f.sentence_index == i:
-            x0, y0, x1, y1 = sample.letterbox.box(f.box)
+            x0, y0, x1, y1 = tdata.box_to_square(f.box, sample.letterbox)
             mask = np.zeros_like(hm, dtype=bool)
             mask[max(0, int(y0)) : int(math.ceil(y1)), max(0, int(x0)) : int(math.ceil(x1))] = True
             if mask.any():
@@ -212,7 +212,7 @@ def attention_metrics(model, ds: tdata.SessionDataset, device, max_cases: int | 
                 sentence_attention(model, x, [sample.sentences[i] for i in with_hm]), dtype=np.float64
             )
         lb = sample.letterbox
-        crop = (slice(lb.top, lb.top + lb.h_fit), slice(lb.left, lb.left + lb.w_fit))
+        crop = (slice(lb.top_px, lb.top_px + lb.new_h), slice(lb.left_px, lb.left_px + lb.new_w))
         for j, i in enumerate(with_hm):
             hm = sample.heatmaps_sq[i].astype(np.float64)
             a = att[j]

@@ -293,8 +293,14 @@ class _EpochBatches(torch.utils.data.Sampler):
 
 
 def _loader(ds: tdata.SessionDataset, batches: list[list[int]], epoch: int, workers: int):
+    # A DataLoader draws its workers' base seed from the global RNG unless given a generator; that draw would
+    # make a resumed run's dropout masks differ from the uninterrupted run's, so it gets its own.
     return torch.utils.data.DataLoader(
-        ds, batch_sampler=_EpochBatches(batches, epoch), collate_fn=tdata.collate, num_workers=workers
+        ds,
+        batch_sampler=_EpochBatches(batches, epoch),
+        collate_fn=tdata.collate,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(epoch),
     )
 
 
