@@ -1,4 +1,4 @@
-"""Checkpoints: safetensors + JSON config + tokenizer, atomic, loadable by path; same outputs after loading."""
+"""Checkpoints: safetensors + JSON config + tokenizer, atomic, loadable by path; same outputs after load."""
 
 from __future__ import annotations
 
