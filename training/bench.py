@@ -124,7 +124,8 @@ def measure(
         "peak_bf16_tflops": None if peak is None else peak / 1e12,
         "mfu": None if peak is None else flops / step_s / peak,
         f"time_{PAPER_EPOCHS}_epochs_{PAPER_SAMPLES}_samples_s": PAPER_EPOCHS * PAPER_SAMPLES / sps,
-        "note": "excludes data loading (batches resident on the device); random BERT of Bio_ClinicalBERT's shape",
+        "note": "excludes data loading (batches resident on the device); "
+        "random BERT of Bio_ClinicalBERT's shape",
     }
 
 
@@ -156,8 +157,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="radgaze-bench-") as tmp:
             result = measure(
-                config=a.config, device=device, batch_size=a.batch_size, steps=a.steps, warmup=a.warmup,
-                n_cases=a.cases, work=Path(tmp),
+                config=a.config,
+                device=device,
+                batch_size=a.batch_size,
+                steps=a.steps,
+                warmup=a.warmup,
+                n_cases=a.cases,
+                work=Path(tmp),
             )
     if a.json:
         print(json.dumps(result))

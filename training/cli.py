@@ -19,7 +19,8 @@ LOSSES = ("clip", "mlce", "filip", "egf", "egm")  # model.config.LOSS_NAMES
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="radgaze train",
-        description="Train EGMA (CLIP + eye-gaze guided fine-grained alignment and mapping) on every usable case "
+        description="Train EGMA (CLIP + eye-gaze guided fine-grained alignment and mapping) on every "
+        "usable case "
         "in a folder of session files. Writes RUN/config.json, metrics.jsonl, checkpoints/{last,best}, "
         "report.json and eval.json. Damaged session files are skipped and counted in report.json.",
         epilog="example: radgaze train ./sessions --out runs/tiny --config tiny --epochs 2 --progress-json -",

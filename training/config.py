@@ -1,8 +1,8 @@
 """Training configuration: dataclasses loaded from TOML/JSON presets or files, plus a few CLI overrides.
 
-A config is one :class:`TrainConfig` holding the model's :class:`model.config.ModelConfig` (as a plain dict until
-the model is built, so this module loads without torch), the data options, the optimiser options and the
-run options. Named presets live as package data in ``training/configs/<name>.toml``:
+A config is one :class:`TrainConfig` holding the model's :class:`model.config.ModelConfig` (as a plain
+dict until the model is built, so this module loads without torch), the data options, the optimiser options
+and the run options. Named presets live as package data in ``training/configs/<name>.toml``:
 
 * ``tiny``  – a few-layer encoder pair at a small image size; trains in seconds on a CPU (tests, demos).
 * ``paper`` – Swin-T + Bio_ClinicalBERT at 224 px with EGMA's published hyperparameters.
@@ -185,7 +185,7 @@ def preset_dict(name: str) -> dict[str, Any]:
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
-    """``"optim.lr=1e-4"`` -> (["optim", "lr"], 1e-4). Values are parsed as TOML values, else kept as strings."""
+    """``"optim.lr=1e-4"`` -> (["optim", "lr"], 1e-4). Values parse as TOML values, else stay strings."""
     if "=" not in item:
         raise ConfigError(f"invalid override {item!r}: expected section.key=value")
     key, raw = item.split("=", 1)

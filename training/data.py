@@ -199,7 +199,9 @@ def letterbox_heatmap(heatmap: np.ndarray, tf: LetterboxTransform) -> np.ndarray
     """A heatmap covering the whole image at any resolution (the store keeps a reduced one) -> (S, S) map on
     the square, placed exactly where the image was placed. Sums to 1 (or 0 when empty)."""
     h, w = heatmap.shape
-    hm_tf = LetterboxTransform(h, w, tf.size, tf.scale * tf.src_w / w, tf.new_h, tf.new_w, tf.top_px, tf.left_px)
+    hm_tf = LetterboxTransform(
+        h, w, tf.size, tf.scale * tf.src_w / w, tf.new_h, tf.new_w, tf.top_px, tf.left_px
+    )
     out = hm_tf.apply_to_heatmap(np.clip(np.nan_to_num(heatmap.astype(np.float32)), 0, None)).numpy()
     total = float(out.sum())
     return out / total if total > 0 else out
@@ -382,7 +384,7 @@ class SessionDataset(torch.utils.data.Dataset):
         return to_model_input(image01, self.mean, self.std)
 
     def __getitem__(self, item: int | tuple[int, int]) -> dict:
-        """``item`` is an index, or (epoch, index) from the trainer's sampler (workers hold no epoch state)."""
+        """``item``: an index, or (epoch, index) from the trainer's sampler (workers hold no epoch state)."""
         epoch, i = item if isinstance(item, tuple) else (self.epoch, item)
         s = self.sample(i)
         x = s.image01

@@ -39,7 +39,7 @@ class DistContext:
 
 
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> cuda:LOCAL_RANK when CUDA is available else cpu; ``cuda`` without CUDA raises DeviceError."""
+    """``auto`` -> cuda:LOCAL_RANK if CUDA is available else cpu; ``cuda`` without CUDA raises DeviceError."""
     if preference not in ("auto", "cpu", "cuda"):
         raise DeviceError(f"invalid device {preference!r}: expected auto, cpu or cuda")
     if preference == "cpu" or (preference == "auto" and not torch.cuda.is_available()):
@@ -52,7 +52,6 @@ def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
 def init_distributed(preference: str = "auto") -> DistContext:
     """Join the process group torchrun describes in the environment (or run alone when it does not)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(preference, local_rank)
     if world <= 1:

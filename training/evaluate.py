@@ -2,13 +2,14 @@
 
 * Zero-shot (EGMA / CLIP protocol): global image embedding vs the report embedding of each class prompt; a
   class scores the max over its prompts; accuracy and macro F1 over cases with exactly one label.
-* Retrieval (EGMA reference protocol, REFERENCE-NOTES): the texts are the class prompts; image->text relevant =
-  prompts of the image's class (so P@k <= prompts-per-class / k), text->image relevant = images of the prompt's
-  class. Precision at 1, 5 and 10 in both directions.
+* Retrieval (EGMA reference protocol, REFERENCE-NOTES): the texts are the class prompts; image->text
+  relevant = prompts of the image's class (so P@k <= prompts-per-class / k), text->image relevant = images of
+  the prompt's class. Precision at 1, 5 and 10 in both directions.
 * Attention agreement: the model's sentence attention (:func:`model.attention.sentence_attention`) vs the
   radiologist's sentence heatmap, both in the letterboxed square and cropped to the image: CC (Pearson),
   NSS at the fixations of the sentence's gaze window, pointing game (the attention maximum falls inside the
-  finding's box when the sentence names a ground-truth finding, else inside the heatmap's half-maximum region).
+  finding's box when the sentence names a ground-truth finding, else inside the heatmap's half-maximum
+  region).
 
 Every metric is in [0, 1] except CC ([-1, 1]) and NSS (unbounded; 0 = chance); None when it cannot be computed
 (e.g. no labels, no gaze).

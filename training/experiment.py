@@ -1,9 +1,10 @@
 """``radgaze experiment gaze-ablation``: does gaze help? A Table-IV-like ablation on synthetic sessions.
 
-Synthetic readings (``capture.synth``) name findings by place ("consolidation in the left lower zone"), and the
-radiologist's gaze for a sentence dwells on that place, so localisation matters and gaze carries information
-that the images and reports alone only give weakly. Every variant trains the ``tiny`` preset on the same
-training sessions (CPU, seconds each) and is evaluated on held-out synthetic cases (a different synth seed).
+Synthetic readings (``capture.synth``) name findings by place ("consolidation in the left lower zone"), and
+the radiologist's gaze for a sentence dwells on that place, so localisation matters and gaze carries
+information that the images and reports alone only give weakly. Every variant trains the ``tiny`` preset on
+the same training sessions (CPU, seconds each) and is evaluated on held-out synthetic cases (another
+synth seed).
 
 Variants (the CLIP global loss is kept in every row so that zero-shot and retrieval, which use the global
 embeddings, are trained in all of them):
@@ -197,7 +198,8 @@ def run_ablation(
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="radgaze experiment",
-        description="Experiments. gaze-ablation: train the tiny EGMA on synthetic sessions as CLIP only, MLCE "
+        description="Experiments. gaze-ablation: train the tiny EGMA on synthetic sessions as CLIP only, "
+        "MLCE "
         "only, EGF, EGM, EGF+EGM and EGF+EGM with gaze on 0/1/5/10/50 %% of cases; print a Table-IV-like "
         "table (mean ± sd over seeds) of retrieval P@1, zero-shot accuracy and pointing game on held-out "
         "synthetic cases.",

@@ -3,8 +3,10 @@
 Run directory layout (``RUN``)::
 
     config.json              the TrainConfig, as run
-    metrics.jsonl            one line per logged optimiser step: step, epoch, each loss term, loss, lr, samples_per_s
-    checkpoints/last/        model.checkpoint directory (safetensors + config + tokenizer), atomically replaced
+    metrics.jsonl            one line per logged optimiser step: step, epoch, each loss term, loss, lr,
+                             samples_per_s (+ one epoch_end line per epoch)
+    checkpoints/last/        model.checkpoint directory (safetensors + config + tokenizer), replaced
+                             atomically
     checkpoints/best/        same, for the best epoch (validation loss, else mean training loss)
     checkpoints/state.pt     everything needed to continue exactly (weights, optimiser, scheduler, scaler,
                              RNG states, epoch and position in it), written to a temp file then os.replace'd
@@ -47,7 +49,7 @@ STATE_VERSION = 1
 
 # --------------------------------------------------------------------------------------------- schedule
 def lr_multiplier(step: int, total_steps: int, warmup_steps: int, min_frac: float = 0.0) -> float:
-    """Linear warm-up from 0 over ``warmup_steps``, then cosine from 1 down to ``min_frac`` at ``total_steps``.
+    """Linear warm-up over ``warmup_steps``, then cosine from 1 down to ``min_frac`` at ``total_steps``.
 
     ``step`` counts optimiser steps already taken (the multiplier for the next update is lr_multiplier(step)).
     """
@@ -68,14 +70,16 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------------- seeding
+# The legacy global numpy RNG is seeded and saved too (NPY002 waived): third-party code (timm, transformers,
+# augmentations) may draw from it, and an exact resume must restore every RNG that training touches.
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002
     torch.manual_seed(seed)
 
 
 def rng_state() -> dict:
-    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    st = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}  # noqa: NPY002
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
     return st
@@ -83,7 +87,7 @@ def rng_state() -> dict:
 
 def set_rng_state(st: dict) -> None:
     random.setstate(st["python"])
-    np.random.set_state(st["numpy"])
+    np.random.set_state(st["numpy"])  # noqa: NPY002
     torch.set_rng_state(st["torch"])
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(st["cuda"])
@@ -92,7 +96,7 @@ def set_rng_state(st: dict) -> None:
 def epoch_batches(
     n_items: int, batch_size: int, seed: int, epoch: int, rank: int, world: int
 ) -> list[list[int]]:
-    """This rank's micro-batches of one epoch: a seeded permutation cut into world-interleaved full batches."""
+    """This rank's micro-batches of one epoch: a seeded permutation cut into rank-interleaved full batches."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     perm = torch.randperm(n_items, generator=g).tolist()
     n_batches = n_items // (batch_size * world)
@@ -379,7 +383,8 @@ def _train(
         batch_size = len(rd.train) // ctx.world_size
         if batch_size < 2:
             raise ConfigError(
-                f"{len(rd.train)} training case(s) for {ctx.world_size} process(es): a contrastive batch needs "
+                f"{len(rd.train)} training case(s) for {ctx.world_size} process(es): a contrastive batch "
+                "needs "
                 "at least 2 cases per process"
             )
         log.warning("only %d training cases: batch size lowered to %d", len(rd.train), batch_size)
@@ -388,7 +393,8 @@ def _train(
     )
     if micro_per_epoch == 0:
         raise ConfigError(
-            f"accum_steps={cfg.optim.accum_steps} needs {cfg.optim.accum_steps * batch_size * ctx.world_size} cases "
+            f"accum_steps={cfg.optim.accum_steps} needs "
+            f"{cfg.optim.accum_steps * batch_size * ctx.world_size} cases "
             f"per epoch, got {len(rd.train)}"
         )
     steps_per_epoch = micro_per_epoch // cfg.optim.accum_steps

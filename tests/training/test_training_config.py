@@ -49,7 +49,7 @@ def test_config_file_with_base_preset(tmp_path):
         ("data.gaze_ratio=1.5", "gaze_ratio"),
         ("epochs=0", "epochs"),
         ("batch_size=1", "batch_size"),
-        ("device=\"tpu\"", "device"),
+        ('device="tpu"', "device"),
         ("optim.bogus=1", "bogus"),
         ("nonsense", "section.key=value"),
     ],
@@ -67,4 +67,4 @@ def test_unknown_preset_or_missing_file():
 def test_parse_override_types():
     assert parse_override("optim.lr=1e-4") == (["optim", "lr"], 1e-4)
     assert parse_override("device=cpu") == (["device"], "cpu")
-    assert parse_override("model.loss.losses=[\"clip\"]") == (["model", "loss", "losses"], ["clip"])
+    assert parse_override('model.loss.losses=["clip"]') == (["model", "loss", "losses"], ["clip"])

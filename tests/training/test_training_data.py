@@ -109,7 +109,9 @@ def test_dataset_items_have_matching_shapes_and_gaze_ratio_zeroes_gaze(synth_ses
     idx = tdata.build_index(synth_sessions)
     keys = [c.key for c in idx.cases]
     keep = tdata.select_gaze_cases(keys, 0.5, seed=0)
-    ds = tdata.SessionDataset(synth_sessions, idx.cases, DataConfig(), image_size=112, n_side=7, gaze_keys=keep)
+    ds = tdata.SessionDataset(
+        synth_sessions, idx.cases, DataConfig(), image_size=112, n_side=7, gaze_keys=keep
+    )
     n_gaze = 0
     for i in range(len(ds)):
         it = ds[i]

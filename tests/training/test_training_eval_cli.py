@@ -13,7 +13,11 @@ from training.evaluate import accuracy_macro_f1, precision_at_k
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = [
-    "zero_shot_accuracy", "zero_shot_macro_f1", "pointing_game", "attention_cc", "attention_nss",
+    "zero_shot_accuracy",
+    "zero_shot_macro_f1",
+    "pointing_game",
+    "attention_cc",
+    "attention_nss",
     *[f"retrieval_{d}_p_at_{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)],
 ]
 
@@ -23,8 +27,14 @@ def _env() -> dict:
 
 
 def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=REPO, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ pure
@@ -46,8 +56,23 @@ def test_accuracy_and_macro_f1():
 @pytest.fixture(scope="module")
 def trained_run(synth_sessions, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("cli") / "run"
-    proc = _cli("train", str(synth_sessions), "--out", str(run), "--config", "tiny", "--epochs", "2",
-                "--batch-size", "4", "--losses", "clip,egf,egm", "--gaze-ratio", "0.5", "--no-bar")
+    proc = _cli(
+        "train",
+        str(synth_sessions),
+        "--out",
+        str(run),
+        "--config",
+        "tiny",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "4",
+        "--losses",
+        "clip,egf,egm",
+        "--gaze-ratio",
+        "0.5",
+        "--no-bar",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["finished"] and summary["steps"] == 8 and summary["n_skipped"] == 0
@@ -111,8 +136,25 @@ def test_bench_train_without_cuda_reports_not_measured():
 
 @pytest.mark.slow
 def test_gaze_ablation_experiment_runs_end_to_end(tmp_path):
-    proc = _cli("experiment", "gaze-ablation", "--cases", "8", "--test-cases", "4", "--seeds", "1", "--epochs",
-                "1", "--only", "CLIP only", "--only", "EGF+EGM gaze 50%", "--set", "batch_size=4", "--json")
+    proc = _cli(
+        "experiment",
+        "gaze-ablation",
+        "--cases",
+        "8",
+        "--test-cases",
+        "4",
+        "--seeds",
+        "1",
+        "--epochs",
+        "1",
+        "--only",
+        "CLIP only",
+        "--only",
+        "EGF+EGM gaze 50%",
+        "--set",
+        "batch_size=4",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(proc.stdout)
     assert [r["name"] for r in res["rows"]] == ["CLIP only", "EGF+EGM gaze 50%"]

@@ -16,9 +16,28 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _train_cmd(sessions: Path, run: Path, progress: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "training.cli", str(sessions), "--out", str(run), "--config", "tiny",
-        "--epochs", "3", "--batch-size", "4", "--set", "save_every_steps=1", "--set", "eval_at_end=false",
-        "--set", "num_threads=1", "--progress-json", str(progress), "--no-bar", *extra,
+        sys.executable,
+        "-m",
+        "training.cli",
+        str(sessions),
+        "--out",
+        str(run),
+        "--config",
+        "tiny",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "4",
+        "--set",
+        "save_every_steps=1",
+        "--set",
+        "eval_at_end=false",
+        "--set",
+        "num_threads=1",
+        "--progress-json",
+        str(progress),
+        "--no-bar",
+        *extra,
     ]
 
 
@@ -39,13 +58,18 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(synth_sessi
     killed, ref = tmp_path / "killed", tmp_path / "ref"
     progress = tmp_path / "progress.jsonl"
     proc = subprocess.Popen(
-        _train_cmd(synth_sessions, killed, progress), cwd=REPO, env=_env(),
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        _train_cmd(synth_sessions, killed, progress),
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     t0 = time.monotonic()
     while _last_step(progress) < 6 and proc.poll() is None and time.monotonic() - t0 < 180:
         time.sleep(0.02)
-    assert proc.poll() is None, "training ended before it could be killed: " + proc.stderr.read().decode()[-3000:]
+    assert proc.poll() is None, (
+        "training ended before it could be killed: " + proc.stderr.read().decode()[-3000:]
+    )
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     at_kill = _last_step(progress)
@@ -53,21 +77,32 @@ def test_a_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(synth_sessi
     state = torch.load(killed / "checkpoints" / "state.pt", map_location="cpu", weights_only=False)
     assert 1 <= state["loop"]["step"] < 12
     resumed = subprocess.run(
-        _train_cmd(synth_sessions, killed, progress, "--resume"), cwd=REPO, env=_env(),
-        capture_output=True, text=True, timeout=300,
+        _train_cmd(synth_sessions, killed, progress, "--resume"),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     last = json.loads(progress.read_text().splitlines()[-1])
     assert last["done"] and last["finished"] and last["steps"] == 12
     reference = subprocess.run(
-        _train_cmd(synth_sessions, ref, tmp_path / "ref_progress.jsonl"), cwd=REPO, env=_env(),
-        capture_output=True, text=True, timeout=300,
+        _train_cmd(synth_sessions, ref, tmp_path / "ref_progress.jsonl"),
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert reference.returncode == 0, reference.stderr[-3000:]
     wa = torch.load(killed / "checkpoints" / "state.pt", map_location="cpu", weights_only=False)["model"]
     wb = torch.load(ref / "checkpoints" / "state.pt", map_location="cpu", weights_only=False)["model"]
     for k in wb:
         assert torch.equal(wa[k], wb[k]), k
-    steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").read_text().splitlines()
-             if "epoch_end" not in x]
+    steps = [
+        json.loads(x)["step"]
+        for x in (killed / "metrics.jsonl").read_text().splitlines()
+        if "epoch_end" not in x
+    ]
     assert steps == list(range(1, 13))
