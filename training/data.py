@@ -315,7 +315,8 @@ def load_case_sample(
 class SessionDataset(torch.utils.data.Dataset):
     """Cases of an index as training items.
 
-    Item: {"image": (3, S, S) normalised, "sentences": list[str], "gaze": (m, n) float32 (zero rows where the
+    Item: {"image": (3, S, S) normalised, "heatmap": (1, S, S) mean sentence heatmap on the square (zero
+    without gaze; eCLIP's expert heatmap), "sentences": list[str], "gaze": (m, n) float32 (zero rows where the
     case's gaze was withheld or a sentence had none), "has_gaze": bool, "labels": list[str], "key": str,
     "index": int}. Augmentation randomness is a function of (seed, epoch, index) only, so an interrupted run
     resumes onto the very same augmented images.
@@ -394,8 +395,11 @@ class SessionDataset(torch.utils.data.Dataset):
         x = self.normalise(x)
         keep = s.key in self.gaze_keys
         gaze = s.gaze if keep else np.zeros_like(s.gaze)
+        maps = [m for m in s.heatmaps_sq if m is not None] if keep else []
+        reading = np.mean(maps, axis=0) if maps else np.zeros((self.image_size, self.image_size), np.float32)
         return {
             "image": x,
+            "heatmap": torch.from_numpy(np.ascontiguousarray(reading, dtype=np.float32))[None],  # (1, S, S)
             "sentences": s.sentences,
             "gaze": torch.from_numpy(gaze),
             "has_gaze": bool(keep and gaze.sum() > 0),
@@ -418,6 +422,7 @@ def collate(items: list[dict]) -> dict:
         gaze[b, : it["gaze"].shape[0]] = it["gaze"]
     return {
         "image": torch.stack([it["image"] for it in items]),
+        "heatmap": torch.stack([it["heatmap"] for it in items]),
         "reports": [it["sentences"] for it in items],
         "gaze": gaze,
         "has_gaze": torch.tensor([it["has_gaze"] for it in items], dtype=torch.bool),
@@ -439,6 +444,8 @@ def model_batch(model, batch: dict, device: torch.device) -> dict:
     out["image"] = batch["image"].to(device)
     out["gaze"] = gaze.to(device)
     out["has_gaze"] = (batch["has_gaze"] & (gaze.sum(dim=(1, 2)) > 0)).to(device)
+    if getattr(getattr(model, "config", None), "eclip", False):
+        out["heatmap_image"] = batch["heatmap"].to(device)  # eCLIP: the whole reading's heatmap per case
     return out
 
 
