@@ -105,64 +105,74 @@ def peak_flops(device_name: str) -> float | None:
     return None
 
 
-def gpu_bench(
-    batch: int, steps: int, sentences: int, tokens: int, peak_tflops: float | None
+def train_step_bench(
+    device: str, preset: str, batch: int, steps: int, sentences: int, tokens: int, amp: bool
 ) -> dict[str, Any]:
-    """Train-step throughput (samples/s) and MFU on CUDA: preset "bench" (Swin-T 224 + 6-layer BERT), bf16
-    autocast, AdamW, all EGMA losses. FLOPs of one step (forward + backward) from torch's FlopCounterMode."""
+    """Train-step throughput (samples/s) and FLOPs of one step (forward + backward, torch's
+    FlopCounterMode) for ModelConfig.preset(preset) on ``device``: AdamW, all EGMA losses, bf16 autocast
+    when ``amp``. On CUDA this is the issue's Swin-T 224 px + 6-layer BERT, batch 64."""
     from torch.utils.flop_counter import FlopCounterMode
 
     from model.config import ModelConfig
     from model.egma import EGMAModel
 
-    dev = torch.device("cuda")
-    model = EGMAModel(ModelConfig.preset("bench")).to(dev).train()
+    dev = torch.device(device)
+    model = EGMAModel(ModelConfig.preset(preset)).to(dev).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=1e-4)
     g = torch.Generator().manual_seed(0)
     vocab = model.text_encoder.bert.config.vocab_size
-    n = model.patch_grid**2
+    n, size = model.patch_grid**2, model.config.image_size
     ids = torch.randint(5, vocab, (batch, sentences, tokens), generator=g)
-    ids[..., 0], ids[..., -1] = 2, 3  # [CLS] ... [SEP] of the tiny vocab
+    ids[..., 0], ids[..., -1] = model.tokenizer.cls_token_id, model.tokenizer.sep_token_id
     gaze = torch.rand(batch, sentences, n, generator=g)
-    batch_d = {
-        "image": torch.randn(batch, 3, 224, 224, generator=g).to(dev),
-        "input_ids": ids.to(dev),
-        "attention_mask": torch.ones_like(ids).to(dev),
-        "sentence_mask": torch.ones(batch, sentences, dtype=torch.bool).to(dev),
-        "gaze": (gaze / gaze.sum(-1, keepdim=True)).to(dev),
-        "has_gaze": torch.ones(batch, dtype=torch.bool).to(dev),
+    data = {
+        "image": torch.randn(batch, 3, size, size, generator=g),
+        "input_ids": ids,
+        "attention_mask": torch.ones_like(ids),
+        "sentence_mask": torch.ones(batch, sentences, dtype=torch.bool),
+        "gaze": gaze / gaze.sum(-1, keepdim=True),
+        "has_gaze": torch.ones(batch, dtype=torch.bool),
     }
+    data = {k: v.to(dev) for k, v in data.items()}
 
     def step() -> None:
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            out = model(batch_d)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            out = model(data)
         loss = sum(v for k, v in out.items() if k.endswith("_loss"))
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
     for _ in range(3):
         step()
-    torch.cuda.synchronize()
+    sync()
     counter = FlopCounterMode(display=False)
     with counter:
         step()
     flops = float(counter.get_total_flops())
-    torch.cuda.synchronize()
+    sync()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    torch.cuda.synchronize()
+    sync()
     dt = (time.perf_counter() - t0) / steps
-    name = torch.cuda.get_device_name(dev)
+    return {"train_step_samples_per_s": batch / dt, "train_step_flops": flops, "train_step_s": dt}
+
+
+def gpu_bench(
+    batch: int, steps: int, sentences: int, tokens: int, peak_tflops: float | None
+) -> dict[str, Any]:
+    """train_step_bench on CUDA with the "bench" preset in bf16, plus MFU = achieved FLOP/s / bf16 peak."""
+    res = train_step_bench("cuda", "bench", batch, steps, sentences, tokens, amp=True)
+    name = torch.cuda.get_device_name(0)
     peak = peak_tflops * 1e12 if peak_tflops else peak_flops(name)
-    return {
-        "train_step_samples_per_s": batch / dt,
-        "mfu": (flops / dt / peak) if peak else None,
-        "train_step_flops": flops,
-        "gpu": name,
-        "gpu_batch": batch,
-    }
+    res["mfu"] = res["train_step_flops"] / res["train_step_s"] / peak if peak else None
+    res.update(gpu=name, gpu_batch=batch)
+    return res
 
 
 def main(argv: list[str] | None = None) -> int:

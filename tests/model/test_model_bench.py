@@ -17,3 +17,14 @@ def test_bench_json_small(capsys):
     assert set(res["loss_terms_float64"]) == {"clip", "filip", "mlce", "egm"}
     if not torch.cuda.is_available():
         assert res["train_step_samples_per_s"] is None and res["mfu"] is None
+
+
+def test_train_step_bench_runs_the_gpu_code_path_on_cpu():
+    """The CUDA benchmark's step (model, AdamW, autocast, FLOP counting) on the CPU with the tiny preset."""
+    from model.bench import peak_flops, train_step_bench
+
+    res = train_step_bench("cpu", "tiny", batch=4, steps=1, sentences=3, tokens=8, amp=True)
+    assert res["train_step_samples_per_s"] > 0 and res["train_step_flops"] > 1e6
+    assert peak_flops("NVIDIA H100 80GB HBM3") == 989.4e12
+    assert peak_flops("NVIDIA H100 PCIe") == 756.0e12
+    assert peak_flops("Some Unknown GPU") is None

@@ -165,3 +165,21 @@ def test_unknown_timm_name_is_a_config_error():
 
 def _tiny_dict() -> dict:
     return ModelConfig.preset("tiny").to_dict()
+
+
+def test_image_weights_from_a_local_file(tmp_path):
+    from safetensors.torch import save_file
+
+    from model.encoders import ImageEncoder
+
+    cfg = ModelConfig.preset("tiny")
+    torch.manual_seed(5)
+    src = ImageEncoder(cfg)
+    path = tmp_path / "swin.safetensors"
+    save_file({k: v.contiguous() for k, v in src.backbone.state_dict().items()}, str(path))
+    torch.manual_seed(6)
+    dst = ImageEncoder(ModelConfig.from_dict({**cfg.to_dict(), "image_pretrained": str(path)}))
+    for (k, a), b in zip(src.backbone.state_dict().items(), dst.backbone.state_dict().values()):
+        assert torch.equal(a, b), k
+    with pytest.raises(Exception, match="expected a weights file"):
+        ImageEncoder(ModelConfig.from_dict({**cfg.to_dict(), "image_pretrained": str(tmp_path / "none.pt")}))
