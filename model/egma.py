@@ -130,10 +130,13 @@ class EGMAModel(nn.Module):
         has_gaze = batch.get("has_gaze")
         has_gaze = torch.zeros(b, dtype=torch.bool) if has_gaze is None else has_gaze
         has_gaze = has_gaze.to(image.device, torch.bool)
-        scale = self.scale()
-        out = self.loss_terms(patches, glob, sentences, report, sentence_mask, gaze, has_gaze, scale)
+        # Losses in float32 even under bf16/fp16 autocast (softmax/logsumexp over the batch need the range).
+        with torch.autocast(image.device.type, enabled=False):
+            scale = self.scale().float()
+            feats = (t.float() for t in (patches, glob, sentences, report))
+            out = self.loss_terms(*feats, sentence_mask, gaze.float(), has_gaze, scale)
         if self.heatmap_processor is not None:
-            out.update(self.eclip_terms(batch, has_gaze, report, scale))
+            out.update(self.eclip_terms(batch, has_gaze, report.float(), scale))
         out["logit_scale"] = scale.detach()
         return out
 
@@ -217,6 +220,7 @@ class EGMAModel(nn.Module):
         lam = ec.sample_lambda(len(idx), lc.eclip_mixup_alpha, seed=int(step or 0)).to(x.device)
         mixed = ec.mixup(x, processed, lam)
         _, g_mixed = self.encode_image(mixed)
-        terms = clip_loss(g_mixed, report[idx], scale)  # extra positives: mixed image <-> its report
+        with torch.autocast(image.device.type, enabled=False):
+            terms = clip_loss(g_mixed.float(), report[idx], scale)  # extra positives: mixed image <-> report
         out["eclip_loss"] = lc.eclip_weight * terms["clip_loss"] + zero
         return out

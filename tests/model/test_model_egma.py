@@ -183,3 +183,14 @@ def test_image_weights_from_a_local_file(tmp_path):
         assert torch.equal(a, b), k
     with pytest.raises(Exception, match="expected a weights file"):
         ImageEncoder(ModelConfig.from_dict({**cfg.to_dict(), "image_pretrained": str(tmp_path / "none.pt")}))
+
+
+def test_losses_stay_float32_under_bf16_autocast(tiny_model):
+    b = make_model_batch(tiny_model)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = tiny_model(b)
+    for k, v in out.items():
+        assert v.dtype == torch.float32, k
+    with torch.no_grad():
+        ref = tiny_model(b)
+    assert float(out["egm_loss"]) == pytest.approx(float(ref["egm_loss"]), rel=0.05)
