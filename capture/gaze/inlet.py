@@ -269,7 +269,12 @@ class GazeInlet:
             if len(t_lsl):
                 self._handle(data, np.asarray(t_lsl, np.float64), t_received)
                 t_last_data, self._stalled = t_received, False
-            elif regular and not self._stalled and t_received - t_last_data > self._gap_threshold_s:
+            elif (
+                regular
+                and not self._stalled
+                and np.isfinite(self._t_last)  # only once data has flowed
+                and t_received - t_last_data > self._gap_threshold_s
+            ):
                 # A regular stream went silent: the source is probably gone. liblsl's dejitter would carry its
                 # old regression across the outage (observed here: times after recovery up to 4 s early,
                 # decaying over its 90 s half-time), so a fresh inlet (fresh post-processing) waits for the

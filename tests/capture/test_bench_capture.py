@@ -13,10 +13,10 @@ from capture import bench
 def test_bench_capture_json_short_run(capsys):
     assert bench.main(["--json", "--duration", "2", "--rate", "500"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["ingest_sent_samples"] == int(500 * (2 + bench.WARMUP_S))
-    assert out["ingest_lost_samples"] == 0
-    assert out["ingest_rate_hz"] == pytest.approx(500, rel=0.01)
-    assert 0 < out["ingest_latency_p99_ms"] < 1000
+    assert out["ingest_sent_samples"] == int(500 * (2 + bench.WARMUP_S)), out
+    assert out["ingest_lost_samples"] == 0 and out["ingest_gaps"] == 0, out
+    assert out["ingest_rate_hz"] == pytest.approx(500, rel=0.01), out
+    assert 0 < out["ingest_latency_p99_ms"] < 1000, out
     for key in ("heatmap_latency_p95_ms", "heatmaps_per_s"):
         assert key in out and (out[key] is not None or key in out["notes"])
     assert out["goals"]["ingest_lost_samples"]["met"] is True

@@ -55,7 +55,7 @@ def test_sim_tracker_cli_is_discovered_and_read():
     name = "sim-cli-pupil"
     proc = subprocess.Popen(
         [sys.executable, "-m", "app.cli", "sim-tracker", "--layout", "pupil", "--rate", "100", "--seed", "3",
-         "--duration", "4", "--name", name, "--display", "1920x1080"],
+         "--duration", "5", "--name", name, "--display", "1920x1080"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:
@@ -80,8 +80,8 @@ def test_sim_tracker_cli_is_discovered_and_read():
     assert inlet.layout.name == "pupil" and meta.manufacturer == "Pupil Labs"
     assert meta.labels[:3] == ("confidence", "norm_pos_x", "norm_pos_y") and meta.types[1] == "ScreenX"
     assert meta.nominal_rate_hz == 100.0 and meta.source_id == f"radgaze-sim:{name}"
-    assert "published 400 samples" in out
-    assert 200 <= s.size <= 400 and gaps.size == 0  # what it sent before the inlet connected is not seen
+    assert "published 500 samples" in out
+    assert 200 <= s.size <= 500 and gaps.size == 0  # what it sent before the inlet connected is not seen
     valid = (s["flags"] & GAZE_VALID) != 0
     assert valid.mean() > 0.8
     assert (0 <= s["x_screen_px"][valid]).all() and (s["x_screen_px"][valid] <= 1920).all()
