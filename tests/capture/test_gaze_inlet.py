@@ -174,6 +174,24 @@ def test_resolve_without_a_name_refuses_to_guess_and_missing_stream_is_a_device_
         resolve_gaze_stream("no-such-tracker", timeout_s=0.3)
 
 
+def test_an_error_in_the_thread_travels_on_the_queue(outlets):
+    info = resolve_gaze_stream("T-gazepoint", timeout_s=5.0)
+    inlet = GazeInlet(info, DISPLAY).start()
+    try:
+
+        def broken(*_):
+            raise ValueError("decoder exploded")
+
+        inlet._handle = broken  # the next chunk fails inside the thread
+        with pytest.raises(ValueError, match="decoder exploded"):
+            for _ in range(100):
+                inlet.get(timeout_s=0.1)
+        inlet._thread.join(2.0)
+        assert not inlet.running  # the thread ended with its error handed over, nothing swallowed
+    finally:
+        inlet.stop()
+
+
 def test_provenance_and_clean_stop(outlets):
     info = resolve_gaze_stream("T-eyelink", timeout_s=5.0)
     inlet = GazeInlet(info, DISPLAY).start()
