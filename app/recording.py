@@ -62,6 +62,7 @@ class RecordController(QtCore.QObject):
         self.preview_text = ""
         self.sentences: list[LiveSentence] = []  # of the case shown
         self.n_sentences_total = 0
+        self.recorded_ids: list[str] = []  # session case ids begun, in order
         self.preview_source = pipeline.asr  # anything with ``latest_preview`` (capture.asr.Preview | None)
         self.stats: TrackerStats | None = None
         self.last_drift_deg = float("nan")
@@ -103,7 +104,11 @@ class RecordController(QtCore.QObject):
         state = self.window.state
         t_start = state.clock()
         extras = self.case_extras(case) if self.case_extras else {}
-        self.pipeline.begin_case(case.case_id, image_ref_of(case), t_start, **extras)
+        # a case read again in the same session is stored as a new case (a session case is written once)
+        n = sum(1 for cid in self.recorded_ids if cid == case.case_id or cid.startswith(f"{case.case_id}~"))
+        case_id = case.case_id if n == 0 else f"{case.case_id}~{n + 1}"
+        self.recorded_ids.append(case_id)
+        self.pipeline.begin_case(case_id, image_ref_of(case), t_start, **extras)
         # the view in force from the case's first instant (later changes come through view_event)
         self.pipeline.add_view_event(state.current_view_row(VIEW_CASE))
         self.window.reading.sentences.clear_sentences()
@@ -175,8 +180,8 @@ class RecordController(QtCore.QObject):
         self.window.reading.transcript.set_text(join_tokens(self.words.text), self.preview_text)
 
     def _add_sentence(self, s: LiveSentence) -> None:
-        if self.window.state.case_id != s.case_id:
-            return
+        if not self.recorded_ids or s.case_id != self.recorded_ids[-1]:
+            return  # a late sentence of a case no longer shown
         self.sentences.append(s)
         self.n_sentences_total += 1
         self.window.add_sentence(s.text, s.heatmap, s.heatmap_scale)

@@ -110,3 +110,12 @@ def test_tracker_status_warns_on_drift(recorder):
     ctl.last_drift_deg = 1.7
     ctl._show_status()
     assert "recalibrate" in win.reading.tracker.label.text()
+
+
+def test_reading_a_case_again_records_a_new_session_case(recorder):
+    win, pipe, ctl = recorder
+    ctl.start()
+    ctl.stop()
+    ctl.start()
+    begun = [c[1] for c in pipe.calls if c[0] == "begin_case"]
+    assert begun == ["case1", "case1~2"]
