@@ -19,7 +19,7 @@ import pylsl
 import pytest
 
 from capture.errors import DeviceError, StreamLayoutError
-from capture.gaze.discovery import find_gaze_streams, resolve_gaze_stream
+from capture.gaze.discovery import find_gaze_streams, list_gaze_streams, resolve_gaze_stream
 from capture.gaze.inlet import GazeChunk, GazeInlet, concat_chunks
 from capture.gaze.layouts import BUILTIN_LAYOUTS
 from capture.records import GAZE_GAP_BEFORE, GAZE_VALID, DisplayGeometry
@@ -162,6 +162,9 @@ def test_discovery_finds_gaze_types_case_insensitively(outlets):
     names = {i.name() for i in find_gaze_streams(wait_s=1.0)}
     assert {"T-tobii", "T-pupil", "T-gazepoint", "T-eyelink", "T-generic", "Tobii7"} <= names
     assert "T-eeg" not in names  # content type EEG is not gaze
+    listed = {d["name"]: d for d in list_gaze_streams(wait_s=0.5)}
+    assert listed["T-pupil"]["n_channels"] == 22 and listed["T-pupil"]["channel_format"] == "double64"
+    assert listed["T-gazepoint"]["type"] == "gaze" and listed["T-gazepoint"]["nominal_rate_hz"] == 200.0
     assert resolve_gaze_stream("T-eeg", timeout_s=5.0).type() == "EEG"  # but can be asked for by name
 
 
