@@ -40,6 +40,8 @@ def save_checkpoint(model, directory: str | Path, *, metrics: dict[str, Any] | N
     """Write ``model`` (an EGMAModel) to ``directory`` atomically; returns the directory."""
     from safetensors.torch import save_model
 
+    model = getattr(model, "module", model)  # DistributedDataParallel wrapper
+    model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))

@@ -38,6 +38,9 @@ class LossConfig:
     # Eq. 4 applies mlce to the cosine similarities x (paper). The reference code applies it to logits
     # already multiplied by the learned logit scale 1/tau: set True for that.
     mlce_scaled_by_temperature: bool = False
+    # Eq. 5 divides the summed MLCE of the samples with gaze by the batch size b (1/(2b) sum_k); the
+    # reference code divides by the number of samples with gaze: set True for that.
+    mlce_per_gaze_sample: bool = False
     # Eq. 5 FILIP logits. Paper/FILIP: padded sentence slots are masked out of every max and mean, and the
     # text->image cross-entropy is softmaxed over images. The reference code lets zero-padded slots take
     # part in the image-side max and softmaxes both directions over texts; False reproduces each defect.

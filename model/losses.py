@@ -109,7 +109,9 @@ def mlce_loss(
     logit_scale: Tensor,
     cfg: LossConfig,
 ) -> dict[str, Tensor]:
-    """Eq. 4, averaged over the samples that have gaze -> {"mlce_loss"}.
+    """Eq. 4 summed over the samples that have gaze, divided by the batch size b (Eq. 5's 1/(2b) with the
+    1/2 as direction weights) or, with ``mlce_per_gaze_sample``, by the number of those samples (reference
+    code) -> {"mlce_loss"}.
 
     fL^{S2P}_k = mlce(x^{S2P}_k, GL_k) over the sentences with gaze (rows) and all patches;
     fL^{P2S}_k = mlce(x^{P2S}_k, GL_k^T) over all patches (rows) and the sentences with gaze.
@@ -132,7 +134,8 @@ def mlce_loss(
     per_sample = cfg.mlce_weight_s2p * f_s2p + cfg.mlce_weight_p2s * f_p2s  # Eq. 5: 1/2 (fL^S2P + fL^P2S)
     per_sample = torch.where(sample, per_sample, torch.zeros_like(per_sample))
     n_gaze = sample.sum()
-    loss = per_sample.sum() / n_gaze.clamp_min(1).to(x.dtype)
+    denom = n_gaze.clamp_min(1) if cfg.mlce_per_gaze_sample else torch.tensor(x.shape[0])
+    loss = per_sample.sum() / denom.to(x.dtype)
     return {"mlce_loss": loss, "mlce_gaze_samples": n_gaze.detach().to(x.dtype)}
 
 

@@ -85,7 +85,7 @@ def mlce_loop(
     scale: float,
     cfg: LossConfig,
 ) -> Tensor:
-    """Eq. 4 by loops, averaged over the samples with at least one gazed sentence."""
+    """Eq. 4 by loops: summed over the samples with a gazed sentence, divided by b (or by their number)."""
     per_sample = []
     for k in range(patches.shape[0]):
         if not bool(has_gaze[k]):
@@ -103,7 +103,7 @@ def mlce_loop(
         per_sample.append(cfg.mlce_weight_s2p * sum(s2p) / len(s2p) + cfg.mlce_weight_p2s * sum(p2s) / n)
     if not per_sample:
         return torch.zeros((), dtype=patches.dtype)
-    return sum(per_sample) / len(per_sample)
+    return sum(per_sample) / (len(per_sample) if cfg.mlce_per_gaze_sample else patches.shape[0])
 
 
 def _omega_row(row: list[float], threshold: float | None) -> list[float]:

@@ -81,3 +81,13 @@ def test_weights_not_matching_config_are_a_checkpoint_error(trained_model, tmp_p
     (d / "config.json").write_text(json.dumps(header))
     with pytest.raises(CheckpointError, match="do not match"):
         load_checkpoint(d)
+
+
+def test_save_unwraps_a_ddp_style_wrapper(trained_model, tmp_path):
+    class Wrapper(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module = module
+
+    d = save_checkpoint(Wrapper(trained_model), tmp_path / "w")
+    assert load_checkpoint(d).config == trained_model.config

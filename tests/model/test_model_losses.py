@@ -17,6 +17,7 @@ REFERENCE = LossConfig(
     mlce_weight_s2p=0.8,
     mlce_weight_p2s=0.2,
     mlce_scaled_by_temperature=True,
+    mlce_per_gaze_sample=True,
     filip_mask_padded=False,
     filip_t2i_over_images=False,
     egm_threshold=3 / 7,
@@ -120,6 +121,9 @@ def test_mlce_only_for_samples_with_gaze():
         base["mlce_loss"].detach()
     )
     assert float(base["mlce_gaze_samples"]) == int(hg.sum())
+    per_gaze = L.mlce_loss(p, s, mask, gaze, hg, sc, LossConfig(mlce_per_gaze_sample=True))["mlce_loss"]
+    b = p.shape[0]  # Eq. 5 divides by b; the reference code by the number of gaze samples
+    assert float(per_gaze.detach()) == pytest.approx(float(base["mlce_loss"].detach()) * b / int(hg.sum()))
     none = L.mlce_loss(p, s, mask, gaze, torch.zeros_like(hg), sc, PAPER)
     assert float(none["mlce_loss"].detach()) == 0.0 and none["mlce_loss"].requires_grad
     (g,) = torch.autograd.grad(base["mlce_loss"], p)
