@@ -162,7 +162,7 @@ def test_discovery_finds_gaze_types_case_insensitively(outlets):
     names = {i.name() for i in find_gaze_streams(wait_s=1.0)}
     assert {"T-tobii", "T-pupil", "T-gazepoint", "T-eyelink", "T-generic", "Tobii7"} <= names
     assert "T-eeg" not in names  # content type EEG is not gaze
-    listed = {d["name"]: d for d in list_gaze_streams(wait_s=0.5)}
+    listed = {d["name"]: d for d in list_gaze_streams(wait_s=1.0)}
     assert listed["T-pupil"]["n_channels"] == 22 and listed["T-pupil"]["channel_format"] == "double64"
     assert listed["T-gazepoint"]["type"] == "gaze" and listed["T-gazepoint"]["nominal_rate_hz"] == 200.0
     assert resolve_gaze_stream("T-eeg", timeout_s=5.0).type() == "EEG"  # but can be asked for by name
