@@ -169,6 +169,8 @@ class GazeInlet:
         When the stream is away at that moment, a last chunk (no samples) carries the open gap
         (t_lost = last sample, t_back = now), so the recording says the tracker was lost until the end.
         """
+        if self._stop.is_set() and self._inlet is None:
+            return  # already stopped
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)

@@ -166,6 +166,7 @@ def test_tracker_that_never_returns_leaves_an_open_gap_at_stop():
         assert inlet.stalled
     finally:
         inlet.stop()
+    inlet.stop()  # idempotent: no second open gap
     samples, gaps = concat_chunks(inlet.drain())
     assert samples.size > 10 and gaps.size == 1
     assert gaps["t_lost"][0] == samples["t_lsl"][-1] and gaps["t_back"][0] > gaps["t_lost"][0] + 0.1
