@@ -279,7 +279,12 @@ def main(argv: list[str] | None = None) -> int:
         notes["heatmaps_per_s"] = why
     result = {
         **figures,
-        "config": {"rate_hz": args.rate, "duration_s": args.duration, "cpu_count": os.cpu_count()},
+        "config": {
+            "rate_hz": args.rate,
+            "duration_s": args.duration,
+            "cpu_count": os.cpu_count(),
+            "load_average_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews latency
+        },
         "goals": ratios(figures),
         "notes": notes,
     }
