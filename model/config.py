@@ -75,6 +75,28 @@ class LossConfig:
     eclip_prime_weight: float = 0.3  # priming MSE weight in the cold start (reference: 0.7 CLIP + 0.3 MSE)
     eclip_weight: float = 1.0  # weight of the extra-positive CLIP term on processed/mixed images
 
+    @classmethod
+    def reference_code(cls, **overrides: Any) -> LossConfig:
+        """Every loss option set as the public EGMA reference code has it (REFERENCE-NOTES.md), defects
+        included: 0.8/0.2 MLCE directions on scaled logits normalised per gaze sample, padded slots in the
+        FILIP max, text->image softmaxed over texts, EGM threshold 3/7 after averaging with gaze, +0.01,
+        instance weights 0.7 image / 0.3 text."""
+        values: dict[str, Any] = {
+            "mlce_weight_s2p": 0.8,
+            "mlce_weight_p2s": 0.2,
+            "mlce_scaled_by_temperature": True,
+            "mlce_per_gaze_sample": True,
+            "filip_mask_padded": False,
+            "filip_t2i_over_images": False,
+            "egm_threshold": 3 / 7,
+            "egm_smoothing": 0.01,
+            "egm_gaze_mix": "mean",
+            "egm_weight_patch": 0.7,
+            "egm_weight_sentence": 0.3,
+        }
+        values.update(overrides)
+        return cls(**values)
+
 
 @dataclass
 class ModelConfig:

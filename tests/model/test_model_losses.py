@@ -13,19 +13,7 @@ from model import losses_loop as R
 from model.config import LossConfig
 
 PAPER = LossConfig()
-REFERENCE = LossConfig(
-    mlce_weight_s2p=0.8,
-    mlce_weight_p2s=0.2,
-    mlce_scaled_by_temperature=True,
-    mlce_per_gaze_sample=True,
-    filip_mask_padded=False,
-    filip_t2i_over_images=False,
-    egm_threshold=3 / 7,
-    egm_smoothing=0.01,
-    egm_gaze_mix="mean",
-    egm_weight_patch=0.7,
-    egm_weight_sentence=0.3,
-)
+REFERENCE = LossConfig.reference_code()
 MIXED = LossConfig(filip_t2i_over_images=False, egm_threshold=0.2, egm_smoothing=0.05)
 CONFIGS = {"paper": PAPER, "reference": REFERENCE, "mixed": MIXED}
 SCALE = 1.0 / 0.07
@@ -140,6 +128,18 @@ def test_mlce_rows_known_answer():
     cols2 = torch.ones_like(labels2)
     expected2 = math.log(1 + 1.0) + math.log(1 + math.exp(-0.0) + math.exp(-2.0))
     assert float(L.mlce_rows(scores, labels2, cols2)[0]) == pytest.approx(expected2)
+
+
+def test_reference_code_preset_differs_from_paper_in_every_documented_option():
+    ref, paper = LossConfig.reference_code(), LossConfig()
+    changed = {k for k in vars(paper) if getattr(paper, k) != getattr(ref, k)}
+    assert changed == {
+        "mlce_weight_s2p", "mlce_weight_p2s", "mlce_scaled_by_temperature", "mlce_per_gaze_sample",
+        "filip_mask_padded", "filip_t2i_over_images", "egm_threshold", "egm_smoothing", "egm_gaze_mix",
+        "egm_weight_patch", "egm_weight_sentence",
+    }  # fmt: skip
+    assert (ref.mlce_weight_s2p, ref.egm_threshold, ref.egm_smoothing) == (0.8, 3 / 7, 0.01)
+    assert LossConfig.reference_code(egm_smoothing=0.0).egm_smoothing == 0.0
 
 
 def test_clip_loss_known_answer():
