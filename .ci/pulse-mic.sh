@@ -11,13 +11,15 @@
 # Works as root (CI containers) and as a normal user: the daemon runs per user (--system=false), with no
 # idle exit. Idempotent: an already running server gets the missing modules only.
 #   .ci/pulse-mic.sh          start (or complete) the server; prints the server's socket
-#   .ci/pulse-mic.sh stop     stop the daemon this user runs
+#   .ci/pulse-mic.sh stop     stop the daemon this user runs (and the silence stream started here)
 set -euo pipefail
 
 SINK=radgaze_speaker
 MIC=radgaze_mic
+KEEPALIVE_PID="${XDG_RUNTIME_DIR:-/tmp}/radgaze-pulse-keepalive-$(id -u).pid"
 
 if [[ "${1:-start}" == "stop" ]]; then
+    if [[ -f "$KEEPALIVE_PID" ]]; then kill "$(cat "$KEEPALIVE_PID")" 2>/dev/null || true; rm -f "$KEEPALIVE_PID"; fi
     pulseaudio --kill 2>/dev/null || true
     exit 0
 fi
@@ -50,4 +52,13 @@ if ! pactl list short sources | grep -q "^[0-9]*[[:space:]]$MIC[[:space:]]"; the
 fi
 pactl set-default-sink $SINK
 pactl set-default-source $MIC
+
+# A null sink with no stream playing renders nothing, so its monitor (our microphone) delivers no samples
+# until something plays: a recorder would miss the start of the speech and see no silence before it. A real
+# microphone streams all the time, so keep the sink running with an endless stream of silence.
+if ! { [[ -f "$KEEPALIVE_PID" ]] && kill -0 "$(cat "$KEEPALIVE_PID")" 2>/dev/null; }; then
+    nohup pacat --playback --device=$SINK --raw --format=s16le --rate=16000 --channels=1 \
+        --latency-msec=20 --client-name=radgaze-silence </dev/zero >/dev/null 2>&1 &
+    echo $! >"$KEEPALIVE_PID"
+fi
 pactl info | grep -E "^(Server String|Default Sink|Default Source)"
