@@ -31,6 +31,9 @@ class DataConfig:
     """How sessions become training samples."""
 
     gaze_ratio: float = 1.0  # fraction of cases that keep their gaze (EGMA ablation: 0.01/0.05/0.1/0.5)
+    # Patch masses below gaze_floor / n are zeroed before the model sees the gaze (0 = off, the paper: every
+    # patch with any mass counts as gazed, GL = GS > 0); see training.data.apply_gaze_floor.
+    gaze_floor: float = 0.0
     max_sentences: int = 16  # sentences kept per report (the rest are dropped, in order)
     val_fraction: float = 0.0  # held-out cases for the "best" checkpoint; 0 = best by training loss
     augment: bool = True  # photometric augmentations (geometry is never changed)
@@ -130,6 +133,7 @@ def validate(cfg: TrainConfig) -> None:
             "a fraction in [0, 1)",
             cfg.data.val_fraction,
         ),
+        (cfg.data.gaze_floor >= 0, "data.gaze_floor", ">= 0", cfg.data.gaze_floor),
         (cfg.data.max_sentences >= 1, "data.max_sentences", ">= 1", cfg.data.max_sentences),
         (cfg.optim.lr > 0, "optim.lr", "> 0", cfg.optim.lr),
         (0.0 <= cfg.optim.warmup_frac < 1.0, "optim.warmup_frac", "in [0, 1)", cfg.optim.warmup_frac),

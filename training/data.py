@@ -276,6 +276,22 @@ def _gaze_rows(maps: list[np.ndarray | None], n_side: int) -> np.ndarray:
     return rows
 
 
+def apply_gaze_floor(rows: np.ndarray, floor: float) -> np.ndarray:
+    """Zero the patch masses of each (m, n) gaze row below ``floor / n`` (``floor`` times the uniform mass),
+    keep at least each row's maximum, and renormalise rows to sum 1. ``floor`` 0 returns ``rows`` unchanged.
+
+    Gaussian heatmaps are positive almost everywhere, so EGMA's binary gaze label GL = (GS > 0) marks nearly
+    every patch as gazed; a floor of 1 keeps only the patches looked at more than average.
+    """
+    if floor <= 0 or rows.size == 0:
+        return rows
+    n = rows.shape[1]
+    keep = (rows >= floor / n) | (rows == rows.max(axis=1, keepdims=True))
+    out = np.where(keep & (rows > 0), rows, 0.0).astype(np.float32)
+    total = out.sum(axis=1, keepdims=True)
+    return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
+
+
 def load_case_sample(
     folder: Path,
     case: IndexedCase,
@@ -394,7 +410,7 @@ class SessionDataset(torch.utils.data.Dataset):
             x = photometric_augment(x, self.cfg, gen)
         x = self.normalise(x)
         keep = s.key in self.gaze_keys
-        gaze = s.gaze if keep else np.zeros_like(s.gaze)
+        gaze = apply_gaze_floor(s.gaze, self.cfg.gaze_floor) if keep else np.zeros_like(s.gaze)
         maps = [m for m in s.heatmaps_sq if m is not None] if keep else []
         reading = np.mean(maps, axis=0) if maps else np.zeros((self.image_size, self.image_size), np.float32)
         return {

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from capture.errors import CheckpointError, ConfigError
+from model.zeroshot import image_embeddings, precision_at_k
 from training import data as tdata
 from training.config import DataConfig
 
@@ -51,7 +52,7 @@ def prompts_for_labels(labels: Sequence[str]) -> dict[str, list[str]]:
     try:
         from model.zeroshot import load_prompts
 
-        for name in ("synthetic", "chexpert"):
+        for name in ("chexpert8x200", "chexpert5x200"):
             try:
                 known.update({k: list(v) for k, v in load_prompts(name).items() if k not in known})
             except Exception:  # a missing prompt set only means templates are used
@@ -85,24 +86,7 @@ def accuracy_macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) ->
     return acc, float(np.mean(f1s)) if f1s else 0.0
 
 
-def precision_at_k(sim: np.ndarray, row_labels: np.ndarray, col_labels: np.ndarray, k: int) -> float:
-    """Mean over rows of the fraction of the row's top-k columns (by sim) that share its label."""
-    k = min(k, sim.shape[1])
-    top = np.argsort(-sim, axis=1, kind="stable")[:, :k]
-    return float(np.mean(col_labels[top] == row_labels[:, None]))
-
-
 # ------------------------------------------------------------------------------------------ embeddings
-@torch.no_grad()
-def embed_images(model, images: torch.Tensor, device, batch_size: int = 32) -> torch.Tensor:
-    """(N, 3, S, S) -> (N, D) normalised global embeddings."""
-    out = [
-        model.encode_image(images[i : i + batch_size].to(device))[1].float().cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out)
-
-
 @torch.no_grad()
 def embed_reports(model, reports: list[list[str]], device, batch_size: int = 64) -> torch.Tensor:
     """Reports (lists of sentences) -> (N, D) normalised report embeddings."""
@@ -141,7 +125,7 @@ def classification_metrics(model, images: torch.Tensor, labels: list[str | None]
         texts += prompts[c]
         text_cls += [ci] * len(prompts[c])
     text_cls_a = np.asarray(text_cls)
-    img = embed_images(model, images[keep], device)
+    img = image_embeddings(model, images[keep])
     txt = embed_reports(model, [[t] for t in texts], device)
     sim = (img @ txt.T).numpy()
     class_scores = np.stack([sim[:, text_cls_a == ci].max(axis=1) for ci in range(len(classes))], axis=1)
@@ -259,7 +243,7 @@ def evaluate_dataset(
     result: dict = {"n_cases": len(items)}
     result.update(classification_metrics(model, images, labels, device))
     # report-level retrieval (each case's own report is the one relevant text)
-    img = embed_images(model, images, device)
+    img = image_embeddings(model, images)
     rep = embed_reports(model, [it["sentences"] for it in items], device)
     sim = (img @ rep.T).numpy()
     ids = np.arange(len(items))

@@ -138,3 +138,13 @@ def test_index_cache_file_is_valid_json_with_sizes(sessions_copy: Path):
     blob = json.loads((sessions_copy / tdata.INDEX_NAME).read_text())
     entry = next(iter(blob["files"].values()))
     assert {"size", "mtime_ns", "cases", "problems"} <= set(entry)
+
+
+def test_gaze_floor_keeps_above_uniform_patches_and_renormalises():
+    rows = np.array([[0.5, 0.3, 0.15, 0.05], [0.25, 0.25, 0.25, 0.25], [0, 0, 0, 0]], np.float32)
+    out = tdata.apply_gaze_floor(rows, 1.0)  # uniform mass is 0.25
+    assert np.allclose(out[0], [0.625, 0.375, 0, 0])
+    assert np.allclose(out[1], rows[1])  # a flat row keeps everything (each patch is a maximum)
+    assert np.all(out[2] == 0)
+    assert tdata.apply_gaze_floor(rows, 0.0) is rows
+    assert np.allclose(tdata.apply_gaze_floor(rows[:1], 10.0)[0], [1, 0, 0, 0])  # at least the maximum

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.evaluate import accuracy_macro_f1, precision_at_k
+from training.evaluate import accuracy_macro_f1
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = [
@@ -38,14 +38,6 @@ def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
 
 
 # ------------------------------------------------------------------------------------------------ pure
-def test_precision_at_k_on_a_hand_built_similarity():
-    sim = np.array([[0.9, 0.1, 0.8], [0.2, 0.7, 0.6]])
-    rows, cols = np.array([0, 1]), np.array([0, 1, 1])
-    assert precision_at_k(sim, rows, cols, 1) == 1.0
-    assert precision_at_k(sim, rows, cols, 2) == pytest.approx((0.5 + 1.0) / 2)
-    assert precision_at_k(sim, rows, cols, 10) == pytest.approx((1 / 3 + 2 / 3) / 2)  # k clipped to 3
-
-
 def test_accuracy_and_macro_f1():
     acc, f1 = accuracy_macro_f1(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2)
     assert acc == 0.75
