@@ -50,7 +50,9 @@ MAX_BUFFER_S = 15.0  # trim decoded audio beyond this at the last committed word
 WHISPER_WINDOW_S = 30.0  # Whisper's fixed input window; a buffer this long is force-committed
 MAX_WORD_DUR_S = 2.0  # longest plausible single spoken word; longer = early-start artefact (#125)
 PROMPT_CONTEXT_CHARS = 200  # committed text fed back as prompt (whisper_streaming keeps ~200 chars)
-OVERLAP_TOLERANCE_S = 0.1  # words starting this close before the commit horizon may be repeats
+OVERLAP_TOLERANCE_S = (
+    0.1  # a word ending less than this after the commit horizon is old (a new one lasts longer)
+)
 MAX_NGRAM_OVERLAP = 5  # longest repeated n-gram removed at the commit boundary (whisper_streaming uses 5)
 
 
@@ -225,8 +227,8 @@ class LocalAgreement:
 
     :meth:`update` takes the words of a new decode and returns those that become final: the longest prefix on
     which it agrees (by :func:`capture.punctuation.normalize_token`) with the previous decode. Words ending
-    before the last committed word's end, and a repeat of the committed tail (up to 5 words), are dropped
-    first. :attr:`tentative` is the uncommitted rest, for the preview.
+    before (or within 0.1 s after) the last committed word's end, and a repeat of the committed tail (up to 5
+    words), are dropped first. :attr:`tentative` is the uncommitted rest, for the preview.
     """
 
     def __init__(self) -> None:
@@ -238,8 +240,9 @@ class LocalAgreement:
         return self.committed[-1].end_s if self.committed else -np.inf
 
     def _new_part(self, hypothesis: Sequence[AsrWord]) -> list[AsrWord]:
-        new = [w for w in hypothesis if w.start_s > self.horizon_s - OVERLAP_TOLERANCE_S]
-        if new and self.committed and abs(new[0].start_s - self.horizon_s) < 1.0:
+        # by end time, not start: a decode's first word may start far too early (#294) yet be new
+        new = [w for w in hypothesis if w.end_s > self.horizon_s + OVERLAP_TOLERANCE_S]
+        if new and self.committed and new[0].start_s < self.horizon_s + 1.0:
             for n in range(min(MAX_NGRAM_OVERLAP, len(new), len(self.committed)), 0, -1):
                 tail = [normalize_token(w.text) for w in self.committed[-n:]]
                 if tail == [normalize_token(w.text) for w in new[:n]]:
