@@ -194,9 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gpu-sentences", type=int, default=8, help="sentences per report on the GPU")
     p.add_argument("--gpu-tokens", type=int, default=24, help="tokens per sentence on the GPU")
     p.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak for MFU (default: by GPU name)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     a = p.parse_args(argv)
-    torch.set_num_threads(torch.get_num_threads())
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     res: dict[str, Any] = {"batch": a.batch, "patches": a.patches, "max_sentences": a.max_sentences}
+    res["cpu_threads"] = torch.get_num_threads()
     res.update(loss_bench(a.batch, a.patches, a.max_sentences, a.dim, a.repeats, a.seed))
     res.update({"train_step_samples_per_s": None, "mfu": None, "gpu": None})
     if torch.cuda.is_available():
