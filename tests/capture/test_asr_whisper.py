@@ -1,0 +1,166 @@
+"""faster-whisper for real, with the tiny random Whisper built locally (capture.whisper_testing).
+
+Random weights give arbitrary words: these tests check the pipeline (loading offline, word timestamps, VAD,
+sanitised times inside the audio, streaming), not what is said. The fixtures here are reused by
+test_asr_mic.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from capture.asr import (
+    AsrConfig,
+    StreamingTranscriber,
+    WhisperTranscriber,
+    load_whisper,
+    resolve_compute_type,
+    resolve_device,
+    sanitize_word_times,
+)
+from capture.audio import AudioFileSource, read_audio_file
+from capture.errors import CheckpointError, ConfigError
+from capture.whisper_testing import WHISPER_SPECIAL_TOKENS, build_tiny_whisper
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_dir(request) -> Path:
+    """The tiny random Whisper, built once and cached in pytest's cache folder (.pytest_cache)."""
+    return build_tiny_whisper(request.config.cache.mkdir("radgaze-tiny-whisper") / "model")
+
+
+@pytest.fixture(scope="session")
+def jfk_path(shared_data) -> Path:
+    path = shared_data / "audio" / "jfk.flac"
+    if not path.is_file():
+        pytest.skip(f"real speech clip {path} is absent")
+    return path
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args[1:] if len(args) > 1 else kwargs}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def tiny_cfg(model_dir: Path, **kw) -> AsrConfig:
+    # beam 1, temperature 0: faster-whisper's defaults (beam 5, temperature fallback) take ~25 s on noise
+    return AsrConfig(model=str(model_dir), beam_size=1, temperature=0.0, cpu_threads=1, **kw)
+
+
+def test_tiny_whisper_has_whisper_token_layout(tiny_whisper_dir):
+    vocab = json.loads((tiny_whisper_dir / "vocabulary.json").read_text())
+    no_ts = vocab.index("<|notimestamps|>")
+    assert vocab[no_ts + 1] == "<|0.00|>" and vocab[-1] == "<|30.00|>"
+    assert vocab[no_ts - len(WHISPER_SPECIAL_TOKENS) + 1 : no_ts + 1] == list(WHISPER_SPECIAL_TOKENS)
+    assert 1800 <= len(vocab) <= 2000
+    for f in ("model.bin", "config.json", "tokenizer.json", "preprocessor_config.json"):
+        assert (tiny_whisper_dir / f).is_file()
+    # a second build with the same recipe reuses the cache
+    mtime = (tiny_whisper_dir / "model.bin").stat().st_mtime_ns
+    assert build_tiny_whisper(tiny_whisper_dir) == tiny_whisper_dir
+    assert (tiny_whisper_dir / "model.bin").stat().st_mtime_ns == mtime
+
+
+def test_loading_a_model_directory_never_touches_the_network(tiny_whisper_dir, no_network, monkeypatch):
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # even with the hub allowed
+    model = load_whisper(tiny_cfg(tiny_whisper_dir))
+    assert not model.model.is_multilingual
+    words = WhisperTranscriber(tiny_cfg(tiny_whisper_dir), model=model)(np.zeros(16000, np.float32), "")
+    assert isinstance(words, list)
+
+
+def test_hub_name_absent_offline_is_a_config_error(tmp_path, no_network):
+    cfg = AsrConfig(model="small.en", local_files_only=True, download_root=str(tmp_path))
+    with pytest.raises(ConfigError, match="small.en.*not in the local cache.*--whisper DIR"):
+        load_whisper(cfg)
+
+
+@pytest.mark.parametrize(
+    ("model", "error", "message"),
+    [
+        ("tiny.xx", ConfigError, "Invalid Whisper model 'tiny.xx'"),
+        ("./no/such/model-dir", ConfigError, "does not exist"),
+    ],
+)
+def test_bad_model_names(model, error, message):
+    with pytest.raises(error, match=message):
+        load_whisper(AsrConfig(model=model))
+
+
+def test_model_directory_without_tokenizer_is_a_checkpoint_error(tmp_path):
+    (tmp_path / "model.bin").write_bytes(b"")
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(CheckpointError, match="lacks tokenizer.json"):
+        load_whisper(AsrConfig(model=str(tmp_path)))
+
+
+def test_device_and_compute_type_resolution():
+    import ctranslate2
+
+    expected = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    assert resolve_device("auto") == expected
+    assert resolve_compute_type("cpu") == "int8" and resolve_compute_type("cuda") == "float16"
+    assert resolve_compute_type("cpu", "float32") == "float32"
+    with pytest.raises(ConfigError, match="allowed 'auto', 'cpu', 'cuda', but got 'tpu'"):
+        resolve_device("tpu")
+
+
+def test_transcribe_real_speech_gives_words_with_times_inside_the_audio(tiny_whisper_dir, jfk_path):
+    audio = read_audio_file(jfk_path).astype(np.float32) / 32768.0
+    dur_s = audio.size / 16000
+    transcriber = WhisperTranscriber(tiny_cfg(tiny_whisper_dir))
+    words = transcriber(audio, "")
+    assert len(words) >= 1, "the tiny model produced no word on 11 s of speech"
+    start = np.array([w.start_s for w in words])
+    end = np.array([w.end_s for w in words])
+    s, e = sanitize_word_times(start, end, audio_dur_s=dur_s)
+    assert np.all((s >= 0) & (e <= dur_s) & (s <= e)) and np.all(s[1:] >= e[:-1])
+    # random weights: the raw times are wild (that is what sanitising is for), but they are numbers
+    assert np.all(np.isfinite(start)) and np.all(np.isfinite(end))
+    print(f"tiny whisper on jfk: {len(words)} words, raw times {start.min():.2f}..{end.max():.2f} s")
+
+
+def test_vad_removes_silence_before_decoding(tiny_whisper_dir):
+    # 5 s of digital silence: Silero VAD finds no speech, so nothing is decoded and no word comes out
+    transcriber = WhisperTranscriber(tiny_cfg(tiny_whisper_dir))
+    assert transcriber(np.zeros(5 * 16000, np.float32), "") == []
+
+
+def test_streaming_real_whisper_on_the_speech_file(tiny_whisper_dir, jfk_path):
+    transcriber = WhisperTranscriber(tiny_cfg(tiny_whisper_dir))
+    previews = []
+    streamer = StreamingTranscriber(transcriber, on_preview=previews.append).start()
+    src = AudioFileSource(jfk_path, speed=4.0, t_lsl_start=100.0)
+    src.start()
+    while (block := src.queue.get(timeout=10)) is not None:
+        assert not isinstance(block, BaseException)
+        streamer.feed(*block)
+    streamer.stop(timeout_s=120)
+    items = []
+    while (item := streamer.words.get(timeout=5)) is not None:
+        items.append(item)
+    assert not [i for i in items if isinstance(i, BaseException)]
+    words = streamer.final_words()
+    assert len(words) >= 1
+    assert streamer.n_decodes >= 3 and previews
+    assert np.all(words.t_start >= 100.0) and np.all(words.t_end <= 100.0 + src.duration_s + 1e-6)
+    assert np.all(words.t_start <= words.t_end) and np.all(words.t_start[1:] >= words.t_end[:-1])
+    print(f"streamed: {streamer.n_decodes} decodes, {len(words)} final words")
+
+
+def test_offline_env_is_set_for_tests():
+    # conftest sets it; the loading tests above rely on the hub being off by default
+    assert os.environ.get("HF_HUB_OFFLINE") == "1"
