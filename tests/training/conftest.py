@@ -13,7 +13,8 @@ def _synth(out: Path, n_cases: int, seed: int) -> Path:
     if not hasattr(synth, "write_synthetic_sessions"):
         pytest.skip("capture.synth.write_synthetic_sessions is not available yet")
     out.mkdir(parents=True, exist_ok=True)
-    synth.write_synthetic_sessions(out, n_cases=n_cases, seed=seed)
+    # 512 px images: the tiny encoder sees 112 px and stored heatmaps are <= 512 px; decoding stays cheap
+    synth.write_synthetic_sessions(out, n_cases=n_cases, seed=seed, image_size=512)
     return out
 
 
