@@ -30,9 +30,11 @@ from capture.whisper_testing import WHISPER_SPECIAL_TOKENS, build_tiny_whisper
 
 
 @pytest.fixture(scope="session")
-def tiny_whisper_dir(request) -> Path:
+def tiny_whisper_dir(request, tmp_path_factory) -> Path:
     """The tiny random Whisper, built once and cached in pytest's cache folder (.pytest_cache)."""
-    return build_tiny_whisper(request.config.cache.mkdir("radgaze-tiny-whisper") / "model")
+    cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
+    root = cache.mkdir("radgaze-tiny-whisper") if cache is not None else tmp_path_factory.mktemp("whisper")
+    return build_tiny_whisper(root / "model")
 
 
 @pytest.fixture(scope="session")
