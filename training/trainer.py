@@ -4,7 +4,8 @@ Run directory layout (``RUN``)::
 
     config.json              the TrainConfig, as run
     metrics.jsonl            one line per logged optimiser step: step, epoch, each loss term, loss, lr,
-                             samples_per_s (+ one epoch_end line per epoch)
+                             samples_per_s
+    epochs.jsonl             one line per finished epoch: step, epoch, mean of each loss term, select_metric
     checkpoints/last/        model.checkpoint directory (safetensors + config + tokenizer), replaced
                              atomically
     checkpoints/best/        same, for the best epoch (validation loss, else mean training loss)
@@ -419,6 +420,7 @@ def _train(
         loop = LoopState(**state["loop"])
         if ctx.is_main:
             _truncate_metrics(out / "metrics.jsonl", loop.step)
+            _truncate_metrics(out / "epochs.jsonl", loop.step)
         if ctx.is_main:
             set_rng_state(state["rng"])
         else:  # only rank 0's RNG state is saved; other ranks get a distinct, reproducible seed
@@ -525,19 +527,10 @@ def _train(
             improved = metric < loop.best_metric
             if improved:
                 loop.best_metric, loop.best_epoch = metric, loop.epoch - 1
-            if metrics_fh is not None:
-                metrics_fh.write(
-                    json.dumps(
-                        {
-                            "step": loop.step,
-                            "epoch": loop.epoch - 1,
-                            "epoch_end": True,
-                            "epoch_mean": epoch_mean,
-                            "select_metric": metric,
-                        }
-                    )
-                    + "\n"
-                )
+            if ctx.is_main:
+                line = {"step": loop.step, "epoch": loop.epoch - 1, **epoch_mean, "select_metric": metric}
+                with open(out / "epochs.jsonl", "a") as fh:
+                    fh.write(json.dumps(line) + "\n")
             save("last")
             if improved:
                 save("best")
