@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from capture.errors import RadgazeError
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.progress_json:
             _emit_error(a.progress_json, str(exc))
         raise
-    if a.progress_json != "-":
+    if a.progress_json != "-" and os.environ.get("RANK", "0") == "0":  # one summary line under torchrun
         summary = {k: report.get(k) for k in ("run", "finished", "steps", "total_steps", "wall_s")}
         summary["n_skipped"] = report["data"]["n_skipped"]
         print(json.dumps(summary))
