@@ -451,6 +451,22 @@ class StreamingTranscriber:
             self.on_preview(self.latest_preview)
 
 
+def streaming_from_config(
+    cfg: AsrConfig,
+    *,
+    transcriber: Transcriber | None = None,
+    on_preview: Callable[[Preview], None] | None = None,
+) -> StreamingTranscriber:
+    """A :class:`StreamingTranscriber` with ``cfg``'s chunking (the model is loaded here unless given)."""
+    return StreamingTranscriber(
+        transcriber if transcriber is not None else WhisperTranscriber(cfg),
+        chunk_s=cfg.chunk_s,
+        max_buffer_s=cfg.max_buffer_s,
+        max_word_dur_s=cfg.max_word_dur_s,
+        on_preview=on_preview,
+    )
+
+
 def concat_words(parts: Sequence[Words]) -> Words:
     """Concatenate :class:`Words` batches in order."""
     if not parts:

@@ -100,24 +100,31 @@ def build_tokenizer_json(path: Path, *, words: tuple[str, ...] = RADIOLOGY_WORDS
     return ids
 
 
+def default_cache_dir() -> Path:
+    """Where the demo's offline mode keeps its tiny Whisper: $XDG_CACHE_HOME/radgaze (~/.cache/radgaze)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "radgaze" / f"tiny-whisper-v{RECIPE_VERSION}"
+
+
 def _recipe(seed: int, d_model: int, n_layers: int) -> dict:
     return {"recipe": RECIPE_VERSION, "seed": seed, "d_model": d_model, "n_layers": n_layers}
 
 
 def build_tiny_whisper(
-    out_dir: str | os.PathLike, *, seed: int = 2, d_model: int = 64, n_layers: int = 2
+    out_dir: str | os.PathLike | None = None, *, seed: int = 2, d_model: int = 64, n_layers: int = 2
 ) -> Path:
     """Build (or reuse) a tiny random Whisper model for faster-whisper in ``out_dir``; return the directory.
 
     ``seed`` 2 is the default because, with torch's CPU generator, that model decodes the real JFK speech
     clip (../shared/data/audio) into several words (seeds 0 and 1 give one to three), as pipeline tests want.
 
-    ``out_dir`` afterwards holds ``model.bin``, ``config.json``, ``vocabulary.json``, ``tokenizer.json``,
+    ``out_dir`` (default :func:`default_cache_dir`) afterwards holds ``model.bin``, ``config.json``,
+    ``vocabulary.json``, ``tokenizer.json``,
     ``preprocessor_config.json`` and ``radgaze_tiny_whisper.json`` (the recipe, used as the cache key).
     Building takes a few seconds on one CPU core and needs torch, transformers, tokenizers and ctranslate2 (a
     test dependency); nothing is downloaded. Raises :class:`CheckpointError` if the conversion fails.
     """
-    out = Path(out_dir)
+    out = default_cache_dir() if out_dir is None else Path(out_dir)
     recipe = _recipe(seed, d_model, n_layers)
     marker = out / "radgaze_tiny_whisper.json"
     if marker.is_file() and (out / "model.bin").is_file():
@@ -186,6 +193,8 @@ def build_tiny_whisper(
         model.save_pretrained(hf_dir)
         WhisperFeatureExtractor(feature_size=N_MEL_BINS).save_pretrained(hf_dir)
         staged = Path(tmp) / "ct2"
+        quiet = os.environ.get("TQDM_DISABLE")
+        os.environ["TQDM_DISABLE"] = "1"  # no progress bars from the converter's reload of the model
         try:
             converter = ctranslate2.converters.TransformersConverter(
                 str(hf_dir), copy_files=["tokenizer.json", "preprocessor_config.json"]
@@ -193,6 +202,11 @@ def build_tiny_whisper(
             converter.convert(str(staged), quantization="float32", force=True)
         except Exception as e:
             raise CheckpointError(f"converting the tiny Whisper with CTranslate2 failed: {e}") from e
+        finally:
+            if quiet is None:
+                os.environ.pop("TQDM_DISABLE", None)
+            else:
+                os.environ["TQDM_DISABLE"] = quiet
         (staged / "radgaze_tiny_whisper.json").write_text(json.dumps(recipe))
         if out.exists():
             shutil.rmtree(out)

@@ -16,11 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capture.asr import (
+    AsrConfig,
     AsrWord,
     LocalAgreement,
     StreamingTranscriber,
     concat_words,
     sanitize_word_times,
+    streaming_from_config,
     transcribe_audio,
 )
 from capture.audio import blocks_to_audio
@@ -158,6 +160,14 @@ def test_stream_commits_agreed_words_live_with_punctuation_and_lsl_times():
     assert previews[-1].tentative_text == "" and previews[-1].t_lsl == pytest.approx(T_LSL0 + 9.0)
     # committed text is fed back as prompt
     assert any("No pleural effusion" in p for p in fake.prompts)
+
+
+def test_streaming_from_config_takes_its_chunking():
+    st = streaming_from_config(AsrConfig(chunk_s=0.5, max_buffer_s=4.0), transcriber=ScriptTranscriber())
+    assert st.chunk_len == 8000 and st.max_buffer_len == 4 * RATE
+    # Whisper's window bounds the buffer whatever the configuration says
+    st = streaming_from_config(AsrConfig(max_buffer_s=60.0), transcriber=ScriptTranscriber())
+    assert st.max_buffer_len == 30 * RATE
 
 
 def test_buffer_is_trimmed_at_committed_words():

@@ -76,6 +76,13 @@ def test_tiny_whisper_has_whisper_token_layout(tiny_whisper_dir):
     assert (tiny_whisper_dir / "model.bin").stat().st_mtime_ns == mtime
 
 
+def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
+    from capture.whisper_testing import RECIPE_VERSION, default_cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "radgaze" / f"tiny-whisper-v{RECIPE_VERSION}"
+
+
 def test_loading_a_model_directory_never_touches_the_network(tiny_whisper_dir, no_network, monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)  # even with the hub allowed
     model = load_whisper(tiny_cfg(tiny_whisper_dir))
