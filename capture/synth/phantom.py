@@ -16,11 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 SIDES = ("right", "left")  # the patient's sides; "right" is drawn on the image's left
 ZONES = ("upper", "middle", "lower")
 HEART_TILT_RAD = np.deg2rad(20.0)  # long axis of the cardiac silhouette, apex down and to the patient's left
+BONE_GRID_MAX_PX = 1024  # bones are drawn at most this fine and upsampled (cortex stays >= 2 px wide)
 FINDING_LABELS = ("consolidation", "pleural_effusion", "cardiomegaly", "pneumothorax", "nodule")
 
 
@@ -177,14 +179,20 @@ def _wobble(xn: np.ndarray, yn: np.ndarray, seed: int, n_waves: int = 8, freq: f
     return out * np.float32(np.sqrt(2.0 / n_waves))
 
 
-def finding_field(spec: FindingSpec, xn: np.ndarray, yn: np.ndarray, anat: Anatomy) -> np.ndarray:
-    """Boolean mask of a finding on the grid (xn, yn)."""
+def finding_field(
+    spec: FindingSpec, xn: np.ndarray, yn: np.ndarray, anat: Anatomy, *, in_lung: bool = True
+) -> np.ndarray:
+    """Boolean mask of a finding on the grid (xn, yn). ``in_lung=False`` leaves an airspace finding's region
+    unclipped by the lung outline (for drawing: the lung's own soft edge then shapes it)."""
     cx, cy = spec.centre
     if spec.label == "cardiomegaly":
         return heart_field(xn, yn, anat) < 1.0
     if spec.label == "nodule":
         return ((xn - cx) ** 2 + (yn - cy) ** 2) < spec.size**2
-    lung = lung_field(xn, yn, anat, spec.side)
+    if in_lung or spec.label == "pneumothorax":
+        lung = lung_field(xn, yn, anat, spec.side)
+    else:
+        lung = _side_d(xn, anat, spec.side) > 0.03
     if spec.label == "consolidation":
         r = ((xn - cx) / spec.size) ** 2 + ((yn - cy) / (0.8 * spec.size)) ** 2
         return lung & (r + 0.35 * _wobble(xn, yn, spec.shape_seed) < 1.0)
@@ -254,6 +262,14 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3 - 2 * x)
 
 
+def _resize(a: np.ndarray, side_px: int) -> np.ndarray:
+    """Bilinear resize of a square float image to side_px x side_px (pixel-centre aligned)."""
+    if a.shape == (side_px, side_px):
+        return a.astype(np.float32)
+    img = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), mode="F")
+    return np.asarray(img.resize((side_px, side_px), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
 def _blur(a: np.ndarray, sigma_px: float) -> np.ndarray:
     return ndimage.gaussian_filter(a.astype(np.float32), sigma_px, mode="nearest")
 
@@ -263,7 +279,8 @@ def _radial_vessels(
 ) -> np.ndarray:
     """Vessel-like lines branching out of each hilum: ridges of noise sampled in polar coordinates (fast
     across the angle, slow along the radius), thinning towards the periphery. Values 0..1 on the grid."""
-    tex = _blur(rng.standard_normal((256, 256)), 3.0)
+    # axis 0 = angle (fine), axis 1 = log radius (coarse): zero-crossings run outwards like vessels
+    tex = ndimage.gaussian_filter(rng.standard_normal((256, 256)).astype(np.float32), (1.8, 6.0), mode="wrap")
     tex /= tex.std() + 1e-12
     out = np.zeros(np.broadcast_shapes(xn.shape, yn.shape), np.float32)
     for sgn in (-1.0, 1.0):
@@ -289,10 +306,10 @@ def _ridges(rng: np.random.Generator, n: int, sigma_px: float, width: float) -> 
 
 def _soft_tissue_layer(
     xn: np.ndarray, yn: np.ndarray, anat: Anatomy, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Everything smooth (body, lungs, heart, mediastinum, vessels, gas bubble) on a coarse grid (h, w).
 
-    Returns (layer, lung mask blurred 0..1, vessel density), each (h, w) float32."""
+    Returns (layer, lung mask blurred 0..1, lung darkness subtracted, vessel density), each (h, w) float32."""
     n = xn.shape[1]
     # body: neck at the top widening over the shoulders; brightness follows the tissue path length
     half_w = 0.13 + (anat.body_half_w - 0.13) * np.sqrt(_smoothstep((yn + 0.02) / 0.16))
@@ -326,29 +343,36 @@ def _soft_tissue_layer(
     gy = anat.dome_y[1] + 0.045
     bubble = ((xn - anat.cx - 0.14) / 0.05) ** 2 + ((yn - gy) / 0.025) ** 2 < 1
     out -= 0.12 * _blur(bubble, max(0.7, n / 250))
-    return out, soft, vessels * vessel_gain
+    return out, soft, soft * depth, soft * vessels * vessel_gain
 
 
 def _finding_layer(
-    specs: list[FindingSpec], xn: np.ndarray, yn: np.ndarray, anat: Anatomy, lung_soft: np.ndarray, vessels
+    specs: list[FindingSpec],
+    xn: np.ndarray,
+    yn: np.ndarray,
+    anat: Anatomy,
+    lung_soft: np.ndarray,
+    lung_dark: np.ndarray,
+    vessels: np.ndarray,
 ) -> np.ndarray:
-    """Density added (or removed) by each finding, on the coarse grid."""
+    """Density added (or removed) by each finding, on the coarse grid. Airspace findings fill a share of the
+    lung's darkness ``lung_dark`` (so they end at the lung's own edge without seams)."""
     n = xn.shape[1]
     out = np.zeros((yn.shape[0], n), np.float32)
     for s in specs:
         if s.label == "cardiomegaly":
             continue  # drawn through the enlarged heart of the anatomy
-        m = finding_field(s, xn, yn, anat)
+        m = finding_field(s, xn, yn, anat, in_lung=False)
         if s.label == "consolidation":
             tex = np.clip(
                 0.8 + 0.35 * _blur(np.random.default_rng(s.shape_seed).standard_normal(m.shape), n / 150),
                 0,
                 1.2,
             )
-            out += 0.34 * _blur(m, max(0.7, n / 80)) * tex * lung_soft
+            out += 0.75 * _blur(m, max(0.7, n / 80)) * tex * lung_dark
         elif s.label == "pleural_effusion":
             mf = _blur(m, max(0.7, n / 250))
-            out += mf * (0.52 * lung_soft - vessels)
+            out += mf * (1.05 * lung_dark - vessels)
         elif s.label == "nodule":
             r = np.sqrt((xn - s.centre[0]) ** 2 + (yn - s.centre[1]) ** 2) / s.size
             out += 0.26 * np.sqrt(np.clip(1 - r**2, 0, 1)) + 0.04 * _smoothstep((1.3 - r) / 0.3)
@@ -409,25 +433,23 @@ def _bone_layer(
 def render_phantom(anat: Anatomy, specs: list[FindingSpec], size_px: int) -> np.ndarray:
     """Draw the radiograph: a (size_px, size_px) uint16 MONOCHROME2 image, deterministic in (anat, specs).
 
-    Smooth structures are drawn on a coarse grid (a quarter of the size, 128..512 px) and upsampled; bones and
-    noise at full resolution."""
+    Smooth structures are drawn on a coarse grid (a quarter of the size, 128..512 px), bones on a grid of at
+    most BONE_GRID_MAX_PX, both upsampled; noise at full resolution."""
     if size_px < 32:
         raise ValueError(f"phantom size must be at least 32 px, got {size_px}")
     rng = np.random.default_rng(anat.noise_seed)
     n = int(min(size_px, max(128, min(512, size_px // 4))))
     xs, ys = _grid(n, n)
-    smooth, lung_soft, vessels = _soft_tissue_layer(xs, ys, anat, rng)
-    smooth += _finding_layer(specs, xs, ys, anat, lung_soft, vessels)
-    up = ndimage.zoom(
-        np.stack([smooth, lung_soft]), (1, size_px / n, size_px / n), order=1, mode="nearest", grid_mode=True
-    )
-    a, lung_up = up[0, :size_px, :size_px], up[1, :size_px, :size_px]
-    xf, yf = _grid(size_px, size_px)
-    a += _bone_layer(xf, yf, anat, 1.0 / size_px, lung_up)
+    smooth, lung_soft, lung_dark, vessels = _soft_tissue_layer(xs, ys, anat, rng)
+    smooth += _finding_layer(specs, xs, ys, anat, lung_soft, lung_dark, vessels)
+    nb = min(size_px, BONE_GRID_MAX_PX)
+    xb, yb = _grid(nb, nb)
+    bones = _bone_layer(xb, yb, anat, 1.0 / nb, _resize(lung_soft, nb))
+    a = _resize(smooth, size_px) + _resize(bones, size_px)
     # image noise: quantum mottle (full res) and a faint coarser grain; exposure gamma like a film curve
     a += rng.normal(0, 0.012, a.shape).astype(np.float32)
     grain = _blur(rng.standard_normal((n, n)), 1.0)
-    a += 0.01 * ndimage.zoom(grain, size_px / n, order=1, mode="nearest", grid_mode=True)[:size_px, :size_px]
+    a += 0.01 * _resize(grain, size_px)
     a = np.clip(a, 0, 1) ** 1.15
     return np.round(2000 + a * 60000).astype(np.uint16)
 
