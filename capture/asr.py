@@ -33,7 +33,12 @@ import numpy as np
 
 from capture.audio import SAMPLE_RATE_HZ, AudioBlock, samples_to_t_lsl
 from capture.errors import CheckpointError, ConfigError
-from capture.punctuation import apply_dictated_punctuation, join_tokens, normalize_token
+from capture.punctuation import (
+    apply_dictated_punctuation,
+    convert_dictated_punctuation,
+    join_tokens,
+    normalize_token,
+)
 from capture.records import Audio, Words
 
 DEFAULT_MODEL = "small.en"
@@ -439,8 +444,11 @@ class StreamingTranscriber:
     def _publish_preview(self) -> None:
         if not self._block_first:
             return
-        committed = join_tokens([w.text for w in self.agreement.committed])[-PROMPT_CONTEXT_CHARS:]
-        tentative = join_tokens([w.text for w in self.agreement.tentative])
+        # final words as emitted (punctuation converted), then what is not final yet, converted for display
+        emitted = [t for batch in self._emitted[-20:] for t in batch.text]
+        committed = join_tokens(emitted, keep_breaks=True)[-PROMPT_CONTEXT_CHARS:]
+        rows, _ = convert_dictated_punctuation([w.text for w in self._pending + self.agreement.tentative])
+        tentative = join_tokens([r[2] for r in rows], keep_breaks=True)
         t_end = float(
             samples_to_t_lsl(
                 self._n_samples, np.asarray(self._block_t_lsl), np.asarray(self._block_first), self.rate

@@ -155,14 +155,19 @@ def ends_sentence(token: str, *, marks: frozenset[str] = SENTENCE_END_MARKS) -> 
     return not (s[-1] == "." and s[:-1].replace(".", "").isdigit())
 
 
-def join_tokens(tokens: Sequence[str]) -> str:
-    """Words to text: one space between words, none before ``.,:;?!``, breaks dropped."""
+def join_tokens(tokens: Sequence[str], *, keep_breaks: bool = False) -> str:
+    """Words to text: one space between words, none before ``.,:;?!``; line / paragraph breaks dropped, or
+    kept as newlines with ``keep_breaks`` (for display)."""
     parts: list[str] = []
     for t in tokens:
-        s = t.strip()
+        s = t.strip(" \t")
+        if keep_breaks and s and not s.strip():  # "\n" or "\n\n"
+            parts.append(s)
+            continue
+        s = s.strip()
         if not s:
             continue
-        if parts and not (s[0] in _NO_SPACE_BEFORE and is_punctuation(s)):
+        if parts and not parts[-1].endswith("\n") and not (s[0] in _NO_SPACE_BEFORE and is_punctuation(s)):
             parts.append(" ")
         parts.append(s)
     return "".join(parts)

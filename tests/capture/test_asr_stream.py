@@ -157,6 +157,8 @@ def test_stream_commits_agreed_words_live_with_punctuation_and_lsl_times():
     assert any("~" in p.tentative_text for p in previews)
     committed = [p.committed_text for p in previews]
     assert all(b.startswith(a) for a, b in zip(committed, committed[1:]))
+    # the preview shows dictated punctuation converted
+    assert previews[-1].committed_text == "No pleural effusion. Heart size is normal\n\nLungs clear."
     assert previews[-1].tentative_text == "" and previews[-1].t_lsl == pytest.approx(T_LSL0 + 9.0)
     # committed text is fed back as prompt
     assert any("No pleural effusion" in p for p in fake.prompts)

@@ -128,3 +128,5 @@ def test_small_helpers():
         and ends_sentence(PARAGRAPH)
     )
     assert join_tokens([" no", " effusion", ",", " heart", " normal", "."]) == "no effusion, heart normal."
+    assert join_tokens(["clear", ".", PARAGRAPH, "Heart"]) == "clear. Heart"
+    assert join_tokens(["clear", ".", PARAGRAPH, "Heart"], keep_breaks=True) == "clear.\n\nHeart"
