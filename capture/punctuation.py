@@ -103,7 +103,9 @@ def convert_dictated_punctuation(
     Returns ``(rows, n_consumed)``: rows ``(i0, i1, text)`` cover ``tokens[i0:i1]`` (i1 exclusive; a command
     may span two words) with ``text`` the stripped word or the mark. With ``final=False`` a tail that could
     still grow into a command ("new" before "paragraph" has been heard) is left unconsumed:
-    ``n_consumed < len(tokens)`` and the caller passes those tokens again with the next ones.
+    ``n_consumed < len(tokens)`` and the caller passes those tokens again with the next ones. Punctuation
+    the recogniser attached to the word before a dictated mark is dropped ("effusion," "period" -> "effusion"
+    ".").
     """
     norm = [normalize_token(t) for t in tokens]
     rows: list[tuple[int, int, str]] = []
@@ -115,6 +117,9 @@ def convert_dictated_punctuation(
         if mark is not None and norm[i] == "period" and i > 0 and norm[i - 1] in literal_period_after:
             n, mark = 1, None
         if mark is not None:
+            if rows and not is_punctuation(rows[-1][2]):  # "effusion," + "period": the dictated mark wins
+                a, b, prev = rows[-1]
+                rows[-1] = (a, b, prev.rstrip(".,;:!?") or prev)
             rows.append((i, i + n, mark))
             i += n
             continue

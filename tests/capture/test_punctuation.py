@@ -49,6 +49,11 @@ def test_each_command(spoken, mark):
     assert _texts(rows) == ["effusion", mark, "heart"]
 
 
+def test_dictated_mark_replaces_the_recognisers_own_punctuation_before_it():
+    rows, _ = convert_dictated_punctuation([" effusion,", " period.", " 2.5", " cm", " comma"])
+    assert _texts(rows) == ["effusion", ".", "2.5", "cm", ","]
+
+
 def test_period_as_a_noun_is_kept():
     rows, _ = convert_dictated_punctuation(["in", "the", "postoperative", "period", "period"])
     assert _texts(rows) == ["in", "the", "postoperative", "period", "."]
