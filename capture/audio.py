@@ -105,7 +105,7 @@ def resolve_input_device(spec: str | int | None, devices: list[InputDevice] | No
     naming the devices that exist when there is no input device, no match, or several matches.
     """
     devices = list_input_devices() if devices is None else devices
-    hint = "connect a microphone, pick one with --mic (see --list-mics), or use --audio-file F"
+    hint = "connect a microphone, pick one of the devices listed with --mic NAME|INDEX, or use --audio-file F"
     if not devices:
         raise DeviceError(f"no audio input device found ({_describe(devices)}); {hint}")
     if spec is None or spec == "":
