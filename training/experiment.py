@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="radgaze experiment",
         description="Experiments. gaze-ablation: train the tiny EGMA on synthetic sessions as CLIP only, "
         "MLCE "
-        "only, EGF, EGM, EGF+EGM and EGF+EGM with gaze on 0/1/5/10/50 %% of cases; print a Table-IV-like "
+        "only, EGF, EGM, EGF+EGM and EGF+EGM with gaze on 0/1/5/10/50 % of cases; print a Table-IV-like "
         "table (mean ± sd over seeds) of retrieval P@1, zero-shot accuracy and pointing game on held-out "
         "synthetic cases.",
         epilog="example: radgaze experiment gaze-ablation --cases 64 --seeds 3 --json",
