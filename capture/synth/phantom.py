@@ -136,6 +136,13 @@ def heart_field(xn: np.ndarray, yn: np.ndarray, anat: Anatomy) -> np.ndarray:
     return ((c * dx + s * dy) / anat.heart_a) ** 2 + ((c * dy - s * dx) / anat.heart_b) ** 2
 
 
+def cardiac_silhouette(xn: np.ndarray, yn: np.ndarray, anat: Anatomy) -> np.ndarray:
+    """Boolean mask of the visible heart: the heart ellipse above the diaphragm (below it, it merges into the
+    abdomen's density and no reader can see or point at it)."""
+    floor = 0.5 * (anat.dome_y[0] + anat.dome_y[1]) + 0.035  # the diaphragm under the heart
+    return (heart_field(xn, yn, anat) < 1.0) & (yn < floor)
+
+
 def lung_field(xn: np.ndarray, yn: np.ndarray, anat: Anatomy, side: str) -> np.ndarray:
     """Boolean mask of one lung (broadcast of xn, yn): a superellipse cut by the diaphragm, mediastinum and
     heart."""
@@ -186,7 +193,7 @@ def finding_field(
     unclipped by the lung outline (for drawing: the lung's own soft edge then shapes it)."""
     cx, cy = spec.centre
     if spec.label == "cardiomegaly":
-        return heart_field(xn, yn, anat) < 1.0
+        return cardiac_silhouette(xn, yn, anat)
     if spec.label == "nodule":
         return ((xn - cx) ** 2 + (yn - cy) ** 2) < spec.size**2
     if in_lung or spec.label == "pneumothorax":
@@ -209,8 +216,9 @@ def finding_field(
         b = np.where(dy < 0, anat.lung_y_centre - anat.lung_top, 0.62)
         f = np.abs((d - anat.lung_d_centre) / anat.lung_half_w) ** 2.4 + (dy / b) ** 2
         rim = f > 1.0 - 7.0 * spec.size
-        upper_lateral = (d > anat.lung_d_centre - 0.4 * anat.lung_half_w) & (yn < anat.lung_top + 0.40)
-        return lung & rim & upper_lateral
+        # from the lateral wall (0 deg, seen from the lung's centre) over the apex (90 deg), ending medially
+        angle_deg = np.degrees(np.arctan2(anat.lung_y_centre - yn, d - anat.lung_d_centre))
+        return lung & rim & (angle_deg > -10.0) & (angle_deg < 125.0)
     raise ValueError(f"finding label must be one of {FINDING_LABELS}, got {spec.label!r}")
 
 
@@ -468,7 +476,7 @@ def region_mask(name: str, anat: Anatomy, h: int, w: int) -> np.ndarray:
     xn, yn = _grid(h, w)
     shape = (h, w)
     if name == "heart":
-        return np.broadcast_to(heart_field(xn, yn, anat) < 1.0, shape).copy()
+        return np.broadcast_to(cardiac_silhouette(xn, yn, anat), shape).copy()
     if name == "mediastinum":
         return np.broadcast_to(
             (np.abs(xn - anat.cx) < 0.07) & (yn > 0.15) & (yn < anat.heart_cy - 0.05), shape
