@@ -1,0 +1,702 @@
+"""The session store: one HDF5 file per reading, one or more cases in it (schema in docs/session-format.md).
+
+One writer per file (:class:`SessionWriter`), any number of readers (:class:`SessionReader`). A live writer
+(``live=True``) keeps the file in HDF5 single-writer/multiple-reader (SWMR) mode while a case is recorded and
+flushes at least every ``flush_interval_s``; a recorder killed with ``kill -9`` leaves a file whose earlier
+cases are untouched (each was closed cleanly before the next began) and whose current case holds everything up
+to the last flush. A batch writer (``live=False``: synth, importers) writes to a temporary file and renames it
+into place on close, so a half-written session never appears under its final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from capture import __version__
+from capture.errors import SessionFormatError
+from capture.records import (
+    FIXATION_DTYPE,
+    GAP_DTYPE,
+    GAZE_DTYPE,
+    VIEW_DTYPE,
+    Audio,
+    CaseRecord,
+    DisplayGeometry,
+    Finding,
+    ImageRef,
+    Sentences,
+    Words,
+)
+
+FORMAT_NAME = "radgaze-session"
+SCHEMA_VERSION = 1
+HEATMAP_MAX_SIDE = (
+    512  # stored heatmap resolution (long side); 512 px keeps a 1-deg sigma >= ~5 px at 2k images
+)
+
+WORD_ROW = np.dtype(
+    [("t_start", "f8"), ("t_end", "f8"), ("probability", "f4"), ("text_offset", "i8"), ("text_len", "i4")]
+)
+SENTENCE_ROW = np.dtype(
+    [
+        ("t_start", "f8"),
+        ("t_end", "f8"),
+        ("window_start", "f8"),
+        ("window_end", "f8"),
+        ("heatmap_index", "i4"),
+        ("n_fixations", "i4"),
+        ("text_offset", "i8"),
+        ("text_len", "i4"),
+    ]
+)
+AUDIO_BLOCK_ROW = np.dtype([("t_lsl", "f8"), ("first_sample", "i8")])
+
+_TABLES = {
+    "gaze": GAZE_DTYPE,
+    "fixations": FIXATION_DTYPE,
+    "view_events": VIEW_DTYPE,
+    "gaps": GAP_DTYPE,
+    "words": WORD_ROW,
+    "words_text": np.dtype("u1"),
+    "sentences": SENTENCE_ROW,
+    "sentences_text": np.dtype("u1"),
+    "audio": np.dtype("i2"),
+    "audio_blocks": AUDIO_BLOCK_ROW,
+}
+_CHUNK_ROWS = {"gaze": 4096, "audio": 16000, "words_text": 1024, "sentences_text": 1024}
+
+
+def heatmap_grid(width_px: int, height_px: int) -> tuple[int, int, float]:
+    """Stored heatmap shape for an image: ``(h_hm, w_hm, scale)``, long side :data:`HEATMAP_MAX_SIDE` (never
+    upsampled), ``scale`` = image px per heatmap px."""
+    if width_px <= 0 or height_px <= 0:
+        raise ValueError(f"image size must be positive, got {width_px}x{height_px}")
+    scale = max(1.0, max(width_px, height_px) / HEATMAP_MAX_SIDE)
+    return max(1, round(height_px / scale)), max(1, round(width_px / scale)), float(scale)
+
+
+def list_sessions(folder: str | os.PathLike) -> list[Path]:
+    """Session files (``*.h5``) under ``folder``, recursively, sorted by path."""
+    folder = Path(folder)
+    if folder.is_file():
+        return [folder]
+    return sorted(p for p in folder.rglob("*.h5") if p.is_file())
+
+
+# --------------------------------------------------------------------------------------------- writer
+class SessionWriter:
+    """Append-only writer of one session file. Not thread-safe: call it from one thread (the recorder's)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        reader_id: str = "anonymous",
+        provenance: dict | None = None,
+        live: bool = False,
+        flush_interval_s: float = 0.25,
+    ) -> None:
+        self.path = Path(path)
+        self.live = live
+        self.flush_interval_s = flush_interval_s
+        self._tmp_path = self.path if live else self.path.with_name(f".{self.path.name}.partial")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            raise FileExistsError(f"session file {self.path} exists; a session file is written once")
+        self._file: h5py.File | None = h5py.File(self._tmp_path, "w", libver="latest")
+        self._file.attrs.update(
+            {
+                "format": FORMAT_NAME,
+                "schema_version": SCHEMA_VERSION,
+                "software_version": __version__,
+                "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+                "reader_id": reader_id,
+                "provenance_json": json.dumps(provenance or {}),
+            }
+        )
+        self._file.create_group("cases")
+        self._case: h5py.Group | None = None
+        self._case_id: str | None = None
+        self._n_cases = 0
+        self._last_flush = time.monotonic()
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def __enter__(self) -> SessionWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def current_case(self) -> str | None:
+        return self._case_id
+
+    def update_provenance(self, **items: object) -> None:
+        """Merge items into the file's provenance (only between cases in live mode)."""
+        f = self._reopen_plain()
+        prov = json.loads(f.attrs["provenance_json"])
+        prov.update(items)
+        f.attrs["provenance_json"] = json.dumps(prov, default=str)
+
+    def begin_case(
+        self,
+        case_id: str,
+        image: ImageRef,
+        display: DisplayGeometry,
+        *,
+        t_start: float,
+        labels: tuple[str, ...] | list[str] = (),
+        findings: list[Finding] | None = None,
+        attrs: dict | None = None,
+    ) -> None:
+        """Start a case: create every dataset it will use (SWMR needs them all before it starts)."""
+        if self._case is not None:
+            raise RuntimeError(f"case {self._case_id!r} is still open; call end_case first")
+        f = self._reopen_plain()
+        if not case_id or "/" in case_id:
+            raise ValueError(f"case_id must be a non-empty name without '/', got {case_id!r}")
+        if case_id in f["cases"]:
+            raise ValueError(f"case {case_id!r} already exists in {self.path}")
+        g = f["cases"].create_group(case_id)
+        h_hm, w_hm, scale = heatmap_grid(image.width, image.height)
+        g.attrs.update(
+            {
+                "case_id": case_id,
+                "order": self._n_cases,
+                "image_json": json.dumps(asdict(image)),
+                "display_json": json.dumps(display.to_dict()),
+                "t_start": float(t_start),
+                "t_end": float("nan"),
+                "complete": False,
+                "labels_json": json.dumps(list(labels)),
+                "attrs_json": json.dumps(attrs or {}, default=str),
+                "heatmap_scale": scale,
+            }
+        )
+        for name, dtype in _TABLES.items():
+            g.create_dataset(
+                name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(_CHUNK_ROWS.get(name, 256),)
+            )
+        g.create_dataset(
+            "heatmaps",
+            shape=(0, h_hm, w_hm),
+            maxshape=(None, h_hm, w_hm),
+            dtype="f4",
+            chunks=(1, h_hm, w_hm),
+            compression="gzip",
+            compression_opts=4,
+            shuffle=True,
+        )
+        g["audio"].attrs["sample_rate"] = 16000
+        if findings is not None:
+            _write_findings(g, findings, (h_hm, w_hm))
+        self._n_cases += 1
+        self._case, self._case_id = g, case_id
+        if self.live:
+            f.flush()
+            f.swmr_mode = True
+            self._last_flush = time.monotonic()
+
+    def end_case(self, t_end: float) -> None:
+        """Close the current case and mark it complete."""
+        g = self._require_case()
+        name = g.name
+        self._case, self._case_id = None, None
+        f = self._reopen_plain()
+        f[name].attrs["t_end"] = float(t_end)
+        f[name].attrs["complete"] = True
+        f.flush()
+
+    def close(self) -> None:
+        if self._file is None:
+            return
+        if self._case is not None:  # closing mid-case keeps what came, marked incomplete
+            self._case = self._case_id = None
+        self._file.flush()
+        self._file.close()
+        self._file = None
+        if self._tmp_path != self.path:
+            os.replace(self._tmp_path, self.path)
+
+    # -- appends --------------------------------------------------------------------------------------
+    def append_gaze(self, samples: np.ndarray) -> None:
+        self._append("gaze", _as_table(samples, GAZE_DTYPE, "gaze samples"))
+
+    def append_fixations(self, fixations: np.ndarray) -> None:
+        self._append("fixations", _as_table(fixations, FIXATION_DTYPE, "fixations"))
+
+    def append_view_events(self, events: np.ndarray) -> None:
+        self._append("view_events", _as_table(events, VIEW_DTYPE, "view events"))
+
+    def append_gaps(self, gaps: np.ndarray) -> None:
+        self._append("gaps", _as_table(gaps, GAP_DTYPE, "gaps"))
+
+    def append_audio(
+        self, samples_int16: np.ndarray, t_lsl_first_sample: float, sample_rate: int = 16000
+    ) -> None:
+        g = self._require_case()
+        samples = np.asarray(samples_int16)
+        if samples.ndim != 1 or samples.dtype != np.int16:
+            raise ValueError(f"audio: expected 1-D int16 mono samples, got {samples.dtype} {samples.shape}")
+        ds = g["audio"]
+        if ds.shape[0] == 0 and not self.live:
+            ds.attrs["sample_rate"] = int(sample_rate)
+        elif int(ds.attrs["sample_rate"]) != int(sample_rate):
+            raise ValueError(
+                f"audio: expected {int(ds.attrs['sample_rate'])} Hz blocks, got {sample_rate} Hz"
+            )
+        block = np.array([(float(t_lsl_first_sample), ds.shape[0])], dtype=AUDIO_BLOCK_ROW)
+        self._append("audio", samples)
+        self._append("audio_blocks", block)
+
+    def append_words(self, words: Words) -> None:
+        g = self._require_case()
+        rows, blob = _text_rows(words.text, int(g["words_text"].shape[0]), WORD_ROW)
+        rows["t_start"], rows["t_end"], rows["probability"] = words.t_start, words.t_end, words.probability
+        self._append("words_text", blob)
+        self._append("words", rows)
+
+    def append_sentence(
+        self,
+        *,
+        t_start: float,
+        t_end: float,
+        window_start: float,
+        window_end: float,
+        text: str,
+        heatmap: np.ndarray | None,
+        n_fixations: int,
+    ) -> int:
+        """Append one sentence and its heatmap (``None`` = the explicit empty marker). Returns its index."""
+        g = self._require_case()
+        k = -1
+        if heatmap is not None:
+            hm = g["heatmaps"]
+            heatmap = np.asarray(heatmap, dtype=np.float32)
+            if heatmap.shape != hm.shape[1:]:
+                raise ValueError(f"heatmap: expected shape {hm.shape[1:]}, got {heatmap.shape}")
+            k = hm.shape[0]
+            self._append("heatmaps", heatmap[None])
+        rows, blob = _text_rows([text], int(g["sentences_text"].shape[0]), SENTENCE_ROW)
+        rows[0] = (
+            t_start,
+            t_end,
+            window_start,
+            window_end,
+            k,
+            n_fixations,
+            rows[0]["text_offset"],
+            rows[0]["text_len"],
+        )
+        self._append("sentences_text", blob)
+        self._append("sentences", rows)
+        return int(g["sentences"].shape[0] - 1)
+
+    def write_case(self, record: CaseRecord) -> None:
+        """Write a whole case at once (synthetic and imported sessions)."""
+        self.begin_case(
+            record.case_id,
+            record.image,
+            record.display,
+            t_start=record.t_start,
+            labels=record.labels,
+            findings=record.findings,
+            attrs=record.attrs,
+        )
+        self.append_gaze(record.gaze)
+        self.append_fixations(record.fixations)
+        self.append_view_events(record.view_events)
+        self.append_gaps(record.gaps)
+        self.append_words(record.words)
+        s = record.sentences
+        for i in range(len(s)):
+            self.append_sentence(
+                t_start=s.t_start[i],
+                t_end=s.t_end[i],
+                window_start=s.window_start[i],
+                window_end=s.window_end[i],
+                text=s.text[i],
+                heatmap=record.sentence_heatmap(i),
+                n_fixations=int(s.n_fixations[i]),
+            )
+        if record.audio is not None:
+            a = record.audio
+            bounds = list(a.block_first_sample) + [a.samples.size]
+            for t, lo, hi in zip(a.block_t_lsl, bounds[:-1], bounds[1:]):
+                self.append_audio(a.samples[lo:hi], t, a.sample_rate)
+        self.end_case(record.t_end)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+            self._last_flush = time.monotonic()
+
+    def tick(self) -> None:
+        """Flush if the flush interval has passed (call it from the recorder loop)."""
+        if time.monotonic() - self._last_flush >= self.flush_interval_s:
+            self.flush()
+
+    # -- internals ------------------------------------------------------------------------------------
+    def _require_case(self) -> h5py.Group:
+        if self._case is None:
+            raise RuntimeError("no case is open; call begin_case first")
+        return self._case
+
+    def _append(self, name: str, rows: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        ds = self._require_case()[name]
+        n = ds.shape[0]
+        ds.resize(n + len(rows), axis=0)
+        ds[n:] = rows
+        if self.live:
+            self.tick()
+
+    def _reopen_plain(self) -> h5py.File:
+        """The file, out of SWMR mode (a clean close + reopen), so groups and attributes can be added."""
+        if self._file is None:
+            raise RuntimeError(f"session writer for {self.path} is closed")
+        if self.live and self._file.swmr_mode:
+            self._file.close()
+            self._file = h5py.File(self._tmp_path, "a", libver="latest")
+            if self._case is not None:
+                self._case = self._file[self._case.name]
+        return self._file
+
+
+def _as_table(rows: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
+    rows = np.asarray(rows)
+    if rows.dtype != dtype:
+        missing = set(dtype.names) - set(rows.dtype.names or ())
+        if missing:
+            raise ValueError(f"{what}: expected fields {dtype.names}, missing {sorted(missing)}")
+        rows = rows.astype(dtype)
+    return rows.reshape(-1)
+
+
+def _text_rows(texts: list[str], offset: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    encoded = [t.encode("utf-8") for t in texts]
+    lengths = np.array([len(e) for e in encoded], dtype=np.int64)
+    rows = np.zeros(len(texts), dtype=dtype)
+    rows["text_len"] = lengths
+    rows["text_offset"] = offset + np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(texts) else 0
+    blob = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+    return rows, blob
+
+
+def _write_findings(g: h5py.Group, findings: list[Finding], grid: tuple[int, int]) -> None:
+    meta = [
+        {
+            "label": f.label,
+            "location": f.location,
+            "box": list(map(float, f.box)),
+            "sentence_index": f.sentence_index,
+        }
+        for f in findings
+    ]
+    g.attrs["findings_json"] = json.dumps(meta)
+    masks = np.zeros((len(findings), *grid), dtype=np.uint8)
+    for i, f in enumerate(findings):
+        if f.mask is not None:
+            if f.mask.shape != grid:
+                raise ValueError(
+                    f"finding {f.label!r}: mask shape {f.mask.shape}, expected the heatmap grid {grid}"
+                )
+            masks[i] = f.mask
+    g.create_dataset("finding_masks", data=masks, compression="gzip", compression_opts=4)
+
+
+# --------------------------------------------------------------------------------------------- reader
+class SessionReader:
+    """Read a session file (also one being written live, or left behind by a killed recorder)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._file = _open_h5(self.path)
+        try:
+            self._check_header()
+        except Exception:
+            self._file.close()
+            raise
+
+    def _check_header(self) -> None:
+        attrs = self._file.attrs
+        fmt = _attr_str(attrs.get("format"))
+        if fmt != FORMAT_NAME:
+            raise SessionFormatError(
+                f"{self.path}: expected a radgaze session (attribute format={FORMAT_NAME!r}), got format={fmt!r}"
+            )
+        try:
+            self.schema_version = int(attrs["schema_version"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SessionFormatError(f"{self.path}: missing or invalid schema_version") from exc
+        if not 1 <= self.schema_version <= SCHEMA_VERSION:
+            raise SessionFormatError(
+                f"{self.path}: schema_version {self.schema_version} is not supported by this radgaze "
+                f"(expected 1..{SCHEMA_VERSION}); upgrade radgaze"
+            )
+        if "cases" not in self._file or not isinstance(self._file["cases"], h5py.Group):
+            raise SessionFormatError(f"{self.path}: expected a 'cases' group, found none")
+        self.software_version = _attr_str(attrs.get("software_version", ""))
+        self.reader_id = _attr_str(attrs.get("reader_id", ""))
+        self.created_utc = _attr_str(attrs.get("created_utc", ""))
+        try:
+            self.provenance = json.loads(_attr_str(attrs.get("provenance_json", "{}")))
+        except json.JSONDecodeError as exc:
+            raise SessionFormatError(f"{self.path}: provenance is not valid JSON") from exc
+
+    def __enter__(self) -> SessionReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def refresh(self) -> None:
+        """See data a live writer appended since opening (SWMR)."""
+        if self._file.swmr_mode:
+            for g in self._file["cases"].values():
+                for ds in g.values():
+                    if isinstance(ds, h5py.Dataset):
+                        ds.refresh()
+
+    @property
+    def case_ids(self) -> list[str]:
+        groups = self._file["cases"]
+        return sorted(groups, key=lambda k: int(groups[k].attrs.get("order", 0)))
+
+    def cases(self) -> Iterator[CaseRecord]:
+        for cid in self.case_ids:
+            yield self.case(cid)
+
+    def case(self, case_id: str) -> CaseRecord:
+        if case_id not in self._file["cases"]:
+            raise KeyError(f"{self.path}: no case {case_id!r}; cases are {self.case_ids}")
+        try:
+            return _read_case(self._file["cases"][case_id])
+        except SessionFormatError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
+            raise SessionFormatError(f"{self.path}: case {case_id!r} is damaged: {exc}") from exc
+
+    def image_path(self, case: CaseRecord) -> Path:
+        """The case's image path, resolved relative to the session file when it is relative."""
+        p = Path(case.image.path)
+        return p if p.is_absolute() else (self.path.parent / p)
+
+
+def open_session(path: str | os.PathLike) -> SessionReader:
+    return SessionReader(path)
+
+
+def _open_h5(path: Path) -> h5py.File:
+    if not path.is_file():
+        raise SessionFormatError(f"{path}: expected a session file, found nothing there")
+    if path.stat().st_size == 0:
+        raise SessionFormatError(f"{path}: expected an HDF5 session file, got an empty file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        message = str(exc)
+    # A file a live (SWMR) writer has open, or left behind when it was killed, carries a "file is open for
+    # writing" flag that a plain open refuses; an SWMR reader may open it. Anything else is damage.
+    if "already open for write" in message or "consistency flags" in message:
+        try:
+            return h5py.File(path, "r", swmr=True)
+        except OSError as exc:
+            message = str(exc)
+    raise SessionFormatError(
+        f"{path}: expected an HDF5 session file, got something HDF5 cannot open (damaged, truncated or "
+        f"foreign): {message}"
+    )
+
+
+def _attr_str(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value) if value is not None else ""
+
+
+def _texts(rows: np.ndarray, blob: np.ndarray) -> list[str]:
+    raw = blob.tobytes()
+    return [
+        raw[o : o + n].decode("utf-8", errors="replace")
+        for o, n in zip(rows["text_offset"], rows["text_len"])
+    ]
+
+
+def _read_case(g: h5py.Group) -> CaseRecord:
+    a = g.attrs
+    image = ImageRef(**json.loads(_attr_str(a["image_json"])))
+    display = DisplayGeometry(**json.loads(_attr_str(a["display_json"])))
+    word_rows, sent_rows = g["words"][()], g["sentences"][()]
+    # a killed writer may leave a row table longer than its text blob or heatmap stack: keep what is whole
+    words_blob, sent_blob = g["words_text"][()], g["sentences_text"][()]
+    word_rows = word_rows[word_rows["text_offset"] + word_rows["text_len"] <= words_blob.size]
+    sent_rows = sent_rows[sent_rows["text_offset"] + sent_rows["text_len"] <= sent_blob.size]
+    heatmaps = g["heatmaps"][()]
+    sent_rows = sent_rows[sent_rows["heatmap_index"] < heatmaps.shape[0]]
+    words = Words(
+        word_rows["t_start"].copy(),
+        word_rows["t_end"].copy(),
+        _texts(word_rows, words_blob),
+        word_rows["probability"],
+    )
+    sentences = Sentences(
+        sent_rows["t_start"].copy(),
+        sent_rows["t_end"].copy(),
+        sent_rows["window_start"].copy(),
+        sent_rows["window_end"].copy(),
+        _texts(sent_rows, sent_blob),
+        sent_rows["heatmap_index"].astype(np.int32),
+        sent_rows["n_fixations"].astype(np.int32),
+    )
+    gaze = g["gaze"][()]
+    complete = bool(a["complete"])
+    t_start = float(a["t_start"])
+    t_end = float(a["t_end"])
+    if not complete or not np.isfinite(t_end):
+        t_end = _last_time(t_start, gaze, words, sentences)
+    return CaseRecord(
+        case_id=_attr_str(a["case_id"]),
+        image=image,
+        display=display,
+        t_start=t_start,
+        t_end=t_end,
+        gaze=gaze,
+        fixations=g["fixations"][()],
+        view_events=g["view_events"][()],
+        gaps=g["gaps"][()],
+        words=words,
+        sentences=sentences,
+        heatmaps=heatmaps,
+        heatmap_scale=float(a["heatmap_scale"]),
+        audio=_read_audio(g),
+        findings=_read_findings(g),
+        labels=json.loads(_attr_str(a.get("labels_json", "[]"))),
+        complete=complete,
+        attrs=json.loads(_attr_str(a.get("attrs_json", "{}"))),
+    )
+
+
+def _last_time(t_start: float, gaze: np.ndarray, words: Words, sentences: Sentences) -> float:
+    candidates = [t_start]
+    if gaze.size:
+        candidates.append(float(gaze["t_lsl"][-1]))
+    if len(words):
+        candidates.append(float(np.max(words.t_end)))
+    if len(sentences):
+        candidates.append(float(np.max(sentences.t_end)))
+    return max(candidates)
+
+
+def _read_audio(g: h5py.Group) -> Audio | None:
+    samples = g["audio"][()]
+    blocks = g["audio_blocks"][()]
+    if samples.size == 0 or blocks.size == 0:
+        return None
+    blocks = blocks[blocks["first_sample"] < samples.size]
+    return Audio(
+        samples, int(g["audio"].attrs["sample_rate"]), blocks["t_lsl"].copy(), blocks["first_sample"].copy()
+    )
+
+
+def _read_findings(g: h5py.Group) -> list[Finding] | None:
+    if "findings_json" not in g.attrs:
+        return None
+    meta = json.loads(_attr_str(g.attrs["findings_json"]))
+    masks = g["finding_masks"][()] if "finding_masks" in g else None
+    return [
+        Finding(
+            label=m["label"],
+            location=m["location"],
+            box=tuple(m["box"]),
+            mask=None if masks is None else masks[i].astype(bool),
+            sentence_index=int(m["sentence_index"]),
+        )
+        for i, m in enumerate(meta)
+    ]
+
+
+# --------------------------------------------------------------------------------------------- inspect
+def describe_session(path: str | os.PathLike) -> dict:
+    """A JSON-ready summary and validation of a session file (what ``radgaze inspect --json`` prints).
+
+    Raises :class:`SessionFormatError` when the file cannot be opened as a session at all; problems inside
+    an openable file are listed in ``errors`` and make ``valid`` false.
+    """
+    with SessionReader(path) as reader:
+        errors: list[str] = []
+        cases = []
+        for cid in reader.case_ids:
+            try:
+                case = reader.case(cid)
+            except SessionFormatError as exc:
+                errors.append(str(exc))
+                continue
+            errors += [f"case {cid}: {e}" for e in validate_case(case)]
+            cases.append(_case_summary(case))
+        return {
+            "path": str(reader.path),
+            "format": FORMAT_NAME,
+            "schema_version": reader.schema_version,
+            "valid": not errors,
+            "errors": errors,
+            "software_version": reader.software_version,
+            "reader_id": reader.reader_id,
+            "created_utc": reader.created_utc,
+            "provenance": reader.provenance,
+            "cases": cases,
+        }
+
+
+def _case_summary(case: CaseRecord) -> dict:
+    valid = (case.gaze["flags"] & 1).astype(bool) if case.gaze.size else np.zeros(0, bool)
+    return {
+        "case_id": case.case_id,
+        "complete": case.complete,
+        "duration_s": round(case.duration_s, 3),
+        "gaze_samples": int(case.gaze.size),
+        "gaze_valid_fraction": round(float(valid.mean()), 4) if valid.size else None,
+        "fixations": int(case.fixations.size),
+        "view_events": int(case.view_events.size),
+        "gaps": int(case.gaps.size),
+        "words": len(case.words),
+        "sentences": len(case.sentences),
+        "heatmaps": int(case.heatmaps.shape[0]),
+        "empty_sentences": int(np.sum(case.sentences.heatmap_index < 0)),
+        "audio_s": round(case.audio.samples.size / case.audio.sample_rate, 3) if case.audio else 0.0,
+        "labels": case.labels,
+        "findings": len(case.findings or []),
+        "image": {"path": case.image.path, "width": case.image.width, "height": case.image.height},
+    }
+
+
+def validate_case(case: CaseRecord) -> list[str]:
+    """Consistency problems of one case, as sentences (empty when the case is sound)."""
+    problems: list[str] = []
+    for name, t in (("gaze", case.gaze["t_lsl"]), ("view_events", case.view_events["t_lsl"])):
+        if t.size > 1 and np.any(np.diff(t) < 0):
+            problems.append(f"{name} times are not sorted")
+    if len(case.words) and np.any(case.words.t_end < case.words.t_start):
+        problems.append("a word ends before it starts")
+    idx = case.sentences.heatmap_index
+    if idx.size and (np.any(idx >= case.heatmaps.shape[0]) or np.any(idx < -1)):
+        problems.append("a sentence points at a heatmap that does not exist")
+    if case.heatmaps.shape[0]:
+        sums = case.heatmaps.reshape(case.heatmaps.shape[0], -1).sum(axis=1)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > 1e-3)
+        if bad.size:
+            problems.append(f"heatmaps {bad.tolist()} do not sum to 1")
+    return problems
