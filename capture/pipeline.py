@@ -1,0 +1,149 @@
+"""The live pipeline of one case: gaze -> image -> fixations -> sentence heatmaps -> session file.
+
+Single-threaded by design: the recorder thread owns it and feeds it what the source threads put on their
+queues (gaze chunks, audio blocks, final words, view events). Nothing here blocks on a device or draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from capture.align import EYE_VOICE_LEAD_S, ClosedSentence, HeatmapContext, LiveAligner
+from capture.fixations import fixations_from_gaze
+from capture.geometry import map_gaze_to_image
+from capture.heatmap import SIGMA_DEG
+from capture.records import FIXATION_DTYPE, GAZE_DTYPE, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
+from capture.store import SessionWriter
+
+HOLD_S = 0.15  # a fixation is final once the stream is this far past its end (> I-VT merge gap of 75 ms)
+MAX_BUFFER_S = 5.0  # gaze kept for detection when no fixation is in progress
+
+
+class LiveFixationDetector:
+    """Incremental fixation detection over a sliding buffer of screen-space gaze."""
+
+    def __init__(
+        self, display: DisplayGeometry, *, method: str = "ivt", hold_s: float = HOLD_S, **params: float
+    ):
+        self.display, self.method, self.hold_s, self.params = display, method, hold_s, params
+        self._buf = np.zeros(0, GAZE_DTYPE)
+        self.horizon_lsl = -np.inf  # every fixation ending before this time has been emitted
+
+    def push(self, gaze: np.ndarray, view_events: np.ndarray) -> np.ndarray:
+        """Add samples; return the fixations that became final (FIXATION_DTYPE)."""
+        if gaze.size:
+            self._buf = np.concatenate([self._buf, gaze])
+        if self._buf.size == 0:
+            return np.zeros(0, FIXATION_DTYPE)
+        return self._emit(float(self._buf["t_lsl"][-1]) - self.hold_s, view_events)
+
+    def flush(self, view_events: np.ndarray) -> np.ndarray:
+        """Emit everything left (end of the case)."""
+        return self._emit(np.inf, view_events) if self._buf.size else np.zeros(0, FIXATION_DTYPE)
+
+    def _emit(self, horizon: float, view_events: np.ndarray) -> np.ndarray:
+        fix = fixations_from_gaze(self._buf, view_events, self.display, method=self.method, **self.params)
+        final = fix[fix["t_end"] < horizon]
+        open_fix = fix[fix["t_end"] >= horizon]
+        t = self._buf["t_lsl"]
+        if final.size:
+            keep_from = np.searchsorted(t, final["t_end"][-1], side="right")
+        else:
+            cut = open_fix["t_start"][0] if open_fix.size else min(horizon, t[-1]) - MAX_BUFFER_S
+            keep_from = np.searchsorted(t, cut, side="left")
+        self._buf = self._buf[keep_from:]
+        # a fixation still in progress is not final: the horizon stops at its start
+        known = min(horizon, float(open_fix["t_start"][0])) if open_fix.size else horizon
+        self.horizon_lsl = max(self.horizon_lsl, known)
+        return final
+
+
+class LivePipeline:
+    """Owns one open case of a SessionWriter while it is being recorded."""
+
+    def __init__(
+        self,
+        writer: SessionWriter,
+        *,
+        case_id: str,
+        image: ImageRef,
+        display: DisplayGeometry,
+        initial_view: np.ndarray,
+        method: str = "ivt",
+        lead_s: float = EYE_VOICE_LEAD_S,
+        sigma_deg: float = SIGMA_DEG,
+        on_sentence: Callable[[ClosedSentence], None] | None = None,
+        clock: Callable[[], float] | None = None,
+        labels: tuple[str, ...] = (),
+        attrs: dict | None = None,
+    ) -> None:
+        self.writer, self.image, self.display = writer, image, display
+        self._views = np.asarray(initial_view, VIEW_DTYPE).reshape(-1)
+        if self._views.size == 0:
+            raise ValueError("initial_view: expected one VIEW_DTYPE row, got none")
+        writer.begin_case(
+            case_id, image, display, t_start=float(self._views["t_lsl"][0]), labels=labels, attrs=attrs
+        )
+        writer.append_view_events(self._views)
+        self.fixations = LiveFixationDetector(display, method=method)
+        ctx = HeatmapContext(image.width, image.height, display, self._views, sigma_deg)
+        self.aligner = LiveAligner(
+            ctx, self._write_sentence, lead_s=lead_s, on_sentence=on_sentence, clock=clock
+        )
+        self.n_gaze = 0
+        self.t_last_lsl = float(self._views["t_lsl"][0])
+
+    def push_view(self, row: np.ndarray) -> None:
+        row = np.asarray(row, VIEW_DTYPE).reshape(-1)
+        self._views = np.concatenate([self._views, row])
+        self.aligner.set_view_events(self._views)
+        self.writer.append_view_events(row)
+
+    def push_gaze(self, chunk: np.ndarray) -> list[ClosedSentence]:
+        """Map a screen-space gaze chunk to the image, store it, detect fixations, close ready sentences."""
+        if chunk.size == 0:
+            return []
+        mapped = map_gaze_to_image(chunk, self._views, self.display, self.image.width, self.image.height)
+        self.writer.append_gaze(mapped)
+        self.n_gaze += mapped.size
+        self.t_last_lsl = max(self.t_last_lsl, float(mapped["t_lsl"][-1]))
+        fix = self.fixations.push(chunk, self._views)
+        if fix.size:
+            self.writer.append_fixations(fix)
+            self.aligner.add_fixations(fix)
+        return self.aligner.poll(self.fixations.horizon_lsl)
+
+    def push_gaps(self, gaps: np.ndarray) -> None:
+        self.writer.append_gaps(gaps)
+
+    def push_audio(self, t_lsl_first_sample: float, samples_int16: np.ndarray) -> None:
+        self.writer.append_audio(samples_int16, t_lsl_first_sample)
+
+    def push_words(self, words: Words) -> list[ClosedSentence]:
+        """Final words (dictated punctuation already converted)."""
+        self.writer.append_words(words)
+        self.aligner.add_words(words)
+        return self.aligner.poll(self.fixations.horizon_lsl)
+
+    def finish(self, t_end: float | None = None) -> list[ClosedSentence]:
+        """Flush the last fixations and sentences and close the case."""
+        fix = self.fixations.flush(self._views)
+        if fix.size:
+            self.writer.append_fixations(fix)
+            self.aligner.add_fixations(fix)
+        closed = self.aligner.finish()
+        self.writer.end_case(self.t_last_lsl if t_end is None else t_end)
+        return closed
+
+    def _write_sentence(self, s: ClosedSentence) -> int:
+        return self.writer.append_sentence(
+            t_start=s.t_start,
+            t_end=s.t_end,
+            window_start=s.window_start,
+            window_end=s.window_end,
+            text=s.text,
+            heatmap=s.heatmap,
+            n_fixations=s.n_fixations,
+        )
