@@ -14,7 +14,7 @@ import numpy as np
 from capture.geometry import shown_rect, view_index
 from capture.heatmap import SIGMA_DEG, render_heatmap
 from capture.punctuation import content_span, split_sentences
-from capture.records import DisplayGeometry, Sentences, Words
+from capture.records import CaseRecord, DisplayGeometry, Sentences, Words
 from capture.store import heatmap_grid
 
 # Speakers fixate what they are about to name about 0.9 s before naming it (Griffin & Bock 2000, "What the eyes
@@ -193,3 +193,11 @@ class LiveAligner:
             if self._on_sentence:
                 self._on_sentence(s)
         return done
+
+
+def sentence_heatmaps(
+    case: CaseRecord, *, lead_s: float = EYE_VOICE_LEAD_S, sigma_deg: float = SIGMA_DEG
+) -> tuple[Sentences, np.ndarray]:
+    """Sentences and heatmap stack of a finished case from its words, fixations and view timeline."""
+    ctx = HeatmapContext(case.image.width, case.image.height, case.display, case.view_events, sigma_deg)
+    return build_sentences(case.words, case.fixations, ctx, lead_s=lead_s)
