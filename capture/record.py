@@ -1,0 +1,310 @@
+"""``radgaze record --headless``: record one reading with no window.
+
+Threads: the gaze inlet (pulls LSL), the audio source (PortAudio callback or file player), the ASR worker
+(faster-whisper) — each only pushes timestamped records to a queue. The recorder loop (this thread) drains the
+queues into the :class:`~capture.pipeline.LivePipeline`, the single writer of the session file. SIGINT and
+SIGTERM finish the case cleanly (last sentences closed, file closed); ``kill -9`` loses at most the last flush
+interval (0.25 s) of data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pylsl
+
+from capture import __version__
+from capture.align import EYE_VOICE_LEAD_S, ClosedSentence
+from capture.errors import ConfigError, DeviceError
+from capture.geometry import fit_view
+from capture.images import default_window, load_image
+from capture.pipeline import LivePipeline
+from capture.records import DisplayGeometry, ImageRef
+from capture.store import SessionWriter
+
+POLL_S = 0.02  # recorder loop period: 50 Hz keeps heatmap latency far below the 50 ms goal's budget
+
+
+@dataclass
+class RecordingStats:
+    gaze_samples: int = 0
+    audio_s: float = 0.0
+    words: int = 0
+    sentences: int = 0
+    sentence_latency_s: list[float] = field(default_factory=list)  # closed time - last word end
+
+
+class Recorder:
+    """Drain gaze, audio and ASR queues into one case of a live session file.
+
+    ``gaze``: a started :class:`capture.gaze.inlet.GazeInlet` (or anything with ``drain()`` returning chunks with
+    ``samples``/``gaps`` and ``stop()``); ``audio``: an audio source with ``queue``/``start()``/``stop()``;
+    ``asr``: a :class:`capture.asr.StreamingTranscriber` or None (no dictation).
+    """
+
+    def __init__(self, pipeline: LivePipeline, gaze, audio=None, asr=None) -> None:
+        self.pipeline, self.gaze, self.audio, self.asr = pipeline, gaze, audio, asr
+        self.stats = RecordingStats()
+        self._audio_done = audio is None
+
+    def step(self) -> list[ClosedSentence]:
+        """One pass over every queue; returns the sentences that closed."""
+        closed: list[ClosedSentence] = []
+        for chunk in self.gaze.drain():
+            if chunk.gaps.size:
+                self.pipeline.push_gaps(chunk.gaps)
+            closed += self.pipeline.push_gaze(chunk.samples)
+            self.stats.gaze_samples += chunk.samples.size
+        self._drain_audio()
+        closed += self._drain_words(block=False)
+        self.pipeline.writer.tick()
+        self._note(closed)
+        return closed
+
+    def run(self, stop: threading.Event, duration_s: float | None = None) -> None:
+        t_end = None if duration_s is None else time.monotonic() + duration_s
+        while not stop.is_set() and (t_end is None or time.monotonic() < t_end):
+            self.step()
+            if self.audio is not None and self._audio_done and duration_s is None:
+                break  # an audio file ended: finish() lets the ASR finalise
+            time.sleep(POLL_S)
+
+    def finish(self) -> list[ClosedSentence]:
+        """Stop the sources, let the ASR finalise, flush every remaining sentence, close the case."""
+        if self.audio is not None:
+            self.audio.stop()
+            self._drain_audio()
+        closed: list[ClosedSentence] = []
+        if self.asr is not None:
+            self.asr.stop()
+            closed += self._drain_words(block=True)
+        self.gaze.stop()
+        for chunk in self.gaze.drain():
+            closed += self.pipeline.push_gaze(chunk.samples)
+            if chunk.gaps.size:
+                self.pipeline.push_gaps(chunk.gaps)
+        closed += self.pipeline.finish()
+        self._note(closed)
+        return closed
+
+    def _drain_audio(self) -> None:
+        if self.audio is None:
+            return
+        while True:
+            try:
+                item = self.audio.queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is None:
+                self._audio_done = True
+                return
+            if isinstance(item, BaseException):
+                raise item
+            self.pipeline.push_audio(item.t_lsl_first_sample, item.samples)
+            self.stats.audio_s += item.samples.size / 16000
+            if self.asr is not None:
+                self.asr.feed(item.t_lsl_first_sample, item.samples)
+
+    def _drain_words(self, *, block: bool) -> list[ClosedSentence]:
+        closed: list[ClosedSentence] = []
+        if self.asr is None:
+            return closed
+        while True:
+            try:
+                item = self.asr.words.get(timeout=30.0) if block else self.asr.words.get_nowait()
+            except queue.Empty:
+                return closed
+            if item is None:
+                return closed
+            if isinstance(item, BaseException):
+                raise item
+            self.stats.words += len(item)
+            closed += self.pipeline.push_words(item)
+
+    def _note(self, closed: list[ClosedSentence]) -> None:
+        now = pylsl.local_clock()
+        for s in closed:
+            self.stats.sentences += 1
+            self.stats.sentence_latency_s.append(now - s.t_end)
+
+
+def parse_display(text: str | None, screen_mm: str | None, distance_mm: float | None) -> DisplayGeometry:
+    d = DisplayGeometry()
+    w_px, h_px, w_mm, h_mm = d.screen_w_px, d.screen_h_px, d.screen_w_mm, d.screen_h_mm
+    try:
+        if text:
+            w_px, h_px = (int(v) for v in text.lower().split("x"))
+            w_mm, h_mm = w_px * d.screen_w_mm / d.screen_w_px, h_px * d.screen_h_mm / d.screen_h_px
+        if screen_mm:
+            w_mm, h_mm = (float(v) for v in screen_mm.lower().split("x"))
+    except ValueError as exc:
+        raise ConfigError(
+            f"--display/--screen-mm: expected WxH such as 1920x1080, got {text!r} / {screen_mm!r}"
+        ) from exc
+    if min(w_px, h_px, w_mm, h_mm) <= 0:
+        raise ConfigError("--display/--screen-mm: sizes must be positive")
+    return DisplayGeometry(w_px, h_px, w_mm, h_mm, distance_mm or d.viewing_distance_mm)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radgaze record --headless",
+        description="Record one reading with no window: gaze from an LSL eye tracker (or a simulated one), "
+        "dictation from a microphone (or an audio file played in real time), faster-whisper word times, "
+        "fixations and one heatmap per dictated sentence, written live to an HDF5 session file. The view is "
+        "the image fitted to the configured screen. Ctrl-C / SIGTERM finish cleanly.",
+        epilog="example: radgaze record --headless --sim --audio-file dictation.flac --image cxr.dcm "
+        "--duration 30 --out sessions/",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--headless", action="store_true", help="no window (required for this command)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--tracker", help="name of the LSL gaze stream to record ('any' = first gaze stream)")
+    src.add_argument(
+        "--sim", action="store_true", help="start a simulated tracker (real LSL outlet) and record it"
+    )
+    mic = p.add_mutually_exclusive_group()
+    mic.add_argument("--mic", help="input device name (or part of it) or index")
+    mic.add_argument("--audio-file", type=Path, help="play this file in real time as the microphone")
+    p.add_argument("--no-audio", action="store_true", help="record gaze only (no dictation)")
+    p.add_argument(
+        "--whisper",
+        default=None,
+        help="faster-whisper model: hub name or local directory (default: capture.asr.DEFAULT_MODEL)",
+    )
+    p.add_argument("--beam", type=int, default=5, help="ASR beam size")
+    p.add_argument("--image", type=Path, required=True, help="the radiograph being read (DICOM/PNG/JPEG)")
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="seconds to record (default: until Ctrl-C, or until the audio file ends)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder for the session file")
+    p.add_argument("--case-id", default=None, help="case id (default: the image file's stem)")
+    p.add_argument("--reader-id", default="anonymous", help="pseudonymous id of the reader")
+    p.add_argument("--display", default=None, help="screen WxH in px (default 1536x2048 portrait 3 MP)")
+    p.add_argument(
+        "--screen-mm", default=None, help="screen WxH in mm (default: from the default pixel pitch)"
+    )
+    p.add_argument("--distance-mm", type=float, default=None, help="viewing distance in mm (default 650)")
+    p.add_argument(
+        "--layout",
+        default=None,
+        help="force a gaze channel layout (tobii, pupil, gazepoint, eyelink, generic)",
+    )
+    p.add_argument(
+        "--layout-config", type=Path, default=None, help="TOML/JSON channel mapping for the tracker"
+    )
+    p.add_argument("--sim-rate", type=float, default=250.0, help="rate of the simulated tracker (Hz)")
+    p.add_argument("--method", choices=("ivt", "idt"), default="ivt", help="fixation detection")
+    p.add_argument("--lead", type=float, default=EYE_VOICE_LEAD_S, help="eye-voice lead (s)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.headless:
+        raise ConfigError("capture.record runs headless only; use `radgaze record` for the window")
+    if not args.no_audio and args.mic is None and args.audio_file is None:
+        raise ConfigError("expected --mic DEV, --audio-file F or --no-audio")
+    display = parse_display(args.display, args.screen_mm, args.distance_mm)
+    img = load_image(args.image)
+    case_id = args.case_id or args.image.stem
+    out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}_{case_id}.h5"
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sim = _start_sim(args, display) if args.sim else None
+    try:
+        recorder = _open_recorder(args, display, img, case_id, out)
+        print(f"recording to {out} (Ctrl-C to stop)", flush=True)
+        try:
+            recorder.run(stop, args.duration)
+        except KeyboardInterrupt:
+            pass
+        recorder.finish()
+        recorder.pipeline.writer.close()
+    finally:
+        if sim is not None:
+            sim.stop()
+    s = recorder.stats
+    lat = np.percentile(s.sentence_latency_s, 95) if s.sentence_latency_s else float("nan")
+    print(
+        f"saved {out}: {s.gaze_samples} gaze samples, {s.audio_s:.1f} s audio, {s.words} words, "
+        f"{s.sentences} sentences (heatmap p95 {lat * 1000:.0f} ms after the last word's end)",
+        flush=True,
+    )
+    return 0
+
+
+def _start_sim(args, display: DisplayGeometry):
+    from capture.sim_tracker import SimTracker, synthetic_gaze
+
+    gaze, _ = synthetic_gaze(0, args.sim_rate, display)
+    return SimTracker(gaze, args.layout or "tobii", args.sim_rate, display, name="radgaze-sim-record").start()
+
+
+def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path) -> Recorder:
+    from capture.gaze.discovery import resolve_gaze_stream
+    from capture.gaze.inlet import GazeInlet
+
+    name = "radgaze-sim-record" if args.sim else (None if args.tracker == "any" else args.tracker)
+    info = resolve_gaze_stream(name, timeout_s=10.0)
+    inlet = GazeInlet(info, display, layout=args.layout, config_path=args.layout_config).start()
+    audio, asr, asr_name = _open_dictation(args)
+    provenance = {
+        "software": f"radgaze {__version__}",
+        "tracker": inlet.provenance(),
+        "asr_model": asr_name,
+        "audio_source": str(args.audio_file or args.mic or "none"),
+        "display": display.to_dict(),
+        "recorder": "headless",
+    }
+    writer = SessionWriter(out, reader_id=args.reader_id, provenance=provenance, live=True)
+    meta = img.meta
+    image = ImageRef(
+        str(args.image.resolve()), meta.sha256, meta.width, meta.height, meta.bits_stored, meta.photometric
+    )
+    t0 = pylsl.local_clock()
+    view = fit_view(meta.width, meta.height, display, t_lsl=t0, window=default_window(img))
+    pipeline = LivePipeline(
+        writer,
+        case_id=case_id,
+        image=image,
+        display=display,
+        initial_view=view,
+        method=args.method,
+        lead_s=args.lead,
+        clock=pylsl.local_clock,
+    )
+    if audio is not None:
+        audio.start()
+    if asr is not None:
+        asr.start()
+    return Recorder(pipeline, inlet, audio, asr)
+
+
+def _open_dictation(args):
+    if args.no_audio:
+        return None, None, None
+    from capture.asr import DEFAULT_MODEL, AsrConfig, streaming_from_config
+    from capture.audio import AudioFileSource, MicrophoneSource
+
+    if args.audio_file is not None:
+        if not args.audio_file.is_file():
+            raise DeviceError(f"--audio-file: expected an audio file, found nothing at {args.audio_file}")
+        audio = AudioFileSource(args.audio_file)
+    else:
+        audio = MicrophoneSource(args.mic)
+    model = args.whisper or DEFAULT_MODEL
+    cfg = AsrConfig(model=model, beam_size=args.beam, local_files_only=Path(model).is_dir())
+    return audio, streaming_from_config(cfg), model
