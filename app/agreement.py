@@ -1,0 +1,216 @@
+"""Agreement between the model's attention and the radiologist's heatmaps, per sentence and per case (Qt-free).
+
+Everything is computed on the session's heatmap grid (``capture.store.heatmap_grid``: long side 512 px, ``scale``
+image px per heatmap px), where the radiologist's sentence heatmaps are stored:
+
+* the model's map of a sentence: ``model.attention.attention_on_image`` on the image resampled to that grid;
+* the fixation mask of a sentence (NSS, AUC-Judd): the grid cells holding a fixation that overlaps the sentence's
+  gaze window (as ``training.evaluate`` does on the model's square);
+* CC, KLD, SIM compare the model map with the reader's heatmap (the benchmark's KLD is KL(reader || model)).
+
+Metric definitions: ``model.metrics`` (Bylinskii et al., TPAMI 2018). A sentence without a heatmap (the empty
+marker) has no row; NSS and AUC-Judd are NaN when no fixation of the window lies on the image (heatmap-only
+imports).
+
+Disagreement, the table's default sort key, is ``1 - CC`` (0 = identical maps, 1 = unrelated, 2 = opposite):
+CC is the one metric here that is symmetric, bounded and insensitive to how peaked each map is.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from capture.records import CaseRecord
+
+METRICS: tuple[str, ...] = ("cc", "nss", "kld", "sim", "auc_judd")
+# True where a larger value means closer agreement (Bylinskii et al. 2018, Table 1); KLD is a distance.
+HIGHER_IS_BETTER: dict[str, bool] = {"cc": True, "nss": True, "kld": False, "sim": True, "auc_judd": True}
+
+
+@dataclass(frozen=True)
+class SentenceAgreement:
+    """One table row: a sentence of a case, its metrics (NaN = undefined) and its disagreement."""
+
+    session: str
+    case_id: str
+    sentence_index: int
+    text: str
+    n_fixations: int
+    cc: float
+    nss: float
+    kld: float
+    sim: float
+    auc_judd: float
+
+    @property
+    def disagreement(self) -> float:
+        """1 - CC, in [0, 2]."""
+        return 1.0 - self.cc
+
+
+@dataclass(frozen=True)
+class CaseAgreement:
+    """Per-case means over the case's sentences with a heatmap (NaN-aware)."""
+
+    session: str
+    case_id: str
+    n_sentences: int
+    cc: float
+    nss: float
+    kld: float
+    sim: float
+    auc_judd: float
+
+    @property
+    def disagreement(self) -> float:
+        return 1.0 - self.cc
+
+
+# ------------------------------------------------------------------------------------------------ maths
+def resample_to_grid(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Image (H, W) -> (h, w) float32 by box-filtering over one grid cell then bilinear sampling at cell
+    centres (area-like, no aliasing of a 2k image onto a 512 grid). Identity when the shapes agree."""
+    px = np.asarray(pixels, dtype=np.float32)
+    if px.ndim != 2:
+        raise ValueError(f"expected a 2-D image, got shape {px.shape}")
+    h, w = int(shape[0]), int(shape[1])
+    if (h, w) == px.shape:
+        return px
+    from scipy import ndimage
+
+    size = (max(1, round(px.shape[0] / h)), max(1, round(px.shape[1] / w)))
+    smooth = ndimage.uniform_filter(px, size=size, mode="nearest")
+    yc = (np.arange(h) + 0.5) * px.shape[0] / h - 0.5
+    xc = (np.arange(w) + 0.5) * px.shape[1] / w - 0.5
+    yy, xx = np.meshgrid(yc, xc, indexing="ij")
+    return ndimage.map_coordinates(smooth, [yy, xx], order=1, mode="nearest").astype(np.float32)
+
+
+def fixation_mask(
+    fixations: np.ndarray,
+    window_start: float,
+    window_end: float,
+    shape: tuple[int, int],
+    scale: float,
+) -> np.ndarray:
+    """(h, w) bool: heatmap-grid cells holding a fixation (FIXATION_DTYPE, image px) that overlaps
+    [window_start, window_end] (LSL s). ``scale`` = image px per grid cell."""
+    mask = np.zeros(shape, dtype=bool)
+    if fixations.size == 0:
+        return mask
+    sel = fixations[(fixations["t_end"] >= window_start) & (fixations["t_start"] <= window_end)]
+    x = np.floor(sel["x_img_px"].astype(np.float64) / scale).astype(np.int64)
+    y = np.floor(sel["y_img_px"].astype(np.float64) / scale).astype(np.int64)
+    ok = np.isfinite(sel["x_img_px"]) & (x >= 0) & (x < shape[1]) & (y >= 0) & (y < shape[0])
+    mask[y[ok], x[ok]] = True
+    return mask
+
+
+def agreement(model_map: np.ndarray, reader_map: np.ndarray, fix_mask: np.ndarray | None) -> dict[str, float]:
+    """The five metrics of one sentence: model map vs reader heatmap (same shape); NSS and AUC-Judd of the
+    model map at the fixated cells (NaN without a usable mask)."""
+    from model.metrics import auc_judd, cc, kld, nss, sim
+
+    out = {
+        "cc": cc(model_map, reader_map),
+        "kld": kld(reader_map, model_map),
+        "sim": sim(model_map, reader_map),
+    }
+    usable = fix_mask is not None and 0 < int(np.count_nonzero(fix_mask)) < fix_mask.size
+    out["nss"] = nss(model_map, fix_mask) if usable else math.nan
+    out["auc_judd"] = auc_judd(model_map, fix_mask) if usable else math.nan
+    return {k: float(out[k]) for k in METRICS}
+
+
+def sentences_with_heatmaps(record: CaseRecord) -> list[int]:
+    """Indices of the sentences that have a heatmap (not the empty marker)."""
+    return [i for i in range(len(record.sentences)) if int(record.sentences.heatmap_index[i]) >= 0]
+
+
+def case_rows(record: CaseRecord, model_maps: np.ndarray, *, session: str = "") -> list[SentenceAgreement]:
+    """Rows of one case. ``model_maps`` (n_sentences_with_heatmap, h_hm, w_hm) in the order of
+    :func:`sentences_with_heatmaps`."""
+    idx = sentences_with_heatmaps(record)
+    if len(model_maps) != len(idx):
+        raise ValueError(
+            f"expected {len(idx)} model maps (one per sentence with a heatmap), got {len(model_maps)}"
+        )
+    s = record.sentences
+    rows = []
+    for j, i in enumerate(idx):
+        reader = record.sentence_heatmap(i)
+        assert reader is not None  # idx holds only sentences with a heatmap
+        if model_maps[j].shape != reader.shape:
+            raise ValueError(f"model map shape {model_maps[j].shape} != heatmap shape {reader.shape}")
+        mask = fixation_mask(
+            record.fixations,
+            float(s.window_start[i]),
+            float(s.window_end[i]),
+            reader.shape,
+            record.heatmap_scale,
+        )
+        m = agreement(model_maps[j], reader, mask)
+        rows.append(SentenceAgreement(session, record.case_id, i, s.text[i], int(s.n_fixations[i]), **m))
+    return rows
+
+
+def summarise_cases(rows: Iterable[SentenceAgreement]) -> list[CaseAgreement]:
+    """Per-case NaN-aware means, in order of first appearance."""
+    groups: dict[tuple[str, str], list[SentenceAgreement]] = {}
+    for r in rows:
+        groups.setdefault((r.session, r.case_id), []).append(r)
+    out = []
+    for (session, case_id), rs in groups.items():
+        means = {}
+        for k in METRICS:
+            v = np.array([getattr(r, k) for r in rs], dtype=np.float64)
+            means[k] = float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
+        out.append(CaseAgreement(session, case_id, len(rs), **means))
+    return out
+
+
+def sort_by_disagreement(rows: Sequence[SentenceAgreement | CaseAgreement]) -> list:
+    """Most disagreeing first (NaN CC last)."""
+    return sorted(rows, key=lambda r: (math.isnan(r.cc), -r.disagreement if not math.isnan(r.cc) else 0.0))
+
+
+def csv_text(rows: Sequence[SentenceAgreement | CaseAgreement]) -> str:
+    """CSV with a header: the dataclass fields then ``disagreement``; NaN written as an empty cell."""
+    if not rows:
+        return ""
+    names = [f.name for f in fields(rows[0])] + ["disagreement"]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(names)
+    for r in rows:
+        d = asdict(r)
+        d["disagreement"] = r.disagreement
+        writer.writerow(["" if isinstance(d[n], float) and math.isnan(d[n]) else _fmt(d[n]) for n in names])
+    return buf.getvalue()
+
+
+def _fmt(v: object) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
+
+
+def write_csv(rows: Sequence[SentenceAgreement | CaseAgreement], path: str | os.PathLike) -> None:
+    with open(path, "w", newline="") as fh:
+        fh.write(csv_text(rows))
+
+
+# ------------------------------------------------------------------------------------------------ model
+def model_maps_on_grid(model, pixels: np.ndarray, texts: list[str], shape: tuple[int, int]) -> np.ndarray:
+    """The model's attention for each text on the image, on the heatmap grid: (len(texts), h, w), each map
+    summing to 1. The image is resampled to the grid first (the model sees at most a few hundred px)."""
+    from model.attention import attention_on_image
+
+    if not texts:
+        return np.zeros((0, *shape), np.float32)
+    return attention_on_image(model, resample_to_grid(pixels, shape), list(texts)).astype(np.float32)

@@ -1,0 +1,427 @@
+"""``radgaze replay SESSION.h5``: play a recorded reading back.
+
+The image (through the shared :class:`app.state.ViewerState` and :class:`app.image_view.ImageView`) with the
+trailing scanpath, the current fixation and the raw gaze point; the transcript with the word being said
+highlighted; the sentence list (heatmap thumbnails; the selected sentence's heatmap is overlaid, colormap and
+opacity in the view controls); the timeline (gaze x/y, fixation bars, words, sentence spans) to scrub; the
+recorded audio in sync. Keys: Space play/pause, Left/Right previous/next event (fixation or word start),
+Shift+Left/Right -/+1 s, Home/End, +/- speed. Sessions without audio or raw gaze (REFLACX / EGD-CXR imports)
+replay from their fixations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from app.audio_player import AudioPlayer
+from app.image_view import ImageView
+from app.panels import SentenceList, ViewControls
+from app.state import ViewerState
+from app.timeline import (
+    SCANPATH_TRAIL_S,
+    SPEEDS,
+    Playback,
+    TimelineWidget,
+    event_times,
+    fixation_at,
+    sentence_at,
+    step_time,
+    trail_slice,
+    word_at,
+)
+from app.transcript import ReplayTranscript
+from capture.errors import ImageLoadError, SessionFormatError
+from capture.records import CaseRecord
+
+FRAME_MS = 16  # playback timer: ~60 frames per second
+AUDIO_RESYNC_S = 0.12  # restart the audio when it drifts further than this from the clock (~ 2 output blocks)
+FIXATION_MIN_PX, FIXATION_PX_PER_S = 10.0, 40.0  # current-fixation disc: diameter grows with its duration
+
+
+@dataclass
+class ReplayCase:
+    record: CaseRecord
+    pixels: np.ndarray
+    window: tuple[float, float] | None
+    image_note: str  # '' when the image loaded, else why a blank stands in
+
+
+def load_replay_case(session_path: Path, case_id: str) -> ReplayCase:
+    """A case and its image; a blank image of the recorded size stands in when the image is missing."""
+    from app.worklist import resolve_image_path
+    from capture.images import default_window, load_image
+    from capture.store import SessionReader
+
+    with SessionReader(session_path) as reader:
+        record = reader.case(case_id)
+    try:
+        img = load_image(resolve_image_path(record.image.path, session_path))
+        return ReplayCase(record, img.pixels, default_window(img), "")
+    except ImageLoadError as exc:
+        w, h = max(record.image.width, 1), max(record.image.height, 1)
+        return ReplayCase(record, np.zeros((h, w), np.uint16), (0.5, 1.0), f"image not shown: {exc}")
+
+
+def case_ids_of(session_path: Path) -> list[str]:
+    from capture.store import SessionReader
+
+    with SessionReader(session_path) as reader:
+        return list(reader.case_ids)
+
+
+class ReplayWindow(QtWidgets.QMainWindow):
+    """The replay mode. ``audio=False`` keeps it silent (tests, no device)."""
+
+    def __init__(
+        self, session_path: str | Path, *, audio: bool = True, follow_sentences: bool = True
+    ) -> None:
+        super().__init__()
+        self.session_path = Path(session_path)
+        self.setWindowTitle(f"radgaze replay — {self.session_path.name}")
+        self.state = ViewerState(clock=time.monotonic)  # replay records no view events
+        self.playback = Playback()
+        self.audio = AudioPlayer(enabled=audio)
+        self.case: ReplayCase | None = None
+        self.events = np.zeros(0)
+        self.current_word = -1
+        self.current_sentence = -1
+        self.follow_sentences = follow_sentences
+        self._last_tick = time.perf_counter()
+
+        self.image_view = ImageView(self.state)
+        self.controls = ViewControls(self.state)
+        self._build_scanpath_items()
+        self.timeline = TimelineWidget()
+        self.transcript = ReplayTranscript()
+        self.sentences = SentenceList()
+        self._build_layout()
+        self._build_toolbar()
+        self._install_shortcuts()
+
+        self.timer = QtCore.QTimer(self)
+        self.timer.setInterval(FRAME_MS)
+        self.timer.timeout.connect(self._tick)
+        self.playback.time_changed.connect(self._on_time)
+        self.playback.playing_changed.connect(self._on_playing)
+        self.playback.speed_changed.connect(self._on_speed)
+        self.timeline.seek_requested.connect(self.seek)
+        self.transcript.word_clicked.connect(self._on_word_clicked)
+        self.sentences.sentence_selected.connect(self.select_sentence)
+
+        self.case_ids = case_ids_of(self.session_path)
+        if not self.case_ids:
+            raise SessionFormatError(f"{self.session_path}: expected at least one case, got none")
+        with QtCore.QSignalBlocker(self.case_box):
+            self.case_box.addItems(self.case_ids)
+        self.open_case(self.case_ids[0])
+
+    # -- construction ---------------------------------------------------------------------------------
+    def _build_scanpath_items(self) -> None:
+        self.trail = pg.PlotDataItem(
+            pen=pg.mkPen((0, 229, 255, 200), width=2),
+            symbol="o",
+            symbolSize=7,
+            symbolBrush=(0, 229, 255, 150),
+            symbolPen=None,
+        )
+        self.image_view.add_image_item(self.trail, z=15)
+        d = FIXATION_MIN_PX
+        self.fixation_item = QtWidgets.QGraphicsEllipseItem(-d / 2, -d / 2, d, d)
+        self.fixation_item.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.fixation_item.setPen(pg.mkPen((255, 255, 255), width=2))
+        self.fixation_item.setBrush(pg.mkBrush(255, 64, 129, 170))
+        self.fixation_item.setVisible(False)
+        self.image_view.add_image_item(self.fixation_item, z=16)
+
+    def _build_layout(self) -> None:
+        central = QtWidgets.QWidget()
+        v = QtWidgets.QVBoxLayout(central)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(0)
+        v.addWidget(self.controls)
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        split.addWidget(self.image_view)
+        split.addWidget(self.timeline)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([700, 240])  # the image gets most of the height
+        v.addWidget(split, 1)
+        self.setCentralWidget(central)
+        side = QtWidgets.QWidget()
+        sv = QtWidgets.QVBoxLayout(side)
+        sv.setContentsMargins(2, 2, 2, 2)
+        sv.addWidget(QtWidgets.QLabel("Transcript"))
+        sv.addWidget(self.transcript, 1)
+        sv.addWidget(QtWidgets.QLabel("Sentences (select to overlay the heatmap)"))
+        sv.addWidget(self.sentences, 1)
+        dock = QtWidgets.QDockWidget("Reading", self)
+        dock.setObjectName("Reading")
+        dock.setWidget(side)
+        dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
+        side.setMinimumWidth(300)
+        self.addDockWidget(QtCore.Qt.DockWidgetArea.RightDockWidgetArea, dock)
+
+    def _build_toolbar(self) -> None:
+        bar = self.addToolBar("Playback")
+        bar.setObjectName("Playback")
+        bar.setMovable(False)
+        self.case_box = QtWidgets.QComboBox()
+        self.case_box.currentTextChanged.connect(self.open_case)
+        bar.addWidget(QtWidgets.QLabel(" Case "))
+        bar.addWidget(self.case_box)
+        bar.addSeparator()
+        self.play_button = QtWidgets.QPushButton("▶ Play")
+        self.play_button.setCheckable(True)
+        self.play_button.clicked.connect(lambda checked: self.playback.set_playing(checked))
+        bar.addWidget(self.play_button)
+        self.speed_box = QtWidgets.QComboBox()
+        for s in SPEEDS:
+            self.speed_box.addItem(f"{s:g}×", s)
+        self.speed_box.setCurrentIndex(SPEEDS.index(1.0))
+        self.speed_box.currentIndexChanged.connect(lambda i: self.playback.set_speed(SPEEDS[i]))
+        bar.addWidget(QtWidgets.QLabel(" Speed "))
+        bar.addWidget(self.speed_box)
+        self.follow_box = QtWidgets.QCheckBox("Follow sentences")
+        self.follow_box.setChecked(self.follow_sentences)
+        self.follow_box.toggled.connect(lambda on: setattr(self, "follow_sentences", on))
+        bar.addWidget(self.follow_box)
+        bar.addSeparator()
+        self.time_label = QtWidgets.QLabel()
+        self.time_label.setStyleSheet("QLabel { font-family: monospace; padding: 0 8px }")
+        bar.addWidget(self.time_label)
+        self.audio_label = QtWidgets.QLabel()
+        bar.addWidget(self.audio_label)
+
+    def _install_shortcuts(self) -> None:
+        pb = self.playback
+        keys = {
+            "Space": pb.toggle,
+            "Right": lambda: self.step(+1),
+            "Left": lambda: self.step(-1),
+            "Shift+Right": lambda: self.seek(pb.t + 1.0),
+            "Shift+Left": lambda: self.seek(pb.t - 1.0),
+            "Home": lambda: self.seek(pb.t_start),
+            "End": lambda: self.seek(pb.t_end),
+            "+": lambda: self.change_speed(+1),
+            "-": lambda: self.change_speed(-1),
+        }
+        self.shortcuts: dict[str, QtGui.QShortcut] = {}
+        for key, slot in keys.items():
+            sc = QtGui.QShortcut(QtGui.QKeySequence(key), self)
+            sc.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
+            sc.activated.connect(slot)
+            self.shortcuts[key] = sc
+
+    # -- case -----------------------------------------------------------------------------------------
+    def open_case(self, case_id: str) -> None:
+        if not case_id:
+            return
+        self.playback.set_playing(False)
+        case = load_replay_case(self.session_path, case_id)
+        self.case = case
+        rec = case.record
+        self.state.set_case(case_id, case.pixels, window=case.window)
+        self.events = event_times(rec)
+        self.timeline.set_record(rec)
+        self.transcript.set_words(rec.words)
+        self._fill_sentences(rec)
+        self.audio.set_audio(rec.audio)
+        self.current_word = self.current_sentence = -1
+        with QtCore.QSignalBlocker(self.case_box):
+            self.case_box.setCurrentText(case_id)
+        notes = [case.image_note] if case.image_note else []
+        if rec.gaze.size == 0:
+            notes.append("no raw gaze in this session: fixations only")
+        self.statusBar().showMessage(
+            f"{case_id}: {rec.duration_s:.1f} s, {rec.gaze.size} gaze samples, {rec.fixations.size} fixations, "
+            f"{len(rec.words)} words, {len(rec.sentences)} sentences"
+            + ("; " + "; ".join(notes) if notes else "")
+        )
+        self.audio_label.setText(self._audio_text())
+        self.playback.set_range(rec.t_start, rec.t_end)
+
+    def _fill_sentences(self, rec: CaseRecord) -> None:
+        self.sentences.clear_sentences()
+        px = self.state.pixels
+        step = max(1, int(np.ceil(max(px.shape) / 256)))
+        small = px[::step, ::step].astype(np.float32)
+        c, w = self.state.default_window
+        thumb = (np.clip((small - c) / w + 0.5, 0.0, 1.0) * 255).astype(np.uint8)
+        for i in range(len(rec.sentences)):
+            self.sentences.add_sentence(rec.sentences.text[i], rec.sentence_heatmap(i), thumb)
+        self.sentences.scrollToTop()
+
+    def _audio_text(self) -> str:
+        if self.case is None or self.case.record.audio is None:
+            return "  no audio recorded"
+        if not self.audio.enabled:
+            return "  audio muted"
+        return f"  {self.audio.error}" if self.audio.error else "  audio ♪"
+
+    # -- transport ------------------------------------------------------------------------------------
+    def seek(self, t_lsl: float) -> None:
+        """A user seek: move the clock and re-cue the audio."""
+        self.playback.seek(t_lsl)
+        if self.playback.playing:
+            self.audio.play(self.playback.t, self.playback.speed)
+
+    def step(self, direction: int) -> None:
+        self.seek(step_time(self.events, self.playback.t, direction))
+
+    def change_speed(self, direction: int) -> None:
+        i = min(max(SPEEDS.index(self.playback.speed) + direction, 0), len(SPEEDS) - 1)
+        self.speed_box.setCurrentIndex(i)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        dt, self._last_tick = now - self._last_tick, now
+        self.playback.advance(dt)
+        if self.playback.playing and self.audio.playing:
+            drift = self.audio.position_t_lsl() - self.playback.t
+            if abs(drift) > AUDIO_RESYNC_S:
+                self.audio.play(self.playback.t, self.playback.speed)
+
+    def _on_playing(self, playing: bool) -> None:
+        with QtCore.QSignalBlocker(self.play_button):
+            self.play_button.setChecked(playing)
+        self.play_button.setText("⏸ Pause" if playing else "▶ Play")
+        if playing:
+            self._last_tick = time.perf_counter()
+            self.timer.start()
+            self.audio.play(self.playback.t, self.playback.speed)
+        else:
+            self.timer.stop()
+            self.audio.stop()
+        self.audio_label.setText(self._audio_text())
+
+    def _on_speed(self, speed: float) -> None:
+        with QtCore.QSignalBlocker(self.speed_box):
+            self.speed_box.setCurrentIndex(SPEEDS.index(speed))
+        if self.playback.playing:
+            self.audio.play(self.playback.t, speed)
+
+    def _on_word_clicked(self, index: int) -> None:
+        if self.case is not None:
+            self.seek(float(self.case.record.words.t_start[index]))
+
+    # -- time -> view ---------------------------------------------------------------------------------
+    def _on_time(self, t: float) -> None:
+        if self.case is None:
+            return
+        rec = self.case.record
+        self.state.set_time(t)
+        self.timeline.set_time(t)
+        w = word_at(rec.words, t)
+        if w != self.current_word:
+            self.current_word = w
+            self.transcript.set_current(w)
+            self.timeline.set_current_word(rec.words, w)
+        self._draw_gaze(rec, t)
+        if self.follow_sentences:
+            s = sentence_at(rec.sentences, t)
+            if s >= 0 and s != self.current_sentence:
+                self.sentences.setCurrentRow(s)  # -> select_sentence
+        self.time_label.setText(f"{t - rec.t_start:7.2f} / {rec.duration_s:.2f} s")
+
+    def _draw_gaze(self, rec: CaseRecord, t: float) -> None:
+        fx = rec.fixations
+        sl = trail_slice(fx["t_start"], t, SCANPATH_TRAIL_S)
+        self.trail.setData(fx["x_img_px"][sl].astype(np.float64), fx["y_img_px"][sl].astype(np.float64))
+        k = fixation_at(fx, t)
+        if k >= 0:
+            d = FIXATION_MIN_PX + FIXATION_PX_PER_S * float(t - fx["t_start"][k])
+            self.fixation_item.setRect(-d / 2, -d / 2, d, d)
+            self.fixation_item.setPos(float(fx["x_img_px"][k]), float(fx["y_img_px"][k]))
+        self.fixation_item.setVisible(k >= 0)
+        g = rec.gaze
+        if g.size:
+            i = int(np.searchsorted(g["t_lsl"], t, side="right")) - 1
+            if i >= 0 and t - g["t_lsl"][i] < 0.1:
+                self.state.set_gaze(float(g["x_img_px"][i]), float(g["y_img_px"][i]))
+                self.state.set_gaze_cursor_visible(True)
+                return
+        self.state.set_gaze(float("nan"), float("nan"))
+
+    def select_sentence(self, index: int) -> None:
+        """Overlay sentence ``index``'s heatmap (or clear the overlay for the empty marker)."""
+        if self.case is None or not 0 <= index < len(self.case.record.sentences):
+            return
+        rec = self.case.record
+        self.current_sentence = index
+        with QtCore.QSignalBlocker(self.sentences):
+            self.sentences.setCurrentRow(index)
+        hm = rec.sentence_heatmap(index)
+        self.state.set_heatmap(hm, rec.heatmap_scale, label=rec.sentences.text[index])
+        if hm is None:
+            self.statusBar().showMessage(f"sentence {index + 1}: no fixations in its window (no heatmap)")
+
+    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        self.timer.stop()
+        self.audio.close()
+        super().closeEvent(ev)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radgaze replay",
+        description="Replay a recorded session: image with scanpath and current fixation, transcript with "
+        "the word being said, sentence heatmaps, timeline (gaze x/y, fixations, words, sentences), audio. "
+        "Space play/pause, arrows step, Shift+arrows 1 s, +/- speed.",
+        epilog="example: radgaze replay sessions/reading.h5 --case synth1-0000 --seconds 5 --screenshot r.png",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("session", type=Path, help="session file (.h5)")
+    p.add_argument("--case", default=None, help="case id to open (default: the first)")
+    p.add_argument("--speed", type=float, default=1.0, choices=SPEEDS, help="playback speed")
+    p.add_argument("--start", type=float, default=0.0, help="start at this many seconds into the case")
+    p.add_argument(
+        "--seconds", type=float, default=None, help="play this many seconds, then (screenshot and) quit"
+    )
+    p.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window before quitting")
+    p.add_argument("--no-audio", action="store_true", help="do not play the recorded audio")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not args.session.is_file():
+        raise SessionFormatError(f"expected a session file, got {str(args.session)!r} (not a file)")
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    unattended = args.seconds is not None or args.screenshot is not None
+    win = ReplayWindow(args.session, audio=not (args.no_audio or unattended))
+    if args.case is not None:
+        if args.case not in win.case_ids:
+            raise SessionFormatError(
+                f"case {args.case!r} not in {args.session}; cases: {', '.join(win.case_ids)}"
+            )
+        win.open_case(args.case)
+    win.resize(1500, 950)
+    win.show()
+    win.playback.set_speed(args.speed)
+    win.seek(win.playback.t_start + args.start)
+    if unattended:
+        seconds = args.seconds or 0.0
+        if seconds > 0:
+            win.playback.set_playing(True)
+
+        def finish() -> None:
+            win.playback.set_playing(False)
+            if args.screenshot is not None:
+                app.processEvents()
+                args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+                win.grab().save(str(args.screenshot))
+            win.close()
+            app.quit()
+
+        QtCore.QTimer.singleShot(int(seconds * 1000) + 200, finish)
+    app.exec()
+    return 0

@@ -1,0 +1,288 @@
+"""Replay timeline: Qt-free playback clock and lookups, and the pyqtgraph timeline widget.
+
+Lookups follow pupil Player's ``find_closest`` habit: ``np.searchsorted`` on sorted LSL times, never a loop.
+:class:`Playback` is the replay's clock (psygnal, Qt-free): current time, playing, speed; the window's timer
+calls :meth:`Playback.advance` with wall-clock seconds. :class:`TimelineWidget` draws two linked plots over
+seconds since the case start: the gaze x/y traces (image px) with fixation bars, and the word track with
+sentence spans; a draggable cursor and a click anywhere seek.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from psygnal import Signal
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from capture.records import CaseRecord, Sentences, Words
+
+SPEEDS: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0, 4.0)  # issue 4: 0.25x-4x
+SCANPATH_TRAIL_S = 3.0  # seconds of scanpath drawn behind the current time (radgaze's choice)
+STEP_FALLBACK_S = 0.1  # arrow step when a case has no fixations or words
+
+
+# ------------------------------------------------------------------------------------------ lookups
+def span_at(t_start: np.ndarray, t_end: np.ndarray, t: float) -> int:
+    """Index of the span (sorted by start) holding ``t`` (start <= t <= end), else -1."""
+    i = int(np.searchsorted(t_start, t, side="right")) - 1
+    return i if i >= 0 and t <= t_end[i] else -1
+
+
+def word_at(words: Words, t_lsl: float) -> int:
+    """The word being said at ``t_lsl`` (-1 between words)."""
+    return span_at(np.asarray(words.t_start), np.asarray(words.t_end), t_lsl) if len(words) else -1
+
+
+def sentence_at(sentences: Sentences, t_lsl: float) -> int:
+    """The sentence whose gaze window [window_start, t_end] holds ``t_lsl`` (the latest such), else -1."""
+    if not len(sentences):
+        return -1
+    ws, te = np.asarray(sentences.window_start), np.asarray(sentences.t_end)
+    order = np.argsort(ws, kind="stable")
+    k = span_at(ws[order], np.maximum.accumulate(te[order]), t_lsl)
+    if k < 0:
+        return -1
+    holding = [int(order[j]) for j in range(k + 1) if ws[order[j]] <= t_lsl <= te[order[j]]]
+    return holding[-1] if holding else -1
+
+
+def fixation_at(fixations: np.ndarray, t_lsl: float) -> int:
+    """The fixation in progress at ``t_lsl``, else -1."""
+    if fixations.size == 0:
+        return -1
+    return span_at(fixations["t_start"], fixations["t_end"], t_lsl)
+
+
+def trail_slice(t: np.ndarray, t_lsl: float, trail_s: float = SCANPATH_TRAIL_S) -> slice:
+    """Rows of a sorted time array within (t_lsl - trail_s, t_lsl]."""
+    lo = int(np.searchsorted(t, t_lsl - trail_s, side="right"))
+    hi = int(np.searchsorted(t, t_lsl, side="right"))
+    return slice(lo, hi)
+
+
+def event_times(record: CaseRecord) -> np.ndarray:
+    """Sorted unique times the arrow keys step between: fixation starts and word starts."""
+    parts = [record.fixations["t_start"], np.asarray(record.words.t_start, dtype=np.float64)]
+    return np.unique(np.concatenate([p.astype(np.float64) for p in parts]))
+
+
+def step_time(events: np.ndarray, t_lsl: float, direction: int) -> float:
+    """Next (direction > 0) or previous event strictly after/before ``t_lsl``; +-STEP_FALLBACK_S without one."""
+    if direction > 0:
+        i = int(np.searchsorted(events, t_lsl + 1e-9, side="right"))
+        return float(events[i]) if i < events.size else t_lsl + STEP_FALLBACK_S
+    i = int(np.searchsorted(events, t_lsl - 1e-9, side="left")) - 1
+    return float(events[i]) if i >= 0 else t_lsl - STEP_FALLBACK_S
+
+
+# ------------------------------------------------------------------------------------------ clock
+class Playback:
+    """The replay clock over [t_start, t_end] (LSL s). Qt-free; emits only on change."""
+
+    time_changed = Signal(float)
+    playing_changed = Signal(bool)
+    speed_changed = Signal(float)
+
+    def __init__(self, t_start: float = 0.0, t_end: float = 0.0) -> None:
+        self.t_start, self.t_end = float(t_start), float(max(t_end, t_start))
+        self.t = self.t_start
+        self.playing = False
+        self.speed = 1.0
+
+    def set_range(self, t_start: float, t_end: float) -> None:
+        self.t_start, self.t_end = float(t_start), float(max(t_end, t_start))
+        self.set_playing(False)
+        self.seek(self.t_start, force=True)
+
+    def seek(self, t_lsl: float, *, force: bool = False) -> None:
+        t = min(max(float(t_lsl), self.t_start), self.t_end)
+        if t != self.t or force:
+            self.t = t
+            self.time_changed.emit(t)
+
+    def set_playing(self, playing: bool) -> None:
+        playing = bool(playing)
+        if playing and self.t >= self.t_end:
+            self.seek(self.t_start)  # play at the end starts over
+        if playing != self.playing:
+            self.playing = playing
+            self.playing_changed.emit(playing)
+
+    def toggle(self) -> None:
+        self.set_playing(not self.playing)
+
+    def set_speed(self, speed: float) -> None:
+        if not (math.isfinite(speed) and SPEEDS[0] <= speed <= SPEEDS[-1]):
+            raise ValueError(f"speed must be in [{SPEEDS[0]}, {SPEEDS[-1]}], got {speed!r}")
+        if speed != self.speed:
+            self.speed = float(speed)
+            self.speed_changed.emit(self.speed)
+
+    def advance(self, wall_dt_s: float) -> None:
+        """Move on by ``wall_dt_s`` wall seconds times the speed (when playing); stops at the end."""
+        if not self.playing:
+            return
+        self.seek(self.t + wall_dt_s * self.speed)
+        if self.t >= self.t_end:
+            self.set_playing(False)
+
+
+# ------------------------------------------------------------------------------------------ widget
+class _ClickViewBox(pg.ViewBox):
+    clicked = QtCore.Signal(float)  # data x
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 (pyqtgraph override)
+        if ev.button() == QtCore.Qt.MouseButton.LeftButton:
+            self.clicked.emit(float(self.mapSceneToView(ev.scenePos()).x()))
+            ev.accept()
+        else:
+            super().mouseClickEvent(ev)
+
+
+class TimelineWidget(pg.GraphicsLayoutWidget):
+    """Gaze traces + fixation bars (top) and words + sentence spans (bottom) over seconds since case start.
+
+    ``seek_requested`` carries an LSL time (from a click or a cursor drag)."""
+
+    seek_requested = QtCore.Signal(float)
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground("#1e1e1e")
+        self.t0 = 0.0
+        self.gaze_box, self.words_box = _ClickViewBox(), _ClickViewBox()
+        self.gaze_plot = self.addPlot(row=0, col=0, viewBox=self.gaze_box)
+        self.words_plot = self.addPlot(row=1, col=0, viewBox=self.words_box)
+        self.ci.layout.setRowStretchFactor(0, 3)
+        self.ci.layout.setRowStretchFactor(1, 2)
+        self.words_plot.setXLink(self.gaze_plot)
+        self.gaze_plot.setLabel("left", "gaze", units="px")
+        self.gaze_plot.addLegend(offset=(-6, 4), labelTextSize="8pt")
+        self.words_plot.setLabel("bottom", "time since case start", units="s")
+        self.words_plot.hideAxis("left")
+        self.words_plot.setYRange(-0.1, 2.1, padding=0)
+        for p in (self.gaze_plot, self.words_plot):
+            p.setMouseEnabled(x=True, y=False)
+            p.showGrid(x=True, alpha=0.2)
+        self.words_box.setLimits(yMin=-0.2, yMax=2.2)
+        self.x_curve = self.gaze_plot.plot(pen=pg.mkPen("#4fc3f7", width=1), name="x")
+        self.y_curve = self.gaze_plot.plot(pen=pg.mkPen("#ffb74d", width=1), name="y")
+        self.fix_bars: pg.BarGraphItem | None = None
+        self.sentence_bars: pg.BarGraphItem | None = None
+        self.word_bars: pg.BarGraphItem | None = None
+        self._content: list[tuple[pg.PlotItem, QtWidgets.QGraphicsItem]] = []  # per-case items
+        self.cursors = []
+        for p in (self.gaze_plot, self.words_plot):
+            line = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#ff5252", width=2))
+            line.sigDragged.connect(self._on_cursor_dragged)
+            p.addItem(line, ignoreBounds=True)
+            self.cursors.append(line)
+        self.gaze_box.clicked.connect(self._on_click)
+        self.words_box.clicked.connect(self._on_click)
+        self.highlight = pg.BarGraphItem(x0=[0], x1=[0], y0=[0.55], y1=[1.45], brush="#ffeb3b80", pen=None)
+        self.highlight.setVisible(False)
+        self.words_plot.addItem(self.highlight)
+        self.setMinimumHeight(180)
+
+    # -- content --------------------------------------------------------------------------------------
+    def set_record(self, record: CaseRecord) -> None:
+        """Draw a case: traces, fixation bars, words and sentence spans."""
+        for plot, item in self._content:
+            plot.removeItem(item)
+        self._content = []
+        self.t0 = record.t_start
+        g = record.gaze
+        if g.size:
+            t = g["t_lsl"] - self.t0
+            self.x_curve.setData(t, g["x_img_px"].astype(np.float64), connect="finite")
+            self.y_curve.setData(t, g["y_img_px"].astype(np.float64), connect="finite")
+        else:  # imported sessions: fixations only, drawn as steps at the fixation positions
+            self.x_curve.setData(*_fixation_steps(record.fixations, "x_img_px", self.t0))
+            self.y_curve.setData(*_fixation_steps(record.fixations, "y_img_px", self.t0))
+        h_img = float(max(record.image.width, record.image.height, 1))
+        fx = record.fixations
+        self.fix_bars = pg.BarGraphItem(
+            x0=fx["t_start"] - self.t0,
+            x1=fx["t_end"] - self.t0,
+            y0=np.full(fx.size, -0.06 * h_img),
+            y1=np.full(fx.size, -0.01 * h_img),
+            brush="#81c784",
+            pen=None,
+        )
+        self._add(self.gaze_plot, self.fix_bars)
+        self.gaze_plot.setYRange(-0.08 * h_img, h_img, padding=0.02)
+        s = record.sentences
+        colours = [pg.intColor(i, hues=8, alpha=90) for i in range(len(s))]
+        self.sentence_bars = pg.BarGraphItem(
+            x0=np.asarray(s.window_start) - self.t0,
+            x1=np.asarray(s.t_end) - self.t0,
+            y0=np.full(len(s), 1.6),
+            y1=np.full(len(s), 2.0),
+            brushes=colours,
+            pen=None,
+        )
+        self._add(self.words_plot, self.sentence_bars)
+        w = record.words
+        self.word_bars = pg.BarGraphItem(
+            x0=np.asarray(w.t_start) - self.t0,
+            x1=np.asarray(w.t_end) - self.t0,
+            y0=np.full(len(w), 0.6),
+            y1=np.full(len(w), 1.4),
+            brush="#90a4ae60",
+            pen=None,
+        )
+        self._add(self.words_plot, self.word_bars)
+        for i, text in enumerate(w.text):
+            item = pg.TextItem(text, color="#e0e0e0", anchor=(0, 0.5))
+            item.setPos(float(w.t_start[i] - self.t0), 1.15 if i % 2 == 0 else 0.85)
+            self._add(self.words_plot, item)
+        for i in range(len(s)):
+            item = pg.TextItem(f"S{i + 1}", color="#ffffff", anchor=(0, 0.5))
+            item.setPos(float(s.window_start[i] - self.t0), 1.8)
+            self._add(self.words_plot, item)
+        self.gaze_plot.setXRange(0.0, max(record.duration_s, 1e-3), padding=0.01)
+        self.gaze_box.setLimits(xMin=-1.0, xMax=record.duration_s + 1.0)
+        self.set_time(record.t_start)
+
+    def _add(self, plot: pg.PlotItem, item: QtWidgets.QGraphicsItem) -> None:
+        plot.addItem(item)
+        self._content.append((plot, item))
+
+    def set_time(self, t_lsl: float) -> None:
+        for line in self.cursors:
+            with QtCore.QSignalBlocker(line):
+                line.setValue(t_lsl - self.t0)
+
+    def set_current_word(self, words: Words, index: int) -> None:
+        if index < 0:
+            self.highlight.setVisible(False)
+            return
+        self.highlight.setOpts(x0=[words.t_start[index] - self.t0], x1=[words.t_end[index] - self.t0])
+        self.highlight.setVisible(True)
+
+    @property
+    def cursor_s(self) -> float:
+        """Cursor position, seconds since the case start."""
+        return float(self.cursors[0].value())
+
+    # -- input ----------------------------------------------------------------------------------------
+    def _on_click(self, x_s: float) -> None:
+        self.seek_requested.emit(self.t0 + x_s)
+
+    def _on_cursor_dragged(self, line: pg.InfiniteLine) -> None:
+        self.seek_requested.emit(self.t0 + float(line.value()))
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt override)
+        ev.ignore()  # arrows and space belong to the replay window's shortcuts
+
+
+def _fixation_steps(fixations: np.ndarray, column: str, t0: float) -> tuple[np.ndarray, np.ndarray]:
+    """(t, value) drawing each fixation as a flat segment, NaN-separated (for fixation-only sessions)."""
+    n = fixations.size
+    t = np.full(3 * n, np.nan)
+    v = np.full(3 * n, np.nan)
+    t[0::3], t[1::3] = fixations["t_start"] - t0, fixations["t_end"] - t0
+    v[0::3] = v[1::3] = fixations[column]
+    return t, v
