@@ -16,7 +16,7 @@ Constants and their sources:
   naming);
 - spontaneous blinks ~8/min during visual inspection (lower than the ~17/min at rest; Bentivoglio et al.
   1997), lasting 100-300 ms (Stern et al. 1984);
-- tracker precision ~0.03 deg RMS and accuracy ~0.25-0.5 deg (EyeLink 1000 / Tobii Pro data sheets);
+- tracker precision ~0.02-0.03 deg RMS and accuracy ~0.25-0.5 deg (EyeLink 1000 / Tobii Pro data sheets);
   fixational drift diffusion ~0.2-0.3 deg/sqrt(s) (Engbert & Kliegl 2004 report drift amplitudes of a few
   arcmin per 100 ms).
 """

@@ -26,6 +26,7 @@ from PIL import Image
 from capture.align import sentence_heatmaps
 from capture.fixations import fixations_from_gaze
 from capture.geometry import fit_view, ppd_screen
+from capture.punctuation import apply_dictated_punctuation
 from capture.records import VIEW_DTYPE, VIEW_FIT, VIEW_ZOOM, CaseRecord, DisplayGeometry, Finding, ImageRef
 from capture.store import SessionWriter, heatmap_grid
 from capture.synth.phantom import (
@@ -200,7 +201,8 @@ def synth_case(
     for name in ("heart", "mediastinum", "lungs", "apices", "costophrenic_angles", "bones"):
         masks[name] = region_mask(name, ph.anatomy, h_hm, w_hm)
     fit = np.asarray(fit_view(size, size, display, t_lsl=t_start, window=_view_window(ph.pixels)), VIEW_DTYPE)
-    ppd_img = float(np.mean(ppd_screen(display))) / float(fit["scale"])
+    fit = fit.reshape(1)  # one VIEW_DTYPE row, kept as a 1-element array
+    ppd_img = float(np.mean(ppd_screen(display))) / float(fit["scale"][0])
 
     # search, then dictation timed from the end of the search
     t_first_look = t_start + rng.uniform(*CASE_ONSET_LATENCY_S)
@@ -210,6 +212,7 @@ def synth_case(
     lead_s = rng.uniform(*EYE_VOICE_LEAD_RANGE_S, len(report))
     spoken = bool(rng.random() < opts.spoken_punctuation_p)
     words, timed = time_report(rng, report, t_search_end + lead_s[0], spoken_punctuation=spoken)
+    words, _ = apply_dictated_punctuation(words, final=True)  # stored as the ASR stores them: "." rows
     t_end = timed[-1].t_end + rng.uniform(0.5, 1.5)
     targets = [masks[s.finding_index] if s.finding_index >= 0 else masks[s.target] for s in report]
     target_pts = [_mask_points(rng, m, scale, 24) for m in targets]
@@ -231,7 +234,7 @@ def synth_case(
         back = fit.copy()
         back["t_lsl"], back["kind"] = spans[zoomed][1], VIEW_FIT
         views += [_zoom_row(fit, spans[zoomed][0], centre, display), back]
-    view_events = np.array(views, VIEW_DTYPE).reshape(-1)
+    view_events = np.concatenate(views)
 
     gaze, gaps = render_gaze(rng, sched, view_events, display, (size, size), t_start, t_end, params)
     image = ImageRef(f"{case_id}.png", hashlib.sha256(png).hexdigest(), size, size, 16, "MONOCHROME2")
