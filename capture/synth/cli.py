@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from capture.errors import ConfigError
 from capture.synth.session import DEFAULT_IMAGE_SIZE, DEFAULT_RATE_HZ, write_synthetic_sessions
@@ -45,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--size: expected 64-8192 px, got {args.size}")
     if args.cases_per_file < 1:
         raise ConfigError(f"--cases-per-file: expected >= 1, got {args.cases_per_file}")
+    taken = sorted(Path(args.out_dir).glob(f"synth-s{args.seed}-*.h5"))
+    if taken:
+        raise ConfigError(
+            f"{args.out_dir}: expected no synth-s{args.seed}-*.h5 there, found {taken[0].name}; use "
+            "another folder or seed (session files are written once)"
+        )
     t0 = time.perf_counter()
     paths = write_synthetic_sessions(
         args.out_dir,

@@ -27,12 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from capture.geometry import ppd_screen, screen_to_image
+from capture.geometry import map_gaze_to_image, ppd_screen, view_index
 from capture.records import (
     GAP_DTYPE,
     GAZE_DTYPE,
     GAZE_GAP_BEFORE,
-    GAZE_ON_IMAGE,
     GAZE_VALID,
     DisplayGeometry,
 )
@@ -160,12 +159,6 @@ def _min_jerk(tau: np.ndarray) -> np.ndarray:
     return tau**3 * (10 - 15 * tau + 6 * tau**2)
 
 
-def _view_at(view_events: np.ndarray, t: np.ndarray) -> np.ndarray:
-    """The view row in force at each time (the first row before the first change)."""
-    i = np.clip(np.searchsorted(view_events["t_lsl"], t, side="right") - 1, 0, len(view_events) - 1)
-    return view_events[i]
-
-
 def _band_limited(rng: np.random.Generator, t: np.ndarray, scale: float, *, walk: bool) -> np.ndarray:
     """(2, n) noise at times t: white with sd ``scale`` (or, with ``walk``, a random walk of diffusion
     ``scale`` per sqrt(s)) drawn at NOISE_BANDWIDTH_HZ knots and interpolated linearly to the samples."""
@@ -205,7 +198,7 @@ def render_gaze(
         raise ValueError("render_gaze: expected at least one planned fixation, got none")
     n = int(np.floor((t1 - t0) * params.rate_hz))
     t = t0 + np.arange(n) / params.rate_hz
-    v = _view_at(view_events, sched.t_start)
+    v = view_events[view_index(sched.t_start, view_events)]
     px = sched.x_img_px * v["scale"] + v["offset_x"]
     py = sched.y_img_px * v["scale"] + v["offset_y"]
     j = np.searchsorted(sched.t_start, t, side="right") - 1
@@ -243,11 +236,9 @@ def render_gaze(
     gaze["t_lsl"] = t
     gaze["x_screen_px"] = np.where(valid, x, np.nan)
     gaze["y_screen_px"] = np.where(valid, y, np.nan)
-    xi, yi, _ = screen_to_image(gaze["x_screen_px"], gaze["y_screen_px"], t, view_events)
-    gaze["x_img_px"], gaze["y_img_px"] = xi, yi
-    on_screen = (x >= 0) & (x < display.screen_w_px) & (y >= 0) & (y < display.screen_h_px)
-    on_image = on_screen & (xi >= 0) & (xi < image_wh[0]) & (yi >= 0) & (yi < image_wh[1])
-    gaze["flags"] = np.where(valid, GAZE_VALID, 0) | np.where(valid & on_image, GAZE_ON_IMAGE, 0)
+    gaze["flags"] = np.where(valid, GAZE_VALID, 0)
+    # image px and the ON_IMAGE flag exactly as live capture sets them
+    gaze = map_gaze_to_image(gaze, view_events, display, *image_wh)
     slow = _band_limited(rng, t, 0.05, walk=True)[0]
     gaze["pupil"] = np.where(valid, params.pupil_mm + slow + rng.normal(0, 0.02, n), np.nan)
     return _cut_outage(rng, gaze, t0, t1, params)

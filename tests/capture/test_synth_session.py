@@ -186,7 +186,6 @@ def _radgaze(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
 def test_cli_end_to_end(tmp_path):
     out = tmp_path / "sessions"
     preview = tmp_path / "preview.png"
@@ -218,3 +217,6 @@ def test_cli_end_to_end(tmp_path):
     assert all(c["gaze_samples"] > 0 and c["sentences"] > 0 for c in doc["cases"])
     bad = _radgaze("synth", str(out / "x"), "--rate", "5", cwd=repo)
     assert bad.returncode == 2 and "--rate" in bad.stderr and "Traceback" not in bad.stderr
+    again = _radgaze("synth", str(out), "--cases", "1", "--seed", "2", "--size", "64", cwd=repo)
+    assert again.returncode == 2 and "synth-s2-000.h5" in again.stderr and "Traceback" not in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
