@@ -1,0 +1,174 @@
+"""``radgaze import {reflacx,egd,xdf}``: convert public gaze + dictation recordings to session files."""
+
+from __future__ import annotations
+
+import argparse
+
+from capture.align import EYE_VOICE_LEAD_S
+from capture.importers.common import ImportResult, display_from_options
+from capture.records import DisplayGeometry
+
+
+class _FMT(argparse.HelpFormatter):
+    """Shows a default only where there is one (not "(default: None)")."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lead-s", type=float, default=EYE_VOICE_LEAD_S, help="eye-voice lead of sentence windows (s)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace session files that exist")
+
+
+def _geometry(p: argparse.ArgumentParser, *, display: bool) -> None:
+    if display:
+        p.add_argument("--display", metavar="WxH", help="screen resolution in px")
+    p.add_argument("--screen-mm", metavar="WxH", help="screen size in mm")
+    p.add_argument("--distance-mm", type=float, help="viewing distance in mm")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = DisplayGeometry()
+    parser = argparse.ArgumentParser(
+        prog="radgaze import",
+        description="Convert REFLACX, EGD-CXR or XDF (LabRecorder) recordings to radgaze session files, with "
+        "fixations, words, sentences and one gaze heatmap per dictated sentence.",
+        epilog="example: radgaze import reflacx ~/reflacx-1.0.0 ./sessions/reflacx",
+    )
+    sub = parser.add_subparsers(dest="source", required=True, metavar="{reflacx,egd,xdf}")
+
+    p = sub.add_parser(
+        "reflacx",
+        formatter_class=_FMT,
+        help="REFLACX dataset folder -> one session file per reading",
+        description="REFLACX (metadata_phase_*.csv + one folder per reading with fixations.csv, "
+        "timestamps_transcription.csv, anomaly_location_ellipses.csv, ...) -> OUT/<reading id>.h5. Times stay "
+        "seconds from the reading's audio start; readings marked eye_tracking_data_discarded are skipped. "
+        "Without --display the screen is inferred from the recorded screen rectangles.",
+        epilog="example: radgaze import reflacx ~/reflacx-1.0.0 ./sessions/reflacx --images ~/mimic-cxr/files",
+    )
+    p.add_argument("src", help="REFLACX folder (holding metadata_phase_*.csv, or main_data/ with them)")
+    p.add_argument("out", help="output folder for session files")
+    p.add_argument(
+        "--images", help="folder with the MIMIC-CXR images (hashes and size checks); default: none"
+    )
+    _geometry(p, display=True)
+    p.add_argument(
+        "--skip-broken", action="store_true", help="skip broken readings (listed) instead of stopping"
+    )
+    p.add_argument("--limit", type=int, help="import at most this many readings")
+    _common(p)
+
+    p = sub.add_parser(
+        "egd",
+        formatter_class=_FMT,
+        help="EGD-CXR dataset folder -> one session file per recording session",
+        description="EGD-CXR (fixations.csv and/or eye_gaze.csv, master_sheet.csv, "
+        "audio_segmentation_transcripts/<dicom_id>/transcript.json) -> OUT/egd_<session>.h5. The padded "
+        "image is fitted to the fixed 1920x1080 screen; phrase times are spread evenly over their words.",
+        epilog="example: radgaze import egd ~/egd-cxr/1.0.0 ./sessions/egd --images ~/mimic-cxr/files",
+    )
+    p.add_argument("src", help="EGD-CXR folder")
+    p.add_argument("out", help="output folder for session files")
+    p.add_argument("--images", help="folder holding <dicom_id>.dcm/.png/.jpg (sizes and hashes)")
+    p.add_argument(
+        "--mimic-metadata", help="MIMIC-CXR metadata CSV (dicom_id, Rows, Columns) for image sizes"
+    )
+    p.add_argument("--screen-mm", metavar="WxH", default="527x296", help="screen size in mm")
+    p.add_argument("--distance-mm", type=float, default=650.0, help="viewing distance in mm")
+    p.add_argument(
+        "--skip-broken", action="store_true", help="skip broken cases (listed) instead of stopping"
+    )
+    _common(p)
+
+    p = sub.add_parser(
+        "xdf",
+        formatter_class=_FMT,
+        help="one XDF recording (gaze + word streams) -> one session file",
+        description="An XDF file with a gaze stream (Tobii, Pupil, Gazepoint, EyeLink or XDF Gaze meta-data) "
+        'and a string word stream (one word per sample, or JSON {"word","start","end"}) -> '
+        "OUT/<file stem>.h5. The image is fitted to the display for the whole recording. Default display: "
+        f"{d.screen_w_px}x{d.screen_h_px} px, {d.screen_w_mm:g}x{d.screen_h_mm:g} mm at "
+        f"{d.viewing_distance_mm:g} mm.",
+        epilog="example: radgaze import xdf reading.xdf ./sessions --image chest.dcm --display 1920x1080",
+    )
+    p.add_argument("file", help="XDF file (LabRecorder)")
+    p.add_argument("out", help="output folder for the session file")
+    p.add_argument("--image", required=True, help="the image that was read (DICOM/PNG/JPEG)")
+    _geometry(p, display=True)
+    p.add_argument("--gaze-stream", help="name of the gaze stream (default: by type Gaze/Eyetracker)")
+    p.add_argument("--words-stream", help="name of the word stream (default: by type Markers/Words)")
+    p.add_argument("--layout", help="force a gaze layout: tobii, pupil, gazepoint, eyelink, generic")
+    p.add_argument("--layout-config", help="TOML/JSON file mapping gaze channels (see radgaze sim-tracker)")
+    p.add_argument("--fixations", choices=("ivt", "idt"), default="ivt", help="fixation detection")
+    p.add_argument("--case-id", help="case id (default: the file stem)")
+    _common(p)
+    return parser
+
+
+def _report(result: ImportResult, out: str) -> None:
+    print(f"{result.summary()} -> {out}")
+    for case, why in result.skipped:
+        print(f"  skipped {case}: {why}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.source == "reflacx":
+        from capture.importers.reflacx import import_reflacx
+
+        display = None
+        if args.display or args.screen_mm or args.distance_mm:
+            display = display_from_options(args.display, args.screen_mm, args.distance_mm, DisplayGeometry())
+        result = import_reflacx(
+            args.src,
+            args.out,
+            images=args.images,
+            display=display,
+            lead_s=args.lead_s,
+            overwrite=args.overwrite,
+            skip_broken=args.skip_broken,
+            limit=args.limit,
+        )
+        _report(result, args.out)
+    elif args.source == "egd":
+        from capture.importers.egd import EGD_DISPLAY, import_egd
+
+        display = display_from_options(None, args.screen_mm, args.distance_mm, EGD_DISPLAY)
+        result = import_egd(
+            args.src,
+            args.out,
+            images=args.images,
+            mimic_metadata=args.mimic_metadata,
+            display=display,
+            lead_s=args.lead_s,
+            overwrite=args.overwrite,
+            skip_broken=args.skip_broken,
+        )
+        _report(result, args.out)
+    else:
+        from capture.importers.xdf import import_xdf
+
+        display = display_from_options(args.display, args.screen_mm, args.distance_mm, DisplayGeometry())
+        result = import_xdf(
+            args.file,
+            args.out,
+            image=args.image,
+            display=display,
+            gaze_stream=args.gaze_stream,
+            words_stream=args.words_stream,
+            layout=args.layout,
+            layout_config=args.layout_config,
+            fixation_method=args.fixations,
+            case_id=args.case_id,
+            lead_s=args.lead_s,
+            overwrite=args.overwrite,
+        )
+        _report(result, args.out)
+    return 0

@@ -1,0 +1,310 @@
+"""XDF recordings (LabRecorder) -> a radgaze session file: one gaze stream + one word/marker stream + an image.
+
+The file is read with ``pyxdf.load_xdf(path, synchronize_clocks=True, dejitter_timestamps=True)`` (clock
+offsets applied, regular streams dejittered), so every time is on the recording computer's LSL clock.
+
+- Gaze stream: ``--gaze-stream NAME``, else the numeric stream of content type Gaze / Eyetracker (any case),
+  else one whose name names a known bridge. Its channel layout is any that ``capture.gaze.layouts`` knows
+  (Tobii, Pupil, Gazepoint, EyeLink by labels; XDF Gaze meta-data by channel types; or ``--layout`` /
+  ``--layout-config``).
+- Word stream: ``--words-stream NAME``, else the string stream of type Markers / Words / Speech / Transcript.
+  A sample is either one word (its time stamp is the word's start; it ends at the next word's start, at most
+  :data:`MAX_WORD_S` later) or a JSON object ``{"word", "start", "end"[, "probability"]}`` whose times are on the
+  sender's LSL clock (moved onto the recording clock by the same offset as the sample's time stamp). Spoken
+  punctuation ("period", "new paragraph") is converted as in live dictation.
+- Geometry: ``--image`` gives the image (size, hash, default window); the view is the image fitted to the
+  display (``--display WxH``, ``--screen-mm``, ``--distance-mm``; defaults: radgaze's DisplayGeometry), fixed
+  for the whole recording. Fixations are detected with radgaze's I-VT (or ``--fixations idt``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from capture.align import EYE_VOICE_LEAD_S
+from capture.errors import ConfigError, ImageLoadError, ImportFormatError, StreamLayoutError
+from capture.fixations import fixations_from_gaze
+from capture.gaze.layouts import StreamDescription, resolve_layout, to_gaze_records
+from capture.geometry import fit_view, map_gaze_to_image
+from capture.importers.common import ImportResult, add_sentences, check_output, safe_name, write_session_file
+from capture.punctuation import apply_dictated_punctuation
+from capture.records import GAZE_DTYPE, CaseRecord, DisplayGeometry, ImageRef, Words
+
+GAZE_TYPES = frozenset({"gaze", "eyetracker", "eye-tracker", "eyetracking", "eye_tracker"})
+WORD_TYPES = frozenset({"markers", "marker", "words", "word", "speech", "transcript", "asr", "dictation"})
+NUMERIC = frozenset({"float32", "double64", "int32", "int16", "int8", "int64"})
+# A dictated word lasts ~0.2-0.6 s (dictation runs at ~2-3 words/s); a word sample without an end time ends at
+# the next word's start, capped here so a pause is not counted as speech.
+MAX_WORD_S = 0.8
+
+
+def _first(info: dict, key: str, default: str = "") -> str:
+    value = info.get(key)
+    if isinstance(value, list) and value:
+        value = value[0]
+    return default if value is None or isinstance(value, (dict, list)) else str(value).strip()
+
+
+def _channels(info: dict) -> list[dict]:
+    desc = info.get("desc")
+    desc = desc[0] if isinstance(desc, list) and desc else None
+    if not isinstance(desc, dict):
+        return []
+    chans = desc.get("channels")
+    chans = chans[0] if isinstance(chans, list) and chans else None
+    if not isinstance(chans, dict):
+        return []
+    items = chans.get("channel") or []
+    return [c for c in items if isinstance(c, dict)]
+
+
+def describe_stream(stream: dict) -> StreamDescription:
+    """What an XDF stream says about itself, in the form ``capture.gaze.layouts`` chooses layouts from."""
+    info = stream["info"]
+    chans = _channels(info)
+    try:
+        n = int(_first(info, "channel_count", "0"))
+        rate = float(_first(info, "nominal_srate", "0") or 0)
+    except ValueError:
+        n, rate = 0, 0.0
+    desc = info.get("desc")
+    manufacturer = ""
+    if isinstance(desc, list) and desc and isinstance(desc[0], dict):
+        manufacturer = _first(desc[0], "manufacturer")
+    return StreamDescription(
+        name=_first(info, "name"),
+        type=_first(info, "type"),
+        n_channels=n,
+        channel_format=_first(info, "channel_format"),
+        nominal_rate_hz=rate,
+        source_id=_first(info, "source_id"),
+        hostname=_first(info, "hostname"),
+        labels=tuple(_first(c, "label") for c in chans),
+        types=tuple(_first(c, "type") for c in chans),
+        eyes=tuple(_first(c, "eye") for c in chans),
+        units=tuple(_first(c, "unit") for c in chans),
+        manufacturer=manufacturer,
+    )
+
+
+def load_streams(path: Path, *, synchronize: bool = True, select: list[int] | None = None) -> list[dict]:
+    """``pyxdf.load_xdf`` with clock sync and dejitter; any failure becomes an ImportFormatError."""
+    import pyxdf
+
+    if not path.is_file():
+        raise ImportFormatError(f"{path}: expected an XDF file, found nothing")
+    if path.stat().st_size == 0:
+        raise ImportFormatError(f"{path}: expected an XDF file, got an empty file")
+    logging.getLogger("pyxdf.pyxdf").setLevel(logging.CRITICAL)  # its recoverable-corruption log is not ours
+    try:
+        streams, _ = pyxdf.load_xdf(
+            str(path),
+            synchronize_clocks=synchronize,
+            dejitter_timestamps=synchronize,
+            select_streams=select,
+        )
+    except Exception as exc:  # pyxdf raises IOError, struct.error, ParseError, KeyError ... on bad files
+        raise ImportFormatError(
+            f"{path}: expected an XDF file (XDF: magic, chunks), could not read it: {exc}"
+        ) from exc
+    return streams
+
+
+def _listing(streams: list[dict]) -> str:
+    parts = []
+    for s in streams:
+        d = describe_stream(s)
+        parts.append(f"{d.name!r} (type {d.type!r}, {d.n_channels} x {d.channel_format})")
+    return ", ".join(parts) or "none"
+
+
+def pick_gaze_stream(streams: list[dict], name: str | None, path: Path) -> dict:
+    """The gaze stream: by name, else by content type, else by a bridge name (Tobii, EyeLink, ...)."""
+    if name is not None:
+        hits = [s for s in streams if describe_stream(s).name == name]
+        if not hits:
+            raise ImportFormatError(
+                f"{path}: expected a stream named {name!r}, got streams {_listing(streams)}"
+            )
+        return hits[0]
+    numeric = [s for s in streams if describe_stream(s).channel_format in NUMERIC]
+    by_type = [s for s in numeric if describe_stream(s).type.casefold() in GAZE_TYPES]
+    hints = ("tobii", "pupil", "gazepoint", "eyelink", "gaze", "eye")
+    by_name = [s for s in numeric if any(h in describe_stream(s).name.casefold() for h in hints)]
+    for group in (by_type, by_name):
+        if group:
+            return max(group, key=lambda s: len(s["time_stamps"]))
+    raise ImportFormatError(
+        f"{path}: expected a numeric gaze stream (type Gaze or Eyetracker), got streams {_listing(streams)}"
+    )
+
+
+def pick_word_stream(streams: list[dict], name: str | None, path: Path) -> dict:
+    """The word / marker stream: by name, else a string stream of a word-like type, else the only string one."""
+    if name is not None:
+        hits = [s for s in streams if describe_stream(s).name == name]
+        if not hits:
+            raise ImportFormatError(
+                f"{path}: expected a stream named {name!r}, got streams {_listing(streams)}"
+            )
+        return hits[0]
+    strings = [s for s in streams if describe_stream(s).channel_format == "string"]
+    typed = [s for s in strings if describe_stream(s).type.casefold() in WORD_TYPES]
+    if typed:
+        return typed[0]
+    if len(strings) == 1:
+        return strings[0]
+    raise ImportFormatError(
+        f"{path}: expected one string stream of words (type Markers / Words), got streams {_listing(streams)}"
+    )
+
+
+def parse_word_samples(
+    values: list[list[str]], t_stamp: np.ndarray, t_raw: np.ndarray, *, where: str
+) -> Words:
+    """Marker samples -> Words on the recording clock (plain words or JSON objects, see the module doc).
+
+    ``t_stamp`` are the synchronised time stamps, ``t_raw`` the sender's own (JSON times move by their
+    difference)."""
+    starts, ends, texts, probs = [], [], [], []
+    for k, sample in enumerate(values):
+        cell = (sample[0] if sample else "") or ""
+        cell = cell.strip()
+        if not cell:
+            continue
+        cell_plain = not cell.startswith("{")
+        if not cell_plain:
+            try:
+                obj = json.loads(cell)
+                word = str(obj["word"])
+                shift = float(t_stamp[k] - t_raw[k])
+                t0 = float(obj.get("start", t_raw[k])) + shift
+                t1 = float(obj.get("end", obj.get("start", t_raw[k]))) + shift
+                p = float(obj.get("probability", 1.0))
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+                raise ImportFormatError(
+                    f'{where} sample {k}: expected a word or JSON {{"word", "start", "end"}}, got {cell[:80]!r}'
+                ) from exc
+        else:
+            word, t0, t1, p = cell, float(t_stamp[k]), float("nan"), 1.0
+        if not np.isfinite(t0) or (np.isinf(t1) or (np.isnan(t1) and not cell_plain)):
+            raise ImportFormatError(f"{where} sample {k}: expected finite word times, got {t0}, {t1}")
+        starts.append(t0)
+        ends.append(t1)
+        texts.append(word)
+        probs.append(p)
+    t0 = np.asarray(starts, np.float64)
+    t1 = np.asarray(ends, np.float64)
+    order = np.argsort(t0, kind="stable")
+    t0, t1 = t0[order], t1[order]
+    texts = [texts[i] for i in order]
+    prob = np.asarray(probs, np.float32)[order]
+    nxt = np.append(t0[1:], np.inf)
+    t1 = np.where(np.isnan(t1), np.minimum(nxt, t0 + MAX_WORD_S), np.maximum(t1, t0))
+    return Words(t0, t1, texts, prob)
+
+
+def import_xdf(
+    path: str | Path,
+    out: str | Path,
+    *,
+    image: str | Path,
+    display: DisplayGeometry | None = None,
+    gaze_stream: str | None = None,
+    words_stream: str | None = None,
+    layout: str | None = None,
+    layout_config: str | Path | None = None,
+    fixation_method: str = "ivt",
+    case_id: str | None = None,
+    lead_s: float = EYE_VOICE_LEAD_S,
+    overwrite: bool = False,
+) -> ImportResult:
+    """Import one XDF recording as ``out/<stem>.h5`` with one case (see the module docstring)."""
+    from capture.images import default_window, load_image
+
+    path, out = Path(path), Path(out)
+    display = display or DisplayGeometry()
+    try:
+        img = load_image(image)
+    except ImageLoadError as exc:
+        raise ConfigError(f"--image: {exc}") from exc
+    streams = load_streams(path)
+    if not streams:
+        raise ImportFormatError(
+            f"{path}: expected a gaze stream and a word stream, the file holds no streams"
+        )
+    gs = pick_gaze_stream(streams, gaze_stream, path)
+    ws = pick_word_stream(streams, words_stream, path)
+    gdesc = describe_stream(gs)
+    try:
+        lay = resolve_layout(gdesc, forced=layout, config_path=layout_config)
+    except StreamLayoutError as exc:
+        raise ImportFormatError(f"{path}: {exc}") from exc
+    data = np.asarray(gs["time_series"], np.float64)
+    t_gaze = np.asarray(gs["time_stamps"], np.float64)
+    if data.size == 0 or t_gaze.size == 0:
+        raise ImportFormatError(f"{path}: gaze stream {gdesc.name!r} holds no samples")
+    if not np.all(np.isfinite(t_gaze)):
+        raise ImportFormatError(f"{path}: gaze stream {gdesc.name!r} has non-finite time stamps")
+    order = np.argsort(t_gaze, kind="stable")
+    try:
+        gaze = to_gaze_records(lay, data[order], t_gaze[order], display)
+    except StreamLayoutError as exc:
+        raise ImportFormatError(f"{path}: {exc}") from exc
+
+    raw = load_streams(path, synchronize=False, select=[int(ws["info"]["stream_id"])])
+    t_raw = np.asarray(raw[0]["time_stamps"], np.float64) if raw else np.asarray(ws["time_stamps"])
+    where = f"{path} stream {describe_stream(ws).name!r}"
+    words, _ = apply_dictated_punctuation(
+        parse_word_samples(ws["time_series"], np.asarray(ws["time_stamps"], np.float64), t_raw, where=where)
+    )
+
+    t_start = float(gaze["t_lsl"][0])
+    if len(words):
+        t_start = min(t_start, float(words.t_start[0]))
+    t_end = max(float(gaze["t_lsl"][-1]), float(words.t_end.max()) if len(words) else -np.inf)
+    meta = img.meta
+    view = fit_view(meta.width, meta.height, display, t_lsl=t_start, window=default_window(img))
+    gaze = map_gaze_to_image(gaze, view, display, meta.width, meta.height)
+    fixations = fixations_from_gaze(gaze, view, display, method=fixation_method)
+    name = safe_name(case_id or path.stem)
+    ref = ImageRef(
+        str(Path(image).resolve()), meta.sha256, meta.width, meta.height, meta.bits_stored, meta.photometric
+    )
+    record = CaseRecord(
+        case_id=name,
+        image=ref,
+        display=display,
+        t_start=t_start,
+        t_end=t_end,
+        gaze=gaze if gaze.dtype == GAZE_DTYPE else gaze.astype(GAZE_DTYPE),
+        fixations=fixations,
+        view_events=view,
+        words=words,
+        attrs={
+            "source": "xdf",
+            "xdf_file": str(path),
+            "gaze_stream": gdesc.name,
+            "gaze_layout": lay.name,
+            "words_stream": describe_stream(ws).name,
+            "fixation_method": fixation_method,
+            "view": "image fitted to the display for the whole recording",
+        },
+    )
+    add_sentences(record, lead_s=lead_s)
+    target = out / f"{name}.h5"
+    check_output(target, overwrite)
+    provenance = {
+        "importer": "xdf",
+        "source": str(path),
+        "tracker": gdesc.name,
+        "tracker_layout": lay.name,
+        "tracker_rate_hz": gdesc.nominal_rate_hz,
+        "eye_voice_lead_s": lead_s,
+    }
+    write_session_file(target, [record], provenance=provenance)
+    return ImportResult(written=[target], n_cases=1)
