@@ -174,6 +174,7 @@ class ReplayWindow(QtWidgets.QMainWindow):
         bar.setObjectName("Playback")
         bar.setMovable(False)
         self.case_box = QtWidgets.QComboBox()
+        self.case_box.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.case_box.currentTextChanged.connect(self.open_case)
         bar.addWidget(QtWidgets.QLabel(" Case "))
         bar.addWidget(self.case_box)
