@@ -9,6 +9,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "capture": ("capture.bench", "LSL ingest rate/latency, heatmap latency and throughput"),
     "viewer": ("app.bench_viewer", "window/level update, gaze overlay rate, frame time idle vs during ASR"),
     "model": ("model.bench", "loss parity and speed-up vs loop; GPU train-step throughput and MFU"),
+    "store": ("capture.store_bench", "session file size per minute of reading and write overhead"),
     "train": ("training.bench", "the paper config on synthetic data: samples/s, MFU, time for 50 epochs"),
 }
 
@@ -22,7 +23,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\nexample: radgaze bench capture --json")
         return 0
     if argv[0] not in TARGETS:
-        print(f"radgaze bench: unknown target {argv[0]!r}; expected one of {', '.join(TARGETS)}", file=sys.stderr)
+        print(
+            f"radgaze bench: unknown target {argv[0]!r}; expected one of {', '.join(TARGETS)}",
+            file=sys.stderr,
+        )
         return 2
     module = importlib.import_module(TARGETS[argv[0]][0])
     return int(module.main(argv[1:]) or 0)

@@ -1,0 +1,119 @@
+"""``radgaze bench store``: session-file size per minute of reading and the writer's overhead.
+
+A synthetic minute of live recording is pushed through a live (SWMR) SessionWriter as a recorder would:
+gaze chunks every 20 ms, 16 kHz audio blocks every 100 ms, words and a sentence heatmap every 6 s. The time
+spent inside writer calls is the write overhead (CPU seconds per second recorded); the file size is measured
+after close.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
+from capture.store import SessionWriter, heatmap_grid
+
+
+def measure(minutes: float, gaze_hz: float, audio: bool, folder: Path) -> dict:
+    rng = np.random.default_rng(0)
+    path = folder / "bench.h5"
+    image = ImageRef("bench.png", "0" * 64, 2048, 2048)
+    h, w, _ = heatmap_grid(image.width, image.height)
+    yy, xx = np.mgrid[0:h, 0:w]
+    spent = 0.0
+    n_steps = int(minutes * 60 / 0.02)
+    t = 0.0
+    tick = time.perf_counter
+    t0 = tick()
+    writer = SessionWriter(path, live=True)
+    writer.begin_case("bench", image, DisplayGeometry(), t_start=0.0)
+    spent += tick() - t0
+    per_chunk = gaze_hz * 0.02
+    carry = 0.0
+    for k in range(n_steps):
+        carry += per_chunk
+        n = int(carry)
+        carry -= n
+        g = np.zeros(n, GAZE_DTYPE)
+        g["t_lsl"] = t + np.arange(n) / gaze_hz
+        g["x_screen_px"], g["y_screen_px"] = rng.normal(700, 200, n), rng.normal(1000, 300, n)
+        g["flags"] = GAZE_VALID
+        audio_block = rng.integers(-3000, 3000, 1600, dtype=np.int16) if audio and k % 5 == 0 else None
+        sentence = None
+        if k % 300 == 299:  # a sentence every 6 s, with its words
+            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+            hm = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 15.0**2)).astype(np.float32)
+            sentence = (
+                hm / hm.sum(),
+                Words(
+                    np.array([t - 2, t - 1]),
+                    np.array([t - 1.5, t - 0.5]),
+                    ["No", "effusion."],
+                    np.ones(2, "f4"),
+                ),
+            )
+        t1 = tick()
+        writer.append_gaze(g)
+        if audio_block is not None:
+            writer.append_audio(audio_block, t)
+        if sentence is not None:
+            writer.append_words(sentence[1])
+            writer.append_sentence(
+                t_start=t - 2,
+                t_end=t - 0.5,
+                window_start=t - 3,
+                window_end=t - 0.5,
+                text="No effusion.",
+                heatmap=sentence[0],
+                n_fixations=5,
+            )
+        writer.tick()
+        spent += tick() - t1
+        t += 0.02
+    t1 = tick()
+    writer.end_case(t)
+    writer.close()
+    spent += tick() - t1
+    size = path.stat().st_size
+    return {
+        "recorded_s": round(t, 1),
+        "gaze_hz": gaze_hz,
+        "audio": audio,
+        "file_mb_per_min": round(size / 2**20 / (t / 60), 2),
+        "write_overhead_cpu_s_per_s": round(spent / t, 4),
+        "write_overhead_percent_of_real_time": round(100 * spent / t, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="radgaze bench store",
+        description=__doc__.split("\n\n")[0],
+        epilog="example: radgaze bench store --minutes 1 --gaze-hz 1000 --json",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--minutes", type=float, default=1.0, help="minutes of reading to simulate")
+    p.add_argument("--gaze-hz", type=float, default=1000.0, help="gaze sample rate")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [
+            measure(args.minutes, args.gaze_hz, audio, Path(tmp) / str(audio))
+            for audio in (False, True)
+            if (Path(tmp) / str(audio)).mkdir() is None
+        ]
+    out = {"with_audio": rows[1], "gaze_only": rows[0]}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for name, r in out.items():
+            print(
+                f"{name:10s} {r['file_mb_per_min']:7.2f} MB/min  write overhead {r['write_overhead_percent_of_real_time']:.2f} % of real time"
+            )
+    return 0
