@@ -43,6 +43,7 @@ class Anatomy:
     heart_b: float = 0.13
     body_half_w: float = 0.47
     rib_phase: float = 0.0
+    breast: float = 0.0  # density of breast shadows over the lower zones (0 = none)
     noise_seed: int = 0
 
     def heart_width(self) -> float:
@@ -75,6 +76,7 @@ def random_anatomy(rng: np.random.Generator) -> Anatomy:
         heart_b=rng.uniform(0.12, 0.135),
         body_half_w=rng.uniform(0.45, 0.49),
         rib_phase=rng.uniform(-0.3, 0.3),
+        breast=float(rng.uniform(0.03, 0.07)) if rng.random() < 0.5 else 0.0,
         noise_seed=int(rng.integers(2**31)),
     )
 
@@ -347,6 +349,12 @@ def _soft_tissue_layer(
     out -= 0.07 * _smoothstep((0.016 - np.abs(xn - anat.cx)) / 0.008) * _smoothstep((0.34 - yn) / 0.04) * body
     knob = ((xn - anat.cx - 0.055) / 0.032) ** 2 + ((yn - 0.30) / 0.028) ** 2 < 1
     out += 0.04 * _blur(knob, max(0.7, n / 300))
+    # breast shadows: soft tissue over the lower zones with a sharp, convex inferior margin
+    if anat.breast > 0:
+        d_c, y_c = anat.lung_d_centre + 0.05, np.mean(anat.dome_y) - 0.06
+        e = ((d - d_c) / 0.17) ** 2 + ((yn - y_c) / 0.11) ** 2
+        fade_in = _smoothstep((yn - y_c + 0.11) / 0.16)  # no upper edge, only the inferior margin is sharp
+        out += anat.breast * _blur(e < 1.0, max(0.7, n / 400)) * fade_in * (0.25 + 0.75 * soft)
     # gastric bubble under the left hemidiaphragm
     gy = anat.dome_y[1] + 0.045
     bubble = ((xn - anat.cx - 0.14) / 0.05) ** 2 + ((yn - gy) / 0.025) ** 2 < 1

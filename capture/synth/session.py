@@ -30,7 +30,6 @@ from capture.punctuation import apply_dictated_punctuation
 from capture.records import VIEW_DTYPE, VIEW_FIT, VIEW_ZOOM, CaseRecord, DisplayGeometry, Finding, ImageRef
 from capture.store import SessionWriter, heatmap_grid
 from capture.synth.phantom import (
-    SIDES,
     ZONES,
     Phantom,
     draw_case,
@@ -107,8 +106,9 @@ def _mask_points(rng: np.random.Generator, mask: np.ndarray, scale: float, n: in
 def _search_path(
     rng: np.random.Generator, ph: Phantom, masks: dict[str, np.ndarray], size: int, scale: float
 ) -> np.ndarray:
-    """The systematic search: centre glance, each lung top to bottom (two points per zone), heart,
-    mediastinum, costophrenic angles, apices; abnormal places get 1-3 refixations when passed. (k, 2) px."""
+    """The systematic search: centre glance, each lung top to bottom (two points per zone), heart and
+    mediastinum (before or after the lungs), costophrenic angles, apices; abnormal places get 1-3
+    refixations when passed. (k, 2) image px."""
     pts: list[np.ndarray] = [np.array([[0.5 * size, 0.45 * size]])]
     finding_pts = {i: _mask_points(rng, m, scale, 3) for i, m in masks.items() if isinstance(i, int)}
 
@@ -117,7 +117,7 @@ def _search_path(
             if match(s):
                 pts.append(finding_pts[i][: rng.integers(1, 4)])
 
-    for side in SIDES:
+    def lung(side: str) -> None:
         for zone in ZONES:
             cx, cy = zone_centre(ph.anatomy, side, zone)
             for dx in rng.permutation([-0.05, 0.05]):
@@ -125,10 +125,21 @@ def _search_path(
                     np.array([[(cx + dx + rng.normal(0, 0.015)) * size, (cy + rng.normal(0, 0.02)) * size]])
                 )
             refixate(lambda s, side=side, zone=zone: s.side == side and s.zone == zone)
-    for region in ("heart", "mediastinum", "costophrenic_angles", "apices"):
-        pts.append(_mask_points(rng, masks[region], scale, 2 if region in ("heart", "mediastinum") else 3))
-        if region == "heart":
+
+    def region(name: str) -> None:
+        pts.append(_mask_points(rng, masks[name], scale, 2 if name in ("heart", "mediastinum") else 3))
+        if name == "heart":
             refixate(lambda s: s.label == "cardiomegaly")
+
+    # readers differ in order: most go lung by lung (right first, as the film is read left to right), some
+    # inside-out (heart and mediastinum first); the periphery (angles, apices) comes last
+    lungs = [lambda: lung("right"), lambda: lung("left")]
+    if rng.random() < 0.3:
+        lungs.reverse()
+    centre = [lambda: region("heart"), lambda: region("mediastinum")]
+    blocks = centre + lungs if rng.random() < 0.3 else lungs + centre
+    for block in blocks + [lambda: region("costophrenic_angles"), lambda: region("apices")]:
+        block()
     return np.concatenate(pts)
 
 
