@@ -7,9 +7,25 @@ import time
 from pathlib import Path
 
 from capture.errors import ConfigError
+from capture.records import DisplayGeometry
 from capture.synth.session import DEFAULT_IMAGE_SIZE, DEFAULT_RATE_HZ, write_synthetic_sessions
 
 RATE_RANGE_HZ = (60.0, 2000.0)  # from consumer (Gazepoint 60 Hz) to research trackers (EyeLink 2000 Hz)
+
+
+def _parse_display(text: str) -> DisplayGeometry:
+    """'WxH' in pixels -> a DisplayGeometry with the default pixel pitch and viewing distance."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError as exc:
+        raise ConfigError(
+            f"--display: expected WIDTHxHEIGHT in pixels such as 1920x1080, got {text!r}"
+        ) from exc
+    if not (100 <= w <= 16384 and 100 <= h <= 16384):
+        raise ConfigError(f"--display: expected 100..16384 px per side, got {text!r}")
+    base = DisplayGeometry()
+    pitch_w, pitch_h = base.screen_w_mm / base.screen_w_px, base.screen_h_mm / base.screen_h_px
+    return DisplayGeometry(w, h, w * pitch_w, h * pitch_h, base.viewing_distance_mm)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--size", type=int, default=DEFAULT_IMAGE_SIZE, help="image side in pixels")
     p.add_argument("--cases-per-file", type=int, default=4, help="cases per session file (one reading each)")
+    p.add_argument(
+        "--display",
+        metavar="WxH",
+        help="screen size in pixels the gaze is on (same pixel pitch and viewing distance); default: a 3 MP "
+        "portrait diagnostic monitor, 1536x2048",
+    )
     p.add_argument("--preview", metavar="PNG", help="also draw the first case with its findings and scanpath")
     return p
 
@@ -46,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--size: expected 64-8192 px, got {args.size}")
     if args.cases_per_file < 1:
         raise ConfigError(f"--cases-per-file: expected >= 1, got {args.cases_per_file}")
+    display = _parse_display(args.display) if args.display else DisplayGeometry()
     taken = sorted(Path(args.out_dir).glob(f"synth-s{args.seed}-*.h5"))
     if taken:
         raise ConfigError(
@@ -60,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         cases_per_file=args.cases_per_file,
         image_size=args.size,
         rate_hz=args.rate,
+        display=display,
     )
     for path in paths:
         print(path)
@@ -68,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         from capture.synth.preview import write_preview
         from capture.synth.session import synth_reading
 
-        reading = synth_reading(args.seed, n_cases=1, image_size=args.size, rate_hz=args.rate)
+        reading = synth_reading(
+            args.seed, n_cases=1, image_size=args.size, rate_hz=args.rate, display=display
+        )
         print(write_preview(args.preview, reading[0], reading.images[0]))
     return 0

@@ -191,22 +191,9 @@ def test_cli_end_to_end(tmp_path):
     preview = tmp_path / "preview.png"
     repo = Path(__file__).resolve().parents[2]
     proc = _radgaze(
-        "synth",
-        str(out),
-        "--cases",
-        "3",
-        "--seed",
-        "2",
-        "--rate",
-        "500",
-        "--size",
-        "256",
-        "--cases-per-file",
-        "2",
-        "--preview",
-        str(preview),
-        cwd=repo,
-    )
+        "synth", str(out), "--cases", "3", "--seed", "2", "--rate", "500", "--size", "256",
+        "--cases-per-file", "2", "--display", "1920x1080", "--preview", str(preview), cwd=repo,
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     files = sorted(out.glob("*.h5"))
     assert len(files) == 2 and len(list(out.glob("*.png"))) == 3 and preview.is_file()
@@ -215,6 +202,12 @@ def test_cli_end_to_end(tmp_path):
     doc = json.loads(info.stdout)
     assert doc["valid"] and [c["case_id"] for c in doc["cases"]] == ["synth2-0000", "synth2-0001"]
     assert all(c["gaze_samples"] > 0 and c["sentences"] > 0 for c in doc["cases"])
+    with SessionReader(files[0]) as r:
+        case = r.case("synth2-0000")
+        assert (case.display.screen_w_px, case.display.screen_h_px) == (1920, 1080)
+        g = case.gaze[(case.gaze["flags"] & 1) > 0]
+        assert np.median(np.diff(case.gaze["t_lsl"])) == pytest.approx(1 / 500)
+        assert 0 < np.median(g["x_screen_px"]) < 1920 and 0 < np.median(g["y_screen_px"]) < 1080
     bad = _radgaze("synth", str(out / "x"), "--rate", "5", cwd=repo)
     assert bad.returncode == 2 and "--rate" in bad.stderr and "Traceback" not in bad.stderr
     again = _radgaze("synth", str(out), "--cases", "1", "--seed", "2", "--size", "64", cwd=repo)
