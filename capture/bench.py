@@ -7,9 +7,11 @@
   1.5 s after connecting are sent as invalid warm-up samples and kept out of the latency figures (liblsl holds
   the first ~0.6 s of a new connection while it measures the clock offset); they are reported as
   ``ingest_connect_delay_max_ms`` and count for lost samples.
-- heatmap latency: time from a sentence's last word becoming final to its heatmap stored in the session file
-  (capture.align.LiveAligner + SessionWriter); null when those are not installed.
-- heatmaps/s: capture.heatmap.render_heatmap at 512x512 with 20 fixations, one thread; null when absent.
+- heatmap latency: time from a sentence's final words entering the recorder's pipeline (capture.pipeline:
+  fixations -> LiveAligner -> SessionWriter, live SWMR) to its heatmap in the file, flushed; null when
+  those are not installed.
+- heatmaps/s: capture.heatmap.render_heatmap at 512x512 with 20 fixations, one thread (a child process with
+  BLAS limited to one thread); null when absent.
 
 Goals (issue 3, section 6): 0 lost, p99 < 5 ms, p95 <= 50 ms, >= 1,000 heatmaps/s.
 """
@@ -30,7 +32,7 @@ import pylsl
 
 from capture.gaze.inlet import GazeInlet
 from capture.gaze.layouts import BUILTIN_LAYOUTS
-from capture.records import FIXATION_DTYPE, GAZE_VALID, DisplayGeometry, Words
+from capture.records import GAZE_VALID, DisplayGeometry, Words
 
 GOALS = {
     "ingest_lost_samples": ("==", 0),
@@ -140,8 +142,27 @@ def _pct(values: np.ndarray, q: float) -> float | None:
 # heatmaps
 
 
+ONE_THREAD_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def bench_heatmaps_per_s_one_thread(seconds: float = 2.0) -> tuple[float | None, str | None]:
+    """:func:`bench_heatmaps_per_s` in a child process whose BLAS is limited to one thread (numpy's BLAS
+    reads its thread count at import, so this cannot be changed in a running process)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "capture.bench", "--measure-heatmaps", str(seconds)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **ONE_THREAD_ENV},
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        return None, f"heatmap throughput child failed: {proc.stderr.strip().splitlines()[-1:]}"
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["heatmaps_per_s"], result["why"]
+
+
 def bench_heatmaps_per_s(seconds: float = 2.0, seed: int = 0) -> tuple[float | None, str | None]:
-    """render_heatmap calls per second at 512x512 with 20 fixations (one thread), or (None, why)."""
+    """render_heatmap calls per second at 512x512 with 20 fixations in this thread, or (None, why)."""
     try:
         from capture.heatmap import render_heatmap
         from capture.store import heatmap_grid
@@ -149,77 +170,86 @@ def bench_heatmaps_per_s(seconds: float = 2.0, seed: int = 0) -> tuple[float | N
         return None, f"capture.heatmap not available ({exc})"
     rng = np.random.default_rng(seed)
     size = HEATMAP_SIZE_PX
-    grid = heatmap_grid(size, size)
+    grid = heatmap_grid(size, size)  # 512 x 512 map, 1 image px per map px
     sets = [
         (rng.uniform(0, size, HEATMAP_FIXATIONS), rng.uniform(0, size, HEATMAP_FIXATIONS),
          rng.uniform(0.1, 0.6, HEATMAP_FIXATIONS))
         for _ in range(64)
     ]  # fmt: skip
-    sigma_img_px = 15.0  # ~1 degree on a 512 px image fitted to the default display
+    # 1 degree on a 512 px image fitted to the default display: ~40 screen px/deg * 512/2048 = ~10 px; use 15
+    sigma_img_px = 15.0
     n, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         x, y, w = sets[n % len(sets)]
-        render_heatmap(x, y, w, sigma_img_px, image_w=size, image_h=size, grid=grid)
+        render_heatmap(x, y, w, sigma_img_px, grid=grid)
         n += 1
     return round(n / (time.perf_counter() - t0), 1), None
 
 
-def bench_heatmap_latency(n_sentences: int = 40) -> tuple[float | None, str | None]:
-    """p95 (ms) from a sentence's last word final to its heatmap stored, or (None, why)."""
+def bench_heatmap_latency(n_sentences: int = 40) -> tuple[dict | None, str | None]:
+    """Latency (ms) from a sentence's last word final to its heatmap stored, or (None, why)."""
     try:
-        from capture.align import LiveAligner
+        from capture.geometry import fit_view
+        from capture.pipeline import LivePipeline
         from capture.store import SessionWriter
     except ImportError as exc:
-        return None, f"capture.align.LiveAligner not available ({exc})"
-    try:
-        return _measure_live_aligner(LiveAligner, SessionWriter, n_sentences), None
-    except (AttributeError, TypeError, LookupError) as exc:  # not the API app/live.py uses
-        return None, f"LiveAligner API mismatch: {exc!r}"
+        return None, f"capture.pipeline (LiveAligner + SessionWriter) not available ({exc})"
+    return _measure_live_pipeline(LivePipeline, SessionWriter, fit_view, n_sentences), None
 
 
-def _measure_live_aligner(live_aligner, session_writer, n_sentences: int) -> float:
-    """Like app/live.py: a live session, a fitted view, fixations ahead of the words (gaze is never behind
-    ASR); each sentence's final words go in and the clock stops when its heatmap has been appended to the
-    session file. Returns the p95 in ms over ``n_sentences`` sentences."""
-    from capture.records import VIEW_DTYPE, VIEW_FIT, ImageRef
+def _measure_live_pipeline(live_pipeline, session_writer, fit_view, n_sentences: int) -> dict:
+    """The recorder's own path (capture.pipeline.LivePipeline on a live SWMR session file): screen gaze in
+    10 ms chunks runs ahead of the words, as it does when ASR lags speech; for each sentence its final words
+    go in and the clock stops when its heatmap is appended to the file, and again after a flush (what a
+    reader of the live file can see). Gaze is the built-in scanpath, 250 Hz; sentences ~ 3.3 s apart."""
+    from capture.gaze.scanpath import synthetic_scanpath
+    from capture.records import ImageRef
 
-    rng = np.random.default_rng(0)
     display = DisplayGeometry()
     size = 2048
+    rate_hz, chunk_s, sentence_s, asr_lag_s = 250.0, 0.01, 3.3, 0.8
     image = ImageRef("bench.png", "0" * 64, size, size)
-    scale = min(display.screen_w_px, display.screen_h_px) / size
-    view = np.zeros(1, VIEW_DTYPE)
-    view[0] = (0.0, VIEW_FIT, scale, 0.0, (display.screen_h_px - size * scale) / 2, 2048.0, 4096.0, 0)
-    latencies = []
+    t_base = 1000.0
+    gaze = synthetic_scanpath(0, n_sentences * sentence_s + 5.0, rate_hz, display)
+    gaze["t_lsl"] += t_base
+    appended, stored, n_closed, n_maps = [], [], 0, 0
     with tempfile.TemporaryDirectory() as tmp:
         writer = session_writer(Path(tmp) / "bench.h5", reader_id="bench", live=True)
         try:
-            writer.begin_case("bench", image, display, t_start=0.0)
-            aligner = live_aligner(writer, image=image, display=display)
-            aligner.add_view_events(view)
-            t = 1.0
-            for _ in range(n_sentences):
-                fix = np.zeros(HEATMAP_FIXATIONS, FIXATION_DTYPE)
-                fix["t_start"] = t + np.arange(HEATMAP_FIXATIONS) * 0.3
-                fix["t_end"] = fix["t_start"] + 0.25
-                fix["x_img_px"], fix["y_img_px"] = rng.uniform(0, size, (2, HEATMAP_FIXATIONS))
-                fix["x_screen_px"] = fix["x_img_px"] * scale
-                fix["y_screen_px"] = fix["y_img_px"] * scale + view[0]["offset_y"]
-                fix["ppd_img"] = 53.0
-                aligner.add_fixations(fix)
-                words = Words(np.array([t + 3.0, t + 3.6, t + 4.2]), np.array([t + 3.5, t + 4.1, t + 4.4]),
-                              ["small", "opacity", "."], np.ones(3, np.float32))  # fmt: skip
+            view = fit_view(size, size, display, t_lsl=t_base)
+            pipe = live_pipeline(writer, case_id="bench", image=image, display=display, initial_view=view)
+            k, per_chunk = 0, int(rate_hz * chunk_s)
+            for i in range(n_sentences):
+                t0_s = t_base + 1.0 + i * sentence_s
+                t_final = t0_s + 2.5 + asr_lag_s  # the last word ends at t0 + 2.5; ASR is final a bit later
+                while k < gaze.size and gaze["t_lsl"][k] < t_final:
+                    pipe.push_gaze(gaze[k : k + per_chunk])
+                    k += per_chunk
+                words = Words(
+                    t0_s + np.array([0.0, 0.6, 1.4, 2.3]), t0_s + np.array([0.5, 1.3, 2.2, 2.5]),
+                    ["small", "left", "opacity", "."], np.ones(4, np.float32),
+                )  # fmt: skip
                 t0 = time.perf_counter()
-                aligner.add_words(words)
-                closed = list(aligner.pop_closed())
-                latencies.append(time.perf_counter() - t0)
-                if not closed:
-                    raise LookupError("LiveAligner did not close a sentence ended by '.' with gaze all in")
-                t += 6.0
-            aligner.finish()
+                closed = pipe.push_words(words)
+                appended.append(time.perf_counter() - t0)
+                writer.flush()
+                stored.append(time.perf_counter() - t0)
+                n_closed += len(closed)
+                n_maps += sum(c.heatmap is not None for c in closed)
+            pipe.finish()
         finally:
             writer.close()
-    return round(float(np.percentile(np.array(latencies) * 1e3, 95)), 3)
+    if n_closed != n_sentences:
+        raise RuntimeError(
+            f"heatmap latency bench: expected {n_sentences} sentences to close, {n_closed} did"
+        )
+    return {
+        "appended_p95_ms": round(float(np.percentile(np.array(appended) * 1e3, 95)), 3),
+        "stored_p95_ms": round(float(np.percentile(np.array(stored) * 1e3, 95)), 3),
+        "stored_max_ms": round(float(np.max(stored) * 1e3), 3),
+        "n_sentences": n_closed,
+        "n_heatmaps": n_maps,
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -258,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=10.0, help="ingest duration in seconds")
     p.add_argument("--rate", type=float, default=2000.0, help="ingest sample rate in Hz")
     p.add_argument("--skip-ingest", action="store_true", help="only the heatmap figures")
+    p.add_argument("--sentences", type=int, default=40, help="sentences in the heatmap latency run")
     p.add_argument("--serve-outlet", nargs=3, metavar=("NAME", "RATE", "DURATION"), help=argparse.SUPPRESS)
+    p.add_argument("--measure-heatmaps", type=float, metavar="SECONDS", help=argparse.SUPPRESS)
     return p
 
 
@@ -267,14 +299,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.serve_outlet:
         name, rate, duration = args.serve_outlet
         return serve_outlet(name, float(rate), float(duration))
+    if args.measure_heatmaps:
+        rate, why = bench_heatmaps_per_s(args.measure_heatmaps)
+        print(json.dumps({"heatmaps_per_s": rate, "why": why}))
+        return 0
     figures: dict = {"ingest_rate_hz": None, "ingest_lost_samples": None, "ingest_latency_p99_ms": None}
     notes = {}
     if not args.skip_ingest:
         figures.update(bench_ingest(args.rate, args.duration))
-    figures["heatmap_latency_p95_ms"], why = bench_heatmap_latency()
+    latency, why = bench_heatmap_latency(args.sentences)
+    figures["heatmap_latency_p95_ms"] = latency["stored_p95_ms"] if latency else None
+    if latency:
+        figures["heatmap_latency"] = latency
     if why:
         notes["heatmap_latency_p95_ms"] = why
-    figures["heatmaps_per_s"], why = bench_heatmaps_per_s()
+    figures["heatmaps_per_s"], why = bench_heatmaps_per_s_one_thread()
     if why:
         notes["heatmaps_per_s"] = why
     result = {
