@@ -152,7 +152,7 @@ class ReplayWindow(QtWidgets.QMainWindow):
         split.addWidget(self.timeline)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
-        split.setSizes([700, 240])  # the image gets most of the height
+        split.setSizes([600, 300])  # the image gets two thirds of the height
         v.addWidget(split, 1)
         self.setCentralWidget(central)
         side = QtWidgets.QWidget()
@@ -396,14 +396,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.session.is_file():
         raise SessionFormatError(f"expected a session file, got {str(args.session)!r} (not a file)")
+    case_ids = case_ids_of(args.session)
+    if args.case is not None and args.case not in case_ids:
+        raise SessionFormatError(f"case {args.case!r} not in {args.session}; cases: {', '.join(case_ids)}")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
     unattended = args.seconds is not None or args.screenshot is not None
     win = ReplayWindow(args.session, audio=not (args.no_audio or unattended))
     if args.case is not None:
-        if args.case not in win.case_ids:
-            raise SessionFormatError(
-                f"case {args.case!r} not in {args.session}; cases: {', '.join(win.case_ids)}"
-            )
         win.open_case(args.case)
     win.resize(1500, 950)
     win.show()

@@ -184,7 +184,7 @@ class TimelineWidget(pg.GraphicsLayoutWidget):
         self.highlight = pg.BarGraphItem(x0=[0], x1=[0], y0=[0.55], y1=[1.45], brush="#ffeb3b80", pen=None)
         self.highlight.setVisible(False)
         self.words_plot.addItem(self.highlight)
-        self.setMinimumHeight(180)
+        self.setMinimumHeight(240)
 
     # -- content --------------------------------------------------------------------------------------
     def set_record(self, record: CaseRecord) -> None:

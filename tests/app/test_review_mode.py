@@ -1,0 +1,264 @@
+"""Review: agreement maths on hand-built maps, checkpoint resolution, and the review window with a tiny model."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from replay_review_sessions import write_session
+
+from app.agreement import (
+    METRICS,
+    SentenceAgreement,
+    agreement,
+    case_rows,
+    csv_text,
+    fixation_mask,
+    resample_to_grid,
+    sort_by_disagreement,
+    summarise_cases,
+)
+from app.retrain import POINTER_NAME, resolve_checkpoint, write_pointer
+from capture.errors import CheckpointError
+from capture.records import FIXATION_DTYPE
+
+
+# ------------------------------------------------------------------------------------------ pure
+def _blob(shape, cy, cx, sigma=3.0):
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    m = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
+    return m / m.sum()
+
+
+def test_fixation_mask_takes_fixations_overlapping_the_window_on_the_grid():
+    fx = np.zeros(3, FIXATION_DTYPE)
+    fx["t_start"], fx["t_end"] = [0.0, 1.0, 5.0], [0.5, 1.5, 5.5]
+    fx["x_img_px"], fx["y_img_px"] = [10.0, 41.0, 20.0], [4.0, 9.0, 20.0]
+    m = fixation_mask(fx, 0.4, 2.0, (8, 16), scale=4.0)  # image px -> cell: floor(x / 4)
+    assert m.sum() == 2 and m[1, 2] and m[2, 10]
+    assert not fixation_mask(fx, 10.0, 11.0, (8, 16), 4.0).any()
+
+
+def test_agreement_identical_vs_disjoint_maps():
+    a = _blob((32, 32), 10, 10)
+    mask = np.zeros((32, 32), bool)
+    mask[10, 10] = True
+    same = agreement(a, a, mask)
+    assert same["cc"] == pytest.approx(1.0) and same["sim"] == pytest.approx(1.0)
+    assert same["kld"] == pytest.approx(0.0, abs=1e-9) and same["auc_judd"] > 0.99 and same["nss"] > 3
+    far = agreement(_blob((32, 32), 25, 25), a, mask)
+    assert far["cc"] < 0.05 and far["sim"] < 0.05 and far["kld"] > 5 and far["nss"] < 0
+    assert far["auc_judd"] < same["auc_judd"] - 0.2
+    assert math.isnan(agreement(a, a, None)["nss"]) and math.isnan(
+        agreement(a, a, np.zeros_like(mask))["auc_judd"]
+    )
+
+
+def test_resample_to_grid_keeps_a_ramp():
+    ramp = np.tile(np.arange(64, dtype=np.float32), (32, 1))
+    small = resample_to_grid(ramp, (16, 32))
+    assert small.shape == (16, 32)
+    np.testing.assert_allclose(small[5, 4:28], np.arange(64)[::2][4:28] + 0.5, atol=0.6)
+    assert resample_to_grid(ramp, (32, 64)) is not None and np.array_equal(
+        resample_to_grid(ramp, (32, 64)), ramp
+    )
+
+
+def _row(case, i, cc, nss=1.0):
+    return SentenceAgreement("s.h5", case, i, f"sentence {i}", 2, cc, nss, 1.0, 0.5, 0.8)
+
+
+def test_summary_sort_and_csv():
+    rows = [_row("a", 0, 0.9), _row("a", 1, 0.1, math.nan), _row("b", 0, -0.2), _row("b", 1, math.nan)]
+    assert [r.cc for r in sort_by_disagreement(rows)][:3] == [-0.2, 0.1, 0.9]
+    assert math.isnan(sort_by_disagreement(rows)[-1].cc)
+    summary = {c.case_id: c for c in summarise_cases(rows)}
+    assert summary["a"].cc == pytest.approx(0.5) and summary["a"].nss == pytest.approx(1.0)
+    assert summary["b"].cc == pytest.approx(-0.2) and summary["b"].n_sentences == 2
+    parsed = list(csv.DictReader(io.StringIO(csv_text(rows))))
+    assert [p["cc"] for p in parsed] == ["0.9", "0.1", "-0.2", ""]
+    assert parsed[2]["disagreement"] == "1.2" and parsed[1]["nss"] == ""
+    assert set(METRICS) <= set(parsed[0])
+
+
+def test_case_rows_match_the_sentences_with_heatmaps(tmp_path):
+    from capture.store import SessionReader
+
+    path = write_session(tmp_path / "s.h5", 1)
+    with SessionReader(path) as r:
+        rec = r.case("case0")
+    maps = rec.heatmaps.copy()  # a "model" that looks exactly where the reader looked
+    rows = case_rows(rec, maps, session="s.h5")
+    assert [r.sentence_index for r in rows] == [0, 1, 2]
+    assert all(r.cc == pytest.approx(1.0) and r.auc_judd > 0.95 for r in rows)
+    with pytest.raises(ValueError, match="expected 3 model maps"):
+        case_rows(rec, maps[:2])
+
+
+def _save_tiny_checkpoint(directory: Path, seed: int) -> Path:
+    import torch
+
+    from model.checkpoint import save_checkpoint
+    from model.config import ModelConfig
+    from model.egma import EGMAModel
+
+    torch.manual_seed(seed)
+    save_checkpoint(EGMAModel(ModelConfig.preset("tiny")), directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("run")
+    _save_tiny_checkpoint(run / "checkpoints" / "last", seed=0)
+    return run
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("review_sessions")
+    write_session(folder / "a.h5", 2, prefix="a")
+    write_session(folder / "b.h5", 1, prefix="b")
+    return folder
+
+
+def test_resolve_checkpoint_prefers_pointer_then_best_then_last(tmp_path, run_dir):
+    assert resolve_checkpoint(run_dir) == run_dir / "checkpoints" / "last"
+    assert resolve_checkpoint(run_dir / "checkpoints" / "last") == run_dir / "checkpoints" / "last"
+    run = tmp_path / "run"
+    import shutil
+
+    shutil.copytree(run_dir / "checkpoints" / "last", run / "checkpoints" / "last")
+    shutil.copytree(run_dir / "checkpoints" / "last", run / "checkpoints" / "best")
+    assert resolve_checkpoint(run) == run / "checkpoints" / "best"
+    other = shutil.copytree(run_dir / "checkpoints" / "last", tmp_path / "elsewhere")
+    write_pointer(run, other, source_run="x")
+    assert resolve_checkpoint(run) == other.resolve()
+    (run / POINTER_NAME).write_text(json.dumps({"checkpoint": str(tmp_path / "gone")}))
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
+        resolve_checkpoint(run)
+    with pytest.raises(CheckpointError, match="expected a run directory"):
+        resolve_checkpoint(tmp_path / "empty")
+
+
+# ------------------------------------------------------------------------------------------ window
+@pytest.fixture
+def review(qtbot, run_dir, sessions):
+    from app.review import ReviewWindow
+
+    win = ReviewWindow(run_dir, sessions)
+    qtbot.addWidget(win)
+    win.resize(1400, 950)
+    with qtbot.waitSignal(win.rows_ready, timeout=60_000):
+        win.show()
+    yield win
+    win.close()
+
+
+def _column(table, col):
+    return [table.item(r, col).value for r in range(table.rowCount())]
+
+
+def test_metrics_table_filled_and_sorted_by_disagreement(review):
+    from app.review import COL_DISAGREEMENT, COLUMNS
+
+    assert review.table.rowCount() == 9 == len(review.rows)  # 3 cases x 3 sentences
+    d = _column(review.table, COL_DISAGREEMENT)
+    assert d == sorted(d, reverse=True) and all(0.0 <= v <= 2.0 for v in d)
+    cc_col = COLUMNS.index("CC")
+    np.testing.assert_allclose(d, [1.0 - v for v in _column(review.table, cc_col)], atol=1e-3)
+    assert review.case_table.rowCount() == 3
+    # sort by another column through the header
+    review.table.sortItems(cc_col)
+    cc = _column(review.table, cc_col)
+    assert cc == sorted(cc)
+    # the first row (most disagreeing) was shown on both panes
+    assert review.current is not None
+
+
+def test_selecting_a_row_shows_both_maps_on_the_same_grid(review):
+    from PySide6 import QtCore
+
+    from app.review import COLUMNS
+
+    review.table.sortItems(COLUMNS.index("SIM"))  # selection follows the sorted table
+    review.table.selectRow(3)
+    key = review.table.item(3, 0).data(QtCore.Qt.ItemDataRole.UserRole)
+    ci, si = review.current
+    case = review.cases[ci]
+    assert (case.session.name, case.record.case_id, si) == tuple(key)
+    reader, model = review.reader_state.overlay, review.model_state.overlay
+    assert reader.shape == model.shape == case.record.heatmaps.shape[1:]
+    np.testing.assert_allclose(reader.heatmap, case.record.sentence_heatmap(si))
+    np.testing.assert_allclose(model.heatmap, case.model_maps[si])
+    assert model.heatmap.sum() == pytest.approx(1.0, rel=1e-4)
+    assert review.reader_state.pixels is review.model_state.pixels or np.array_equal(
+        review.reader_state.pixels, review.model_state.pixels
+    )
+    assert case.record.sentences.text[si] in review.sentence_label.text()
+    assert "CC" in review.metrics_label.text()
+
+
+def test_typed_text_changes_the_model_map(review, qtbot):
+    before = review.model_state.overlay.heatmap.copy()
+    review.query_edit.setText("large heart")
+    review.ask("large heart")
+    qtbot.waitUntil(lambda: review.query_text == "large heart", timeout=20_000)
+    after = review.model_state.overlay
+    assert after.label == "large heart" and after.shape == before.shape
+    assert not np.allclose(after.heatmap, before)
+    assert "typed text" in review.metrics_label.text()
+
+
+def test_zoom_and_window_are_linked(review):
+    review.reader_state.zoom_at(2.0, 100.0, 100.0)
+    assert review.model_state.transform == review.reader_state.transform
+    review.model_state.set_window(12345.0, 2000.0)
+    assert review.reader_state.window == (12345.0, 2000.0)
+    review.controls.opacity.setValue(30)
+    assert review.model_state.overlay.opacity == pytest.approx(0.3)
+
+
+def test_export_csv_and_figure(review, tmp_path, artifacts_dir):
+    out = review.export_csv(tmp_path / "agreement.csv")
+    parsed = list(csv.DictReader(out.open()))
+    assert len(parsed) == 9
+    shown = review.table_rows_in_view_order()
+    assert [(p["case_id"], int(p["sentence_index"])) for p in parsed] == [
+        (r.case_id, r.sentence_index) for r in shown
+    ]
+    assert float(parsed[0]["cc"]) == pytest.approx(shown[0].cc, abs=1e-5)
+    cases = list(csv.DictReader((tmp_path / "agreement_cases.csv").open()))
+    assert {c["case_id"] for c in cases} == {"a0", "a1", "b0"}
+    fig = review.export_figure(artifacts_dir / "review_figure.png")
+    from PySide6 import QtGui
+
+    img = QtGui.QImage(str(fig))
+    assert img.width() > 600 and img.height() > 300
+    review.table.selectRow(0)
+    assert review.grab().save(str(artifacts_dir / "review.png"))
+
+
+def test_new_checkpoint_is_loaded_and_metrics_recomputed(review, qtbot, tmp_path):
+    first = {(r.case_id, r.sentence_index): r.cc for r in review.rows}
+    new = _save_tiny_checkpoint(tmp_path / "new_ckpt", seed=1)
+    with qtbot.waitSignal(review.rows_ready, timeout=60_000):
+        review.load_model_and_compute(new)
+    assert review.checkpoint == new
+    second = {(r.case_id, r.sentence_index): r.cc for r in review.rows}
+    assert second.keys() == first.keys() and second != first
+
+
+def test_review_cli_exports_and_errors(run_dir, sessions, tmp_path, qapp):
+    from app.review import main
+
+    csv_path, shot = tmp_path / "t.csv", tmp_path / "w.png"
+    assert main([str(run_dir), str(sessions), "--export-csv", str(csv_path), "--screenshot", str(shot)]) == 0
+    assert len(list(csv.DictReader(csv_path.open()))) == 9 and shot.stat().st_size > 10_000
+    with pytest.raises(CheckpointError):
+        main([str(tmp_path / "norun"), str(sessions), "--export-csv", str(csv_path)])
