@@ -32,7 +32,7 @@ from capture.gaze.layouts import StreamDescription, resolve_layout, to_gaze_reco
 from capture.geometry import fit_view, map_gaze_to_image
 from capture.importers.common import ImportResult, add_sentences, check_output, safe_name, write_session_file
 from capture.punctuation import apply_dictated_punctuation
-from capture.records import GAZE_DTYPE, CaseRecord, DisplayGeometry, ImageRef, Words
+from capture.records import CaseRecord, DisplayGeometry, ImageRef, Words
 
 GAZE_TYPES = frozenset({"gaze", "eyetracker", "eye-tracker", "eyetracking", "eye_tracker"})
 WORD_TYPES = frozenset({"markers", "marker", "words", "word", "speech", "transcript", "asr", "dictation"})
@@ -99,7 +99,10 @@ def load_streams(path: Path, *, synchronize: bool = True, select: list[int] | No
         raise ImportFormatError(f"{path}: expected an XDF file, found nothing")
     if path.stat().st_size == 0:
         raise ImportFormatError(f"{path}: expected an XDF file, got an empty file")
-    logging.getLogger("pyxdf.pyxdf").setLevel(logging.CRITICAL)  # its recoverable-corruption log is not ours
+    log = logging.getLogger("pyxdf.pyxdf")
+    errors = _ErrorLog()
+    log.addHandler(errors)
+    propagate, log.propagate = log.propagate, False  # its messages become our one error, not log noise
     try:
         streams, _ = pyxdf.load_xdf(
             str(path),
@@ -111,7 +114,23 @@ def load_streams(path: Path, *, synchronize: bool = True, select: list[int] | No
         raise ImportFormatError(
             f"{path}: expected an XDF file (XDF: magic, chunks), could not read it: {exc}"
         ) from exc
+    finally:
+        log.removeHandler(errors)
+        log.propagate = propagate
+    if errors.messages:  # pyxdf skipped damaged chunks and went on: a truncated or corrupted recording
+        raise ImportFormatError(f"{path}: the XDF file is damaged or truncated ({errors.messages[0]})")
     return streams
+
+
+class _ErrorLog(logging.Handler):
+    """Collects the error messages pyxdf logs when it skips damaged chunks."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def _listing(streams: list[dict]) -> str:
@@ -281,7 +300,7 @@ def import_xdf(
         display=display,
         t_start=t_start,
         t_end=t_end,
-        gaze=gaze if gaze.dtype == GAZE_DTYPE else gaze.astype(GAZE_DTYPE),
+        gaze=gaze,
         fixations=fixations,
         view_events=view,
         words=words,

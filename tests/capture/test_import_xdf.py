@@ -222,11 +222,22 @@ def test_import_xdf(tmp_path: Path, image: Path, stream):
     assert len(case.image.sha256) == 64 and Path(case.image.path).is_absolute()
 
 
+def _good_xdf_bytes() -> bytes:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        return write_xdf(
+            Path(d) / "g.xdf", [tobii_stream(np.random.default_rng(0)), word_stream()]
+        ).read_bytes()
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
         (lambda p: p.write_bytes(b""), "empty file"),
         (lambda p: p.write_bytes(b"PK\x03\x04 not xdf at all"), "expected an XDF file"),
+        (lambda p: p.write_bytes(_good_xdf_bytes()[:700]), "could not read it"),  # cut inside a header
+        (lambda p: p.write_bytes(_good_xdf_bytes()[:-4000]), "damaged or truncated"),  # cut inside samples
         (lambda p: write_xdf(p, [word_stream()]), "expected a numeric gaze stream"),
         (
             lambda p: write_xdf(p, [tobii_stream(np.random.default_rng(0))]),
