@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from capture.errors import CheckpointError
 
@@ -190,6 +190,8 @@ class RetrainPanel(QtWidgets.QWidget):
         self.bar.setValue(0)
         self.status = QtWidgets.QLabel("idle")
         self.status.setWordWrap(True)
+        self.status.setMinimumHeight(3 * self.status.fontMetrics().height())  # long paths wrap, never clip
+        self.status.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
         self.loss_plot = pg.PlotWidget(background="#1e1e1e")
         self.loss_plot.setLabel("left", "loss")
         self.loss_plot.setLabel("bottom", "step")
@@ -244,7 +246,7 @@ class RetrainPanel(QtWidgets.QWidget):
         args = train_arguments(
             self.sessions_edit.text(), self.out_dir, self.config_box.currentText(), self.extra_args
         )
-        self._set_state("running", f"training into {self.out_dir} …")
+        self._set_state("running", f"training into {self.out_dir.relative_to(self.run_dir)} …")
         proc.start(sys.executable, args)
 
     def cancel(self) -> None:
@@ -335,7 +337,10 @@ class RetrainPanel(QtWidgets.QWidget):
         write_pointer(self.run_dir, checkpoint, source_run=str(self.out_dir))
         self.bar.setRange(0, 1)
         self.bar.setValue(1)
-        self._set_state("done", f"done: {checkpoint} is now the checkpoint in use")
+        shown = (
+            checkpoint.relative_to(self.run_dir) if checkpoint.is_relative_to(self.run_dir) else checkpoint
+        )
+        self._set_state("done", f"done — checkpoint in use: {shown}")
         self.checkpoint_changed.emit(str(checkpoint))
 
     def _set_state(self, state: str, message: str) -> None:
@@ -376,3 +381,25 @@ class RetrainDialog(QtWidgets.QDialog):
     def closeEvent(self, ev) -> None:  # noqa: N802 (Qt override)
         self.panel.shutdown()
         super().closeEvent(ev)
+
+
+def install_retrain_action(
+    window: QtWidgets.QMainWindow,
+    sessions: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    *,
+    config: str = "tiny",
+    menu_title: str = "&Model",
+) -> QtGui.QAction:
+    """Add "Retrain on these sessions…" to ``window``'s menu (e.g. the main window) without touching its code.
+
+    The dialog is created once and kept on ``window.retrain_dialog``; connect
+    ``window.retrain_dialog.panel.checkpoint_changed`` to reload an overlay model."""
+    menu = next(
+        (a.menu() for a in window.menuBar().actions() if a.menu() is not None and a.text() == menu_title),
+        None,
+    ) or window.menuBar().addMenu(menu_title)
+    window.retrain_dialog = RetrainDialog(sessions, run_dir, config=config, parent=window)
+    action = menu.addAction("Retrain on these sessions…")
+    action.triggered.connect(window.retrain_dialog.show)
+    return action
