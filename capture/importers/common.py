@@ -105,27 +105,33 @@ def read_table(
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = next(reader, None)
-            rows = [r for r in reader if any(c.strip() for c in r)]
+            if header is None:
+                raise ImportFormatError(
+                    f"{path}: expected a CSV file with columns {list(required)}, got an empty file"
+                )
+            header = [h.strip() for h in header]
+            missing = [c for c in required if c not in header]
+            if missing:
+                raise ImportFormatError(f"{path}: expected columns {missing}, got columns {header}")
+            wanted = None if keep is None else set(required) | set(keep)
+            picked = [(j, h) for j, h in enumerate(header) if wanted is None or h in wanted]
+            columns: dict[str, list[str]] = {h: [] for _, h in picked}
+            n_rows = 0
+            for r in reader:  # streamed: only the kept columns are held (EGD-CXR's eye_gaze.csv is large)
+                if not any(c.strip() for c in r):
+                    continue
+                if len(r) != len(header):
+                    raise ImportFormatError(
+                        f"{path}: row {n_rows + 2}: expected {len(header)} cells (as the header), got {len(r)}"
+                    )
+                for j, h in picked:
+                    columns[h].append(r[j])
+                n_rows += 1
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise ImportFormatError(f"{path}: expected a UTF-8 CSV file, could not read it ({exc})") from exc
-    if header is None:
-        raise ImportFormatError(
-            f"{path}: expected a CSV file with columns {list(required)}, got an empty file"
-        )
-    header = [h.strip() for h in header]
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise ImportFormatError(f"{path}: expected columns {missing}, got columns {header}")
-    if not rows and not allow_empty:
+    if not n_rows and not allow_empty:
         raise ImportFormatError(f"{path}: expected at least one data row, got only the header")
-    for i, r in enumerate(rows):
-        if len(r) != len(header):
-            raise ImportFormatError(
-                f"{path}: row {i + 2}: expected {len(header)} cells (as the header), got {len(r)}"
-            )
-    wanted = None if keep is None else set(required) | set(keep)
-    columns = {h: [r[j] for r in rows] for j, h in enumerate(header) if wanted is None or h in wanted}
-    return Table(path, columns, len(rows))
+    return Table(path, columns, n_rows)
 
 
 # ------------------------------------------------------------------------------------------------ words
@@ -349,11 +355,10 @@ def write_session_file(
 
 
 def check_output(path: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing session file unless asked to."""
-    if path.exists():
-        if not overwrite:
-            raise ConfigError(f"{path} exists; pass --overwrite to replace it")
-        path.unlink()
+    """Refuse to replace an existing session file unless asked to (an overwrite happens only when the new file
+    is complete: :func:`write_session_file` renames it over the old one)."""
+    if path.exists() and not overwrite:
+        raise ConfigError(f"{path} exists; pass --overwrite to replace it")
 
 
 def safe_name(text: str) -> str:

@@ -247,6 +247,12 @@ def test_import_reflacx_refuses_to_overwrite(src: Path, tmp_path: Path):
     with pytest.raises(ConfigError, match="--overwrite"):
         import_reflacx(src, tmp_path / "out")
     assert import_reflacx(src, tmp_path / "out", overwrite=True).n_cases == 1
+    # a failed re-import keeps the old file
+    (src / CASE / "fixations.csv").write_text("")
+    with pytest.raises(ImportFormatError):
+        import_reflacx(src, tmp_path / "out", overwrite=True)
+    assert _files(tmp_path / "out") == ["P101R000001.h5"]
+    assert describe_session(tmp_path / "out" / "P101R000001.h5")["valid"]
 
 
 # ------------------------------------------------------------------------------------------------ broken input
