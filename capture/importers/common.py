@@ -220,15 +220,20 @@ def label_keywords(label: str) -> frozenset[str]:
     return frozenset(out)
 
 
+def _with_singulars(tokens: list[str]) -> set[str]:
+    """Tokens plus their plural-stripped forms ("tubes" -> "tube")."""
+    return set(tokens) | {t[:-1] for t in tokens if len(t) > 3 and t.endswith("s")}
+
+
 def link_findings(findings: list[Finding], sentence_texts: Sequence[str]) -> list[Finding]:
     """Set each finding's ``sentence_index`` to the first sentence naming its label (a non-negated mention
     preferred), or -1. Labels may list several names separated by ";"."""
-    tokens = [_TOKEN.findall(t.casefold()) for t in sentence_texts]
+    tokens = [_with_singulars(_TOKEN.findall(t.casefold())) for t in sentence_texts]
     out = []
     for f in findings:
         keys = frozenset().union(*(label_keywords(part) for part in f.label.split(";")))
-        hits = [i for i, toks in enumerate(tokens) if keys & set(toks)]
-        positive = [i for i in hits if not (_NEGATIONS & set(tokens[i]))]
+        hits = [i for i, toks in enumerate(tokens) if keys & toks]
+        positive = [i for i in hits if not (_NEGATIONS & tokens[i])]
         pick = positive[0] if positive else hits[0] if hits else -1
         out.append(replace(f, sentence_index=pick))
     return out

@@ -20,6 +20,8 @@ Choices (documented here because the dataset leaves them open):
   at the viewing distance.
 - Window: REFLACX's window_level / window_width are stored as given (REFLACX's own units, see attrs).
 - Readings marked ``eye_tracking_data_discarded`` are skipped and counted.
+- Labels: the metadata's ``labels`` cell and label columns (True or a positive certainty), plus every label an
+  ellipse names.
 - Findings: each ellipse of ``anomaly_location_ellipses.csv`` is a Finding (box = the ellipse's bounding box,
   label = its true label columns joined by ";", mask = the ellipse on the heatmap grid), linked to the first
   sentence naming it.
@@ -267,6 +269,11 @@ def metadata_labels(tab: Table, i: int) -> list[str]:
     return sorted(set(labels))
 
 
+def _finding_labels(findings: list[Finding] | None) -> set[str]:
+    """Labels named by the ellipses (a case's labels when the metadata has no label columns)."""
+    return {part for f in findings or [] for part in f.label.split(";") if part and part != "abnormality"}
+
+
 def find_metadata(src: Path) -> tuple[Path, list[tuple[int, Path]]]:
     """(folder holding the metadata and the reading folders, [(phase, metadata file)])."""
     for base in (src, src / "main_data"):
@@ -350,7 +357,7 @@ def read_reading(
         view_events=view,
         words=words,
         findings=findings,
-        labels=metadata_labels(meta, i),
+        labels=sorted(set(metadata_labels(meta, i)) | _finding_labels(findings)),
         attrs=attrs,
     )
     return add_sentences(record, lead_s=lead_s)

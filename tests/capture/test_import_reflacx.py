@@ -228,6 +228,7 @@ def test_import_reflacx_without_raw_gaze_and_with_images(tmp_path: Path):
     from PIL import Image
 
     src = make_reflacx(tmp_path / "reflacx", with_gaze=False)
+    _rewrite(src / "main_data/metadata_phase_1.csv", lambda r: [row[:-2] for row in r])  # no label columns
     images = tmp_path / "mimic" / "files" / "p1" / "s1"
     images.mkdir(parents=True)
     Image.fromarray(np.full((H_IMG, W_IMG), 30000, np.uint16)).save(images / "dcm1.png")
@@ -235,6 +236,7 @@ def test_import_reflacx_without_raw_gaze_and_with_images(tmp_path: Path):
     with SessionReader(result.written[0]) as r:
         case = r.case("P101R000001")
     assert case.gaze.size == 0 and case.fixations.size > 0
+    assert case.labels == ["lung_nodule_or_mass"]  # from the ellipses
     assert case.image.path.endswith("dcm1.png") and len(case.image.sha256) == 64
     # a wrong-sized image is an error naming both sizes
     Image.fromarray(np.zeros((10, 20), np.uint8)).save(images / "dcm1.png")
