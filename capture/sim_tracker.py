@@ -33,6 +33,9 @@ from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 DEFAULT_RATE_HZ = {"tobii": 600.0, "pupil": 200.0, "gazepoint": 60.0, "eyelink": 1000.0, "generic": 120.0}
 SYNTH_DURATION_S = 120.0  # built-in scanpath length per loop when no session is given
 SYNTH_CASES = 3  # capture.synth cases per loop
+# Only the gaze is used, and its screen coordinates do not depend on the phantom's resolution (the image is
+# fitted to the screen; checked: identical gaze at 512 and 2048 px), so render the smallest useful phantom.
+SYNTH_IMAGE_PX = 512
 MAX_SLEEP_S = 0.005  # the publishing thread wakes at least this often (to see stop())
 
 
@@ -214,7 +217,9 @@ def synthetic_gaze(seed: int, rate_hz: float, display: DisplayGeometry) -> tuple
         gaze = synthetic_scanpath(seed, SYNTH_DURATION_S, rate_hz, display)
         return gaze, f"built-in scanpath, seed {seed} (capture.synth unavailable: {exc})"
     parts, t_next = [], 0.0
-    for case in synth_reading(seed, n_cases=SYNTH_CASES, rate_hz=rate_hz, display=display):
+    for case in synth_reading(
+        seed, n_cases=SYNTH_CASES, rate_hz=rate_hz, display=display, image_size=SYNTH_IMAGE_PX
+    ):
         g = case.gaze.copy()
         if g.size:
             g["t_lsl"] = g["t_lsl"] - g["t_lsl"][0] + t_next

@@ -81,6 +81,12 @@ def test_sim_tracker_cli_is_discovered_and_read():
     assert meta.labels[:3] == ("confidence", "norm_pos_x", "norm_pos_y") and meta.types[1] == "ScreenX"
     assert meta.nominal_rate_hz == 100.0 and meta.source_id == f"radgaze-sim:{name}"
     assert "published 500 samples" in out
+    try:
+        import capture.synth.session  # noqa: F401
+
+        assert "gaze: capture.synth reading, seed 3" in out
+    except ImportError:
+        assert "gaze: built-in scanpath, seed 3" in out
     assert 200 <= s.size <= 500 and gaps.size == 0  # what it sent before the inlet connected is not seen
     valid = (s["flags"] & GAZE_VALID) != 0
     assert valid.mean() > 0.8
