@@ -68,8 +68,8 @@ MASTER_NOT_LABELS = frozenset(
     {*MASTER_COLUMNS, "anchor_age", "study_id", "patient_id", "stay_id", "subject_id"}
 )
 # EGD-CXR showed every image on a fixed 1920x1080 screen (Karargyris et al. 2021). Its physical size is not in
-# the dataset: a 24-inch 16:9 panel's active area (527 x 296 mm) and radgaze's 650 mm viewing distance (inside
-# Gazepoint GP3's operating range) are the defaults; --screen-mm / --distance-mm override them.
+# the dataset: the active area of a common 24-inch 16:9 panel (527 x 296 mm) and radgaze's default 650 mm
+# viewing distance (DisplayGeometry) are assumptions; --screen-mm / --distance-mm override them.
 EGD_DISPLAY = DisplayGeometry(1920, 1080, 527.0, 296.0, 650.0)
 
 

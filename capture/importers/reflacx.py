@@ -95,7 +95,8 @@ ELLIPSE_KNOWN = frozenset({*BOX_COLUMNS, "certainty"})
 # Relative change of the view transform that counts as a new view (screen rectangles are whole pixels: a
 # 1-px rounding on a ~1000 px rectangle is 1e-3).
 VIEW_CHANGE_REL = 2e-3
-# REFLACX used a 650 mm-class reading distance in a reading-room setup; radgaze's default (DisplayGeometry).
+# Viewing distance of an inferred display: radgaze's default (DisplayGeometry). It only sets the physical size;
+# the physical size is chosen so the recorded pixels per degree come out whatever the distance.
 DEFAULT_DISPLAY = DisplayGeometry()
 
 

@@ -247,6 +247,9 @@ def import_xdf(
 
     path, out = Path(path), Path(out)
     display = display or DisplayGeometry()
+    name = safe_name(case_id or path.stem)
+    target = out / f"{name}.h5"
+    check_output(target, overwrite)
     try:
         img = load_image(image)
     except ImageLoadError as exc:
@@ -276,11 +279,14 @@ def import_xdf(
         raise ImportFormatError(f"{path}: {exc}") from exc
 
     raw = load_streams(path, synchronize=False, select=[int(ws["info"]["stream_id"])])
-    t_raw = np.asarray(raw[0]["time_stamps"], np.float64) if raw else np.asarray(ws["time_stamps"])
+    t_sync = np.asarray(ws["time_stamps"], np.float64)
+    t_raw = np.asarray(raw[0]["time_stamps"], np.float64) if raw else t_sync
+    if (
+        t_raw.shape != t_sync.shape
+    ):  # cannot pair them: JSON times are taken as already on the recording clock
+        t_raw = t_sync
     where = f"{path} stream {describe_stream(ws).name!r}"
-    words, _ = apply_dictated_punctuation(
-        parse_word_samples(ws["time_series"], np.asarray(ws["time_stamps"], np.float64), t_raw, where=where)
-    )
+    words, _ = apply_dictated_punctuation(parse_word_samples(ws["time_series"], t_sync, t_raw, where=where))
 
     t_start = float(gaze["t_lsl"][0])
     if len(words):
@@ -290,7 +296,6 @@ def import_xdf(
     view = fit_view(meta.width, meta.height, display, t_lsl=t_start, window=default_window(img))
     gaze = map_gaze_to_image(gaze, view, display, meta.width, meta.height)
     fixations = fixations_from_gaze(gaze, view, display, method=fixation_method)
-    name = safe_name(case_id or path.stem)
     ref = ImageRef(
         str(Path(image).resolve()), meta.sha256, meta.width, meta.height, meta.bits_stored, meta.photometric
     )
@@ -315,8 +320,6 @@ def import_xdf(
         },
     )
     add_sentences(record, lead_s=lead_s)
-    target = out / f"{name}.h5"
-    check_output(target, overwrite)
     provenance = {
         "importer": "xdf",
         "source": str(path),
