@@ -4,7 +4,7 @@ The main window opens on synthetic cases (capture.synth: phantom radiographs, re
 A simulated eye tracker (capture.sim_tracker.SimTracker, a real LSL outlet in the Tobii layout) streams the
 synthetic reader's gaze, placed where this window shows the image; a scripted dictation releases the synthetic
 report's words at their times (plus an ASR-like latency) as final words. The same live pipeline as ``radgaze
-record`` (app.live: LSL inlet thread, worker thread for mapping, fixations, alignment and the session file)
+record`` (app.live: LSL inlet thread; a worker thread running capture.pipeline into the session file)
 turns them into sentence heatmaps that appear one by one in the reading panel and over the image. Nothing of
 the capture or the alignment runs on the UI thread.
 
@@ -14,6 +14,7 @@ the capture or the alignment runs on the UI thread.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import threading
@@ -25,7 +26,7 @@ import numpy as np
 from capture.records import GAZE_VALID, DisplayGeometry, Words
 
 LEAD_IN_S = 2.0  # gaze streams this long before the first case (the LSL inlet connects meanwhile)
-CASE_GAP_S = 1.5  # between cases (loading the next one)
+CASE_GAP_S = 3.0  # between cases: the finished case and its heatmaps stay on screen a moment
 # Final words reach the pipeline this long after they were spoken: streaming Whisper commits ~1 s chunks once
 # two decodes agree (capture.asr: CHUNK_S = 1 s, LocalAgreement-2), so 1.2 s is a realistic commit delay.
 ASR_LATENCY_S = 1.2
@@ -192,7 +193,7 @@ class Demo:
         import pylsl
         from PySide6 import QtCore
 
-        from app.live import LivePipeline
+        from app.live import LiveSession
         from app.main_window import MainWindow
         from app.record_cmd import screen_display
         from app.recording import RecordController
@@ -232,14 +233,19 @@ class Demo:
             },
             live=True,
         )
-        name = f"radgaze-demo-{id(self):x}"
+        name = f"radgaze-demo-{os.getpid()}"  # unique on this machine: two demos never mix streams
         self.sim = SimTracker(gaze, args.layout, args.rate, display, name=name, loop=False)
         self.t0_lsl = pylsl.local_clock()
         self.sim.start()
         self.inlet = GazeInlet(resolve_gaze_stream(name, timeout_s=10.0), display).start()
-        self.pipeline = LivePipeline(display, writer=self.writer, gaze_inlet=self.inlet).start()
+        self.pipeline = LiveSession(display, self.writer, gaze_inlet=self.inlet).start()
+        by_id = {rec.case_id: rec for rec in self.records}
         self.controller = RecordController(
-            self.window, self.pipeline, display, tracker_name=f"{name} (simulated)"
+            self.window,
+            self.pipeline,
+            display,
+            tracker_name=f"simulated {args.layout} {args.rate:g} Hz",
+            case_extras=lambda case: _case_extras(by_id.get(case.case_id)),
         )
         self.controller.error.connect(self._on_error)
         self.dictation = ScriptedDictation(
@@ -302,6 +308,13 @@ class Demo:
                 stop()
             except AttributeError:
                 pass  # not started
+
+
+def _case_extras(rec) -> dict:
+    """Ground truth carried into the recorded session case (labels; synthetic provenance)."""
+    if rec is None:
+        return {}
+    return {"labels": tuple(rec.labels), "attrs": {"synthetic": True, "demo": True}}
 
 
 def covering_display(display: DisplayGeometry, window) -> DisplayGeometry:

@@ -130,6 +130,9 @@ class SentenceList(QtWidgets.QListWidget):
         row = QtWidgets.QListWidgetItem(QtGui.QIcon(QtGui.QPixmap.fromImage(thumb)), text + suffix)
         self.addItem(row)
         self.heatmaps.append(heatmap)
+        if heatmap is not None:  # the newest heatmap is the one shown over the image: mark it
+            with QtCore.QSignalBlocker(self):
+                self.setCurrentRow(self.count() - 1)
         self.scrollToBottom()
         return self.count() - 1
 

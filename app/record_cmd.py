@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6 import QtWidgets
 
-    from app.live import LivePipeline
+    from app.live import LiveSession
     from app.main_window import MainWindow
     from app.recording import RecordController
     from capture.gaze.discovery import resolve_gaze_stream
@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             audio_source = MicrophoneSource(args.audio_device)
     provenance = {"tracker": inlet.provenance(), "asr_model": None if args.no_audio else args.whisper}
     writer = SessionWriter(args.output, reader_id=args.reader_id, provenance=provenance, live=True)
-    pipeline = LivePipeline(
+    pipeline = LiveSession(
         display,
-        writer=writer,
+        writer,
         gaze_inlet=inlet,
         audio_queue=audio_source.queue if audio_source else None,
         asr=asr,

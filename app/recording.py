@@ -1,4 +1,4 @@
-"""Record mode's controller: binds the main window (UI thread) to a :class:`app.live.LivePipeline` (worker).
+"""Record mode's controller: binds the main window (UI thread) to a :class:`app.live.LiveSession` (worker).
 
 The UI thread only does cheap things: it forwards view events and case changes to the pipeline's inbox and
 polls the pipeline's event queue from a timer (~30 Hz) to move the gaze cursor, update the tracker status,
@@ -14,7 +14,7 @@ import numpy as np
 from PySide6 import QtCore
 
 from app.calibration import DRIFT_WARN_DEG, CalibrationCheck, CalibrationResult
-from app.live import LivePipeline, LiveSentence, TrackerStats
+from app.live import LiveSentence, LiveSession, TrackerStats
 from app.main_window import MainWindow
 from app.panels import TrackerStatus
 from app.worklist import RECORDED, LoadedCase
@@ -46,7 +46,7 @@ class RecordController(QtCore.QObject):
     def __init__(
         self,
         window: MainWindow,
-        pipeline: LivePipeline,
+        pipeline: LiveSession,
         display: DisplayGeometry,
         *,
         tracker_name: str = "",
@@ -56,7 +56,7 @@ class RecordController(QtCore.QObject):
         super().__init__(window)
         self.window, self.pipeline, self.display = window, pipeline, display
         self.tracker_name, self.warn_deg = tracker_name, warn_deg
-        self.case_extras = case_extras  # extra begin_case kwargs (labels, findings, attrs) for a case
+        self.case_extras = case_extras  # extra begin_case kwargs (labels, attrs) for a case
         self.recording = False
         self.words = Words.empty()
         self.preview_text = ""
@@ -102,17 +102,17 @@ class RecordController(QtCore.QObject):
 
     def _begin_case(self, case: LoadedCase) -> None:
         state = self.window.state
-        t_start = state.clock()
         extras = self.case_extras(case) if self.case_extras else {}
         # a case read again in the same session is stored as a new case (a session case is written once)
         n = sum(1 for cid in self.recorded_ids if cid == case.case_id or cid.startswith(f"{case.case_id}~"))
         case_id = case.case_id if n == 0 else f"{case.case_id}~{n + 1}"
         self.recorded_ids.append(case_id)
-        self.pipeline.begin_case(case_id, image_ref_of(case), t_start, **extras)
         # the view in force from the case's first instant (later changes come through view_event)
-        self.pipeline.add_view_event(state.current_view_row(VIEW_CASE))
+        self.pipeline.begin_case(case_id, image_ref_of(case), state.current_view_row(VIEW_CASE), **extras)
         self.window.reading.sentences.clear_sentences()
         self.sentences = []
+        self.words, self.preview_text = Words.empty(), ""
+        self._show_transcript()
 
     def _mark_recorded(self) -> None:
         wl = self.window.worklist

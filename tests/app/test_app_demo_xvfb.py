@@ -92,15 +92,21 @@ def xvfb_display():
 @pytest.mark.xvfb
 def test_demo_runs_unattended_in_a_real_window(xvfb_display, artifacts_dir, tmp_path):
     pytest.importorskip("capture.align", reason="capture.align (LiveAligner) not written yet")
+    from app.demo import CASE_GAP_S, LEAD_IN_S
+    from capture.synth import synth_reading
+
+    # screenshot in the pause after the first case: all its sentence heatmaps are in the list by then
+    first = synth_reading(0, n_cases=1, image_size=768, rate_hz=120.0, zoom_p=0.0)[0]
+    seconds = LEAD_IN_S + first.duration_s + CASE_GAP_S - 0.5
     shot = artifacts_dir / "demo.png"
     shot.unlink(missing_ok=True)
     env = dict(os.environ, DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb")
-    cmd = [sys.executable, "-m", "app.cli", "demo", "--seconds", "35", "--screenshot", str(shot)]
+    cmd = [sys.executable, "-m", "app.cli", "demo", "--seconds", f"{seconds:.1f}", "--screenshot", str(shot)]
     cmd += ["--cases", "2", "--image-size", "768", "--keep", str(tmp_path / "demo")]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]
     m = re.search(r"(\d+) sentence heatmaps", out.stdout)
-    assert m and int(m.group(1)) >= 2, out.stdout + out.stderr[-2000:]
+    assert m and int(m.group(1)) == len(first.sentences), out.stdout + out.stderr[-2000:]
     img = np.asarray(Image.open(shot).convert("RGB"))
     assert img.shape[0] >= 600 and img.shape[1] >= 1000
     assert img.std() > 20  # a drawn window, not a blank frame

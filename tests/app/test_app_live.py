@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from app.live import LivePipeline, map_gaze_to_image, tracker_stats
-from capture.records import GAZE_DTYPE, GAZE_ON_IMAGE, GAZE_VALID, VIEW_DTYPE
+from app.live import LiveSession, gaze_point_on_image, tracker_stats
+from capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE
 
 pytest.importorskip("capture.align", reason="capture.align (LiveAligner) not written yet")
 pytest.importorskip("capture.geometry", reason="capture.geometry not written yet")
@@ -44,22 +44,19 @@ def test_tracker_stats_rate_and_validity():
     assert np.isnan(tracker_stats(t, flags, t_now=100.0)[0])
 
 
-def test_map_gaze_to_image_through_the_view_timeline():
+def test_gaze_point_on_image_through_the_view_timeline():
     view = np.zeros(2, VIEW_DTYPE)
     view["t_lsl"] = [0.0, 1.0]
     view["scale"] = [0.5, 1.0]
     view["offset_x"] = [10.0, 0.0]
-    g = np.zeros(3, GAZE_DTYPE)
-    g["t_lsl"] = [0.5, 1.5, 1.6]
-    g["x_screen_px"], g["y_screen_px"] = [60.0, 60.0, 5000.0], [50.0, 50.0, 50.0]
-    g["flags"] = GAZE_VALID
-    out = map_gaze_to_image(g, view, 400, 300)
-    assert out["x_img_px"][:2] == pytest.approx([100.0, 60.0])  # (60 - 10) / 0.5, then 60 / 1
-    assert list(out["flags"] & GAZE_ON_IMAGE) == [
-        GAZE_ON_IMAGE,
-        GAZE_ON_IMAGE,
-        0,
-    ]  # the last is off the image
+    g = np.zeros(4, GAZE_DTYPE)
+    g["t_lsl"] = [0.5, 1.5, 1.6, 1.7]
+    g["x_screen_px"], g["y_screen_px"] = [60.0, 60.0, 5000.0, 60.0], [50.0, 50.0, 50.0, 50.0]
+    g["flags"] = [GAZE_VALID, GAZE_VALID, GAZE_VALID, 0]
+    assert gaze_point_on_image(g[0], view, 400, 300) == pytest.approx((100.0, 100.0))  # (60 - 10) / 0.5
+    assert gaze_point_on_image(g[1], view, 400, 300) == pytest.approx((60.0, 50.0))  # the later view
+    assert np.isnan(gaze_point_on_image(g[2], view, 400, 300)).all()  # off the image
+    assert np.isnan(gaze_point_on_image(g[3], view, 400, 300)).all()  # invalid (blink)
 
 
 @pytest.mark.slow
@@ -69,11 +66,12 @@ def test_live_pipeline_matches_the_batch_alignment(tmp_path):
 
     rec = synth_reading(3, n_cases=1, image_size=512, rate_hz=120.0)[0]
     writer = SessionWriter(tmp_path / "live.h5", live=True)
-    pipe = LivePipeline(
-        rec.display, writer=writer, gaze_inlet=ChunkedInlet(rec.gaze), clock=lambda: rec.t_end
-    )
-    pipe.begin_case(rec.case_id, rec.image, rec.t_start)
-    for row in rec.view_events:
+    inlet = ChunkedInlet(rec.gaze)
+    pipe = LiveSession(rec.display, writer, gaze_inlet=inlet, clock=lambda: rec.t_end)
+    first = rec.view_events[0].copy()
+    first["t_lsl"] = rec.t_start
+    pipe.begin_case(rec.case_id, rec.image, first)
+    for row in rec.view_events[1:]:
         pipe.add_view_event(row)
     pipe.start()
     from capture.punctuation import apply_dictated_punctuation
@@ -81,6 +79,9 @@ def test_live_pipeline_matches_the_batch_alignment(tmp_path):
     words, _ = apply_dictated_punctuation(rec.words, final=True)
     time.sleep(0.3)
     pipe.add_words(words)
+    deadline = time.monotonic() + 30
+    while inlet.chunks and time.monotonic() < deadline:  # the gaze arrives in chunks while words are aligned
+        time.sleep(0.02)
     pipe.end_case(rec.t_end)
     pipe.stop()
     events = []

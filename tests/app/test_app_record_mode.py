@@ -29,8 +29,8 @@ class StandInPipeline:
         self.t += 0.01
         return self.t
 
-    def begin_case(self, case_id, image, t_start, **kw):
-        self.calls.append(("begin_case", case_id, image, t_start))
+    def begin_case(self, case_id, image, initial_view, **kw):
+        self.calls.append(("begin_case", case_id, image, int(initial_view["kind"])))
 
     def end_case(self, t_end):
         self.calls.append(("end_case", t_end))
@@ -60,18 +60,17 @@ def test_space_starts_and_stops_a_session_case(recorder):
     win, pipe, ctl = recorder
     win.shortcuts["Space"].activated.emit()
     assert ctl.recording and win.reading.record_button.isChecked()
-    kind, case_id, image, _t = pipe.calls[0]
-    assert (kind, case_id) == ("begin_case", "case1")
+    kind, case_id, image, view_kind = pipe.calls[0]
+    assert (kind, case_id, view_kind) == ("begin_case", "case1", VIEW_CASE)  # with the view from the start
     assert (
         isinstance(image, ImageRef) and (image.width, image.height) == (300, 400) and len(image.sha256) == 64
     )
-    assert pipe.calls[1] == ("view", VIEW_CASE)  # the view in force from the first instant
     win.state.wheel(1, 100, 100)
     win.state.drag_window(5, 0)
-    assert pipe.calls[2:] == [("view", VIEW_ZOOM), ("view", VIEW_WINDOW)]  # every view change recorded
+    assert pipe.calls[1:] == [("view", VIEW_ZOOM), ("view", VIEW_WINDOW)]  # every view change recorded
     win.next_button.click()  # next case while recording: the case is closed and the next one begun
-    assert [c[0] for c in pipe.calls[4:7]] == ["end_case", "begin_case", "view"]
-    assert pipe.calls[5][1] == "case2"
+    assert [c[0] for c in pipe.calls[3:5]] == ["end_case", "begin_case"]
+    assert pipe.calls[4][1] == "case2"
     win.reading.record_button.click()
     assert not ctl.recording and pipe.calls[-1][0] == "end_case"
     assert win.worklist.items[1].status == "recorded"
