@@ -31,9 +31,14 @@ def test_accuracy_is_the_angular_offset():
     res = calibration_accuracy(np.concatenate(parts), targets, windows, display, warn_deg=1.0)
     assert res.offsets_deg == pytest.approx(np.full(len(targets), 0.5), abs=1e-6)
     assert res.ok and "0.50°" in res.summary()
-    parts[2] = _gaze_at((targets[2][0], targets[2][1] + 3 * ppd_y), 4.0, 2.0)  # one target 3 deg off
+    parts[2] = _gaze_at((targets[2][0], targets[2][1] + 4 * ppd_y), 4.0, 2.0)  # one target 4 deg off
     res = calibration_accuracy(np.concatenate(parts), targets, windows, display, warn_deg=1.0)
-    assert res.max_deg == pytest.approx(3.0) and not res.ok and "recalibrate" in res.summary()
+    assert (
+        res.max_deg == pytest.approx(4.0)
+        and res.mean_deg == pytest.approx(1.2)
+        and not res.ok
+        and "recalibrate" in res.summary()
+    )
     blink = [_gaze_at(t, i * 2.0, 2.0, valid=False) for i, t in enumerate(targets)]
     res = calibration_accuracy(np.concatenate(blink), targets, windows, display)
     assert np.isnan(res.mean_deg) and not res.ok
