@@ -391,6 +391,7 @@ class SessionDataset(torch.utils.data.Dataset):
                 image_size=self.image_size,
                 n_side=self.n_side,
                 max_sentences=self.cfg.max_sentences,
+                keep_record=True,
             )
             if self.cfg.cache_in_memory:
                 self._cache[ck] = s

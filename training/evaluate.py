@@ -179,15 +179,7 @@ def attention_metrics(model, ds: tdata.SessionDataset, device, max_cases: int | 
     mask_kinds = {"finding_box": 0, "heatmap_half_max": 0}
     n = len(ds) if max_cases is None else min(len(ds), max_cases)
     for idx in range(n):
-        c = ds.cases[idx]
-        sample = tdata.load_case_sample(
-            ds.folder,
-            c,
-            image_size=ds.image_size,
-            n_side=ds.n_side,
-            max_sentences=ds.cfg.max_sentences,
-            keep_record=True,
-        )
+        sample = ds.sample(idx)  # keeps the case record (fixations, findings) beside the pixels
         with_hm = [i for i, hm in enumerate(sample.heatmaps_sq) if hm is not None]
         if not with_hm:
             continue
@@ -262,8 +254,11 @@ def evaluate_run(
     device: str = "cpu",
     checkpoint: str = "best",
     max_attention_cases: int | None = None,
+    sample_cache: dict | None = None,
 ) -> dict:
-    """Load ``RUN/checkpoints/<checkpoint>`` (falling back to ``last``) and evaluate it on ``sessions``."""
+    """Load ``RUN/checkpoints/<checkpoint>`` (falling back to ``last``) and evaluate it on ``sessions``.
+
+    ``sample_cache`` shares decoded cases between evaluations (experiments)."""
     from model.checkpoint import load_checkpoint
 
     run_dir = Path(run_dir)
@@ -292,6 +287,7 @@ def evaluate_run(
         train=False,
         mean=mcfg.image_mean,
         std=mcfg.image_std,
+        cache=sample_cache,
     )
     result = evaluate_dataset(model, ds, device=device, max_attention_cases=max_attention_cases)
     result["checkpoint"] = str(ckpt)

@@ -47,9 +47,9 @@ METRICS = (
     ("pointing_game", "pointing"),
     ("attention_cc", "att. CC"),
 )
-# Synthetic radiographs at 1024 px: the tiny encoder sees 112 px and heatmaps are stored at <= 512 px, so the
+# Synthetic radiographs at 512 px: the tiny encoder sees 112 px and heatmaps are stored at <= 512 px, so the
 # synth default of 2048 px would only cost decode time.
-SYNTH_IMAGE_PX = 1024
+SYNTH_IMAGE_PX = 512
 DEFAULT_RATIOS = (0.0, 0.01, 0.05, 0.10, 0.50)  # plus 1.0 = the EGF+EGM row (EGMA's 1/5/10/50 % ablation)
 
 
@@ -176,7 +176,7 @@ def run_ablation(
             )
             t_run = time.perf_counter()
             rep = train(cfg, train_dir, run_dir, show_bar=False, sample_cache=sample_cache)
-            res = evaluate_run(run_dir, test_dir, checkpoint="last")
+            res = evaluate_run(run_dir, test_dir, checkpoint="last", sample_cache=sample_cache)
             res["train_s"] = round(time.perf_counter() - t_run, 2)
             res["final_loss"] = rep["final_terms"].get("loss")
             res["n_with_gaze"] = rep["data"]["n_with_gaze"]
