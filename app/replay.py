@@ -258,6 +258,8 @@ class ReplayWindow(QtWidgets.QMainWindow):
         thumb = (np.clip((small - c) / w + 0.5, 0.0, 1.0) * 255).astype(np.uint8)
         for i in range(len(rec.sentences)):
             self.sentences.add_sentence(rec.sentences.text[i], rec.sentence_heatmap(i), thumb)
+        with QtCore.QSignalBlocker(self.sentences):
+            self.sentences.setCurrentRow(-1)  # nothing selected until the user or the playback selects one
         self.sentences.scrollToTop()
 
     def _audio_text(self) -> str:
@@ -400,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.case is not None and args.case not in case_ids:
         raise SessionFormatError(f"case {args.case!r} not in {args.session}; cases: {', '.join(case_ids)}")
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    loop = QtCore.QEventLoop()  # not app.exec(): quitting it leaves a longer-lived application usable
     unattended = args.seconds is not None or args.screenshot is not None
     win = ReplayWindow(args.session, audio=not (args.no_audio or unattended))
     if args.case is not None:
@@ -420,8 +423,12 @@ def main(argv: list[str] | None = None) -> int:
                 args.screenshot.parent.mkdir(parents=True, exist_ok=True)
                 win.grab().save(str(args.screenshot))
             win.close()
-            app.quit()
+            loop.quit()
 
         QtCore.QTimer.singleShot(int(seconds * 1000) + 200, finish)
-    app.exec()
+    app.lastWindowClosed.connect(loop.quit)  # closing the window ends it, as app.exec() would
+    try:
+        loop.exec()
+    finally:
+        app.lastWindowClosed.disconnect(loop.quit)
     return 0

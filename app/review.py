@@ -535,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     resolve_checkpoint(args.run)  # fail early, on one line, when RUN has no checkpoint
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    loop = QtCore.QEventLoop()  # not app.exec(): quitting it leaves a longer-lived application usable
     win = ReviewWindow(args.run, args.sessions)
     win.resize(1500, 1000)
     win.show()
@@ -561,18 +562,22 @@ def main(argv: list[str] | None = None) -> int:
         except RadgazeError as exc:
             errors.append(exc)
         win.close()
-        app.quit()
+        loop.quit()
 
     def on_failed(message: str) -> None:
         from capture.errors import CheckpointError
 
         errors.append(CheckpointError(message))
         win.close()
-        app.quit()
+        loop.quit()
 
     win.rows_ready.connect(on_ready)
     win.failed.connect(on_failed)
-    app.exec()
+    app.lastWindowClosed.connect(loop.quit)  # closing the window ends it, as app.exec() would
+    try:
+        loop.exec()
+    finally:
+        app.lastWindowClosed.disconnect(loop.quit)
     if errors:
         raise errors[0]
     return 0
