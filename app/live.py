@@ -219,7 +219,15 @@ class LiveSession:
 
     def _on_words(self, words: Words) -> None:
         self.events.put_nowait(("words", words))
-        if self.pipeline is not None and len(words):
+        if self.pipeline is None or len(words) == 0:
+            return
+        keep = np.asarray(words.t_end) >= self.views["t_lsl"][0]  # said before the case began: not its words
+        if not keep.all():
+            idx = np.flatnonzero(keep)
+            words = Words(
+                words.t_start[idx], words.t_end[idx], [words.text[i] for i in idx], words.probability[idx]
+            )
+        if len(words):
             self._emit_sentences(self.pipeline.push_words(words))
 
     def _pull_audio(self) -> None:

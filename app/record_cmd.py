@@ -36,6 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     audio.add_argument("--audio-file", type=Path, default=None, help="play this file as the microphone")
     p.add_argument("--no-audio", action="store_true", help="record gaze and view only (no dictation)")
     p.add_argument("--reader-id", default="anonymous", help="pseudonymous reader id stored in the session")
+    p.add_argument("--beam", type=int, default=5, help="ASR beam size")
+    p.add_argument("--start", action="store_true", help="start recording the first case at once")
+    p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
+    p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
     p.add_argument("--headless", action="store_true", help="no window: run capture.record's recorder")
     return p
 
@@ -69,54 +73,96 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(
             f"session file {str(args.output)!r} exists; choose a new file (sessions are written once)"
         )
+    from PySide6 import QtCore, QtWidgets
 
-    from PySide6 import QtWidgets
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["radgaze record"])
+    parts = open_sources(args, app)
+    try:
+        window, controller = open_window(args, parts)
+        if args.start:
+            controller.start()
+        if parts.audio is not None:
+            parts.audio.start()  # the microphone opens with the window
+        if args.seconds is not None:
+            QtCore.QTimer.singleShot(int(args.seconds * 1000), lambda: finish(app, window, controller, args))
+        app.exec()
+    finally:
+        parts.close()
+    print(f"radgaze record: wrote {args.output}", flush=True)
+    return 0
 
+
+class Sources:
+    """What record mode runs besides the window, closed in order (inlets before outlets, writer last)."""
+
+    def __init__(self) -> None:
+        self.inlet = self.audio = self.asr = self.session = self.writer = self.display = None
+        self.tracker_name = ""
+
+    def close(self) -> None:
+        if self.audio is not None:
+            self.audio.stop()
+        if self.session is not None:
+            self.session.stop()
+        if self.inlet is not None:
+            self.inlet.stop()
+        if self.writer is not None:
+            self.writer.close()
+
+
+def open_sources(args: argparse.Namespace, app) -> Sources:
     from app.live import LiveSession
-    from app.main_window import MainWindow
-    from app.recording import RecordController
     from capture.gaze.discovery import resolve_gaze_stream
     from capture.gaze.inlet import GazeInlet
     from capture.sim_tracker import parse_display
     from capture.store import SessionWriter
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["radgaze record"])
-    display = parse_display(args.display) if args.display else screen_display(app)
+    s = Sources()
+    s.display = parse_display(args.display) if args.display else screen_display(app)
     info = resolve_gaze_stream(args.tracker)
-    inlet = GazeInlet(info, display, layout=args.layout).start()
-    audio_source, asr = None, None
+    s.tracker_name = info.name()
+    s.inlet = GazeInlet(info, s.display, layout=args.layout).start()
     if not args.no_audio:
-        from capture.asr import AsrConfig, StreamingTranscriber, WhisperTranscriber
+        from capture.asr import AsrConfig, streaming_from_config
         from capture.audio import AudioFileSource, MicrophoneSource
 
-        asr = StreamingTranscriber(WhisperTranscriber(AsrConfig(model=args.whisper))).start()
-        if args.audio_file is not None:
-            audio_source = AudioFileSource(args.audio_file)
-        else:
-            audio_source = MicrophoneSource(args.audio_device)
-    provenance = {"tracker": inlet.provenance(), "asr_model": None if args.no_audio else args.whisper}
-    writer = SessionWriter(args.output, reader_id=args.reader_id, provenance=provenance, live=True)
-    pipeline = LiveSession(
-        display,
-        writer,
-        gaze_inlet=inlet,
-        audio_queue=audio_source.queue if audio_source else None,
-        asr=asr,
+        local = Path(args.whisper).is_dir()
+        s.asr = streaming_from_config(
+            AsrConfig(model=args.whisper, beam_size=args.beam, local_files_only=local)
+        )
+        s.asr.start()
+        s.audio = AudioFileSource(args.audio_file) if args.audio_file else MicrophoneSource(args.audio_device)
+    provenance = {
+        "tracker": s.inlet.provenance(),
+        "asr_model": None if args.no_audio else args.whisper,
+        "audio_source": "none" if args.no_audio else str(args.audio_file or args.audio_device or "default"),
+        "display": s.display.to_dict(),
+        "recorder": "window",
+    }
+    s.writer = SessionWriter(args.output, reader_id=args.reader_id, provenance=provenance, live=True)
+    s.session = LiveSession(
+        s.display, s.writer, gaze_inlet=s.inlet, audio_queue=s.audio.queue if s.audio else None, asr=s.asr
     ).start()
+    return s
+
+
+def open_window(args: argparse.Namespace, s: Sources):
+    from app.main_window import MainWindow
+    from app.recording import RecordController
+
     window = MainWindow(title=f"radgaze record — {args.output.name}")
-    RecordController(window, pipeline, display, tracker_name=info.name())
+    controller = RecordController(window, s.session, s.display, tracker_name=s.tracker_name)
     window.open_folder(args.images)
     window.resize(1400, 950)
     window.show()
-    if audio_source is not None:
-        audio_source.start()
-    try:
-        app.exec()
-    finally:
-        if audio_source is not None:
-            audio_source.stop()
-        pipeline.stop()
-        inlet.stop()
-        writer.close()
-    print(f"radgaze record: wrote {args.output}")
-    return 0
+    return window, controller
+
+
+def finish(app, window, controller, args: argparse.Namespace) -> None:
+    """Unattended end (--seconds): save the screenshot and quit; closing the sources lets the ASR deliver its
+    last words into the open case before it is closed (LiveSession.stop)."""
+    controller.poll()
+    if args.screenshot is not None:
+        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(args.screenshot))
+    app.quit()

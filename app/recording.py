@@ -21,6 +21,9 @@ from app.worklist import RECORDED, LoadedCase
 from capture.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, ImageRef, Words
 
 POLL_MS = 33  # UI refresh of the live panels (~30 Hz): smooth cursor, negligible load
+# After Stop, the case stays open this long for the words still in the ASR (a streaming Whisper commits ~1 s
+# chunks once two decodes agree, capture.asr CHUNK_S; plus one decode), so the last sentence is not lost.
+END_GRACE_MS = 2500
 
 
 def image_ref_of(case: LoadedCase) -> ImageRef:
@@ -73,6 +76,10 @@ class RecordController(QtCore.QObject):
         window.case_loaded.connect(self._on_case_loaded)
         window.state.view_event.connect(self._on_view_event)
         window.reading.tracker.calibrate_button.clicked.connect(self.start_calibration_check)
+        self._end_timer = QtCore.QTimer(self)
+        self._end_timer.setSingleShot(True)
+        self._end_timer.timeout.connect(self._end_pending)
+        self._pending_end: float | None = None
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -86,6 +93,7 @@ class RecordController(QtCore.QObject):
     def start(self) -> None:
         if self.recording or self.window.loaded is None:
             return
+        self._end_pending()  # a case stopped a moment ago is closed before the next begins
         self.recording = True
         self._begin_case(self.window.loaded)
         self.window.reading.set_recording(True, f"recording {self.window.loaded.case_id}")
@@ -95,10 +103,17 @@ class RecordController(QtCore.QObject):
         if not self.recording:
             return
         self.recording = False
-        self.pipeline.end_case(self.pipeline.clock())
+        self._pending_end = self.pipeline.clock()
+        self._end_timer.start(END_GRACE_MS)
         self._mark_recorded()
         self.window.reading.set_recording(False)
         self.recording_changed.emit(False)
+
+    def _end_pending(self) -> None:
+        self._end_timer.stop()
+        if self._pending_end is not None:
+            self.pipeline.end_case(self._pending_end)
+            self._pending_end = None
 
     def _begin_case(self, case: LoadedCase) -> None:
         state = self.window.state

@@ -1,0 +1,72 @@
+"""`radgaze record` (the window) end to end: a simulated tracker over LSL, the real JFK speech clip played as
+the microphone through the streaming ASR (tiny test Whisper), recording started at once, unattended end."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from capture.records import DisplayGeometry
+
+
+@pytest.mark.slow
+def test_record_window_writes_a_session(tmp_path, tmp_path_factory, shared_data, artifacts_dir):
+    from capture.sim_tracker import SimTracker, synthetic_gaze
+    from capture.store import SessionReader, describe_session
+    from capture.whisper_testing import build_tiny_whisper
+
+    whisper = build_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny")
+    images = tmp_path / "images"
+    images.mkdir()
+    y, x = np.mgrid[0:512, 0:448]
+    chest = 20000 + 15000 * np.exp(-((x - 224) ** 2 / 8000 + (y - 280) ** 2 / 20000))
+    Image.fromarray(chest.astype(np.uint16)).save(images / "c1.png")
+    display = DisplayGeometry()
+    gaze, _ = synthetic_gaze(1, 120.0, display)
+    name = f"radgaze-record-test-{os.getpid()}"
+    out = tmp_path / "rec.h5"
+    shot = artifacts_dir / "record_live.png"
+    with SimTracker(gaze, "tobii", 120.0, display, name=name):
+        cmd = [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "record",
+            str(out),
+            "--images",
+            str(images),
+            "--tracker",
+            name,
+        ]
+        cmd += ["--display", "1536x2048", "--audio-file", str(shared_data / "audio" / "jfk.flac")]
+        cmd += [
+            "--whisper",
+            str(whisper),
+            "--beam",
+            "1",
+            "--start",
+            "--seconds",
+            "13",
+            "--screenshot",
+            str(shot),
+        ]
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    info = describe_session(out)
+    assert info["valid"], info["errors"]
+    case = info["cases"][0]
+    assert case["case_id"] == "c1" and case["complete"]
+    assert case["gaze_samples"] > 120 * 8  # ~11 s of 120 Hz gaze after the inlet connected
+    assert case["audio_s"] > 9.0  # the clip, stored in the session
+    with SessionReader(out) as r:
+        rec = r.case("c1")
+    assert rec.view_events.size >= 1 and rec.view_events["scale"][0] > 0
+    assert len(rec.words) > 0  # the tiny random Whisper still yields words on real speech
+    assert np.all(np.diff(rec.words.t_start) >= 0) and rec.words.t_end[0] >= rec.t_start
+    assert Image.open(shot).size[0] >= 1000
