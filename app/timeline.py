@@ -158,10 +158,13 @@ class TimelineWidget(pg.GraphicsLayoutWidget):
         self.ci.layout.setRowStretchFactor(0, 3)
         self.ci.layout.setRowStretchFactor(1, 2)
         self.words_plot.setXLink(self.gaze_plot)
-        self.gaze_plot.setLabel("left", "gaze", units="px")
+        self.gaze_plot.setLabel("left", "gaze x, y (image px)")
         self.gaze_plot.addLegend(offset=(-6, 4), labelTextSize="8pt")
         self.words_plot.setLabel("bottom", "time since case start", units="s")
-        self.words_plot.hideAxis("left")
+        for plot in (self.gaze_plot, self.words_plot):  # same axis width: the linked x ranges line up
+            plot.getAxis("left").setWidth(56)
+        self.words_plot.getAxis("left").setStyle(showValues=False)
+        self.words_plot.getAxis("left").setTicks([[]])
         self.words_plot.setYRange(-0.1, 2.1, padding=0)
         for p in (self.gaze_plot, self.words_plot):
             p.setMouseEnabled(x=True, y=False)
@@ -185,6 +188,8 @@ class TimelineWidget(pg.GraphicsLayoutWidget):
         self.highlight.setVisible(False)
         self.words_plot.addItem(self.highlight)
         self.setMinimumHeight(240)
+        self._word_font = QtGui.QFont()
+        self._word_font.setPointSizeF(8.0)
 
     # -- content --------------------------------------------------------------------------------------
     def set_record(self, record: CaseRecord) -> None:
@@ -236,6 +241,7 @@ class TimelineWidget(pg.GraphicsLayoutWidget):
         self._add(self.words_plot, self.word_bars)
         for i, text in enumerate(w.text):
             item = pg.TextItem(text, color="#e0e0e0", anchor=(0, 0.5))
+            item.setFont(self._word_font)
             item.setPos(float(w.t_start[i] - self.t0), 1.15 if i % 2 == 0 else 0.85)
             self._add(self.words_plot, item)
         for i in range(len(s)):

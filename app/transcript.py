@@ -17,16 +17,16 @@ SENTENCE_END = (".", "?", "!")
 
 def word_char_spans(words: list[str]) -> tuple[str, np.ndarray]:
     """Words -> (text, spans (n, 2) int [start, end) character offsets). A line break follows a word ending a
-    sentence, a space follows the others."""
-    parts: list[str] = []
+    sentence, a space follows the others; a punctuation-only token ("." from dictated "period") joins the word
+    before it."""
+    text = ""
     spans = np.zeros((len(words), 2), dtype=np.int64)
-    pos = 0
     for i, w in enumerate(words):
-        spans[i] = pos, pos + len(w)
-        sep = "\n" if w.endswith(SENTENCE_END) else " "
-        parts.append(w + sep)
-        pos += len(w) + 1
-    return "".join(parts).rstrip(), spans
+        if w and all(not ch.isalnum() for ch in w) and text.endswith(" "):
+            text = text[:-1]
+        spans[i] = len(text), len(text) + len(w)
+        text += w + ("\n" if w.endswith(SENTENCE_END) else " ")
+    return text.rstrip(), spans
 
 
 def word_at_char(spans: np.ndarray, char_pos: int) -> int:

@@ -94,6 +94,9 @@ def test_word_char_spans_round_trip():
     assert [text[a:b] for a, b in spans] == ["the", "heart.", "no", "effusion."]
     assert word_at_char(spans, text.index("no")) == 2
     assert word_at_char(spans, 0) == 0 and word_at_char(np.zeros((0, 2), int), 0) == -1
+    text, spans = word_char_spans(["Normal", "heart", ".", "No", "effusion", ","])
+    assert text == "Normal heart.\nNo effusion,"
+    assert [text[a:b] for a, b in spans] == ["Normal", "heart", ".", "No", "effusion", ","]
 
 
 def test_audio_sample_mapping_through_blocks():
@@ -304,3 +307,27 @@ def test_replay_cli_unattended_screenshot(session, tmp_path, qapp):
         main([str(session), "--case", "nope", "--seconds", "0"])
     with pytest.raises(SessionFormatError, match="not a file"):
         main([str(tmp_path / "missing.h5")])
+
+
+@pytest.mark.slow
+def test_replay_of_a_synthetic_reading(qtbot, tmp_path, artifacts_dir):
+    synth = pytest.importorskip("capture.synth", reason="capture.synth is not available")
+    from app.replay import ReplayWindow
+
+    (path,) = synth.write_synthetic_sessions(tmp_path, n_cases=1, seed=3, image_size=1024)
+    win = ReplayWindow(path, audio=False)
+    qtbot.addWidget(win)
+    win.resize(1500, 950)
+    win.show()
+    rec = win.case.record
+    assert rec.gaze.size > 1000 and len(rec.words) > 5 and len(rec.sentences) >= 2
+    s = 1  # seek into the second sentence's first word
+    k = int(np.searchsorted(rec.words.t_start, rec.sentences.t_start[s] - 1e-6))
+    win.seek(float(rec.words.t_start[k] + rec.words.t_end[k]) / 2)
+    assert win.transcript.current_text == rec.words.text[k]
+    assert win.state.overlay is not None and win.state.overlay.label == rec.sentences.text[s]
+    assert win.state.overlay.shape == rec.heatmaps.shape[1:]
+    x, _ = win.trail.getData()
+    assert x is not None and len(x) >= 1
+    qtbot.wait(50)
+    assert win.grab().save(str(artifacts_dir / "replay_synth.png"))
