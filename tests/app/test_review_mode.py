@@ -262,3 +262,48 @@ def test_review_cli_exports_and_errors(run_dir, sessions, tmp_path, qapp):
     assert len(list(csv.DictReader(csv_path.open()))) == 9 and shot.stat().st_size > 10_000
     with pytest.raises(CheckpointError):
         main([str(tmp_path / "norun"), str(sessions), "--export-csv", str(csv_path)])
+
+
+def test_unloadable_checkpoint_is_reported_not_raised(qtbot, tmp_path, sessions):
+    from app.review import ReviewWindow
+
+    run = tmp_path / "run"
+    ckpt = _save_tiny_checkpoint(run / "checkpoints" / "last", seed=0)
+    (ckpt / "model.safetensors").write_bytes(b"not a safetensors file")
+    win = ReviewWindow(run, sessions)
+    qtbot.addWidget(win)
+    with qtbot.waitSignal(win.failed, timeout=60_000) as sig:
+        win.show()
+    assert sig.args[0] and not win.busy and win.table.rowCount() == 0
+    assert "error" in win.statusBar().currentMessage()
+    win.close()
+
+
+@pytest.mark.slow
+def test_review_of_synthetic_readings(qtbot, tmp_path, run_dir, artifacts_dir):
+    synth = pytest.importorskip("capture.synth", reason="capture.synth is not available")
+    from app.review import ReviewWindow
+
+    synth.write_synthetic_sessions(tmp_path, n_cases=2, seed=5, image_size=768)
+    win = ReviewWindow(run_dir, tmp_path)
+    qtbot.addWidget(win)
+    win.resize(1500, 1000)
+    with qtbot.waitSignal(win.rows_ready, timeout=120_000):
+        win.show()
+    n_with_heatmaps = sum(len(c.model_maps) for c in win.cases)
+    assert len(win.cases) == 2 and win.table.rowCount() == len(win.rows) == n_with_heatmaps > 2
+    ci, si = win.current
+    assert win.model_state.overlay.shape == win.cases[ci].record.heatmaps.shape[1:]
+    qtbot.wait(50)
+    assert win.grab().save(str(artifacts_dir / "review_synth.png"))
+    win.close()
+
+
+def test_retrain_dialog_result_reloads_the_review(review, qtbot, tmp_path):
+    dialog = review.open_retrain()
+    assert dialog.isVisible() and dialog.panel.run_dir == review.run_dir
+    new = _save_tiny_checkpoint(tmp_path / "retrained", seed=2)
+    with qtbot.waitSignal(review.rows_ready, timeout=60_000):
+        dialog.panel.checkpoint_changed.emit(str(new))  # what a finished retrain emits
+    assert review.checkpoint == new
+    dialog.close()
