@@ -4,9 +4,10 @@ In one process (or without an initialised process group) everything here is the 
 ``torchrun`` each rank gathers every rank's features; only the local shard keeps its gradient (the other
 shards are detached copies), as open_clip does with ``gather_with_grad=False``. Each rank then computes the
 full-batch loss, and its backward reaches exactly the local features' share of the gradient. DDP averages
-parameter gradients over ranks, which divides that share by the world size, so
-:func:`scale_grad_for_ddp` multiplies the gradient (not the value) of a gathered loss by the world size:
-the result equals the gradient of the full-batch loss on one process.
+parameter gradients over ranks, which would divide that share by the world size, so the local shard's
+gradient (not its value) is multiplied by the world size inside the gather. Parameters used directly by the
+full-batch loss (the learnable temperature) get the full-batch gradient on every rank, which DDP's average
+leaves as it is. Both then equal the gradients of the full-batch loss on one process.
 """
 
 from __future__ import annotations
@@ -37,8 +38,13 @@ def gather_with_local_grad(x: Tensor) -> Tensor:
         return x
     parts = [torch.empty_like(x) for _ in range(w)]
     dist.all_gather(parts, x.detach().contiguous())
-    parts[rank()] = x
+    parts[rank()] = _times_in_grad(x, float(w)) if x.requires_grad else x
     return torch.cat(parts, dim=0)
+
+
+def _times_in_grad(x: Tensor, factor: float) -> Tensor:
+    """Same value as ``x``; the gradient flowing back through it is multiplied by ``factor``."""
+    return x * factor - x.detach() * (factor - 1.0)
 
 
 def max_over_ranks(value: int, device: torch.device) -> int:
@@ -58,11 +64,3 @@ def pad_dim(x: Tensor, dim: int, size: int, value: float | bool = 0) -> Tensor:
     shape = list(x.shape)
     shape[dim] = extra
     return torch.cat([x, torch.full(shape, value, dtype=x.dtype, device=x.device)], dim=dim)
-
-
-def scale_grad_for_ddp(loss: Tensor) -> Tensor:
-    """Same value as ``loss``; gradient multiplied by the world size (see the module docstring)."""
-    w = world_size()
-    if w == 1:
-        return loss
-    return loss * w - loss.detach() * (w - 1)

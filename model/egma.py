@@ -158,7 +158,7 @@ class EGMAModel(nn.Module):
         gather = dist_utils.gather_with_local_grad
         if "clip" in names:
             terms = clip_loss(gather(glob), gather(report), scale)
-            out["clip_loss"] = lc.clip_weight * dist_utils.scale_grad_for_ddp(terms.pop("clip_loss"))
+            out["clip_loss"] = lc.clip_weight * terms.pop("clip_loss")
             out.update(terms)
         fine = "egf" in names or "filip" in names
         if fine:
@@ -166,7 +166,7 @@ class EGMAModel(nn.Module):
             gs = gather(dist_utils.pad_dim(sentences, 1, m_all))
             gm = gather(dist_utils.pad_dim(sentence_mask, 1, m_all, False))
             fil = filip_loss(gather(patches), gs, gm, scale, lc)
-            filip = dist_utils.scale_grad_for_ddp(fil.pop("filip_loss"))
+            filip = fil.pop("filip_loss")
             out.update(fil)
         if "egf" in names or "mlce" in names:
             ml = mlce_loss(patches, sentences, sentence_mask, gaze, has_gaze, scale, lc)

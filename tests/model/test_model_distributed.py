@@ -1,5 +1,5 @@
 """Feature gathering across ranks: identity in one process; under 2 gloo ranks the gathered-loss gradient
-(with the DDP rescale, averaged over ranks as DDP does) equals the one-process full-batch gradient."""
+(averaged over ranks as DDP does) equals the one-process full-batch gradient, for features and temperature."""
 
 from __future__ import annotations
 
@@ -20,8 +20,6 @@ def test_identity_in_one_process():
     assert du.world_size() == 1 and du.rank() == 0
     assert du.gather_with_local_grad(x) is x
     assert du.max_over_ranks(5, x.device) == 5
-    loss = (x**2).sum()
-    assert du.scale_grad_for_ddp(loss) is loss
 
 
 def test_pad_dim():
@@ -46,13 +44,14 @@ def _worker(rank: int, world: int, port: int, img: torch.Tensor, txt: torch.Tens
         local_t = txt[rank * b : (rank + 1) * b].clone().requires_grad_(True)
         assert du.max_over_ranks(rank + 3, local_i.device) == world + 2
         gathered = du.gather_with_local_grad(local_i), du.gather_with_local_grad(local_t)
-        loss = clip_loss(*gathered, torch.tensor(5.0))
-        du.scale_grad_for_ddp(loss["clip_loss"]).backward()
-        # DDP averages parameter gradients over ranks: sum_r J_r^T g_r / world. With g_r = world * dL/dx_r
-        # (scale_grad_for_ddp) that is sum_r J_r^T dL/dx_r, the full-batch gradient, iff g_r / world is
-        # exactly the full-batch gradient of the local shard.
+        scale = torch.tensor(5.0, dtype=torch.float64, requires_grad=True)
+        loss = clip_loss(*gathered, scale)
+        loss["clip_loss"].backward()
+        # DDP averages parameter gradients over ranks: sum_r J_r^T g_r / world. The gather multiplies the
+        # local shard's gradient by world, so g_r / world must be exactly the full-batch gradient of the
+        # local shard; the temperature's gradient, averaged over ranks, must be the full-batch one.
         g = torch.cat([local_i.grad, local_t.grad]) / world
-        out[rank] = (float(loss["clip_loss"].detach()), g)
+        out[rank] = (float(loss["clip_loss"].detach()), g, float(scale.grad))
     finally:
         dist.destroy_process_group()
 
@@ -66,10 +65,12 @@ def test_two_rank_gather_matches_full_batch_gradient():
     out = manager.dict()
     mp.spawn(_worker, args=(2, _free_port(), img, txt, out), nprocs=2, join=True)
     full_i, full_t = img.clone().requires_grad_(True), txt.clone().requires_grad_(True)
-    full = clip_loss(full_i, full_t, torch.tensor(5.0))["clip_loss"]
+    scale = torch.tensor(5.0, dtype=torch.float64, requires_grad=True)
+    full = clip_loss(full_i, full_t, scale)["clip_loss"]
     full.backward()
+    assert (out[0][2] + out[1][2]) / 2 == pytest.approx(float(scale.grad), rel=1e-10)
     for r in (0, 1):
-        value, g = out[r]
+        value, g, _ = out[r]
         assert value == pytest.approx(float(full.detach()), abs=1e-12)
         expected = torch.cat([full_i.grad[r * 3 : (r + 1) * 3], full_t.grad[r * 3 : (r + 1) * 3]])
         torch.testing.assert_close(g, expected, atol=1e-12, rtol=1e-10)

@@ -57,12 +57,6 @@ def test_two_process_torchrun_on_cpu_gathers_correctly_and_trains(ddp_results):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="model bug (reported): under DDP the gathered CLIP/FILIP losses go through "
-    "model.distributed.scale_grad_for_ddp, which also multiplies the logit_scale gradient by the world size; "
-    "logit_scale is used on the full gathered batch on every rank, so DDP's average then over-counts it",
-)
 def test_two_process_logit_scale_gradient_equals_the_full_batch_one(ddp_results):
     _, results = ddp_results
     for res in results:
