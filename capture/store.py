@@ -14,6 +14,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -423,7 +424,8 @@ class SessionReader:
         self.path = Path(path)
         self._file = _open_h5(self.path)
         try:
-            self._check_header()
+            with _damage_as_format_error(self.path, "its header"):
+                self._check_header()
         except Exception:
             self._file.close()
             raise
@@ -475,27 +477,37 @@ class SessionReader:
 
     @property
     def case_ids(self) -> list[str]:
-        groups = self._file["cases"]
-        return sorted(groups, key=lambda k: int(groups[k].attrs.get("order", 0)))
+        with _damage_as_format_error(self.path, "its list of cases"):
+            groups = self._file["cases"]
+            return sorted(groups, key=lambda k: int(groups[k].attrs.get("order", 0)))
 
     def cases(self) -> Iterator[CaseRecord]:
         for cid in self.case_ids:
             yield self.case(cid)
 
     def case(self, case_id: str) -> CaseRecord:
-        if case_id not in self._file["cases"]:
+        if case_id not in self.case_ids:
             raise KeyError(f"{self.path}: no case {case_id!r}; cases are {self.case_ids}")
-        try:
+        with _damage_as_format_error(self.path, f"case {case_id!r}"):
             return _read_case(self._file["cases"][case_id])
-        except SessionFormatError:
-            raise
-        except (OSError, KeyError, ValueError, TypeError, json.JSONDecodeError) as exc:
-            raise SessionFormatError(f"{self.path}: case {case_id!r} is damaged: {exc}") from exc
 
     def image_path(self, case: CaseRecord) -> Path:
         """The case's image path, resolved relative to the session file when it is relative."""
         p = Path(case.image.path)
         return p if p.is_absolute() else (self.path.parent / p)
+
+
+@contextmanager
+def _damage_as_format_error(path: Path, what: str):
+    """HDF5 reports damage as OSError, KeyError, ValueError, ... from deep inside: one typed error instead."""
+    try:
+        yield
+    except SessionFormatError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, UnicodeDecodeError) as exc:
+        raise SessionFormatError(
+            f"{path}: {what} is damaged and cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
 
 
 def open_session(path: str | os.PathLike) -> SessionReader:

@@ -13,6 +13,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from capture.errors import SessionFormatError
 from capture.records import (
@@ -296,3 +298,27 @@ def test_list_sessions_finds_files_recursively(tmp_path: Path):
             w.write_case(_case("c"))
     (tmp_path / "notes.txt").write_text("x")
     assert [p.name for p in list_sessions(tmp_path)] == ["y.h5", "x.h5"]
+
+
+@pytest.fixture(scope="module")
+def session_bytes(tmp_path_factory) -> bytes:
+    path = tmp_path_factory.mktemp("fuzz") / "s.h5"
+    with SessionWriter(path) as w:
+        w.write_case(_case("c1"))
+    return path.read_bytes()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255), st.booleans()), min_size=1, max_size=8))
+def test_fuzzed_session_files_raise_only_the_typed_error(tmp_path, session_bytes, flips):
+    """Byte flips (mostly in the metadata near the start) either read or raise SessionFormatError."""
+    data = bytearray(session_bytes)
+    for where, value, in_header in flips:
+        span = min(len(data), 4096) if in_header else len(data)
+        data[int(where * (span - 1))] = value
+    p = tmp_path / "fuzzed.h5"
+    p.write_bytes(bytes(data))
+    try:
+        describe_session(p)
+    except SessionFormatError:
+        pass
