@@ -45,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-asr", action="store_true", help="skip the ASR condition (frame_ms_during_asr = null)"
     )
     p.add_argument(
-        "--audio", type=Path, default=None, help="speech file for the ASR (default: JFK clip, else tone)"
+        "--audio", type=Path, default=None, help="speech file for the ASR (None: the JFK clip, else a tone)"
     )
     p.add_argument(
-        "--whisper-dir", type=Path, default=None, help="faster-whisper model dir (default: tiny test)"
+        "--whisper-dir", type=Path, default=None, help="faster-whisper model dir (None: the tiny test model)"
     )
     return p
 

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from capture.gaze.layouts import LAYOUT_NAMES
 from capture.records import GAZE_VALID, DisplayGeometry, Words
 
 LEAD_IN_S = 2.0  # gaze streams this long before the first case (the LSL inlet connects meanwhile)
@@ -42,16 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
-        "--seconds", type=float, default=None, help="quit after N seconds (default: run until closed)"
+        "--seconds",
+        type=float,
+        default=None,
+        help="quit after N seconds (None: run until the window is closed)",
     )
     p.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window before quitting")
     p.add_argument("--cases", type=int, default=3, help="synthetic cases")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic reading")
     p.add_argument("--image-size", type=int, default=1024, help="synthetic image side in px")
     p.add_argument("--rate", type=float, default=120.0, help="simulated tracker rate (Hz)")
-    p.add_argument("--layout", default="tobii", help="LSL channel layout of the simulated tracker")
-    p.add_argument("--keep", type=Path, default=None, help="keep the cases and the recorded session here")
-    p.add_argument("--show-gaze", action="store_true", help="show the gaze cursor (hidden by default)")
+    p.add_argument(
+        "--layout", default="tobii", choices=LAYOUT_NAMES, help="LSL layout of the simulated tracker"
+    )
+    p.add_argument(
+        "--keep", type=Path, default=None, help="folder for the cases and session (None: a temp folder)"
+    )
+    p.add_argument("--show-gaze", action="store_true", help="show the gaze cursor (hidden while reading)")
     return p
 
 

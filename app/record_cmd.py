@@ -27,12 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("output", type=Path, help="session file to write (must not exist)")
     p.add_argument("--images", type=Path, required=True, help="folder of images (DICOM/PNG/JPEG) to read")
-    p.add_argument("--tracker", default=None, help="LSL gaze stream name (default: the one gaze stream)")
-    p.add_argument("--layout", default=None, help="force a channel layout (tobii, pupil, gazepoint, ...)")
-    p.add_argument("--display", default=None, help="tracker screen WxH px (default: this screen's)")
+    p.add_argument("--tracker", default=None, help="LSL gaze stream name (None: the one gaze stream)")
+    p.add_argument("--layout", default=None, help="force a channel layout (None: from the stream)")
+    p.add_argument("--display", default=None, help="tracker screen WxH px (None: this screen's)")
     p.add_argument("--whisper", default=DEFAULT_WHISPER, help="faster-whisper model name or directory")
     audio = p.add_mutually_exclusive_group()
-    audio.add_argument("--audio-device", default=None, help="input device index or name (default input)")
+    audio.add_argument(
+        "--audio-device", default=None, help="input device index or name (None: the default input)"
+    )
     audio.add_argument("--audio-file", type=Path, default=None, help="play this file as the microphone")
     p.add_argument("--no-audio", action="store_true", help="record gaze and view only (no dictation)")
     p.add_argument("--reader-id", default="anonymous", help="pseudonymous reader id stored in the session")
