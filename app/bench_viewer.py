@@ -184,7 +184,7 @@ def start_asr(audio: Path, whisper_dir: Path | None):
 
 
 def run(args: argparse.Namespace) -> dict:
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a benchmark needs no visible window
     from PySide6 import QtWidgets
 
     from app.image_view import ImageView

@@ -160,9 +160,9 @@ class ScriptedDictation:
 # ------------------------------------------------------------------------------------------ the app
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    from PySide6 import QtWidgets
+    from app.qtapp import ensure_qapp
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["radgaze demo"])
+    app = ensure_qapp("radgaze demo")
     demo = Demo(args, app)
     try:
         demo.start()

@@ -75,9 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(
             f"session file {str(args.output)!r} exists; choose a new file (sessions are written once)"
         )
-    from PySide6 import QtCore, QtWidgets
+    from app.worklist import scan_folder
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["radgaze record"])
+    if not scan_folder(args.images):  # fail before opening devices
+        raise ConfigError(f"--images: expected DICOM/PNG/JPEG files in {str(args.images)!r}, found none")
+    from PySide6 import QtCore
+
+    from app.qtapp import ensure_qapp
+
+    app = ensure_qapp("radgaze record")
     parts = open_sources(args, app)
     try:
         window, controller = open_window(args, parts)

@@ -79,3 +79,15 @@ def test_scripted_dictation_releases_words_when_due():
     d.stop()
     assert [w.text for w in got] == [["a"]]  # "b" is not due yet
     assert d.latest_preview.tentative_text == "b"  # spoken, not final
+
+
+def test_no_display_is_a_clear_error(monkeypatch):
+    from app.qtapp import ensure_qapp, has_display
+    from capture.errors import ConfigError
+
+    assert not has_display({}, "linux")
+    assert has_display({"DISPLAY": ":0"}, "linux") and has_display({}, "darwin")
+    for var in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ConfigError, match="xvfb-run"):
+        ensure_qapp("radgaze demo")
