@@ -12,7 +12,16 @@ from PIL import Image
 from app.live import LiveSentence, TrackerStats
 from app.main_window import MainWindow
 from app.recording import RecordController
-from capture.records import VIEW_CASE, VIEW_WINDOW, VIEW_ZOOM, DisplayGeometry, ImageRef, Words
+from capture.records import (
+    VIEW_CASE,
+    VIEW_INVERT,
+    VIEW_PAN,
+    VIEW_WINDOW,
+    VIEW_ZOOM,
+    DisplayGeometry,
+    ImageRef,
+    Words,
+)
 
 
 class StandInPipeline:
@@ -121,3 +130,35 @@ def test_reading_a_case_again_records_a_new_session_case(recorder):
     begun = [c[1] for c in pipe.calls if c[0] == "begin_case"]
     assert begun == ["case1", "case1~2"]
     assert [c[0] for c in pipe.calls] == ["begin_case", "end_case", "begin_case"]  # closed before the next
+
+
+def test_view_changes_land_in_the_session_file(qtbot, tmp_path):
+    from app.live import LiveSession
+    from capture.store import SessionReader, SessionWriter
+
+    y, x = np.mgrid[0:300, 0:200]
+    Image.fromarray((1000 + 30 * x + 10 * y).astype(np.uint16)).save(tmp_path / "c.png")
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(900, 700)
+    win.show()
+    qtbot.waitExposed(win)
+    win.open_folder(tmp_path)
+    writer = SessionWriter(tmp_path / "s.h5", live=True)
+    session = LiveSession(DisplayGeometry(), writer).start()
+    ctl = RecordController(win, session, DisplayGeometry())
+    ctl.start()
+    win.state.wheel(2, 50, 60)
+    win.state.pan_by(-20, 5)
+    win.state.drag_window(0, 30)
+    win.state.set_invert(True)
+    ctl.stop()
+    ctl._end_timer.timeout.emit()
+    session.stop()
+    writer.close()
+    with SessionReader(tmp_path / "s.h5") as r:
+        ev = r.case("c").view_events
+    assert list(ev["kind"]) == [VIEW_CASE, VIEW_ZOOM, VIEW_PAN, VIEW_WINDOW, VIEW_INVERT]
+    assert ev["scale"][1] == pytest.approx(ev["scale"][0] * 1.25**2)
+    assert ev["window_width"][3] > ev["window_width"][2] and ev["invert"][4] == 1
+    assert np.all(np.diff(ev["t_lsl"]) > 0)
