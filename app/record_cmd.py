@@ -43,6 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
     p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
     p.add_argument("--headless", action="store_true", help="no window: run capture.record's recorder")
+    p.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        help="training run the Model ▸ Retrain menu trains into (default: runs/default beside the session)",
+    )
     return p
 
 
@@ -161,6 +167,11 @@ def open_window(args: argparse.Namespace, s: Sources):
     window = MainWindow(title=f"radgaze record — {args.output.name}")
     controller = RecordController(window, s.session, s.display, tracker_name=s.tracker_name)
     window.open_folder(args.images)
+    from app.retrain import install_retrain_action
+
+    # one-click retrain on every session in the folder this reading is written to
+    run_dir = args.run or (args.output.parent / "runs" / "default")
+    install_retrain_action(window, args.output.parent, run_dir)
     window.resize(1400, 950)
     window.show()
     return window, controller
