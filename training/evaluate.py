@@ -175,7 +175,7 @@ def attention_metrics(model, ds: tdata.SessionDataset, device, max_cases: int | 
     from model.attention import sentence_attention
     from model.metrics import cc, nss, pointing_game
 
-    ccs, nsss, hits = [], [], []
+    ccs, nsss, hits, chance = [], [], [], []
     mask_kinds = {"finding_box": 0, "heatmap_half_max": 0}
     n = len(ds) if max_cases is None else min(len(ds), max_cases)
     for idx in range(n):
@@ -200,8 +200,10 @@ def attention_metrics(model, ds: tdata.SessionDataset, device, max_cases: int | 
             mask, kind = _pointing_mask(sample, i, hm)
             mask_kinds[kind] += 1
             hits.append(bool(pointing_game(a[crop], mask[crop])))
+            chance.append(float(mask[crop].mean()))  # a uniformly random point lands in the mask this often
     return {
         "pointing_game": float(np.mean(hits)) if hits else None,
+        "pointing_game_chance": float(np.mean(chance)) if chance else None,
         "attention_cc": float(np.nanmean(ccs)) if ccs else None,
         "attention_nss": float(np.nanmean(nsss)) if nsss else None,
         "n_attention_sentences": len(ccs),
