@@ -132,6 +132,9 @@ def classification_metrics(model, images: torch.Tensor, labels: list[str | None]
     y_true = np.asarray([classes.index(labels[i]) for i in keep])
     acc, f1 = accuracy_macro_f1(y_true, class_scores.argmax(axis=1), len(classes))
     out.update(zero_shot_accuracy=acc, zero_shot_macro_f1=f1, n_classified=len(keep))
+    out["zero_shot_majority_baseline"] = float(
+        np.bincount(y_true).max() / len(y_true)
+    )  # always the top class
     for k in KS:
         out[f"retrieval_i2t_p_at_{k}"] = precision_at_k(sim, y_true, text_cls_a, k)
         out[f"retrieval_t2i_p_at_{k}"] = precision_at_k(sim.T, text_cls_a, y_true, k)

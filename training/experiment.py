@@ -156,7 +156,7 @@ def run_ablation(
     train_dir, test_dir = make_data(work, n_cases, n_test, data_seed)
     sample_cache: dict = {}
     rows = []
-    chance = None
+    chance = majority = None
     for v in variants(ratios):
         if only and v.name not in only:
             continue
@@ -182,6 +182,7 @@ def run_ablation(
             res["final_loss"] = rep["final_terms"].get("loss")
             res["n_with_gaze"] = rep["data"]["n_with_gaze"]
             chance = res.get("pointing_game_chance", chance)  # a property of the test set, not the model
+            majority = res.get("zero_shot_majority_baseline", majority)
             per_seed.append(res)
             if log_fh is not None:
                 brief = {k: res.get(k) for k, _ in METRICS}
@@ -218,6 +219,7 @@ def run_ablation(
         "experiment": "gaze-ablation",
         "gl_positive_patch_fraction": gaze_label_density(train_dir, sample_cache),
         "pointing_game_chance": chance,
+        "zero_shot_majority_baseline": majority,
         "n_train_cases": n_cases,
         "n_test_cases": n_test,
         "n_seeds": n_seeds,
