@@ -285,8 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         print(result["table_markdown"])
         print(
             f"\n{a.cases} training / {result['n_test_cases']} held-out synthetic cases, {a.seeds} seed(s), "
-            f"{a.epochs} epochs, tiny preset; {result['wall_s']} s",
-            file=sys.stdout,
+            f"{a.epochs} epochs, tiny preset; {result['wall_s']} s. Chance: pointing game "
+            f"{result['pointing_game_chance']}, zero-shot majority class {result['zero_shot_majority_baseline']}. "
+            f"Patches with gaze > 0 per gazed sentence (EGMA's GL): {result['gl_positive_patch_fraction']}"
         )
     return 0
 
