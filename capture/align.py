@@ -14,7 +14,7 @@ import numpy as np
 from capture.geometry import shown_rect, view_index
 from capture.heatmap import SIGMA_DEG, render_heatmap
 from capture.punctuation import content_span, split_sentences
-from capture.records import CaseRecord, DisplayGeometry, Sentences, Words
+from capture.records import FIXATION_DTYPE, CaseRecord, DisplayGeometry, Sentences, Words
 from capture.store import heatmap_grid
 
 # Speakers fixate what they are about to name about 0.9 s before naming it (Griffin & Bock 2000, "What the eyes
@@ -133,7 +133,7 @@ class LiveAligner:
         self._sink = sink
         self._on_sentence = on_sentence
         self._clock = clock
-        self._fixations: list[np.ndarray] = []
+        self._fixations = np.zeros(0, FIXATION_DTYPE)
         self._words = Words.empty()
         self._consumed = 0  # words already in closed sentences
         self.closed: list[ClosedSentence] = []
@@ -145,7 +145,7 @@ class LiveAligner:
 
     def add_fixations(self, fixations: np.ndarray) -> None:
         if fixations.size:
-            self._fixations.append(fixations)
+            self._fixations = np.concatenate([self._fixations, fixations])
 
     def add_words(self, words: Words) -> None:
         if len(words) == 0:
@@ -173,7 +173,7 @@ class LiveAligner:
             self._words.text[self._consumed :],
             self._words.probability[self._consumed :],
         )
-        fixations = np.concatenate(self._fixations) if self._fixations else None
+        fixations = self._fixations if self._fixations.size else None
         base = self._consumed
         done = []
         for _, i1, text, t0, t1 in sentence_spans(pending, final=final):

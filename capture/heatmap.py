@@ -4,7 +4,7 @@ One 2-D Gaussian per fixation, sigma = 1 degree of visual angle in image pixels 
 degree, so zoom is included), weighted by fixation duration, clipped to the part of the image shown at that
 time (fixations off it add nothing), normalised to sum 1. A Gaussian with a diagonal covariance clipped to an axis-aligned rectangle is
 separable, so the whole map is one matrix product: ``H = Gy^T @ diag(w) @ Gx`` with ``Gy`` (k, h) and ``Gx``
-(k, w) — O(k·(h + w) + k·h·w) with BLAS doing the last term.
+(k, w) — O(k·(h + w) + k·h·w) with BLAS doing the last term, in float32.
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ SIGMA_DEG = 1.0  # REFLACX heatmaps: sigma = 1 degree of visual angle (Bigolin L
 def _axis_weights(
     center_px: np.ndarray, sigma_px: np.ndarray, lo_px: np.ndarray, hi_px: np.ndarray, n: int, scale: float
 ) -> np.ndarray:
-    """(k, n) 1-D Gaussian sampled at heatmap-pixel centres (in image px), zero outside ``[lo, hi)``."""
-    coords = (np.arange(n, dtype=np.float64) + 0.5) * scale  # heatmap pixel centres in image px
-    d = (coords[None, :] - center_px[:, None]) / sigma_px[:, None]
-    g = np.exp(-0.5 * d * d) / (np.sqrt(2 * np.pi) * sigma_px[:, None])
+    """(k, n) float32 1-D Gaussian (unit mass on the line) sampled at heatmap-pixel centres, zero outside
+    ``[lo, hi)`` (all in image px)."""
+    coords = (np.arange(n, dtype=np.float32) + 0.5) * np.float32(scale)  # heatmap pixel centres in image px
+    d = (coords[None, :] - center_px[:, None].astype(np.float32)) / sigma_px[:, None].astype(np.float32)
+    g = np.exp(np.float32(-0.5) * d * d)
+    g /= (np.sqrt(2 * np.pi) * sigma_px[:, None]).astype(np.float32)
     g *= (coords[None, :] >= lo_px[:, None]) & (coords[None, :] < hi_px[:, None])
     return g
 
@@ -43,6 +45,10 @@ def render_heatmap(
         grid: ``(h_hm, w_hm, scale)`` from :func:`capture.store.heatmap_grid`; scale = image px per map px.
         shown: the visible image rectangle ``(x0, y0, x1, y1)`` in image px, one for all or (k, 4) per fixation;
             None = the whole image.
+
+    The map's total is known before it is drawn (each clipped Gaussian's mass is the product of its two
+    1-D sums), so the weights are normalised on the (k, h) factor and the single float32 matrix product writes
+    the final map — one pass over h·w pixels.
     """
     h_hm, w_hm, scale = grid
     x = np.asarray(x_img_px, np.float64).reshape(-1)
@@ -61,11 +67,12 @@ def render_heatmap(
     x, y, w, sigma, rect = x[ok], y[ok], w[ok], sigma[ok], rect[ok]
     gx = _axis_weights(x, sigma, rect[:, 0], rect[:, 2], w_hm, scale)
     gy = _axis_weights(y, sigma, rect[:, 1], rect[:, 3], h_hm, scale)
-    heat = (gy * w[:, None]).T @ gx
-    total = heat.sum()
+    mass = w * gx.sum(axis=1, dtype=np.float64) * gy.sum(axis=1, dtype=np.float64)  # each fixation's share
+    total = mass.sum()
     if not np.isfinite(total) or total <= 0:
         return None
-    return (heat / total).astype(np.float32)
+    gy *= (w / total).astype(np.float32)[:, None]
+    return np.ascontiguousarray(gy.T @ gx)
 
 
 def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
