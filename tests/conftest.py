@@ -42,7 +42,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def shared_data() -> Path:
     """../shared/data (real radiographs, DICOM, speech). Tests using it skip when it is absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real sample data folder {SHARED_DATA} is absent (it lives beside the repo, never in it)")
+        pytest.skip(
+            f"real sample data folder {SHARED_DATA} is absent (it lives beside the repo, never in it)"
+        )
     return SHARED_DATA
 
 
