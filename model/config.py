@@ -41,6 +41,11 @@ class LossConfig:
     # Eq. 5 divides the summed MLCE of the samples with gaze by the batch size b (1/(2b) sum_k); the
     # reference code divides by the number of samples with gaze: set True for that.
     mlce_per_gaze_sample: bool = False
+    # Eq. 4's gaze label GL = (GS > 0). Float Gaussian heatmaps are > 0 almost everywhere, so on a 7x7 grid
+    # ~90 % of patches come out "gazed" (measured on synthetic readings, see the README's experiment notes);
+    # the reference code's 8-bit JPEG heatmaps zero their far tails. GL = (GS > frac * row max) with frac > 0
+    # restores a sparse label; 0 is the paper as printed.
+    mlce_label_min_frac: float = 0.0
     # Eq. 5 FILIP logits. Paper/FILIP: padded sentence slots are masked out of every max and mean, and the
     # text->image cross-entropy is softmaxed over images. The reference code lets zero-padded slots take
     # part in the image-side max and softmaxes both directions over texts; False reproduces each defect.

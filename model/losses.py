@@ -100,6 +100,13 @@ def gaze_rows(gaze: Tensor, has_gaze: Tensor, sentence_mask: Tensor) -> Tensor:
     return sentence_mask & has_gaze[:, None] & (gaze > 0).any(dim=-1)
 
 
+def gaze_labels(gaze: Tensor, min_frac: float = 0.0) -> Tensor:
+    """GL (B, m, n) bool: GS > 0 (Eq. 4), or GS > min_frac * the row's maximum when min_frac > 0."""
+    if min_frac <= 0:
+        return gaze > 0
+    return gaze > min_frac * gaze.amax(dim=-1, keepdim=True)
+
+
 def mlce_loss(
     patches: Tensor,
     sentences: Tensor,
@@ -115,14 +122,14 @@ def mlce_loss(
 
     fL^{S2P}_k = mlce(x^{S2P}_k, GL_k) over the sentences with gaze (rows) and all patches;
     fL^{P2S}_k = mlce(x^{P2S}_k, GL_k^T) over all patches (rows) and the sentences with gaze.
-    gaze (B, m, n) heatmaps on the patch grid, GL = gaze > 0; has_gaze (B,) bool. Samples without gaze (or
+    gaze (B, m, n) heatmaps on the patch grid, GL = :func:`gaze_labels`; has_gaze (B,) bool. Samples without gaze (or
     with no gazed sentence) add nothing; a batch without any gives 0 (still connected to the graph).
     """
     x = torch.einsum("bmd,bnd->bmn", sentences, patches)  # Eq. 3: x^{S2P}_k (m x n)
     if cfg.mlce_scaled_by_temperature:
         x = x * logit_scale  # reference code: mlce on logits / tau
     rows = gaze_rows(gaze, has_gaze, sentence_mask)  # (B, m)
-    gl = gaze > 0  # GL_k
+    gl = gaze_labels(gaze, cfg.mlce_label_min_frac)  # GL_k
     all_cols = torch.ones_like(gl)
     s2p = mlce_rows(x, gl, all_cols)  # Eq. 4 top, (B, m)
     p2s = mlce_rows(x.transpose(1, 2), gl.transpose(1, 2), rows[:, None, :].expand_as(gl.transpose(1, 2)))

@@ -98,8 +98,11 @@ def mlce_loop(
             (j, i): f * torch.dot(sentences[k, j], patches[k, i]) for j in js for i in range(patches.shape[1])
         }
         n = patches.shape[1]
-        s2p = [_mlce([x[j, i] for i in range(n)], [bool(gaze[k, j, i] > 0) for i in range(n)]) for j in js]
-        p2s = [_mlce([x[j, i] for j in js], [bool(gaze[k, j, i] > 0) for j in js]) for i in range(n)]
+        cut = {j: cfg.mlce_label_min_frac * float(max(gaze[k, j, i] for i in range(n))) for j in js}
+        s2p = [
+            _mlce([x[j, i] for i in range(n)], [bool(gaze[k, j, i] > cut[j]) for i in range(n)]) for j in js
+        ]
+        p2s = [_mlce([x[j, i] for j in js], [bool(gaze[k, j, i] > cut[j]) for j in js]) for i in range(n)]
         per_sample.append(cfg.mlce_weight_s2p * sum(s2p) / len(s2p) + cfg.mlce_weight_p2s * sum(p2s) / n)
     if not per_sample:
         return torch.zeros((), dtype=patches.dtype)

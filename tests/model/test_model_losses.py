@@ -14,7 +14,9 @@ from model.config import LossConfig
 
 PAPER = LossConfig()
 REFERENCE = LossConfig.reference_code()
-MIXED = LossConfig(filip_t2i_over_images=False, egm_threshold=0.2, egm_smoothing=0.05)
+MIXED = LossConfig(
+    filip_t2i_over_images=False, egm_threshold=0.2, egm_smoothing=0.05, mlce_label_min_frac=0.3
+)
 CONFIGS = {"paper": PAPER, "reference": REFERENCE, "mixed": MIXED}
 SCALE = 1.0 / 0.07
 
@@ -116,6 +118,13 @@ def test_mlce_only_for_samples_with_gaze():
     assert float(none["mlce_loss"].detach()) == 0.0 and none["mlce_loss"].requires_grad
     (g,) = torch.autograd.grad(base["mlce_loss"], p)
     assert g[~hg].abs().max() == 0 and g[hg].abs().sum() > 0
+
+
+def test_gaze_labels_threshold_relative_to_the_row_maximum():
+    gaze = torch.tensor([[[0.5, 0.3, 0.15, 0.05], [0.0, 0.0, 0.0, 0.0]]])
+    assert L.gaze_labels(gaze).tolist() == [[[True, True, True, True], [False] * 4]]
+    assert L.gaze_labels(gaze, 0.2).tolist() == [[[True, True, True, False], [False] * 4]]
+    assert L.gaze_labels(gaze, 0.5).tolist() == [[[True, True, False, False], [False] * 4]]
 
 
 def test_mlce_rows_known_answer():
