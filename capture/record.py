@@ -23,6 +23,7 @@ import pylsl
 
 from capture import __version__
 from capture.align import EYE_VOICE_LEAD_S, ClosedSentence
+from capture.display import display_from_options
 from capture.errors import ConfigError, DeviceError
 from capture.geometry import fit_view
 from capture.images import default_window, load_image
@@ -136,24 +137,6 @@ class Recorder:
             self.stats.sentence_latency_s.append(now - s.t_end)
 
 
-def parse_display(text: str | None, screen_mm: str | None, distance_mm: float | None) -> DisplayGeometry:
-    d = DisplayGeometry()
-    w_px, h_px, w_mm, h_mm = d.screen_w_px, d.screen_h_px, d.screen_w_mm, d.screen_h_mm
-    try:
-        if text:
-            w_px, h_px = (int(v) for v in text.lower().split("x"))
-            w_mm, h_mm = w_px * d.screen_w_mm / d.screen_w_px, h_px * d.screen_h_mm / d.screen_h_px
-        if screen_mm:
-            w_mm, h_mm = (float(v) for v in screen_mm.lower().split("x"))
-    except ValueError as exc:
-        raise ConfigError(
-            f"--display/--screen-mm: expected WxH such as 1920x1080, got {text!r} / {screen_mm!r}"
-        ) from exc
-    if min(w_px, h_px, w_mm, h_mm) <= 0:
-        raise ConfigError("--display/--screen-mm: sizes must be positive")
-    return DisplayGeometry(w_px, h_px, w_mm, h_mm, distance_mm or d.viewing_distance_mm)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="radgaze record --headless",
@@ -216,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("capture.record runs headless only; use `radgaze record` for the window")
     if not args.no_audio and args.mic is None and args.audio_file is None:
         raise ConfigError("expected --mic DEV, --audio-file F or --no-audio")
-    display = parse_display(args.display, args.screen_mm, args.distance_mm)
+    display = display_from_options(args.display, args.screen_mm, args.distance_mm)
     img = load_image(args.image)
     case_id = args.case_id or args.image.stem
     out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}_{case_id}.h5"

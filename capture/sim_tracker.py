@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
+from capture.display import parse_display  # noqa: F401  (re-exported)
 from capture.errors import ConfigError, SessionFormatError
 from capture.gaze.layouts import BUILTIN_LAYOUTS, LAYOUT_NAMES, GazeLayout, encode_samples
 from capture.gaze.scanpath import synthetic_scanpath
@@ -230,21 +231,6 @@ def synthetic_gaze(seed: int, rate_hz: float, display: DisplayGeometry) -> tuple
             seed, SYNTH_DURATION_S, rate_hz, display
         ), "built-in scanpath (synth: no gaze)"
     return np.concatenate(parts), f"capture.synth reading, seed {seed}, {SYNTH_CASES} cases"
-
-
-def parse_display(text: str) -> DisplayGeometry:
-    """'WxH' (pixels) -> DisplayGeometry keeping the default pixel pitch and viewing distance."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise ConfigError(
-            f"--display: expected WIDTHxHEIGHT in pixels such as 1920x1080, got {text!r}"
-        ) from exc
-    if w <= 0 or h <= 0:
-        raise ConfigError(f"--display: expected positive pixel sizes, got {text!r}")
-    base = DisplayGeometry()
-    pitch_w, pitch_h = base.screen_w_mm / base.screen_w_px, base.screen_h_mm / base.screen_h_px
-    return DisplayGeometry(w, h, w * pitch_w, h * pitch_h, base.viewing_distance_mm)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

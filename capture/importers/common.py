@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from capture.align import EYE_VOICE_LEAD_S, sentence_heatmaps
+from capture.display import display_from_options, parse_size  # noqa: F401  (re-exported)
 from capture.errors import ConfigError, ImageLoadError, ImportFormatError
-from capture.records import CaseRecord, DisplayGeometry, Finding, ImageRef, Words
+from capture.records import CaseRecord, Finding, ImageRef, Words
 from capture.store import SessionWriter, heatmap_grid
 
 # CSV cells read as true / false in boolean columns (REFLACX writes True/False; pandas-exported sheets 1/0).
@@ -284,36 +285,6 @@ def index_images(root: Path | None) -> dict[str, Path]:
         raise ConfigError(f"--images: expected a folder of images, got {root}")
     exts = {".dcm", ".dicom", ".png", ".jpg", ".jpeg"}
     return {p.stem: p for p in sorted(Path(root).rglob("*")) if p.suffix.lower() in exts and p.is_file()}
-
-
-def parse_size(text: str, what: str) -> tuple[float, float]:
-    """ "1920x1080" -> (1920.0, 1080.0); raise ConfigError otherwise."""
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*[xX×]\s*([0-9]+(?:\.[0-9]*)?)\s*", text or "")
-    if not m or float(m.group(1)) <= 0 or float(m.group(2)) <= 0:
-        raise ConfigError(f"{what}: expected WIDTHxHEIGHT (e.g. 1920x1080), got {text!r}")
-    return float(m.group(1)), float(m.group(2))
-
-
-def display_from_options(
-    display_px: str | None, screen_mm: str | None, distance_mm: float | None, default: DisplayGeometry
-) -> DisplayGeometry:
-    """A DisplayGeometry from CLI strings, falling back to ``default`` field by field."""
-    w_px, h_px = (default.screen_w_px, default.screen_h_px)
-    if display_px:
-        w, h = parse_size(display_px, "--display")
-        w_px, h_px = int(w), int(h)
-    if screen_mm:
-        w_mm, h_mm = parse_size(screen_mm, "--screen-mm")
-    elif display_px and (w_px, h_px) != (default.screen_w_px, default.screen_h_px):
-        # same pixel pitch as the default screen, new resolution
-        w_mm = default.screen_w_mm / default.screen_w_px * w_px
-        h_mm = default.screen_h_mm / default.screen_h_px * h_px
-    else:
-        w_mm, h_mm = default.screen_w_mm, default.screen_h_mm
-    distance = default.viewing_distance_mm if distance_mm is None else float(distance_mm)
-    if distance <= 0:
-        raise ConfigError(f"--distance-mm: expected a positive distance, got {distance_mm}")
-    return DisplayGeometry(w_px, h_px, w_mm, h_mm, distance)
 
 
 # ------------------------------------------------------------------------------------------------ writing

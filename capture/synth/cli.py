@@ -6,26 +6,12 @@ import argparse
 import time
 from pathlib import Path
 
+from capture.display import parse_display
 from capture.errors import ConfigError
 from capture.records import DisplayGeometry
 from capture.synth.session import DEFAULT_IMAGE_SIZE, DEFAULT_RATE_HZ, write_synthetic_sessions
 
 RATE_RANGE_HZ = (60.0, 2000.0)  # from consumer (Gazepoint 60 Hz) to research trackers (EyeLink 2000 Hz)
-
-
-def _parse_display(text: str) -> DisplayGeometry:
-    """'WxH' in pixels -> a DisplayGeometry with the default pixel pitch and viewing distance."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError as exc:
-        raise ConfigError(
-            f"--display: expected WIDTHxHEIGHT in pixels such as 1920x1080, got {text!r}"
-        ) from exc
-    if not (100 <= w <= 16384 and 100 <= h <= 16384):
-        raise ConfigError(f"--display: expected 100..16384 px per side, got {text!r}")
-    base = DisplayGeometry()
-    pitch_w, pitch_h = base.screen_w_mm / base.screen_w_px, base.screen_h_mm / base.screen_h_px
-    return DisplayGeometry(w, h, w * pitch_w, h * pitch_h, base.viewing_distance_mm)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--size: expected 64-8192 px, got {args.size}")
     if args.cases_per_file < 1:
         raise ConfigError(f"--cases-per-file: expected >= 1, got {args.cases_per_file}")
-    display = _parse_display(args.display) if args.display else DisplayGeometry()
+    display = parse_display(args.display) if args.display else DisplayGeometry()
     taken = sorted(Path(args.out_dir).glob(f"synth-s{args.seed}-*.h5"))
     if taken:
         raise ConfigError(
