@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -423,12 +425,14 @@ class SessionReader:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self._file = _open_h5(self.path)
+        self._file, self._recovered_copy = _open_h5(self.path)
+        # True when the file was left by a writer killed between two cases and is read through a copy
+        self.recovered = self._recovered_copy is not None
         try:
             with _damage_as_format_error(self.path, "its header"):
                 self._check_header()
         except Exception:
-            self._file.close()
+            self.close()
             raise
 
     def _check_header(self) -> None:
@@ -467,6 +471,9 @@ class SessionReader:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._recovered_copy is not None:
+            self._recovered_copy.unlink(missing_ok=True)
+            self._recovered_copy = None
 
     def refresh(self) -> None:
         """See data a live writer appended since opening (SWMR)."""
@@ -480,7 +487,7 @@ class SessionReader:
     def case_ids(self) -> list[str]:
         with _damage_as_format_error(self.path, "its list of cases"):
             groups = self._file["cases"]
-            return sorted(groups, key=lambda k: int(groups[k].attrs.get("order", 0)))
+            return sorted(groups, key=lambda k: _case_order(groups, k))
 
     def cases(self) -> Iterator[CaseRecord]:
         for cid in self.case_ids:
@@ -496,6 +503,14 @@ class SessionReader:
         """The case's image path, resolved relative to the session file when it is relative."""
         p = Path(case.image.path)
         return p if p.is_absolute() else (self.path.parent / p)
+
+
+def _case_order(groups: h5py.Group, name: str) -> float:
+    """A case's position; a case whose attributes a crash left unreadable sorts last (it was the newest)."""
+    try:
+        return float(groups[name].attrs["order"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return float("inf")
 
 
 @contextmanager
@@ -515,26 +530,122 @@ def open_session(path: str | os.PathLike) -> SessionReader:
     return SessionReader(path)
 
 
-def _open_h5(path: Path) -> h5py.File:
+def _open_h5(path: Path) -> tuple[h5py.File, Path | None]:
+    """Open read-only: plainly; as an SWMR reader when a live writer has it (or was killed in SWMR mode);
+    else, when a writer was killed outside SWMR mode (between two cases), through a copy whose "open for
+    writing" flag is cleared. Returns the file and the temporary copy to delete on close (or None)."""
     if not path.is_file():
         raise SessionFormatError(f"{path}: expected a session file, found nothing there")
     if path.stat().st_size == 0:
         raise SessionFormatError(f"{path}: expected an HDF5 session file, got an empty file")
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r"), None
     except OSError as exc:
         message = str(exc)
-    # A file a live (SWMR) writer has open, or left behind when it was killed, carries a "file is open for
-    # writing" flag that a plain open refuses; an SWMR reader may open it. Anything else is damage.
-    if "already open for write" in message or "consistency flags" in message:
+    flags = _superblock_flags(path)
+    if flags & _SWMR_WRITE_ACCESS:  # a live SWMR writer has it, or was killed while it had it
         try:
-            return h5py.File(path, "r", swmr=True)
+            return h5py.File(path, "r", swmr=True), None
         except OSError as exc:
             message = str(exc)
+    if flags:  # a writer never closed it: read a copy with the flags cleared
+        copy = _copy_with_flags_cleared(path)
+        if copy is not None:
+            try:
+                return h5py.File(copy, "r"), copy
+            except OSError as exc:
+                copy.unlink(missing_ok=True)
+                message = str(exc)
     raise SessionFormatError(
         f"{path}: expected an HDF5 session file, got something HDF5 cannot open (damaged, truncated or "
         f"foreign): {message}"
     )
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_SWMR_WRITE_ACCESS = 0x04  # superblock consistency flags (HDF5 file format spec): 0x01 write, 0x04 SWMR write
+
+
+def _superblock_flags(path: Path) -> int:
+    """The file-consistency flags of a version-2/3 superblock at offset 0 (0 when absent or not that kind)."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    return head[11] if len(head) == 12 and head[:8] == _HDF5_SIGNATURE and head[8] in (2, 3) else 0
+
+
+def _copy_with_flags_cleared(path: Path) -> Path | None:
+    """A temporary copy of ``path`` with the superblock's file-consistency flags cleared and its end-of-file
+    address no smaller than the bytes on disk (what HDF5's ``h5clear -s --increment`` does), padded with zeros
+    up to that address; None when the superblock is not the version-2/3 kind that carries the flags.
+
+    Superblock v2/v3 (HDF5 file format spec, "Superblock"): signature (8), version (1), size of offsets (1),
+    size of lengths (1), consistency flags (1), base / extension / end-of-file / root addresses, then a
+    Jenkins lookup3 checksum of all that.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(12 + 4 * 8 + 4)
+    if len(head) < 12 or head[:8] != _HDF5_SIGNATURE or head[8] not in (2, 3):
+        return None
+    n = 12 + 4 * head[9]
+    sb = bytearray(head[:n])
+    if len(sb) < n or lookup3(bytes(sb)) != int.from_bytes(head[n : n + 4], "little"):
+        return None
+    sb[11] = 0
+    o = head[9]
+    eoa = int.from_bytes(sb[12 + 2 * o : 12 + 3 * o], "little")
+    size = path.stat().st_size
+    sb[12 + 2 * o : 12 + 3 * o] = max(eoa, size).to_bytes(o, "little")
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}-recovered-", suffix=".h5")
+    os.close(fd)
+    copy = Path(name)
+    shutil.copyfile(path, copy)
+    with open(copy, "r+b") as fh:
+        fh.write(bytes(sb) + lookup3(bytes(sb)).to_bytes(4, "little"))
+        if eoa > size:  # the writer died before the file grew to what its superblock promises
+            fh.truncate(eoa)
+    return copy
+
+
+def lookup3(data: bytes, initval: int = 0) -> int:
+    """Bob Jenkins' lookup3 ``hashlittle`` (public domain), the checksum HDF5 puts on its metadata."""
+    m = 0xFFFFFFFF
+
+    def rot(x: int, k: int) -> int:
+        return ((x << k) | (x >> (32 - k))) & m
+
+    def word(i: int) -> int:
+        return int.from_bytes(data[i : i + 4], "little")
+
+    a = b = c = (0xDEADBEEF + len(data) + initval) & m
+    i, rest = 0, len(data)
+    while rest > 12:
+        a, b, c = (a + word(i)) & m, (b + word(i + 4)) & m, (c + word(i + 8)) & m
+        a = ((a - c) & m) ^ rot(c, 4)
+        c = (c + b) & m
+        b = ((b - a) & m) ^ rot(a, 6)
+        a = (a + c) & m
+        c = ((c - b) & m) ^ rot(b, 8)
+        b = (b + a) & m
+        a = ((a - c) & m) ^ rot(c, 16)
+        c = (c + b) & m
+        b = ((b - a) & m) ^ rot(a, 19)
+        a = (a + c) & m
+        c = ((c - b) & m) ^ rot(b, 4)
+        b = (b + a) & m
+        i, rest = i + 12, rest - 12
+    if rest == 0:
+        return c
+    tail = data[i:] + bytes(12 - rest)
+    a = (a + int.from_bytes(tail[0:4], "little")) & m
+    b = (b + int.from_bytes(tail[4:8], "little")) & m
+    c = (c + int.from_bytes(tail[8:12], "little")) & m
+    c = ((c ^ b) - rot(b, 14)) & m
+    a = ((a ^ c) - rot(c, 11)) & m
+    b = ((b ^ a) - rot(a, 25)) & m
+    c = ((c ^ b) - rot(b, 16)) & m
+    a = ((a ^ c) - rot(c, 4)) & m
+    b = ((b ^ a) - rot(a, 14)) & m
+    return ((c ^ b) - rot(b, 24)) & m
 
 
 def _attr_str(value: object) -> str:
@@ -666,6 +777,8 @@ def describe_session(path: str | os.PathLike) -> dict:
             "schema_version": reader.schema_version,
             "valid": not errors,
             "errors": errors,
+            # read through a repaired copy: the writer was killed between two cases (the file is untouched)
+            "recovered_from_crash": reader.recovered,
             "software_version": reader.software_version,
             "reader_id": reader.reader_id,
             "created_utc": reader.created_utc,
