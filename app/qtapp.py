@@ -3,6 +3,7 @@ display to open a window on."""
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -27,4 +28,35 @@ def ensure_qapp(name: str):
         )
     from PySide6 import QtWidgets
 
-    return QtWidgets.QApplication.instance() or QtWidgets.QApplication([name])
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([name])
+    collect_garbage_on_main_thread(app)
+    return app
+
+
+def collect_garbage_on_main_thread(app, interval_ms: int = 500) -> None:
+    """Run Python's cyclic garbage collector only on the Qt main thread.
+
+    Left automatic, a collection can start in any thread that allocates (the ASR worker, the review model
+    loader) and free Qt wrappers there; PySide then destroys the widgets on the main thread while the worker,
+    inside Qt, waits for the GIL the main thread holds — a deadlock seen in this project's test runs. So
+    automatic collection is turned off and a main-thread timer runs the generations whose thresholds were
+    passed, as CPython's automatic collector would.
+    """
+    from PySide6 import QtCore
+
+    if getattr(app, "_radgaze_gc_timer", None) is not None:
+        return
+    gc.disable()
+    timer = QtCore.QTimer(app)
+    timer.timeout.connect(collect_due_generations)
+    timer.start(interval_ms)
+    app._radgaze_gc_timer = timer
+
+
+def collect_due_generations() -> int:
+    """Collect the oldest generation whose allocation threshold was passed; returns objects found."""
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    for generation in (2, 1, 0):
+        if counts[generation] > thresholds[generation]:
+            return gc.collect(generation)
+    return 0

@@ -15,6 +15,7 @@ only draws what the worker hands back.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import sys
 import time
@@ -276,6 +277,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
 
     # -- worker ---------------------------------------------------------------------------------------
     def _submit(self, fn, on_done) -> None:
+        gc.collect()  # Qt garbage is freed here, on the main thread, never by a collection in the worker
         future = self._executor.submit(fn)
         future.add_done_callback(lambda f: self._bridge.finished.emit(on_done, f))
 

@@ -1,0 +1,23 @@
+"""Qt test hygiene: Python's cyclic garbage is collected on the main thread between tests.
+
+Windows of one test become garbage when it ends; if a collection happened later in a worker thread (a review
+model loader, the ASR worker) PySide would destroy those widgets on the main thread while the worker waits
+for the GIL inside Qt — a deadlock this suite hit once. Collecting here, on the main thread, prevents it;
+the app does the same with capture.qtapp.collect_garbage_on_main_thread.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage_on_the_main_thread():
+    enabled = gc.isenabled()
+    gc.collect()
+    yield
+    gc.collect()
+    if enabled:  # an in-process command may have switched to main-thread collection; later tests run plain
+        gc.enable()
