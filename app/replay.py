@@ -12,7 +12,6 @@ replay from their fixations.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -401,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
     case_ids = case_ids_of(args.session)
     if args.case is not None and args.case not in case_ids:
         raise SessionFormatError(f"case {args.case!r} not in {args.session}; cases: {', '.join(case_ids)}")
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    from app.qtapp import ensure_qapp
+
+    app = ensure_qapp("radgaze replay")
     loop = QtCore.QEventLoop()  # not app.exec(): quitting it leaves a longer-lived application usable
     unattended = args.seconds is not None or args.screenshot is not None
     win = ReplayWindow(args.session, audio=not (args.no_audio or unattended))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gc
 import math
-import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -536,7 +535,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     resolve_checkpoint(args.run)  # fail early, on one line, when RUN has no checkpoint
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    from app.qtapp import ensure_qapp
+
+    app = ensure_qapp("radgaze review")
     loop = QtCore.QEventLoop()  # not app.exec(): quitting it leaves a longer-lived application usable
     win = ReviewWindow(args.run, args.sessions)
     win.resize(1500, 1000)
