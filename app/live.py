@@ -24,7 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from capture.records import GAP_DTYPE, GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
+from capture.gaze.inlet import concat_chunks
+from capture.queues import drain
+from capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 
 STATUS_WINDOW_S = 2.0  # tracker rate / validity over the last 2 s (120 samples even at a 60 Hz tracker)
 STATUS_EVERY_S = 0.5
@@ -231,32 +233,18 @@ class LiveSession:
             self._emit_sentences(self.pipeline.push_words(words))
 
     def _pull_audio(self) -> None:
-        while self.audio_queue is not None:
-            try:
-                block = self.audio_queue.get_nowait()
-            except queue.Empty:
-                return
-            if block is None:
-                self.audio_queue = None  # the source ended
-                return
-            if isinstance(block, BaseException):
-                raise block
-            if self.asr is not None:
-                self.asr.feed(block.t_lsl_first_sample, block.samples)
-            if self.pipeline is not None:
-                self.pipeline.push_audio(block.t_lsl_first_sample, block.samples)
+        if self.audio_queue is not None and drain(self.audio_queue, self._take_audio):
+            self.audio_queue = None  # the source ended
+
+    def _take_audio(self, block) -> None:
+        if self.asr is not None:
+            self.asr.feed(block.t_lsl_first_sample, block.samples)
+        if self.pipeline is not None:
+            self.pipeline.push_audio(block.t_lsl_first_sample, block.samples)
 
     def _pull_words(self) -> None:
-        while self.asr is not None:
-            try:
-                words = self.asr.words.get_nowait()
-            except queue.Empty:
-                return
-            if words is None:
-                return
-            if isinstance(words, BaseException):
-                raise words
-            self._on_words(words)
+        if self.asr is not None:
+            drain(self.asr.words, self._on_words)
 
     def _pull_gaze(self) -> None:
         if self.gaze_inlet is None:
@@ -264,8 +252,7 @@ class LiveSession:
         chunks = self.gaze_inlet.drain()
         if not chunks:
             return
-        samples = np.concatenate([c.samples for c in chunks])
-        gaps = np.concatenate([np.asarray(c.gaps, GAP_DTYPE) for c in chunks])
+        samples, gaps = concat_chunks(chunks)
         if samples.size == 0:
             return
         if self.forward_screen_gaze:

@@ -10,7 +10,6 @@ interval (0.25 s) of data.
 from __future__ import annotations
 
 import argparse
-import queue
 import signal
 import threading
 import time
@@ -28,6 +27,7 @@ from capture.errors import ConfigError, DeviceError
 from capture.geometry import fit_view
 from capture.images import default_window, load_image
 from capture.pipeline import LivePipeline
+from capture.queues import drain
 from capture.records import DisplayGeometry, ImageRef
 from capture.store import SessionWriter
 
@@ -97,38 +97,25 @@ class Recorder:
         return closed
 
     def _drain_audio(self) -> None:
-        if self.audio is None:
-            return
-        while True:
-            try:
-                item = self.audio.queue.get_nowait()
-            except queue.Empty:
-                return
-            if item is None:
-                self._audio_done = True
-                return
-            if isinstance(item, BaseException):
-                raise item
-            self.pipeline.push_audio(item.t_lsl_first_sample, item.samples)
-            self.stats.audio_s += item.samples.size / 16000
-            if self.asr is not None:
-                self.asr.feed(item.t_lsl_first_sample, item.samples)
+        if self.audio is not None and not self._audio_done:
+            self._audio_done = drain(self.audio.queue, self._take_audio)
+
+    def _take_audio(self, block) -> None:
+        self.pipeline.push_audio(block.t_lsl_first_sample, block.samples)
+        self.stats.audio_s += block.samples.size / 16000
+        if self.asr is not None:
+            self.asr.feed(block.t_lsl_first_sample, block.samples)
 
     def _drain_words(self, *, block: bool) -> list[ClosedSentence]:
         closed: list[ClosedSentence] = []
-        if self.asr is None:
-            return closed
-        while True:
-            try:
-                item = self.asr.words.get(timeout=30.0) if block else self.asr.words.get_nowait()
-            except queue.Empty:
-                return closed
-            if item is None:
-                return closed
-            if isinstance(item, BaseException):
-                raise item
-            self.stats.words += len(item)
-            closed += self.pipeline.push_words(item)
+
+        def take(words) -> None:
+            self.stats.words += len(words)
+            closed.extend(self.pipeline.push_words(words))
+
+        if self.asr is not None:
+            drain(self.asr.words, take, timeout_s=30.0 if block else None)
+        return closed
 
     def _note(self, closed: list[ClosedSentence]) -> None:
         now = pylsl.local_clock()
