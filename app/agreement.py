@@ -1,6 +1,6 @@
 """Agreement between the model's attention and the radiologist's heatmaps, per sentence and per case (Qt-free).
 
-Everything is computed on the session's heatmap grid (``capture.store.heatmap_grid``: long side 512 px, ``scale``
+Everything is computed on the session's heatmap grid (``capture.store.session_file.heatmap_grid``: long side 512 px, ``scale``
 image px per heatmap px), where the radiologist's sentence heatmaps are stored:
 
 * the model's map of a sentence: ``model.attention.attention_on_image`` on the image resampled to that grid;

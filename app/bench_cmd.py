@@ -6,10 +6,10 @@ import importlib
 import sys
 
 TARGETS: dict[str, tuple[str, str]] = {
-    "capture": ("capture.bench", "LSL ingest rate/latency, heatmap latency and throughput"),
+    "capture": ("capture.bench.capture", "LSL ingest rate/latency, heatmap latency and throughput"),
     "viewer": ("app.bench_viewer", "window/level update, gaze overlay rate, frame time idle vs during ASR"),
     "model": ("model.bench", "loss parity and speed-up vs loop; GPU train-step throughput and MFU"),
-    "store": ("capture.store_bench", "session file size per minute of reading and write overhead"),
+    "store": ("capture.bench.store", "session file size per minute of reading and write overhead"),
     "train": ("training.bench", "the paper config on synthetic data: samples/s, MFU, time for 50 epochs"),
 }
 

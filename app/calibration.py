@@ -60,7 +60,7 @@ def calibration_accuracy(
 ) -> CalibrationResult:
     """Accuracy from GAZE_DTYPE samples: for target i, the median valid gaze within ``windows_t_lsl[i]``
     (start, end) against the target, in degrees (x and y px converted with the display's ppd)."""
-    from capture.geometry import ppd_screen
+    from capture.gazemath.geometry import ppd_screen
 
     ppd_x, ppd_y = ppd_screen(display)
     valid = (gaze["flags"] & GAZE_VALID) != 0

@@ -3,7 +3,7 @@
 The window: worklist, image, and the reading panel (start/stop with Space or the button, tracker status with
 rate / % valid / last drift, calibration check, live transcript, sentences with heatmap thumbnails filling as
 they are dictated). Every view change is stamped and recorded. ``--headless`` runs the lead's headless
-recorder (capture.record) with the same arguments.
+recorder (capture.live.record) with the same arguments.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from capture.errors import ConfigError
 
-DEFAULT_WHISPER = "small.en"  # capture.asr.DEFAULT_MODEL (see its docstring for why)
+DEFAULT_WHISPER = "small.en"  # capture.live.asr.DEFAULT_MODEL (see its docstring for why)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", action="store_true", help="start recording the first case at once")
     p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
     p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
-    p.add_argument("--headless", action="store_true", help="no window: run capture.record's recorder")
+    p.add_argument("--headless", action="store_true", help="no window: run capture.live.record's recorder")
     p.add_argument(
         "--run",
         type=Path,
@@ -73,7 +73,7 @@ def screen_display(app, viewing_distance_mm: float | None = None):
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--headless" in argv:
-        from capture.record import main as headless_main
+        from capture.live.record import main as headless_main
 
         return int(headless_main(argv) or 0)
     args = build_parser().parse_args(argv)
@@ -126,10 +126,10 @@ class Sources:
 
 def open_sources(args: argparse.Namespace, app) -> Sources:
     from app.live import LiveSession
-    from capture.gaze.discovery import resolve_gaze_stream
-    from capture.gaze.inlet import GazeInlet
-    from capture.sim_tracker import parse_display
-    from capture.store import SessionWriter
+    from capture.live.gaze.discovery import resolve_gaze_stream
+    from capture.live.gaze.inlet import GazeInlet
+    from capture.live.sim_tracker import parse_display
+    from capture.store.session_file import SessionWriter
 
     s = Sources()
     s.display = parse_display(args.display) if args.display else screen_display(app)
@@ -137,8 +137,8 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
     s.tracker_name = info.name()
     s.inlet = GazeInlet(info, s.display, layout=args.layout).start()
     if not args.no_audio:
-        from capture.asr import AsrConfig, streaming_from_config
-        from capture.audio import AudioFileSource, MicrophoneSource
+        from capture.live.asr import AsrConfig, streaming_from_config
+        from capture.live.audio import AudioFileSource, MicrophoneSource
 
         local = Path(args.whisper).is_dir()
         s.asr = streaming_from_config(

@@ -22,7 +22,7 @@ from capture.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, ImageRef, Wo
 
 POLL_MS = 33  # UI refresh of the live panels (~30 Hz): smooth cursor, negligible load
 # After Stop, the case stays open this long for the words still in the ASR (a streaming Whisper commits ~1 s
-# chunks once two decodes agree, capture.asr CHUNK_S; plus one decode), so the last sentence is not lost.
+# chunks once two decodes agree, capture.live.asr CHUNK_S; plus one decode), so the last sentence is not lost.
 END_GRACE_MS = 2500
 
 
@@ -66,7 +66,7 @@ class RecordController(QtCore.QObject):
         self.sentences: list[LiveSentence] = []  # of the case shown
         self.n_sentences_total = 0
         self.recorded_ids: list[str] = []  # session case ids begun, in order
-        self.preview_source = pipeline.asr  # anything with ``latest_preview`` (capture.asr.Preview | None)
+        self.preview_source = pipeline.asr  # anything with ``latest_preview`` (capture.live.asr.Preview | None)
         self.stats: TrackerStats | None = None
         self.last_drift_deg = float("nan")
         self.calibration: CalibrationCheck | None = None
@@ -184,13 +184,13 @@ class RecordController(QtCore.QObject):
             raise self._errors[0]
 
     def _add_words(self, words: Words) -> None:
-        from capture.asr import concat_words
+        from capture.live.asr import concat_words
 
         self.words = concat_words([self.words, words])
         self._show_transcript()
 
     def _show_transcript(self) -> None:
-        from capture.punctuation import join_tokens
+        from capture.gazemath.punctuation import join_tokens
 
         self.window.reading.transcript.set_text(join_tokens(self.words.text), self.preview_text)
 

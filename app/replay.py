@@ -56,8 +56,8 @@ class ReplayCase:
 def load_replay_case(session_path: Path, case_id: str) -> ReplayCase:
     """A case and its image; a blank image of the recorded size stands in when the image is missing."""
     from app.worklist import resolve_image_path
-    from capture.images import default_window, load_image
-    from capture.store import SessionReader
+    from capture.io.images import default_window, load_image
+    from capture.store.session_file import SessionReader
 
     with SessionReader(session_path) as reader:
         record = reader.case(case_id)
@@ -70,7 +70,7 @@ def load_replay_case(session_path: Path, case_id: str) -> ReplayCase:
 
 
 def case_ids_of(session_path: Path) -> list[str]:
-    from capture.store import SessionReader
+    from capture.store.session_file import SessionReader
 
     with SessionReader(session_path) as reader:
         return list(reader.case_ids)

@@ -63,7 +63,7 @@ class ReviewCase:
 
 def load_case_image(record: CaseRecord, session: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
     from app.worklist import resolve_image_path
-    from capture.images import default_window, load_image
+    from capture.io.images import default_window, load_image
 
     img = load_image(resolve_image_path(record.image.path, session))
     return img.pixels, default_window(img)
@@ -74,7 +74,7 @@ def compute_review(
 ) -> tuple[list[ReviewCase], list[SentenceAgreement], list[str]]:
     """Every case of ``sessions`` whose image loads: the model's maps and the agreement rows. Also returns the
     problems met (unreadable sessions, missing images) as messages. Runs on the worker thread."""
-    from capture.store import SessionReader
+    from capture.store.session_file import SessionReader
 
     cases, rows, problems = [], [], []
     for path in sessions:
@@ -128,7 +128,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
 
     def __init__(self, run_dir: str | Path, sessions: str | Path) -> None:
         super().__init__()
-        from capture.store import list_sessions
+        from capture.store.session_file import list_sessions
 
         self.run_dir = Path(run_dir)
         self.sessions_path = Path(sessions)

@@ -185,7 +185,7 @@ class ViewerState:
         self.clock = clock
         self.case_id = ""
         self.pixels: np.ndarray | None = None
-        self.meta: object | None = None  # capture.images.ImageMeta when loaded through capture.images
+        self.meta: object | None = None  # capture.io.images.ImageMeta when loaded through capture.io.images
         self.window: tuple[float, float] = (0.5, 1.0)
         self.default_window: tuple[float, float] = (0.5, 1.0)
         self.invert = False

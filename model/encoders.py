@@ -89,7 +89,7 @@ class ImageEncoder(nn.Module):
 def load_text_backbone(config: ModelConfig, bert_config: Any | None = None) -> tuple[nn.Module, Any]:
     """(BERT module, tokenizer) for ``config.text_encoder``.
 
-    A name in RANDOM_TEXT_ENCODERS builds a random BERT locally (model.testing); a directory or hub name
+    A name in RANDOM_TEXT_ENCODERS builds a random BERT locally (model.tiny_bert); a directory or hub name
     loads weights with ``local_files_only`` as configured. ``bert_config`` (a BertConfig) builds the
     architecture with random weights instead, for loading a checkpoint whose weights come separately.
     """
@@ -97,7 +97,7 @@ def load_text_backbone(config: ModelConfig, bert_config: Any | None = None) -> t
 
     name = config.text_encoder
     if name in RANDOM_TEXT_ENCODERS:
-        from model.testing import build_random_bert
+        from model.tiny_bert import build_random_bert
 
         bert, tok = build_random_bert(**config.text_encoder_kwargs)
         if bert_config is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from capture.align import EYE_VOICE_LEAD_S
+from capture.gazemath.align import EYE_VOICE_LEAD_S
 from capture.importers.common import ImportResult, display_from_options
 from capture.records import DisplayGeometry
 

@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from capture.display import parse_display
+from capture.io.display import parse_display
 from capture.errors import ConfigError
 from capture.records import DisplayGeometry
 from capture.synth.session import DEFAULT_IMAGE_SIZE, DEFAULT_RATE_HZ, write_synthetic_sessions

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from capture.geometry import map_gaze_to_image, ppd_screen, view_index
+from capture.gazemath.geometry import map_gaze_to_image, ppd_screen, view_index
 from capture.records import (
     GAP_DTYPE,
     GAZE_DTYPE,

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from capture.align import sentence_heatmaps
-from capture.fixations import fixations_from_gaze
-from capture.geometry import fit_view, ppd_screen
-from capture.punctuation import apply_dictated_punctuation
+from capture.gazemath.align import sentence_heatmaps
+from capture.gazemath.fixations import fixations_from_gaze
+from capture.gazemath.geometry import fit_view, ppd_screen
+from capture.gazemath.punctuation import apply_dictated_punctuation
 from capture.records import VIEW_DTYPE, VIEW_FIT, VIEW_ZOOM, CaseRecord, DisplayGeometry, Finding, ImageRef
-from capture.store import SessionWriter, heatmap_grid
+from capture.store.session_file import SessionWriter, heatmap_grid
 from capture.synth.phantom import (
     ZONES,
     Phantom,
@@ -154,7 +154,7 @@ def _finding_records(ph: Phantom, masks: dict, scale: float) -> list[Finding]:
 
 
 def _view_window(pixels: np.ndarray) -> tuple[float, float]:
-    """Default window (centre, width) from the 0.5-99.5 percentiles (as capture.images does without tags)."""
+    """Default window (centre, width) from the 0.5-99.5 percentiles (as capture.io.images does without tags)."""
     lo, hi = np.percentile(pixels[::4, ::4], (0.5, 99.5))
     return float((lo + hi) / 2), float(max(hi - lo, 1.0))
 

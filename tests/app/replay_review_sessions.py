@@ -27,7 +27,7 @@ from capture.records import (
     Sentences,
     Words,
 )
-from capture.store import SessionWriter, heatmap_grid
+from capture.store.session_file import SessionWriter, heatmap_grid
 
 T0 = 1000.0  # LSL s of the first case
 IMAGE_W, IMAGE_H = 400, 480

@@ -7,7 +7,7 @@ import pytest
 
 from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
-geometry = pytest.importorskip("capture.geometry", reason="capture.geometry (lead) not written yet")
+geometry = pytest.importorskip("capture.gazemath.geometry", reason="capture.gazemath.geometry (lead) not written yet")
 
 from app.calibration import CalibrationCheck, calibration_accuracy, target_positions  # noqa: E402
 

@@ -91,7 +91,7 @@ def xvfb_display():
 @pytest.mark.slow
 @pytest.mark.xvfb
 def test_demo_runs_unattended_in_a_real_window(xvfb_display, artifacts_dir, tmp_path):
-    pytest.importorskip("capture.align", reason="capture.align (LiveAligner) not written yet")
+    pytest.importorskip("capture.gazemath.align", reason="capture.gazemath.align (LiveAligner) not written yet")
     from app.demo import CASE_GAP_S, LEAD_IN_S
     from capture.synth import synth_reading
 
@@ -111,7 +111,7 @@ def test_demo_runs_unattended_in_a_real_window(xvfb_display, artifacts_dir, tmp_
     assert img.shape[0] >= 600 and img.shape[1] >= 1000
     assert img.std() > 20  # a drawn window, not a blank frame
     session = tmp_path / "demo" / "demo-live.h5"
-    from capture.store import describe_session
+    from capture.store.session_file import describe_session
 
     info = describe_session(session)
     assert info["valid"] and info["cases"][0]["gaze_samples"] > 1000 and info["cases"][0]["sentences"] >= 1

@@ -16,9 +16,9 @@ from capture.records import DisplayGeometry
 
 @pytest.mark.slow
 def test_record_window_writes_a_session(tmp_path, tmp_path_factory, shared_data, artifacts_dir):
-    from capture.sim_tracker import SimTracker, synthetic_gaze
-    from capture.store import SessionReader, describe_session
-    from capture.whisper_testing import build_tiny_whisper
+    from capture.live.sim_tracker import SimTracker, synthetic_gaze
+    from capture.store.session_file import SessionReader, describe_session
+    from capture.live.tiny_whisper import build_tiny_whisper
 
     whisper = build_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny")
     images = tmp_path / "images"

@@ -87,7 +87,7 @@ def test_summary_sort_and_csv():
 
 
 def test_case_rows_match_the_sentences_with_heatmaps(tmp_path):
-    from capture.store import SessionReader
+    from capture.store.session_file import SessionReader
 
     path = write_session(tmp_path / "s.h5", 1)
     with SessionReader(path) as r:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from capture.audio import (
+from capture.live.audio import (
     AudioBlock,
     AudioFileSource,
     ClockOffsetEstimator,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from capture import bench
+from capture.bench import capture as bench
 
 
 @pytest.mark.slow

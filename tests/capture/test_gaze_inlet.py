@@ -19,9 +19,9 @@ import pylsl
 import pytest
 
 from capture.errors import DeviceError, StreamLayoutError
-from capture.gaze.discovery import find_gaze_streams, list_gaze_streams, resolve_gaze_stream
-from capture.gaze.inlet import GazeChunk, GazeInlet, concat_chunks
-from capture.gaze.layouts import BUILTIN_LAYOUTS
+from capture.live.gaze.discovery import find_gaze_streams, list_gaze_streams, resolve_gaze_stream
+from capture.live.gaze.inlet import GazeChunk, GazeInlet, concat_chunks
+from capture.live.gaze.layouts import BUILTIN_LAYOUTS
 from capture.records import GAZE_GAP_BEFORE, GAZE_VALID, DisplayGeometry
 
 HERE = Path(__file__).resolve().parent

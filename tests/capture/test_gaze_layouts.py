@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from capture.errors import ConfigError, StreamLayoutError
-from capture.gaze.inlet import find_gaps, sort_chunk
-from capture.gaze.layouts import (
+from capture.live.gaze.inlet import find_gaps, sort_chunk
+from capture.live.gaze.layouts import (
     BUILTIN_LAYOUTS,
     StreamDescription,
     decode_samples,

@@ -1,4 +1,4 @@
-"""capture.images: real files, generated DICOM/PNG/JPEG with known answers, broken input, windowing, fuzz."""
+"""capture.io.images: real files, generated DICOM/PNG/JPEG with known answers, broken input, windowing, fuzz."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from pydicom.uid import (
 )
 
 from capture.errors import ImageLoadError
-from capture.images import (
+from capture.io.images import (
     MAX_PIXELS,
     LoadedImage,
     apply_voi_lut,

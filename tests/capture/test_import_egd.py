@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from capture.errors import ImportFormatError
-from capture.heatmap import mass_inside
+from capture.gazemath.heatmap import mass_inside
 from capture.importers.common import ellipse_mask
 from capture.importers.egd import EGD_DISPLAY, import_egd, padded_view
 from capture.records import GAZE_ON_IMAGE, GAZE_VALID
-from capture.store import SessionReader, describe_session
+from capture.store.session_file import SessionReader, describe_session
 
 W_IMG, H_IMG = 800, 1000
 PADS = (0, 0, 489, 489)  # top, bottom, left, right: padded to ~16:9 as EGD-CXR does

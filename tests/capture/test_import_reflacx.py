@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from capture.errors import ConfigError, ImportFormatError
-from capture.heatmap import mass_inside
+from capture.gazemath.heatmap import mass_inside
 from capture.importers.reflacx import (
     FIXATION_COLUMNS,
     import_reflacx,
@@ -19,7 +19,7 @@ from capture.importers.reflacx import (
     view_timeline,
 )
 from capture.records import GAZE_ON_IMAGE, GAZE_VALID, VIEW_FIT, VIEW_WINDOW, VIEW_ZOOM
-from capture.store import SessionReader, describe_session
+from capture.store.session_file import SessionReader, describe_session
 
 W_IMG, H_IMG = 1000, 1200
 SCREEN = (1920, 1080)
@@ -199,7 +199,7 @@ def test_import_reflacx_reading(src: Path, tmp_path: Path):
     assert case.view_events["scale"] == pytest.approx([FIT_SCALE, FIT_SCALE * ZOOM, FIT_SCALE])
     # display inferred: holds the screen rectangles; its ppd reproduces the recorded one
     assert case.display.screen_w_px == 1410 and case.display.screen_h_px == 1080
-    from capture.geometry import ppd_screen
+    from capture.gazemath.geometry import ppd_screen
 
     assert np.mean(ppd_screen(case.display)) == pytest.approx(PPD_SCREEN, rel=1e-3)
     # fixations: image px and screen px agree through the view
@@ -358,7 +358,7 @@ def test_import_reflacx_skip_broken_goes_on(src: Path, tmp_path: Path):
 
 
 def test_failure_while_writing_leaves_nothing(src: Path, tmp_path: Path, monkeypatch):
-    from capture.store import SessionWriter
+    from capture.store.session_file import SessionWriter
 
     def boom(self, **kw):
         raise RuntimeError("disk full")

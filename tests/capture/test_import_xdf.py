@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from capture.errors import ConfigError, ImportFormatError
-from capture.heatmap import mass_inside
+from capture.gazemath.heatmap import mass_inside
 from capture.importers.common import ellipse_mask
 from capture.importers.xdf import MAX_WORD_S, import_xdf, parse_word_samples
 from capture.records import GAZE_VALID, DisplayGeometry
-from capture.store import SessionReader, describe_session
+from capture.store.session_file import SessionReader, describe_session
 
 W_IMG, H_IMG = 800, 1000
 DISPLAY = DisplayGeometry(1920, 1080, 527.0, 296.0, 650.0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from capture.inspect_cmd import main
+from capture.store.inspect_cmd import main
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -111,7 +111,7 @@ def test_cli_subprocess_image_json(png16: Path) -> None:
 
 
 def _session(tmp_path: Path, *, broken_heatmap: bool = False) -> Path:
-    store = pytest.importorskip("capture.store", reason="capture/store.py is not there yet")
+    store = pytest.importorskip("capture.store.session_file", reason="capture/store/session_file.py is not there yet")
     from capture.records import DisplayGeometry, ImageRef
 
     path = tmp_path / "s.h5"

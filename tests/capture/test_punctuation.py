@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capture.punctuation import (
+from capture.gazemath.punctuation import (
     PARAGRAPH,
     apply_dictated_punctuation,
     content_span,

@@ -16,8 +16,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from capture.store import SessionReader, describe_session
-from capture.whisper_testing import build_tiny_whisper
+from capture.store.session_file import SessionReader, describe_session
+from capture.live.tiny_whisper import build_tiny_whisper
 
 pytestmark = pytest.mark.slow
 

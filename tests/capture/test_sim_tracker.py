@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from capture.errors import ConfigError
-from capture.gaze.discovery import describe_info, find_gaze_streams, resolve_gaze_stream
-from capture.gaze.inlet import GazeInlet, concat_chunks
-from capture.gaze.scanpath import synthetic_scanpath
+from capture.live.gaze.discovery import describe_info, find_gaze_streams, resolve_gaze_stream
+from capture.live.gaze.inlet import GazeInlet, concat_chunks
+from capture.gazemath.scanpath import synthetic_scanpath
 from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
-from capture.sim_tracker import SimTracker, parse_display, resample_indices
+from capture.live.sim_tracker import SimTracker, parse_display, resample_indices
 
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 
@@ -119,7 +119,7 @@ def test_builtin_scanpath_is_on_screen_with_blinks():
 
 def test_sim_tracker_cli_replays_a_session_file(tmp_path):
     from capture.records import ImageRef
-    from capture.store import SessionWriter
+    from capture.store.session_file import SessionWriter
 
     display = DisplayGeometry(1280, 1024, 376.0, 301.0, 650.0)
     path = tmp_path / "reading.h5"

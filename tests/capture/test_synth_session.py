@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from capture.images import load_image
+from capture.io.images import load_image
 from capture.records import VIEW_ZOOM
-from capture.store import SessionReader, list_sessions
+from capture.store.session_file import SessionReader, list_sessions
 from capture.synth import synth_reading, write_synthetic_sessions
 from capture.synth.phantom import Anatomy, region_mask
 from capture.synth.preview import write_preview

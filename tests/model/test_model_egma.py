@@ -9,7 +9,7 @@ from model_batches import REPORTS, make_model_batch
 from capture.errors import ConfigError
 from model.config import LossConfig, ModelConfig
 from model.egma import EGMAModel
-from model.testing import make_tiny_bert_dir
+from model.tiny_bert import make_tiny_bert_dir
 
 
 def test_tokenize_pads_reports_and_sentences(tiny_model):

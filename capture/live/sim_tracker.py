@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from capture.display import parse_display  # noqa: F401  (re-exported)
+from capture.io.display import parse_display  # noqa: F401  (re-exported)
 from capture.errors import ConfigError, SessionFormatError
-from capture.gaze.layouts import BUILTIN_LAYOUTS, LAYOUT_NAMES, GazeLayout, encode_samples
-from capture.gaze.scanpath import synthetic_scanpath
+from capture.live.gaze.layouts import BUILTIN_LAYOUTS, LAYOUT_NAMES, GazeLayout, encode_samples
+from capture.gazemath.scanpath import synthetic_scanpath
 from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 # Typical rates of each bridge's tracker: Tobii Pro Spectrum/Fusion 600 Hz class (REFERENCE-NOTES table),
@@ -190,7 +190,7 @@ class SimTracker:
 
 def gaze_from_session(path: str | Path) -> tuple[np.ndarray, DisplayGeometry]:
     """All cases' gaze of a session file, back to back (times rebased), and the first case's display."""
-    from capture.store import SessionReader  # the session store; imported only when a file is replayed
+    from capture.store.session_file import SessionReader  # the session store; imported only when a file is replayed
 
     parts, display, t_next = [], None, 0.0
     with SessionReader(path) as reader:

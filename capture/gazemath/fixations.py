@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from capture.geometry import ppd_screen, screen_px_to_deg, screen_to_image
+from capture.gazemath.geometry import ppd_screen, screen_px_to_deg, screen_to_image
 from capture.records import FIXATION_DTYPE, GAZE_VALID, DisplayGeometry
 
 IVT_VELOCITY_DEG_S = 30.0  # Tobii I-VT filter default (Olsen 2012)

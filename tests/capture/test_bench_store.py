@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from capture.store import SessionReader
-from capture.store_bench import measure
+from capture.store.session_file import SessionReader
+from capture.bench.store import measure
 
 
 def test_store_bench_measures_a_readable_live_file(tmp_path: Path):

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import pylsl
 
 from capture.errors import DeviceError
-from capture.gaze.layouts import StreamDescription
+from capture.live.gaze.layouts import StreamDescription
 
 GAZE_TYPES = ("gaze", "eyetracker")
 AMBIGUITY_WAIT_S = 1.0  # liblsl resolves peers on this machine within ~0.1-0.5 s

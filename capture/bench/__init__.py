@@ -1,0 +1,1 @@
+"""Capture and session-store benchmarks (``radgaze bench capture|store``)."""

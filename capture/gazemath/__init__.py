@@ -1,0 +1,1 @@
+"""Pure gaze and text maths: screen to image, fixations, heatmaps, sentences, the live pipeline."""

@@ -1,0 +1,1 @@
+"""Images in (DICOM/PNG/JPEG) and display geometry options."""

@@ -1,0 +1,1 @@
+"""Live sources: LSL gaze, microphone, ASR, the headless recorder, the simulated tracker."""

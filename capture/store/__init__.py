@@ -1,0 +1,1 @@
+"""The HDF5 session file: schema, writer, reader, inspect."""
