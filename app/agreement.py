@@ -1,14 +1,14 @@
 """Agreement between the model's attention and the radiologist's heatmaps, per sentence and per case (Qt-free).
 
-Everything is computed on the session's heatmap grid (``capture.store.session_file.heatmap_grid``: long side 512 px, ``scale``
+Everything is computed on the session's heatmap grid (``radgaze.capture.store.session_file.heatmap_grid``: long side 512 px, ``scale``
 image px per heatmap px), where the radiologist's sentence heatmaps are stored:
 
-* the model's map of a sentence: ``model.attention.attention_on_image`` on the image resampled to that grid;
+* the model's map of a sentence: ``radgaze.model.attention.attention_on_image`` on the image resampled to that grid;
 * the fixation mask of a sentence (NSS, AUC-Judd): the grid cells holding a fixation that overlaps the sentence's
-  gaze window (as ``training.evaluate`` does on the model's square);
+  gaze window (as ``radgaze.training.evaluate`` does on the model's square);
 * CC, KLD, SIM compare the model map with the reader's heatmap (the benchmark's KLD is KL(reader || model)).
 
-Metric definitions: ``model.metrics`` (Bylinskii et al., TPAMI 2018). A sentence without a heatmap (the empty
+Metric definitions: ``radgaze.model.metrics`` (Bylinskii et al., TPAMI 2018). A sentence without a heatmap (the empty
 marker) has no row; NSS and AUC-Judd are NaN when no fixation of the window lies on the image (heatmap-only
 imports).
 
@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from capture.records import CaseRecord
+from radgaze.capture.records import CaseRecord
 
 METRICS: tuple[str, ...] = ("cc", "nss", "kld", "sim", "auc_judd")
 # True where a larger value means closer agreement (Bylinskii et al. 2018, Table 1); KLD is a distance.
@@ -116,7 +116,7 @@ def fixation_mask(
 def agreement(model_map: np.ndarray, reader_map: np.ndarray, fix_mask: np.ndarray | None) -> dict[str, float]:
     """The five metrics of one sentence: model map vs reader heatmap (same shape); NSS and AUC-Judd of the
     model map at the fixated cells (NaN without a usable mask)."""
-    from model.metrics import auc_judd, cc, kld, nss, sim
+    from radgaze.model.metrics import auc_judd, cc, kld, nss, sim
 
     out = {
         "cc": cc(model_map, reader_map),
@@ -209,7 +209,7 @@ def write_csv(rows: Sequence[SentenceAgreement | CaseAgreement], path: str | os.
 def model_maps_on_grid(model, pixels: np.ndarray, texts: list[str], shape: tuple[int, int]) -> np.ndarray:
     """The model's attention for each text on the image, on the heatmap grid: (len(texts), h, w), each map
     summing to 1. The image is resampled to the grid first (the model sees at most a few hundred px)."""
-    from model.attention import attention_on_image
+    from radgaze.model.attention import attention_on_image
 
     if not texts:
         return np.zeros((0, *shape), np.float32)

@@ -6,11 +6,17 @@ import importlib
 import sys
 
 TARGETS: dict[str, tuple[str, str]] = {
-    "capture": ("capture.bench.capture", "LSL ingest rate/latency, heatmap latency and throughput"),
-    "viewer": ("app.bench_viewer", "window/level update, gaze overlay rate, frame time idle vs during ASR"),
-    "model": ("model.bench", "loss parity and speed-up vs loop; GPU train-step throughput and MFU"),
-    "store": ("capture.bench.store", "session file size per minute of reading and write overhead"),
-    "train": ("training.bench", "the paper config on synthetic data: samples/s, MFU, time for 50 epochs"),
+    "capture": ("radgaze.capture.bench.capture", "LSL ingest rate/latency, heatmap latency and throughput"),
+    "viewer": (
+        "radgaze.app.bench_viewer",
+        "window/level update, gaze overlay rate, frame time idle vs during ASR",
+    ),
+    "model": ("radgaze.model.bench", "loss parity and speed-up vs loop; GPU train-step throughput and MFU"),
+    "store": ("radgaze.capture.bench.store", "session file size per minute of reading and write overhead"),
+    "train": (
+        "radgaze.training.bench",
+        "the paper config on synthetic data: samples/s, MFU, time for 50 epochs",
+    ),
 }
 
 

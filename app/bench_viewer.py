@@ -5,12 +5,12 @@ Figures (all on the machine it runs on, Qt platform as set, offscreen by default
 - ``wl_update_median_ms``: one window/level step on a 2048 x 2048 uint16 image, from the state change to the
   repainted canvas (pyqtgraph's level-based LUT path + the scaled draw). Goal <= 16 ms (one 60 Hz frame).
   ``wl_update_lut65536_median_ms`` measures the alternative: a precomputed 65536-entry uint8 window LUT
-  (capture.io.images.window_lut) applied with numpy, then an 8-bit setImage.
+  (radgaze.capture.io.images.window_lut) applied with numpy, then an 8-bit setImage.
 - ``gaze_overlay_hz``: gaze cursor moves drawn per second, each followed by a synchronous repaint of the
   region the cursor left and entered (what Qt's minimal viewport update paints).
 - ``frame_ms_idle`` / ``frame_ms_during_asr``: median time of one full frame (pan by a pixel so the whole
   canvas is redrawn, move the cursor, process events) idle, then while the streaming ASR worker decodes speech
-  with the tiny test Whisper (capture.live.tiny_whisper) in real time. Goal: during <= 1.2 x idle.
+  with the tiny test Whisper (radgaze.capture.live.tiny_whisper) in real time. Goal: during <= 1.2 x idle.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def bench_wl(view, app, repeats: int) -> dict:
         repaint()
         times.append(time.perf_counter() - t0)
     # alternative: a precomputed full 16-bit LUT, then an 8-bit image
-    from capture.io.images import window_lut
+    from radgaze.capture.io.images import window_lut
 
     px = state.pixels
     alt = []
@@ -141,11 +141,11 @@ def default_audio(path: Path | None) -> Path:
 
 def start_asr(audio: Path, whisper_dir: Path | None):
     """The streaming ASR worker fed in real time from a file; returns (stop_callable, transcriber)."""
-    from capture.live.asr import AsrConfig, StreamingTranscriber, WhisperTranscriber
-    from capture.live.audio import AudioFileSource
+    from radgaze.capture.live.asr import AsrConfig, StreamingTranscriber, WhisperTranscriber
+    from radgaze.capture.live.audio import AudioFileSource
 
     if whisper_dir is None:
-        from capture.live.tiny_whisper import build_tiny_whisper
+        from radgaze.capture.live.tiny_whisper import build_tiny_whisper
 
         cache = Path(os.environ.get("RADGAZE_CACHE", Path(tempfile.gettempdir()) / "radgaze-cache"))
         whisper_dir = build_tiny_whisper(cache / "tiny-whisper")
@@ -187,8 +187,8 @@ def run(args: argparse.Namespace) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # a benchmark needs no visible window
     from PySide6 import QtWidgets
 
-    from app.image_view import ImageView
-    from app.state import ViewerState
+    from radgaze.app.image_view import ImageView
+    from radgaze.app.state import ViewerState
 
     app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(["radgaze bench viewer"])
     state = ViewerState()

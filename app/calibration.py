@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 # Warn above 1 degree: a calibrated screen-based tracker is accurate to 0.5 deg or better (Tobii Pro / EyeLink
 # data sheets quote 0.25-0.5 deg); beyond 1 deg the error exceeds the 1-deg heatmap sigma itself.
@@ -60,7 +60,7 @@ def calibration_accuracy(
 ) -> CalibrationResult:
     """Accuracy from GAZE_DTYPE samples: for target i, the median valid gaze within ``windows_t_lsl[i]``
     (start, end) against the target, in degrees (x and y px converted with the display's ppd)."""
-    from capture.gazemath.geometry import ppd_screen
+    from radgaze.capture.gazemath.geometry import ppd_screen
 
     ppd_x, ppd_y = ppd_screen(display)
     valid = (gaze["flags"] & GAZE_VALID) != 0

@@ -10,22 +10,34 @@ from __future__ import annotations
 import importlib
 import sys
 
-from capture.errors import RadgazeError
+from radgaze.capture.errors import RadgazeError
 
 # subcommand -> (module with main(argv), one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("app.demo", "open the viewer on synthetic cases with a simulated tracker and dictation"),
-    "record": ("app.record_cmd", "record a reading (window, or --headless)"),
-    "replay": ("app.replay", "replay a session: gaze, words, sentences, heatmaps, audio"),
-    "review": ("app.review", "model vs radiologist attention, side by side, with agreement metrics"),
-    "inspect": ("capture.store.inspect_cmd", "print metadata of an image (DICOM/PNG/JPEG) or a session file"),
-    "synth": ("capture.synth.cli", "generate synthetic reading sessions (phantom images, gaze, dictation)"),
-    "sim-tracker": ("capture.live.sim_tracker", "publish a simulated eye tracker as a real LSL stream"),
-    "import": ("capture.importers.cli", "convert REFLACX / EGD-CXR / XDF recordings to session files"),
-    "train": ("training.cli", "EGMA pretraining over a folder of sessions"),
-    "eval": ("training.evaluate", "evaluate a run: zero-shot, retrieval, attention agreement"),
-    "experiment": ("training.experiment", "experiments, e.g. gaze-ablation"),
-    "bench": ("app.bench_cmd", "benchmarks: capture | viewer | model | train"),
+    "demo": ("radgaze.app.demo", "open the viewer on synthetic cases with a simulated tracker and dictation"),
+    "record": ("radgaze.app.record_cmd", "record a reading (window, or --headless)"),
+    "replay": ("radgaze.app.replay", "replay a session: gaze, words, sentences, heatmaps, audio"),
+    "review": ("radgaze.app.review", "model vs radiologist attention, side by side, with agreement metrics"),
+    "inspect": (
+        "radgaze.capture.store.inspect_cmd",
+        "print metadata of an image (DICOM/PNG/JPEG) or a session file",
+    ),
+    "synth": (
+        "radgaze.capture.synth.cli",
+        "generate synthetic reading sessions (phantom images, gaze, dictation)",
+    ),
+    "sim-tracker": (
+        "radgaze.capture.live.sim_tracker",
+        "publish a simulated eye tracker as a real LSL stream",
+    ),
+    "import": (
+        "radgaze.capture.importers.cli",
+        "convert REFLACX / EGD-CXR / XDF recordings to session files",
+    ),
+    "train": ("radgaze.training.cli", "EGMA pretraining over a folder of sessions"),
+    "eval": ("radgaze.training.evaluate", "evaluate a run: zero-shot, retrieval, attention agreement"),
+    "experiment": ("radgaze.training.experiment", "experiments, e.g. gaze-ablation"),
+    "bench": ("radgaze.app.bench_cmd", "benchmarks: capture | viewer | model | train"),
 }
 
 
@@ -47,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     if argv[0] in ("-V", "--version"):
-        from capture import __version__
+        from radgaze.capture import __version__
 
         print(f"radgaze {__version__}")
         return 0

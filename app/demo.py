@@ -1,10 +1,10 @@
 """``radgaze demo``: the whole live loop on an embedded default, offline.
 
-The main window opens on synthetic cases (capture.synth: phantom radiographs, reports, realistic gaze).
-A simulated eye tracker (capture.live.sim_tracker.SimTracker, a real LSL outlet in the Tobii layout) streams the
+The main window opens on synthetic cases (radgaze.capture.synth: phantom radiographs, reports, realistic gaze).
+A simulated eye tracker (radgaze.capture.live.sim_tracker.SimTracker, a real LSL outlet in the Tobii layout) streams the
 synthetic reader's gaze, placed where this window shows the image; a scripted dictation releases the synthetic
 report's words at their times (plus an ASR-like latency) as final words. The same live pipeline as ``radgaze
-record`` (app.live: LSL inlet thread; a worker thread running capture.gazemath.pipeline into the session file)
+record`` (radgaze.app.live: LSL inlet thread; a worker thread running radgaze.capture.gazemath.pipeline into the session file)
 turns them into sentence heatmaps that appear one by one in the reading panel and over the image. Nothing of
 the capture or the alignment runs on the UI thread.
 
@@ -23,13 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-from capture.live.gaze.layouts import LAYOUT_NAMES
-from capture.records import GAZE_VALID, DisplayGeometry, Words
+from radgaze.capture.live.gaze.layouts import LAYOUT_NAMES
+from radgaze.capture.records import GAZE_VALID, DisplayGeometry, Words
 
 LEAD_IN_S = 2.0  # gaze streams this long before the first case (the LSL inlet connects meanwhile)
 CASE_GAP_S = 3.0  # between cases: the finished case and its heatmaps stay on screen a moment
 # Final words reach the pipeline this long after they were spoken: streaming Whisper commits ~1 s chunks once
-# two decodes agree (capture.live.asr: CHUNK_S = 1 s, LocalAgreement-2), so 1.2 s is a realistic commit delay.
+# two decodes agree (radgaze.capture.live.asr: CHUNK_S = 1 s, LocalAgreement-2), so 1.2 s is a realistic commit delay.
 ASR_LATENCY_S = 1.2
 WINDOW_PX = (1400, 900)
 
@@ -105,7 +105,7 @@ def demo_timeline(records, view_rows) -> tuple[np.ndarray, list[DemoCase]]:
 def dictation_script(records, cases: list[DemoCase], t0_lsl: float) -> list[tuple[float, Words]]:
     """(release time, words) per word on the LSL clock: each case's words (dictated punctuation converted as
     the ASR does) moved to the case's place on the demo timeline, released ASR_LATENCY_S after they end."""
-    from capture.gazemath.punctuation import apply_dictated_punctuation
+    from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
 
     script = []
     for rec, case in zip(records, cases):
@@ -143,8 +143,8 @@ class ScriptedDictation:
         self._thread.join(2.0)
 
     def _run(self) -> None:
-        from capture.live.asr import Preview
-        from capture.gazemath.punctuation import join_tokens
+        from radgaze.capture.gazemath.punctuation import join_tokens
+        from radgaze.capture.live.asr import Preview
 
         while not self._stop.is_set() and self.n_released < len(self.script):
             now = self.clock()
@@ -160,7 +160,7 @@ class ScriptedDictation:
 # ------------------------------------------------------------------------------------------ the app
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    from app.qtapp import ensure_qapp
+    from radgaze.app.qtapp import ensure_qapp
 
     app = ensure_qapp("radgaze demo")
     demo = Demo(args, app)
@@ -201,15 +201,15 @@ class Demo:
         import pylsl
         from PySide6 import QtCore
 
-        from app.live import LiveSession
-        from app.main_window import MainWindow
-        from app.record_cmd import screen_display
-        from app.recording import RecordController
-        from capture.live.gaze.discovery import resolve_gaze_stream
-        from capture.live.gaze.inlet import GazeInlet
-        from capture.live.sim_tracker import SimTracker
-        from capture.store.session_file import SessionWriter
-        from capture.synth import synth_reading
+        from radgaze.app.live import LiveSession
+        from radgaze.app.main_window import MainWindow
+        from radgaze.app.record_cmd import screen_display
+        from radgaze.app.recording import RecordController
+        from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
+        from radgaze.capture.live.gaze.inlet import GazeInlet
+        from radgaze.capture.live.sim_tracker import SimTracker
+        from radgaze.capture.store.session_file import SessionWriter
+        from radgaze.capture.synth import synth_reading
 
         args = self.args
         reading = synth_reading(

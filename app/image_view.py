@@ -1,6 +1,6 @@
 """The image canvas: a radiograph through a window/level LUT, a heatmap overlay and a gaze cursor.
 
-A thin view over :class:`app.state.ViewerState`: mouse input calls state setters, state signals redraw.
+A thin view over :class:`radgaze.app.state.ViewerState`: mouse input calls state setters, state signals redraw.
 pyqtgraph is used as its performance notes advise: ``imageAxisOrder='row-major'``, C-contiguous arrays,
 ``setImage(autoLevels=False)`` once per case and ``setLevels`` on window changes. A 16-bit image goes through
 pyqtgraph's level-based path: levels + a 256-entry uint8 grey LUT, which pyqtgraph folds into one 65536-entry
@@ -20,7 +20,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.state import HeatmapOverlay, ViewerState, ViewTransform
+from radgaze.app.state import HeatmapOverlay, ViewerState, ViewTransform
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 

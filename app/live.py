@@ -1,10 +1,10 @@
 """Record and demo modes' capture side, off the UI thread.
 
 One worker thread (:class:`LiveSession`) owns the session writer (one writer per file) and, for the case being
-recorded, a :class:`capture.gazemath.pipeline.LivePipeline` (gaze -> image through the view timeline -> fixations ->
+recorded, a :class:`radgaze.capture.gazemath.pipeline.LivePipeline` (gaze -> image through the view timeline -> fixations ->
 sentence heatmaps -> session). It drains the sources' queues (gaze chunks from the LSL inlet thread, audio
 blocks, the ASR worker's final words) and the UI's inbox (case begun/ended, view events stamped by
-:class:`app.state.ViewerState`, scripted words). The UI never waits on it: commands are non-blocking puts, and
+:class:`radgaze.app.state.ViewerState`, scripted words). The UI never waits on it: commands are non-blocking puts, and
 the UI polls :attr:`LiveSession.events` from a timer. Errors travel on that queue.
 
 Events (``(kind, payload)``) for the UI:
@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from capture.live.gaze.inlet import concat_chunks
-from capture.live.queues import drain
-from capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
+from radgaze.capture.live.gaze.inlet import concat_chunks
+from radgaze.capture.live.queues import drain
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 
 STATUS_WINDOW_S = 2.0  # tracker rate / validity over the last 2 s (120 samples even at a 60 Hz tracker)
 STATUS_EVERY_S = 0.5
-LOOP_PERIOD_S = 0.02  # 50 Hz, the headless recorder's loop period (capture.live.record.POLL_S)
+LOOP_PERIOD_S = 0.02  # 50 Hz, the headless recorder's loop period (radgaze.capture.live.record.POLL_S)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def tracker_stats(t_lsl: np.ndarray, flags: np.ndarray, t_now: float, window_s: 
 
 def gaze_point_on_image(sample: np.void, view_events: np.ndarray, image_w: int, image_h: int):
     """(x_img_px, y_img_px) of one gaze sample through the view timeline, NaNs when invalid or off the image."""
-    from capture.gazemath.geometry import screen_to_image
+    from radgaze.capture.gazemath.geometry import screen_to_image
 
     if view_events.size == 0 or not (int(sample["flags"]) & GAZE_VALID):
         return float("nan"), float("nan")
@@ -99,10 +99,12 @@ class LiveSession:
         import pylsl
 
         self.display = display
-        self.writer = writer  # capture.store.session_file.SessionWriter (live=True); this thread is its only user
-        self.gaze_inlet = gaze_inlet  # capture.live.gaze.inlet.GazeInlet (anything with drain())
-        self.audio_queue = audio_queue  # AudioBlock | exception | None (end), from capture.live.audio's sources
-        self.asr = asr  # capture.live.asr.StreamingTranscriber: audio is fed to it, its final words come back
+        self.writer = writer  # radgaze.capture.store.session_file.SessionWriter (live=True); this thread is its only user
+        self.gaze_inlet = gaze_inlet  # radgaze.capture.live.gaze.inlet.GazeInlet (anything with drain())
+        self.audio_queue = (
+            audio_queue  # AudioBlock | exception | None (end), from radgaze.capture.live.audio's sources
+        )
+        self.asr = asr  # radgaze.capture.live.asr.StreamingTranscriber: audio is fed to it, its final words come back
         self.clock = clock or pylsl.local_clock
         self.method = method
         self.forward_screen_gaze = False
@@ -110,7 +112,7 @@ class LiveSession:
         self.events: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
         self.case_id: str | None = None
-        self.pipeline = None  # capture.gazemath.pipeline.LivePipeline of the open case
+        self.pipeline = None  # radgaze.capture.gazemath.pipeline.LivePipeline of the open case
         self.image: ImageRef | None = None
         self.views = np.zeros(0, VIEW_DTYPE)  # the open case's view timeline
         self.heatmap_scale = 1.0
@@ -183,8 +185,8 @@ class LiveSession:
             getattr(self, f"_on_{kind}")(payload)
 
     def _on_begin_case(self, payload) -> None:
-        from capture.gazemath.pipeline import LivePipeline
-        from capture.store.session_file import heatmap_grid
+        from radgaze.capture.gazemath.pipeline import LivePipeline
+        from radgaze.capture.store.session_file import heatmap_grid
 
         case_id, image, view, labels, attrs = payload
         if self.case_id is not None:

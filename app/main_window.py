@@ -1,7 +1,7 @@
 """The main window: worklist on the left, the image in the middle, the reading panel on the right.
 
 It wires widgets to one :class:`ViewerState` and one :class:`Worklist`; it holds no capture logic (record
-mode's controller, :mod:`app.recording`, drives the reading panel). Keys: Space start/stop recording, PgDown/N
+mode's controller, :mod:`radgaze.app.recording`, drives the reading panel). Keys: Space start/stop recording, PgDown/N
 next case, PgUp/P previous, F fit, 1 one-to-one, I invert, G gaze cursor, L/M/B presets, 0 default window.
 """
 
@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.image_view import ImageView
-from app.panels import SentenceList, TrackerPanel, TranscriptView, ViewControls
-from app.state import ViewerState
-from app.worklist import LoadedCase, Worklist, WorklistWidget, scan_folder
-from capture.errors import RadgazeError
+from radgaze.app.image_view import ImageView
+from radgaze.app.panels import SentenceList, TrackerPanel, TranscriptView, ViewControls
+from radgaze.app.state import ViewerState
+from radgaze.app.worklist import LoadedCase, Worklist, WorklistWidget, scan_folder
+from radgaze.capture.errors import RadgazeError
 
 THUMB_SOURCE_PX = 256  # long side of the windowed image kept for sentence thumbnails
 

@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.state import WINDOW_PRESETS_PCT, ViewerState
+from radgaze.app.state import WINDOW_PRESETS_PCT, ViewerState
 
 THUMB_PX = 72  # sentence-list thumbnail side (logical px)
 

@@ -7,7 +7,7 @@ import gc
 import os
 import sys
 
-from capture.errors import ConfigError
+from radgaze.capture.errors import ConfigError
 
 
 def has_display(environ: dict | None = None, platform: str = sys.platform) -> bool:

@@ -3,7 +3,7 @@
 The window: worklist, image, and the reading panel (start/stop with Space or the button, tracker status with
 rate / % valid / last drift, calibration check, live transcript, sentences with heatmap thumbnails filling as
 they are dictated). Every view change is stamped and recorded. ``--headless`` runs the lead's headless
-recorder (capture.live.record) with the same arguments.
+recorder (radgaze.capture.live.record) with the same arguments.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from capture.errors import ConfigError
+from radgaze.capture.errors import ConfigError
 
-DEFAULT_WHISPER = "small.en"  # capture.live.asr.DEFAULT_MODEL (see its docstring for why)
+DEFAULT_WHISPER = "small.en"  # radgaze.capture.live.asr.DEFAULT_MODEL (see its docstring for why)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", action="store_true", help="start recording the first case at once")
     p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
     p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
-    p.add_argument("--headless", action="store_true", help="no window: run capture.live.record's recorder")
+    p.add_argument(
+        "--headless", action="store_true", help="no window: run radgaze.capture.live.record's recorder"
+    )
     p.add_argument(
         "--run",
         type=Path,
@@ -55,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 def screen_display(app, viewing_distance_mm: float | None = None):
     """DisplayGeometry of the primary screen: physical px and mm as Qt reports them (the default pitch when
     Qt reports no plausible size, e.g. offscreen)."""
-    from capture.records import DisplayGeometry
+    from radgaze.capture.records import DisplayGeometry
 
     screen = app.primaryScreen()
     base = DisplayGeometry()
@@ -73,7 +75,7 @@ def screen_display(app, viewing_distance_mm: float | None = None):
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--headless" in argv:
-        from capture.live.record import main as headless_main
+        from radgaze.capture.live.record import main as headless_main
 
         return int(headless_main(argv) or 0)
     args = build_parser().parse_args(argv)
@@ -81,13 +83,13 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(
             f"session file {str(args.output)!r} exists; choose a new file (sessions are written once)"
         )
-    from app.worklist import scan_folder
+    from radgaze.app.worklist import scan_folder
 
     if not scan_folder(args.images):  # fail before opening devices
         raise ConfigError(f"--images: expected DICOM/PNG/JPEG files in {str(args.images)!r}, found none")
     from PySide6 import QtCore
 
-    from app.qtapp import ensure_qapp
+    from radgaze.app.qtapp import ensure_qapp
 
     app = ensure_qapp("radgaze record")
     parts = open_sources(args, app)
@@ -125,11 +127,11 @@ class Sources:
 
 
 def open_sources(args: argparse.Namespace, app) -> Sources:
-    from app.live import LiveSession
-    from capture.live.gaze.discovery import resolve_gaze_stream
-    from capture.live.gaze.inlet import GazeInlet
-    from capture.live.sim_tracker import parse_display
-    from capture.store.session_file import SessionWriter
+    from radgaze.app.live import LiveSession
+    from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
+    from radgaze.capture.live.gaze.inlet import GazeInlet
+    from radgaze.capture.live.sim_tracker import parse_display
+    from radgaze.capture.store.session_file import SessionWriter
 
     s = Sources()
     s.display = parse_display(args.display) if args.display else screen_display(app)
@@ -137,8 +139,8 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
     s.tracker_name = info.name()
     s.inlet = GazeInlet(info, s.display, layout=args.layout).start()
     if not args.no_audio:
-        from capture.live.asr import AsrConfig, streaming_from_config
-        from capture.live.audio import AudioFileSource, MicrophoneSource
+        from radgaze.capture.live.asr import AsrConfig, streaming_from_config
+        from radgaze.capture.live.audio import AudioFileSource, MicrophoneSource
 
         local = Path(args.whisper).is_dir()
         s.asr = streaming_from_config(
@@ -161,13 +163,13 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
 
 
 def open_window(args: argparse.Namespace, s: Sources):
-    from app.main_window import MainWindow
-    from app.recording import RecordController
+    from radgaze.app.main_window import MainWindow
+    from radgaze.app.recording import RecordController
 
     window = MainWindow(title=f"radgaze record — {args.output.name}")
     controller = RecordController(window, s.session, s.display, tracker_name=s.tracker_name)
     window.open_folder(args.images)
-    from app.retrain import install_retrain_action
+    from radgaze.app.retrain import install_retrain_action
 
     # one-click retrain on every session in the folder this reading is written to
     run_dir = args.run or (args.output.parent / "runs" / "default")

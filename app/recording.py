@@ -1,4 +1,4 @@
-"""Record mode's controller: binds the main window (UI thread) to a :class:`app.live.LiveSession` (worker).
+"""Record mode's controller: binds the main window (UI thread) to a :class:`radgaze.app.live.LiveSession` (worker).
 
 The UI thread only does cheap things: it forwards view events and case changes to the pipeline's inbox and
 polls the pipeline's event queue from a timer (~30 Hz) to move the gaze cursor, update the tracker status,
@@ -13,16 +13,16 @@ from collections.abc import Callable
 import numpy as np
 from PySide6 import QtCore
 
-from app.calibration import DRIFT_WARN_DEG, CalibrationCheck, CalibrationResult
-from app.live import LiveSentence, LiveSession, TrackerStats
-from app.main_window import MainWindow
-from app.panels import TrackerStatus
-from app.worklist import RECORDED, LoadedCase
-from capture.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, ImageRef, Words
+from radgaze.app.calibration import DRIFT_WARN_DEG, CalibrationCheck, CalibrationResult
+from radgaze.app.live import LiveSentence, LiveSession, TrackerStats
+from radgaze.app.main_window import MainWindow
+from radgaze.app.panels import TrackerStatus
+from radgaze.app.worklist import RECORDED, LoadedCase
+from radgaze.capture.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, ImageRef, Words
 
 POLL_MS = 33  # UI refresh of the live panels (~30 Hz): smooth cursor, negligible load
 # After Stop, the case stays open this long for the words still in the ASR (a streaming Whisper commits ~1 s
-# chunks once two decodes agree, capture.live.asr CHUNK_S; plus one decode), so the last sentence is not lost.
+# chunks once two decodes agree, radgaze.capture.live.asr CHUNK_S; plus one decode), so the last sentence is not lost.
 END_GRACE_MS = 2500
 
 
@@ -66,7 +66,9 @@ class RecordController(QtCore.QObject):
         self.sentences: list[LiveSentence] = []  # of the case shown
         self.n_sentences_total = 0
         self.recorded_ids: list[str] = []  # session case ids begun, in order
-        self.preview_source = pipeline.asr  # anything with ``latest_preview`` (capture.live.asr.Preview | None)
+        self.preview_source = (
+            pipeline.asr
+        )  # anything with ``latest_preview`` (radgaze.capture.live.asr.Preview | None)
         self.stats: TrackerStats | None = None
         self.last_drift_deg = float("nan")
         self.calibration: CalibrationCheck | None = None
@@ -184,13 +186,13 @@ class RecordController(QtCore.QObject):
             raise self._errors[0]
 
     def _add_words(self, words: Words) -> None:
-        from capture.live.asr import concat_words
+        from radgaze.capture.live.asr import concat_words
 
         self.words = concat_words([self.words, words])
         self._show_transcript()
 
     def _show_transcript(self) -> None:
-        from capture.gazemath.punctuation import join_tokens
+        from radgaze.capture.gazemath.punctuation import join_tokens
 
         self.window.reading.transcript.set_text(join_tokens(self.words.text), self.preview_text)
 

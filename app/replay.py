@@ -1,6 +1,6 @@
 """``radgaze replay SESSION.h5``: play a recorded reading back.
 
-The image (through the shared :class:`app.state.ViewerState` and :class:`app.image_view.ImageView`) with the
+The image (through the shared :class:`radgaze.app.state.ViewerState` and :class:`radgaze.app.image_view.ImageView`) with the
 trailing scanpath, the current fixation and the raw gaze point; the transcript with the word being said
 highlighted; the sentence list (heatmap thumbnails; the selected sentence's heatmap is overlaid, colormap and
 opacity in the view controls); the timeline (gaze x/y, fixation bars, words, sentence spans) to scrub; the
@@ -20,11 +20,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.audio_player import AudioPlayer
-from app.image_view import ImageView
-from app.panels import SentenceList, ViewControls
-from app.state import ViewerState
-from app.timeline import (
+from radgaze.app.audio_player import AudioPlayer
+from radgaze.app.image_view import ImageView
+from radgaze.app.panels import SentenceList, ViewControls
+from radgaze.app.state import ViewerState
+from radgaze.app.timeline import (
     SCANPATH_TRAIL_S,
     SPEEDS,
     Playback,
@@ -36,9 +36,9 @@ from app.timeline import (
     trail_slice,
     word_at,
 )
-from app.transcript import ReplayTranscript
-from capture.errors import ImageLoadError, SessionFormatError
-from capture.records import CaseRecord
+from radgaze.app.transcript import ReplayTranscript
+from radgaze.capture.errors import ImageLoadError, SessionFormatError
+from radgaze.capture.records import CaseRecord
 
 FRAME_MS = 16  # playback timer: ~60 frames per second
 AUDIO_RESYNC_S = 0.12  # restart the audio when it drifts further than this from the clock (~ 2 output blocks)
@@ -55,9 +55,9 @@ class ReplayCase:
 
 def load_replay_case(session_path: Path, case_id: str) -> ReplayCase:
     """A case and its image; a blank image of the recorded size stands in when the image is missing."""
-    from app.worklist import resolve_image_path
-    from capture.io.images import default_window, load_image
-    from capture.store.session_file import SessionReader
+    from radgaze.app.worklist import resolve_image_path
+    from radgaze.capture.io.images import default_window, load_image
+    from radgaze.capture.store.session_file import SessionReader
 
     with SessionReader(session_path) as reader:
         record = reader.case(case_id)
@@ -70,7 +70,7 @@ def load_replay_case(session_path: Path, case_id: str) -> ReplayCase:
 
 
 def case_ids_of(session_path: Path) -> list[str]:
-    from capture.store.session_file import SessionReader
+    from radgaze.capture.store.session_file import SessionReader
 
     with SessionReader(session_path) as reader:
         return list(reader.case_ids)
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     case_ids = case_ids_of(args.session)
     if args.case is not None and args.case not in case_ids:
         raise SessionFormatError(f"case {args.case!r} not in {args.session}; cases: {', '.join(case_ids)}")
-    from app.qtapp import ensure_qapp
+    from radgaze.app.qtapp import ensure_qapp
 
     app = ensure_qapp("radgaze replay")
     loop = QtCore.QEventLoop()  # not app.exec(): quitting it leaves a longer-lived application usable

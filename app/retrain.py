@@ -1,6 +1,6 @@
 """One-click retrain: ``radgaze train`` in a separate process, its progress live, the new checkpoint in use.
 
-:class:`RetrainPanel` starts ``python -m training.cli SESSIONS --out RUN/retrain/<stamp> --config tiny
+:class:`RetrainPanel` starts ``python -m radgaze.training.cli SESSIONS --out RUN/retrain/<stamp> --config tiny
 --progress-json - --no-bar`` in a :class:`QtCore.QProcess` (never on the UI thread: Qt reads the pipe from its
 event loop and the panel only parses finished lines), shows a progress bar, the ETA and a live loss curve,
 can cancel (terminate, then kill after :data:`KILL_AFTER_MS`), and when the run is done shows its evaluation
@@ -24,7 +24,7 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from capture.errors import CheckpointError
+from radgaze.capture.errors import CheckpointError
 
 POINTER_NAME = "current.json"
 KILL_AFTER_MS = 3000  # a cancelled trainer gets 3 s to exit on SIGTERM before SIGKILL
@@ -104,7 +104,7 @@ def train_arguments(
     """Arguments of ``python`` for one training run with JSON progress on stdout."""
     return [
         "-m",
-        "training.cli",
+        "radgaze.training.cli",
         str(sessions),
         "--out",
         str(out),

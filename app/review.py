@@ -1,11 +1,11 @@
 """``radgaze review RUN_DIR SESSIONS``: the model's attention next to the radiologist's, with agreement metrics.
 
-Two image panes over the same image (each its own :class:`app.state.ViewerState`, zoom/pan/window linked):
+Two image panes over the same image (each its own :class:`radgaze.app.state.ViewerState`, zoom/pan/window linked):
 the radiologist's heatmap of the selected sentence on the left, the model's attention for the same sentence
 (or for any text typed in) on the right. Below, every sentence of every case with CC, NSS, KLD, SIM, AUC-Judd
-(:mod:`app.agreement`) and the disagreement (1 - CC), sorted most-disagreeing first (click a header to sort by
+(:mod:`radgaze.app.agreement`) and the disagreement (1 - CC), sorted most-disagreeing first (click a header to sort by
 another column), and a per-case table. Export the sentence table as CSV and the side-by-side figure as PNG.
-"Retrain…" opens :class:`app.retrain.RetrainDialog`; when a retrain finishes its checkpoint is loaded and the
+"Retrain…" opens :class:`radgaze.app.retrain.RetrainDialog`; when a retrain finishes its checkpoint is loaded and the
 metrics are recomputed.
 
 The model runs on one worker thread (loading, the metrics of all cases, typed-text queries); the UI thread
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.agreement import (
+from radgaze.app.agreement import (
     METRICS,
     SentenceAgreement,
     agreement,
@@ -37,12 +37,12 @@ from app.agreement import (
     summarise_cases,
     write_csv,
 )
-from app.image_view import ImageView
-from app.panels import ViewControls
-from app.retrain import RetrainDialog, resolve_checkpoint
-from app.state import ViewerState
-from capture.errors import ImageLoadError, RadgazeError, SessionFormatError
-from capture.records import CaseRecord
+from radgaze.app.image_view import ImageView
+from radgaze.app.panels import ViewControls
+from radgaze.app.retrain import RetrainDialog, resolve_checkpoint
+from radgaze.app.state import ViewerState
+from radgaze.capture.errors import ImageLoadError, RadgazeError, SessionFormatError
+from radgaze.capture.records import CaseRecord
 
 METRIC_TITLES = {"cc": "CC", "nss": "NSS", "kld": "KLD", "sim": "SIM", "auc_judd": "AUC-Judd"}
 COLUMNS = ("Session", "Case", "#", "Sentence", "Fix", *(METRIC_TITLES[m] for m in METRICS), "Disagreement")
@@ -62,8 +62,8 @@ class ReviewCase:
 
 
 def load_case_image(record: CaseRecord, session: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
-    from app.worklist import resolve_image_path
-    from capture.io.images import default_window, load_image
+    from radgaze.app.worklist import resolve_image_path
+    from radgaze.capture.io.images import default_window, load_image
 
     img = load_image(resolve_image_path(record.image.path, session))
     return img.pixels, default_window(img)
@@ -74,7 +74,7 @@ def compute_review(
 ) -> tuple[list[ReviewCase], list[SentenceAgreement], list[str]]:
     """Every case of ``sessions`` whose image loads: the model's maps and the agreement rows. Also returns the
     problems met (unreadable sessions, missing images) as messages. Runs on the worker thread."""
-    from capture.store.session_file import SessionReader
+    from radgaze.capture.store.session_file import SessionReader
 
     cases, rows, problems = [], [], []
     for path in sessions:
@@ -128,7 +128,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
 
     def __init__(self, run_dir: str | Path, sessions: str | Path) -> None:
         super().__init__()
-        from capture.store.session_file import list_sessions
+        from radgaze.capture.store.session_file import list_sessions
 
         self.run_dir = Path(run_dir)
         self.sessions_path = Path(sessions)
@@ -293,7 +293,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
 
     def load_model_and_compute(self, checkpoint: str | Path | None = None) -> None:
         """(Re)load the model (``checkpoint``, else the run's current one) and recompute every metric."""
-        from model.checkpoint import load_checkpoint
+        from radgaze.model.checkpoint import load_checkpoint
 
         self.busy = True
         self.statusBar().showMessage("loading the model and computing the model's attention …")
@@ -535,7 +535,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     resolve_checkpoint(args.run)  # fail early, on one line, when RUN has no checkpoint
-    from app.qtapp import ensure_qapp
+    from radgaze.app.qtapp import ensure_qapp
 
     app = ensure_qapp("radgaze review")
     loop = QtCore.QEventLoop()  # not app.exec(): quitting it leaves a longer-lived application usable
@@ -568,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         loop.quit()
 
     def on_failed(message: str) -> None:
-        from capture.errors import CheckpointError
+        from radgaze.capture.errors import CheckpointError
 
         errors.append(CheckpointError(message))
         win.close()

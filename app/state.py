@@ -5,7 +5,7 @@ offset), the heatmap overlay, the gaze cursor and the playback time. Widgets are
 signals and call the setters, blocking their own echo.
 
 This is the one place view changes are stamped: every change of what the reader sees (case, zoom, pan,
-window/level, invert, fit, viewport moved or resized) becomes a :data:`capture.records.VIEW_DTYPE` row stamped
+window/level, invert, fit, viewport moved or resized) becomes a :data:`radgaze.capture.records.VIEW_DTYPE` row stamped
 with ``clock()`` (``pylsl.local_clock`` by default, the LSL clock every stream shares) and is emitted on
 :attr:`ViewerState.view_event` and kept in :attr:`ViewerState.view_events`. Record mode forwards those rows
 into the session, the live pipeline maps gaze through them.
@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from psygnal import Signal
 
-from capture.records import (
+from radgaze.capture.records import (
     VIEW_CASE,
     VIEW_DTYPE,
     VIEW_FIT,
@@ -185,7 +185,9 @@ class ViewerState:
         self.clock = clock
         self.case_id = ""
         self.pixels: np.ndarray | None = None
-        self.meta: object | None = None  # capture.io.images.ImageMeta when loaded through capture.io.images
+        self.meta: object | None = (
+            None  # radgaze.capture.io.images.ImageMeta when loaded through radgaze.capture.io.images
+        )
         self.window: tuple[float, float] = (0.5, 1.0)
         self.default_window: tuple[float, float] = (0.5, 1.0)
         self.invert = False

@@ -16,7 +16,7 @@ import pyqtgraph as pg
 from psygnal import Signal
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from capture.records import CaseRecord, Sentences, Words
+from radgaze.capture.records import CaseRecord, Sentences, Words
 
 SPEEDS: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0, 4.0)  # issue 4: 0.25x-4x
 SCANPATH_TRAIL_S = 3.0  # seconds of scanpath drawn behind the current time (radgaze's choice)

@@ -15,8 +15,8 @@ import numpy as np
 from psygnal import Signal
 from PySide6 import QtCore, QtWidgets
 
-from capture.errors import ImageLoadError, RadgazeError, SessionFormatError
-from capture.records import CaseRecord
+from radgaze.capture.errors import ImageLoadError, RadgazeError, SessionFormatError
+from radgaze.capture.records import CaseRecord
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".jpg", ".jpeg")
 SESSION_SUFFIXES = (".h5",)
@@ -45,7 +45,7 @@ class LoadedCase:
     case_id: str
     pixels: np.ndarray  # 2-D uint16 or float32, higher = brighter (MONOCHROME1 already inverted)
     window: tuple[float, float]  # default (center, width)
-    meta: object | None  # capture.io.images.ImageMeta
+    meta: object | None  # radgaze.capture.io.images.ImageMeta
     record: CaseRecord | None = None  # the recorded case, for session items
     image_path: Path | None = None
 
@@ -73,7 +73,7 @@ def scan_folder(folder: str | os.PathLike) -> list[WorklistItem]:
 
 
 def _session_items(path: Path) -> list[WorklistItem]:
-    from capture.store.session_file import SessionReader
+    from radgaze.capture.store.session_file import SessionReader
 
     try:
         with SessionReader(path) as reader:
@@ -92,14 +92,14 @@ def resolve_image_path(image_path: str, session_path: Path) -> Path:
 
 def load_item(item: WorklistItem) -> LoadedCase:
     """Read an item's image (and recorded case). Raises ImageLoadError / SessionFormatError."""
-    from capture.io.images import default_window, load_image
+    from radgaze.capture.io.images import default_window, load_image
 
     if item.kind == "image":
         img = load_image(item.path)
         return LoadedCase(item.case_id, img.pixels, default_window(img), img.meta, None, item.path)
     if item.error:
         raise SessionFormatError(item.error)
-    from capture.store.session_file import SessionReader
+    from radgaze.capture.store.session_file import SessionReader
 
     with SessionReader(item.path) as reader:
         record = reader.case(item.case_id)

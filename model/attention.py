@@ -1,6 +1,6 @@
 """Model attention for the viewer: where on the image a sentence (or any text) points.
 
-For a sentence embedding S and patch embeddings P (model.egma), the map is the softmax over patches of
+For a sentence embedding S and patch embeddings P (radgaze.model.egma), the map is the softmax over patches of
 (1/tau) cos(S, P_i), laid out on the patch grid, upsampled bilinearly to the image and normalised to sum 1.
 A whole-report map is the mean of its sentence maps.
 """
@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.image_transforms import letterbox_square, to_model_input
+from radgaze.model.image_transforms import letterbox_square, to_model_input
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -67,7 +67,7 @@ def report_attention(model, image: Tensor, sentences: list[str]) -> np.ndarray:
 def attention_on_image(model, pixels: np.ndarray, texts: list[str]) -> np.ndarray:
     """Grey image (H, W) -> (len(texts), H, W) maps on its own pixels, each summing to 1.
 
-    The image is letterboxed to the model's square (model.image_transforms), normalised with the model's
+    The image is letterboxed to the model's square (radgaze.model.image_transforms), normalised with the model's
     mean/std and repeated to 3 channels; the maps are mapped back through the same transform.
     """
     cfg = model.config

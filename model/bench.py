@@ -14,9 +14,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from model import losses as vec
-from model import losses_loop as loop
-from model.config import LossConfig
+from radgaze.model import losses as vec
+from radgaze.model import losses_loop as loop
+from radgaze.model.config import LossConfig
 
 # Dense bf16 tensor-core peaks from the vendors' data sheets (FLOP/s, without sparsity).
 PEAK_BF16_FLOPS = {
@@ -113,8 +113,8 @@ def train_step_bench(
     when ``amp``. On CUDA this is the issue's Swin-T 224 px + 6-layer BERT, batch 64."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from model.config import ModelConfig
-    from model.egma import EGMAModel
+    from radgaze.model.config import ModelConfig
+    from radgaze.model.egma import EGMAModel
 
     dev = torch.device(device)
     model = EGMAModel(ModelConfig.preset(preset)).to(dev).train()

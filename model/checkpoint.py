@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from capture.errors import CheckpointError, ConfigError
+from radgaze.capture.errors import CheckpointError, ConfigError
 
 FORMAT = "radgaze-egma"
 VERSION = 1
@@ -73,7 +73,7 @@ def _replace_dir(src: Path, dst: Path) -> None:
 
 def read_config(directory: str | Path):
     """The ModelConfig stored in a checkpoint directory."""
-    from model.config import ModelConfig
+    from radgaze.model.config import ModelConfig
 
     path = Path(directory) / CONFIG
     if not path.is_file():
@@ -110,7 +110,7 @@ def load_checkpoint(directory: str | Path, device: str = "cpu"):
     from safetensors.torch import load_model
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from model.egma import EGMAModel
+    from radgaze.model.egma import EGMAModel
 
     directory = Path(directory)
     for name in (WEIGHTS, TEXT_CONFIG, TOKENIZER):

@@ -12,13 +12,13 @@ import copy
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from capture.errors import ConfigError
+from radgaze.capture.errors import ConfigError
 
 LOSS_NAMES = ("clip", "mlce", "filip", "egf", "egm")
 PRESETS = ("paper", "tiny", "bench")
 
 # Text encoders that are built locally with random weights (never from a hub): a tiny BERT over the
-# built-in radiology vocabulary of model.tiny_bert, with BertConfig fields from ModelConfig.text_encoder_kwargs.
+# built-in radiology vocabulary of radgaze.model.tiny_bert, with BertConfig fields from ModelConfig.text_encoder_kwargs.
 RANDOM_TEXT_ENCODERS = ("tiny-bert", "random-bert")
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model.config import LossConfig
+from radgaze.model.config import LossConfig
 
 
 class HeatmapProcessor(nn.Module):

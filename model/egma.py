@@ -1,9 +1,9 @@
 """The EGMA model (arXiv 2403.12416): encoders, projections, temperature and the loss assembly.
 
-``EGMAModel(config)`` builds a timm image encoder and a BERT text encoder (model.encoders), linear
+``EGMAModel(config)`` builds a timm image encoder and a BERT text encoder (radgaze.model.encoders), linear
 projections (no bias, as the reference) to ``embed_dim`` and a learnable logit scale 1/tau initialised at
 1/0.07 and clamped to ``max_logit_scale``. ``forward(batch)`` returns a dict whose ``*_loss`` keys the
-trainer sums (see model.losses for each term).
+trainer sums (see radgaze.model.losses for each term).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from model import distributed as dist_utils
-from model import eclip as ec
-from model.config import ModelConfig
-from model.encoders import ImageEncoder, TextEncoder, load_text_backbone
-from model.losses import clip_loss, egm_loss, filip_loss, mlce_loss
+from radgaze.model import distributed as dist_utils
+from radgaze.model import eclip as ec
+from radgaze.model.config import ModelConfig
+from radgaze.model.encoders import ImageEncoder, TextEncoder, load_text_backbone
+from radgaze.model.losses import clip_loss, egm_loss, filip_loss, mlce_loss
 
 
 class EGMAModel(nn.Module):

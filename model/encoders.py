@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from capture.errors import CheckpointError, ConfigError
-from model.config import RANDOM_TEXT_ENCODERS, ModelConfig
+from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.model.config import RANDOM_TEXT_ENCODERS, ModelConfig
 
 
 def _create_timm(config: ModelConfig) -> nn.Module:
@@ -89,7 +89,7 @@ class ImageEncoder(nn.Module):
 def load_text_backbone(config: ModelConfig, bert_config: Any | None = None) -> tuple[nn.Module, Any]:
     """(BERT module, tokenizer) for ``config.text_encoder``.
 
-    A name in RANDOM_TEXT_ENCODERS builds a random BERT locally (model.tiny_bert); a directory or hub name
+    A name in RANDOM_TEXT_ENCODERS builds a random BERT locally (radgaze.model.tiny_bert); a directory or hub name
     loads weights with ``local_files_only`` as configured. ``bert_config`` (a BertConfig) builds the
     architecture with random weights instead, for loading a checkpoint whose weights come separately.
     """
@@ -97,7 +97,7 @@ def load_text_backbone(config: ModelConfig, bert_config: Any | None = None) -> t
 
     name = config.text_encoder
     if name in RANDOM_TEXT_ENCODERS:
-        from model.tiny_bert import build_random_bert
+        from radgaze.model.tiny_bert import build_random_bert
 
         bert, tok = build_random_bert(**config.text_encoder_kwargs)
         if bert_config is not None:

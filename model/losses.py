@@ -6,9 +6,9 @@ n image patches, D embedding width. Features are L2-normalised, so dot products 
 ``logit_scale`` is the learned 1/tau (a 0-d tensor, already clamped by the model).
 
 Each function returns a dict of named terms; keys ending in ``_loss`` are what the trainer sums, the others
-are diagnostics. ``model.losses_loop`` holds the slow per-sample loops these are tested against.
+are diagnostics. ``radgaze.model.losses_loop`` holds the slow per-sample loops these are tested against.
 
-Where the paper and the public reference code differ, :class:`model.config.LossConfig` selects:
+Where the paper and the public reference code differ, :class:`radgaze.model.config.LossConfig` selects:
 direction weights (1/2, 1/2 vs 0.8/0.2), MLCE on cosines vs on scaled logits, FILIP padded-slot masking and
 the text->image transpose (the reference forgets both), the EGM threshold (1/K vs 3/7), smoothing (0 vs 0.01)
 and the gaze mix (add vs average-then-threshold).
@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from model.config import LossConfig
+from radgaze.model.config import LossConfig
 
 NEG_INF = float("-inf")
 

@@ -1,5 +1,5 @@
 """Slow, obvious per-sample loop versions of the EGMA losses: the references the vectorized losses in
-:mod:`model.losses` are tested and benchmarked against. Written from the equations (DESIGN.md), one pair,
+:mod:`radgaze.model.losses` are tested and benchmarked against. Written from the equations (DESIGN.md), one pair,
 one sentence, one patch at a time, without masks: padded slots are skipped by slicing to the real ones.
 Returns plain scalars (0-d tensors) in the input dtype; use float64 inputs for parity checks.
 """
@@ -11,7 +11,7 @@ import math
 import torch
 from torch import Tensor
 
-from model.config import LossConfig
+from radgaze.model.config import LossConfig
 
 
 def _lse(values: list[Tensor]) -> Tensor:

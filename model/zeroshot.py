@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from capture.errors import ConfigError
+from radgaze.capture.errors import ConfigError
 
 PROMPT_SETS = ("chexpert5x200", "chexpert8x200", "rsna", "siim")
 _SUBSETS = {"rsna": ("No Finding", "Pneumonia"), "siim": ("No Finding", "Pneumothorax")}

@@ -65,10 +65,10 @@ def measure(
     """Time ``steps`` optimiser steps after ``warmup`` ones on synthetic batches resident on ``device``."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from capture.synth import write_synthetic_sessions
-    from training import data as tdata
-    from training.config import load_config
-    from training.trainer import _amp, _loss_terms, build_model, param_groups, prepare_data
+    from radgaze.capture.synth import write_synthetic_sessions
+    from radgaze.training import data as tdata
+    from radgaze.training.config import load_config
+    from radgaze.training.trainer import _amp, _loss_terms, build_model, param_groups, prepare_data
 
     over = [f"batch_size={batch_size}", f'device="{device.type}"']
     if config == "paper":

@@ -1,6 +1,6 @@
 """``radgaze train SESSIONS --out RUN``: EGMA pretraining over a folder of session files.
 
-Works the same alone or under ``torchrun --nproc_per_node N -m training.cli SESSIONS --out RUN`` (DDP).
+Works the same alone or under ``torchrun --nproc_per_node N -m radgaze.training.cli SESSIONS --out RUN`` (DDP).
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import logging
 import os
 import sys
 
-from capture.errors import RadgazeError
-from training.config import load_config
+from radgaze.capture.errors import RadgazeError
+from radgaze.training.config import load_config
 
-LOSSES = ("clip", "mlce", "filip", "egf", "egm")  # model.config.LOSS_NAMES
+LOSSES = ("clip", "mlce", "filip", "egf", "egm")  # radgaze.model.config.LOSS_NAMES
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,7 +80,7 @@ def overrides_from_args(a: argparse.Namespace) -> list[str]:
         names = [s.strip() for s in a.losses.split(",") if s.strip()]
         bad = [n for n in names if n not in LOSSES]
         if bad or not names:
-            from capture.errors import ConfigError
+            from radgaze.capture.errors import ConfigError
 
             raise ConfigError(f"invalid --losses {a.losses!r}: expected a comma-separated subset of {LOSSES}")
         over.append("model.loss.losses=" + json.dumps(names))
@@ -90,7 +90,7 @@ def overrides_from_args(a: argparse.Namespace) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from training.trainer import train
+    from radgaze.training.trainer import train
 
     try:
         cfg = load_config(a.config, overrides_from_args(a))

@@ -1,6 +1,6 @@
 """Training configuration: dataclasses loaded from TOML/JSON presets or files, plus a few CLI overrides.
 
-A config is one :class:`TrainConfig` holding the model's :class:`model.config.ModelConfig` (as a plain
+A config is one :class:`TrainConfig` holding the model's :class:`radgaze.model.config.ModelConfig` (as a plain
 dict until the model is built, so this module loads without torch), the data options, the optimiser options
 and the run options. Named presets live as package data in ``training/configs/<name>.toml``:
 
@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from capture.errors import ConfigError
+from radgaze.capture.errors import ConfigError
 
 PRESETS = ("tiny", "paper")
 
@@ -32,7 +32,7 @@ class DataConfig:
 
     gaze_ratio: float = 1.0  # fraction of cases that keep their gaze (EGMA ablation: 0.01/0.05/0.1/0.5)
     # Patch masses below gaze_floor / n are zeroed before the model sees the gaze (0 = off, the paper: every
-    # patch with any mass counts as gazed, GL = GS > 0); see training.data.apply_gaze_floor.
+    # patch with any mass counts as gazed, GL = GS > 0); see radgaze.training.data.apply_gaze_floor.
     gaze_floor: float = 0.0
     max_sentences: int = 16  # sentences kept per report (the rest are dropped, in order)
     val_fraction: float = 0.0  # held-out cases for the "best" checkpoint; 0 = best by training loss
@@ -100,8 +100,8 @@ class TrainConfig:
         return cfg
 
     def model_config(self):
-        """The :class:`model.config.ModelConfig` (imports the model package)."""
-        from model.config import ModelConfig
+        """The :class:`radgaze.model.config.ModelConfig` (imports the model package)."""
+        from radgaze.model.config import ModelConfig
 
         d = copy.deepcopy(self.model)
         preset = d.pop("preset", None)

@@ -1,6 +1,6 @@
 """Training samples from a folder of session files (recorded, synthetic or imported).
 
-Sessions are read only through :mod:`capture.store.session_file`; images through :func:`capture.io.images.load_image`.
+Sessions are read only through :mod:`radgaze.capture.store.session_file`; images through :func:`radgaze.capture.io.images.load_image`.
 Each sample is one case: the radiograph letterboxed to the encoder's square (aspect kept, zero padding), the
 dictated sentences, each sentence heatmap moved through the very same letterbox and reduced to the encoder's
 patch grid, a has-gaze flag and the case labels.
@@ -24,11 +24,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from capture.errors import SessionFormatError
-from capture.records import CaseRecord
-from capture.store.session_file import SessionReader, list_sessions
-from model.image_transforms import LetterboxTransform, heatmap_to_patch_grid, letterbox_square, to_model_input
-from training.config import DataConfig
+from radgaze.capture.errors import SessionFormatError
+from radgaze.capture.records import CaseRecord
+from radgaze.capture.store.session_file import SessionReader, list_sessions
+from radgaze.model.image_transforms import (
+    LetterboxTransform,
+    heatmap_to_patch_grid,
+    letterbox_square,
+    to_model_input,
+)
+from radgaze.training.config import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +191,7 @@ def split_cases(keys: Sequence[str], val_fraction: float, seed: int) -> tuple[li
 
 
 # ------------------------------------------------------------------------------------------- geometry
-# The letterbox itself is the model's (model.image_transforms), so training, evaluation and the app's
+# The letterbox itself is the model's (radgaze.model.image_transforms), so training, evaluation and the app's
 # attention overlay all put images and heatmaps on the square the same way.
 
 
@@ -221,7 +226,7 @@ def box_to_square(box_img_px, tf: LetterboxTransform) -> tuple[float, float, flo
 
 def _window01(img) -> np.ndarray:
     """A loaded radiograph -> float32 (H, W) in [0, 1] through its default window."""
-    from capture.io.images import apply_window, default_window
+    from radgaze.capture.io.images import apply_window, default_window
 
     center, width = default_window(img)
     return apply_window(img.pixels, center, width).astype(np.float32) / 255.0
@@ -302,7 +307,7 @@ def load_case_sample(
     keep_record: bool = False,
 ) -> CaseSample:
     """Read one case through the session store and letterbox its image and heatmaps."""
-    from capture.io.images import load_image
+    from radgaze.capture.io.images import load_image
 
     with SessionReader(folder / case.file) as reader:
         record = reader.case(case.case_id)

@@ -1,9 +1,9 @@
 """Process-group set-up for ``torchrun`` (DDP): NCCL on GPUs, gloo on CPUs; a single process otherwise.
 
-``torchrun --nproc_per_node 2 -m training.cli train ...`` (or ``radgaze train``) sets RANK, WORLD_SIZE,
+``torchrun --nproc_per_node 2 -m radgaze.training.cli train ...`` (or ``radgaze train``) sets RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR and MASTER_PORT; :func:`init_distributed` reads them. Multi-node works the same way
 (torchrun's rendezvous); nothing here is home-made beyond reading the environment.
-The losses' cross-rank all-gather lives with the losses in :mod:`model.distributed`.
+The losses' cross-rank all-gather lives with the losses in :mod:`radgaze.model.distributed`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as tdist
 
-from capture.errors import DeviceError
+from radgaze.capture.errors import DeviceError
 
 # A stuck peer should fail a run, not hang it forever (30 min is torch's own default for NCCL).
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=30)

@@ -5,7 +5,7 @@
 * Retrieval (EGMA reference protocol, REFERENCE-NOTES): the texts are the class prompts; image->text
   relevant = prompts of the image's class (so P@k <= prompts-per-class / k), text->image relevant = images of
   the prompt's class. Precision at 1, 5 and 10 in both directions.
-* Attention agreement: the model's sentence attention (:func:`model.attention.sentence_attention`) vs the
+* Attention agreement: the model's sentence attention (:func:`radgaze.model.attention.sentence_attention`) vs the
   radiologist's sentence heatmap, both in the letterboxed square and cropped to the image: CC (Pearson),
   NSS at the fixations of the sentence's gaze window, pointing game (the attention maximum falls inside the
   finding's box when the sentence names a ground-truth finding, else inside the heatmap's half-maximum
@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from capture.errors import CheckpointError, ConfigError
-from model.zeroshot import image_embeddings, precision_at_k
-from training import data as tdata
-from training.config import DataConfig
+from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.model.zeroshot import image_embeddings, precision_at_k
+from radgaze.training import data as tdata
+from radgaze.training.config import DataConfig
 
 KS = (1, 5, 10)
 NORMAL_LABELS = ("normal", "no_finding", "no finding")
@@ -50,7 +50,7 @@ def prompts_for_labels(labels: Sequence[str]) -> dict[str, list[str]]:
     """Class -> prompts: the model's published prompt sets where they name the class, else templates."""
     known: dict[str, list[str]] = {}
     try:
-        from model.zeroshot import load_prompts
+        from radgaze.model.zeroshot import load_prompts
 
         for name in ("chexpert8x200", "chexpert5x200"):
             try:
@@ -175,8 +175,8 @@ def _pointing_mask(sample: tdata.CaseSample, i: int, hm: np.ndarray) -> tuple[np
 
 
 def attention_metrics(model, ds: tdata.SessionDataset, device, max_cases: int | None = None) -> dict:
-    from model.attention import sentence_attention
-    from model.metrics import cc, nss, pointing_game
+    from radgaze.model.attention import sentence_attention
+    from radgaze.model.metrics import cc, nss, pointing_game
 
     ccs, nsss, hits, chance = [], [], [], []
     mask_kinds = {"finding_box": 0, "heatmap_half_max": 0}
@@ -264,7 +264,7 @@ def evaluate_run(
     """Load ``RUN/checkpoints/<checkpoint>`` (falling back to ``last``) and evaluate it on ``sessions``.
 
     ``sample_cache`` shares decoded cases between evaluations (experiments)."""
-    from model.checkpoint import load_checkpoint
+    from radgaze.model.checkpoint import load_checkpoint
 
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoints" / checkpoint

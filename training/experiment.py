@@ -1,6 +1,6 @@
 """``radgaze experiment gaze-ablation``: does gaze help? A Table-IV-like ablation on synthetic sessions.
 
-Synthetic readings (``capture.synth``) name findings by place ("consolidation in the left lower zone"), and
+Synthetic readings (``radgaze.capture.synth``) name findings by place ("consolidation in the left lower zone"), and
 the radiologist's gaze for a sentence dwells on that place, so localisation matters and gaze carries
 information that the images and reports alone only give weakly. Every variant trains the ``tiny`` preset on
 the same training sessions (CPU, seconds each) and is evaluated on held-out synthetic cases (another
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from capture.errors import ConfigError
+from radgaze.capture.errors import ConfigError
 
 METRICS = (
     ("retrieval_i2t_p_at_1", "I2T P@1"),
@@ -71,7 +71,7 @@ def variants(ratios: tuple[float, ...] = DEFAULT_RATIOS) -> list[Variant]:
     ]
     rows += [Variant(f"EGF+EGM gaze {100 * r:g}%", ("clip", "egf", "egm"), r) for r in ratios if r < 1.0]
     # The diagnostic rows: GL = (GS > 0) marks almost every patch of a Gaussian heatmap as gazed; a floor of
-    # one uniform mass keeps only the patches looked at more than average (training.data.apply_gaze_floor).
+    # one uniform mass keeps only the patches looked at more than average (radgaze.training.data.apply_gaze_floor).
     floor = ("data.gaze_floor=1.0",)
     rows += [
         Variant("MLCE only, GL floor", ("clip", "mlce"), 1.0, floor),
@@ -82,8 +82,8 @@ def variants(ratios: tuple[float, ...] = DEFAULT_RATIOS) -> list[Variant]:
 
 def gaze_label_density(folder: Path, cache: dict, floors: tuple[float, ...] = (0.0, 1.0)) -> dict[str, float]:
     """Mean fraction of the 7x7 patches with gaze > 0 (EGMA's GL) per gazed sentence, for each floor."""
-    from training import data as tdata
-    from training.config import DataConfig
+    from radgaze.training import data as tdata
+    from radgaze.training.config import DataConfig
 
     index = tdata.build_index(folder)
     ds = tdata.SessionDataset(folder, index.cases, DataConfig(), image_size=112, n_side=7, cache=cache)
@@ -127,7 +127,7 @@ def make_data(work: Path, n_train: int, n_test: int, seed: int) -> tuple[Path, P
     train_dir, test_dir = work / "train", work / "test"
     for d, n, s in ((train_dir, n_train, seed), (test_dir, n_test, seed + 10_000)):
         if not any(d.glob("**/*.h5")):  # a --work folder from an earlier run is reused as it is
-            from capture.synth import write_synthetic_sessions
+            from radgaze.capture.synth import write_synthetic_sessions
 
             d.mkdir(parents=True, exist_ok=True)
             write_synthetic_sessions(d, n_cases=n, seed=s, image_size=SYNTH_IMAGE_PX)
@@ -148,9 +148,9 @@ def run_ablation(
     log_fh=None,
 ) -> dict:
     """Train every variant for every seed on the same synthetic data; evaluate on held-out cases."""
-    from training.config import load_config
-    from training.evaluate import evaluate_run
-    from training.trainer import train
+    from radgaze.training.config import load_config
+    from radgaze.training.evaluate import evaluate_run
+    from radgaze.training.trainer import train
 
     t0 = time.perf_counter()
     train_dir, test_dir = make_data(work, n_cases, n_test, data_seed)

@@ -6,7 +6,7 @@ Run directory layout (``RUN``)::
     metrics.jsonl            one line per logged optimiser step: step, epoch, each loss term, loss, lr,
                              samples_per_s
     epochs.jsonl             one line per finished epoch: step, epoch, mean of each loss term, select_metric
-    checkpoints/last/        model.checkpoint directory (safetensors + config + tokenizer), replaced
+    checkpoints/last/        radgaze.model.checkpoint directory (safetensors + config + tokenizer), replaced
                              atomically
     checkpoints/best/        same, for the best epoch (validation loss, else mean training loss)
     checkpoints/state.pt     everything needed to continue exactly (weights, optimiser, scheduler, scaler,
@@ -37,10 +37,10 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from capture.errors import CheckpointError, ConfigError
-from training import data as tdata
-from training.config import TrainConfig, save_config
-from training.dist import DistContext, all_reduce_mean, barrier, init_distributed, shutdown
+from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.training import data as tdata
+from radgaze.training.config import TrainConfig, save_config
+from radgaze.training.dist import DistContext, all_reduce_mean, barrier, init_distributed, shutdown
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def _atomic_torch_save(obj: Any, path: Path) -> None:
 
 
 def _save_model(model: torch.nn.Module, directory: Path, metrics: dict) -> None:
-    from model.checkpoint import save_checkpoint
+    from radgaze.model.checkpoint import save_checkpoint
 
     save_checkpoint(model, directory, metrics=metrics)
 
@@ -211,7 +211,7 @@ def load_state(run_dir: Path) -> dict:
 # ------------------------------------------------------------------------------------------- the model
 def build_model(cfg: TrainConfig, run_dir: Path):
     """The EGMAModel of the config (random ``tiny-bert`` text encoders are built locally by the model)."""
-    from model.egma import EGMAModel
+    from radgaze.model.egma import EGMAModel
 
     mcfg = cfg.model_config()
     return EGMAModel(mcfg), mcfg
@@ -586,7 +586,7 @@ def _train(
 
 
 def _final_eval(model, rd: RunData, device, out: Path) -> dict | None:
-    from training.evaluate import evaluate_dataset
+    from radgaze.training.evaluate import evaluate_dataset
 
     ds = rd.val if rd.val is not None else rd.train
     try:

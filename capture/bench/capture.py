@@ -7,10 +7,10 @@
   1.5 s after connecting are sent as invalid warm-up samples and kept out of the latency figures (liblsl holds
   the first ~0.6 s of a new connection while it measures the clock offset); they are reported as
   ``ingest_connect_delay_max_ms`` and count for lost samples.
-- heatmap latency: time from a sentence's final words entering the recorder's pipeline (capture.gazemath.pipeline:
+- heatmap latency: time from a sentence's final words entering the recorder's pipeline (radgaze.capture.gazemath.pipeline:
   fixations -> LiveAligner -> SessionWriter, live SWMR) to its heatmap in the file, flushed; null when
   those are not installed.
-- heatmaps/s: capture.gazemath.heatmap.render_heatmap at 512x512 with 20 fixations, one thread (a child process with
+- heatmaps/s: radgaze.capture.gazemath.heatmap.render_heatmap at 512x512 with 20 fixations, one thread (a child process with
   BLAS limited to one thread); null when absent.
 
 Goals (issue 3, section 6): 0 lost, p99 < 5 ms, p95 <= 50 ms, >= 1,000 heatmaps/s.
@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from capture.live.gaze.inlet import GazeInlet
-from capture.live.gaze.layouts import BUILTIN_LAYOUTS
-from capture.records import GAZE_VALID, DisplayGeometry, Words
+from radgaze.capture.live.gaze.inlet import GazeInlet
+from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS
+from radgaze.capture.records import GAZE_VALID, DisplayGeometry, Words
 
 GOALS = {
     "ingest_lost_samples": ("==", 0),
@@ -51,7 +51,7 @@ HEATMAP_FIXATIONS = 20
 
 def serve_outlet(name: str, rate_hz: float, duration_s: float) -> int:
     """Publish the generic layout at ``rate_hz`` for ``duration_s`` once consumed; print the count."""
-    from capture.live.sim_tracker import make_stream_info
+    from radgaze.capture.live.sim_tracker import make_stream_info
 
     layout = BUILTIN_LAYOUTS["generic"]
     info = make_stream_info(layout, rate_hz, DisplayGeometry(), name, f"radgaze-bench:{name}")
@@ -84,7 +84,15 @@ def bench_ingest(rate_hz: float, duration_s: float) -> dict:
     """Ingest figures from an outlet in a child process (see module docstring)."""
     name = f"radgaze-bench-{os.getpid()}"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "capture.bench.capture", "--serve-outlet", name, str(rate_hz), str(duration_s)],
+        [
+            sys.executable,
+            "-m",
+            "radgaze.capture.bench.capture",
+            "--serve-outlet",
+            name,
+            str(rate_hz),
+            str(duration_s),
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -149,7 +157,7 @@ def bench_heatmaps_per_s_one_thread(seconds: float = 2.0) -> tuple[float | None,
     """:func:`bench_heatmaps_per_s` in a child process whose BLAS is limited to one thread (numpy's BLAS
     reads its thread count at import, so this cannot be changed in a running process)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "capture.bench.capture", "--measure-heatmaps", str(seconds)],
+        [sys.executable, "-m", "radgaze.capture.bench.capture", "--measure-heatmaps", str(seconds)],
         capture_output=True,
         text=True,
         env={**os.environ, **ONE_THREAD_ENV},
@@ -164,10 +172,10 @@ def bench_heatmaps_per_s_one_thread(seconds: float = 2.0) -> tuple[float | None,
 def bench_heatmaps_per_s(seconds: float = 2.0, seed: int = 0) -> tuple[float | None, str | None]:
     """render_heatmap calls per second at 512x512 with 20 fixations in this thread, or (None, why)."""
     try:
-        from capture.gazemath.heatmap import render_heatmap
-        from capture.store.session_file import heatmap_grid
+        from radgaze.capture.gazemath.heatmap import render_heatmap
+        from radgaze.capture.store.session_file import heatmap_grid
     except ImportError as exc:
-        return None, f"capture.gazemath.heatmap not available ({exc})"
+        return None, f"radgaze.capture.gazemath.heatmap not available ({exc})"
     rng = np.random.default_rng(seed)
     size = HEATMAP_SIZE_PX
     grid = heatmap_grid(size, size)  # 512 x 512 map, 1 image px per map px
@@ -189,21 +197,21 @@ def bench_heatmaps_per_s(seconds: float = 2.0, seed: int = 0) -> tuple[float | N
 def bench_heatmap_latency(n_sentences: int = 40) -> tuple[dict | None, str | None]:
     """Latency (ms) from a sentence's last word final to its heatmap stored, or (None, why)."""
     try:
-        from capture.gazemath.geometry import fit_view
-        from capture.gazemath.pipeline import LivePipeline
-        from capture.store.session_file import SessionWriter
+        from radgaze.capture.gazemath.geometry import fit_view
+        from radgaze.capture.gazemath.pipeline import LivePipeline
+        from radgaze.capture.store.session_file import SessionWriter
     except ImportError as exc:
-        return None, f"capture.gazemath.pipeline (LiveAligner + SessionWriter) not available ({exc})"
+        return None, f"radgaze.capture.gazemath.pipeline (LiveAligner + SessionWriter) not available ({exc})"
     return _measure_live_pipeline(LivePipeline, SessionWriter, fit_view, n_sentences), None
 
 
 def _measure_live_pipeline(live_pipeline, session_writer, fit_view, n_sentences: int) -> dict:
-    """The recorder's own path (capture.gazemath.pipeline.LivePipeline on a live SWMR session file): screen gaze in
+    """The recorder's own path (radgaze.capture.gazemath.pipeline.LivePipeline on a live SWMR session file): screen gaze in
     10 ms chunks runs ahead of the words, as it does when ASR lags speech; for each sentence its final words
     go in and the clock stops when its heatmap is appended to the file, and again after a flush (what a
     reader of the live file can see). Gaze is the built-in scanpath, 250 Hz; sentences ~ 3.3 s apart."""
-    from capture.gazemath.scanpath import synthetic_scanpath
-    from capture.records import ImageRef
+    from radgaze.capture.gazemath.scanpath import synthetic_scanpath
+    from radgaze.capture.records import ImageRef
 
     display = DisplayGeometry()
     size = 2048

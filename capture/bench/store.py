@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
-from capture.store.session_file import SessionWriter, heatmap_grid
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
+from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
 
 
 def measure(minutes: float, gaze_hz: float, audio: bool, folder: Path) -> dict:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from capture.gazemath.geometry import ppd_screen, screen_px_to_deg, screen_to_image
-from capture.records import FIXATION_DTYPE, GAZE_VALID, DisplayGeometry
+from radgaze.capture.gazemath.geometry import ppd_screen, screen_px_to_deg, screen_to_image
+from radgaze.capture.records import FIXATION_DTYPE, GAZE_VALID, DisplayGeometry
 
 IVT_VELOCITY_DEG_S = 30.0  # Tobii I-VT filter default (Olsen 2012)
 IVT_MIN_DUR_S = 0.060  # Tobii: discard fixations shorter than 60 ms

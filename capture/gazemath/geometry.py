@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from capture.records import GAZE_ON_IMAGE, GAZE_VALID, VIEW_DTYPE, VIEW_FIT, DisplayGeometry
+from radgaze.capture.records import GAZE_ON_IMAGE, GAZE_VALID, VIEW_DTYPE, VIEW_FIT, DisplayGeometry
 
 
 def ppd_screen(display: DisplayGeometry) -> tuple[float, float]:

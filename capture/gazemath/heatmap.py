@@ -42,7 +42,7 @@ def render_heatmap(
         x_img_px, y_img_px: (k,) fixation centres in image pixels.
         weight_s: (k,) weights, normally fixation durations in seconds (non-positive ones are ignored).
         sigma_img_px: scalar or (k,) Gaussian sigma in image pixels.
-        grid: ``(h_hm, w_hm, scale)`` from :func:`capture.store.session_file.heatmap_grid`; scale = image px per map px.
+        grid: ``(h_hm, w_hm, scale)`` from :func:`radgaze.capture.store.session_file.heatmap_grid`; scale = image px per map px.
         shown: the visible image rectangle ``(x0, y0, x1, y1)`` in image px, one for all or (k, 4) per fixation;
             None = the whole image.
 

@@ -10,12 +10,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence, HeatmapContext, LiveAligner
-from capture.gazemath.fixations import fixations_from_gaze
-from capture.gazemath.geometry import map_gaze_to_image
-from capture.gazemath.heatmap import SIGMA_DEG
-from capture.records import FIXATION_DTYPE, GAZE_DTYPE, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
-from capture.store.session_file import SessionWriter
+from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence, HeatmapContext, LiveAligner
+from radgaze.capture.gazemath.fixations import fixations_from_gaze
+from radgaze.capture.gazemath.geometry import map_gaze_to_image
+from radgaze.capture.gazemath.heatmap import SIGMA_DEG
+from radgaze.capture.records import FIXATION_DTYPE, GAZE_DTYPE, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
+from radgaze.capture.store.session_file import SessionWriter
 
 HOLD_S = 0.15  # a fixation is final once the stream is this far past its end (> I-VT merge gap of 75 ms)
 MAX_BUFFER_S = 5.0  # gaze kept for detection when no fixation is in progress

@@ -1,6 +1,6 @@
 """A tiny synthetic scanpath (fixations, saccades, blinks) in screen pixels, for sim-tracker's fallback.
 
-Not a model of radiologist reading (capture.synth does that); just gaze that looks like gaze: fixations of
+Not a model of radiologist reading (radgaze.capture.synth does that); just gaze that looks like gaze: fixations of
 180-450 ms (typical scene-viewing fixation durations, Rayner 1998 / 2009 review: mean ~ 300 ms), 40 ms linear
 saccades, ~0.1 deg fixational jitter, a 150 ms blink about every 4 s (blink durations 100-400 ms, spontaneous
 rate ~ 15/min; Stern et al. 1984).
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 FIX_DUR_RANGE_S = (0.18, 0.45)
 SACCADE_S = 0.04

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from capture.gazemath.align import EYE_VOICE_LEAD_S
-from capture.importers.common import ImportResult, display_from_options
-from capture.records import DisplayGeometry
+from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
+from radgaze.capture.importers.common import ImportResult, display_from_options
+from radgaze.capture.records import DisplayGeometry
 
 
 class _FMT(argparse.HelpFormatter):
@@ -121,7 +121,7 @@ def _report(result: ImportResult, out: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.source == "reflacx":
-        from capture.importers.reflacx import import_reflacx
+        from radgaze.capture.importers.reflacx import import_reflacx
 
         display = None
         if args.display or args.screen_mm or args.distance_mm:
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         _report(result, args.out)
     elif args.source == "egd":
-        from capture.importers.egd import EGD_DISPLAY, import_egd
+        from radgaze.capture.importers.egd import EGD_DISPLAY, import_egd
 
         display = display_from_options(None, args.screen_mm, args.distance_mm, EGD_DISPLAY)
         result = import_egd(
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         _report(result, args.out)
     else:
-        from capture.importers.xdf import import_xdf
+        from radgaze.capture.importers.xdf import import_xdf
 
         display = display_from_options(args.display, args.screen_mm, args.distance_mm, DisplayGeometry())
         result = import_xdf(

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from capture.gazemath.align import EYE_VOICE_LEAD_S, sentence_heatmaps
-from capture.io.display import display_from_options, parse_size  # noqa: F401  (re-exported)
-from capture.errors import ConfigError, ImageLoadError, ImportFormatError
-from capture.records import CaseRecord, Finding, ImageRef, Words
-from capture.store.session_file import SessionWriter, heatmap_grid
+from radgaze.capture.errors import ConfigError, ImageLoadError, ImportFormatError
+from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, sentence_heatmaps
+from radgaze.capture.io.display import display_from_options, parse_size  # noqa: F401  (re-exported)
+from radgaze.capture.records import CaseRecord, Finding, ImageRef, Words
+from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
 
 # CSV cells read as true / false in boolean columns (REFLACX writes True/False; pandas-exported sheets 1/0).
 TRUE_CELLS = frozenset({"true", "1", "1.0", "yes", "t", "y"})
@@ -258,7 +258,7 @@ def image_ref(
     """An ImageRef: loaded from ``path`` when given (size, bits, content hash), else from the source's sizes
     (empty hash). ``stored_path`` is what the session records as the image path (default: ``path``)."""
     if path is not None:
-        from capture.io.images import load_image
+        from radgaze.capture.io.images import load_image
 
         try:
             meta = load_image(path).meta

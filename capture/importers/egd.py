@@ -30,11 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from capture.gazemath.align import EYE_VOICE_LEAD_S
-from capture.errors import ImportFormatError
-from capture.gazemath.fixations import fixations_from_gaze
-from capture.gazemath.geometry import map_gaze_to_image, ppd_screen, screen_to_image
-from capture.importers.common import (
+from radgaze.capture.errors import ImportFormatError
+from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
+from radgaze.capture.gazemath.fixations import fixations_from_gaze
+from radgaze.capture.gazemath.geometry import map_gaze_to_image, ppd_screen, screen_to_image
+from radgaze.capture.importers.common import (
     ImportResult,
     Table,
     add_sentences,
@@ -47,7 +47,7 @@ from capture.importers.common import (
     spread_phrase,
     write_session_file,
 )
-from capture.records import (
+from radgaze.capture.records import (
     FIXATION_DTYPE,
     GAZE_DTYPE,
     GAZE_VALID,
@@ -126,7 +126,9 @@ def fixation_rows(tab: Table, idx: np.ndarray, display: DisplayGeometry, view: n
     fix["y_screen_px"] = tab.numbers("FPOGY")[idx][keep] * display.screen_h_px
     x, y, scale = screen_to_image(fix["x_screen_px"], fix["y_screen_px"], fix["t_start"], view)
     fix["x_img_px"], fix["y_img_px"] = x, y
-    fix["ppd_img"] = float(np.sqrt(np.prod(ppd_screen(display)))) / scale  # as capture.gazemath.fixations does
+    fix["ppd_img"] = (
+        float(np.sqrt(np.prod(ppd_screen(display)))) / scale
+    )  # as radgaze.capture.gazemath.fixations does
     return fix[np.argsort(fix["t_start"], kind="stable")]
 
 

@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from capture.gazemath.align import EYE_VOICE_LEAD_S
-from capture.errors import ConfigError, ImportFormatError
-from capture.gazemath.geometry import image_to_screen, map_gaze_to_image, view_index
-from capture.importers.common import (
+from radgaze.capture.errors import ConfigError, ImportFormatError
+from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
+from radgaze.capture.gazemath.geometry import image_to_screen, map_gaze_to_image, view_index
+from radgaze.capture.importers.common import (
     ImportResult,
     Table,
     add_sentences,
@@ -50,7 +50,7 @@ from capture.importers.common import (
     safe_name,
     write_session_file,
 )
-from capture.records import (
+from radgaze.capture.records import (
     FIXATION_DTYPE,
     GAZE_DTYPE,
     GAZE_VALID,
@@ -160,7 +160,9 @@ def display_for(
     w_px = int(math.ceil(float(np.max(on_screen[:, 2]))))
     h_px = int(math.ceil(float(np.max(on_screen[:, 3]))))
     d = DEFAULT_DISPLAY.viewing_distance_mm
-    mm_per_deg = 2.0 * d * math.tan(math.radians(0.5))  # the convention of capture.gazemath.geometry.ppd_screen
+    mm_per_deg = (
+        2.0 * d * math.tan(math.radians(0.5))
+    )  # the convention of radgaze.capture.gazemath.geometry.ppd_screen
     pitch_mm = mm_per_deg / ppd_scr
     return DisplayGeometry(w_px, h_px, w_px * pitch_mm, h_px * pitch_mm, d)
 

@@ -4,7 +4,7 @@ The file is read with ``pyxdf.load_xdf(path, synchronize_clocks=True, dejitter_t
 offsets applied, regular streams dejittered), so every time is on the recording computer's LSL clock.
 
 - Gaze stream: ``--gaze-stream NAME``, else the numeric stream of content type Gaze / Eyetracker (any case),
-  else one whose name names a known bridge. Its channel layout is any that ``capture.live.gaze.layouts`` knows
+  else one whose name names a known bridge. Its channel layout is any that ``radgaze.capture.live.gaze.layouts`` knows
   (Tobii, Pupil, Gazepoint, EyeLink by labels; XDF Gaze meta-data by channel types; or ``--layout`` /
   ``--layout-config``).
 - Word stream: ``--words-stream NAME``, else the string stream of type Markers / Words / Speech / Transcript.
@@ -25,14 +25,20 @@ from pathlib import Path
 
 import numpy as np
 
-from capture.gazemath.align import EYE_VOICE_LEAD_S
-from capture.errors import ConfigError, ImageLoadError, ImportFormatError, StreamLayoutError
-from capture.gazemath.fixations import fixations_from_gaze
-from capture.live.gaze.layouts import StreamDescription, resolve_layout, to_gaze_records
-from capture.gazemath.geometry import fit_view, map_gaze_to_image
-from capture.importers.common import ImportResult, add_sentences, check_output, safe_name, write_session_file
-from capture.gazemath.punctuation import apply_dictated_punctuation
-from capture.records import CaseRecord, DisplayGeometry, ImageRef, Words
+from radgaze.capture.errors import ConfigError, ImageLoadError, ImportFormatError, StreamLayoutError
+from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
+from radgaze.capture.gazemath.fixations import fixations_from_gaze
+from radgaze.capture.gazemath.geometry import fit_view, map_gaze_to_image
+from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
+from radgaze.capture.importers.common import (
+    ImportResult,
+    add_sentences,
+    check_output,
+    safe_name,
+    write_session_file,
+)
+from radgaze.capture.live.gaze.layouts import StreamDescription, resolve_layout, to_gaze_records
+from radgaze.capture.records import CaseRecord, DisplayGeometry, ImageRef, Words
 
 GAZE_TYPES = frozenset({"gaze", "eyetracker", "eye-tracker", "eyetracking", "eye_tracker"})
 WORD_TYPES = frozenset({"markers", "marker", "words", "word", "speech", "transcript", "asr", "dictation"})
@@ -63,7 +69,7 @@ def _channels(info: dict) -> list[dict]:
 
 
 def describe_stream(stream: dict) -> StreamDescription:
-    """What an XDF stream says about itself, in the form ``capture.live.gaze.layouts`` chooses layouts from."""
+    """What an XDF stream says about itself, in the form ``radgaze.capture.live.gaze.layouts`` chooses layouts from."""
     info = stream["info"]
     chans = _channels(info)
     try:
@@ -243,7 +249,7 @@ def import_xdf(
     overwrite: bool = False,
 ) -> ImportResult:
     """Import one XDF recording as ``out/<stem>.h5`` with one case (see the module docstring)."""
-    from capture.io.images import default_window, load_image
+    from radgaze.capture.io.images import default_window, load_image
 
     path, out = Path(path), Path(out)
     display = display or DisplayGeometry()

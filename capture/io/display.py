@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 
-from capture.errors import ConfigError
-from capture.records import DisplayGeometry
+from radgaze.capture.errors import ConfigError
+from radgaze.capture.records import DisplayGeometry
 
 MAX_SIDE_PX = 16384  # larger than any diagnostic display; catches "19201080"-style typos
 

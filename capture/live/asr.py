@@ -31,15 +31,15 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from capture.live.audio import SAMPLE_RATE_HZ, AudioBlock, samples_to_t_lsl
-from capture.errors import CheckpointError, ConfigError
-from capture.gazemath.punctuation import (
+from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.capture.gazemath.punctuation import (
     apply_dictated_punctuation,
     convert_dictated_punctuation,
     join_tokens,
     normalize_token,
 )
-from capture.records import Audio, Words
+from radgaze.capture.live.audio import SAMPLE_RATE_HZ, AudioBlock, samples_to_t_lsl
+from radgaze.capture.records import Audio, Words
 
 DEFAULT_MODEL = "small.en"
 # Initial prompt biasing Whisper towards report vocabulary and dictation style (Whisper conditions on prior
@@ -231,7 +231,7 @@ class LocalAgreement:
     """LocalAgreement-2 on word hypotheses (times in seconds on one fixed timeline).
 
     :meth:`update` takes the words of a new decode and returns those that become final: the longest prefix on
-    which it agrees (by :func:`capture.gazemath.punctuation.normalize_token`) with the previous decode. Words ending
+    which it agrees (by :func:`radgaze.capture.gazemath.punctuation.normalize_token`) with the previous decode. Words ending
     before (or within 0.1 s after) the last committed word's end, and a repeat of the committed tail (up to 5
     words), are dropped first. :attr:`tentative` is the uncommitted rest, for the preview.
     """

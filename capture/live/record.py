@@ -2,7 +2,7 @@
 
 Threads: the gaze inlet (pulls LSL), the audio source (PortAudio callback or file player), the ASR worker
 (faster-whisper) — each only pushes timestamped records to a queue. The recorder loop (this thread) drains the
-queues into the :class:`~capture.gazemath.pipeline.LivePipeline`, the single writer of the session file. SIGINT and
+queues into the :class:`~radgaze.capture.gazemath.pipeline.LivePipeline`, the single writer of the session file. SIGINT and
 SIGTERM finish the case cleanly (last sentences closed, file closed); ``kill -9`` loses at most the last flush
 interval (0.25 s) of data.
 """
@@ -20,16 +20,16 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from capture import __version__
-from capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence
-from capture.io.display import display_from_options
-from capture.errors import ConfigError, DeviceError
-from capture.gazemath.geometry import fit_view
-from capture.io.images import default_window, load_image
-from capture.gazemath.pipeline import LivePipeline
-from capture.live.queues import drain
-from capture.records import DisplayGeometry, ImageRef
-from capture.store.session_file import SessionWriter
+from radgaze.capture import __version__
+from radgaze.capture.errors import ConfigError, DeviceError
+from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence
+from radgaze.capture.gazemath.geometry import fit_view
+from radgaze.capture.gazemath.pipeline import LivePipeline
+from radgaze.capture.io.display import display_from_options
+from radgaze.capture.io.images import default_window, load_image
+from radgaze.capture.live.queues import drain
+from radgaze.capture.records import DisplayGeometry, ImageRef
+from radgaze.capture.store.session_file import SessionWriter
 
 POLL_S = 0.02  # recorder loop period: 50 Hz keeps heatmap latency far below the 50 ms goal's budget
 
@@ -46,9 +46,9 @@ class RecordingStats:
 class Recorder:
     """Drain gaze, audio and ASR queues into one case of a live session file.
 
-    ``gaze``: a started :class:`capture.live.gaze.inlet.GazeInlet` (or anything with ``drain()`` returning chunks with
+    ``gaze``: a started :class:`radgaze.capture.live.gaze.inlet.GazeInlet` (or anything with ``drain()`` returning chunks with
     ``samples``/``gaps`` and ``stop()``); ``audio``: an audio source with ``queue``/``start()``/``stop()``;
-    ``asr``: a :class:`capture.live.asr.StreamingTranscriber` or None (no dictation).
+    ``asr``: a :class:`radgaze.capture.live.asr.StreamingTranscriber` or None (no dictation).
     """
 
     def __init__(self, pipeline: LivePipeline, gaze, audio=None, asr=None) -> None:
@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--whisper",
         default=None,
-        help="faster-whisper model: hub name or local directory (default: capture.live.asr.DEFAULT_MODEL)",
+        help="faster-whisper model: hub name or local directory (default: radgaze.capture.live.asr.DEFAULT_MODEL)",
     )
     p.add_argument("--beam", type=int, default=5, help="ASR beam size")
     p.add_argument("--image", type=Path, required=True, help="the radiograph being read (DICOM/PNG/JPEG)")
@@ -183,7 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.headless:
-        raise ConfigError("capture.live.record runs headless only; use `radgaze record` for the window")
+        raise ConfigError(
+            "radgaze.capture.live.record runs headless only; use `radgaze record` for the window"
+        )
     if not args.no_audio and args.mic is None and args.audio_file is None:
         raise ConfigError("expected --mic DEV, --audio-file F or --no-audio")
     display = display_from_options(args.display, args.screen_mm, args.distance_mm)
@@ -217,15 +219,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _start_sim(args, display: DisplayGeometry):
-    from capture.live.sim_tracker import SimTracker, synthetic_gaze
+    from radgaze.capture.live.sim_tracker import SimTracker, synthetic_gaze
 
     gaze, _ = synthetic_gaze(0, args.sim_rate, display)
     return SimTracker(gaze, args.layout or "tobii", args.sim_rate, display, name="radgaze-sim-record").start()
 
 
 def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path) -> Recorder:
-    from capture.live.gaze.discovery import resolve_gaze_stream
-    from capture.live.gaze.inlet import GazeInlet
+    from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
+    from radgaze.capture.live.gaze.inlet import GazeInlet
 
     name = "radgaze-sim-record" if args.sim else (None if args.tracker == "any" else args.tracker)
     info = resolve_gaze_stream(name, timeout_s=10.0)
@@ -266,8 +268,8 @@ def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path)
 def _open_dictation(args):
     if args.no_audio:
         return None, None, None
-    from capture.live.asr import DEFAULT_MODEL, AsrConfig, streaming_from_config
-    from capture.live.audio import AudioFileSource, MicrophoneSource
+    from radgaze.capture.live.asr import DEFAULT_MODEL, AsrConfig, streaming_from_config
+    from radgaze.capture.live.audio import AudioFileSource, MicrophoneSource
 
     if args.audio_file is not None:
         if not args.audio_file.is_file():

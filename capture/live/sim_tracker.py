@@ -23,17 +23,17 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from capture.io.display import parse_display  # noqa: F401  (re-exported)
-from capture.errors import ConfigError, SessionFormatError
-from capture.live.gaze.layouts import BUILTIN_LAYOUTS, LAYOUT_NAMES, GazeLayout, encode_samples
-from capture.gazemath.scanpath import synthetic_scanpath
-from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
+from radgaze.capture.errors import ConfigError, SessionFormatError
+from radgaze.capture.gazemath.scanpath import synthetic_scanpath
+from radgaze.capture.io.display import parse_display  # noqa: F401  (re-exported)
+from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS, LAYOUT_NAMES, GazeLayout, encode_samples
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 # Typical rates of each bridge's tracker: Tobii Pro Spectrum/Fusion 600 Hz class (REFERENCE-NOTES table),
 # Pupil Core eye cameras 200 Hz, Gazepoint GP3 60 Hz (REFERENCE-NOTES), EyeLink 1000 at 1000 Hz.
 DEFAULT_RATE_HZ = {"tobii": 600.0, "pupil": 200.0, "gazepoint": 60.0, "eyelink": 1000.0, "generic": 120.0}
 SYNTH_DURATION_S = 120.0  # built-in scanpath length per loop when no session is given
-SYNTH_CASES = 3  # capture.synth cases per loop
+SYNTH_CASES = 3  # radgaze.capture.synth cases per loop
 # Only the gaze is used, and its screen coordinates do not depend on the phantom's resolution (the image is
 # fitted to the screen; checked: identical gaze at 512 and 2048 px), so render the smallest useful phantom.
 SYNTH_IMAGE_PX = 512
@@ -190,7 +190,9 @@ class SimTracker:
 
 def gaze_from_session(path: str | Path) -> tuple[np.ndarray, DisplayGeometry]:
     """All cases' gaze of a session file, back to back (times rebased), and the first case's display."""
-    from capture.store.session_file import SessionReader  # the session store; imported only when a file is replayed
+    from radgaze.capture.store.session_file import (
+        SessionReader,  # the session store; imported only when a file is replayed
+    )
 
     parts, display, t_next = [], None, 0.0
     with SessionReader(path) as reader:
@@ -208,15 +210,15 @@ def gaze_from_session(path: str | Path) -> tuple[np.ndarray, DisplayGeometry]:
 
 
 def synthetic_gaze(seed: int, rate_hz: float, display: DisplayGeometry) -> tuple[np.ndarray, str]:
-    """Gaze from capture.synth (realistic readings) when it imports, else the tiny built-in scanpath.
+    """Gaze from radgaze.capture.synth (realistic readings) when it imports, else the tiny built-in scanpath.
 
     Returns (GAZE_DTYPE samples, a line saying which source was used and why).
     """
     try:
-        from capture.synth import synth_reading
+        from radgaze.capture.synth import synth_reading
     except ImportError as exc:
         gaze = synthetic_scanpath(seed, SYNTH_DURATION_S, rate_hz, display)
-        return gaze, f"built-in scanpath, seed {seed} (capture.synth unavailable: {exc})"
+        return gaze, f"built-in scanpath, seed {seed} (radgaze.capture.synth unavailable: {exc})"
     parts, t_next = [], 0.0
     for case in synth_reading(
         seed, n_cases=SYNTH_CASES, rate_hz=rate_hz, display=display, image_size=SYNTH_IMAGE_PX
@@ -230,7 +232,7 @@ def synthetic_gaze(seed: int, rate_hz: float, display: DisplayGeometry) -> tuple
         return synthetic_scanpath(
             seed, SYNTH_DURATION_S, rate_hz, display
         ), "built-in scanpath (synth: no gaze)"
-    return np.concatenate(parts), f"capture.synth reading, seed {seed}, {SYNTH_CASES} cases"
+    return np.concatenate(parts), f"radgaze.capture.synth reading, seed {seed}, {SYNTH_CASES} cases"
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):

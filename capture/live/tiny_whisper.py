@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from capture.errors import CheckpointError
+from radgaze.capture.errors import CheckpointError
 
 # Bump when the recipe changes, so stale caches are rebuilt.
 RECIPE_VERSION = 1
@@ -55,7 +55,7 @@ MAX_TARGET_POSITIONS = 448  # Whisper's decoder context (openai/whisper ModelDim
 BPE_VOCAB_SIZE = 390  # 256 byte symbols + ~134 merges -> total vocab ~1.9k with specials and timestamps
 
 # Words a chest-radiograph report is made of: the tokenizer's training corpus, also the default vocabulary
-# prompt of capture.live.asr. Illustrative list, from the findings vocabulary of REFLACX / MIMIC-CXR-style reports.
+# prompt of radgaze.capture.live.asr. Illustrative list, from the findings vocabulary of REFLACX / MIMIC-CXR-style reports.
 RADIOLOGY_WORDS = (
     "the lungs are clear there is no pleural effusion or pneumothorax heart size is normal mediastinal "
     "contours are within normal limits cardiomegaly consolidation atelectasis opacity opacities edema "

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from capture.errors import RadgazeError, SessionFormatError
+from radgaze.capture.errors import RadgazeError, SessionFormatError
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -45,7 +45,9 @@ def is_session_file(path: Path) -> bool:
 def describe(path: Path) -> dict:
     """JSON-ready description of one path; raises RadgazeError when it cannot be read."""
     if is_session_file(path):
-        from capture.store.session_file import describe_session  # lazy: h5py is not needed to inspect an image
+        from radgaze.capture.store.session_file import (
+            describe_session,  # lazy: h5py is not needed to inspect an image
+        )
 
         try:
             out = describe_session(path)
@@ -56,7 +58,7 @@ def describe(path: Path) -> dict:
                 f"{path}: expected a radgaze session file, got {type(exc).__name__}: {exc}"
             ) from exc
         return {"kind": "session", **out}
-    from capture.io.images import default_window, load_image
+    from radgaze.capture.io.images import default_window, load_image
 
     img = load_image(path)
     center, width = default_window(img)

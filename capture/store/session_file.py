@@ -24,9 +24,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from capture import __version__
-from capture.errors import SessionFormatError
-from capture.records import (
+from radgaze.capture import __version__
+from radgaze.capture.errors import SessionFormatError
+from radgaze.capture.records import (
     FIXATION_DTYPE,
     GAP_DTYPE,
     GAZE_DTYPE,

@@ -6,10 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
-from capture.io.display import parse_display
-from capture.errors import ConfigError
-from capture.records import DisplayGeometry
-from capture.synth.session import DEFAULT_IMAGE_SIZE, DEFAULT_RATE_HZ, write_synthetic_sessions
+from radgaze.capture.errors import ConfigError
+from radgaze.capture.io.display import parse_display
+from radgaze.capture.records import DisplayGeometry
+from radgaze.capture.synth.session import DEFAULT_IMAGE_SIZE, DEFAULT_RATE_HZ, write_synthetic_sessions
 
 RATE_RANGE_HZ = (60.0, 2000.0)  # from consumer (Gazepoint 60 Hz) to research trackers (EyeLink 2000 Hz)
 
@@ -75,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         print(path)
     print(f"{args.cases} cases in {len(paths)} session file(s), {time.perf_counter() - t0:.1f} s")
     if args.preview:
-        from capture.synth.preview import write_preview
-        from capture.synth.session import synth_reading
+        from radgaze.capture.synth.preview import write_preview
+        from radgaze.capture.synth.session import synth_reading
 
         reading = synth_reading(
             args.seed, n_cases=1, image_size=args.size, rate_hz=args.rate, display=display

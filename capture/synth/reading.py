@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from capture.gazemath.geometry import map_gaze_to_image, ppd_screen, view_index
-from capture.records import (
+from radgaze.capture.gazemath.geometry import map_gaze_to_image, ppd_screen, view_index
+from radgaze.capture.records import (
     GAP_DTYPE,
     GAZE_DTYPE,
     GAZE_GAP_BEFORE,

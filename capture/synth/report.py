@@ -2,7 +2,7 @@
 
 Each sentence names one finding with its location ("There is a consolidation in the right lower zone.") or
 makes a normal statement about one piece of anatomy ("The heart size is normal."); its ``target`` says where a
-reader looks while forming it, which drives the simulated gaze (capture.synth.reading).
+reader looks while forming it, which drives the simulated gaze (radgaze.capture.synth.reading).
 
 Timing: dictation runs at about 2-3 words/s (read-aloud and dictation rates of ~130-180 words/min, e.g.
 Yuan et al. 2006, "Towards an integrated understanding of speaking rate in conversation"), with pauses of
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from capture.records import Words
-from capture.synth.phantom import FindingSpec
+from radgaze.capture.records import Words
+from radgaze.capture.synth.phantom import FindingSpec
 
-# targets of normal statements (anatomy regions, see capture.synth.phantom.region_mask)
+# targets of normal statements (anatomy regions, see radgaze.capture.synth.phantom.region_mask)
 TARGETS = ("finding", "heart", "costophrenic_angles", "apices", "lungs", "mediastinum", "bones")
 
 _FINDING_TEMPLATES: dict[str, tuple[str, ...]] = {

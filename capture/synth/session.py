@@ -10,7 +10,7 @@ The reading of one case follows the global-focal model of radiograph reading (Ku
 "Holistic component of image perception in mammogram interpretation"; Nodine & Kundel 1987): a glance at the
 centre, a systematic search (right lung top to bottom, left lung, heart, mediastinum, costophrenic angles,
 apices) with refixations on what is abnormal, then dictation, each sentence preceded by a look at what it is
-about (eye-voice lead; capture.synth.reading).
+about (eye-voice lead; radgaze.capture.synth.reading).
 """
 
 from __future__ import annotations
@@ -23,13 +23,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from capture.gazemath.align import sentence_heatmaps
-from capture.gazemath.fixations import fixations_from_gaze
-from capture.gazemath.geometry import fit_view, ppd_screen
-from capture.gazemath.punctuation import apply_dictated_punctuation
-from capture.records import VIEW_DTYPE, VIEW_FIT, VIEW_ZOOM, CaseRecord, DisplayGeometry, Finding, ImageRef
-from capture.store.session_file import SessionWriter, heatmap_grid
-from capture.synth.phantom import (
+from radgaze.capture.gazemath.align import sentence_heatmaps
+from radgaze.capture.gazemath.fixations import fixations_from_gaze
+from radgaze.capture.gazemath.geometry import fit_view, ppd_screen
+from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
+from radgaze.capture.records import (
+    VIEW_DTYPE,
+    VIEW_FIT,
+    VIEW_ZOOM,
+    CaseRecord,
+    DisplayGeometry,
+    Finding,
+    ImageRef,
+)
+from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
+from radgaze.capture.synth.phantom import (
     ZONES,
     Phantom,
     draw_case,
@@ -38,7 +46,7 @@ from capture.synth.phantom import (
     region_mask,
     zone_centre,
 )
-from capture.synth.reading import (
+from radgaze.capture.synth.reading import (
     EYE_VOICE_LEAD_RANGE_S,
     Dwell,
     FixationSchedule,
@@ -46,7 +54,7 @@ from capture.synth.reading import (
     plan_fixations,
     render_gaze,
 )
-from capture.synth.report import ReportSentence, compose_report, time_report
+from radgaze.capture.synth.report import ReportSentence, compose_report, time_report
 
 DEFAULT_IMAGE_SIZE = 2048  # px, a typical CR/DR chest film digitised at ~0.17 mm (35 cm / 2048)
 DEFAULT_RATE_HZ = 250.0
@@ -154,7 +162,7 @@ def _finding_records(ph: Phantom, masks: dict, scale: float) -> list[Finding]:
 
 
 def _view_window(pixels: np.ndarray) -> tuple[float, float]:
-    """Default window (centre, width) from the 0.5-99.5 percentiles (as capture.io.images does without tags)."""
+    """Default window (centre, width) from the 0.5-99.5 percentiles (as radgaze.capture.io.images does without tags)."""
     lo, hi = np.percentile(pixels[::4, ::4], (0.5, 99.5))
     return float((lo + hi) / 2), float(max(hi - lo, 1.0))
 
@@ -373,7 +381,7 @@ def write_synthetic_sessions(
         )
         provenance = {
             "source": "synthetic",
-            "generator": "capture.synth",
+            "generator": "radgaze.capture.synth",
             "seed": seed,
             "first_case": first,
             "tracker": {"name": "radgaze synthetic eye", "rate_hz": rate_hz},

@@ -1,1 +1,1 @@
-"""Prompt data files (JSON) for model.zeroshot; a package so wheels carry them as package data."""
+"""Prompt data files (JSON) for radgaze.model.zeroshot; a package so wheels carry them as package data."""

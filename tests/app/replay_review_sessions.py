@@ -1,4 +1,4 @@
-"""Small hand-built session files for the replay/review/retrain tests (no dependency on capture.synth).
+"""Small hand-built session files for the replay/review/retrain tests (no dependency on radgaze.capture.synth).
 
 Each case: a 16-bit PNG (bright body, two dark lungs, a bright 'heart'), gaze at 60 Hz dwelling on one target
 per sentence, I-VT-like fixations at those dwells, dictated words 0.4 s apart, one sentence per target with a
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from capture.records import (
+from radgaze.capture.records import (
     FIXATION_DTYPE,
     GAZE_DTYPE,
     GAZE_ON_IMAGE,
@@ -27,7 +27,7 @@ from capture.records import (
     Sentences,
     Words,
 )
-from capture.store.session_file import SessionWriter, heatmap_grid
+from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
 
 T0 = 1000.0  # LSL s of the first case
 IMAGE_W, IMAGE_H = 400, 480

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from app.bench_viewer import main, phantom_uint16
+from radgaze.app.bench_viewer import main, phantom_uint16
 
 
 def test_bench_viewer_json_has_the_figures(capsys):

@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
-geometry = pytest.importorskip("capture.gazemath.geometry", reason="capture.gazemath.geometry (lead) not written yet")
+geometry = pytest.importorskip(
+    "radgaze.capture.gazemath.geometry", reason="radgaze.capture.gazemath.geometry (lead) not written yet"
+)
 
-from app.calibration import CalibrationCheck, calibration_accuracy, target_positions  # noqa: E402
+from radgaze.app.calibration import CalibrationCheck, calibration_accuracy, target_positions  # noqa: E402
 
 
 def _gaze_at(points_px, t0, dur_s, rate_hz=100.0, valid=True):

@@ -7,8 +7,23 @@ import time
 import numpy as np
 import pytest
 
-from app.demo import ASR_LATENCY_S, CASE_GAP_S, LEAD_IN_S, ScriptedDictation, demo_timeline, dictation_script
-from capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, CaseRecord, DisplayGeometry, ImageRef, Words
+from radgaze.app.demo import (
+    ASR_LATENCY_S,
+    CASE_GAP_S,
+    LEAD_IN_S,
+    ScriptedDictation,
+    demo_timeline,
+    dictation_script,
+)
+from radgaze.capture.records import (
+    GAZE_DTYPE,
+    GAZE_VALID,
+    VIEW_DTYPE,
+    CaseRecord,
+    DisplayGeometry,
+    ImageRef,
+    Words,
+)
 
 
 def _record(case_id: str, t_start: float, dur_s: float) -> CaseRecord:
@@ -82,8 +97,8 @@ def test_scripted_dictation_releases_words_when_due():
 
 
 def test_no_display_is_a_clear_error(monkeypatch):
-    from app.qtapp import ensure_qapp, has_display
-    from capture.errors import ConfigError
+    from radgaze.app.qtapp import ensure_qapp, has_display
+    from radgaze.capture.errors import ConfigError
 
     assert not has_display({}, "linux")
     assert has_display({"DISPLAY": ":0"}, "linux") and has_display({}, "darwin")

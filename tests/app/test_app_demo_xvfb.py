@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 from PySide6 import QtCore, QtWidgets
 app = QtWidgets.QApplication([])
-from app.main_window import MainWindow
+from radgaze.app.main_window import MainWindow
 folder, shot = sys.argv[1], sys.argv[2]
 y, x = np.mgrid[0:600, 0:500]
 img = 30000 + 20000 * np.sin(x / 40.0) * np.cos(y / 55.0)
@@ -91,9 +91,12 @@ def xvfb_display():
 @pytest.mark.slow
 @pytest.mark.xvfb
 def test_demo_runs_unattended_in_a_real_window(xvfb_display, artifacts_dir, tmp_path):
-    pytest.importorskip("capture.gazemath.align", reason="capture.gazemath.align (LiveAligner) not written yet")
-    from app.demo import CASE_GAP_S, LEAD_IN_S
-    from capture.synth import synth_reading
+    pytest.importorskip(
+        "radgaze.capture.gazemath.align",
+        reason="radgaze.capture.gazemath.align (LiveAligner) not written yet",
+    )
+    from radgaze.app.demo import CASE_GAP_S, LEAD_IN_S
+    from radgaze.capture.synth import synth_reading
 
     # screenshot in the pause after the first case: all its sentence heatmaps are in the list by then
     first = synth_reading(0, n_cases=1, image_size=768, rate_hz=120.0, zoom_p=0.0)[0]
@@ -101,7 +104,16 @@ def test_demo_runs_unattended_in_a_real_window(xvfb_display, artifacts_dir, tmp_
     shot = artifacts_dir / "demo.png"
     shot.unlink(missing_ok=True)
     env = dict(os.environ, DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb")
-    cmd = [sys.executable, "-m", "app.cli", "demo", "--seconds", f"{seconds:.1f}", "--screenshot", str(shot)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "radgaze.app.cli",
+        "demo",
+        "--seconds",
+        f"{seconds:.1f}",
+        "--screenshot",
+        str(shot),
+    ]
     cmd += ["--cases", "2", "--image-size", "768", "--keep", str(tmp_path / "demo")]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -111,7 +123,7 @@ def test_demo_runs_unattended_in_a_real_window(xvfb_display, artifacts_dir, tmp_
     assert img.shape[0] >= 600 and img.shape[1] >= 1000
     assert img.std() > 20  # a drawn window, not a blank frame
     session = tmp_path / "demo" / "demo-live.h5"
-    from capture.store.session_file import describe_session
+    from radgaze.capture.store.session_file import describe_session
 
     info = describe_session(session)
     assert info["valid"] and info["cases"][0]["gaze_samples"] > 1000 and info["cases"][0]["sentences"] >= 1

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from app.image_view import ImageView, heatmap_lut
-from app.state import ZOOM_PER_NOTCH, ViewerState
+from radgaze.app.image_view import ImageView, heatmap_lut
+from radgaze.app.state import ZOOM_PER_NOTCH, ViewerState
 
 
 @pytest.fixture

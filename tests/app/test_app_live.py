@@ -8,18 +8,22 @@ import time
 import numpy as np
 import pytest
 
-from app.live import LiveSession, gaze_point_on_image, tracker_stats
-from capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE
+from radgaze.app.live import LiveSession, gaze_point_on_image, tracker_stats
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE
 
-pytest.importorskip("capture.gazemath.align", reason="capture.gazemath.align (LiveAligner) not written yet")
-pytest.importorskip("capture.gazemath.geometry", reason="capture.gazemath.geometry not written yet")
+pytest.importorskip(
+    "radgaze.capture.gazemath.align", reason="radgaze.capture.gazemath.align (LiveAligner) not written yet"
+)
+pytest.importorskip(
+    "radgaze.capture.gazemath.geometry", reason="radgaze.capture.gazemath.geometry not written yet"
+)
 
 
 class ChunkedInlet:
-    """Stands in for capture.live.gaze.inlet.GazeInlet: hands out a recording in 0.5 s chunks."""
+    """Stands in for radgaze.capture.live.gaze.inlet.GazeInlet: hands out a recording in 0.5 s chunks."""
 
     def __init__(self, gaze: np.ndarray, chunk_s: float = 0.5) -> None:
-        from capture.live.gaze.inlet import GazeChunk
+        from radgaze.capture.live.gaze.inlet import GazeChunk
 
         edges = np.arange(gaze["t_lsl"][0], gaze["t_lsl"][-1] + chunk_s, chunk_s)
         idx = np.searchsorted(gaze["t_lsl"], edges)
@@ -61,8 +65,8 @@ def test_gaze_point_on_image_through_the_view_timeline():
 
 @pytest.mark.slow
 def test_live_pipeline_matches_the_batch_alignment(tmp_path):
-    from capture.store.session_file import SessionReader, SessionWriter
-    from capture.synth import synth_reading
+    from radgaze.capture.store.session_file import SessionReader, SessionWriter
+    from radgaze.capture.synth import synth_reading
 
     rec = synth_reading(3, n_cases=1, image_size=512, rate_hz=120.0)[0]
     writer = SessionWriter(tmp_path / "live.h5", live=True)
@@ -74,7 +78,7 @@ def test_live_pipeline_matches_the_batch_alignment(tmp_path):
     for row in rec.view_events[1:]:
         pipe.add_view_event(row)
     pipe.start()
-    from capture.gazemath.punctuation import apply_dictated_punctuation
+    from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
 
     words, _ = apply_dictated_punctuation(rec.words, final=True)
     time.sleep(0.3)

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from capture.records import DisplayGeometry
+from radgaze.capture.records import DisplayGeometry
 
 
 @pytest.mark.slow
 def test_record_window_writes_a_session(tmp_path, tmp_path_factory, shared_data, artifacts_dir):
-    from capture.live.sim_tracker import SimTracker, synthetic_gaze
-    from capture.store.session_file import SessionReader, describe_session
-    from capture.live.tiny_whisper import build_tiny_whisper
+    from radgaze.capture.live.sim_tracker import SimTracker, synthetic_gaze
+    from radgaze.capture.live.tiny_whisper import build_tiny_whisper
+    from radgaze.capture.store.session_file import SessionReader, describe_session
 
     whisper = build_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny")
     images = tmp_path / "images"
@@ -35,7 +35,7 @@ def test_record_window_writes_a_session(tmp_path, tmp_path_factory, shared_data,
         cmd = [
             sys.executable,
             "-m",
-            "app.cli",
+            "radgaze.app.cli",
             "record",
             str(out),
             "--images",

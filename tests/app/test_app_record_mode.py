@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.live import LiveSentence, TrackerStats
-from app.main_window import MainWindow
-from app.recording import RecordController
-from capture.records import (
+from radgaze.app.live import LiveSentence, TrackerStats
+from radgaze.app.main_window import MainWindow
+from radgaze.app.recording import RecordController
+from radgaze.capture.records import (
     VIEW_CASE,
     VIEW_INVERT,
     VIEW_PAN,
@@ -133,8 +133,8 @@ def test_reading_a_case_again_records_a_new_session_case(recorder):
 
 
 def test_view_changes_land_in_the_session_file(qtbot, tmp_path):
-    from app.live import LiveSession
-    from capture.store.session_file import SessionReader, SessionWriter
+    from radgaze.app.live import LiveSession
+    from radgaze.capture.store.session_file import SessionReader, SessionWriter
 
     y, x = np.mgrid[0:300, 0:200]
     Image.fromarray((1000 + 30 * x + 10 * y).astype(np.uint16)).save(tmp_path / "c.png")

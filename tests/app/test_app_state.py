@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.state import (
+from radgaze.app.state import (
     MAX_SCALE,
     ViewerState,
     ViewTransform,
@@ -14,7 +14,15 @@ from app.state import (
     preset_window,
     zoom_about,
 )
-from capture.records import VIEW_CASE, VIEW_DTYPE, VIEW_FIT, VIEW_INVERT, VIEW_PAN, VIEW_WINDOW, VIEW_ZOOM
+from radgaze.capture.records import (
+    VIEW_CASE,
+    VIEW_DTYPE,
+    VIEW_FIT,
+    VIEW_INVERT,
+    VIEW_PAN,
+    VIEW_WINDOW,
+    VIEW_ZOOM,
+)
 
 
 class FakeClock:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.worklist import FAILED, NEW, RECORDED, VIEWED, Worklist, scan_folder
-from capture.errors import ImageLoadError
+from radgaze.app.worklist import FAILED, NEW, RECORDED, VIEWED, Worklist, scan_folder
+from radgaze.capture.errors import ImageLoadError
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_real_radiographs_and_monochrome1_dicom(shared_data):
 
 
 def test_main_window_opens_a_folder_and_walks_it(qtbot, image_folder):
-    from app.main_window import MainWindow
+    from radgaze.app.main_window import MainWindow
 
     win = MainWindow()
     qtbot.addWidget(win)
@@ -87,7 +87,7 @@ def test_main_window_opens_a_folder_and_walks_it(qtbot, image_folder):
 
 
 def test_reading_a_real_dicom_in_the_window(qtbot, shared_data, artifacts_dir):
-    from app.main_window import MainWindow
+    from radgaze.app.main_window import MainWindow
 
     win = MainWindow(reading_panel=False)
     qtbot.addWidget(win)

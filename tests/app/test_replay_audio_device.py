@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from app.audio_player import AudioPlayer
-from capture.records import Audio
+from radgaze.app.audio_player import AudioPlayer
+from radgaze.capture.records import Audio
 
 RATE_HZ = 16000
 TONE_HZ = 440.0

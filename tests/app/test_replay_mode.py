@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from replay_review_sessions import SENTENCES, write_session
 
-from app.audio_player import AudioPlayer, render_block, sample_at, time_at
-from app.timeline import (
+from radgaze.app.audio_player import AudioPlayer, render_block, sample_at, time_at
+from radgaze.app.timeline import (
     Playback,
     event_times,
     fixation_at,
@@ -21,9 +21,9 @@ from app.timeline import (
     trail_slice,
     word_at,
 )
-from app.transcript import word_at_char, word_char_spans
-from capture.errors import SessionFormatError
-from capture.records import FIXATION_DTYPE, Audio, Sentences, Words
+from radgaze.app.transcript import word_at_char, word_char_spans
+from radgaze.capture.errors import SessionFormatError
+from radgaze.capture.records import FIXATION_DTYPE, Audio, Sentences, Words
 
 
 # ------------------------------------------------------------------------------------------ pure
@@ -175,7 +175,7 @@ def imported_session(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def window(qtbot, session):
-    from app.replay import ReplayWindow
+    from radgaze.app.replay import ReplayWindow
 
     win = ReplayWindow(session, audio=False)
     qtbot.addWidget(win)
@@ -273,7 +273,7 @@ def test_second_case_and_screenshot(window, qtbot, artifacts_dir):
 
 
 def test_imported_session_without_gaze_or_audio(qtbot, imported_session, artifacts_dir):
-    from app.replay import ReplayWindow
+    from radgaze.app.replay import ReplayWindow
 
     win = ReplayWindow(imported_session, audio=True)
     qtbot.addWidget(win)
@@ -295,7 +295,7 @@ def test_imported_session_without_gaze_or_audio(qtbot, imported_session, artifac
 
 
 def test_replay_cli_unattended_screenshot(session, tmp_path, qapp):
-    from app.replay import main
+    from radgaze.app.replay import main
 
     out = tmp_path / "shot.png"
     assert (
@@ -311,8 +311,8 @@ def test_replay_cli_unattended_screenshot(session, tmp_path, qapp):
 
 @pytest.mark.slow
 def test_replay_of_a_synthetic_reading(qtbot, tmp_path, artifacts_dir):
-    synth = pytest.importorskip("capture.synth", reason="capture.synth is not available")
-    from app.replay import ReplayWindow
+    synth = pytest.importorskip("radgaze.capture.synth", reason="radgaze.capture.synth is not available")
+    from radgaze.app.replay import ReplayWindow
 
     (path,) = synth.write_synthetic_sessions(tmp_path, n_cases=1, seed=3, image_size=1024)
     win = ReplayWindow(path, audio=False)

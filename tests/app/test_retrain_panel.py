@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from replay_review_sessions import write_session
 
-from app.retrain import (
+from radgaze.app.retrain import (
     POINTER_NAME,
     RetrainPanel,
     format_eval,
@@ -31,7 +31,7 @@ def test_parse_progress_line():
 
 def test_train_arguments_and_run_dirs(tmp_path):
     args = train_arguments("S", tmp_path / "o", "tiny", ["--epochs", "1"])
-    assert args[:3] == ["-m", "training.cli", "S"]
+    assert args[:3] == ["-m", "radgaze.training.cli", "S"]
     assert args[args.index("--progress-json") + 1] == "-" and args[-2:] == ["--epochs", "1"]
     a = new_run_dir(tmp_path)
     a.mkdir(parents=True)
@@ -111,7 +111,7 @@ def test_training_failure_is_reported(qtbot, tmp_path):
 def test_retrain_action_in_a_main_window(qtbot, sessions, tmp_path):
     from PySide6 import QtWidgets
 
-    from app.retrain import install_retrain_action
+    from radgaze.app.retrain import install_retrain_action
 
     win = QtWidgets.QMainWindow()
     qtbot.addWidget(win)

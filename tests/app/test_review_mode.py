@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from replay_review_sessions import write_session
 
-from app.agreement import (
+from radgaze.app.agreement import (
     METRICS,
     SentenceAgreement,
     agreement,
@@ -23,9 +23,9 @@ from app.agreement import (
     sort_by_disagreement,
     summarise_cases,
 )
-from app.retrain import POINTER_NAME, resolve_checkpoint, write_pointer
-from capture.errors import CheckpointError
-from capture.records import FIXATION_DTYPE
+from radgaze.app.retrain import POINTER_NAME, resolve_checkpoint, write_pointer
+from radgaze.capture.errors import CheckpointError
+from radgaze.capture.records import FIXATION_DTYPE
 
 
 # ------------------------------------------------------------------------------------------ pure
@@ -87,7 +87,7 @@ def test_summary_sort_and_csv():
 
 
 def test_case_rows_match_the_sentences_with_heatmaps(tmp_path):
-    from capture.store.session_file import SessionReader
+    from radgaze.capture.store.session_file import SessionReader
 
     path = write_session(tmp_path / "s.h5", 1)
     with SessionReader(path) as r:
@@ -103,9 +103,9 @@ def test_case_rows_match_the_sentences_with_heatmaps(tmp_path):
 def _save_tiny_checkpoint(directory: Path, seed: int) -> Path:
     import torch
 
-    from model.checkpoint import save_checkpoint
-    from model.config import ModelConfig
-    from model.egma import EGMAModel
+    from radgaze.model.checkpoint import save_checkpoint
+    from radgaze.model.config import ModelConfig
+    from radgaze.model.egma import EGMAModel
 
     torch.manual_seed(seed)
     save_checkpoint(EGMAModel(ModelConfig.preset("tiny")), directory)
@@ -149,7 +149,7 @@ def test_resolve_checkpoint_prefers_pointer_then_best_then_last(tmp_path, run_di
 # ------------------------------------------------------------------------------------------ window
 @pytest.fixture
 def review(qtbot, run_dir, sessions):
-    from app.review import ReviewWindow
+    from radgaze.app.review import ReviewWindow
 
     win = ReviewWindow(run_dir, sessions)
     qtbot.addWidget(win)
@@ -165,7 +165,7 @@ def _column(table, col):
 
 
 def test_metrics_table_filled_and_sorted_by_disagreement(review):
-    from app.review import COL_DISAGREEMENT, COLUMNS
+    from radgaze.app.review import COL_DISAGREEMENT, COLUMNS
 
     assert review.table.rowCount() == 9 == len(review.rows)  # 3 cases x 3 sentences
     d = _column(review.table, COL_DISAGREEMENT)
@@ -184,7 +184,7 @@ def test_metrics_table_filled_and_sorted_by_disagreement(review):
 def test_selecting_a_row_shows_both_maps_on_the_same_grid(review):
     from PySide6 import QtCore
 
-    from app.review import COLUMNS
+    from radgaze.app.review import COLUMNS
 
     review.table.sortItems(COLUMNS.index("SIM"))  # selection follows the sorted table
     review.table.selectRow(3)
@@ -255,7 +255,7 @@ def test_new_checkpoint_is_loaded_and_metrics_recomputed(review, qtbot, tmp_path
 
 
 def test_review_cli_exports_and_errors(run_dir, sessions, tmp_path, qapp):
-    from app.review import main
+    from radgaze.app.review import main
 
     csv_path, shot = tmp_path / "t.csv", tmp_path / "w.png"
     assert main([str(run_dir), str(sessions), "--export-csv", str(csv_path), "--screenshot", str(shot)]) == 0
@@ -265,7 +265,7 @@ def test_review_cli_exports_and_errors(run_dir, sessions, tmp_path, qapp):
 
 
 def test_unloadable_checkpoint_is_reported_not_raised(qtbot, tmp_path, sessions):
-    from app.review import ReviewWindow
+    from radgaze.app.review import ReviewWindow
 
     run = tmp_path / "run"
     ckpt = _save_tiny_checkpoint(run / "checkpoints" / "last", seed=0)
@@ -281,8 +281,8 @@ def test_unloadable_checkpoint_is_reported_not_raised(qtbot, tmp_path, sessions)
 
 @pytest.mark.slow
 def test_review_of_synthetic_readings(qtbot, tmp_path, run_dir, artifacts_dir):
-    synth = pytest.importorskip("capture.synth", reason="capture.synth is not available")
-    from app.review import ReviewWindow
+    synth = pytest.importorskip("radgaze.capture.synth", reason="radgaze.capture.synth is not available")
+    from radgaze.app.review import ReviewWindow
 
     synth.write_synthetic_sessions(tmp_path, n_cases=2, seed=5, image_size=768)
     win = ReviewWindow(run_dir, tmp_path)

@@ -14,8 +14,8 @@ from pylsl import local_clock
 from test_asr_whisper import jfk_path, tiny_cfg, tiny_whisper_dir  # noqa: F401 - pytest fixtures
 from test_audio_mic import drain, jfk_16k, play_into_mic, virtual_mic  # noqa: F401 - pytest fixtures
 
-from capture.live.asr import StreamingTranscriber, WhisperTranscriber
-from capture.live.audio import MicrophoneSource
+from radgaze.capture.live.asr import StreamingTranscriber, WhisperTranscriber
+from radgaze.capture.live.audio import MicrophoneSource
 
 GAZE_PERIOD_S = 0.001  # a 1 kHz eye tracker pulled in a Python loop
 

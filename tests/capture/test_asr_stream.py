@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from capture.live.asr import (
+from radgaze.capture.live.asr import (
     AsrConfig,
     AsrWord,
     LocalAgreement,
@@ -25,8 +25,8 @@ from capture.live.asr import (
     streaming_from_config,
     transcribe_audio,
 )
-from capture.live.audio import blocks_to_audio
-from capture.records import Words
+from radgaze.capture.live.audio import blocks_to_audio
+from radgaze.capture.records import Words
 
 RATE = 16000
 BLOCK = 1600  # 0.1 s
@@ -258,7 +258,7 @@ def test_word_times_map_through_the_audio_blocks_of_a_recording_with_a_dropout()
     blocks = [
         (T_LSL0 + k * 0.1 + (2.0 if k >= 10 else 0.0), audio[k * BLOCK : (k + 1) * BLOCK]) for k in range(30)
     ]
-    from capture.live.audio import AudioBlock
+    from radgaze.capture.live.audio import AudioBlock
 
     rec = blocks_to_audio([AudioBlock(t, s) for t, s in blocks])
 

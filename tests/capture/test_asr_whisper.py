@@ -1,4 +1,4 @@
-"""faster-whisper for real, with the tiny random Whisper built locally (capture.live.tiny_whisper).
+"""faster-whisper for real, with the tiny random Whisper built locally (radgaze.capture.live.tiny_whisper).
 
 Random weights give arbitrary words: these tests check the pipeline (loading offline, word timestamps, VAD,
 sanitised times inside the audio, streaming), not what is said. The fixtures here are reused by
@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capture.live.asr import (
+from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.capture.live.asr import (
     AsrConfig,
     StreamingTranscriber,
     WhisperTranscriber,
@@ -24,9 +25,8 @@ from capture.live.asr import (
     resolve_device,
     sanitize_word_times,
 )
-from capture.live.audio import AudioFileSource, read_audio_file
-from capture.errors import CheckpointError, ConfigError
-from capture.live.tiny_whisper import WHISPER_SPECIAL_TOKENS, build_tiny_whisper
+from radgaze.capture.live.audio import AudioFileSource, read_audio_file
+from radgaze.capture.live.tiny_whisper import WHISPER_SPECIAL_TOKENS, build_tiny_whisper
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +77,7 @@ def test_tiny_whisper_has_whisper_token_layout(tiny_whisper_dir):
 
 
 def test_default_cache_dir_follows_xdg(monkeypatch, tmp_path):
-    from capture.live.tiny_whisper import RECIPE_VERSION, default_cache_dir
+    from radgaze.capture.live.tiny_whisper import RECIPE_VERSION, default_cache_dir
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "radgaze" / f"tiny-whisper-v{RECIPE_VERSION}"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from capture.live.audio import (
+from radgaze.capture.errors import DeviceError, RadgazeError
+from radgaze.capture.live.audio import (
     AudioBlock,
     AudioFileSource,
     ClockOffsetEstimator,
@@ -20,7 +21,6 @@ from capture.live.audio import (
     resolve_input_device,
     samples_to_t_lsl,
 )
-from capture.errors import DeviceError, RadgazeError
 
 DEVICES = [
     InputDevice(0, "HDA Intel PCH: ALC3246 Analog (hw:0,0)", "ALSA", 2, 44100.0, False),

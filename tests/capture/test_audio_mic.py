@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from pylsl import local_clock
 
-from capture.live.audio import (
+from radgaze.capture.live.audio import (
     AudioBlock,
     MicrophoneSource,
     blocks_to_audio,

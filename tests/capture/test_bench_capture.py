@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from capture.bench import capture as bench
+from radgaze.capture.bench import capture as bench
 
 
 @pytest.mark.slow

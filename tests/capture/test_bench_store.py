@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from capture.store.session_file import SessionReader
-from capture.bench.store import measure
+from radgaze.capture.bench.store import measure
+from radgaze.capture.store.session_file import SessionReader
 
 
 def test_store_bench_measures_a_readable_live_file(tmp_path: Path):

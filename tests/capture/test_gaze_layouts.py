@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from capture.errors import ConfigError, StreamLayoutError
-from capture.live.gaze.inlet import find_gaps, sort_chunk
-from capture.live.gaze.layouts import (
+from radgaze.capture.errors import ConfigError, StreamLayoutError
+from radgaze.capture.live.gaze.inlet import find_gaps, sort_chunk
+from radgaze.capture.live.gaze.layouts import (
     BUILTIN_LAYOUTS,
     StreamDescription,
     decode_samples,
@@ -17,7 +17,7 @@ from capture.live.gaze.layouts import (
     resolve_layout,
     to_gaze_records,
 )
-from capture.records import GAZE_VALID, DisplayGeometry
+from radgaze.capture.records import GAZE_VALID, DisplayGeometry
 
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 NAN = np.nan

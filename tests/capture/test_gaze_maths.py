@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capture.gazemath.align import HeatmapContext, LiveAligner, build_sentences, sentence_heatmap
-from capture.gazemath.fixations import detect_fixations_idt, detect_fixations_ivt, fixations_from_gaze
-from capture.gazemath.geometry import (
+from radgaze.capture.gazemath.align import HeatmapContext, LiveAligner, build_sentences, sentence_heatmap
+from radgaze.capture.gazemath.fixations import detect_fixations_idt, detect_fixations_ivt, fixations_from_gaze
+from radgaze.capture.gazemath.geometry import (
     fit_view,
     map_gaze_to_image,
     ppd_screen,
@@ -15,9 +15,9 @@ from capture.gazemath.geometry import (
     screen_to_image,
     shown_rect,
 )
-from capture.gazemath.heatmap import mass_inside, reduce_to_patch_grid, render_heatmap
-from capture.gazemath.pipeline import LivePipeline
-from capture.records import (
+from radgaze.capture.gazemath.heatmap import mass_inside, reduce_to_patch_grid, render_heatmap
+from radgaze.capture.gazemath.pipeline import LivePipeline
+from radgaze.capture.records import (
     FIXATION_DTYPE,
     GAZE_DTYPE,
     GAZE_ON_IMAGE,
@@ -27,7 +27,7 @@ from capture.records import (
     ImageRef,
     Words,
 )
-from capture.store.session_file import SessionReader, SessionWriter, heatmap_grid
+from radgaze.capture.store.session_file import SessionReader, SessionWriter, heatmap_grid
 
 DISPLAY = DisplayGeometry(
     screen_w_px=1000, screen_h_px=1000, screen_w_mm=300, screen_h_mm=300, viewing_distance_mm=600

@@ -1,4 +1,4 @@
-"""capture.io.images: real files, generated DICOM/PNG/JPEG with known answers, broken input, windowing, fuzz."""
+"""radgaze.capture.io.images: real files, generated DICOM/PNG/JPEG with known answers, broken input, windowing, fuzz."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from capture.errors import ImageLoadError
-from capture.io.images import (
+from radgaze.capture.errors import ImageLoadError
+from radgaze.capture.io.images import (
     MAX_PIXELS,
     LoadedImage,
     apply_voi_lut,

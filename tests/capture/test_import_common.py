@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capture.errors import ConfigError, ImportFormatError
-from capture.importers.common import (
+from radgaze.capture.errors import ConfigError, ImportFormatError
+from radgaze.capture.importers.common import (
     display_from_options,
     ellipse_mask,
     link_findings,
@@ -17,7 +17,7 @@ from capture.importers.common import (
     read_table,
     spread_phrase,
 )
-from capture.records import DisplayGeometry, Finding
+from radgaze.capture.records import DisplayGeometry, Finding
 
 
 def test_read_table_numbers_flags_and_errors(tmp_path: Path):

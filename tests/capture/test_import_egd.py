@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capture.errors import ImportFormatError
-from capture.gazemath.heatmap import mass_inside
-from capture.importers.common import ellipse_mask
-from capture.importers.egd import EGD_DISPLAY, import_egd, padded_view
-from capture.records import GAZE_ON_IMAGE, GAZE_VALID
-from capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.errors import ImportFormatError
+from radgaze.capture.gazemath.heatmap import mass_inside
+from radgaze.capture.importers.common import ellipse_mask
+from radgaze.capture.importers.egd import EGD_DISPLAY, import_egd, padded_view
+from radgaze.capture.records import GAZE_ON_IMAGE, GAZE_VALID
+from radgaze.capture.store.session_file import SessionReader, describe_session
 
 W_IMG, H_IMG = 800, 1000
 PADS = (0, 0, 489, 489)  # top, bottom, left, right: padded to ~16:9 as EGD-CXR does
@@ -265,7 +265,7 @@ def test_cli_import_egd(tmp_path: Path):
     cmd = [
         sys.executable,
         "-m",
-        "app.cli",
+        "radgaze.app.cli",
         "import",
         "egd",
         str(src),

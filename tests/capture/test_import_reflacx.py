@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from capture.errors import ConfigError, ImportFormatError
-from capture.gazemath.heatmap import mass_inside
-from capture.importers.reflacx import (
+from radgaze.capture.errors import ConfigError, ImportFormatError
+from radgaze.capture.gazemath.heatmap import mass_inside
+from radgaze.capture.importers.reflacx import (
     FIXATION_COLUMNS,
     import_reflacx,
     rect_transforms,
     view_timeline,
 )
-from capture.records import GAZE_ON_IMAGE, GAZE_VALID, VIEW_FIT, VIEW_WINDOW, VIEW_ZOOM
-from capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.records import GAZE_ON_IMAGE, GAZE_VALID, VIEW_FIT, VIEW_WINDOW, VIEW_ZOOM
+from radgaze.capture.store.session_file import SessionReader, describe_session
 
 W_IMG, H_IMG = 1000, 1200
 SCREEN = (1920, 1080)
@@ -199,7 +199,7 @@ def test_import_reflacx_reading(src: Path, tmp_path: Path):
     assert case.view_events["scale"] == pytest.approx([FIT_SCALE, FIT_SCALE * ZOOM, FIT_SCALE])
     # display inferred: holds the screen rectangles; its ppd reproduces the recorded one
     assert case.display.screen_w_px == 1410 and case.display.screen_h_px == 1080
-    from capture.gazemath.geometry import ppd_screen
+    from radgaze.capture.gazemath.geometry import ppd_screen
 
     assert np.mean(ppd_screen(case.display)) == pytest.approx(PPD_SCREEN, rel=1e-3)
     # fixations: image px and screen px agree through the view
@@ -358,7 +358,7 @@ def test_import_reflacx_skip_broken_goes_on(src: Path, tmp_path: Path):
 
 
 def test_failure_while_writing_leaves_nothing(src: Path, tmp_path: Path, monkeypatch):
-    from capture.store.session_file import SessionWriter
+    from radgaze.capture.store.session_file import SessionWriter
 
     def boom(self, **kw):
         raise RuntimeError("disk full")
@@ -372,7 +372,11 @@ def test_failure_while_writing_leaves_nothing(src: Path, tmp_path: Path, monkeyp
 # ------------------------------------------------------------------------------------------------ CLI
 def _radgaze(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "radgaze.app.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 

@@ -12,12 +12,12 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pytest
 
-from capture.errors import ConfigError, ImportFormatError
-from capture.gazemath.heatmap import mass_inside
-from capture.importers.common import ellipse_mask
-from capture.importers.xdf import MAX_WORD_S, import_xdf, parse_word_samples
-from capture.records import GAZE_VALID, DisplayGeometry
-from capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.errors import ConfigError, ImportFormatError
+from radgaze.capture.gazemath.heatmap import mass_inside
+from radgaze.capture.importers.common import ellipse_mask
+from radgaze.capture.importers.xdf import MAX_WORD_S, import_xdf, parse_word_samples
+from radgaze.capture.records import GAZE_VALID, DisplayGeometry
+from radgaze.capture.store.session_file import SessionReader, describe_session
 
 W_IMG, H_IMG = 800, 1000
 DISPLAY = DisplayGeometry(1920, 1080, 527.0, 296.0, 650.0)
@@ -287,7 +287,7 @@ def test_import_xdf_needs_a_readable_image(tmp_path: Path):
 def test_cli_import_xdf(tmp_path: Path, image: Path):
     path = write_xdf(tmp_path / "r.xdf", [tobii_stream(np.random.default_rng(0)), word_stream()])
     out = tmp_path / "out"
-    base = [sys.executable, "-m", "app.cli", "import", "xdf", str(path), str(out)]
+    base = [sys.executable, "-m", "radgaze.app.cli", "import", "xdf", str(path), str(out)]
     done = subprocess.run(
         [*base, "--image", str(image), "--display", "1920x1080", "--screen-mm", "527x296", "--case-id", "c1"],
         capture_output=True,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from capture.store.inspect_cmd import main
+from radgaze.capture.store.inspect_cmd import main
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
@@ -87,7 +87,13 @@ def test_unreadable_file_one_line_exit_2(
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from app.cli import main; sys.exit(main())", "inspect", *args],
+        [
+            sys.executable,
+            "-c",
+            "import sys; from radgaze.app.cli import main; sys.exit(main())",
+            "inspect",
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -111,8 +117,10 @@ def test_cli_subprocess_image_json(png16: Path) -> None:
 
 
 def _session(tmp_path: Path, *, broken_heatmap: bool = False) -> Path:
-    store = pytest.importorskip("capture.store.session_file", reason="capture/store/session_file.py is not there yet")
-    from capture.records import DisplayGeometry, ImageRef
+    store = pytest.importorskip(
+        "radgaze.capture.store.session_file", reason="capture/store/session_file.py is not there yet"
+    )
+    from radgaze.capture.records import DisplayGeometry, ImageRef
 
     path = tmp_path / "s.h5"
     with store.SessionWriter(path, reader_id="r01") as writer:

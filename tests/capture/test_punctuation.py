@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capture.gazemath.punctuation import (
+from radgaze.capture.gazemath.punctuation import (
     PARAGRAPH,
     apply_dictated_punctuation,
     content_span,
@@ -16,7 +16,7 @@ from capture.gazemath.punctuation import (
     normalize_token,
     split_sentences,
 )
-from capture.records import Words
+from radgaze.capture.records import Words
 
 
 def _texts(rows):

@@ -6,7 +6,7 @@ import queue
 
 import pytest
 
-from capture.live.queues import drain
+from radgaze.capture.live.queues import drain
 
 
 def test_drain_hands_items_in_order_and_reports_the_end():

@@ -16,8 +16,8 @@ import pytest
 import soundfile
 from PIL import Image
 
-from capture.store.session_file import SessionReader, describe_session
-from capture.live.tiny_whisper import build_tiny_whisper
+from radgaze.capture.live.tiny_whisper import build_tiny_whisper
+from radgaze.capture.store.session_file import SessionReader, describe_session
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def shared_data_or_none() -> Path | None:
 
 def _record(args: list[str], **kw) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "record", "--headless", *args],
+        [sys.executable, "-m", "radgaze.app.cli", "record", "--headless", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

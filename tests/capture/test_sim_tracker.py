@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pytest
 
-from capture.errors import ConfigError
-from capture.live.gaze.discovery import describe_info, find_gaze_streams, resolve_gaze_stream
-from capture.live.gaze.inlet import GazeInlet, concat_chunks
-from capture.gazemath.scanpath import synthetic_scanpath
-from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
-from capture.live.sim_tracker import SimTracker, parse_display, resample_indices
+from radgaze.capture.errors import ConfigError
+from radgaze.capture.gazemath.scanpath import synthetic_scanpath
+from radgaze.capture.live.gaze.discovery import describe_info, find_gaze_streams, resolve_gaze_stream
+from radgaze.capture.live.gaze.inlet import GazeInlet, concat_chunks
+from radgaze.capture.live.sim_tracker import SimTracker, parse_display, resample_indices
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 
@@ -54,7 +54,7 @@ def test_sim_tracker_api_replays_known_gaze(layout):
 def test_sim_tracker_cli_is_discovered_and_read():
     name = "sim-cli-pupil"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "sim-tracker", "--layout", "pupil", "--rate", "100", "--seed", "3",
+        [sys.executable, "-m", "radgaze.app.cli", "sim-tracker", "--layout", "pupil", "--rate", "100", "--seed", "3",
          "--duration", "5", "--name", name, "--display", "1920x1080"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
@@ -82,9 +82,9 @@ def test_sim_tracker_cli_is_discovered_and_read():
     assert meta.nominal_rate_hz == 100.0 and meta.source_id == f"radgaze-sim:{name}"
     assert "published 500 samples" in out
     try:
-        import capture.synth.session  # noqa: F401
+        import radgaze.capture.synth.session  # noqa: F401
 
-        assert "gaze: capture.synth reading, seed 3" in out
+        assert "gaze: radgaze.capture.synth reading, seed 3" in out
     except ImportError:
         assert "gaze: built-in scanpath, seed 3" in out
     assert 200 <= s.size <= 500 and gaps.size == 0  # what it sent before the inlet connected is not seen
@@ -118,8 +118,8 @@ def test_builtin_scanpath_is_on_screen_with_blinks():
 
 
 def test_sim_tracker_cli_replays_a_session_file(tmp_path):
-    from capture.records import ImageRef
-    from capture.store.session_file import SessionWriter
+    from radgaze.capture.records import ImageRef
+    from radgaze.capture.store.session_file import SessionWriter
 
     display = DisplayGeometry(1280, 1024, 376.0, 301.0, 650.0)
     path = tmp_path / "reading.h5"
@@ -136,7 +136,7 @@ def test_sim_tracker_cli_replays_a_session_file(tmp_path):
             writer.end_case(100.0 * i + 1.0)
     name = "sim-cli-session"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "sim-tracker", "--session", str(path), "--layout", "eyelink",
+        [sys.executable, "-m", "radgaze.app.cli", "sim-tracker", "--session", str(path), "--layout", "eyelink",
          "--rate", "100", "--duration", "3", "--name", name],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capture.errors import SessionFormatError
-from capture.records import (
+from radgaze.capture.errors import SessionFormatError
+from radgaze.capture.records import (
     FIXATION_DTYPE,
     GAZE_DTYPE,
     GAZE_VALID,
@@ -29,7 +29,7 @@ from capture.records import (
     Sentences,
     Words,
 )
-from capture.store.session_file import (
+from radgaze.capture.store.session_file import (
     SCHEMA_VERSION,
     SessionReader,
     SessionWriter,
@@ -231,8 +231,8 @@ def test_writer_rejects_wrong_shapes(tmp_path: Path):
 
 WRITER_SCRIPT = r"""
 import sys, time, numpy as np
-from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
-from capture.store.session_file import SessionWriter
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
+from radgaze.capture.store.session_file import SessionWriter
 path, n_done = sys.argv[1], int(sys.argv[2])
 img = ImageRef(path="img.png", sha256="0" * 64, width=640, height=480)
 w = SessionWriter(path, live=True, flush_interval_s=0.2)
@@ -326,8 +326,8 @@ def test_fuzzed_session_files_raise_only_the_typed_error(tmp_path, session_bytes
 
 TRANSITION_WRITER = r"""
 import sys, numpy as np
-from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
-from capture.store.session_file import SessionWriter
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
+from radgaze.capture.store.session_file import SessionWriter
 w = SessionWriter(sys.argv[1], live=True, flush_interval_s=0.05)
 img = ImageRef(path="img.png", sha256="0" * 64, width=640, height=480)
 hm = np.full((384, 512), 1.0 / (384 * 512), np.float32)
@@ -371,7 +371,7 @@ def test_kill_minus_9_at_case_boundaries_keeps_every_closed_case(tmp_path: Path,
 
 
 def test_lookup3_reproduces_hdf5_superblock_checksums(tmp_path: Path):
-    from capture.store.session_file import lookup3
+    from radgaze.capture.store.session_file import lookup3
 
     for i in range(3):
         p = tmp_path / f"f{i}.h5"
@@ -388,7 +388,7 @@ def test_file_left_open_outside_swmr_is_read_through_a_repaired_copy(tmp_path: P
     with SessionWriter(path) as w:
         w.write_case(_case("c1"))
     data = bytearray(path.read_bytes())
-    from capture.store.session_file import lookup3
+    from radgaze.capture.store.session_file import lookup3
 
     data[11] = 0x01  # H5F_SUPER_WRITE_ACCESS, as a killed non-SWMR writer leaves it
     data[44:48] = lookup3(bytes(data[:44])).to_bytes(4, "little")

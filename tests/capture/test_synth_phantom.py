@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from capture.synth.phantom import (
+from radgaze.capture.synth.phantom import (
     FINDING_LABELS,
     SIDES,
     ZONES,

@@ -6,10 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capture.gazemath.fixations import fixations_from_gaze
-from capture.gazemath.geometry import fit_view, ppd_screen
-from capture.records import GAZE_GAP_BEFORE, GAZE_ON_IMAGE, GAZE_VALID, VIEW_DTYPE, VIEW_ZOOM, DisplayGeometry
-from capture.synth.reading import Dwell, GazeParams, plan_fixations, render_gaze
+from radgaze.capture.gazemath.fixations import fixations_from_gaze
+from radgaze.capture.gazemath.geometry import fit_view, ppd_screen
+from radgaze.capture.records import (
+    GAZE_GAP_BEFORE,
+    GAZE_ON_IMAGE,
+    GAZE_VALID,
+    VIEW_DTYPE,
+    VIEW_ZOOM,
+    DisplayGeometry,
+)
+from radgaze.capture.synth.reading import Dwell, GazeParams, plan_fixations, render_gaze
 
 SIZE = 1024
 DISPLAY = DisplayGeometry()

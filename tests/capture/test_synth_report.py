@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from capture.synth.phantom import Anatomy, place_findings
-from capture.synth.report import compose_report, dictation_tokens, time_report
+from radgaze.capture.synth.phantom import Anatomy, place_findings
+from radgaze.capture.synth.report import compose_report, dictation_tokens, time_report
 
 
 def _specs(choices, seed=0):

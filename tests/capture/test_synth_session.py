@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from capture.io.images import load_image
-from capture.records import VIEW_ZOOM
-from capture.store.session_file import SessionReader, list_sessions
-from capture.synth import synth_reading, write_synthetic_sessions
-from capture.synth.phantom import Anatomy, region_mask
-from capture.synth.preview import write_preview
+from radgaze.capture.io.images import load_image
+from radgaze.capture.records import VIEW_ZOOM
+from radgaze.capture.store.session_file import SessionReader, list_sessions
+from radgaze.capture.synth import synth_reading, write_synthetic_sessions
+from radgaze.capture.synth.phantom import Anatomy, region_mask
+from radgaze.capture.synth.preview import write_preview
 
 SIZE = 256
 
@@ -182,7 +182,7 @@ def test_preview_is_drawn(tmp_path, artifacts_dir, reading):
 
 def _radgaze(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+        [sys.executable, "-m", "radgaze.app.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
     )
 
 

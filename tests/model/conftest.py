@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from model.config import ModelConfig
-from model.egma import EGMAModel
+from radgaze.model.config import ModelConfig
+from radgaze.model.egma import EGMAModel
 
 
 @pytest.fixture(scope="session")

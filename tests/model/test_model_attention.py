@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from model.attention import attention_on_image, patch_attention, report_attention, sentence_attention
-from model.image_transforms import (
+from radgaze.model.attention import attention_on_image, patch_attention, report_attention, sentence_attention
+from radgaze.model.image_transforms import (
     heatmap_to_patch_grid,
     letterbox_square,
     letterbox_transform,
     to_model_input,
 )
-from model.metrics import cc, kld, nss, sim
+from radgaze.model.metrics import cc, kld, nss, sim
 
 TEXTS = ["There is a small left pleural effusion.", "Heart size is normal.", "No pneumothorax."]
 

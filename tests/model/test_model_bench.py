@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from model.bench import main
+from radgaze.model.bench import main
 
 
 def test_bench_json_small(capsys):
@@ -38,7 +38,7 @@ def test_bench_json_small(capsys):
 
 def test_train_step_bench_runs_the_gpu_code_path_on_cpu():
     """The CUDA benchmark's step (model, AdamW, autocast, FLOP counting) on the CPU with the tiny preset."""
-    from model.bench import peak_flops, train_step_bench
+    from radgaze.model.bench import peak_flops, train_step_bench
 
     res = train_step_bench("cpu", "tiny", batch=4, steps=1, sentences=3, tokens=8, amp=True)
     assert res["train_step_samples_per_s"] > 0 and res["train_step_flops"] > 1e6

@@ -8,10 +8,10 @@ import pytest
 import torch
 from model_batches import make_model_batch
 
-from capture.errors import CheckpointError
-from model.checkpoint import load_checkpoint, read_config, read_metrics, save_checkpoint
-from model.config import ModelConfig
-from model.egma import EGMAModel
+from radgaze.capture.errors import CheckpointError
+from radgaze.model.checkpoint import load_checkpoint, read_config, read_metrics, save_checkpoint
+from radgaze.model.config import ModelConfig
+from radgaze.model.egma import EGMAModel
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from model import distributed as du
-from model.losses import clip_loss
+from radgaze.model import distributed as du
+from radgaze.model.losses import clip_loss
 
 
 def test_identity_in_one_process():

@@ -6,9 +6,9 @@ import pytest
 import torch
 from model_batches import make_model_batch
 
-from model import eclip as ec
-from model.config import LossConfig, ModelConfig
-from model.egma import EGMAModel
+from radgaze.model import eclip as ec
+from radgaze.model.config import LossConfig, ModelConfig
+from radgaze.model.egma import EGMAModel
 
 
 def test_curriculum_phases_known_values():

@@ -6,10 +6,10 @@ import pytest
 import torch
 from model_batches import REPORTS, make_model_batch
 
-from capture.errors import ConfigError
-from model.config import LossConfig, ModelConfig
-from model.egma import EGMAModel
-from model.tiny_bert import make_tiny_bert_dir
+from radgaze.capture.errors import ConfigError
+from radgaze.model.config import LossConfig, ModelConfig
+from radgaze.model.egma import EGMAModel
+from radgaze.model.tiny_bert import make_tiny_bert_dir
 
 
 def test_tokenize_pads_reports_and_sentences(tiny_model):
@@ -133,7 +133,7 @@ def test_tiny_bert_dir_loads_as_local_text_encoder(tmp_path):
 
 
 def test_missing_local_text_encoder_is_a_checkpoint_error(tmp_path):
-    from capture.errors import CheckpointError
+    from radgaze.capture.errors import CheckpointError
 
     cfg = ModelConfig.from_dict(
         {**_tiny_dict(), "text_encoder": str(tmp_path / "nope"), "local_files_only": True}
@@ -170,7 +170,7 @@ def _tiny_dict() -> dict:
 def test_image_weights_from_a_local_file(tmp_path):
     from safetensors.torch import save_file
 
-    from model.encoders import ImageEncoder
+    from radgaze.model.encoders import ImageEncoder
 
     cfg = ModelConfig.preset("tiny")
     torch.manual_seed(5)

@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model import losses as L
-from model import losses_loop as R
-from model.config import LossConfig
+from radgaze.model import losses as L
+from radgaze.model import losses_loop as R
+from radgaze.model.config import LossConfig
 
 PAPER = LossConfig()
 REFERENCE = LossConfig.reference_code()

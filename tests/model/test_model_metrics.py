@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from model.metrics import auc_judd, cc, kld, nss, pointing_game, sim
+from radgaze.model.metrics import auc_judd, cc, kld, nss, pointing_game, sim
 
 
 def blob(shape=(8, 8), at=(2, 2)) -> np.ndarray:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from capture.errors import ConfigError
-from model.zeroshot import load_prompts, retrieval_precision_at_k, text_embeddings, zero_shot_scores
+from radgaze.capture.errors import ConfigError
+from radgaze.model.zeroshot import load_prompts, retrieval_precision_at_k, text_embeddings, zero_shot_scores
 
 
 def test_chexpert_8x200_queries_are_the_papers():

@@ -1,4 +1,4 @@
-"""Shared fixtures for training tests: small synthetic session folders (capture.synth), built once per run."""
+"""Shared fixtures for training tests: small synthetic session folders (radgaze.capture.synth), built once per run."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import pytest
 
 
 def _synth(out: Path, n_cases: int, seed: int) -> Path:
-    synth = pytest.importorskip("capture.synth", reason="capture.synth (synthetic sessions) is not available")
+    synth = pytest.importorskip(
+        "radgaze.capture.synth", reason="radgaze.capture.synth (synthetic sessions) is not available"
+    )
     if not hasattr(synth, "write_synthetic_sessions"):
-        pytest.skip("capture.synth.write_synthetic_sessions is not available yet")
+        pytest.skip("radgaze.capture.synth.write_synthetic_sessions is not available yet")
     out.mkdir(parents=True, exist_ok=True)
     # 512 px images: the tiny encoder sees 112 px and stored heatmaps are <= 512 px; decoding stays cheap
     synth.write_synthetic_sessions(out, n_cases=n_cases, seed=seed, image_size=512)

@@ -1,11 +1,11 @@
 """Run under ``torchrun --nproc_per_node 2`` on CPU (gloo) by test_training_ddp.py; not collected by pytest.
 
 argv: SESSIONS OUT. Checks, on every rank, then trains a tiny run under DDP:
-1. model.distributed.gather_with_local_grad: the gathered tensor is every rank's shard in rank order, and the
+1. radgaze.model.distributed.gather_with_local_grad: the gathered tensor is every rank's shard in rank order, and the
    gradient reaches only the local shard.
 2. The EGMA loss on a batch split over two ranks, with DDP-averaged gradients, equals the full-batch loss and
    gradients computed in one process (computed here before the process group exists).
-3. training.trainer.train under torchrun finishes with world_size 2 and identical weights on both ranks.
+3. radgaze.training.trainer.train under torchrun finishes with world_size 2 and identical weights on both ranks.
 Writes OUT/rank{r}.json with the findings; exits non-zero on a failed check.
 """
 
@@ -22,11 +22,11 @@ import torch.distributed as tdist
 def main() -> int:
     sessions, out = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    from model.distributed import gather_with_local_grad
-    from training import data as tdata
-    from training.config import load_config
-    from training.dist import init_distributed
-    from training.trainer import build_model, prepare_data, train
+    from radgaze.model.distributed import gather_with_local_grad
+    from radgaze.training import data as tdata
+    from radgaze.training.config import load_config
+    from radgaze.training.dist import init_distributed
+    from radgaze.training.trainer import build_model, prepare_data, train
 
     torch.set_num_threads(1)
     cfg = load_config("tiny", ["batch_size=4", "epochs=2", "eval_at_end=false", "data.augment=false"])

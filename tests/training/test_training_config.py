@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from capture.errors import ConfigError
-from training.config import PRESETS, TrainConfig, load_config, parse_override
+from radgaze.capture.errors import ConfigError
+from radgaze.training.config import PRESETS, TrainConfig, load_config, parse_override
 
 
 @pytest.mark.parametrize("name", PRESETS)

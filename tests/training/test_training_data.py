@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from training import data as tdata
-from training.config import DataConfig
+from radgaze.training import data as tdata
+from radgaze.training.config import DataConfig
 
 
 # --------------------------------------------------------------------------------------- pure geometry
@@ -78,7 +78,7 @@ def test_photometric_augmentation_is_seeded_and_keeps_geometry():
     assert a[:, 8:16, 8:16].mean() > a[:, 20:, 20:].mean()
 
 
-# ------------------------------------------------------------------------------ sessions (capture.synth)
+# ------------------------------------------------------------------------------ sessions (radgaze.capture.synth)
 def test_index_lists_cases_and_is_cached_then_refreshed(sessions_copy: Path):
     idx = tdata.build_index(sessions_copy)
     assert len(idx.cases) == 16 and not idx.skipped
@@ -97,7 +97,7 @@ def test_damaged_file_is_skipped_with_a_warning_and_counted(sessions_copy: Path,
     bad = sessions_copy / "zz_damaged.h5"
     bad.write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(2000))  # HDF5 magic, garbage after
     (sessions_copy / "zz_empty.h5").write_bytes(b"")
-    with caplog.at_level(logging.WARNING, logger="training.data"):
+    with caplog.at_level(logging.WARNING, logger="radgaze.training.data"):
         idx = tdata.build_index(sessions_copy)
     assert len(idx.cases) == 16
     assert {s["file"] for s in idx.skipped} == {"zz_damaged.h5", "zz_empty.h5"}

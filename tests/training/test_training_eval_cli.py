@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.evaluate import accuracy_macro_f1
+from radgaze.training.evaluate import accuracy_macro_f1
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = [
@@ -28,7 +28,7 @@ def _env() -> dict:
 
 def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
+        [sys.executable, "-m", "radgaze.app.cli", *args],
         cwd=REPO,
         env=_env(),
         capture_output=True,

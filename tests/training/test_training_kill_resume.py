@@ -18,7 +18,7 @@ def _train_cmd(sessions: Path, run: Path, progress: Path, *extra: str) -> list[s
     return [
         sys.executable,
         "-m",
-        "training.cli",
+        "radgaze.training.cli",
         str(sessions),
         "--out",
         str(run),

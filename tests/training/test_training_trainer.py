@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.config import load_config
-from training.trainer import epoch_batches, lr_multiplier
+from radgaze.training.config import load_config
+from radgaze.training.trainer import epoch_batches, lr_multiplier
 
 
 # ------------------------------------------------------------------------------------------------ pure
@@ -50,7 +50,7 @@ def _steps(run: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_tiny_training_losses_fall_and_run_dir_is_complete(synth_sessions, tmp_path):
-    from training.trainer import train
+    from radgaze.training.trainer import train
 
     cfg = load_config("tiny", ["epochs=5", "batch_size=4", "eval_at_end=false", "log_every_steps=1"])
     run = tmp_path / "run"
@@ -78,7 +78,7 @@ def test_tiny_training_losses_fall_and_run_dir_is_complete(synth_sessions, tmp_p
 
 @pytest.mark.slow
 def test_interrupted_and_resumed_run_ends_with_the_same_weights(synth_sessions, tmp_path):
-    from training.trainer import train
+    from radgaze.training.trainer import train
 
     cfg = tiny(2, "optim.accum_steps=2", "optim.warmup_frac=0.25")
     a, b = tmp_path / "a", tmp_path / "b"
@@ -97,8 +97,8 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(synth_sessions, 
 
 
 def test_resume_without_a_state_is_a_checkpoint_error(synth_sessions, tmp_path):
-    from capture.errors import CheckpointError
-    from training.trainer import train
+    from radgaze.capture.errors import CheckpointError
+    from radgaze.training.trainer import train
 
     with pytest.raises(CheckpointError, match="cannot resume"):
         train(tiny(), synth_sessions, tmp_path / "nothing", resume=True, show_bar=False)

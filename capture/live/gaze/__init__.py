@@ -1,6 +1,6 @@
 """Gaze from any LSL eye tracker: layouts (pure), discovery, and the inlet thread."""
 
-from capture.live.gaze.layouts import (
+from radgaze.capture.live.gaze.layouts import (
     BUILTIN_LAYOUTS,
     LAYOUT_NAMES,
     GazeLayout,

@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 
 import pylsl
 
-from capture.errors import DeviceError
-from capture.live.gaze.layouts import StreamDescription
+from radgaze.capture.errors import DeviceError
+from radgaze.capture.live.gaze.layouts import StreamDescription
 
 GAZE_TYPES = ("gaze", "eyetracker")
 AMBIGUITY_WAIT_S = 1.0  # liblsl resolves peers on this machine within ~0.1-0.5 s

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from capture.errors import DeviceError
-from capture.live.gaze.discovery import describe_info
-from capture.live.gaze.layouts import GazeLayout, StreamDescription, resolve_layout, to_gaze_records
-from capture.records import GAP_DTYPE, GAZE_DTYPE, GAZE_GAP_BEFORE, GAZE_VALID, DisplayGeometry
+from radgaze.capture.errors import DeviceError
+from radgaze.capture.live.gaze.discovery import describe_info
+from radgaze.capture.live.gaze.layouts import GazeLayout, StreamDescription, resolve_layout, to_gaze_records
+from radgaze.capture.records import GAP_DTYPE, GAZE_DTYPE, GAZE_GAP_BEFORE, GAZE_VALID, DisplayGeometry
 
 # A gap is a silence longer than both of these: 20 nominal sample periods and 100 ms. Tracker jitter and
 # dropped USB frames stay far below it; a lost bridge or unplugged tracker is far above it. (Blinks do not

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from capture.errors import ConfigError, StreamLayoutError
-from capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
+from radgaze.capture.errors import ConfigError, StreamLayoutError
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 NORMALIZED, PIXELS = "normalized", "pixels"
 _UNIT_ALIASES = {
