@@ -1,6 +1,6 @@
 """Zero-shot classification and retrieval (EGMA protocol, arXiv 2403.12416 section IV and appendix C).
 
-Prompts are package data (model/prompts/*.json): ``chexpert5x200`` (severity x subtype x location
+Prompts are package data (assets/prompts/*.json): ``chexpert5x200`` (severity x subtype x location
 combinations, Table V) and ``chexpert8x200`` (five expert queries per class, Table VI); ``rsna`` and
 ``siim`` are the No Finding + Pneumonia / Pneumothorax subsets of 8x200 the paper uses (appendix C-C, C-D).
 Class score = max over that class's prompts of cos(global image, prompt embedding).
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import itertools
 import json
-from importlib import resources
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from radgaze.assets import asset_text
 from radgaze.capture.errors import ConfigError
 
 PROMPT_SETS = ("chexpert5x200", "chexpert8x200", "rsna", "siim")
@@ -27,7 +27,7 @@ def load_prompts(name: str) -> dict[str, list[str]]:
     if name not in PROMPT_SETS:
         raise ConfigError(f"invalid value for the 'name' parameter: allowed are {PROMPT_SETS}, got {name!r}")
     file = "chexpert8x200" if name in _SUBSETS else name
-    data = json.loads(resources.files("model").joinpath("prompts", f"{file}.json").read_text("utf-8"))
+    data = json.loads(asset_text("prompts", f"{file}.json"))
     classes = data["classes"]
     if file == "chexpert5x200":
         out = {c: _combine(v["severity"], v["subtype"], v["location"]) for c, v in classes.items()}

@@ -182,7 +182,7 @@ def preset_dict(name: str) -> dict[str, Any]:
         raise ConfigError(
             f"unknown config preset {name!r}; expected one of {', '.join(PRESETS)} or a file path"
         )
-    text = resources.files("training").joinpath("configs", f"{name}.toml").read_text()
+    text = resources.files("radgaze.training").joinpath("configs", f"{name}.toml").read_text()
     d = tomllib.loads(text)
     d.setdefault("preset", name)
     return d

@@ -1,1 +1,0 @@
-"""Prompt data files (JSON) for radgaze.model.zeroshot; a package so wheels carry them as package data."""
