@@ -33,7 +33,8 @@ done
 
 if ! pulseaudio --check 2>/dev/null; then
     # -n: no default.pa (no hardware probing in containers); the unix socket protocol is all clients need.
-    pulseaudio -D -n --system=false --exit-idle-time=-1 --disallow-exit \
+    # --high-priority: the sound server keeps its timing when the tests (or other work) load every core.
+    pulseaudio -D -n --system=false --exit-idle-time=-1 --disallow-exit --high-priority=yes \
         --load="module-native-protocol-unix" 2>&1 | grep -v "not intended to be run as root" >&2 || true
     for _ in $(seq 50); do
         pactl info >/dev/null 2>&1 && break
