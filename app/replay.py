@@ -1,10 +1,14 @@
 """``radgaze replay SESSION.h5``: play a recorded reading back.
 
-The image (through the shared :class:`radgaze.app.state.ViewerState` and :class:`radgaze.app.image_view.ImageView`) with the
-trailing scanpath, the current fixation and the raw gaze point; the transcript with the word being said
-highlighted; the sentence list (heatmap thumbnails; the selected sentence's heatmap is overlaid, colormap and
-opacity in the view controls); the timeline (gaze x/y, fixation bars, words, sentence spans) to scrub; the
-recorded audio in sync. Keys: Space play/pause, Left/Right previous/next event (fixation or word start),
+The image (through the shared :class:`radgaze.app.state.ViewerState` and :class:`radgaze.app.image_view.ImageView`)
+as the reader had it — the recorded zoom, pan, window/level and invert, their whole display fitted into the
+canvas (:func:`radgaze.app.replay_export.reader_transform`; "Reader's view" off = the whole image fitted) —
+with the trailing scanpath (fixations numbered in case order, discs whose area grows with the duration, trail
+length adjustable), the current fixation and the raw gaze point; the transcript with the word being said
+highlighted; the sentence list (heatmap thumbnails, the whole case's heatmap last; clicking a sentence goes to
+its gaze window and overlays its heatmap, colormap and opacity in the view controls); the timeline (gaze x/y,
+fixation bars, words, sentence spans) to scrub; the recorded audio in sync. Exports: REFLACX-style CSVs and
+heatmap PNGs, an MP4 of the case (:mod:`radgaze.app.replay_export`). Keys: Space play/pause, Left/Right previous/next event (fixation or word start),
 Shift+Left/Right -/+1 s, Home/End, +/- speed. Sessions without audio or raw gaze (REFLACX / EGD-CXR imports)
 replay from their fixations.
 """
@@ -611,7 +615,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Replay a recorded session: image with scanpath and current fixation, transcript with "
         "the word being said, sentence heatmaps, timeline (gaze x/y, fixations, words, sentences), audio. "
         "Space play/pause, arrows step, Shift+arrows 1 s, +/- speed.",
-        epilog="example: radgaze replay sessions/reading.h5 --case synth1-0000 --seconds 5 --screenshot r.png",
+        epilog="example: radgaze replay sessions/reading.h5 --case synth1-0000 --seconds 5 --screenshot r.png; "
+        "radgaze replay sessions/reading.h5 --export out/ --export-video out/case.mp4",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("session", type=Path, help="session file (.h5)")
@@ -623,6 +628,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window before quitting")
     p.add_argument("--no-audio", action="store_true", help="do not play the recorded audio")
+    p.add_argument(
+        "--fitted", action="store_true", help="start with the whole image fitted, not the reader's view"
+    )
+    p.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the case's fixations/words/sentences CSVs (REFLACX columns) and heatmap PNGs, then quit",
+    )
+    p.add_argument(
+        "--export-video", type=Path, default=None, metavar="MP4", help="write the replay video, then quit"
+    )
     return p
 
 
@@ -637,10 +655,13 @@ def main(argv: list[str] | None = None) -> int:
 
     app = ensure_qapp("radgaze replay")
     loop = QtCore.QEventLoop()  # not app.exec(): quitting it leaves a longer-lived application usable
-    unattended = args.seconds is not None or args.screenshot is not None
+    exports = args.export is not None or args.export_video is not None
+    unattended = args.seconds is not None or args.screenshot is not None or exports
     win = ReplayWindow(args.session, audio=not (args.no_audio or unattended))
     if args.case is not None:
         win.open_case(args.case)
+    if args.fitted:
+        win.set_reader_view(False)
     win.resize(1500, 950)
     win.show()
     win.playback.set_speed(args.speed)
@@ -652,6 +673,11 @@ def main(argv: list[str] | None = None) -> int:
 
         def finish() -> None:
             win.playback.set_playing(False)
+            if args.export is not None:
+                for path in win.export_tables(args.export).values():
+                    print(path)
+            if args.export_video is not None:
+                print(win.export_video(args.export_video, show_progress=False))
             if args.screenshot is not None:
                 app.processEvents()
                 args.screenshot.parent.mkdir(parents=True, exist_ok=True)

@@ -314,8 +314,11 @@ class FrameRenderer:
         self.text_h = max(48, settings.height_px // 9)
         self.img_h = settings.height_px - self.text_h
         self.k = self.img_h / h_img  # frame px per image px
-        self.w = int(round(w_img * self.k / 2)) * 2  # even sizes for yuv420p
+        self.img_w = max(2, int(round(w_img * self.k)))
+        # at least 4:3, so the transcript line has room beside a portrait film; even sizes for yuv420p
+        self.w = int(round(max(self.img_w, settings.height_px * 4 / 3) / 2)) * 2
         self.h = int(settings.height_px // 2) * 2
+        self.x0 = (self.w - self.img_w) // 2  # the image is centred
         self.window = window
         self._pixels = pixels
         self._base_cache: tuple[tuple[float, float, bool], Image.Image] | None = None
@@ -329,7 +332,9 @@ class FrameRenderer:
         key = (window[0], window[1], invert)
         if self._base_cache is None or self._base_cache[0] != key:
             u8 = windowed_u8(self._pixels, window, invert)
-            img = Image.fromarray(u8).resize((self.w, self.img_h), Image.Resampling.BILINEAR).convert("RGB")
+            img = (
+                Image.fromarray(u8).resize((self.img_w, self.img_h), Image.Resampling.BILINEAR).convert("RGB")
+            )
             self._base_cache = (key, img)
         return self._base_cache[1]
 
@@ -343,7 +348,7 @@ class FrameRenderer:
             v = rec.view_events[k]
             window, invert = (float(v["window_center"]), float(v["window_width"])), bool(v["invert"])
         frame = Image.new("RGB", (self.w, self.h), (17, 17, 17))
-        frame.paste(self._base(window, invert), (0, 0))
+        frame.paste(self._base(window, invert), (self.x0, 0))
         draw = ImageDraw.Draw(frame)
         if k >= 0:
             self._draw_shown(draw, rec.view_events[k])
@@ -356,8 +361,8 @@ class FrameRenderer:
         from radgaze.capture.gazemath.geometry import shown_rect
 
         x0, y0, x1, y1 = (float(a) * self.k for a in shown_rect(v, self.record.display, *self._wh()))
-        if x1 - x0 < self.w - 2 or y1 - y0 < self.img_h - 2:  # zoomed in: frame what the reader had
-            draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=(255, 235, 59), width=2)
+        if x1 - x0 < self.img_w - 2 or y1 - y0 < self.img_h - 2:  # zoomed in: frame what the reader had
+            draw.rectangle((x0 + self.x0, y0, x1 + self.x0 - 1, y1 - 1), outline=(255, 235, 59), width=2)
 
     def _wh(self) -> tuple[int, int]:
         return self._pixels.shape[1], self._pixels.shape[0]
@@ -368,7 +373,10 @@ class FrameRenderer:
             return
         lo = int(np.searchsorted(fx["t_start"], t_lsl - self.settings.trail_s, side="right"))
         hi = int(np.searchsorted(fx["t_start"], t_lsl, side="right"))
-        pts = [(float(fx["x_img_px"][i]) * self.k, float(fx["y_img_px"][i]) * self.k) for i in range(lo, hi)]
+        pts = [
+            (float(fx["x_img_px"][i]) * self.k + self.x0, float(fx["y_img_px"][i]) * self.k)
+            for i in range(lo, hi)
+        ]
         if len(pts) > 1:
             draw.line(pts, fill=(0, 229, 255), width=2)
         dur = np.minimum(fx["t_end"][lo:hi], t_lsl) - fx["t_start"][lo:hi]
@@ -385,7 +393,7 @@ class FrameRenderer:
             return
         i = int(np.searchsorted(g["t_lsl"], t_lsl, side="right")) - 1
         if i >= 0 and t_lsl - g["t_lsl"][i] < 0.1 and np.isfinite(g["x_img_px"][i]):
-            x, y = float(g["x_img_px"][i]) * self.k, float(g["y_img_px"][i]) * self.k
+            x, y = float(g["x_img_px"][i]) * self.k + self.x0, float(g["y_img_px"][i]) * self.k
             draw.ellipse((x - 10, y - 10, x + 10, y + 10), outline=(0, 255, 120), width=2)
 
     def _draw_text(self, draw, t_lsl: float) -> None:

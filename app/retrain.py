@@ -18,6 +18,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -77,6 +78,34 @@ def train_arguments(
         "--no-bar",
         *extra,
     ]
+
+
+def propose_sessions(files: list[Path]) -> tuple[Path | None, str]:
+    """The folder to train on for a set of session files (the trainer reads one folder, recursively): the
+    deepest folder holding all of them, and a note naming any other session files that folder also holds
+    (empty when it holds exactly these). (None, why) without any file."""
+    from radgaze.capture.store.session_file import list_sessions
+
+    wanted = sorted({Path(f).resolve() for f in files})
+    if not wanted:
+        return None, "no session files in the worklist yet: record or open sessions first"
+    common = Path(os.path.commonpath([str(f.parent) for f in wanted]))
+    others = [p for p in list_sessions(common) if p.resolve() not in wanted] if common.is_dir() else []
+    if not others:
+        return common, f"{len(wanted)} session file(s) of the worklist"
+    return common, (
+        f"{len(wanted)} session file(s) of the worklist; {common} also holds {len(others)} other session "
+        f"file(s) (e.g. {others[0].name}), which the trainer will read too"
+    )
+
+
+def worklist_session_files(window: QtWidgets.QMainWindow, extra: list[Path] | None = None) -> list[Path]:
+    """The session files behind ``window.worklist``'s items (kind "session"), plus ``extra`` (the file being
+    recorded) when it exists."""
+    items = getattr(getattr(window, "worklist", None), "items", []) or []
+    files = [Path(i.path) for i in items if getattr(i, "kind", "") == "session"]
+    files += [Path(p) for p in (extra or []) if Path(p).is_file()]
+    return sorted(set(files))
 
 
 def new_run_dir(run_dir: str | os.PathLike) -> Path:
@@ -141,6 +170,9 @@ class RetrainPanel(QtWidgets.QWidget):
         self._kill_timer.timeout.connect(self._kill)
 
         self.sessions_edit = QtWidgets.QLineEdit(str(sessions))
+        self.sessions_note = QtWidgets.QLabel("")  # what the proposed folder holds
+        self.sessions_note.setWordWrap(True)
+        self.sessions_note.setStyleSheet("QLabel { color: #666 }")
         self.config_box = QtWidgets.QComboBox()
         self.config_box.setEditable(True)
         self.config_box.addItems(CONFIGS)
@@ -175,6 +207,7 @@ class RetrainPanel(QtWidgets.QWidget):
 
         form = QtWidgets.QFormLayout()
         form.addRow("Sessions", self.sessions_edit)
+        form.addRow("", self.sessions_note)
         form.addRow("Config", self.config_box)
         form.addRow("Run", QtWidgets.QLabel(str(self.run_dir)))
         buttons = QtWidgets.QHBoxLayout()
@@ -361,7 +394,7 @@ class RetrainDialog(QtWidgets.QDialog):
 
 def install_retrain_action(
     window: QtWidgets.QMainWindow,
-    sessions: str | os.PathLike,
+    sessions: str | os.PathLike | Callable[[], list[Path]],
     run_dir: str | os.PathLike,
     *,
     config: str = "tiny",
@@ -369,13 +402,27 @@ def install_retrain_action(
 ) -> QtGui.QAction:
     """Add "Retrain on these sessions…" to ``window``'s menu (e.g. the main window) without touching its code.
 
+    ``sessions`` is a folder, or a function returning the session files to train on (the record window passes
+    the worklist's sessions and the one being recorded); the dialog then proposes their folder
+    (:func:`propose_sessions`), worked out when the action is triggered, with a note on what it holds.
     The dialog is created once and kept on ``window.retrain_dialog``; connect
     ``window.retrain_dialog.panel.checkpoint_changed`` to reload an overlay model."""
     menu = next(
         (a.menu() for a in window.menuBar().actions() if a.menu() is not None and a.text() == menu_title),
         None,
     ) or window.menuBar().addMenu(menu_title)
-    window.retrain_dialog = RetrainDialog(sessions, run_dir, config=config, parent=window)
+    first = "" if callable(sessions) else sessions
+    window.retrain_dialog = RetrainDialog(first, run_dir, config=config, parent=window)
     action = menu.addAction("Retrain on these sessions…")
-    action.triggered.connect(window.retrain_dialog.show)
+
+    def show() -> None:
+        panel = window.retrain_dialog.panel
+        if callable(sessions) and not panel.running:
+            folder, note = propose_sessions(sessions())
+            panel.sessions_edit.setText("" if folder is None else str(folder))
+            panel.sessions_note.setText(note)
+            panel.start_button.setEnabled(folder is not None)
+        window.retrain_dialog.show()
+
+    action.triggered.connect(show)
     return action

@@ -257,6 +257,19 @@ def test_exports_tables_heatmaps_and_video(zoom_window, tmp_path, qtbot, artifac
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
-    assert len(frames) == n_expected and frames[0].shape[0] == 720
+    assert len(frames) == n_expected and frames[0].shape[:2] == (720, 960)  # 4:3 beside a portrait film
     assert stream.codec_context.name in ("h264", "libx264")
     assert np.abs(frames[-1].astype(int) - frames[0].astype(int)).mean() > 1  # the picture moves
+
+
+def test_replay_cli_exports_unattended(zoom_session, tmp_path, qapp, capsys):
+    pytest.importorskip("av")
+    from radgaze.app.replay import main
+
+    out = tmp_path / "cli"
+    assert (
+        main([str(zoom_session), "--fitted", "--export", str(out), "--export-video", str(out / "c.mp4")]) == 0
+    )
+    printed = capsys.readouterr().out.split()
+    assert str(out / "fixations.csv") in printed and str(out / "c.mp4") in printed
+    assert (out / "c.mp4").stat().st_size > 1000 and len(list(out.glob("*_heatmap.png"))) == 4
