@@ -639,7 +639,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window, then quit")
     p.add_argument("--export-csv", type=Path, default=None, help="write the sentence table as CSV, then quit")
     p.add_argument(
-        "--export-figure", type=Path, default=None, help="write the side-by-side figure, then quit"
+        "--export-figure",
+        type=Path,
+        default=None,
+        help="write the figure (reader | model | metrics; .png, .svg or .pdf), then quit",
     )
     p.add_argument("--text", default=None, help="show the model's attention for this text on the first case")
     return p

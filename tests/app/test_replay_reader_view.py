@@ -273,3 +273,91 @@ def test_replay_cli_exports_unattended(zoom_session, tmp_path, qapp, capsys):
     printed = capsys.readouterr().out.split()
     assert str(out / "fixations.csv") in printed and str(out / "c.mp4") in printed
     assert (out / "c.mp4").stat().st_size > 1000 and len(list(out.glob("*_heatmap.png"))) == 4
+
+
+def _real_case(image_path: Path, w: int, h: int, window: tuple[float, float]):
+    """A reading of a real radiograph: fitted on the 1536 x 2048 display, then zoomed 2x on the right lower
+    zone with a narrower window; fixations there; one sentence with its REFLACX-style heatmap."""
+    from radgaze.capture.gazemath.heatmap import render_heatmap
+    from radgaze.capture.records import (
+        FIXATION_DTYPE,
+        VIEW_CASE,
+        CaseRecord,
+        DisplayGeometry,
+        ImageRef,
+        Sentences,
+        Words,
+    )
+    from radgaze.capture.store.session_file import heatmap_grid
+
+    disp = DisplayGeometry()
+    fit = min(disp.screen_w_px / w, disp.screen_h_px / h)
+    views = np.zeros(2, VIEW_DTYPE)
+    views[0] = (T0, VIEW_CASE, fit, (1536 - w * fit) / 2, (2048 - h * fit) / 2, *window, 0)
+    zoom, (xc, yc) = 2 * fit, (0.3 * w, 0.65 * h)
+    views[1] = (T0 + 2.0, VIEW_ZOOM, zoom, 768 - xc * zoom, 1024 - yc * zoom, window[0], window[1] * 0.6, 0)
+    fx = np.zeros(8, FIXATION_DTYPE)
+    fx["t_start"] = T0 + 2.5 + np.arange(8) * 0.45
+    fx["t_end"] = fx["t_start"] + np.linspace(0.15, 0.4, 8)
+    rng = np.random.default_rng(0)
+    fx["x_img_px"] = xc + rng.normal(0, 0.03 * w, 8)
+    fx["y_img_px"] = yc + rng.normal(0, 0.03 * h, 8)
+    fx["ppd_img"] = 40.0 / (zoom / fit)
+    grid = heatmap_grid(w, h)
+    hm = render_heatmap(fx["x_img_px"], fx["y_img_px"], fx["t_end"] - fx["t_start"], fx["ppd_img"], grid=grid)
+    words = "there is an opacity in the right lower zone.".split()
+    wt = T0 + 3.0 + np.arange(len(words)) * 0.35
+    return CaseRecord(
+        case_id="real0",
+        image=ImageRef(str(image_path), "0" * 64, w, h),
+        display=disp,
+        t_start=T0,
+        t_end=T0 + 7.0,
+        fixations=fx,
+        view_events=views,
+        words=Words(wt, wt + 0.3, words, np.ones(len(words), np.float32)),
+        sentences=Sentences(
+            wt[:1],
+            wt[-1:] + 0.3,
+            wt[:1] - 1.0,
+            wt[-1:] + 0.3,
+            [" ".join(words)],
+            np.array([0], np.int32),
+            np.array([8], np.int32),
+        ),  # fmt: skip
+        heatmaps=hm[None].astype(np.float32),
+        heatmap_scale=grid[2],
+    )
+
+
+def test_replay_of_a_real_dicom_with_the_readers_zoom(qtbot, tmp_path, shared_data, artifacts_dir):
+    from radgaze.app.replay import ReplayWindow
+    from radgaze.capture.io.images import default_window, load_image
+    from radgaze.capture.store.session_file import SessionWriter
+
+    dcm = shared_data / "dicom" / "RG1_J2KI.dcm"
+    img = load_image(dcm)
+    h, w = img.pixels.shape
+    window = default_window(img) or (float(np.median(img.pixels)), float(np.ptp(img.pixels)))
+    path = tmp_path / "real.h5"
+    with SessionWriter(path, reader_id="test-reader", provenance={"source": "test"}) as wr:
+        wr.write_case(_real_case(dcm, w, h, window))
+    win = ReplayWindow(path, audio=False)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    qtbot.waitExposed(win)
+    st = win.state
+    win.seek(T0 + 1.0)
+    fitted_scale = st.transform.scale
+    win.seek(T0 + 4.2)
+    assert st.transform.scale == pytest.approx(2 * fitted_scale)  # the reader's 2x zoom
+    assert st.window[1] == pytest.approx(window[1] * 0.6, rel=1e-5)
+    x, y = st.transform.image_to_view(0.3 * w, 0.65 * h)
+    assert (x, y) == pytest.approx((st.viewport_px[0] / 2, st.viewport_px[1] / 2), abs=1.5)
+    assert win.trail_shown >= 3 and win.state.overlay is not None
+    qtbot.wait(50)
+    assert win.grab().save(str(artifacts_dir / "replay_real_dicom_readers_view.png"))
+    win.reader_view_box.setChecked(False)
+    qtbot.wait(50)
+    assert win.grab().save(str(artifacts_dir / "replay_real_dicom_fitted.png"))

@@ -335,7 +335,10 @@ def test_review_cli_exports_and_errors(run_dir, sessions, tmp_path, qapp):
     from radgaze.app.review import main
 
     csv_path, shot = tmp_path / "t.csv", tmp_path / "w.png"
-    assert main([str(run_dir), str(sessions), "--export-csv", str(csv_path), "--screenshot", str(shot)]) == 0
+    pdf = tmp_path / "f.pdf"
+    args = [str(run_dir), str(sessions), "--export-csv", str(csv_path), "--screenshot", str(shot)]
+    assert main([*args, "--export-figure", str(pdf)]) == 0
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.read_bytes().rstrip().endswith(b"%%EOF")
     assert len(list(csv.DictReader(csv_path.open()))) == 9 + 1 and shot.stat().st_size > 10_000  # + mean
     with pytest.raises(CheckpointError):
         main([str(tmp_path / "norun"), str(sessions), "--export-csv", str(csv_path)])
