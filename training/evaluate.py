@@ -188,7 +188,10 @@ def attention_metrics(model, ds: tdata.SessionDataset, device, max_cases: int | 
     ccs, nsss, hits, chance = [], [], [], []
     mask_kinds = {"finding_box": 0, "heatmap_half_max": 0}
     n = len(ds) if max_cases is None else min(len(ds), max_cases)
+    report_every = max(1, math.ceil(n / 4))  # four progress lines over the slowest phase
     for idx in range(n):
+        if idx and idx % report_every == 0:
+            log.info("  attention agreement: %d/%d cases …", idx, n)
         sample = ds.sample(idx)  # keeps the case record (fixations, findings) beside the pixels
         with_hm = [i for i, hm in enumerate(sample.heatmaps_sq) if hm is not None]
         if not with_hm:
@@ -241,6 +244,7 @@ def evaluate_dataset(
         std=ds.std,
     )
     eval_ds._cache = ds._cache  # share decoded images
+    log.info("  zero-shot and retrieval over %d case(s) …", len(eval_ds))
     items = [eval_ds[i] for i in range(len(eval_ds))]
     images = torch.stack([it["image"] for it in items])
     labels = [_single_label(it["labels"]) for it in items]
@@ -253,6 +257,7 @@ def evaluate_dataset(
     ids = np.arange(len(items))
     result["report_retrieval_i2t_r_at_1"] = precision_at_k(sim, ids, ids, 1)
     result["report_retrieval_t2i_r_at_1"] = precision_at_k(sim.T, ids, ids, 1)
+    log.info("  attention agreement (model vs reader heatmaps) …")
     result.update(attention_metrics(model, eval_ds, device, max_attention_cases))
     if was_training:
         model.train()
