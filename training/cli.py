@@ -103,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     from radgaze.training.runs import check_run_dir
+
+    logging.getLogger("radgaze.training.cli").info("loading the trainer (torch, timm, transformers) …")
     from radgaze.training.trainer import train
 
     try:

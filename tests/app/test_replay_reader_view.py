@@ -220,10 +220,11 @@ def test_polish_icons_legend_no_a_button_panel_title(zoom_window, qtbot):
     assert win.play_button.text() == "Pause" and not win.play_button.icon().isNull()
     win.shortcuts["Space"].activated.emit()
     for plot in (win.timeline.gaze_plot, win.timeline.words_plot):
-        assert not plot.autoBtn.isVisible()
+        assert plot.buttonsHidden and not plot.autoBtn.isVisible()  # no pyqtgraph "A" button, ever
     legend = win.timeline.gaze_plot.legend
     labels = [label.text for _sample, label in legend.items]
     assert labels == ["gaze x", "gaze y"] and legend.opts["labelTextSize"] == "9pt"
+    assert legend.opts["brush"].color().alpha() > 200  # on its own dark box, not over the traces
     docks = win.findChildren(QtWidgets.QDockWidget)
     assert [d.windowTitle() for d in docks] == ["Transcript and sentences"]
 
