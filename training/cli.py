@@ -104,15 +104,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     from radgaze.training.runs import check_run_dir
 
-    logging.getLogger("radgaze.training.cli").info("loading the trainer (torch, timm, transformers) …")
-    from radgaze.training.trainer import train
-
     try:
         if os.environ.get("RANK", "0") == "0":
             check_run_dir(a.out, resume=a.resume, overwrite=a.overwrite)
         if not os.path.exists(a.sessions):  # before the model is built: fail in a second, not in ten
             raise ConfigError(f"expected a folder of session files, got {a.sessions!r} (does not exist)")
         cfg = load_config(a.config, overrides_from_args(a))
+        logging.getLogger("radgaze.training.cli").info("loading the trainer (torch, timm, transformers) …")
+        from radgaze.training.trainer import train
+
         report = train(
             cfg,
             a.sessions,
