@@ -181,28 +181,65 @@ def sort_by_disagreement(rows: Sequence[SentenceAgreement | CaseAgreement]) -> l
     return sorted(rows, key=lambda r: (math.isnan(r.cc), -r.disagreement if not math.isnan(r.cc) else 0.0))
 
 
-def csv_text(rows: Sequence[SentenceAgreement | CaseAgreement]) -> str:
-    """CSV with a header: the dataclass fields then ``disagreement``; NaN written as an empty cell."""
+def mean_metrics(rows: Sequence[SentenceAgreement | CaseAgreement]) -> dict[str, float]:
+    """NaN-aware means of each metric (and of the disagreement) over ``rows``."""
+    out = {}
+    for k in (*METRICS, "disagreement"):
+        v = np.array([getattr(r, k) for r in rows], dtype=np.float64)
+        out[k] = float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
+    return out
+
+
+def _csv_names(row: SentenceAgreement | CaseAgreement) -> list[str]:
+    names = [f.name for f in fields(row)] + ["disagreement"]
+    # the table's "#" column: sentences numbered from 1, as shown (the stored index is 0-based)
+    return ["sentence" if n == "sentence_index" else n for n in names]
+
+
+def csv_text(rows: Sequence[SentenceAgreement | CaseAgreement], *, mean_row: bool = True) -> str:
+    """CSV with a header: the dataclass fields then ``disagreement``; sentences numbered from 1 as the table
+    shows them (column ``sentence``); NaN written as an empty cell; a last row ``mean`` (in the first column)
+    holding the NaN-aware mean of every metric over the rows above."""
     if not rows:
         return ""
-    names = [f.name for f in fields(rows[0])] + ["disagreement"]
+    names = _csv_names(rows[0])
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(names)
     for r in rows:
         d = asdict(r)
         d["disagreement"] = r.disagreement
-        writer.writerow(["" if isinstance(d[n], float) and math.isnan(d[n]) else _fmt(d[n]) for n in names])
+        if "sentence_index" in d:
+            d["sentence"] = d.pop("sentence_index") + 1
+        writer.writerow([_cell(d[n]) for n in names])
+    if mean_row:
+        means = mean_metrics(rows)
+        count = "n_fixations" if "n_fixations" in names else "n_sentences"
+        first = {names[0]: "mean", count: sum(getattr(r, count) for r in rows)}
+        writer.writerow([_cell(means.get(n, first.get(n, ""))) for n in names])
     return buf.getvalue()
 
 
-def _fmt(v: object) -> str:
-    return f"{v:.6g}" if isinstance(v, float) else str(v)
+def _cell(v: object) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
 
 
 def write_csv(rows: Sequence[SentenceAgreement | CaseAgreement], path: str | os.PathLike) -> None:
     with open(path, "w", newline="") as fh:
         fh.write(csv_text(rows))
+
+
+def display_map(heatmap: np.ndarray) -> np.ndarray:
+    """A map as shown (reader's and model's alike): min-max normalised to [0, 1], so the low end of either is
+    transparent under the overlay's alpha ramp and both colour scales mean the same ("fraction of this map's
+    range"). A constant map becomes all zeros."""
+    hm = np.asarray(heatmap, dtype=np.float32)
+    lo, hi = float(np.min(hm)), float(np.max(hm))
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return np.zeros_like(hm)
+    return (hm - lo) / (hi - lo)
 
 
 # ------------------------------------------------------------------------------------------------ model

@@ -169,11 +169,11 @@ def open_window(args: argparse.Namespace, s: Sources):
     window = MainWindow(title=f"radgaze record — {args.output.name}")
     controller = RecordController(window, s.session, s.display, tracker_name=s.tracker_name)
     window.open_folder(args.images)
-    from radgaze.app.retrain import install_retrain_action
+    from radgaze.app.retrain import install_retrain_action, worklist_session_files
 
-    # one-click retrain on every session in the folder this reading is written to
+    # one-click retrain on the worklist's sessions and the one being recorded (not a folder searched blindly)
     run_dir = args.run or (args.output.parent / "runs" / "default")
-    install_retrain_action(window, args.output.parent, run_dir)
+    install_retrain_action(window, lambda: worklist_session_files(window, [args.output]), run_dir)
     window.resize(1400, 950)
     window.show()
     return window, controller

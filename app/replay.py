@@ -1,10 +1,14 @@
 """``radgaze replay SESSION.h5``: play a recorded reading back.
 
-The image (through the shared :class:`radgaze.app.state.ViewerState` and :class:`radgaze.app.image_view.ImageView`) with the
-trailing scanpath, the current fixation and the raw gaze point; the transcript with the word being said
-highlighted; the sentence list (heatmap thumbnails; the selected sentence's heatmap is overlaid, colormap and
-opacity in the view controls); the timeline (gaze x/y, fixation bars, words, sentence spans) to scrub; the
-recorded audio in sync. Keys: Space play/pause, Left/Right previous/next event (fixation or word start),
+The image (through the shared :class:`radgaze.app.state.ViewerState` and :class:`radgaze.app.image_view.ImageView`)
+as the reader had it — the recorded zoom, pan, window/level and invert, their whole display fitted into the
+canvas (:func:`radgaze.app.replay_export.reader_transform`; "Reader's view" off = the whole image fitted) —
+with the trailing scanpath (fixations numbered in case order, discs whose area grows with the duration, trail
+length adjustable), the current fixation and the raw gaze point; the transcript with the word being said
+highlighted; the sentence list (heatmap thumbnails, the whole case's heatmap last; clicking a sentence goes to
+its gaze window and overlays its heatmap, colormap and opacity in the view controls); the timeline (gaze x/y,
+fixation bars, words, sentence spans) to scrub; the recorded audio in sync. Exports: REFLACX-style CSVs and
+heatmap PNGs, an MP4 of the case (:mod:`radgaze.app.replay_export`). Keys: Space play/pause, Left/Right previous/next event (fixation or word start),
 Shift+Left/Right -/+1 s, Home/End, +/- speed. Sessions without audio or raw gaze (REFLACX / EGD-CXR imports)
 replay from their fixations.
 """
@@ -20,10 +24,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from radgaze.app import replay_export as rx
 from radgaze.app.audio_player import AudioPlayer
 from radgaze.app.image_view import ImageView
 from radgaze.app.panels import SentenceList, ViewControls
-from radgaze.app.state import ViewerState
+from radgaze.app.state import ViewerState, ViewTransform
 from radgaze.app.timeline import (
     SCANPATH_TRAIL_S,
     SPEEDS,
@@ -43,6 +48,8 @@ from radgaze.capture.records import CaseRecord
 FRAME_MS = 16  # playback timer: ~60 frames per second
 AUDIO_RESYNC_S = 0.12  # restart the audio when it drifts further than this from the clock (~ 2 output blocks)
 FIXATION_MIN_PX, FIXATION_PX_PER_S = 10.0, 40.0  # current-fixation disc: diameter grows with its duration
+TRAIL_MAX_S = 600.0  # the trail spin box's top: 10 min covers any single reading ("whole case")
+TRAIL_COLOUR = (0, 229, 255)
 
 
 @dataclass
@@ -94,6 +101,12 @@ class ReplayWindow(QtWidgets.QMainWindow):
         self.current_sentence = -1
         self.follow_sentences = follow_sentences
         self._last_tick = time.perf_counter()
+        self.trail_s = SCANPATH_TRAIL_S
+        self.reader_view = True  # apply the recorded zoom/pan/W-L/invert (else a fitted default view)
+        self.view_index = -1  # the recorded view row applied last
+        self._applied_viewport: tuple[float, float] | None = None
+        self._applying_view = False
+        self.whole_case_heatmap: np.ndarray | None = None
 
         self.image_view = ImageView(self.state)
         self.controls = ViewControls(self.state)
@@ -114,6 +127,8 @@ class ReplayWindow(QtWidgets.QMainWindow):
         self.timeline.seek_requested.connect(self.seek)
         self.transcript.word_clicked.connect(self._on_word_clicked)
         self.sentences.sentence_selected.connect(self.select_sentence)
+        self.sentences.itemClicked.connect(self._on_sentence_clicked)
+        self.state.view_event.connect(self._on_own_view_event)
 
         self.case_ids = case_ids_of(self.session_path)
         if not self.case_ids:
@@ -124,14 +139,13 @@ class ReplayWindow(QtWidgets.QMainWindow):
 
     # -- construction ---------------------------------------------------------------------------------
     def _build_scanpath_items(self) -> None:
-        self.trail = pg.PlotDataItem(
-            pen=pg.mkPen((0, 229, 255, 200), width=2),
-            symbol="o",
-            symbolSize=7,
-            symbolBrush=(0, 229, 255, 150),
-            symbolPen=None,
-        )
+        self.trail = pg.PlotDataItem(pen=pg.mkPen((*TRAIL_COLOUR, 200), width=2))
         self.image_view.add_image_item(self.trail, z=15)
+        # fixation discs (area ~ duration) and their numbers (order in the case, from 1): pooled items that
+        # keep their screen size at any zoom
+        self.trail_dots: list[QtWidgets.QGraphicsEllipseItem] = []
+        self.trail_numbers: list[QtWidgets.QGraphicsSimpleTextItem] = []
+        self.trail_shown = 0
         d = FIXATION_MIN_PX
         self.fixation_item = QtWidgets.QGraphicsEllipseItem(-d / 2, -d / 2, d, d)
         self.fixation_item.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
@@ -159,10 +173,10 @@ class ReplayWindow(QtWidgets.QMainWindow):
         sv.setContentsMargins(2, 2, 2, 2)
         sv.addWidget(QtWidgets.QLabel("Transcript"))
         sv.addWidget(self.transcript, 1)
-        sv.addWidget(QtWidgets.QLabel("Sentences (select to overlay the heatmap)"))
+        sv.addWidget(QtWidgets.QLabel("Sentences (click: overlay its heatmap and go to it)"))
         sv.addWidget(self.sentences, 1)
-        dock = QtWidgets.QDockWidget("Reading", self)
-        dock.setObjectName("Reading")
+        dock = QtWidgets.QDockWidget("Transcript and sentences", self)
+        dock.setObjectName("Transcript")
         dock.setWidget(side)
         dock.setFeatures(QtWidgets.QDockWidget.DockWidgetFeature.DockWidgetMovable)
         side.setMinimumWidth(300)
@@ -178,7 +192,8 @@ class ReplayWindow(QtWidgets.QMainWindow):
         bar.addWidget(QtWidgets.QLabel(" Case "))
         bar.addWidget(self.case_box)
         bar.addSeparator()
-        self.play_button = QtWidgets.QPushButton("▶ Play")
+        self.play_button = QtWidgets.QPushButton(self._play_icon(False), "Play")
+        self.play_button.setToolTip("Play / pause (Space)")
         self.play_button.setCheckable(True)
         self.play_button.clicked.connect(lambda checked: self.playback.set_playing(checked))
         bar.addWidget(self.play_button)
@@ -193,6 +208,32 @@ class ReplayWindow(QtWidgets.QMainWindow):
         self.follow_box.setChecked(self.follow_sentences)
         self.follow_box.toggled.connect(lambda on: setattr(self, "follow_sentences", on))
         bar.addWidget(self.follow_box)
+        self.reader_view_box = QtWidgets.QCheckBox("Reader's view")
+        self.reader_view_box.setChecked(True)
+        self.reader_view_box.setToolTip(
+            "Show the image as the reader had it (recorded zoom, pan, window/level, invert); "
+            "off: the whole image fitted, default window"
+        )
+        self.reader_view_box.toggled.connect(self.set_reader_view)
+        bar.addWidget(self.reader_view_box)
+        self.trail_box = QtWidgets.QDoubleSpinBox()
+        self.trail_box.setRange(0.5, TRAIL_MAX_S)
+        self.trail_box.setDecimals(1)
+        self.trail_box.setSingleStep(1.0)
+        self.trail_box.setSuffix(" s")
+        self.trail_box.setValue(self.trail_s)
+        self.trail_box.setToolTip("Seconds of scanpath drawn behind the current time (fixations numbered)")
+        self.trail_box.valueChanged.connect(self.set_trail)
+        bar.addWidget(QtWidgets.QLabel(" Trail "))
+        bar.addWidget(self.trail_box)
+        bar.addSeparator()
+        self.export_tables_action = bar.addAction("Export CSV + heatmaps…", self._ask_export_tables)
+        self.export_tables_action.setToolTip(
+            "fixations.csv, timestamps_transcription.csv, sentences.csv (REFLACX columns) and a PNG per "
+            "sentence heatmap, into a folder"
+        )
+        self.export_video_action = bar.addAction("Export video…", self._ask_export_video)
+        self.export_video_action.setToolTip("MP4 of the case: gaze over the image with the transcript")
         bar.addSeparator()
         self.time_label = QtWidgets.QLabel()
         self.time_label.setStyleSheet("QLabel { font-family: monospace; padding: 0 8px }")
@@ -229,6 +270,8 @@ class ReplayWindow(QtWidgets.QMainWindow):
         self.case = case
         rec = case.record
         self.state.set_case(case_id, case.pixels, window=case.window)
+        self.view_index = -1
+        self.whole_case_heatmap = rx.case_heatmap(rec)
         self.events = event_times(rec)
         self.timeline.set_record(rec)
         self.transcript.set_words(rec.words)
@@ -256,7 +299,11 @@ class ReplayWindow(QtWidgets.QMainWindow):
         c, w = self.state.default_window
         thumb = (np.clip((small - c) / w + 0.5, 0.0, 1.0) * 255).astype(np.uint8)
         for i in range(len(rec.sentences)):
-            self.sentences.add_sentence(rec.sentences.text[i], rec.sentence_heatmap(i), thumb)
+            self.sentences.add_sentence(f"{i + 1}. {rec.sentences.text[i]}", rec.sentence_heatmap(i), thumb)
+        # beside the sentences: the whole reading (every fixation), the last row
+        self.sentences.add_sentence(
+            "Whole case: every fixation of the reading", self.whole_case_heatmap, thumb
+        )
         with QtCore.QSignalBlocker(self.sentences):
             self.sentences.setCurrentRow(-1)  # nothing selected until the user or the playback selects one
         self.sentences.scrollToTop()
@@ -294,7 +341,8 @@ class ReplayWindow(QtWidgets.QMainWindow):
     def _on_playing(self, playing: bool) -> None:
         with QtCore.QSignalBlocker(self.play_button):
             self.play_button.setChecked(playing)
-        self.play_button.setText("⏸ Pause" if playing else "▶ Play")
+        self.play_button.setText("Pause" if playing else "Play")
+        self.play_button.setIcon(self._play_icon(playing))
         if playing:
             self._last_tick = time.perf_counter()
             self.timer.start()
@@ -310,6 +358,139 @@ class ReplayWindow(QtWidgets.QMainWindow):
         if self.playback.playing:
             self.audio.play(self.playback.t, speed)
 
+    def _play_icon(self, playing: bool) -> QtGui.QIcon:
+        """The platform's media icon (drawn, so no font needs a ⏸ glyph)."""
+        sp = QtWidgets.QStyle.StandardPixmap
+        return self.style().standardIcon(sp.SP_MediaPause if playing else sp.SP_MediaPlay)
+
+    def _on_sentence_clicked(self, item: QtWidgets.QListWidgetItem) -> None:
+        """A click on a sentence goes to it (the start of its gaze window) and shows its heatmap."""
+        row = self.sentences.row(item)
+        if self.case is None:
+            return
+        s = self.case.record.sentences
+        if 0 <= row < len(s):
+            self.seek(float(s.window_start[row]))
+        self.select_sentence(row)
+
+    def set_trail(self, seconds: float) -> None:
+        """Seconds of scanpath drawn behind the current time."""
+        self.trail_s = float(min(max(seconds, 0.0), TRAIL_MAX_S))
+        with QtCore.QSignalBlocker(self.trail_box):
+            self.trail_box.setValue(self.trail_s)
+        if self.case is not None:
+            self._draw_gaze(self.case.record, self.playback.t)
+
+    # -- the reader's view ----------------------------------------------------------------------------
+    def set_reader_view(self, on: bool) -> None:
+        """On: the recorded zoom, pan, window/level and invert as the reader had them at the current time.
+        Off: the whole image fitted, at the default window, not inverted."""
+        self.reader_view = bool(on)
+        with QtCore.QSignalBlocker(self.reader_view_box):
+            self.reader_view_box.setChecked(self.reader_view)
+        self.view_index = -1
+        if self.reader_view:
+            self._apply_reader_view(self.playback.t)
+        else:
+            self._applying_view = True
+            try:
+                self.state.fit()
+                self.state.set_window(*self.state.default_window)
+                self.state.set_invert(False)
+            finally:
+                self._applying_view = False
+
+    def _apply_reader_view(self, t_lsl: float, *, force: bool = False) -> None:
+        if self.case is None or not self.reader_view:
+            return
+        rec = self.case.record
+        k = rx.view_row_at(rec.view_events, t_lsl)
+        vp = self.state.viewport_px
+        if k < 0 or min(vp) <= 0 or (k == self.view_index and vp == self._applied_viewport and not force):
+            return
+        d = rec.display
+        v = rx.reader_transform(rec.view_events[k], (d.screen_w_px, d.screen_h_px), vp)
+        self._applying_view = True
+        try:
+            self.state.set_transform(ViewTransform(v.scale, v.offset_x, v.offset_y))
+            self.state.set_window(*v.window)
+            self.state.set_invert(v.invert)
+        finally:
+            self._applying_view = False
+        self.view_index, self._applied_viewport = k, vp
+
+    def _on_own_view_event(self, _row) -> None:
+        """The canvas was resized (or the window moved): the reader's view is fitted to the new size."""
+        if not self._applying_view and self.reader_view and self.state.viewport_px != self._applied_viewport:
+            self._apply_reader_view(self.playback.t, force=True)
+
+    # -- exports --------------------------------------------------------------------------------------
+    def export_tables(self, folder: str | Path) -> dict[str, Path]:
+        """The case's fixations, words and sentences as REFLACX-style CSVs and each sentence heatmap (and the
+        whole case's) as PNG, into ``folder`` (see :mod:`radgaze.app.replay_export`)."""
+        if self.case is None:
+            raise SessionFormatError("no case open: nothing to export")
+        folder = Path(folder)
+        out = rx.export_case_tables(self.case.record, folder)
+        window = self.case.window or self.state.default_window
+        overlay = self.state.overlay
+        pngs = rx.export_heatmap_pngs(
+            self.case.record,
+            self.case.pixels,
+            window,
+            folder,
+            colormap=overlay.colormap if overlay is not None else "inferno",
+        )
+        self.statusBar().showMessage(f"{len(out)} tables and {len(pngs)} heatmaps written to {folder}")
+        return {**out, **{p.stem: p for p in pngs}}
+
+    def export_video(self, path: str | Path, *, show_progress: bool = True) -> Path:
+        """The replay video of the case (MP4), with a progress dialog that can cancel."""
+        if self.case is None:
+            raise SessionFormatError("no case open: nothing to export")
+        self.playback.set_playing(False)
+        settings = rx.VideoSettings(trail_s=self.trail_s, speed=self.playback.speed)
+        n_frames = rx.frame_times(self.case.record, settings).size
+        dialog = QtWidgets.QProgressDialog("Writing the replay video …", "Cancel", 0, n_frames, self)
+        dialog.setWindowTitle("radgaze — export video")
+        dialog.setMinimumDuration(0 if show_progress else 10**9)
+        dialog.setWindowModality(QtCore.Qt.WindowModality.WindowModal)
+        self.video_progress: list[int] = []
+
+        def progress(done: int, total: int) -> bool:
+            dialog.setValue(done)
+            self.video_progress.append(done)
+            QtWidgets.QApplication.processEvents()
+            return not dialog.wasCanceled()
+
+        try:
+            out = rx.export_video(
+                self.case.record,
+                self.case.pixels,
+                self.case.window or self.state.default_window,
+                path,
+                settings,
+                progress,
+            )
+        finally:
+            dialog.close()
+        self.statusBar().showMessage(f"video written to {out} ({n_frames} frames)")
+        return out
+
+    def _ask_export_tables(self) -> None:
+        folder = QtWidgets.QFileDialog.getExistingDirectory(self, "Export CSV and heatmaps into")
+        if folder:
+            self.export_tables(folder)
+
+    def _ask_export_video(self) -> None:
+        name = f"{self.case.record.case_id if self.case else 'replay'}.mp4"
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export video", name, "MP4 (*.mp4)")
+        if path:
+            try:
+                self.export_video(path)
+            except InterruptedError as exc:
+                self.statusBar().showMessage(str(exc))
+
     def _on_word_clicked(self, index: int) -> None:
         if self.case is not None:
             self.seek(float(self.case.record.words.t_start[index]))
@@ -320,6 +501,7 @@ class ReplayWindow(QtWidgets.QMainWindow):
             return
         rec = self.case.record
         self.state.set_time(t)
+        self._apply_reader_view(t)
         self.timeline.set_time(t)
         w = word_at(rec.words, t)
         if w != self.current_word:
@@ -335,8 +517,9 @@ class ReplayWindow(QtWidgets.QMainWindow):
 
     def _draw_gaze(self, rec: CaseRecord, t: float) -> None:
         fx = rec.fixations
-        sl = trail_slice(fx["t_start"], t, SCANPATH_TRAIL_S)
+        sl = trail_slice(fx["t_start"], t, self.trail_s)
         self.trail.setData(fx["x_img_px"][sl].astype(np.float64), fx["y_img_px"][sl].astype(np.float64))
+        self._draw_trail_fixations(fx, sl, t)
         k = fixation_at(fx, t)
         if k >= 0:
             d = FIXATION_MIN_PX + FIXATION_PX_PER_S * float(t - fx["t_start"][k])
@@ -352,11 +535,65 @@ class ReplayWindow(QtWidgets.QMainWindow):
                 return
         self.state.set_gaze(float("nan"), float("nan"))
 
+    def _trail_item(self, j: int) -> tuple[QtWidgets.QGraphicsEllipseItem, QtWidgets.QGraphicsSimpleTextItem]:
+        while len(self.trail_dots) <= j:
+            dot = QtWidgets.QGraphicsEllipseItem(0, 0, 1, 1)
+            dot.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            dot.setPen(pg.mkPen((255, 255, 255, 220), width=1))
+            dot.setBrush(pg.mkBrush(*TRAIL_COLOUR, 110))
+            self.image_view.add_image_item(dot, z=15.5)
+            label = QtWidgets.QGraphicsSimpleTextItem("")
+            label.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+            label.setBrush(pg.mkBrush(255, 255, 255))
+            label.setPen(pg.mkPen((0, 0, 0), width=0.8))  # a dark outline: readable on any grey
+            font = label.font()
+            font.setPointSizeF(8.5)
+            font.setBold(True)
+            label.setFont(font)
+            self.image_view.add_image_item(label, z=15.6)
+            self.trail_dots.append(dot)
+            self.trail_numbers.append(label)
+        return self.trail_dots[j], self.trail_numbers[j]
+
+    def _draw_trail_fixations(self, fx: np.ndarray, sl: slice, t: float) -> None:
+        """The trail's fixations as discs whose area grows with the duration (so far, for the current one),
+        numbered in the order of the case (from 1)."""
+        idx = range(sl.start, sl.stop)
+        dur = np.minimum(fx["t_end"][sl], t) - fx["t_start"][sl]
+        for j, (i, d) in enumerate(zip(idx, rx.fixation_diameters_px(dur), strict=True)):
+            dot, label = self._trail_item(j)
+            r = float(d) / 2
+            x, y = float(fx["x_img_px"][i]), float(fx["y_img_px"][i])
+            dot.setRect(-r, -r, 2 * r, 2 * r)
+            dot.setPos(x, y)
+            label.setText(str(i + 1))
+            label.setPos(x, y)
+            label.setTransform(QtGui.QTransform.fromTranslate(r * 0.7, -r * 0.7 - 12))
+            dot.setVisible(True)
+            label.setVisible(True)
+        for j in range(len(idx), self.trail_shown):
+            self.trail_dots[j].setVisible(False)
+            self.trail_numbers[j].setVisible(False)
+        self.trail_shown = len(idx)
+
+    def trail_fixation_numbers(self) -> list[int]:
+        """The numbers shown on the trail now (tests, screenshots)."""
+        return [int(self.trail_numbers[j].text()) for j in range(self.trail_shown)]
+
     def select_sentence(self, index: int) -> None:
-        """Overlay sentence ``index``'s heatmap (or clear the overlay for the empty marker)."""
-        if self.case is None or not 0 <= index < len(self.case.record.sentences):
+        """Overlay sentence ``index``'s heatmap (or clear the overlay for the empty marker); ``index`` = the
+        number of sentences is the whole-case heatmap."""
+        if self.case is None:
             return
         rec = self.case.record
+        if index == len(rec.sentences):
+            self.current_sentence = index
+            with QtCore.QSignalBlocker(self.sentences):
+                self.sentences.setCurrentRow(index)
+            self.state.set_heatmap(self.whole_case_heatmap, rec.heatmap_scale, label="whole case")
+            return
+        if not 0 <= index < len(rec.sentences):
+            return
         self.current_sentence = index
         with QtCore.QSignalBlocker(self.sentences):
             self.sentences.setCurrentRow(index)
@@ -378,7 +615,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Replay a recorded session: image with scanpath and current fixation, transcript with "
         "the word being said, sentence heatmaps, timeline (gaze x/y, fixations, words, sentences), audio. "
         "Space play/pause, arrows step, Shift+arrows 1 s, +/- speed.",
-        epilog="example: radgaze replay sessions/reading.h5 --case synth1-0000 --seconds 5 --screenshot r.png",
+        epilog="example: radgaze replay sessions/reading.h5 --case synth1-0000 --seconds 5 --screenshot r.png; "
+        "radgaze replay sessions/reading.h5 --export out/ --export-video out/case.mp4",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("session", type=Path, help="session file (.h5)")
@@ -390,6 +628,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window before quitting")
     p.add_argument("--no-audio", action="store_true", help="do not play the recorded audio")
+    p.add_argument(
+        "--fitted", action="store_true", help="start with the whole image fitted, not the reader's view"
+    )
+    p.add_argument(
+        "--export",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the case's fixations/words/sentences CSVs (REFLACX columns) and heatmap PNGs, then quit",
+    )
+    p.add_argument(
+        "--export-video", type=Path, default=None, metavar="MP4", help="write the replay video, then quit"
+    )
     return p
 
 
@@ -404,10 +655,13 @@ def main(argv: list[str] | None = None) -> int:
 
     app = ensure_qapp("radgaze replay")
     loop = QtCore.QEventLoop()  # not app.exec(): quitting it leaves a longer-lived application usable
-    unattended = args.seconds is not None or args.screenshot is not None
+    exports = args.export is not None or args.export_video is not None
+    unattended = args.seconds is not None or args.screenshot is not None or exports
     win = ReplayWindow(args.session, audio=not (args.no_audio or unattended))
     if args.case is not None:
         win.open_case(args.case)
+    if args.fitted:
+        win.set_reader_view(False)
     win.resize(1500, 950)
     win.show()
     win.playback.set_speed(args.speed)
@@ -419,6 +673,11 @@ def main(argv: list[str] | None = None) -> int:
 
         def finish() -> None:
             win.playback.set_playing(False)
+            if args.export is not None:
+                for path in win.export_tables(args.export).values():
+                    print(path)
+            if args.export_video is not None:
+                print(win.export_video(args.export_video, show_progress=False))
             if args.screenshot is not None:
                 app.processEvents()
                 args.screenshot.parent.mkdir(parents=True, exist_ok=True)

@@ -6,10 +6,10 @@ event loop and the panel only parses finished lines), shows a progress bar, the 
 can cancel (terminate, then kill after :data:`KILL_AFTER_MS`), and when the run is done shows its evaluation
 (``eval.json``) and makes its checkpoint the one in use by writing the pointer file ``RUN/current.json``.
 
-The pointer is a plain JSON file (no symlink, works on every file system): ``{"checkpoint": path, "run": path,
-"updated_utc": ...}``. :func:`resolve_checkpoint` is how review (and any overlay) finds the model to load:
-the pointer first, else ``RUN/checkpoints/best``, ``RUN/checkpoints/last``, else RUN itself when it is a
-checkpoint directory.
+The pointer and the rule that picks the model of a run (the pointer first, else ``RUN/checkpoints/best``,
+``RUN/checkpoints/last``, else RUN itself when it is a checkpoint directory) live in
+:mod:`radgaze.training.runs`, shared with ``radgaze eval`` and review; ``resolve_checkpoint`` here is that
+rule (:func:`radgaze.training.runs.run_checkpoint`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,8 +26,10 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from radgaze.capture.errors import CheckpointError
+from radgaze.training.runs import POINTER_NAME, is_checkpoint_dir, write_pointer
+from radgaze.training.runs import run_checkpoint as resolve_checkpoint
 
-POINTER_NAME = "current.json"
+__all__ = ["POINTER_NAME", "is_checkpoint_dir", "resolve_checkpoint", "write_pointer"]
 KILL_AFTER_MS = 3000  # a cancelled trainer gets 3 s to exit on SIGTERM before SIGKILL
 STDERR_KEEP_LINES = 40  # trainer log lines kept to explain a failure
 CONFIGS = ("tiny", "paper")  # training/configs presets; a TOML path can be typed too
@@ -46,46 +49,6 @@ EVAL_KEYS = (
 
 
 # ------------------------------------------------------------------------------------------ Qt-free
-def is_checkpoint_dir(path: Path) -> bool:
-    return (path / "config.json").is_file() and (path / "model.safetensors").is_file()
-
-
-def resolve_checkpoint(run_dir: str | os.PathLike) -> Path:
-    """The checkpoint directory to use for ``run_dir`` (see the module docstring). Raises CheckpointError."""
-    run = Path(run_dir)
-    pointer = run / POINTER_NAME
-    if pointer.is_file():
-        try:
-            target = Path(json.loads(pointer.read_text())["checkpoint"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{pointer}: expected JSON with a 'checkpoint' path, got {exc}") from exc
-        target = target if target.is_absolute() else run / target
-        if not is_checkpoint_dir(target):
-            raise CheckpointError(f"{pointer} points to {target}, which is not a checkpoint directory")
-        return target
-    for candidate in (run / "checkpoints" / "best", run / "checkpoints" / "last", run):
-        if is_checkpoint_dir(candidate):
-            return candidate
-    raise CheckpointError(
-        f"expected a run directory (checkpoints/best or checkpoints/last) or a checkpoint directory, got {run}"
-    )
-
-
-def write_pointer(run_dir: str | os.PathLike, checkpoint: str | os.PathLike, *, source_run: str = "") -> Path:
-    """Make ``checkpoint`` the one in use for ``run_dir`` (atomic replace of RUN/current.json)."""
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
-    body = {
-        "checkpoint": str(Path(checkpoint).resolve()),
-        "run": source_run,
-        "updated_utc": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    tmp = run / f".{POINTER_NAME}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(body, indent=2) + "\n")
-    os.replace(tmp, run / POINTER_NAME)
-    return run / POINTER_NAME
-
-
 def parse_progress_line(line: str) -> dict | None:
     """A trainer progress line ({"step","total","loss","eta_s"} or {"done": ...}) or None for other output."""
     line = line.strip()
@@ -117,6 +80,34 @@ def train_arguments(
     ]
 
 
+def propose_sessions(files: list[Path]) -> tuple[Path | None, str]:
+    """The folder to train on for a set of session files (the trainer reads one folder, recursively): the
+    deepest folder holding all of them, and a note naming any other session files that folder also holds
+    (empty when it holds exactly these). (None, why) without any file."""
+    from radgaze.capture.store.session_file import list_sessions
+
+    wanted = sorted({Path(f).resolve() for f in files})
+    if not wanted:
+        return None, "no session files in the worklist yet: record or open sessions first"
+    common = Path(os.path.commonpath([str(f.parent) for f in wanted]))
+    others = [p for p in list_sessions(common) if p.resolve() not in wanted] if common.is_dir() else []
+    if not others:
+        return common, f"{len(wanted)} session file(s) of the worklist"
+    return common, (
+        f"{len(wanted)} session file(s) of the worklist; {common} also holds {len(others)} other session "
+        f"file(s) (e.g. {others[0].name}), which the trainer will read too"
+    )
+
+
+def worklist_session_files(window: QtWidgets.QMainWindow, extra: list[Path] | None = None) -> list[Path]:
+    """The session files behind ``window.worklist``'s items (kind "session"), plus ``extra`` (the file being
+    recorded) when it exists."""
+    items = getattr(getattr(window, "worklist", None), "items", []) or []
+    files = [Path(i.path) for i in items if getattr(i, "kind", "") == "session"]
+    files += [Path(p) for p in (extra or []) if Path(p).is_file()]
+    return sorted(set(files))
+
+
 def new_run_dir(run_dir: str | os.PathLike) -> Path:
     """RUN/retrain/<UTC stamp> (a fresh directory name)."""
     base = Path(run_dir) / "retrain"
@@ -128,14 +119,17 @@ def new_run_dir(run_dir: str | os.PathLike) -> Path:
 
 
 def format_eval(result: dict | None) -> str:
+    """The evaluation of a finished retrain, 3 decimals, with its warning (training cases) first."""
     if not result:
         return "no evaluation (the run has no labels or held-out data)"
-    lines = []
+    lines = [f"⚠ {result['warning']}"] if result.get("warning") else []
     for k in EVAL_KEYS:
         v = result.get(k)
         if v is None:
             continue
         lines.append(f"{k:<28} {v:.3f}" if isinstance(v, float) else f"{k:<28} {v}")
+    if result.get("evaluated_on"):
+        lines.append(f"{'evaluated on':<28} {result['evaluated_on']}")
     return "\n".join(lines) or "evaluation has none of the usual metrics"
 
 
@@ -176,6 +170,9 @@ class RetrainPanel(QtWidgets.QWidget):
         self._kill_timer.timeout.connect(self._kill)
 
         self.sessions_edit = QtWidgets.QLineEdit(str(sessions))
+        self.sessions_note = QtWidgets.QLabel("")  # what the proposed folder holds
+        self.sessions_note.setWordWrap(True)
+        self.sessions_note.setStyleSheet("QLabel { color: #666 }")
         self.config_box = QtWidgets.QComboBox()
         self.config_box.setEditable(True)
         self.config_box.addItems(CONFIGS)
@@ -201,9 +198,16 @@ class RetrainPanel(QtWidgets.QWidget):
         self.eval_text.setReadOnly(True)
         self.eval_text.setMaximumHeight(150)
         self.eval_text.setStyleSheet("QPlainTextEdit { font-family: monospace }")
+        self.eval_warning = QtWidgets.QLabel("")  # loud when the evaluation ran on training cases
+        self.eval_warning.setWordWrap(True)
+        self.eval_warning.setStyleSheet(
+            "QLabel { color: white; background: #b71c1c; font-weight: bold; padding: 4px }"
+        )
+        self.eval_warning.setVisible(False)
 
         form = QtWidgets.QFormLayout()
         form.addRow("Sessions", self.sessions_edit)
+        form.addRow("", self.sessions_note)
         form.addRow("Config", self.config_box)
         form.addRow("Run", QtWidgets.QLabel(str(self.run_dir)))
         buttons = QtWidgets.QHBoxLayout()
@@ -216,6 +220,7 @@ class RetrainPanel(QtWidgets.QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.loss_plot, 1)
         layout.addWidget(QtWidgets.QLabel("Evaluation"))
+        layout.addWidget(self.eval_warning)
         layout.addWidget(self.eval_text)
 
     # -- control --------------------------------------------------------------------------------------
@@ -232,6 +237,7 @@ class RetrainPanel(QtWidgets.QWidget):
         self.stderr_tail, self._stdout_buf, self._stderr_buf = [], b"", b""
         self.loss_curve.setData([], [])
         self.eval_text.setPlainText("")
+        self.eval_warning.setVisible(False)
         self.bar.setRange(0, 0)  # busy until the first step says the total
         proc = QtCore.QProcess(self)
         env = QtCore.QProcessEnvironment.systemEnvironment()
@@ -329,6 +335,9 @@ class RetrainPanel(QtWidgets.QWidget):
         eval_path = self.out_dir / "eval.json"
         self.eval_result = json.loads(eval_path.read_text()) if eval_path.is_file() else None
         self.eval_text.setPlainText(format_eval(self.eval_result))
+        warning = (self.eval_result or {}).get("warning", "")
+        self.eval_warning.setText(warning)
+        self.eval_warning.setVisible(bool(warning))
         try:
             checkpoint = resolve_checkpoint(self.out_dir)
         except CheckpointError as exc:
@@ -385,7 +394,7 @@ class RetrainDialog(QtWidgets.QDialog):
 
 def install_retrain_action(
     window: QtWidgets.QMainWindow,
-    sessions: str | os.PathLike,
+    sessions: str | os.PathLike | Callable[[], list[Path]],
     run_dir: str | os.PathLike,
     *,
     config: str = "tiny",
@@ -393,13 +402,27 @@ def install_retrain_action(
 ) -> QtGui.QAction:
     """Add "Retrain on these sessions…" to ``window``'s menu (e.g. the main window) without touching its code.
 
+    ``sessions`` is a folder, or a function returning the session files to train on (the record window passes
+    the worklist's sessions and the one being recorded); the dialog then proposes their folder
+    (:func:`propose_sessions`), worked out when the action is triggered, with a note on what it holds.
     The dialog is created once and kept on ``window.retrain_dialog``; connect
     ``window.retrain_dialog.panel.checkpoint_changed`` to reload an overlay model."""
     menu = next(
         (a.menu() for a in window.menuBar().actions() if a.menu() is not None and a.text() == menu_title),
         None,
     ) or window.menuBar().addMenu(menu_title)
-    window.retrain_dialog = RetrainDialog(sessions, run_dir, config=config, parent=window)
+    first = "" if callable(sessions) else sessions
+    window.retrain_dialog = RetrainDialog(first, run_dir, config=config, parent=window)
     action = menu.addAction("Retrain on these sessions…")
-    action.triggered.connect(window.retrain_dialog.show)
+
+    def show() -> None:
+        panel = window.retrain_dialog.panel
+        if callable(sessions) and not panel.running:
+            folder, note = propose_sessions(sessions())
+            panel.sessions_edit.setText("" if folder is None else str(folder))
+            panel.sessions_note.setText(note)
+            panel.start_button.setEnabled(folder is not None)
+        window.retrain_dialog.show()
+
+    action.triggered.connect(show)
     return action

@@ -4,7 +4,10 @@ Two image panes over the same image (each its own :class:`radgaze.app.state.View
 the radiologist's heatmap of the selected sentence on the left, the model's attention for the same sentence
 (or for any text typed in) on the right. Below, every sentence of every case with CC, NSS, KLD, SIM, AUC-Judd
 (:mod:`radgaze.app.agreement`) and the disagreement (1 - CC), sorted most-disagreeing first (click a header to sort by
-another column), and a per-case table. Export the sentence table as CSV and the side-by-side figure as PNG.
+another column), and a per-case table. Both panes show one view (every zoom, pan and fit mirrored exactly) and
+both maps on the same footing (min-max normalised, low values transparent, a colour bar each). Export the
+sentence table as CSV (sentences numbered as the table shows them, a mean row last) and the figure
+(reader | model | metrics) drawn with matplotlib as PNG, SVG or PDF (:mod:`radgaze.app.review_figure`).
 "Retrain…" opens :class:`radgaze.app.retrain.RetrainDialog`; when a retrain finishes its checkpoint is loaded and the
 metrics are recomputed.
 
@@ -30,6 +33,7 @@ from radgaze.app.agreement import (
     SentenceAgreement,
     agreement,
     case_rows,
+    display_map,
     fixation_mask,
     model_maps_on_grid,
     sentences_with_heatmaps,
@@ -40,6 +44,7 @@ from radgaze.app.agreement import (
 from radgaze.app.image_view import ImageView
 from radgaze.app.panels import ViewControls
 from radgaze.app.retrain import RetrainDialog, resolve_checkpoint
+from radgaze.app.review_figure import FigurePanels
 from radgaze.app.state import ViewerState
 from radgaze.capture.errors import ImageLoadError, RadgazeError, SessionFormatError
 from radgaze.capture.records import CaseRecord
@@ -48,6 +53,51 @@ METRIC_TITLES = {"cc": "CC", "nss": "NSS", "kld": "KLD", "sim": "SIM", "auc_judd
 COLUMNS = ("Session", "Case", "#", "Sentence", "Fix", *(METRIC_TITLES[m] for m in METRICS), "Disagreement")
 CASE_COLUMNS = ("Session", "Case", "Sentences", *(METRIC_TITLES[m] for m in METRICS), "Disagreement")
 COL_DISAGREEMENT = len(COLUMNS) - 1
+FIGURE_MAX_IMAGE_PX = 1600  # the radiograph inside an exported figure is subsampled to this long side
+COLOUR_BAR_W_PX = 46
+
+
+class ColourBar(QtWidgets.QWidget):
+    """The overlay's scale beside a pane: its colormap with the alpha ramp over grey, from 0 (the map's
+    minimum, transparent) at the bottom to 1 (its maximum) at the top."""
+
+    def __init__(self, state: ViewerState, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.setFixedWidth(COLOUR_BAR_W_PX)
+        self.setToolTip("Attention as a fraction of this map's range (min–max normalised, as the other pane)")
+        state.overlay_changed.connect(lambda _o: self.update())
+
+    @property
+    def colormap(self) -> str:
+        return self.state.overlay.colormap if self.state.overlay is not None else "inferno"
+
+    def paintEvent(self, _ev: QtGui.QPaintEvent) -> None:  # noqa: N802 (Qt override)
+        from radgaze.app.image_view import heatmap_lut
+
+        p = QtGui.QPainter(self)
+        p.fillRect(self.rect(), QtGui.QColor("#111"))
+        fm = p.fontMetrics()
+        top, bottom = fm.height(), self.height() - fm.height()
+        bar = QtCore.QRect(6, top, 14, max(1, bottom - top))
+        lut = heatmap_lut(self.colormap)
+        opacity = 1.0  # the colormap itself, with the overlay's alpha ramp, over a mid grey
+        grey = QtGui.QColor(96, 96, 96)
+        for y in range(bar.height()):
+            r, g, b, a = (int(x) for x in lut[int((1.0 - y / max(1, bar.height() - 1)) * (len(lut) - 1))])
+            f = a / 255.0 * opacity
+            colour = QtGui.QColor(
+                round(grey.red() * (1 - f) + r * f),
+                round(grey.green() * (1 - f) + g * f),
+                round(grey.blue() * (1 - f) + b * f),
+            )
+            p.fillRect(bar.x(), bar.y() + y, bar.width(), 1, colour)
+        p.setPen(QtGui.QColor("#ddd"))
+        p.drawRect(bar.adjusted(0, 0, -1, -1))
+        for frac, label in ((1.0, "1"), (0.5, ".5"), (0.0, "0")):
+            y = bar.y() + round((1.0 - frac) * (bar.height() - 1))
+            p.drawText(bar.right() + 4, y + fm.ascent() // 2, label)
+        p.end()
 
 
 @dataclass
@@ -142,6 +192,8 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.rows: list[SentenceAgreement] = []
         self.current: tuple[int, int] | None = None  # (case index, sentence index)
         self.query_text = ""
+        self.shown_maps: tuple[np.ndarray | None, np.ndarray | None] = (None, None)  # raw (reader, model)
+        self.shown_metrics: dict[str, float] | None = None
         self.busy = False
         self.retrain_dialog: RetrainDialog | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="radgaze-review")
@@ -159,7 +211,9 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.load_model_and_compute()
 
     # -- construction ---------------------------------------------------------------------------------
-    def _pane(self, title: str, view: ImageView) -> tuple[QtWidgets.QWidget, QtWidgets.QLabel]:
+    def _pane(
+        self, title: str, view: ImageView, state: ViewerState
+    ) -> tuple[QtWidgets.QWidget, QtWidgets.QLabel]:
         box = QtWidgets.QWidget()
         v = QtWidgets.QVBoxLayout(box)
         v.setContentsMargins(0, 0, 0, 0)
@@ -169,7 +223,14 @@ class ReviewWindow(QtWidgets.QMainWindow):
             "QLabel { background: #263238; color: white; padding: 3px 6px; font-weight: bold }"
         )
         v.addWidget(label)
-        v.addWidget(view, 1)
+        row = QtWidgets.QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(0)
+        row.addWidget(view, 1)
+        bar = ColourBar(state)
+        row.addWidget(bar)
+        v.addLayout(row, 1)
+        self.colour_bars.append(bar)
         return box, label
 
     def _build_ui(self) -> None:
@@ -204,8 +265,9 @@ class ReviewWindow(QtWidgets.QMainWindow):
         )
         pair = QtWidgets.QHBoxLayout()
         pair.setSpacing(2)
-        left, self.reader_title = self._pane("Radiologist", self.reader_view)
-        right, self.model_title = self._pane("Model", self.model_view)
+        self.colour_bars: list[ColourBar] = []
+        left, self.reader_title = self._pane("Radiologist", self.reader_view, self.reader_state)
+        right, self.model_title = self._pane("Model", self.model_view, self.model_state)
         pair.addWidget(left, 1)
         pair.addWidget(right, 1)
         self.metrics_label = QtWidgets.QLabel("")
@@ -244,15 +306,18 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.setCentralWidget(central)
 
     def _link_states(self) -> None:
-        """Zoom/pan and window/level of one pane follow the other (heatmap style too)."""
+        """One view for both panes: every zoom, pan, fit and refit of one pane is mirrored exactly onto the
+        other (same scale and offsets, fit mode carried over), as are window/level, invert and the heatmap
+        style. Both canvases repaint their whole viewport, so nothing of a previous image stays behind."""
         a, b = self.reader_state, self.model_state
 
         def link(src: ViewerState, dst: ViewerState) -> None:
             def on_transform(t) -> None:
-                if not self._linking and dst.pixels is not None and not src.fitted:
+                if not self._linking and dst.pixels is not None and dst.image_size == src.image_size:
                     self._linking = True
                     try:
                         dst.set_transform(t)
+                        dst.fitted = src.fitted  # a later resize refits both (then mirrored again)
                     finally:
                         self._linking = False
 
@@ -273,6 +338,9 @@ class ReviewWindow(QtWidgets.QMainWindow):
         a.overlay_changed.connect(
             lambda o: b.set_overlay_style(opacity=o.opacity, colormap=o.colormap) if o is not None else None
         )
+        full = QtWidgets.QGraphicsView.ViewportUpdateMode.FullViewportUpdate
+        for view in (self.reader_view, self.model_view):
+            view.canvas.setViewportUpdateMode(full)
 
     # -- worker ---------------------------------------------------------------------------------------
     def _submit(self, fn, on_done) -> None:
@@ -401,8 +469,13 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.query_text = ""
         text = rec.sentences.text[sentence_index] if len(rec.sentences) else ""
         reader = rec.sentence_heatmap(sentence_index) if len(rec.sentences) else None
-        self.reader_state.set_heatmap(reader, rec.heatmap_scale, label=text)
-        self.model_state.set_heatmap(case.model_maps.get(sentence_index), rec.heatmap_scale, label=text)
+        model = case.model_maps.get(sentence_index)
+        # both maps on the same footing: min-max normalised, so the low end of each is transparent
+        self.reader_state.set_heatmap(
+            None if reader is None else display_map(reader), rec.heatmap_scale, text
+        )
+        self.model_state.set_heatmap(None if model is None else display_map(model), rec.heatmap_scale, text)
+        self.shown_maps = (reader, model)
         self.sentence_label.setText(f"{rec.case_id} · sentence {sentence_index + 1}: “{text}”")
         self.reader_title.setText("Radiologist — gaze heatmap of this sentence")
         self.model_title.setText("Model — attention for this sentence")
@@ -420,6 +493,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
             ),
             None,
         )
+        self.shown_metrics = {m: getattr(row, m) for m in METRICS} if row else None
         self.metrics_label.setText(
             _metrics_text(row.__dict__ if row else None, row.disagreement if row else None)
         )
@@ -439,7 +513,8 @@ class ReviewWindow(QtWidgets.QMainWindow):
         def done(model_map: np.ndarray) -> None:
             self.query_text = text
             rec = case.record
-            self.model_state.set_heatmap(model_map, rec.heatmap_scale, label=text)
+            self.model_state.set_heatmap(display_map(model_map), rec.heatmap_scale, label=text)
+            self.shown_maps = (self.shown_maps[0], model_map)
             self.model_title.setText(f"Model — attention for “{text}”")
             reader = rec.sentence_heatmap(sentence_index)
             if reader is not None:
@@ -452,6 +527,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
                     rec.heatmap_scale,
                 )
                 m = agreement(model_map, reader, mask)
+                self.shown_metrics = m
                 self.metrics_label.setText(
                     _metrics_text(m, 1.0 - m["cc"]) + f"   (typed text vs sentence {sentence_index + 1})"
                 )
@@ -468,12 +544,47 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.statusBar().showMessage(f"table written to {path}")
         return path
 
+    def figure_panels(self) -> FigurePanels:
+        """What the exported figure shows: the region both panes show now, the windowed image, both maps."""
+        st = self.reader_state
+        if st.pixels is None or self.current is None:
+            raise ImageLoadError("no case shown: nothing to export")
+        ci, si = self.current
+        rec = self.cases[ci].record
+        step = max(1, int(np.ceil(max(st.pixels.shape) / FIGURE_MAX_IMAGE_PX)))
+        small = st.pixels[::step, ::step].astype(np.float32)
+        c, w = st.window
+        u8 = (np.clip((small - c) / w + 0.5, 0.0, 1.0) * 255).astype(np.uint8)
+        if st.invert:
+            u8 = 255 - u8
+        text = rec.sentences.text[si] if len(rec.sentences) else ""
+        ov = st.overlay
+        return FigurePanels(
+            image_u8=u8,
+            image_wh=st.image_size,
+            crop=st.shown_rect_img_px(),
+            reader_map=self.shown_maps[0],
+            model_map=self.shown_maps[1],
+            scale=rec.heatmap_scale,
+            title=f"{rec.case_id} · sentence {si + 1}: “{text}”",
+            reader_title="Radiologist: gaze heatmap of the sentence",
+            model_title="Model: attention for "
+            + (f"“{self.query_text}”" if self.query_text else "the sentence"),
+            metrics=self.shown_metrics,
+            colormap=ov.colormap if ov is not None else "inferno",
+            opacity=ov.opacity if ov is not None else 0.5,
+        )
+
     def export_figure(self, path: str | Path) -> Path:
-        """The side-by-side panes with the sentence and its metrics, as PNG."""
+        """The figure (reader | model | metrics) drawn with matplotlib; the format from the suffix (.png,
+        .svg, .pdf), see :mod:`radgaze.app.review_figure`."""
+        from radgaze.app.review_figure import render_figure
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not self.figure.grab().save(str(path)):
-            raise ImageLoadError(f"could not write the figure to {path}")
+        try:
+            render_figure(self.figure_panels(), path)
+        except (OSError, ValueError) as exc:
+            raise ImageLoadError(f"could not write the figure to {path}: {exc}") from exc
         self.statusBar().showMessage(f"figure written to {path}")
         return path
 
@@ -483,7 +594,9 @@ class ReviewWindow(QtWidgets.QMainWindow):
             self.export_csv(path)
 
     def _ask_figure(self) -> None:
-        path, _ = QtWidgets.QFileDialog.getSaveFileName(self, "Export figure", "review.png", "PNG (*.png)")
+        path, _ = QtWidgets.QFileDialog.getSaveFileName(
+            self, "Export figure", "review.pdf", "PDF (*.pdf);;SVG (*.svg);;PNG (*.png)"
+        )
         if path:
             self.export_figure(path)
 
@@ -526,7 +639,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window, then quit")
     p.add_argument("--export-csv", type=Path, default=None, help="write the sentence table as CSV, then quit")
     p.add_argument(
-        "--export-figure", type=Path, default=None, help="write the side-by-side figure, then quit"
+        "--export-figure",
+        type=Path,
+        default=None,
+        help="write the figure (reader | model | metrics; .png, .svg or .pdf), then quit",
     )
     p.add_argument("--text", default=None, help="show the model's attention for this text on the first case")
     return p

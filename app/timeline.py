@@ -159,7 +159,16 @@ class TimelineWidget(pg.GraphicsLayoutWidget):
         self.ci.layout.setRowStretchFactor(1, 2)
         self.words_plot.setXLink(self.gaze_plot)
         self.gaze_plot.setLabel("left", "gaze x, y (image px)")
-        self.gaze_plot.addLegend(offset=(-6, 4), labelTextSize="8pt")
+        # legend on its own dark box in the traces' colours, larger than the default 8 pt: readable over the
+        # orange y trace
+        self.gaze_plot.addLegend(
+            offset=(-6, 4),
+            labelTextSize="9pt",
+            labelTextColor="#eeeeee",
+            brush=pg.mkBrush(20, 20, 20, 220),
+            pen=pg.mkPen("#888888"),
+            colCount=2,
+        )
         self.words_plot.setLabel("bottom", "time since case start", units="s")
         for plot in (self.gaze_plot, self.words_plot):  # same axis width: the linked x ranges line up
             plot.getAxis("left").setWidth(56)
@@ -169,9 +178,11 @@ class TimelineWidget(pg.GraphicsLayoutWidget):
         for p in (self.gaze_plot, self.words_plot):
             p.setMouseEnabled(x=True, y=False)
             p.showGrid(x=True, alpha=0.2)
+            p.hideButtons()  # no pyqtgraph auto-range "A" button: the timeline always shows the whole case
+            p.setMenuEnabled(False)
         self.words_box.setLimits(yMin=-0.2, yMax=2.2)
-        self.x_curve = self.gaze_plot.plot(pen=pg.mkPen("#4fc3f7", width=1), name="x")
-        self.y_curve = self.gaze_plot.plot(pen=pg.mkPen("#ffb74d", width=1), name="y")
+        self.x_curve = self.gaze_plot.plot(pen=pg.mkPen("#4fc3f7", width=2), name="gaze x")
+        self.y_curve = self.gaze_plot.plot(pen=pg.mkPen("#ffb74d", width=2), name="gaze y")
         self.fix_bars: pg.BarGraphItem | None = None
         self.sentence_bars: pg.BarGraphItem | None = None
         self.word_bars: pg.BarGraphItem | None = None

@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 
-from radgaze.capture.errors import RadgazeError
+from radgaze.capture.errors import ConfigError, RadgazeError
 from radgaze.training.config import load_config
 
 LOSSES = ("clip", "mlce", "filip", "egf", "egm")  # radgaze.model.config.LOSS_NAMES
@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
         "usable case "
         "in a folder of session files. Writes RUN/config.json, metrics.jsonl, checkpoints/{last,best}, "
         "report.json and eval.json. Damaged session files are skipped and counted in report.json.",
-        epilog="example: radgaze train ./sessions --out runs/tiny --config tiny --epochs 2 --progress-json -",
+        epilog="example: radgaze train ./sessions --out runs/tiny --config tiny --epochs 2 "
+        "(into an existing run: add --resume or --overwrite)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("sessions", help="folder of session files (searched recursively)")
@@ -50,6 +51,14 @@ def _parser() -> argparse.ArgumentParser:
         help="any config override, e.g. optim.lr=1e-4 (repeatable)",
     )
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start over in an --out that already holds a run (its checkpoints and logs are removed)",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="print the run summary as one JSON line (for programs)"
+    )
     p.add_argument(
         "--progress-json",
         default=None,
@@ -80,8 +89,6 @@ def overrides_from_args(a: argparse.Namespace) -> list[str]:
         names = [s.strip() for s in a.losses.split(",") if s.strip()]
         bad = [n for n in names if n not in LOSSES]
         if bad or not names:
-            from radgaze.capture.errors import ConfigError
-
             raise ConfigError(f"invalid --losses {a.losses!r}: expected a comma-separated subset of {LOSSES}")
         over.append("model.loss.losses=" + json.dumps(names))
     return over
@@ -89,11 +96,23 @@ def overrides_from_args(a: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from radgaze.training.trainer import train
+    from radgaze.training.console import setup_phase_logging
+
+    setup_phase_logging()  # phase lines on stderr (model build, indexing, evaluation), warnings loudly
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    from radgaze.training.runs import check_run_dir
 
     try:
+        if os.environ.get("RANK", "0") == "0":
+            check_run_dir(a.out, resume=a.resume, overwrite=a.overwrite)
+        if not os.path.exists(a.sessions):  # before the model is built: fail in a second, not in ten
+            raise ConfigError(f"expected a folder of session files, got {a.sessions!r} (does not exist)")
         cfg = load_config(a.config, overrides_from_args(a))
+        logging.getLogger("radgaze.training.cli").info("loading the trainer (torch, timm, transformers) …")
+        from radgaze.training.trainer import train
+
         report = train(
             cfg,
             a.sessions,
@@ -107,11 +126,36 @@ def main(argv: list[str] | None = None) -> int:
         if a.progress_json:
             _emit_error(a.progress_json, str(exc))
         raise
-    if a.progress_json != "-" and os.environ.get("RANK", "0") == "0":  # one summary line under torchrun
+    if a.progress_json != "-" and os.environ.get("RANK", "0") == "0":  # one summary under torchrun
         summary = {k: report.get(k) for k in ("run", "finished", "steps", "total_steps", "wall_s")}
         summary["n_skipped"] = report["data"]["n_skipped"]
-        print(json.dumps(summary))
+        print(json.dumps(summary) if a.json else summary_text(report))
     return 0
+
+
+def summary_text(report: dict) -> str:
+    """The run for people: what was trained on, how it ended, and its evaluation (3 significant digits)."""
+    from radgaze.training.console import table
+
+    d = report["data"]
+    rows = [
+        ("finished", report.get("finished")),
+        ("steps", f"{report.get('steps')}/{report.get('total_steps')}"),
+        ("epochs", report.get("epochs")),
+        ("training cases", d.get("n_train")),
+        ("validation cases", d.get("n_val")),
+        ("skipped files", d.get("n_skipped")),
+        ("final loss", (report.get("final_terms") or {}).get("loss")),
+        ("best select metric", report.get("best_metric")),
+        ("wall time (s)", report.get("wall_s")),
+    ]
+    lines = [table(rows, title=f"run {report['run']}")]
+    ev = report.get("eval")
+    if ev:
+        from radgaze.training.evaluate import result_table
+
+        lines.append(result_table(ev))
+    return "\n".join(lines)
 
 
 def _emit_error(target: str, message: str) -> None:

@@ -35,7 +35,9 @@ class DataConfig:
     # patch with any mass counts as gazed, GL = GS > 0); see radgaze.training.data.apply_gaze_floor.
     gaze_floor: float = 0.0
     max_sentences: int = 16  # sentences kept per report (the rest are dropped, in order)
-    val_fraction: float = 0.0  # held-out cases for the "best" checkpoint; 0 = best by training loss
+    # held-out cases for the "best" checkpoint and the final evaluation; 0 = none (best by training loss);
+    # None = automatic (radgaze.training.trainer.auto_val_fraction: 0.2 from 20 cases on, else none)
+    val_fraction: float | None = None
     augment: bool = True  # photometric augmentations (geometry is never changed)
     # Photometric augmentation strengths of the EGMA reference code (REFERENCE-NOTES: ColorJitter(0.2, 0.2),
     # RandomAdjustSharpness(2, p=0.5), RandomAutocontrast(p=0.5)).
@@ -128,9 +130,9 @@ def validate(cfg: TrainConfig) -> None:
     checks = [
         (0.0 <= cfg.data.gaze_ratio <= 1.0, "data.gaze_ratio", "a fraction in [0, 1]", cfg.data.gaze_ratio),
         (
-            0.0 <= cfg.data.val_fraction < 1.0,
+            cfg.data.val_fraction is None or 0.0 <= cfg.data.val_fraction < 1.0,
             "data.val_fraction",
-            "a fraction in [0, 1)",
+            "a fraction in [0, 1) or unset (automatic)",
             cfg.data.val_fraction,
         ),
         (cfg.data.gaze_floor >= 0, "data.gaze_floor", ">= 0", cfg.data.gaze_floor),

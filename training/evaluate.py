@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -27,12 +28,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.capture.errors import ConfigError
 from radgaze.model.zeroshot import image_embeddings, precision_at_k
 from radgaze.training import data as tdata
 from radgaze.training.config import DataConfig
 
+log = logging.getLogger(__name__)
+
 KS = (1, 5, 10)
+TRAINING_CASES_WARNING = (
+    "EVALUATED ON TRAINING CASES: these numbers measure fit, not generalisation "
+    "(hold cases out: data.val_fraction, or evaluate on sessions the run never saw)"
+)
 NORMAL_LABELS = ("normal", "no_finding", "no finding")
 # Prompt templates for a class name (after "_" -> " "); the class score is the max over them (EGMA appendix
 # Tables V-VI use several phrasings per class the same way).
@@ -181,7 +188,10 @@ def attention_metrics(model, ds: tdata.SessionDataset, device, max_cases: int | 
     ccs, nsss, hits, chance = [], [], [], []
     mask_kinds = {"finding_box": 0, "heatmap_half_max": 0}
     n = len(ds) if max_cases is None else min(len(ds), max_cases)
+    report_every = max(1, math.ceil(n / 4))  # four progress lines over the slowest phase
     for idx in range(n):
+        if idx and idx % report_every == 0:
+            log.info("  attention agreement: %d/%d cases …", idx, n)
         sample = ds.sample(idx)  # keeps the case record (fixations, findings) beside the pixels
         with_hm = [i for i, hm in enumerate(sample.heatmaps_sq) if hm is not None]
         if not with_hm:
@@ -234,6 +244,7 @@ def evaluate_dataset(
         std=ds.std,
     )
     eval_ds._cache = ds._cache  # share decoded images
+    log.info("  zero-shot and retrieval over %d case(s) …", len(eval_ds))
     items = [eval_ds[i] for i in range(len(eval_ds))]
     images = torch.stack([it["image"] for it in items])
     labels = [_single_label(it["labels"]) for it in items]
@@ -246,10 +257,27 @@ def evaluate_dataset(
     ids = np.arange(len(items))
     result["report_retrieval_i2t_r_at_1"] = precision_at_k(sim, ids, ids, 1)
     result["report_retrieval_t2i_r_at_1"] = precision_at_k(sim.T, ids, ids, 1)
+    log.info("  attention agreement (model vs reader heatmaps) …")
     result.update(attention_metrics(model, eval_ds, device, max_attention_cases))
     if was_training:
         model.train()
     return result
+
+
+def trained_on(run_dir: Path, sessions: str | os.PathLike) -> bool:
+    """True when ``sessions`` is (or contains, or lies inside) the folder the run was trained on (its
+    report.json's ``sessions``): its cases are then training cases."""
+    report = run_dir / "report.json"
+    if not report.is_file():
+        return False
+    try:
+        trained = json.loads(report.read_text()).get("sessions")
+    except (OSError, json.JSONDecodeError):
+        return False
+    if not trained:
+        return False
+    a, b = Path(sessions).resolve(), Path(trained).resolve()
+    return a == b or a.is_relative_to(b) or b.is_relative_to(a)
 
 
 def evaluate_run(
@@ -257,28 +285,27 @@ def evaluate_run(
     sessions: str | os.PathLike,
     *,
     device: str = "cpu",
-    checkpoint: str = "best",
+    checkpoint: str | None = None,
     max_attention_cases: int | None = None,
     sample_cache: dict | None = None,
 ) -> dict:
-    """Load ``RUN/checkpoints/<checkpoint>`` (falling back to ``last``) and evaluate it on ``sessions``.
+    """Evaluate the model of ``run_dir`` (:func:`radgaze.training.runs.run_checkpoint`: RUN/current.json,
+    else checkpoints/best, else checkpoints/last; ``checkpoint`` = "best"/"last" picks one) on ``sessions``.
 
-    ``sample_cache`` shares decoded cases between evaluations (experiments)."""
+    ``sample_cache`` shares decoded cases between evaluations (experiments). The result says
+    ``evaluated_on``, with a ``warning`` when the sessions are the run's training sessions."""
     from radgaze.model.checkpoint import load_checkpoint
+    from radgaze.training.runs import run_checkpoint
 
     run_dir = Path(run_dir)
-    ckpt = run_dir / "checkpoints" / checkpoint
-    if not ckpt.is_dir():
-        ckpt = run_dir / "checkpoints" / "last"
-    if not ckpt.is_dir():
-        raise CheckpointError(
-            f"{run_dir}: expected a run directory with checkpoints/best or checkpoints/last"
-        )
+    ckpt = run_checkpoint(run_dir, checkpoint)
+    log.info("loading the model from %s …", ckpt)
     model = load_checkpoint(ckpt, device=device)
     data_cfg = DataConfig()
     cfg_path = run_dir / "config.json"
     if cfg_path.is_file():
         data_cfg = DataConfig(**json.loads(cfg_path.read_text()).get("data", {}))
+    log.info("indexing the sessions in %s …", sessions)
     index = tdata.build_index(sessions)
     if not index.cases:
         raise ConfigError(f"no usable cases under {sessions} ({len(index.skipped)} skipped)")
@@ -294,10 +321,49 @@ def evaluate_run(
         std=mcfg.image_std,
         cache=sample_cache,
     )
+    on_training = trained_on(run_dir, sessions)
+    if on_training:
+        log.warning(TRAINING_CASES_WARNING)
+    log.info("evaluating %d case(s) …", len(ds))
     result = evaluate_dataset(model, ds, device=device, max_attention_cases=max_attention_cases)
     result["checkpoint"] = str(ckpt)
     result["n_skipped_files"] = len(index.skipped)
+    result["evaluated_on"] = "training cases" if on_training else "sessions not named in the run's report"
+    if on_training:
+        result["warning"] = TRAINING_CASES_WARNING
     return result
+
+
+# What the human table shows first, in this order (the rest follows alphabetically).
+HEADLINE_KEYS = (
+    "n_cases",
+    "zero_shot_accuracy",
+    "zero_shot_macro_f1",
+    "zero_shot_majority_baseline",
+    "attention_cc",
+    "attention_nss",
+    "pointing_game",
+    "pointing_game_chance",
+    *(f"retrieval_{d}_p_at_{k}" for d in ("i2t", "t2i") for k in KS),
+    "report_retrieval_i2t_r_at_1",
+    "report_retrieval_t2i_r_at_1",
+)
+
+
+def result_table(result: dict) -> str:
+    """The evaluation for people: scalar metrics to 3 significant digits, then what was evaluated."""
+    scalars = {k: v for k, v in result.items() if isinstance(v, (int, float)) or v is None}
+    order = [k for k in HEADLINE_KEYS if k in scalars]
+    order += sorted(k for k in scalars if k not in order)
+    from radgaze.training.console import table
+
+    lines = [table([(k, scalars[k]) for k in order], title="evaluation")]
+    for k in ("checkpoint", "evaluated_on"):
+        if result.get(k):
+            lines.append(f"  {k}: {result[k]}")
+    if result.get("warning"):
+        lines.append(f"  WARNING: {result['warning']}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,17 +376,25 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("run", help="run directory written by radgaze train")
     p.add_argument("sessions", help="folder of session files to evaluate on")
-    p.add_argument("--checkpoint", default="best", choices=("best", "last"), help="which checkpoint")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        choices=("best", "last"),
+        help="best or last; unset = the run's model (current.json, else best, else last)",
+    )
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device")
     p.add_argument("--max-attention-cases", type=int, default=None, help="cap the cases used for attention")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", help="print one JSON object (for programs), no phase lines")
     a = p.parse_args(argv)
+    if not a.json:
+        from radgaze.training.console import setup_phase_logging
+
+        setup_phase_logging()
     result = evaluate_run(
         a.run, a.sessions, device=a.device, checkpoint=a.checkpoint, max_attention_cases=a.max_attention_cases
     )
     if a.json:
         print(json.dumps(result))
     else:
-        for k, v in result.items():
-            print(f"{k:32s} {v}")
+        print(result_table(result))
     return 0

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 STATE_NAME = "state.pt"
 STATE_VERSION = 1
+# Validation split when the config leaves data.val_fraction unset: a fifth of the cases once there are 20 (so
+# at least 4 held out and 16 to train on); fewer cases all train. radgaze's choice.
+AUTO_VAL_FRACTION, AUTO_VAL_MIN_CASES = 0.2, 20
 
 
 # --------------------------------------------------------------------------------------------- schedule
@@ -214,6 +217,7 @@ def build_model(cfg: TrainConfig, run_dir: Path):
     from radgaze.model.egma import EGMAModel
 
     mcfg = cfg.model_config()
+    log.info("building the model (image encoder %s) …", mcfg.image_encoder)
     return EGMAModel(mcfg), mcfg
 
 
@@ -255,13 +259,24 @@ class RunData:
 def prepare_data(
     cfg: TrainConfig, sessions: Path, *, mcfg, n_side: int, cache: dict | None = None
 ) -> RunData:
+    log.info("indexing the sessions in %s …", sessions)
     index = tdata.build_index(sessions)
     if not index.cases:
         raise ConfigError(
             f"no usable cases under {sessions}: {index.n_files} session file(s), {len(index.skipped)} skipped"
         )
     keys = [c.key for c in index.cases]
-    train_keys, val_keys = tdata.split_cases(keys, cfg.data.val_fraction, cfg.seed)
+    train_keys, val_keys = tdata.split_cases(
+        keys, auto_val_fraction(cfg.data.val_fraction, len(keys)), cfg.seed
+    )
+    log.info(
+        "%d usable case(s) in %d file(s), %d skipped: %d for training, %d held out for validation",
+        len(keys),
+        index.n_files,
+        len(index.skipped),
+        len(train_keys),
+        len(val_keys),
+    )
     gaze_keys = tdata.select_gaze_cases(train_keys, cfg.data.gaze_ratio, cfg.seed)
     by_key = {c.key: c for c in index.cases}
     common = dict(
@@ -585,15 +600,30 @@ def _train(
     return report
 
 
+def auto_val_fraction(val_fraction: float | None, n_cases: int) -> float:
+    """The validation fraction in force: the config's when set (>= 0), else (``None`` or negative = auto)
+    :data:`AUTO_VAL_FRACTION` once there are :data:`AUTO_VAL_MIN_CASES` cases, 0 below that."""
+    if val_fraction is not None and val_fraction >= 0:
+        return float(val_fraction)
+    return AUTO_VAL_FRACTION if n_cases >= AUTO_VAL_MIN_CASES else 0.0
+
+
 def _final_eval(model, rd: RunData, device, out: Path) -> dict | None:
-    from radgaze.training.evaluate import evaluate_dataset
+    from radgaze.training.evaluate import TRAINING_CASES_WARNING, evaluate_dataset
 
     ds = rd.val if rd.val is not None else rd.train
+    on_training = rd.val is None
+    if on_training:
+        log.warning(TRAINING_CASES_WARNING)
+    log.info("evaluating on %d %s case(s) …", len(ds), "training" if on_training else "held-out")
     try:
         result = evaluate_dataset(_unwrap(model), ds, device=device)
     except ConfigError as exc:  # e.g. no labels to classify: evaluation is optional at the end of a run
         log.warning("final evaluation skipped: %s", exc)
         return None
+    result["evaluated_on"] = "training cases" if on_training else "held-out validation cases"
+    if on_training:
+        result["warning"] = TRAINING_CASES_WARNING
     (out / "eval.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 

@@ -75,6 +75,10 @@ def test_retrain_runs_to_done_and_switches_the_checkpoint(qtbot, sessions, tmp_p
     assert Path(pointer["checkpoint"]) == checkpoint.resolve() and pointer["run"] == str(panel.out_dir)
     assert resolve_checkpoint(run) == checkpoint.resolve()
     assert panel.eval_result is not None and "attention_cc" in panel.eval_text.toPlainText()
+    # a handful of cases: no validation split, so the evaluation ran on training cases and says so loudly
+    assert panel.eval_result["evaluated_on"] == "training cases"
+    assert panel.eval_warning.isVisibleTo(panel) and "TRAINING CASES" in panel.eval_warning.text()
+    assert panel.eval_text.toPlainText().startswith("⚠ EVALUATED ON TRAINING CASES")
     assert panel.start_button.isEnabled() and not panel.cancel_button.isEnabled()
     panel.grab().save(str(artifacts_dir / "retrain_panel.png"))
 
@@ -121,3 +125,44 @@ def test_retrain_action_in_a_main_window(qtbot, sessions, tmp_path):
     assert win.retrain_dialog.isVisible() and win.retrain_dialog.panel.state == "idle"
     assert win.retrain_dialog.panel.sessions_edit.text() == str(sessions)
     win.retrain_dialog.close()
+
+
+def test_retrain_in_the_record_window_proposes_the_worklists_sessions(qtbot, tmp_path):
+    """Issue 10: the worklist's session files (and the one being recorded), not the output's parent folder
+    searched recursively."""
+    from radgaze.app.main_window import MainWindow
+    from radgaze.app.retrain import install_retrain_action, propose_sessions, worklist_session_files
+
+    read = tmp_path / "reading"
+    write_session(read / "a.h5", 1, prefix="a")
+    write_session(tmp_path / "unrelated" / "old.h5", 1, prefix="old")  # beside, under the output's parent
+    output = read / "today.h5"
+    win = MainWindow(title="record")
+    qtbot.addWidget(win)
+    win.open_folder(read)
+    assert worklist_session_files(win, [output]) == [read / "a.h5"]  # today.h5 does not exist yet
+    action = install_retrain_action(win, lambda: worklist_session_files(win, [output]), tmp_path / "run")
+    action.trigger()
+    panel = win.retrain_dialog.panel
+    assert (
+        panel.sessions_edit.text() == str(read.resolve())
+        and "1 session file(s)" in panel.sessions_note.text()
+    )
+    assert "other" not in panel.sessions_note.text() and panel.start_button.isEnabled()
+    win.retrain_dialog.close()
+    folder, note = propose_sessions([read / "a.h5", tmp_path / "unrelated" / "old.h5"])
+    assert folder == tmp_path.resolve() and "also holds" not in note
+    write_session(tmp_path / "third.h5", 1, prefix="t")
+    folder, note = propose_sessions([read / "a.h5", tmp_path / "unrelated" / "old.h5"])
+    assert "also holds 1 other session file(s) (e.g. third.h5)" in note
+    assert propose_sessions([]) == (
+        None,
+        "no session files in the worklist yet: record or open sessions first",
+    )
+    empty = MainWindow(title="record")
+    qtbot.addWidget(empty)
+    install_retrain_action(
+        empty, lambda: worklist_session_files(empty, [output]), tmp_path / "run2"
+    ).trigger()
+    assert not empty.retrain_dialog.panel.start_button.isEnabled()
+    empty.retrain_dialog.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6 import QtCore, QtWidgets
 from replay_review_sessions import write_session
 
 from radgaze.app.agreement import (
@@ -81,8 +82,12 @@ def test_summary_sort_and_csv():
     assert summary["a"].cc == pytest.approx(0.5) and summary["a"].nss == pytest.approx(1.0)
     assert summary["b"].cc == pytest.approx(-0.2) and summary["b"].n_sentences == 2
     parsed = list(csv.DictReader(io.StringIO(csv_text(rows))))
-    assert [p["cc"] for p in parsed] == ["0.9", "0.1", "-0.2", ""]
+    assert [p["cc"] for p in parsed] == ["0.9", "0.1", "-0.2", "", "0.266667"]  # the mean row last
+    assert [p["sentence"] for p in parsed] == ["1", "2", "1", "2", ""]  # numbered from 1, as in the table
+    assert parsed[-1]["session"] == "mean" and parsed[-1]["n_fixations"] == "8"
     assert parsed[2]["disagreement"] == "1.2" and parsed[1]["nss"] == ""
+    assert parsed[-1]["nss"] == "1" and parsed[-1]["disagreement"] == "0.733333"
+    assert "mean" not in csv_text(rows, mean_row=False)
     assert set(METRICS) <= set(parsed[0])
 
 
@@ -194,9 +199,15 @@ def test_selecting_a_row_shows_both_maps_on_the_same_grid(review):
     assert (case.session.name, case.record.case_id, si) == tuple(key)
     reader, model = review.reader_state.overlay, review.model_state.overlay
     assert reader.shape == model.shape == case.record.heatmaps.shape[1:]
-    np.testing.assert_allclose(reader.heatmap, case.record.sentence_heatmap(si))
-    np.testing.assert_allclose(model.heatmap, case.model_maps[si])
-    assert model.heatmap.sum() == pytest.approx(1.0, rel=1e-4)
+    # both on the same footing: min-max normalised (low end transparent), the raw maps kept for the metrics
+    from radgaze.app.agreement import display_map
+
+    np.testing.assert_allclose(reader.heatmap, display_map(case.record.sentence_heatmap(si)), atol=1e-6)
+    np.testing.assert_allclose(model.heatmap, display_map(case.model_maps[si]), atol=1e-6)
+    for o in (reader, model):
+        assert o.heatmap.min() == pytest.approx(0.0, abs=1e-6) and o.heatmap.max() == pytest.approx(1.0)
+    np.testing.assert_allclose(review.shown_maps[1], case.model_maps[si])
+    assert case.model_maps[si].sum() == pytest.approx(1.0, rel=1e-4)
     assert review.reader_state.pixels is review.model_state.pixels or np.array_equal(
         review.reader_state.pixels, review.model_state.pixels
     )
@@ -224,23 +235,89 @@ def test_zoom_and_window_are_linked(review):
     assert review.model_state.overlay.opacity == pytest.approx(0.3)
 
 
+def test_panes_never_desync_fit_zoom_and_case_change(review, qtbot, artifacts_dir):
+    r, m = review.reader_state, review.model_state
+    assert r.transform == m.transform and r.fitted and m.fitted
+    r.zoom_at(2.0, 100.0, 100.0)  # wheel on the reader pane
+    assert m.transform == r.transform and not m.fitted
+    m.pan_by(-35.0, 20.0)  # drag on the model pane
+    assert r.transform == m.transform
+    review.controls.fit_button.click()  # Fit refits both, not only the reader's pane
+    assert r.fitted and m.fitted and r.transform == m.transform
+    assert r.transform.scale == pytest.approx(
+        min(r.viewport_px[0] / r.image_size[0], r.viewport_px[1] / r.image_size[1])
+    )
+    m.wheel(3, 200.0, 150.0)
+    assert r.transform == m.transform
+    other = 1 if review.current[0] == 0 else 0
+    review.select(other, 0)  # another case: both refit, identically
+    assert r.fitted and m.fitted and r.transform == m.transform
+    r.wheel(2, 120.0, 160.0)
+    qtbot.wait(30)
+    assert r.transform == m.transform
+    full = QtWidgets.QGraphicsView.ViewportUpdateMode.FullViewportUpdate
+    assert all(v.canvas.viewportUpdateMode() == full for v in (review.reader_view, review.model_view))
+    # the two panes show the same pixels where the image is (the overlays differ): compare their image items
+    ri, mi = review.reader_view.image_item, review.model_view.image_item
+    assert ri.sceneTransform() == mi.sceneTransform() or (
+        ri.mapToScene(0, 0) == mi.mapToScene(0, 0) and ri.mapToScene(100, 100) == mi.mapToScene(100, 100)
+    )
+    assert [b.colormap for b in review.colour_bars] == ["inferno", "inferno"]
+    assert review.grab().save(str(artifacts_dir / "review_after_fit_and_zoom.png"))
+    review.controls.fit_button.click()
+
+
 def test_export_csv_and_figure(review, tmp_path, artifacts_dir):
     out = review.export_csv(tmp_path / "agreement.csv")
     parsed = list(csv.DictReader(out.open()))
-    assert len(parsed) == 9
+    assert len(parsed) == 10 and parsed[-1]["session"] == "mean"  # 9 sentences and the mean row
     shown = review.table_rows_in_view_order()
-    assert [(p["case_id"], int(p["sentence_index"])) for p in parsed] == [
-        (r.case_id, r.sentence_index) for r in shown
-    ]
-    assert float(parsed[0]["cc"]) == pytest.approx(shown[0].cc, abs=1e-5)
-    cases = list(csv.DictReader((tmp_path / "agreement_cases.csv").open()))
-    assert {c["case_id"] for c in cases} == {"a0", "a1", "b0"}
-    fig = review.export_figure(artifacts_dir / "review_figure.png")
-    from PySide6 import QtGui
+    from radgaze.app.review import COLUMNS
 
-    img = QtGui.QImage(str(fig))
-    assert img.width() > 600 and img.height() > 300
+    numbers_in_table = [int(review.table.item(i, COLUMNS.index("#")).text()) for i in range(9)]
+    assert [(p["case_id"], int(p["sentence"])) for p in parsed[:-1]] == [
+        (r.case_id, n) for r, n in zip(shown, numbers_in_table, strict=True)
+    ]  # numbered as the table shows them (from 1)
+    assert float(parsed[0]["cc"]) == pytest.approx(shown[0].cc, abs=1e-5)
+    assert float(parsed[-1]["cc"]) == pytest.approx(np.mean([r.cc for r in shown]), abs=1e-5)
+    assert int(parsed[-1]["n_fixations"]) == sum(r.n_fixations for r in shown)
+    cases = list(csv.DictReader((tmp_path / "agreement_cases.csv").open()))
+    assert {c["case_id"] for c in cases} == {"a0", "a1", "b0", ""} and cases[-1]["session"] == "mean"
     review.table.selectRow(0)
+    review.reader_state.zoom_at(1.6, 200.0, 200.0)
+    png = review.export_figure(artifacts_dir / "review_figure.png")
+    svg = review.export_figure(artifacts_dir / "review_figure.svg")
+    pdf = review.export_figure(artifacts_dir / "review_figure.pdf")
+    from PySide6 import QtGui, QtPdf, QtSvg
+
+    img = QtGui.QImage(str(png))
+    assert img.width() > 1500 and img.height() > 600
+    # the live pixel readout is not in it: the figure is drawn, not grabbed (no monospace "C … W …" label)
+    import xml.etree.ElementTree as ET
+
+    texts = "".join(e.text or "" for e in ET.parse(svg).iter() if e.tag.endswith("text"))
+    ci, si = review.current
+    assert (
+        "Radiologist" in texts and "Model" in texts and "AUC-Judd" in texts and f"sentence {si + 1}" in texts
+    )
+    assert "W " not in texts and "%" not in texts
+    renderer = QtSvg.QSvgRenderer(str(svg))
+    assert renderer.isValid() and renderer.defaultSize().width() > 800
+    svg_png = QtGui.QImage(renderer.defaultSize(), QtGui.QImage.Format.Format_ARGB32)
+    svg_png.fill(0xFFFFFFFF)
+    painter = QtGui.QPainter(svg_png)
+    renderer.render(painter)
+    painter.end()
+    svg_png.save(str(artifacts_dir / "review_figure_svg_rendered.png"))
+    doc = QtPdf.QPdfDocument()
+    assert doc.load(str(pdf)) == QtPdf.QPdfDocument.Error.None_ and doc.pageCount() == 1
+    page = doc.render(0, QtCore.QSize(1200, 520))
+    assert not page.isNull()
+    page.save(str(artifacts_dir / "review_figure_pdf_rendered.png"))
+    assert "Radiologist" in doc.getAllText(0).text()
+    review.controls.fit_button.click()
+    with pytest.raises(Exception, match="ending in .png, .svg, .pdf"):
+        review.export_figure(tmp_path / "figure.bmp")
     assert review.grab().save(str(artifacts_dir / "review.png"))
 
 
@@ -258,8 +335,11 @@ def test_review_cli_exports_and_errors(run_dir, sessions, tmp_path, qapp):
     from radgaze.app.review import main
 
     csv_path, shot = tmp_path / "t.csv", tmp_path / "w.png"
-    assert main([str(run_dir), str(sessions), "--export-csv", str(csv_path), "--screenshot", str(shot)]) == 0
-    assert len(list(csv.DictReader(csv_path.open()))) == 9 and shot.stat().st_size > 10_000
+    pdf = tmp_path / "f.pdf"
+    args = [str(run_dir), str(sessions), "--export-csv", str(csv_path), "--screenshot", str(shot)]
+    assert main([*args, "--export-figure", str(pdf)]) == 0
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.read_bytes().rstrip().endswith(b"%%EOF")
+    assert len(list(csv.DictReader(csv_path.open()))) == 9 + 1 and shot.stat().st_size > 10_000  # + mean
     with pytest.raises(CheckpointError):
         main([str(tmp_path / "norun"), str(sessions), "--export-csv", str(csv_path)])
 

@@ -23,7 +23,9 @@ KEYS = [
 
 
 def _env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    # keep a PYTHONPATH already set (a worktree's import shim) in front of the repository root
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
 
 
 def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -64,6 +66,7 @@ def trained_run(synth_sessions, tmp_path_factory) -> Path:
         "--gaze-ratio",
         "0.5",
         "--no-bar",
+        "--json",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -154,3 +157,61 @@ def test_gaze_ablation_experiment_runs_end_to_end(tmp_path):
     for r in res["rows"]:
         assert 0.0 <= r["metrics"]["retrieval_i2t_p_at_1"]["mean"] <= 1.0
     assert "| CLIP only |" in res["table_markdown"]
+
+
+# ------------------------------------------------------------------------ runs stay what they are (issue 10)
+@pytest.mark.slow
+def test_train_into_an_existing_run_refuses_then_overwrites_with_one_history(trained_run, tmp_path):
+    import shutil
+
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    before = (run / "metrics.jsonl").read_text()
+    args = ("train", str(trained_run.parent / "missing-is-not-checked-first"), "--out", str(run))
+    proc = _cli(*args, "--config", "tiny")
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "already holds a run" in proc.stderr and "--resume" in proc.stderr and "--overwrite" in proc.stderr
+    assert (run / "metrics.jsonl").read_text() == before  # nothing touched
+    sessions = json.loads((trained_run / "report.json").read_text())["sessions"]
+    proc = _cli(
+        "train", sessions, "--out", str(run), "--config", "tiny", "--epochs", "1", "--batch-size", "4",
+        "--no-bar", "--overwrite",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    steps = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) == 4  # one history, of the new run
+    assert json.loads((run / "report.json").read_text())["epochs"] == 1
+    # for people: a table with 3 significant digits, phases on stderr, the training-cases warning
+    assert "run " in proc.stdout and "training cases" in proc.stdout and "final loss" in proc.stdout
+    loss = json.loads((run / "report.json").read_text())["final_terms"]["loss"]
+    assert f"{loss:.3g}" in proc.stdout
+    for phase in ("building the model", "indexing the sessions", "evaluating on 16 training case(s)"):
+        assert phase in proc.stderr, (phase, proc.stderr[-2000:])
+    assert "EVALUATED ON TRAINING CASES" in proc.stderr and "WARNING: EVALUATED ON TRAINING" in proc.stdout
+    ev = json.loads((run / "eval.json").read_text())
+    assert ev["evaluated_on"] == "training cases" and "TRAINING CASES" in ev["warning"]
+
+
+@pytest.mark.slow
+def test_eval_uses_the_runs_model_rule_and_says_when_it_sees_training_cases(trained_run, tmp_path):
+    import shutil
+
+    from radgaze.training.runs import run_checkpoint, write_pointer
+
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    sessions = json.loads((run / "report.json").read_text())["sessions"]
+    proc = _cli("eval", str(run), sessions)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "WARNING: EVALUATED ON TRAINING CASES" in proc.stdout and "indexing the sessions" in proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.strip().startswith("attention_cc"))
+    value = row.split()[-1]
+    assert len(value.lstrip("-").replace(".", "").lstrip("0")) <= 3, row  # 3 significant digits
+    # after a GUI retrain the pointer names the model: eval follows it as review does
+    other = shutil.copytree(run / "checkpoints" / "last", tmp_path / "retrained")
+    write_pointer(run, other, source_run="retrain")
+    proc = _cli("eval", str(run), sessions, "--json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(proc.stdout)
+    assert res["checkpoint"] == str(other.resolve()) == str(run_checkpoint(run))
+    assert res["evaluated_on"] == "training cases"
+    proc = _cli("eval", str(run), sessions, "--json", "--checkpoint", "last")
+    assert json.loads(proc.stdout)["checkpoint"] == str(run / "checkpoints" / "last")

@@ -42,7 +42,11 @@ def _train_cmd(sessions: Path, run: Path, progress: Path, *extra: str) -> list[s
 
 
 def _env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p),
+    }
 
 
 def _last_step(progress: Path) -> int:
