@@ -381,7 +381,7 @@ def write_synthetic_sessions(
         )
         provenance = {
             "source": "synthetic",
-            "generator": "radgaze.capture.synth",
+            "generator": "radgaze synth",
             "seed": seed,
             "first_case": first,
             "tracker": {"name": "radgaze synthetic eye", "rate_hz": rate_hz},
