@@ -9,13 +9,13 @@ after close.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from radgaze.capture.bench.report import bench_result, print_result
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
 from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
 
@@ -108,12 +108,5 @@ def main(argv: list[str] | None = None) -> int:
             for audio in (False, True)
             if (Path(tmp) / str(audio)).mkdir() is None
         ]
-    out = {"with_audio": rows[1], "gaze_only": rows[0]}
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        for name, r in out.items():
-            print(
-                f"{name:10s} {r['file_mb_per_min']:7.2f} MB/min  write overhead {r['write_overhead_percent_of_real_time']:.2f} % of real time"
-            )
+    print_result(bench_result({"with_audio": rows[1], "gaze_only": rows[0]}), args.json)
     return 0
