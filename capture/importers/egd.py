@@ -1,6 +1,6 @@
 """EGD-CXR (Karargyris et al. 2021) -> radgaze session files, one file per recording session.
 
-Layout read (../shared/REFERENCE-NOTES.md, "Public gaze + dictation datasets"), all in ``SRC``:
+Layout read (REFERENCE-NOTES.md, "Public gaze + dictation datasets"), all in ``SRC``:
 ``fixations.csv`` and/or ``eye_gaze.csv`` (SESSION_ID, MEDIA_ID, DICOM_ID, Time (in secs), FPOGX, FPOGY,
 FPOGD, FPOGV, ...; FPOG* normalised to the screen), ``master_sheet.csv`` (dicom_id, image_top_pad,
 image_bottom_pad, image_left_pad, image_right_pad, label columns) and

@@ -1,6 +1,6 @@
 """REFLACX (Bigolin Lanfredi et al. 2022) -> radgaze session files, one file per reading.
 
-Layout read (../shared/REFERENCE-NOTES.md, "Public gaze + dictation datasets"): ``metadata_phase_{1,2,3}.csv``
+Layout read (REFERENCE-NOTES.md, "Public gaze + dictation datasets"): ``metadata_phase_{1,2,3}.csv``
 in ``SRC`` or ``SRC/main_data``, and beside them one folder per reading id (``P{phase}{trial}R{6 digits}``) with
 ``fixations.csv``, ``timestamps_transcription.csv``, optionally ``chest_bounding_box.csv``,
 ``anomaly_location_ellipses.csv`` and ``transcription.txt``. Raw samples (``gaze.csv``) are taken from the
