@@ -174,7 +174,11 @@ class RetrainPanel(QtWidgets.QWidget):
         self._kill_timer = QtCore.QTimer(self)
         self._kill_timer.setSingleShot(True)
         self._kill_timer.timeout.connect(self._kill)
+        self._build_widgets(sessions, config)
+        self._lay_out()
 
+    def _build_widgets(self, sessions: str | os.PathLike, config: str) -> None:
+        """The sessions and config fields, the buttons, the progress bar, status, loss plot, evaluation."""
         self.sessions_edit = QtWidgets.QLineEdit(str(sessions))
         self.config_box = QtWidgets.QComboBox()
         self.config_box.setEditable(True)
@@ -202,6 +206,7 @@ class RetrainPanel(QtWidgets.QWidget):
         self.eval_text.setMaximumHeight(150)
         self.eval_text.setStyleSheet("QPlainTextEdit { font-family: monospace }")
 
+    def _lay_out(self) -> None:
         form = QtWidgets.QFormLayout()
         form.addRow("Sessions", self.sessions_edit)
         form.addRow("Config", self.config_box)
