@@ -1,7 +1,7 @@
 """Calibration check: fixate targets, measure the tracker's accuracy in degrees of visual angle, warn if off.
 
 Not a calibration (the tracker's own software does that): a check that the calibration still holds, as
-REFLACX's capture app did between cases (it warned when the drift exceeded 85 px, ../shared/REFERENCE-NOTES).
+REFLACX's capture app did between cases (it warned when the drift exceeded 85 px, REFERENCE-NOTES.md).
 Accuracy here is in degrees so it does not depend on the screen: the angular offset between the median gaze
 over the settled part of each target's presentation and the target.
 """

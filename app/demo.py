@@ -198,17 +198,27 @@ class Demo:
         return 0 if self.controller is None else self.controller.n_sentences_total
 
     def start(self) -> None:
-        import pylsl
+        """Write the synthetic cases, open the window, start the tracker, capture, dictation and timers."""
         from PySide6 import QtCore
 
-        from radgaze.app.live import LiveSession
-        from radgaze.app.main_window import MainWindow
-        from radgaze.app.record_cmd import screen_display
-        from radgaze.app.recording import RecordController
-        from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
-        from radgaze.capture.live.gaze.inlet import GazeInlet
-        from radgaze.capture.live.sim_tracker import SimTracker
-        from radgaze.capture.store.session_file import SessionWriter
+        self._write_cases()
+        display = self._open_window()
+        # every synthetic case has the same size, so the fitted view of the first places them all
+        row = self.window.state.current_view_row()
+        gaze, self.cases = demo_timeline(self.records, [row] * len(self.records))
+        self._start_capture(gaze, display)
+        self._start_dictation()
+        self.controller.start()
+        self.n_cases_shown = 1
+        self.case_timer = QtCore.QTimer()
+        self.case_timer.setInterval(100)
+        self.case_timer.timeout.connect(self._advance)
+        self.case_timer.start()
+        if self.args.seconds is not None:
+            QtCore.QTimer.singleShot(int(self.args.seconds * 1000), self.finish)
+
+    def _write_cases(self) -> None:
+        """The synthetic reading's images into the demo folder (the worklist the window opens)."""
         from radgaze.capture.synth import synth_reading
 
         args = self.args
@@ -219,18 +229,32 @@ class Demo:
             (self.folder / rec.image.path).write_bytes(png)
         self.records = list(reading)
 
+    def _open_window(self):
+        """The main window on the demo folder; returns the display geometry the gaze is drawn on."""
+        from radgaze.app.main_window import MainWindow
+        from radgaze.app.record_cmd import screen_display
+
         self.window = MainWindow(title="radgaze demo — synthetic cases, simulated tracker and dictation")
         self.window.resize(*WINDOW_PX)
         self.window.show()
         self.window.open_folder(self.folder)
         self.app.processEvents()
-        if args.show_gaze:
+        if self.args.show_gaze:
             self.window.state.set_gaze_cursor_visible(True)
-        display = covering_display(screen_display(self.app), self.window)
-        # every synthetic case has the same size, so the fitted view of the first places them all
-        row = self.window.state.current_view_row()
-        gaze, self.cases = demo_timeline(self.records, [row] * len(self.records))
+        return covering_display(screen_display(self.app), self.window)
 
+    def _start_capture(self, gaze, display) -> None:
+        """Live session file, simulated tracker over LSL, inlet, live pipeline and the record controller."""
+        import pylsl
+
+        from radgaze.app.live import LiveSession
+        from radgaze.app.recording import RecordController
+        from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
+        from radgaze.capture.live.gaze.inlet import GazeInlet
+        from radgaze.capture.live.sim_tracker import SimTracker
+        from radgaze.capture.store.session_file import SessionWriter
+
+        args = self.args
         self.writer = SessionWriter(
             self.session_path,
             reader_id="demo",
@@ -256,6 +280,11 @@ class Demo:
             case_extras=lambda case: _case_extras(by_id.get(case.case_id)),
         )
         self.controller.error.connect(self._on_error)
+
+    def _start_dictation(self) -> None:
+        """The scripted dictation, releasing each word when the synthetic reader has said it."""
+        import pylsl
+
         self.dictation = ScriptedDictation(
             dictation_script(self.records, self.cases, self.t0_lsl),
             self.pipeline.add_words,
@@ -263,15 +292,6 @@ class Demo:
         )
         self.controller.preview_source = self.dictation
         self.dictation.start()
-        self.controller.start()
-        self.n_cases_shown = 1
-
-        self.case_timer = QtCore.QTimer()
-        self.case_timer.setInterval(100)
-        self.case_timer.timeout.connect(self._advance)
-        self.case_timer.start()
-        if args.seconds is not None:
-            QtCore.QTimer.singleShot(int(args.seconds * 1000), self.finish)
 
     def _advance(self) -> None:
         """Show the next case when the synthetic reader moves on; stop recording after the last one."""

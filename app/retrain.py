@@ -168,7 +168,11 @@ class RetrainPanel(QtWidgets.QWidget):
         self._kill_timer = QtCore.QTimer(self)
         self._kill_timer.setSingleShot(True)
         self._kill_timer.timeout.connect(self._kill)
+        self._build_widgets(sessions, config)
+        self._lay_out()
 
+    def _build_widgets(self, sessions: str | os.PathLike, config: str) -> None:
+        """The sessions and config fields, the buttons, the progress bar, status, loss plot, evaluation."""
         self.sessions_edit = QtWidgets.QLineEdit(str(sessions))
         self.sessions_note = QtWidgets.QLabel("")  # what the proposed folder holds
         self.sessions_note.setWordWrap(True)
@@ -205,6 +209,7 @@ class RetrainPanel(QtWidgets.QWidget):
         )
         self.eval_warning.setVisible(False)
 
+    def _lay_out(self) -> None:
         form = QtWidgets.QFormLayout()
         form.addRow("Sessions", self.sessions_edit)
         form.addRow("", self.sessions_note)

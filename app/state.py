@@ -43,7 +43,7 @@ MAX_SCALE = 32.0
 # is the step most image viewers use (e.g. the pyqtgraph ViewBox default is 1.2 per 120 units, close).
 ZOOM_PER_NOTCH = 1.25
 # Right-drag window/level: dragging the full height of a 512 px area spans the image's whole intensity range.
-# REFLACX's viewer maps horizontal drag to level and vertical drag to width (../shared/REFERENCE-NOTES.md).
+# REFLACX's viewer maps horizontal drag to level and vertical drag to width (REFERENCE-NOTES.md).
 WL_DRAG_PX_FOR_FULL_RANGE = 512.0
 
 # Window presets for projection radiographs, as percentiles (lo, hi) of the image's own intensity histogram.

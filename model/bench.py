@@ -6,7 +6,6 @@ in bf16 (issue 5, section 6). Without CUDA the GPU figures are null, never inven
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from typing import Any
@@ -14,10 +13,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from radgaze.capture.bench.report import bench_result, print_result
 from radgaze.model import losses as vec
 from radgaze.model import losses_loop as loop
 from radgaze.model.config import LossConfig
 
+# Goals (issue 5, section 6): vectorized losses >= 20x the loop references; >= 35 % MFU on the GPU train step.
+GOALS = {"loss_speedup_vs_loop": (">=", 20.0), "mfu": (">=", 0.35)}
 # Dense bf16 tensor-core peaks from the vendors' data sheets (FLOP/s, without sparsity).
 PEAK_BF16_FLOPS = {
     "H200": 989.4e12,  # NVIDIA H200 SXM
@@ -204,11 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     res.update({"train_step_samples_per_s": None, "mfu": None, "gpu": None})
     if torch.cuda.is_available():
         res.update(gpu_bench(a.gpu_batch, a.gpu_steps, a.gpu_sentences, a.gpu_tokens, a.peak_tflops))
-    if a.json:
-        print(json.dumps(res))
-    else:
-        for k, v in res.items():
-            print(f"{k:>28}: {v}")
+    notes = {} if res["gpu"] else {"mfu": "no CUDA device: the GPU train-step figures were not measured"}
+    print_result(bench_result(res, GOALS, notes), a.json)
     return 0
 
 

@@ -2,7 +2,7 @@
 
 :class:`ModelConfig` says which encoders to build and how; :class:`LossConfig` which loss terms to use and
 with which weights. Every default is the paper's value (EGMA, arXiv 2403.12416) unless a comment says
-otherwise; where the public reference code differs (see /work/shared/REFERENCE-NOTES.md) the option that
+otherwise; where the public reference code differs (see the design notes, REFERENCE-NOTES.md) the option that
 reproduces it is named beside the default. This module imports neither torch nor transformers.
 """
 

@@ -1,5 +1,5 @@
 """EGMA losses, vectorized over the batch (Ma et al., "Eye-gaze Guided Multi-modal Alignment for Medical
-Representation Learning", arXiv 2403.12416; equations as in /work/shared/DESIGN.md).
+Representation Learning", arXiv 2403.12416; equations as in the design notes, DESIGN.md).
 
 Shapes: B samples, m sentence slots per report (padded; ``sentence_mask`` (B, m) marks the real ones),
 n image patches, D embedding width. Features are L2-normalised, so dot products are the cosines of Eq. 1/3.

@@ -13,7 +13,6 @@ Without CUDA nothing is measured: the JSON carries nulls and says so.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -21,6 +20,10 @@ from pathlib import Path
 
 import torch
 
+from radgaze.capture.bench.report import bench_result, print_result
+
+# Goal (issue 5, section 6): >= 35 % model FLOPs utilisation.
+GOALS = {"mfu": (">=", 0.35)}
 # Dense bf16 tensor-core peaks (FLOP/s) from the vendors' data sheets (NVIDIA H100 SXM / H200: 989.4 TFLOP/s;
 # H100 PCIe: 756 TFLOP/s; A100: 312 TFLOP/s), matched on the CUDA device name.
 PEAK_BF16_FLOPS = {"H200": 989.4e12, "H100 PCIe": 756e12, "H100": 989.4e12, "A100": 312e12}
@@ -164,11 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                 n_cases=a.cases,
                 work=Path(tmp),
             )
-    if a.json:
-        print(json.dumps(result))
-    else:
-        for k, v in result.items():
-            print(f"{k:40s} {v}")
+    notes = {} if result["measured"] else {"mfu": result["reason"]}
+    print_result(bench_result(result, GOALS, notes), a.json)
     return 0
 
 

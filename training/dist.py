@@ -1,8 +1,9 @@
 """Process-group set-up for ``torchrun`` (DDP): NCCL on GPUs, gloo on CPUs; a single process otherwise.
 
-``torchrun --nproc_per_node 2 -m radgaze.training.cli train ...`` (or ``radgaze train``) sets RANK, WORLD_SIZE,
-LOCAL_RANK, MASTER_ADDR and MASTER_PORT; :func:`init_distributed` reads them. Multi-node works the same way
-(torchrun's rendezvous); nothing here is home-made beyond reading the environment.
+``torchrun --nproc_per_node 2 -m radgaze.training.cli SESSIONS --out RUN`` sets RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR and MASTER_PORT (a plain ``radgaze train`` sets none: one process); :func:`init_distributed` reads
+them. Multi-node works the same way (torchrun's rendezvous); nothing here is home-made beyond reading the
+environment.
 The losses' cross-rank all-gather lives with the losses in :mod:`radgaze.model.distributed`.
 """
 

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
+from radgaze.capture.bench.report import bench_result, goal_table, print_result
 from radgaze.capture.live.gaze.inlet import GazeInlet
 from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS
 from radgaze.capture.records import GAZE_VALID, DisplayGeometry, Words
@@ -265,16 +266,7 @@ def _measure_live_pipeline(live_pipeline, session_writer, fit_view, n_sentences:
 
 def ratios(figures: dict) -> dict:
     """Each goal: the figure, the goal, the ratio figure/goal (lost: the count), and whether it is met."""
-    out = {}
-    for key, (op, goal) in GOALS.items():
-        value = figures.get(key)
-        if value is None:
-            out[key] = {"goal": f"{op} {goal}", "value": None, "ratio": None, "met": None}
-            continue
-        met = {"==": value == goal, "<": value < goal, "<=": value <= goal, ">=": value >= goal}[op]
-        ratio = None if goal == 0 else round(value / goal, 3)
-        out[key] = {"goal": f"{op} {goal}", "value": value, "ratio": ratio, "met": bool(met)}
-    return out
+    return goal_table(figures, GOALS)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -324,28 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     figures["heatmaps_per_s"], why = bench_heatmaps_per_s_one_thread()
     if why:
         notes["heatmaps_per_s"] = why
-    result = {
-        **figures,
-        "config": {
-            "rate_hz": args.rate,
-            "duration_s": args.duration,
-            "cpu_count": os.cpu_count(),
-            "load_average_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews latency
-        },
-        "goals": ratios(figures),
-        "notes": notes,
-    }
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for key, g in result["goals"].items():
-            print(
-                f"{key:<26} {g['value']!s:>10}  goal {g['goal']:<10} ratio {g['ratio']!s:>7}  met {g['met']}"
-            )
-        for key in ("ingest_rate_hz", "ingest_latency_p50_ms", "ingest_latency_max_ms"):
-            print(f"{key:<26} {figures.get(key)!s:>10}")
-        for key, why in notes.items():
-            print(f"note: {key}: {why}")
+    figures["config"] = {"rate_hz": args.rate, "duration_s": args.duration}
+    print_result(bench_result(figures, GOALS, notes), args.json)
     return 0
 
 

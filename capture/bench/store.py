@@ -9,71 +9,38 @@ after close.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from radgaze.capture.bench.report import bench_result, print_result
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
 from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
 
 
 def measure(minutes: float, gaze_hz: float, audio: bool, folder: Path) -> dict:
+    """Record ``minutes`` of synthetic reading into ``folder/bench.h5``; its size and the writer's CPU time."""
     rng = np.random.default_rng(0)
     path = folder / "bench.h5"
     image = ImageRef("bench.png", "0" * 64, 2048, 2048)
-    h, w, _ = heatmap_grid(image.width, image.height)
-    yy, xx = np.mgrid[0:h, 0:w]
-    spent = 0.0
-    n_steps = int(minutes * 60 / 0.02)
-    t = 0.0
+    grid = heatmap_grid(image.width, image.height)[:2]
     tick = time.perf_counter
     t0 = tick()
     writer = SessionWriter(path, live=True)
     writer.begin_case("bench", image, DisplayGeometry(), t_start=0.0)
-    spent += tick() - t0
-    per_chunk = gaze_hz * 0.02
-    carry = 0.0
-    for k in range(n_steps):
+    spent = tick() - t0
+    per_chunk, carry, t = gaze_hz * 0.02, 0.0, 0.0
+    for k in range(int(minutes * 60 / 0.02)):
         carry += per_chunk
         n = int(carry)
         carry -= n
-        g = np.zeros(n, GAZE_DTYPE)
-        g["t_lsl"] = t + np.arange(n) / gaze_hz
-        g["x_screen_px"], g["y_screen_px"] = rng.normal(700, 200, n), rng.normal(1000, 300, n)
-        g["flags"] = GAZE_VALID
+        gaze = _gaze_chunk(rng, t, n, gaze_hz)
         audio_block = rng.integers(-3000, 3000, 1600, dtype=np.int16) if audio and k % 5 == 0 else None
-        sentence = None
-        if k % 300 == 299:  # a sentence every 6 s, with its words
-            cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-            hm = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 15.0**2)).astype(np.float32)
-            sentence = (
-                hm / hm.sum(),
-                Words(
-                    np.array([t - 2, t - 1]),
-                    np.array([t - 1.5, t - 0.5]),
-                    ["No", "effusion."],
-                    np.ones(2, "f4"),
-                ),
-            )
+        sentence = _sentence(rng, t, grid) if k % 300 == 299 else None  # a sentence every 6 s
         t1 = tick()
-        writer.append_gaze(g)
-        if audio_block is not None:
-            writer.append_audio(audio_block, t)
-        if sentence is not None:
-            writer.append_words(sentence[1])
-            writer.append_sentence(
-                t_start=t - 2,
-                t_end=t - 0.5,
-                window_start=t - 3,
-                window_end=t - 0.5,
-                text="No effusion.",
-                heatmap=sentence[0],
-                n_fixations=5,
-            )
-        writer.tick()
+        _write_step(writer, t, gaze, audio_block, sentence)
         spent += tick() - t1
         t += 0.02
     t1 = tick()
@@ -89,6 +56,47 @@ def measure(minutes: float, gaze_hz: float, audio: bool, folder: Path) -> dict:
         "write_overhead_cpu_s_per_s": round(spent / t, 4),
         "write_overhead_percent_of_real_time": round(100 * spent / t, 2),
     }
+
+
+def _gaze_chunk(rng: np.random.Generator, t: float, n: int, gaze_hz: float) -> np.ndarray:
+    """``n`` valid gaze samples from ``t`` on, scattered over a portrait display."""
+    g = np.zeros(n, GAZE_DTYPE)
+    g["t_lsl"] = t + np.arange(n) / gaze_hz
+    g["x_screen_px"], g["y_screen_px"] = rng.normal(700, 200, n), rng.normal(1000, 300, n)
+    g["flags"] = GAZE_VALID
+    return g
+
+
+def _sentence(rng: np.random.Generator, t: float, grid: tuple[int, int]) -> tuple[np.ndarray, Words]:
+    """A normalised Gaussian heatmap on the map grid and the two words of the sentence it belongs to."""
+    h, w = grid
+    yy, xx = np.mgrid[0:h, 0:w]
+    cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+    hm = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 15.0**2)).astype(np.float32)
+    words = Words(
+        np.array([t - 2, t - 1]), np.array([t - 1.5, t - 0.5]), ["No", "effusion."], np.ones(2, "f4")
+    )
+    return hm / hm.sum(), words
+
+
+def _write_step(writer: SessionWriter, t: float, gaze, audio_block, sentence) -> None:
+    """What a recorder writes in one 20 ms step: gaze, maybe audio, maybe a sentence, then the live tick."""
+    writer.append_gaze(gaze)
+    if audio_block is not None:
+        writer.append_audio(audio_block, t)
+    if sentence is not None:
+        heatmap, words = sentence
+        writer.append_words(words)
+        writer.append_sentence(
+            t_start=t - 2,
+            t_end=t - 0.5,
+            window_start=t - 3,
+            window_end=t - 0.5,
+            text="No effusion.",
+            heatmap=heatmap,
+            n_fixations=5,
+        )
+    writer.tick()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,12 +116,5 @@ def main(argv: list[str] | None = None) -> int:
             for audio in (False, True)
             if (Path(tmp) / str(audio)).mkdir() is None
         ]
-    out = {"with_audio": rows[1], "gaze_only": rows[0]}
-    if args.json:
-        print(json.dumps(out, indent=2))
-    else:
-        for name, r in out.items():
-            print(
-                f"{name:10s} {r['file_mb_per_min']:7.2f} MB/min  write overhead {r['write_overhead_percent_of_real_time']:.2f} % of real time"
-            )
+    print_result(bench_result({"with_audio": rows[1], "gaze_only": rows[0]}), args.json)
     return 0

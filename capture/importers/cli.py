@@ -34,7 +34,6 @@ def _geometry(p: argparse.ArgumentParser, *, display: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = DisplayGeometry()
     parser = argparse.ArgumentParser(
         prog="radgaze import",
         description="Convert REFLACX, EGD-CXR or XDF (LabRecorder) recordings to radgaze session files, with "
@@ -43,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="source", required=True, metavar="{reflacx,egd,xdf}")
 
+    _add_reflacx(sub)
+    _add_egd(sub)
+    _add_xdf(sub)
+    return parser
+
+
+def _add_reflacx(sub) -> None:
     p = sub.add_parser(
         "reflacx",
         formatter_class=_FMT,
@@ -65,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="import at most this many readings")
     _common(p)
 
+
+def _add_egd(sub) -> None:
     p = sub.add_parser(
         "egd",
         formatter_class=_FMT,
@@ -87,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
 
+
+def _add_xdf(sub) -> None:
+    d = DisplayGeometry()
     p = sub.add_parser(
         "xdf",
         formatter_class=_FMT,
@@ -109,7 +120,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fixations", choices=("ivt", "idt"), default="ivt", help="fixation detection")
     p.add_argument("--case-id", help="case id (default: the file stem)")
     _common(p)
-    return parser
 
 
 def _report(result: ImportResult, out: str) -> None:

@@ -1,6 +1,6 @@
 """EGD-CXR (Karargyris et al. 2021) -> radgaze session files, one file per recording session.
 
-Layout read (../shared/REFERENCE-NOTES.md, "Public gaze + dictation datasets"), all in ``SRC``:
+Layout read (REFERENCE-NOTES.md, "Public gaze + dictation datasets"), all in ``SRC``:
 ``fixations.csv`` and/or ``eye_gaze.csv`` (SESSION_ID, MEDIA_ID, DICOM_ID, Time (in secs), FPOGX, FPOGY,
 FPOGD, FPOGV, ...; FPOG* normalised to the screen), ``master_sheet.csv`` (dicom_id, image_top_pad,
 image_bottom_pad, image_left_pad, image_right_pad, label columns) and
@@ -246,30 +246,9 @@ def import_egd(
 ) -> ImportResult:
     """Import an EGD-CXR folder into ``out/egd_<session>.h5`` files (see the module docstring)."""
     src, out = Path(src), Path(out)
-    if not src.is_dir():
-        raise ImportFormatError(f"{src}: expected an EGD-CXR dataset folder, found nothing")
-    fix_path, gaze_path = src / "fixations.csv", src / "eye_gaze.csv"
-    if not fix_path.is_file() and not gaze_path.is_file():
-        raise ImportFormatError(f"{src}: expected fixations.csv and/or eye_gaze.csv (EGD-CXR), found neither")
-    fix_tab = read_table(fix_path, FIXATION_COLUMNS, keep=OPTIONAL_GAZE) if fix_path.is_file() else None
-    gaze_tab = read_table(gaze_path, GAZE_COLUMNS, keep=OPTIONAL_GAZE) if gaze_path.is_file() else None
-    master = read_table(src / "master_sheet.csv", MASTER_COLUMNS)
-    pads = np.stack([master.numbers(c) for c in PADS], 1)
-    dicoms = [d.strip() for d in master.text("dicom_id")]
-    ds = _Dataset(
-        src=src,
-        fix_tab=fix_tab,
-        gaze_tab=gaze_tab,
-        pads={d: tuple(float(v) for v in pads[i]) for i, d in enumerate(dicoms)},
-        master_row={d: i for i, d in enumerate(dicoms)},
-        labels={c: master.flags(c) for c in label_columns(master)},
-        images=index_images(Path(images) if images else None),
-        sizes=image_sizes(Path(mimic_metadata) if mimic_metadata else None),
-        display=display,
-        lead_s=lead_s,
-    )
-    primary = fix_tab if fix_tab is not None else gaze_tab
-    fix_groups, gaze_groups = _case_rows(fix_tab), _case_rows(gaze_tab)
+    ds = _load_dataset(src, images, mimic_metadata, display, lead_s)
+    primary = ds.fix_tab if ds.fix_tab is not None else ds.gaze_tab
+    fix_groups, gaze_groups = _case_rows(ds.fix_tab), _case_rows(ds.gaze_tab)
     t_primary = primary.numbers(TIME)
     sessions: dict[str, list[tuple[float, str]]] = {}
     for (session, dicom_id), idx in _case_rows(primary).items():
@@ -285,21 +264,59 @@ def import_egd(
                 if not skip_broken:
                     raise
                 result.skipped.append((dicom_id, str(exc)))
-        if not records:
-            continue
-        target = out / f"egd_{safe_name(session)}.h5"
-        check_output(target, overwrite)
-        provenance = {
-            "importer": "egd-cxr",
-            "source": str(src),
-            "tracker": "Gazepoint GP3 (EGD-CXR)",
-            "session_id": session,
-            "eye_voice_lead_s": lead_s,
-        }
-        write_session_file(target, records, provenance=provenance)
-        result.written.append(target)
-        result.n_cases += len(records)
+        if records:
+            _write_session(ds, session, records, out, overwrite, result)
     return result
+
+
+def _load_dataset(
+    src: Path,
+    images: str | Path | None,
+    mimic_metadata: str | Path | None,
+    display: DisplayGeometry,
+    lead_s: float,
+) -> _Dataset:
+    """The dataset's tables (fixations and/or gaze, master sheet) and image index, checked."""
+    if not src.is_dir():
+        raise ImportFormatError(f"{src}: expected an EGD-CXR dataset folder, found nothing")
+    fix_path, gaze_path = src / "fixations.csv", src / "eye_gaze.csv"
+    if not fix_path.is_file() and not gaze_path.is_file():
+        raise ImportFormatError(f"{src}: expected fixations.csv and/or eye_gaze.csv (EGD-CXR), found neither")
+    fix_tab = read_table(fix_path, FIXATION_COLUMNS, keep=OPTIONAL_GAZE) if fix_path.is_file() else None
+    gaze_tab = read_table(gaze_path, GAZE_COLUMNS, keep=OPTIONAL_GAZE) if gaze_path.is_file() else None
+    master = read_table(src / "master_sheet.csv", MASTER_COLUMNS)
+    pads = np.stack([master.numbers(c) for c in PADS], 1)
+    dicoms = [d.strip() for d in master.text("dicom_id")]
+    return _Dataset(
+        src=src,
+        fix_tab=fix_tab,
+        gaze_tab=gaze_tab,
+        pads={d: tuple(float(v) for v in pads[i]) for i, d in enumerate(dicoms)},
+        master_row={d: i for i, d in enumerate(dicoms)},
+        labels={c: master.flags(c) for c in label_columns(master)},
+        images=index_images(Path(images) if images else None),
+        sizes=image_sizes(Path(mimic_metadata) if mimic_metadata else None),
+        display=display,
+        lead_s=lead_s,
+    )
+
+
+def _write_session(
+    ds: _Dataset, session: str, records: list, out: Path, overwrite: bool, result: ImportResult
+) -> None:
+    """One recording session's cases -> ``out/egd_<session>.h5``, counted in ``result``."""
+    target = out / f"egd_{safe_name(session)}.h5"
+    check_output(target, overwrite)
+    provenance = {
+        "importer": "egd-cxr",
+        "source": str(ds.src),
+        "tracker": "Gazepoint GP3 (EGD-CXR)",
+        "session_id": session,
+        "eye_voice_lead_s": ds.lead_s,
+    }
+    write_session_file(target, records, provenance=provenance)
+    result.written.append(target)
+    result.n_cases += len(records)
 
 
 def _read_case(ds: _Dataset, session: str, dicom_id: str, rows: tuple[np.ndarray, np.ndarray]) -> CaseRecord:

@@ -1,6 +1,6 @@
 """REFLACX (Bigolin Lanfredi et al. 2022) -> radgaze session files, one file per reading.
 
-Layout read (../shared/REFERENCE-NOTES.md, "Public gaze + dictation datasets"): ``metadata_phase_{1,2,3}.csv``
+Layout read (REFERENCE-NOTES.md, "Public gaze + dictation datasets"): ``metadata_phase_{1,2,3}.csv``
 in ``SRC`` or ``SRC/main_data``, and beside them one folder per reading id (``P{phase}{trial}R{6 digits}``) with
 ``fixations.csv``, ``timestamps_transcription.csv``, optionally ``chest_bounding_box.csv``,
 ``anomaly_location_ellipses.csv`` and ``transcription.txt``. Raw samples (``gaze.csv``) are taken from the
@@ -330,25 +330,7 @@ def read_reading(
         times.append(float(gaze["t_lsl"][0]))
         ends.append(float(gaze["t_lsl"][-1]))
     view["t_lsl"][0] = min(times)  # the first view holds from the case start
-    attrs = {
-        "source": "reflacx",
-        "reflacx_id": rid,
-        "phase": phase,
-        "time_origin": "seconds from the start of the reading's audio (REFLACX); t_lsl = 0 there",
-        "view_times": "first fixation showing each new view (REFLACX records the view per fixation)",
-        "window_units": "REFLACX window_level / window_width as recorded",
-        "display_inferred": display is None,
-        "image_source_path": src_image,
-    }
-    for col in ("split", "dicom_id", "subject_id"):
-        if meta.has(col):
-            attrs[col] = meta.text(col)[i].strip()
-    chest = read_chest_box(case_dir / "chest_bounding_box.csv")
-    if chest is not None:
-        attrs["chest_box"] = chest
-    txt = case_dir / "transcription.txt"
-    if txt.is_file():
-        attrs["transcription"] = txt.read_text(encoding="utf-8", errors="replace").strip()
+    attrs = _reading_attrs(case_dir, meta, i, phase=phase, display_inferred=display is None)
     record = CaseRecord(
         case_id=safe_name(rid),
         image=image,
@@ -364,6 +346,30 @@ def read_reading(
         attrs=attrs,
     )
     return add_sentences(record, lead_s=lead_s)
+
+
+def _reading_attrs(case_dir: Path, meta: Table, i: int, *, phase: int, display_inferred: bool) -> dict:
+    """The case attributes of one reading: where its times and views come from, ids, chest box, transcript."""
+    attrs = {
+        "source": "reflacx",
+        "reflacx_id": meta.text("id")[i].strip(),
+        "phase": phase,
+        "time_origin": "seconds from the start of the reading's audio (REFLACX); t_lsl = 0 there",
+        "view_times": "first fixation showing each new view (REFLACX records the view per fixation)",
+        "window_units": "REFLACX window_level / window_width as recorded",
+        "display_inferred": display_inferred,
+        "image_source_path": meta.text("image")[i].strip() if meta.has("image") else "",
+    }
+    for col in ("split", "dicom_id", "subject_id"):
+        if meta.has(col):
+            attrs[col] = meta.text(col)[i].strip()
+    chest = read_chest_box(case_dir / "chest_bounding_box.csv")
+    if chest is not None:
+        attrs["chest_box"] = chest
+    txt = case_dir / "transcription.txt"
+    if txt.is_file():
+        attrs["transcription"] = txt.read_text(encoding="utf-8", errors="replace").strip()
+    return attrs
 
 
 def import_reflacx(
@@ -401,28 +407,9 @@ def import_reflacx(
                 raise ImportFormatError(f"{meta_path} row {i + 2}: expected a reading id, got an empty cell")
             target = out / f"{safe_name(rid)}.h5"
             check_output(target, overwrite)
-            gaze_path = next(
-                (p for p in (base / rid / "gaze.csv", src / "gaze_data" / rid / "gaze.csv") if p.is_file()),
-                None,
-            )
             try:
-                record = read_reading(
-                    base / rid,
-                    meta,
-                    i,
-                    phase=phase,
-                    gaze_path=gaze_path,
-                    image_path=_image_for(meta, i, image_index, images),
-                    display=display,
-                    lead_s=lead_s,
-                )
-                provenance = {
-                    "importer": "reflacx",
-                    "source": str(src),
-                    "tracker": "EyeLink 1000 (REFLACX)",
-                    "eye_voice_lead_s": lead_s,
-                }
-                write_session_file(target, [record], provenance=provenance)
+                image_path = _image_for(meta, i, image_index, images)
+                _import_one(src, base, meta, i, phase, target, image_path, display=display, lead_s=lead_s)
             except ImportFormatError as exc:
                 if not skip_broken:
                     raise
@@ -431,6 +418,42 @@ def import_reflacx(
             result.written.append(target)
             result.n_cases += 1
     return result
+
+
+def _import_one(
+    src: Path,
+    base: Path,
+    meta: Table,
+    i: int,
+    phase: int,
+    target: Path,
+    image_path: Path | None,
+    *,
+    display: DisplayGeometry | None,
+    lead_s: float,
+) -> None:
+    """Reading ``i`` of a metadata table -> its own session file ``target``."""
+    rid = meta.text("id")[i].strip()
+    gaze_path = next(
+        (p for p in (base / rid / "gaze.csv", src / "gaze_data" / rid / "gaze.csv") if p.is_file()), None
+    )
+    record = read_reading(
+        base / rid,
+        meta,
+        i,
+        phase=phase,
+        gaze_path=gaze_path,
+        image_path=image_path,
+        display=display,
+        lead_s=lead_s,
+    )
+    provenance = {
+        "importer": "reflacx",
+        "source": str(src),
+        "tracker": "EyeLink 1000 (REFLACX)",
+        "eye_voice_lead_s": lead_s,
+    }
+    write_session_file(target, [record], provenance=provenance)
 
 
 def _image_for(meta: Table, i: int, index: dict[str, Path], root: str | Path | None) -> Path | None:

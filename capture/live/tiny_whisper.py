@@ -126,92 +126,119 @@ def build_tiny_whisper(
     """
     out = default_cache_dir() if out_dir is None else Path(out_dir)
     recipe = _recipe(seed, d_model, n_layers)
+    if _is_cached(out, recipe):
+        return out
+    _check_build_dependencies()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="tiny-whisper-", dir=out.parent) as tmp:
+        hf_dir = Path(tmp) / "hf"
+        hf_dir.mkdir()
+        _save_transformers_model(hf_dir, seed=seed, d_model=d_model, n_layers=n_layers)
+        staged = Path(tmp) / "ct2"
+        _convert_to_ctranslate2(hf_dir, staged)
+        (staged / "radgaze_tiny_whisper.json").write_text(json.dumps(recipe))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(staged, out)
+    return out
+
+
+def _is_cached(out: Path, recipe: dict) -> bool:
+    """A model built by the same recipe is already in ``out``."""
     marker = out / "radgaze_tiny_whisper.json"
-    if marker.is_file() and (out / "model.bin").is_file():
-        try:
-            if json.loads(marker.read_text()) == recipe:
-                return out
-        except ValueError:
-            pass
+    if not (marker.is_file() and (out / "model.bin").is_file()):
+        return False
     try:
-        import ctranslate2.converters
-        import torch
-        from transformers import (
-            GenerationConfig,
-            WhisperConfig,
-            WhisperFeatureExtractor,
-            WhisperForConditionalGeneration,
-        )
+        return json.loads(marker.read_text()) == recipe
+    except ValueError:
+        return False
+
+
+def _check_build_dependencies() -> None:
+    try:
+        import ctranslate2.converters  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise CheckpointError(
             f"building the tiny test Whisper needs torch, transformers and ctranslate2 ({e}); "
             "install the test extras: pip install -e '.[test]'"
         ) from e
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="tiny-whisper-", dir=out.parent) as tmp:
-        hf_dir = Path(tmp) / "hf"
-        hf_dir.mkdir()
-        ids = build_tokenizer_json(hf_dir / "tokenizer.json")
-        n_tokenizer = ids["<|notimestamps|>"] + 1
-        (hf_dir / "tokenizer_config.json").write_text(
-            json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1024})
+
+def _save_transformers_model(hf_dir: Path, *, seed: int, d_model: int, n_layers: int) -> None:
+    """Steps 1 and 2 of the module docstring: tokenizer, tiny WhisperConfig, random weights, generation
+    config and feature extractor, saved in transformers' layout in ``hf_dir``."""
+    import torch
+    from transformers import GenerationConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    ids = build_tokenizer_json(hf_dir / "tokenizer.json")
+    (hf_dir / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1024})
+    )
+    eot, sot = ids["<|endoftext|>"], ids["<|startoftranscript|>"]
+    heads = max(1, d_model // 32)
+    config = _whisper_config(ids, d_model=d_model, n_layers=n_layers, heads=heads)
+    torch.manual_seed(seed)
+    model = WhisperForConditionalGeneration(config).eval()
+    _favour_whole_words(model, hf_dir / "tokenizer.json", n_text=eot)
+    # Whisper's begin-suppress list is [space, <|endoftext|>] (openai/whisper decoding.py SuppressBlank);
+    # suppress list empty: faster-whisper adds its non-speech tokens itself (suppress_tokens=[-1]).
+    space_id = _space_token_id(hf_dir / "tokenizer.json")
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=sot,
+        eos_token_id=eot,
+        pad_token_id=eot,
+        suppress_tokens=[],
+        begin_suppress_tokens=[space_id, eot],
+        alignment_heads=[[layer, h] for layer in range(n_layers // 2, n_layers) for h in range(heads)],
+    )
+    model.save_pretrained(hf_dir)
+    WhisperFeatureExtractor(feature_size=N_MEL_BINS).save_pretrained(hf_dir)
+
+
+def _whisper_config(ids: dict[str, int], *, d_model: int, n_layers: int, heads: int):
+    """Whisper's architecture at tiny width: 80 mel bins, 30 s of audio, text + specials + timestamps."""
+    from transformers import WhisperConfig
+
+    eot, sot = ids["<|endoftext|>"], ids["<|startoftranscript|>"]
+    return WhisperConfig(
+        vocab_size=ids["<|notimestamps|>"] + 1 + N_TIMESTAMP_TOKENS,
+        num_mel_bins=N_MEL_BINS,
+        d_model=d_model,
+        encoder_layers=n_layers,
+        decoder_layers=n_layers,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=heads,
+        encoder_ffn_dim=2 * d_model,
+        decoder_ffn_dim=2 * d_model,
+        max_source_positions=MAX_SOURCE_POSITIONS,
+        max_target_positions=MAX_TARGET_POSITIONS,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        decoder_start_token_id=sot,
+    )
+
+
+def _convert_to_ctranslate2(hf_dir: Path, staged: Path) -> None:
+    """Step 3: CTranslate2's converter (float32), tokenizer.json and preprocessor_config.json copied in."""
+    import ctranslate2.converters
+
+    quiet = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # no progress bars from the converter's reload of the model
+    try:
+        converter = ctranslate2.converters.TransformersConverter(
+            str(hf_dir), copy_files=["tokenizer.json", "preprocessor_config.json"]
         )
-        eot, sot = ids["<|endoftext|>"], ids["<|startoftranscript|>"]
-        heads = max(1, d_model // 32)
-        config = WhisperConfig(
-            vocab_size=n_tokenizer + N_TIMESTAMP_TOKENS,
-            num_mel_bins=N_MEL_BINS,
-            d_model=d_model,
-            encoder_layers=n_layers,
-            decoder_layers=n_layers,
-            encoder_attention_heads=heads,
-            decoder_attention_heads=heads,
-            encoder_ffn_dim=2 * d_model,
-            decoder_ffn_dim=2 * d_model,
-            max_source_positions=MAX_SOURCE_POSITIONS,
-            max_target_positions=MAX_TARGET_POSITIONS,
-            pad_token_id=eot,
-            bos_token_id=eot,
-            eos_token_id=eot,
-            decoder_start_token_id=sot,
-        )
-        torch.manual_seed(seed)
-        model = WhisperForConditionalGeneration(config).eval()
-        _favour_whole_words(model, hf_dir / "tokenizer.json", n_text=eot)
-        # Whisper's begin-suppress list is [space, <|endoftext|>] (openai/whisper decoding.py SuppressBlank);
-        # suppress list empty: faster-whisper adds its non-speech tokens itself (suppress_tokens=[-1]).
-        space_id = _space_token_id(hf_dir / "tokenizer.json")
-        model.generation_config = GenerationConfig(
-            decoder_start_token_id=sot,
-            eos_token_id=eot,
-            pad_token_id=eot,
-            suppress_tokens=[],
-            begin_suppress_tokens=[space_id, eot],
-            alignment_heads=[[layer, h] for layer in range(n_layers // 2, n_layers) for h in range(heads)],
-        )
-        model.save_pretrained(hf_dir)
-        WhisperFeatureExtractor(feature_size=N_MEL_BINS).save_pretrained(hf_dir)
-        staged = Path(tmp) / "ct2"
-        quiet = os.environ.get("TQDM_DISABLE")
-        os.environ["TQDM_DISABLE"] = "1"  # no progress bars from the converter's reload of the model
-        try:
-            converter = ctranslate2.converters.TransformersConverter(
-                str(hf_dir), copy_files=["tokenizer.json", "preprocessor_config.json"]
-            )
-            converter.convert(str(staged), quantization="float32", force=True)
-        except Exception as e:
-            raise CheckpointError(f"converting the tiny Whisper with CTranslate2 failed: {e}") from e
-        finally:
-            if quiet is None:
-                os.environ.pop("TQDM_DISABLE", None)
-            else:
-                os.environ["TQDM_DISABLE"] = quiet
-        (staged / "radgaze_tiny_whisper.json").write_text(json.dumps(recipe))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staged, out)
-    return out
+        converter.convert(str(staged), quantization="float32", force=True)
+    except Exception as e:
+        raise CheckpointError(f"converting the tiny Whisper with CTranslate2 failed: {e}") from e
+    finally:
+        if quiet is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = quiet
 
 
 def _favour_whole_words(model, tokenizer_json: Path, *, n_text: int, gain: float = 4.0) -> None:

@@ -198,19 +198,7 @@ def render_gaze(
         raise ValueError("render_gaze: expected at least one planned fixation, got none")
     n = int(np.floor((t1 - t0) * params.rate_hz))
     t = t0 + np.arange(n) / params.rate_hz
-    v = view_events[view_index(sched.t_start, view_events)]
-    px = sched.x_img_px * v["scale"] + v["offset_x"]
-    py = sched.y_img_px * v["scale"] + v["offset_y"]
-    j = np.searchsorted(sched.t_start, t, side="right") - 1
-    jc = np.clip(j, 0, len(sched) - 1)
-    nxt = np.clip(j + 1, 0, len(sched) - 1)
-    in_fix = (j >= 0) & (t <= sched.t_end[jc])
-    gap = np.maximum(sched.t_start[nxt] - sched.t_end[jc], 1e-9)
-    prof = np.where(in_fix | (j < 0) | (j + 1 >= len(sched)), 0.0, _min_jerk((t - sched.t_end[jc]) / gap))
-    x = px[jc] + prof * (px[nxt] - px[jc])
-    y = py[jc] + prof * (py[nxt] - py[jc])
-    x = np.where(j < 0, px[0], x)
-    y = np.where(j < 0, py[0], y)
+    x, y, in_fix, jc = _planned_screen_path(sched, view_events, t)
     # drift: a random walk restarted at each fixation's first sample; noise; accuracy offset (degrees). Both
     # are band-limited to NOISE_BANDWIDTH_HZ as trackers' own filters do, so a 2 kHz stream is not noisier
     # in velocity than a 250 Hz one
@@ -222,16 +210,7 @@ def render_gaze(
     noise = _band_limited(rng, t, params.noise_deg, walk=False)
     x = x + (drift[0] + noise[0] + off[0]) * ppd_x
     y = y + (drift[1] + noise[1] + off[1]) * ppd_y
-    # invalid samples: blinks and dropouts
-    valid = np.ones(n, bool)
-    for per_min, dur in (
-        (params.blinks_per_min, params.blink_dur_s),
-        (params.dropouts_per_min, params.dropout_dur_s),
-    ):
-        s, e = _event_spans(rng, t0, t1, per_min, dur)
-        if s.size:
-            k = np.searchsorted(s, t, side="right") - 1
-            valid &= ~((k >= 0) & (t < e[np.clip(k, 0, None)]))
+    valid = _valid_samples(rng, t, t0, t1, params)
     gaze = np.zeros(n, GAZE_DTYPE)
     gaze["t_lsl"] = t
     gaze["x_screen_px"] = np.where(valid, x, np.nan)
@@ -242,6 +221,37 @@ def render_gaze(
     slow = _band_limited(rng, t, 0.05, walk=True)[0]
     gaze["pupil"] = np.where(valid, params.pupil_mm + slow + rng.normal(0, 0.02, n), np.nan)
     return _cut_outage(rng, gaze, t0, t1, params)
+
+
+def _planned_screen_path(sched: FixationSchedule, view_events: np.ndarray, t: np.ndarray):
+    """Screen position of the plan at times ``t``: each fixation mapped through the view in force when it
+    starts, minimum-jerk saccades between them. Returns (x, y, in_fixation, fixation index clipped)."""
+    v = view_events[view_index(sched.t_start, view_events)]
+    px = sched.x_img_px * v["scale"] + v["offset_x"]
+    py = sched.y_img_px * v["scale"] + v["offset_y"]
+    j = np.searchsorted(sched.t_start, t, side="right") - 1
+    jc = np.clip(j, 0, len(sched) - 1)
+    nxt = np.clip(j + 1, 0, len(sched) - 1)
+    in_fix = (j >= 0) & (t <= sched.t_end[jc])
+    gap = np.maximum(sched.t_start[nxt] - sched.t_end[jc], 1e-9)
+    prof = np.where(in_fix | (j < 0) | (j + 1 >= len(sched)), 0.0, _min_jerk((t - sched.t_end[jc]) / gap))
+    x = px[jc] + prof * (px[nxt] - px[jc])
+    y = py[jc] + prof * (py[nxt] - py[jc])
+    return np.where(j < 0, px[0], x), np.where(j < 0, py[0], y), in_fix, jc
+
+
+def _valid_samples(rng: np.random.Generator, t: np.ndarray, t0: float, t1: float, params: GazeParams):
+    """False during blinks and dropouts (Poisson events of the configured rates and durations)."""
+    valid = np.ones(t.size, bool)
+    for per_min, dur in (
+        (params.blinks_per_min, params.blink_dur_s),
+        (params.dropouts_per_min, params.dropout_dur_s),
+    ):
+        s, e = _event_spans(rng, t0, t1, per_min, dur)
+        if s.size:
+            k = np.searchsorted(s, t, side="right") - 1
+            valid &= ~((k >= 0) & (t < e[np.clip(k, 0, None)]))
+    return valid
 
 
 def _cut_outage(rng: np.random.Generator, gaze: np.ndarray, t0: float, t1: float, params: GazeParams):

@@ -216,9 +216,7 @@ def synth_case(
     ph = draw_case(rng, size, findings if findings is not None else random_case_findings(rng, opts.p_normal))
     png = encode_png16(ph.pixels)
     h_hm, w_hm, scale = heatmap_grid(size, size)
-    masks: dict = {i: finding_mask(s, ph.anatomy, h_hm, w_hm) for i, s in enumerate(ph.findings)}
-    for name in ("heart", "mediastinum", "lungs", "apices", "costophrenic_angles", "bones"):
-        masks[name] = region_mask(name, ph.anatomy, h_hm, w_hm)
+    masks = _case_masks(ph, h_hm, w_hm)
     fit = np.asarray(fit_view(size, size, display, t_lsl=t_start, window=_view_window(ph.pixels)), VIEW_DTYPE)
     fit = fit.reshape(1)  # one VIEW_DTYPE row, kept as a 1-element array
     ppd_img = float(np.mean(ppd_screen(display))) / float(fit["scale"][0])
@@ -241,19 +239,7 @@ def synth_case(
     sched_talk, _ = plan_fixations(rng, dwells, ppd_img, params, start_xy=last)
     sched = _concat_schedules(sched_search, sched_talk)
 
-    # view: fitted; optionally zoomed on one finding while it is dictated
-    views = [fit]
-    zoomed = -1
-    finding_sentences = [k for k, s in enumerate(report) if s.finding_index >= 0]
-    if finding_sentences and rng.random() < opts.zoom_p:
-        zoomed = int(rng.choice(finding_sentences))
-        f_mask = masks[report[zoomed].finding_index]
-        rows, cols = np.nonzero(f_mask)
-        centre = ((cols.mean() + 0.5) * scale, (rows.mean() + 0.5) * scale)
-        back = fit.copy()
-        back["t_lsl"], back["kind"] = spans[zoomed][1], VIEW_FIT
-        views += [_zoom_row(fit, spans[zoomed][0], centre, display), back]
-    view_events = np.concatenate(views)
+    view_events, zoomed = _view_events(rng, fit, report, masks, spans, scale, display, opts.zoom_p)
 
     gaze, gaps = render_gaze(rng, sched, view_events, display, (size, size), t_start, t_end, params)
     image = ImageRef(f"{case_id}.png", hashlib.sha256(png).hexdigest(), size, size, 16, "MONOCHROME2")
@@ -271,17 +257,48 @@ def synth_case(
         heatmap_scale=scale,
         findings=_finding_records(ph, masks, scale),
         labels=labels,
-        attrs={
-            "synthetic": True,
-            "spoken_punctuation": spoken,
-            "eye_voice_lead_s": [round(float(v), 3) for v in lead_s],
-            "zoomed_sentence": zoomed,
-            "cardiothoracic_ratio": round(ph.anatomy.cardiothoracic_ratio(), 3),
-            "planned_fixations": len(sched),
-        },
+        attrs=_case_attrs(ph, spoken=spoken, lead_s=lead_s, zoomed=zoomed, n_planned=len(sched)),
     )
     _add_fixations_and_heatmaps(record, report)
     return record, ph.pixels, png
+
+
+def _case_attrs(ph, *, spoken: bool, lead_s: np.ndarray, zoomed: int, n_planned: int) -> dict:
+    """What the generator chose for a case, stored with it (the ground truth tests and experiments use)."""
+    return {
+        "synthetic": True,
+        "spoken_punctuation": spoken,
+        "eye_voice_lead_s": [round(float(v), 3) for v in lead_s],
+        "zoomed_sentence": zoomed,
+        "cardiothoracic_ratio": round(ph.anatomy.cardiothoracic_ratio(), 3),
+        "planned_fixations": n_planned,
+    }
+
+
+def _case_masks(ph, h_hm: int, w_hm: int) -> dict:
+    """Masks on the heatmap grid: each finding by its index, and the named anatomical regions."""
+    masks: dict = {i: finding_mask(s, ph.anatomy, h_hm, w_hm) for i, s in enumerate(ph.findings)}
+    for name in ("heart", "mediastinum", "lungs", "apices", "costophrenic_angles", "bones"):
+        masks[name] = region_mask(name, ph.anatomy, h_hm, w_hm)
+    return masks
+
+
+def _view_events(
+    rng, fit, report, masks, spans, scale: float, display, zoom_p: float
+) -> tuple[np.ndarray, int]:
+    """The view: fitted; with probability ``zoom_p`` zoomed on one finding while it is dictated, then fitted
+    again. Returns the VIEW_DTYPE rows and the zoomed sentence's index (-1: none)."""
+    views = [fit]
+    zoomed = -1
+    finding_sentences = [k for k, s in enumerate(report) if s.finding_index >= 0]
+    if finding_sentences and rng.random() < zoom_p:
+        zoomed = int(rng.choice(finding_sentences))
+        rows, cols = np.nonzero(masks[report[zoomed].finding_index])
+        centre = ((cols.mean() + 0.5) * scale, (rows.mean() + 0.5) * scale)
+        back = fit.copy()
+        back["t_lsl"], back["kind"] = spans[zoomed][1], VIEW_FIT
+        views += [_zoom_row(fit, spans[zoomed][0], centre, display), back]
+    return np.concatenate(views), zoomed
 
 
 def _concat_schedules(a: FixationSchedule, b: FixationSchedule) -> FixationSchedule:
@@ -381,7 +398,7 @@ def write_synthetic_sessions(
         )
         provenance = {
             "source": "synthetic",
-            "generator": "radgaze.capture.synth",
+            "generator": "radgaze synth",
             "seed": seed,
             "first_case": first,
             "tracker": {"name": "radgaze synthetic eye", "rate_hz": rate_hz},

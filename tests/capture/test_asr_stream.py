@@ -8,6 +8,7 @@ recogniser would from the sound.
 from __future__ import annotations
 
 import queue
+import threading
 import time
 
 import numpy as np
@@ -238,17 +239,42 @@ def test_transcriber_errors_travel_on_the_words_queue():
     streamer.stop(timeout_s=5)
 
 
+class HeldTranscriber(ScriptTranscriber):
+    """A ScriptTranscriber whose first decode does not return until the test releases it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, audio: np.ndarray, prompt: str) -> list[AsrWord]:
+        self.entered.set()
+        self.release.wait(timeout=60)
+        return super().__call__(audio, prompt)
+
+
 def test_feed_never_waits_for_a_slow_decoder():
-    fake = ScriptTranscriber(delay_s=0.5)
-    streamer = StreamingTranscriber(fake).start()
+    """All of a recording's blocks are fed while the worker is stuck inside one decode (order, not timing)."""
+    held = HeldTranscriber()
+    streamer = StreamingTranscriber(held).start()
     audio = encoded_audio(5.0)
-    worst = 0.0
-    for k in range(audio.size // BLOCK):
-        t = time.perf_counter()
-        streamer.feed(T_LSL0 + k * 0.1, audio[k * BLOCK : (k + 1) * BLOCK])
-        worst = max(worst, time.perf_counter() - t)
-    assert worst < 0.005
-    streamer.stop(timeout_s=10)
+    n_blocks = audio.size // BLOCK
+    fed: list[int] = []
+
+    def feed_all() -> None:
+        for k in range(n_blocks):
+            streamer.feed(T_LSL0 + k * 0.1, audio[k * BLOCK : (k + 1) * BLOCK])
+            fed.append(k)
+            if k == 15:  # enough audio for a first decode: wait until the worker is inside it
+                assert held.entered.wait(timeout=30), "the worker never started decoding"
+
+    feeder = threading.Thread(target=feed_all, daemon=True)
+    feeder.start()
+    feeder.join(timeout=30)  # a liveness bound only: feeding 50 blocks takes microseconds each
+    finished_while_held = not feeder.is_alive() and not held.release.is_set()
+    held.release.set()
+    feeder.join(timeout=30)
+    assert finished_while_held and len(fed) == n_blocks, f"fed {len(fed)} of {n_blocks} while decoding"
+    streamer.stop(timeout_s=30)
     assert streamer.final_words().text[:3] == ["No", "pleural", "effusion"]
 
 

@@ -1,6 +1,6 @@
 """Channel layouts of LSL eye-tracker streams: which channel is what; chunks into gaze records.
 
-Built-in layouts follow the public LSL bridges (see ../shared/REFERENCE-NOTES.md, "Lab Streaming Layer
+Built-in layouts follow the public LSL bridges (see REFERENCE-NOTES.md, "Lab Streaming Layer
 eye-tracker bridges"): Tobii Pro, Pupil Capture relay, Gazepoint, EyeLink. Any other tracker is read through
 the XDF Gaze meta-data convention (channel ``type`` ScreenX / ScreenY / Confidence / Diameter, ``eye``
 left / right / both, ``unit`` normalized / pixels), or through a user TOML/JSON file naming the channels.
