@@ -65,7 +65,7 @@ def play_into_mic(samples_int16: np.ndarray) -> subprocess.Popen:
         [
             "pacat",
             f"--device={SPEAKER_SINK}",
-            "--latency-msec=20",
+            "--latency-msec=200",  # a deep buffer: a loaded machine must not starve the player (gaps in the speech)
             "--format=s16le",
             "--rate=16000",
             "--channels=1",
@@ -159,7 +159,7 @@ def test_virtual_mic_records_the_played_speech_stamped_on_the_lsl_clock(virtual_
     # the speech's first sample is stamped after we started playing it, within the sound server's latency
     t_speech_lsl = float(samples_to_t_lsl(lag, audio.block_t_lsl, audio.block_first_sample, rate))
     delay_s = t_speech_lsl - t_play_lsl
-    assert -0.02 <= delay_s < 1.0, f"speech stamped {delay_s:+.3f} s after playback started"
+    assert -0.02 <= delay_s < 2.0, f"speech stamped {delay_s:+.3f} s after playback started"
     assert src.describe()["device"] == "pulse"
     print(
         f"virtual mic: corr {corr:.3f}, speech stamped {delay_s * 1000:+.1f} ms after playback start, "
