@@ -150,9 +150,15 @@ def test_live_record_of_each_bridge_matches_what_it_pushed(bridge, tmp_path, ima
 
 def write_bridge_xdf(path: Path, bridge: str, t0: float = 5000.0) -> dict:
     """The same fixture as an XDF file (LabRecorder's chunks); returns the gaze truth with its stamps."""
+    plans = plans_for(bridge, DURATION_S)
+    write_plans_xdf(path, plans, t0)
+    g = gaze_plan(plans)
+    return {"t": t0 + g.t, "x": g.x_px, "y": g.y_px, "valid": g.valid}
+
+
+def write_plans_xdf(path: Path, plans: list, t0: float = 5000.0) -> None:
     from test_import_xdf import _chunk, _samples
 
-    plans = plans_for(bridge, DURATION_S)
     data = b"XDF:" + _chunk(1, b'<?xml version="1.0"?><info><version>1.0</version></info>')
     for sid, p in enumerate(plans, start=1):
         data += _chunk(2, np.uint32(sid).tobytes() + header_xml(p).encode())
@@ -164,8 +170,6 @@ def write_bridge_xdf(path: Path, bridge: str, t0: float = 5000.0) -> dict:
         for tc in (t[0], t[-1]):
             data += _chunk(4, np.array([sid], "<u4").tobytes() + np.array([tc, 0.0], "<f8").tobytes())
     path.write_bytes(data)
-    g = gaze_plan(plans)
-    return {"t": t0 + g.t, "x": g.x_px, "y": g.y_px, "valid": g.valid}
 
 
 @pytest.mark.parametrize("bridge", sorted(BRIDGES))
@@ -238,3 +242,20 @@ def test_a_tracker_of_another_lsl_session_is_never_seen(tmp_path, image):
     assert seen_a.splitlines()[0] == "[]" and seen_a.splitlines()[1].startswith("none:"), seen_a
     assert seen_b.splitlines()[0] == "['Tobii']" and seen_b.splitlines()[1] == "chose Tobii", seen_b
     assert rec.returncode == 2 and "found none" in rec.stderr and not list((tmp_path / "out").glob("*.h5"))
+
+
+def test_xdf_with_two_streams_that_fit_lists_them_and_how_to_choose(tmp_path, image):
+    from bridges import eyelink, pylsl_examples, tobii
+
+    from radgaze.capture.errors import ImportFormatError
+
+    xdf = tmp_path / "two.xdf"
+    write_plans_xdf(xdf, tobii(1.0, 0) + eyelink(1.0, 1) + pylsl_examples(1.0, 0))
+    with pytest.raises(ImportFormatError) as err:
+        import_xdf(xdf, tmp_path / "out", image=image, display=DISPLAY)
+    msg = str(err.value)
+    assert "'Tobii'" in msg and "'EyeLink'" in msg and "--gaze-stream" in msg and "\n" not in msg
+    assert "BioSemi" not in msg.split("got 2")[1]  # the EEG stream is not a candidate
+    res = import_xdf(xdf, tmp_path / "out", image=image, display=DISPLAY, gaze_stream="eyelink-testhost")
+    with SessionReader(res.written[0]) as r:
+        assert next(r.cases()).attrs["gaze_layout"] == "eyelink"

@@ -202,7 +202,7 @@ class StreamDescription:
 
 
 def suggest_config_line(desc: StreamDescription) -> str:
-    """The ``--layout-config`` file (one line, TOML) that would read this stream: x/y guessed from its labels."""
+    """The ``--layout-config`` file (one TOML line) that would read this stream: x/y guessed from its labels."""
     labels = [lab.strip() for lab in desc.labels] if len(desc.labels) == desc.n_channels else []
 
     def pick(axis: str, fallback: int) -> str:
@@ -214,8 +214,8 @@ def suggest_config_line(desc: StreamDescription) -> str:
 
     unit = next((_UNIT_ALIASES.get(u.strip().lower()) for u in desc.units if u.strip()), None) or NORMALIZED
     return (
-        f'--layout-config FILE with: [gaze_layout] unit = "{unit}" [gaze_layout.channels] '
-        f"x = {pick('x', 0)} y = {pick('y', 1)}"
+        f'--layout-config FILE holding the line: gaze_layout = {{ unit = "{unit}", channels = '
+        f"{{ x = {pick('x', 0)}, y = {pick('y', 1)} }} }}"
     )
 
 
