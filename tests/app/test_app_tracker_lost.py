@@ -97,3 +97,38 @@ def test_stats_without_any_sample_say_not_connected(qtbot, tmp_path):
     ctl.stats = TrackerStats(120.0, 100.0, 10, pipe.t - 2.0)
     ctl._show_status()
     assert "lost · 2.0 s" in win.reading.tracker.label.text()
+
+
+def test_audio_file_plays_from_the_moment_recording_starts(qtbot, tmp_path):
+    """Windowed ``record --audio-file F``: nothing of F is played (or transcribed) before Space; the first
+    block is stamped after the case began."""
+    import soundfile
+    from test_app_record_mode import StandInPipeline
+
+    from radgaze.app.record_cmd import start_audio
+    from radgaze.capture.live.audio import AudioFileSource
+
+    wav = tmp_path / "dictation.wav"
+    soundfile.write(wav, np.zeros(16000, np.float32), 16000)
+    Image.fromarray(np.full((300, 200), 2000, np.uint16)).save(tmp_path / "c.png")
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.open_folder(tmp_path)
+    pipe = StandInPipeline()
+    ctl = RecordController(win, pipe, DisplayGeometry(), tracker_name="sim")
+    audio = AudioFileSource(wav)
+    start_audio(ctl, audio, from_file=True)
+    try:
+        qtbot.wait(300)
+        assert audio.queue.empty()  # the window is open, recording is not: the file waits
+        import pylsl
+
+        t_begin = pylsl.local_clock()
+        win.shortcuts["Space"].activated.emit()
+        assert ctl.recording
+        qtbot.waitUntil(lambda: not audio.queue.empty(), timeout=5000)
+        block = audio.queue.get()
+        assert block.t_lsl_first_sample >= t_begin
+    finally:
+        audio.stop()
