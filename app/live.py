@@ -214,8 +214,15 @@ class LiveSession:
     def _end_case(self, t_end: float) -> None:
         self._pull_gaze()
         self._emit_sentences(self.pipeline.finish(t_end))
+        self.write_counters()
         self.events.put_nowait(("case_ended", self.case_id))
         self.case_id, self.pipeline, self.image = None, None, None
+
+    def write_counters(self) -> None:
+        """The inlet's counters as they are now into the file's provenance (when a case ends, at close)."""
+        provenance = getattr(self.gaze_inlet, "provenance", None)
+        if provenance is not None:
+            self.writer.update_provenance(tracker=provenance())
 
     def _on_view(self, rows: np.ndarray) -> None:
         if self.pipeline is not None:

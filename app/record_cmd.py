@@ -149,6 +149,8 @@ class Sources:
         if self.inlet is not None:
             self.inlet.stop()
         if self.writer is not None:
+            if self.session is not None:
+                self.session.write_counters()  # the inlet's final counters (the worker has stopped)
             self.writer.close()
 
 

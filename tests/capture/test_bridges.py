@@ -11,6 +11,7 @@ $RADGAZE_ARTIFACTS/bridge_metrics.json (docs/trackers.md holds a table of them).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -259,3 +260,36 @@ def test_xdf_with_two_streams_that_fit_lists_them_and_how_to_choose(tmp_path, im
     res = import_xdf(xdf, tmp_path / "out", image=image, display=DISPLAY, gaze_stream="eyelink-testhost")
     with SessionReader(res.written[0]) as r:
         assert next(r.cases()).attrs["gaze_layout"] == "eyelink"
+
+
+# ------------------------------------------------------------------------------------------------ wrong streams
+LIBLSL_LOG = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \(")
+WRONG = {
+    "string": ({"name": "WrongStrings", "type": "Gaze", "format": "string", "rate": 0.0, "n_channels": 2,
+                "labels": ["x", "y"]}, "WrongStrings", "expected float32 or double64 channels, got string"),
+    "no_layout": ({"name": "WrongLabels", "type": "Gaze", "format": "float32", "rate": 0.0,
+                   "labels": ["a", "b", "c"], "rows": [[0.1, 0.2, 0.3]]}, "any", "0 Hz, labels ['a', 'b', 'c']"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(WRONG))
+def test_a_wrong_stream_is_refused_in_one_line_and_nothing_is_recorded(kind, tmp_path, image):
+    spec, tracker, expected = WRONG[kind]
+    path = tmp_path / "wrong.json"
+    path.write_text(json.dumps({"outlets": [spec], "lifetime_s": 30}))
+    proc = subprocess.Popen([sys.executable, str(HERE / "lsl_outlet_proc.py"), str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    try:
+        assert proc.stdout.readline().strip() == "READY"
+        rec = subprocess.run(
+            [sys.executable, "-m", "radgaze.app.cli", "record", "--headless", "--tracker", tracker, "--no-audio",
+             "--image", str(image), "--out", str(tmp_path / "out"), "--duration", "1"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        stop(proc)
+    assert rec.returncode == 2, rec.stderr
+    ours = [line for line in rec.stderr.splitlines() if not LIBLSL_LOG.match(line)]  # liblsl logs its config
+    assert len(ours) == 1 and expected in ours[0] and "Traceback" not in rec.stderr, ours
+    assert "--layout-config" in ours[0] or kind == "string"
+    assert not list((tmp_path / "out").glob("*.h5"))
