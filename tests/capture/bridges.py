@@ -46,6 +46,7 @@ writes the stamps it really pushed (``truth.npz``) so tests compare the stored s
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -415,7 +416,9 @@ def run_plan(p: OutletPlan, box: list, t0: float, deadline: float, truth_path: P
             i = due
         time.sleep(0.0015 if p.stamps == "host-read" else 0.004)
     if truth_path is not None:
-        np.savez(truth_path, t=pushed, x=p.x_px, y=p.y_px, valid=p.valid)
+        tmp = truth_path.with_suffix(".tmp.npz")
+        np.savez(tmp, t=pushed, x=p.x_px, y=p.y_px, valid=p.valid)
+        os.replace(tmp, truth_path)  # whole or absent: the test waits for it to appear
         print("DONE", flush=True)
     while time.monotonic() < deadline:
         time.sleep(0.05)
