@@ -423,40 +423,8 @@ def load_layout_config(path: str | Path, desc: StreamDescription) -> GazeLayout:
         left_y = 1
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"gaze layout config {path}: cannot read it as TOML/JSON ({exc})") from exc
-    cfg = data.get("gaze_layout", data)
-    channels = cfg.get("channels")
-    if not isinstance(channels, dict) or not channels:
-        raise ConfigError(
-            f"gaze layout config {path}: expected a [gaze_layout.channels] table, got {channels!r}"
-        )
-    lower_labels = [lab.strip().lower() for lab in desc.labels]
-
-    def index(role: str) -> int | None:
-        ref = channels.get(role)
-        if ref is None:
-            return None
-        if isinstance(ref, int) and not isinstance(ref, bool):
-            if not 0 <= ref < desc.n_channels:
-                raise StreamLayoutError(
-                    f"gaze layout config {path}: {role} = channel {ref}, "
-                    f"the stream has {desc.n_channels} channels"
-                )
-            return ref
-        if isinstance(ref, str) and ref.strip().lower() in lower_labels:
-            return lower_labels.index(ref.strip().lower())
-        raise StreamLayoutError(
-            f"gaze layout config {path}: {role} = {ref!r} is not a channel of stream {desc.name!r} "
-            f"(labels {list(desc.labels) or 'none'})"
-        )
-
-    unknown = set(channels) - set(_ROLES) - {"confidence", "valid"}
-    if unknown:
-        raise ConfigError(f"gaze layout config {path}: unknown roles {sorted(unknown)}; expected {_ROLES}")
+    cfg = _read_config(path)
+    index = _config_indexer(cfg["channels"], desc, path)
     groups = []
     for prefix, eye in (("left_", "left"), ("right_", "right"), ("", "both")):
         x, y = index(prefix + "x"), index(prefix + "y")
@@ -483,6 +451,50 @@ def load_layout_config(path: str | Path, desc: StreamDescription) -> GazeLayout:
         sentinels=tuple(float(v) for v in cfg.get("missing_values", [])),
         zero_is_missing=bool(cfg.get("zero_is_missing", False)),
     )
+
+
+def _read_config(path: Path) -> dict:
+    """The ``gaze_layout`` table of a TOML/JSON file, with a non-empty ``channels`` table of known roles."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"gaze layout config {path}: cannot read it as TOML/JSON ({exc})") from exc
+    cfg = data.get("gaze_layout", data)
+    channels = cfg.get("channels")
+    if not isinstance(channels, dict) or not channels:
+        raise ConfigError(
+            f"gaze layout config {path}: expected a [gaze_layout.channels] table, got {channels!r}"
+        )
+    unknown = set(channels) - set(_ROLES) - {"confidence", "valid"}
+    if unknown:
+        raise ConfigError(f"gaze layout config {path}: unknown roles {sorted(unknown)}; expected {_ROLES}")
+    return cfg
+
+
+def _config_indexer(channels: dict, desc: StreamDescription, path: Path):
+    """role -> channel index (by label, case-insensitive, or 0-based index); None when the role is absent."""
+    lower_labels = [lab.strip().lower() for lab in desc.labels]
+
+    def index(role: str) -> int | None:
+        ref = channels.get(role)
+        if ref is None:
+            return None
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            if not 0 <= ref < desc.n_channels:
+                raise StreamLayoutError(
+                    f"gaze layout config {path}: {role} = channel {ref}, "
+                    f"the stream has {desc.n_channels} channels"
+                )
+            return ref
+        if isinstance(ref, str) and ref.strip().lower() in lower_labels:
+            return lower_labels.index(ref.strip().lower())
+        raise StreamLayoutError(
+            f"gaze layout config {path}: {role} = {ref!r} is not a channel of stream {desc.name!r} "
+            f"(labels {list(desc.labels) or 'none'})"
+        )
+
+    return index
 
 
 # ---------------------------------------------------------------------------------------------------------
