@@ -29,7 +29,7 @@ from radgaze.capture.live.queues import drain
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 
 STATUS_WINDOW_S = 2.0  # tracker rate / validity over the last 2 s (120 samples even at a 60 Hz tracker)
-STATUS_EVERY_S = 0.5
+STATUS_EVERY_S = 0.25  # on the clock, samples or not: an outage shows within a fraction of a second
 LOOP_PERIOD_S = 0.02  # 50 Hz, the headless recorder's loop period (radgaze.capture.live.record.POLL_S)
 
 
@@ -38,7 +38,7 @@ class TrackerStats:
     rate_hz: float
     valid_pct: float
     n_samples: int  # received since the session started
-    t_last: float  # LSL time of the newest sample
+    t_last: float  # LSL time of the newest sample (NaN: none yet)
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ class LiveSession:
         self.n_gaze = 0
         self._recent = np.zeros(0, GAZE_DTYPE)
         self._last_status = -np.inf
+        self._t_newest = float("nan")
 
     # -- commands (any thread, never block) -------------------------------------------------------------
     def begin_case(
@@ -213,8 +214,15 @@ class LiveSession:
     def _end_case(self, t_end: float) -> None:
         self._pull_gaze()
         self._emit_sentences(self.pipeline.finish(t_end))
+        self.write_counters()
         self.events.put_nowait(("case_ended", self.case_id))
         self.case_id, self.pipeline, self.image = None, None, None
+
+    def write_counters(self) -> None:
+        """The inlet's counters as they are now into the file's provenance (when a case ends, at close)."""
+        provenance = getattr(self.gaze_inlet, "provenance", None)
+        if provenance is not None:
+            self.writer.update_provenance(tracker=provenance())
 
     def _on_view(self, rows: np.ndarray) -> None:
         if self.pipeline is not None:
@@ -252,15 +260,13 @@ class LiveSession:
         if self.gaze_inlet is None:
             return
         chunks = self.gaze_inlet.drain()
-        if not chunks:
-            return
         samples, gaps = concat_chunks(chunks)
+        self._status(samples)
         if samples.size == 0:
             return
         if self.forward_screen_gaze:
             self.events.put_nowait(("screen_gaze", samples))
         self.n_gaze += samples.size
-        self._status(samples)
         if self.pipeline is None:
             return
         samples = samples[
@@ -275,13 +281,19 @@ class LiveSession:
         self.events.put_nowait(("gaze", xy))
 
     def _status(self, samples: np.ndarray) -> None:
-        self._recent = np.concatenate([self._recent, samples])
-        now = float(samples["t_lsl"][-1])
+        """Rate and validity over the last STATUS_WINDOW_S of the clock (gaze times are on the same LSL
+        clock), every STATUS_EVERY_S whether samples came or not, so an outage empties the window."""
+        if samples.size:
+            self._recent = np.concatenate([self._recent, samples])
+            self._t_newest = float(np.fmax(self._t_newest, samples["t_lsl"][-1]))
+        now = self.clock()
         self._recent = self._recent[self._recent["t_lsl"] > now - STATUS_WINDOW_S]
         if now - self._last_status >= STATUS_EVERY_S:
             self._last_status = now
             rate, valid = tracker_stats(self._recent["t_lsl"], self._recent["flags"], now)
-            self.events.put_nowait(("status", TrackerStats(rate, valid, self.n_gaze, now)))
+            self.events.put_nowait(
+                ("status", TrackerStats(rate, valid, self.n_gaze + samples.size, self._t_newest))
+            )
 
     def _emit_sentences(self, closed) -> None:
         for s in closed:

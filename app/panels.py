@@ -22,7 +22,10 @@ class TrackerStatus:
     rate_hz: float = float("nan")  # measured over the last seconds
     valid_pct: float = float("nan")  # % of samples flagged valid over the last seconds
     last_drift_deg: float = float("nan")  # last calibration-check accuracy (deg)
-    connected: bool = False
+    connected: bool = False  # samples have come
+    since_last_s: float = float("nan")  # time since the newest sample
+    lost: bool = False  # no sample for longer than LOST_AFTER_S
+    back_after_s: float = float("nan")  # the outage just recovered from lasted this long (shown a while)
 
 
 def heatmap_thumbnail(
@@ -65,6 +68,7 @@ class TrackerPanel(QtWidgets.QGroupBox):
         super().__init__("Tracker", parent)
         self.label = QtWidgets.QLabel("no tracker")
         self.label.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.label.setWordWrap(True)
         self.calibrate_button = QtWidgets.QPushButton("Calibration check…")
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.label)
@@ -80,9 +84,17 @@ class TrackerPanel(QtWidgets.QGroupBox):
         drift = fmt(status.last_drift_deg, ".2f") + "°"
         if status.last_drift_deg == status.last_drift_deg and status.last_drift_deg > warn_deg:
             drift = f"<span style='color:#ff6060'>{drift} (recalibrate)</span>"
-        state = "connected" if status.connected else "<span style='color:#ff6060'>not connected</span>"
+        red = "<span style='color:#ff6060'>{}</span>"
+        if not status.connected:
+            state = red.format("not connected")
+        elif status.lost:
+            state = red.format(f"lost · {status.since_last_s:.1f} s since the last sample")
+        elif status.back_after_s == status.back_after_s:
+            state = f"connected · back after {status.back_after_s:.1f} s lost"
+        else:
+            state = "connected"
         self.label.setText(
-            f"<b>{status.name or 'tracker'}</b> {state}<br>"
+            f"<b>{status.name or 'tracker'}</b><br>{state}<br>"
             f"rate {fmt(status.rate_hz, '.0f')} Hz · valid {fmt(status.valid_pct, '.0f')} %<br>"
             f"last drift {drift}"
         )

@@ -27,7 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("output", type=Path, help="session file to write (must not exist)")
     p.add_argument("--images", type=Path, required=True, help="folder of images (DICOM/PNG/JPEG) to read")
-    p.add_argument("--tracker", default=None, help="LSL gaze stream name (None: the one gaze stream)")
+    p.add_argument(
+        "--tracker",
+        default=None,
+        help="LSL gaze stream name or source id (None: the one gaze stream of this LSL session a layout reads)",
+    )
     p.add_argument("--layout", default=None, help="force a channel layout (None: from the stream)")
     p.add_argument("--display", default=None, help="tracker screen WxH px (None: this screen's)")
     p.add_argument("--whisper", default=DEFAULT_WHISPER, help="faster-whisper model name or directory")
@@ -35,7 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     audio.add_argument(
         "--audio-device", default=None, help="input device index or name (None: the default input)"
     )
-    audio.add_argument("--audio-file", type=Path, default=None, help="play this file as the microphone")
+    audio.add_argument(
+        "--audio-file",
+        type=Path,
+        default=None,
+        help="play this file as the microphone, from the moment recording first starts (it plays on "
+        "through the following cases)",
+    )
     p.add_argument("--no-audio", action="store_true", help="record gaze and view only (no dictation)")
     p.add_argument("--reader-id", default="anonymous", help="pseudonymous reader id stored in the session")
     p.add_argument("--beam", type=int, default=5, help="ASR beam size")
@@ -98,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.start:
             controller.start()
         if parts.audio is not None:
-            parts.audio.start()  # the microphone opens with the window
+            start_audio(controller, parts.audio, from_file=args.audio_file is not None)
         if args.seconds is not None:
             QtCore.QTimer.singleShot(int(args.seconds * 1000), lambda: finish(app, window, controller, args))
         app.exec()
@@ -106,6 +116,22 @@ def main(argv: list[str] | None = None) -> int:
         parts.close()
     print(f"radgaze record: wrote {args.output}", flush=True)
     return 0
+
+
+def start_audio(controller, audio, *, from_file: bool) -> None:
+    """The microphone opens with the window (live preview, levels). An ``--audio-file`` stands for the
+    reader's voice: it starts playing — and being transcribed — when recording first starts (Space, the
+    button or ``--start``), and then plays on through the following cases like a microphone left on."""
+    if not from_file or controller.recording:
+        audio.start()
+        return
+
+    def on_recording(started: bool) -> None:
+        if started:
+            controller.recording_changed.disconnect(on_recording)
+            audio.start()
+
+    controller.recording_changed.connect(on_recording)
 
 
 class Sources:
@@ -123,6 +149,8 @@ class Sources:
         if self.inlet is not None:
             self.inlet.stop()
         if self.writer is not None:
+            if self.session is not None:
+                self.session.write_counters()  # the inlet's final counters (the worker has stopped)
             self.writer.close()
 
 
@@ -135,7 +163,7 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
 
     s = Sources()
     s.display = parse_display(args.display) if args.display else screen_display(app)
-    info = resolve_gaze_stream(args.tracker)
+    info = resolve_gaze_stream(args.tracker, layout=args.layout)
     s.tracker_name = info.name()
     s.inlet = GazeInlet(info, s.display, layout=args.layout).start()
     if not args.no_audio:

@@ -20,6 +20,10 @@ from radgaze.app.panels import TrackerStatus
 from radgaze.app.worklist import RECORDED, LoadedCase
 from radgaze.capture.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, ImageRef, Words
 
+LOST_AFTER_S = (
+    0.5  # no sample for this long: "lost" (every tracker streams >= 30 Hz; blinks still send samples)
+)
+SHOW_RECOVERY_S = 5.0  # "back after ... s lost" stays this long after an outage ends
 POLL_MS = 33  # UI refresh of the live panels (~30 Hz): smooth cursor, negligible load
 # After Stop, the case stays open this long for the words still in the ASR (a streaming Whisper commits ~1 s
 # chunks once two decodes agree, radgaze.capture.live.asr CHUNK_S; plus one decode), so the last sentence is not lost.
@@ -70,6 +74,8 @@ class RecordController(QtCore.QObject):
             pipeline.asr
         )  # anything with ``latest_preview`` (radgaze.capture.live.asr.Preview | None)
         self.stats: TrackerStats | None = None
+        self._lost_since: float | None = None  # LSL time of the last sample before the current outage
+        self._back: tuple[float, float] | None = None  # (t recovered, outage s) of the last outage
         self.last_drift_deg = float("nan")
         self.calibration: CalibrationCheck | None = None
         self._screen_gaze: list[np.ndarray] = []
@@ -205,15 +211,34 @@ class RecordController(QtCore.QObject):
         self.sentence_added.emit(s)
 
     def _show_status(self) -> None:
+        """Tracker state from the clock: "lost" (red, time since the newest sample) once no sample came for
+        LOST_AFTER_S, "back after ..." for a while after it recovers; rate and validity of the last seconds."""
         st = self.stats
+        now = self.pipeline.clock()
+        seen = st is not None and st.t_last == st.t_last
+        since = now - st.t_last if seen else float("nan")
+        lost = seen and since > LOST_AFTER_S
+        if lost and self._lost_since is None:
+            self._lost_since = st.t_last
+        elif seen and not lost and self._lost_since is not None:
+            self._back = (st.t_last, self._lost_outage_s(st))
+            self._lost_since = None
+        back = self._back[1] if self._back and now - self._back[0] < SHOW_RECOVERY_S else float("nan")
         status = TrackerStatus(
             name=self.tracker_name,
             rate_hz=st.rate_hz if st else float("nan"),
             valid_pct=st.valid_pct if st else float("nan"),
             last_drift_deg=self.last_drift_deg,
-            connected=st is not None and (self.pipeline.clock() - st.t_last) < 2.0,
+            connected=seen,
+            since_last_s=since,
+            lost=lost,
+            back_after_s=back,
         )
         self.window.reading.tracker.show_status(status, self.warn_deg)
+
+    def _lost_outage_s(self, st: TrackerStats) -> float:
+        """How long the outage that just ended lasted (from the last sample before it to now's newest)."""
+        return max(0.0, st.t_last - self._lost_since) if self._lost_since is not None else float("nan")
 
     # -- calibration check --------------------------------------------------------------------------------
     def start_calibration_check(self) -> CalibrationCheck:

@@ -93,7 +93,8 @@ class LivePipeline:
             ctx, self._write_sentence, lead_s=lead_s, on_sentence=on_sentence, clock=clock
         )
         self.n_gaze = 0
-        self.t_last_lsl = float(self._views["t_lsl"][0])
+        self.t_start_lsl = float(self._views["t_lsl"][0])  # the case's t_start
+        self.t_last_lsl = self.t_start_lsl
 
     def push_view(self, row: np.ndarray) -> None:
         row = np.asarray(row, VIEW_DTYPE).reshape(-1)

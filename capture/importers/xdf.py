@@ -1,12 +1,16 @@
 """XDF recordings (LabRecorder) -> a radgaze session file: one gaze stream + one word/marker stream + an image.
 
-The file is read with ``pyxdf.load_xdf(path, synchronize_clocks=True, dejitter_timestamps=True)`` (clock
-offsets applied, regular streams dejittered), so every time is on the recording computer's LSL clock.
+The file is read with ``pyxdf.load_xdf(path, synchronize_clocks=True, dejitter_timestamps=False)``: clock
+offsets applied, so every time is on the recording computer's LSL clock, and the stamps otherwise kept as
+recorded (a line fitted through them would move exact device stamps; ../shared/DESIGN.md, "One clock").
 
-- Gaze stream: ``--gaze-stream NAME``, else the numeric stream of content type Gaze / Eyetracker (any case),
-  else one whose name names a known bridge. Its channel layout is any that ``radgaze.capture.live.gaze.layouts`` knows
-  (Tobii, Pupil, Gazepoint, EyeLink by labels; XDF Gaze meta-data by channel types; or ``--layout`` /
-  ``--layout-config``).
+- Gaze stream: ``--gaze-stream NAME`` (a stream name or source id), else the one stream of content type Gaze /
+  Eyetracker (any case) whose header a layout reads: chosen by layout match on channel labels / metadata, never
+  by sample count (the Pupil Capture relay records ``pupil_capture``, ``pupil_capture_pupillometry_only`` —
+  also typed Gaze, eye-camera coordinates, twice the rate — and ``pupil_capture_fixations``; only the first is
+  screen gaze). When several fit, the error lists them with how to choose one. The layout is any that
+  ``radgaze.capture.live.gaze.layouts`` knows (the bridges' labels; XDF Gaze meta-data by channel types; or
+  ``--layout`` / ``--layout-config``).
 - Word stream: ``--words-stream NAME``, else the string stream of type Markers / Words / Speech / Transcript.
   A sample is either one word (its time stamp is the word's start; it ends at the next word's start, at most
   :data:`MAX_WORD_S` later) or a JSON object ``{"word", "start", "end"[, "probability"]}`` whose times are on the
@@ -37,7 +41,7 @@ from radgaze.capture.importers.common import (
     safe_name,
     write_session_file,
 )
-from radgaze.capture.live.gaze.layouts import StreamDescription, resolve_layout, to_gaze_records
+from radgaze.capture.live.gaze.layouts import GazeLayout, StreamDescription, resolve_layout, to_gaze_records
 from radgaze.capture.records import CaseRecord, DisplayGeometry, ImageRef, Words
 
 GAZE_TYPES = frozenset({"gaze", "eyetracker", "eye-tracker", "eyetracking", "eye_tracker"})
@@ -81,6 +85,9 @@ def describe_stream(stream: dict) -> StreamDescription:
     manufacturer = ""
     if isinstance(desc, list) and desc and isinstance(desc[0], dict):
         manufacturer = _first(desc[0], "manufacturer")
+        acq = desc[0].get("acquisition")
+        if not manufacturer and isinstance(acq, list) and acq and isinstance(acq[0], dict):
+            manufacturer = _first(acq[0], "manufacturer")
     return StreamDescription(
         name=_first(info, "name"),
         type=_first(info, "type"),
@@ -90,10 +97,11 @@ def describe_stream(stream: dict) -> StreamDescription:
         source_id=_first(info, "source_id"),
         hostname=_first(info, "hostname"),
         labels=tuple(_first(c, "label") for c in chans),
-        types=tuple(_first(c, "type") for c in chans),
+        types=tuple(_first(c, "type") or _first(c, "metatype") for c in chans),
         eyes=tuple(_first(c, "eye") for c in chans),
         units=tuple(_first(c, "unit") for c in chans),
         manufacturer=manufacturer,
+        coordinate_systems=tuple(_first(c, "coordinate_system") for c in chans),
     )
 
 
@@ -113,7 +121,7 @@ def load_streams(path: Path, *, synchronize: bool = True, select: list[int] | No
         streams, _ = pyxdf.load_xdf(
             str(path),
             synchronize_clocks=synchronize,
-            dejitter_timestamps=synchronize,
+            dejitter_timestamps=False,  # the recorded stamps are kept (DESIGN.md, "One clock")
             select_streams=select,
         )
     except Exception as exc:  # pyxdf raises IOError, struct.error, ParseError, KeyError ... on bad files
@@ -147,22 +155,56 @@ def _listing(streams: list[dict]) -> str:
     return ", ".join(parts) or "none"
 
 
-def pick_gaze_stream(streams: list[dict], name: str | None, path: Path) -> dict:
-    """The gaze stream: by name, else by content type, else by a bridge name (Tobii, EyeLink, ...)."""
+def _by_name(streams: list[dict], name: str, path: Path) -> dict:
+    hits = [s for s in streams if name in (describe_stream(s).name, describe_stream(s).source_id)]
+    if not hits:
+        raise ImportFormatError(f"{path}: expected a stream named {name!r}, got streams {_listing(streams)}")
+    if len(hits) > 1:
+        raise ImportFormatError(
+            f"{path}: expected one stream named {name!r}, got {len(hits)}: {_choices(hits)}; choose one by its "
+            "source id (--gaze-stream SOURCE_ID)"
+        )
+    return hits[0]
+
+
+def _choices(streams: list[dict]) -> str:
+    return ", ".join(
+        f"{d.name!r} (type {d.type!r}, {d.n_channels} ch, source id {d.source_id!r})"
+        for d in map(describe_stream, streams)
+    )
+
+
+def _layout_refusal(stream: dict, layout: str | None, layout_config) -> str | None:
+    """None when a layout reads the stream's header, else why not (one line)."""
+    try:
+        resolve_layout(describe_stream(stream), forced=layout, config_path=layout_config)
+    except (StreamLayoutError, ConfigError) as exc:
+        return str(exc)
+    return None
+
+
+def pick_gaze_stream(
+    streams: list[dict],
+    name: str | None,
+    path: Path,
+    layout: str | None = None,
+    layout_config: str | Path | None = None,
+) -> dict:
+    """The gaze stream: by name / source id, else the one Gaze/Eyetracker-typed stream a layout reads."""
     if name is not None:
-        hits = [s for s in streams if describe_stream(s).name == name]
-        if not hits:
-            raise ImportFormatError(
-                f"{path}: expected a stream named {name!r}, got streams {_listing(streams)}"
-            )
-        return hits[0]
-    numeric = [s for s in streams if describe_stream(s).channel_format in NUMERIC]
-    by_type = [s for s in numeric if describe_stream(s).type.casefold() in GAZE_TYPES]
-    hints = ("tobii", "pupil", "gazepoint", "eyelink", "gaze", "eye")
-    by_name = [s for s in numeric if any(h in describe_stream(s).name.casefold() for h in hints)]
-    for group in (by_type, by_name):
-        if group:
-            return max(group, key=lambda s: len(s["time_stamps"]))
+        return _by_name(streams, name, path)
+    typed = [s for s in streams if describe_stream(s).type.casefold() in GAZE_TYPES]
+    fitting = [s for s in typed if _layout_refusal(s, layout, layout_config) is None]
+    if len(fitting) == 1:
+        return fitting[0]
+    if len(fitting) > 1:
+        raise ImportFormatError(
+            f"{path}: expected one gaze stream, got {len(fitting)} that fit a layout: {_choices(fitting)}; "
+            "choose one with --gaze-stream NAME (or --gaze-stream SOURCE_ID when names clash)"
+        )
+    if typed:
+        reasons = "; ".join(_layout_refusal(s, layout, layout_config) or "" for s in typed)
+        raise ImportFormatError(f"{path}: expected a gaze stream that a layout reads, got: {reasons}")
     raise ImportFormatError(
         f"{path}: expected a numeric gaze stream (type Gaze or Eyetracker), got streams {_listing(streams)}"
     )
@@ -233,6 +275,87 @@ def parse_word_samples(
     return Words(t0, t1, texts, prob)
 
 
+def read_gaze(
+    path: Path,
+    stream: dict,
+    display: DisplayGeometry,
+    layout: str | None,
+    layout_config: str | Path | None,
+) -> tuple[StreamDescription, GazeLayout, np.ndarray]:
+    """The gaze stream's description, layout and GAZE_DTYPE rows (sorted by time, screen coordinates)."""
+    gdesc = describe_stream(stream)
+    try:
+        lay = resolve_layout(gdesc, forced=layout, config_path=layout_config)
+    except StreamLayoutError as exc:
+        raise ImportFormatError(f"{path}: {exc}") from exc
+    data = np.asarray(stream["time_series"], np.float64)
+    t_gaze = np.asarray(stream["time_stamps"], np.float64)
+    if data.size == 0 or t_gaze.size == 0:
+        raise ImportFormatError(f"{path}: gaze stream {gdesc.name!r} holds no samples")
+    if not np.all(np.isfinite(t_gaze)):
+        raise ImportFormatError(f"{path}: gaze stream {gdesc.name!r} has non-finite time stamps")
+    order = np.argsort(t_gaze, kind="stable")
+    try:
+        gaze = to_gaze_records(lay, data[order], t_gaze[order], display)
+    except StreamLayoutError as exc:
+        raise ImportFormatError(f"{path}: {exc}") from exc
+    return gdesc, lay, gaze
+
+
+def read_words(path: Path, stream: dict) -> Words:
+    """The word stream's words on the recording clock (JSON times moved by the stream's clock offset)."""
+    raw = load_streams(path, synchronize=False, select=[int(stream["info"]["stream_id"])])
+    t_sync = np.asarray(stream["time_stamps"], np.float64)
+    t_raw = np.asarray(raw[0]["time_stamps"], np.float64) if raw else t_sync
+    if (
+        t_raw.shape != t_sync.shape
+    ):  # cannot pair them: JSON times are taken as already on the recording clock
+        t_raw = t_sync
+    where = f"{path} stream {describe_stream(stream).name!r}"
+    words, _ = apply_dictated_punctuation(
+        parse_word_samples(stream["time_series"], t_sync, t_raw, where=where)
+    )
+    return words
+
+
+def _load_image(image: str | Path):
+    from radgaze.capture.io.images import load_image
+
+    try:
+        return load_image(image)
+    except ImageLoadError as exc:
+        raise ConfigError(f"--image: {exc}") from exc
+
+
+def build_case(
+    name: str, image: str | Path, img, display: DisplayGeometry, gaze: np.ndarray, words: Words, method: str
+) -> CaseRecord:
+    """One case: the image fitted to the display for the whole recording, gaze mapped, fixations detected."""
+    from radgaze.capture.io.images import default_window
+
+    t_start = float(gaze["t_lsl"][0])
+    if len(words):
+        t_start = min(t_start, float(words.t_start[0]))
+    t_end = max(float(gaze["t_lsl"][-1]), float(words.t_end.max()) if len(words) else -np.inf)
+    meta = img.meta
+    view = fit_view(meta.width, meta.height, display, t_lsl=t_start, window=default_window(img))
+    gaze = map_gaze_to_image(gaze, view, display, meta.width, meta.height)
+    ref = ImageRef(
+        str(Path(image).resolve()), meta.sha256, meta.width, meta.height, meta.bits_stored, meta.photometric
+    )
+    return CaseRecord(
+        case_id=name,
+        image=ref,
+        display=display,
+        t_start=t_start,
+        t_end=t_end,
+        gaze=gaze,
+        fixations=fixations_from_gaze(gaze, view, display, method=method),
+        view_events=view,
+        words=words,
+    )
+
+
 def import_xdf(
     path: str | Path,
     out: str | Path,
@@ -249,89 +372,40 @@ def import_xdf(
     overwrite: bool = False,
 ) -> ImportResult:
     """Import one XDF recording as ``out/<stem>.h5`` with one case (see the module docstring)."""
-    from radgaze.capture.io.images import default_window, load_image
-
     path, out = Path(path), Path(out)
     display = display or DisplayGeometry()
     name = safe_name(case_id or path.stem)
     target = out / f"{name}.h5"
     check_output(target, overwrite)
-    try:
-        img = load_image(image)
-    except ImageLoadError as exc:
-        raise ConfigError(f"--image: {exc}") from exc
+    img = _load_image(image)
     streams = load_streams(path)
     if not streams:
         raise ImportFormatError(
             f"{path}: expected a gaze stream and a word stream, the file holds no streams"
         )
-    gs = pick_gaze_stream(streams, gaze_stream, path)
+    gs = pick_gaze_stream(streams, gaze_stream, path, layout, layout_config)
     ws = pick_word_stream(streams, words_stream, path)
-    gdesc = describe_stream(gs)
-    try:
-        lay = resolve_layout(gdesc, forced=layout, config_path=layout_config)
-    except StreamLayoutError as exc:
-        raise ImportFormatError(f"{path}: {exc}") from exc
-    data = np.asarray(gs["time_series"], np.float64)
-    t_gaze = np.asarray(gs["time_stamps"], np.float64)
-    if data.size == 0 or t_gaze.size == 0:
-        raise ImportFormatError(f"{path}: gaze stream {gdesc.name!r} holds no samples")
-    if not np.all(np.isfinite(t_gaze)):
-        raise ImportFormatError(f"{path}: gaze stream {gdesc.name!r} has non-finite time stamps")
-    order = np.argsort(t_gaze, kind="stable")
-    try:
-        gaze = to_gaze_records(lay, data[order], t_gaze[order], display)
-    except StreamLayoutError as exc:
-        raise ImportFormatError(f"{path}: {exc}") from exc
-
-    raw = load_streams(path, synchronize=False, select=[int(ws["info"]["stream_id"])])
-    t_sync = np.asarray(ws["time_stamps"], np.float64)
-    t_raw = np.asarray(raw[0]["time_stamps"], np.float64) if raw else t_sync
-    if (
-        t_raw.shape != t_sync.shape
-    ):  # cannot pair them: JSON times are taken as already on the recording clock
-        t_raw = t_sync
-    where = f"{path} stream {describe_stream(ws).name!r}"
-    words, _ = apply_dictated_punctuation(parse_word_samples(ws["time_series"], t_sync, t_raw, where=where))
-
-    t_start = float(gaze["t_lsl"][0])
-    if len(words):
-        t_start = min(t_start, float(words.t_start[0]))
-    t_end = max(float(gaze["t_lsl"][-1]), float(words.t_end.max()) if len(words) else -np.inf)
-    meta = img.meta
-    view = fit_view(meta.width, meta.height, display, t_lsl=t_start, window=default_window(img))
-    gaze = map_gaze_to_image(gaze, view, display, meta.width, meta.height)
-    fixations = fixations_from_gaze(gaze, view, display, method=fixation_method)
-    ref = ImageRef(
-        str(Path(image).resolve()), meta.sha256, meta.width, meta.height, meta.bits_stored, meta.photometric
-    )
-    record = CaseRecord(
-        case_id=name,
-        image=ref,
-        display=display,
-        t_start=t_start,
-        t_end=t_end,
-        gaze=gaze,
-        fixations=fixations,
-        view_events=view,
-        words=words,
-        attrs={
-            "source": "xdf",
-            "xdf_file": str(path),
-            "gaze_stream": gdesc.name,
-            "gaze_layout": lay.name,
-            "words_stream": describe_stream(ws).name,
-            "fixation_method": fixation_method,
-            "view": "image fitted to the display for the whole recording",
-        },
-    )
+    gdesc, lay, gaze = read_gaze(path, gs, display, layout, layout_config)
+    record = build_case(name, image, img, display, gaze, read_words(path, ws), fixation_method)
+    record.attrs = {
+        "source": "xdf",
+        "xdf_file": str(path),
+        "gaze_stream": gdesc.name,
+        "gaze_source_id": gdesc.source_id,
+        "gaze_layout": lay.name,
+        "words_stream": describe_stream(ws).name,
+        "fixation_method": fixation_method,
+        "view": "image fitted to the display for the whole recording",
+    }
     add_sentences(record, lead_s=lead_s)
     provenance = {
         "importer": "xdf",
         "source": str(path),
         "tracker": gdesc.name,
         "tracker_layout": lay.name,
+        "tracker_layout_source": lay.bridge,
         "tracker_rate_hz": gdesc.nominal_rate_hz,
+        "timestamps": "the recording's stamps, clock offsets applied (pyxdf synchronize_clocks; no dejitter)",
         "eye_voice_lead_s": lead_s,
     }
     write_session_file(target, [record], provenance=provenance)

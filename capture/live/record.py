@@ -5,6 +5,11 @@ Threads: the gaze inlet (pulls LSL), the audio source (PortAudio callback or fil
 queues into the :class:`~radgaze.capture.gazemath.pipeline.LivePipeline`, the single writer of the session file. SIGINT and
 SIGTERM finish the case cleanly (last sentences closed, file closed); ``kill -9`` loses at most the last flush
 interval (0.25 s) of data.
+
+Gaze that arrived before the case began (the inlet opens before the ASR model loads: seconds of pre-roll) is
+not stored: a case holds gaze from its ``t_start`` on (docs/session-format.md, "Gaze"). The inlet's final
+counters (samples, invalid, gaps, reconnects, clock offsets) are written into the file's provenance when the
+case ends and again at close, and the closing "saved ..." line prints the counts ``radgaze inspect`` reads back.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ POLL_S = 0.02  # recorder loop period: 50 Hz keeps heatmap latency far below the
 
 @dataclass
 class RecordingStats:
-    gaze_samples: int = 0
+    gaze_samples: int = 0  # stored (from the case's t_start on)
+    gaze_pre_roll: int = 0  # arrived before the case began: not stored
+    gaps: int = 0
     audio_s: float = 0.0
     words: int = 0
     sentences: int = 0
@@ -58,12 +65,7 @@ class Recorder:
 
     def step(self) -> list[ClosedSentence]:
         """One pass over every queue; returns the sentences that closed."""
-        closed: list[ClosedSentence] = []
-        for chunk in self.gaze.drain():
-            if chunk.gaps.size:
-                self.pipeline.push_gaps(chunk.gaps)
-            closed += self.pipeline.push_gaze(chunk.samples)
-            self.stats.gaze_samples += chunk.samples.size
+        closed = self._drain_gaze()
         self._drain_audio()
         closed += self._drain_words(block=False)
         self.pipeline.writer.tick()
@@ -88,12 +90,31 @@ class Recorder:
             self.asr.stop()
             closed += self._drain_words(block=True)
         self.gaze.stop()
-        for chunk in self.gaze.drain():
-            closed += self.pipeline.push_gaze(chunk.samples)
-            if chunk.gaps.size:
-                self.pipeline.push_gaps(chunk.gaps)
+        closed += self._drain_gaze()
         closed += self.pipeline.finish()
+        self.write_counters()
         self._note(closed)
+        return closed
+
+    def write_counters(self) -> None:
+        """The inlet's counters as they are now, into the file's provenance (between cases / at close)."""
+        provenance = getattr(self.gaze, "provenance", None)
+        if provenance is not None:
+            self.pipeline.writer.update_provenance(tracker=provenance())
+
+    def _drain_gaze(self) -> list[ClosedSentence]:
+        closed: list[ClosedSentence] = []
+        t_start = self.pipeline.t_start_lsl
+        for chunk in self.gaze.drain():
+            keep = chunk.samples["t_lsl"] >= t_start
+            self.stats.gaze_pre_roll += int(np.count_nonzero(~keep))
+            gaps = chunk.gaps[chunk.gaps["t_back"] >= t_start]
+            if gaps.size:
+                self.pipeline.push_gaps(gaps)
+                self.stats.gaps += gaps.size
+            samples = chunk.samples[keep]
+            closed += self.pipeline.push_gaze(samples)
+            self.stats.gaze_samples += samples.size
         return closed
 
     def _drain_audio(self) -> None:
@@ -169,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--layout",
         default=None,
-        help="force a gaze channel layout (tobii, pupil, gazepoint, eyelink, generic)",
+        help="force a gaze channel layout (tobii, pupil, neon, gazepoint, gazepoint36, eyelink, generic)",
     )
     p.add_argument(
         "--layout-config", type=Path, default=None, help="TOML/JSON channel mapping for the tracker"
@@ -208,14 +229,18 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if sim is not None:
             sim.stop()
-    s = recorder.stats
-    lat = np.percentile(s.sentence_latency_s, 95) if s.sentence_latency_s else float("nan")
-    print(
-        f"saved {out}: {s.gaze_samples} gaze samples, {s.audio_s:.1f} s audio, {s.words} words, "
-        f"{s.sentences} sentences (heatmap p95 {lat * 1000:.0f} ms after the last word's end)",
-        flush=True,
-    )
+    print(summary_line(out, recorder.stats), flush=True)
     return 0
+
+
+def summary_line(out: Path, s: RecordingStats) -> str:
+    """The closing line: the counts ``radgaze inspect`` reads back from the file."""
+    lat = np.percentile(s.sentence_latency_s, 95) if s.sentence_latency_s else float("nan")
+    return (
+        f"saved {out}: {s.gaze_samples} gaze samples, {s.gaps} gaps, {s.audio_s:.1f} s audio, {s.words} words, "
+        f"{s.sentences} sentences (heatmap p95 {lat * 1000:.0f} ms after the last word's end; "
+        f"{s.gaze_pre_roll} gaze samples before the case began not stored)"
+    )
 
 
 def _start_sim(args, display: DisplayGeometry):
@@ -230,7 +255,7 @@ def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path)
     from radgaze.capture.live.gaze.inlet import GazeInlet
 
     name = "radgaze-sim-record" if args.sim else (None if args.tracker == "any" else args.tracker)
-    info = resolve_gaze_stream(name, timeout_s=10.0)
+    info = resolve_gaze_stream(name, timeout_s=10.0, layout=args.layout, config_path=args.layout_config)
     inlet = GazeInlet(info, display, layout=args.layout, config_path=args.layout_config).start()
     audio, asr, asr_name = _open_dictation(args)
     provenance = {

@@ -148,13 +148,13 @@ def test_layout_round_trip_to_screen_coordinates(outlets, layout):
 
 def test_wrong_channel_count_is_refused(outlets):
     info = resolve_gaze_stream("Tobii7", timeout_s=5.0)
-    with pytest.raises(StreamLayoutError, match="expects 6 channels, the stream has 7"):
+    with pytest.raises(StreamLayoutError, match="expects 6 channels, got 7"):
         GazeInlet(info, DISPLAY).start()
 
 
 def test_forced_layout_that_does_not_fit_is_refused(outlets):
     info = resolve_gaze_stream("T-tobii", timeout_s=5.0)
-    with pytest.raises(StreamLayoutError, match="'eyelink'.*expects 10 channels, the stream has 6"):
+    with pytest.raises(StreamLayoutError, match="'eyelink'.*expects 10 channels, got 6"):
         GazeInlet(info, DISPLAY, layout="eyelink").start()
 
 

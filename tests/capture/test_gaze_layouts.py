@@ -117,7 +117,7 @@ def test_layout_chosen_by_labels_then_by_name():
 
 def test_wrong_channel_count_names_expected_and_got():
     desc = StreamDescription("Tobii", "Eyetracker", 7, "float32")
-    with pytest.raises(StreamLayoutError, match=r"expects 6 channels, the stream has 7"):
+    with pytest.raises(StreamLayoutError, match=r"expects 6 channels, got 7"):
         resolve_layout(desc)
 
 
@@ -125,7 +125,7 @@ def test_unknown_stream_lists_layouts():
     desc = StreamDescription("Mystery", "Gaze", 3, "float32", labels=("a", "b", "c"))
     with pytest.raises(StreamLayoutError) as err:
         resolve_layout(desc)
-    assert "'tobii' (6 channels" in str(err.value) and "3 x float32" in str(err.value)
+    assert "tobii = 6 channels" in str(err.value) and "3 x float32" in str(err.value)
 
 
 def test_forced_layout_must_fit():
@@ -186,3 +186,102 @@ def test_find_gaps_only_between_known_samples():
     gaps = find_gaps(np.array([1.0, 1.01, 6.0]), -np.inf, 0.1)
     assert gaps.tolist() == [(1.01, 6.0)]
     assert find_gaps(np.array([7.0]), 6.0, 0.1).tolist() == [(6.0, 7.0)]
+
+
+# ------------------------------------------------------------------------------------------------ issue 9
+def _eyelink_row(left=None, right=None) -> list[float]:
+    """As the EyeLink app builds a sample: zeros, then the recorded eye(s) filled (eyelink.py)."""
+    row = [0.0] * 6 + [38.5, 38.2, 123456.0, 1000.0]
+    if left is not None:
+        row[0], row[1], row[4] = left[0], left[1], (0.0 if left[0] == -32768.0 else 900.0)
+    if right is not None:
+        row[2], row[3], row[5] = right[0], right[1], (0.0 if right[0] == -32768.0 else 900.0)
+    return row
+
+
+def test_eyelink_monocular_unrecorded_eye_and_blinks_are_never_averaged_in():
+    rows = np.array([
+        _eyelink_row(left=(800.0, 400.0)),  # left-only recording: the right eye is (0, 0)
+        _eyelink_row(right=(1200.0, 700.0)),  # right-only
+        _eyelink_row(left=(-32768.0, -32768.0)),  # left-only, blink
+        _eyelink_row(left=(600.0, 300.0), right=(-32768.0, -32768.0)),  # binocular, right eye in a blink
+        _eyelink_row(),  # nothing recorded
+    ])  # fmt: skip
+    x, y, pupil, valid = decode_samples(BUILTIN_LAYOUTS["eyelink"], rows, DISPLAY)
+    np.testing.assert_allclose(x[[0, 1, 3]], [800.0, 1200.0, 600.0])
+    np.testing.assert_allclose(y[[0, 1, 3]], [400.0, 700.0, 300.0])
+    assert valid.tolist() == [True, True, False, True, False]
+    assert pupil[0] == 900.0 and np.isnan(pupil[2])
+
+
+def test_neon_relay_stream_with_metatype_channels_is_read_as_pixels():
+    desc = StreamDescription("pupil_labs_Gaze", "Gaze", 2, "double64", labels=("x", "y"),
+                             types=("ScreenX", "ScreenY"), units=("pixels", "pixels"))  # fmt: skip
+    lay = resolve_layout(desc)
+    x, y, _, valid = decode_samples(lay, np.array([[812.5, 400.25]]), DISPLAY)
+    assert lay.name == "neon" and (x[0], y[0], valid[0]) == (812.5, 400.25, True)
+
+
+def test_gazepoint_36_channels_is_told_from_the_6_channel_script_with_the_same_name():
+    lay36 = resolve_layout(_desc("gazepoint36"))
+    lay6 = resolve_layout(_desc("gazepoint"))
+    assert (lay36.name, lay6.name) == ("gazepoint36", "gazepoint")
+    rows = np.full((3, 36), NAN)
+    bx, by, bv = (lay36.labels.index(k) for k in ("BPOGX", "BPOGY", "BPOGV"))
+    rows[0, [bx, by]] = [0.5, 0.25]  # the script's regex leaves BPOGV NaN: the coordinates decide
+    rows[1, [bx, by]] = [0.0, 0.0]  # no tracked eye: 0.00000
+    rows[2, [bx, by, bv]] = [0.5, 0.5, 0.0]
+    x, y, _, valid = decode_samples(lay36, rows, DISPLAY)
+    assert valid.tolist() == [True, False, False] and (x[0], y[0]) == (960.0, 270.0)
+
+
+def test_pupillometry_outlet_in_eye_camera_coordinates_is_not_screen_gaze():
+    labels = ("confidence", "norm_pos_x", "norm_pos_y", "diameter0_2d", "diameter1_2d", "diameter0_3d",
+              "diameter1_3d")  # fmt: skip
+    desc = StreamDescription("pupil_capture_pupillometry_only", "Gaze", 7, "double64", labels=labels,
+                             types=("Confidence", "ScreenX", "ScreenY") + ("Diameter",) * 4,
+                             coordinate_systems=("", "eye", "eye", "eye0", "eye1", "eye0", "eye1"))  # fmt: skip
+    with pytest.raises(StreamLayoutError, match="eye-camera coordinates") as err:
+        resolve_layout(desc)
+    assert "--layout-config" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_generic_accepts_the_units_bridges_write():
+    lay = BUILTIN_LAYOUTS["tobii"]
+    desc = _desc("tobii", types=lay.channel_types, eyes=lay.channel_eyes, units=lay.channel_units)
+    generic = resolve_layout(desc, forced="generic")
+    x, y, _, valid = decode_samples(generic, np.array([[0.25, 0.5, 3.0, 0.75, 0.5, 3.0]]), DISPLAY)
+    assert generic.unit == "normalized" and (x[0], y[0], valid[0]) == (960.0, 540.0, True)
+
+
+@pytest.mark.parametrize(
+    "desc, expected",
+    [
+        (
+            StreamDescription("MyMarkerStream", "Gaze", 1, "string"),
+            "expected float32 or double64 channels, got string",
+        ),
+        (StreamDescription("empty", "Gaze", 0, "float32"), "got 0 channels"),
+        (
+            StreamDescription("odd", "Gaze", 3, "float32", 0.0, labels=("a", "b", "c")),
+            "0 Hz, labels ['a', 'b', 'c']",
+        ),
+    ],
+)
+def test_wrong_streams_are_refused_in_one_line_naming_expected_and_got(desc, expected):
+    with pytest.raises(StreamLayoutError) as err:
+        resolve_layout(desc)
+    msg = str(err.value)
+    assert expected in msg and "\n" not in msg and "expected" in msg
+
+
+def test_refusal_names_the_layout_config_line_that_reads_the_stream(tmp_path):
+    desc = StreamDescription("MyTracker", "Gaze", 3, "float32", labels=("GazeX", "GazeY", "Pupil"))
+    with pytest.raises(StreamLayoutError) as err:
+        resolve_layout(desc)
+    line = str(err.value).split("--layout-config FILE holding the line: ")[1]
+    cfg = tmp_path / "layout.toml"
+    cfg.write_text(line)
+    lay = resolve_layout(desc, config_path=cfg)
+    x, y, _, valid = decode_samples(lay, np.array([[0.5, 0.5, 3.0]]), DISPLAY)
+    assert (x[0], y[0], valid[0]) == (960.0, 540.0, True)

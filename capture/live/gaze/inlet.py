@@ -1,7 +1,12 @@
 """One thread per gaze stream: pull chunks from an LSL inlet, decode them, queue timestamped records.
 
-The inlet runs with ``proc_clocksync | proc_dejitter`` (times arrive on this machine's LSL clock, smoothed)
-and ``recover=True`` (a tracker that disappears and comes back under the same source id is picked up again).
+The inlet runs with ``proc_clocksync`` only (times arrive on this machine's LSL clock: the clock-sync offset is
+the only change) and ``recover=True`` (a tracker that disappears and comes back under the same source id is
+picked up again). No ``proc_dejitter``: it re-times samples on a line at the stream's *declared* rate, and the
+bridges declare rates their devices do not deliver (the EyeLink app declares 500 Hz and pushes ~400 Hz with
+exact stamps; the Tobii app declares 600 Hz for every device). Every built-in layout's stamps are device times
+or exact host-read times (``GazeLayout.stamps``), so they are kept; the measured inter-sample intervals go into
+provenance so a jittery stream shows itself (see ../shared/DESIGN.md, "One clock").
 The thread only pulls, decodes and queues; it never draws, writes files or blocks on anything else. Every
 error it meets travels on the queue and is raised again by :meth:`GazeInlet.get`.
 
@@ -30,7 +35,8 @@ from radgaze.capture.records import GAP_DTYPE, GAZE_DTYPE, GAZE_GAP_BEFORE, GAZE
 GAP_MIN_PERIODS = 20
 GAP_MIN_S = 0.1
 GAP_IRREGULAR_S = 1.0
-TIME_CORRECTION_EVERY_S = 5.0  # how often the clock offset is recorded for provenance
+TIME_CORRECTION_EVERY_S = 5.0
+INTERVALS_KEPT = 2000  # sample intervals the jitter measure keeps (a few seconds at any tracker rate)  # how often the clock offset is recorded for provenance
 
 
 def default_gap_threshold_s(nominal_rate_hz: float) -> float:
@@ -57,6 +63,8 @@ class InletStats:
     n_chunks: int = 0
     time_correction_failures: int = 0
     n_reconnects: int = 0  # fresh inlets opened after a regular stream went silent
+    interval_median_s: float = float("nan")  # measured sample interval (over the last chunks)
+    interval_p95_dev_s: float = float("nan")  # p95 |interval - median|: near 0 for exact stamps
     time_corrections: list[tuple[float, float]] = field(default_factory=list)  # (t_local, offset_s)
 
 
@@ -127,6 +135,8 @@ class GazeInlet:
         self._stop = threading.Event()
         self._t_last = -np.inf
         self._stalled = False
+        self._intervals = np.zeros(0)
+        self.t_last_data_local = float("nan")  # local_clock() when the last samples arrived
 
     def _new_inlet(self) -> pylsl.StreamInlet:
         return pylsl.StreamInlet(
@@ -134,7 +144,7 @@ class GazeInlet:
             max_buflen=self._max_buflen_s,
             max_chunklen=0,
             recover=True,
-            processing_flags=pylsl.proc_clocksync | pylsl.proc_dejitter,
+            processing_flags=pylsl.proc_clocksync,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------------------
@@ -224,9 +234,13 @@ class GazeInlet:
         """Stream metadata, layout, clock offsets and counters, for the session file."""
         meta = asdict(self.meta) if self.meta is not None else {}
         offsets = self.stats.time_corrections
+        lay = self.layout
         return {
-            "stream": {**meta, "layout": self.layout.name if self.layout else None},
-            "processing": "clocksync|dejitter, recover",
+            "stream": {**meta, "layout": lay.name if lay else None},
+            "processing": "clocksync, recover (no dejitter: the stream's own stamps are kept)",
+            "dejitter": False,
+            "stamps": lay.stamps if lay else None,
+            "layout_source": lay.bridge if lay else None,
             "gap_threshold_s": self._gap_threshold_s,
             "time_correction_s": offsets[-1][1] if offsets else None,
             "time_corrections": [list(tc) for tc in offsets],
@@ -271,6 +285,7 @@ class GazeInlet:
             if len(t_lsl):
                 self._handle(data, np.asarray(t_lsl, np.float64), t_received)
                 t_last_data, self._stalled = t_received, False
+                self.t_last_data_local = t_received
             elif (
                 regular
                 and not self._stalled
@@ -288,6 +303,13 @@ class GazeInlet:
             if t_received >= t_next_tc and not self._stalled:
                 self._record_time_correction(timeout_s=0.2)
                 t_next_tc = t_received + TIME_CORRECTION_EVERY_S
+
+    def _measure_intervals(self, t_sorted: np.ndarray) -> None:
+        times = np.concatenate([[self._t_last], t_sorted]) if np.isfinite(self._t_last) else t_sorted
+        d = np.diff(times)
+        d = d[d <= self._gap_threshold_s]
+        self._intervals = np.concatenate([self._intervals, d])[-INTERVALS_KEPT:]
+        self.stats.interval_median_s, self.stats.interval_p95_dev_s = interval_stats(self._intervals)
 
     def _try_connect(self, timeout_s: float) -> bool:
         """Open the (fresh) inlet if its source answers within ``timeout_s``; False while it is away."""
@@ -308,6 +330,7 @@ class GazeInlet:
         t_sorted = t_lsl[order]
         rows = to_gaze_records(self.layout, data[order], t_sorted, self.display)
         gaps = find_gaps(t_sorted, self._t_last, self._gap_threshold_s)
+        self._measure_intervals(t_sorted)
         if gaps.size:
             rows["flags"][np.searchsorted(t_sorted, gaps["t_back"])] |= GAZE_GAP_BEFORE
         self._t_last = float(t_sorted[-1])
@@ -316,6 +339,14 @@ class GazeInlet:
         self.stats.n_gaps += gaps.size
         self.stats.n_chunks += 1
         self.queue.put(GazeChunk(rows, gaps, t_received))
+
+
+def interval_stats(intervals_s: np.ndarray) -> tuple[float, float]:
+    """(median, p95 of |interval - median|) of sample intervals (s); NaN without any."""
+    if intervals_s.size == 0:
+        return float("nan"), float("nan")
+    med = float(np.median(intervals_s))
+    return med, float(np.percentile(np.abs(intervals_s - med), 95))
 
 
 def concat_chunks(chunks: list[GazeChunk]) -> tuple[np.ndarray, np.ndarray]:

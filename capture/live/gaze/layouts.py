@@ -1,14 +1,18 @@
 """Channel layouts of LSL eye-tracker streams: which channel is what; chunks into gaze records.
 
-Built-in layouts follow the public LSL bridges (see REFERENCE-NOTES.md, "Lab Streaming Layer
-eye-tracker bridges"): Tobii Pro, Pupil Capture relay, Gazepoint, EyeLink. Any other tracker is read through
-the XDF Gaze meta-data convention (channel ``type`` ScreenX / ScreenY / Confidence / Diameter, ``eye``
+Built-in layouts follow the public LSL bridges, one data file each under ``assets/trackers/*.toml`` (loaded with
+:func:`radgaze.assets.asset_text`; each file cites the bridge's source it was written from, see
+REFERENCE-NOTES.md, "What the public LSL gaze bridges really publish"): Tobii Pro app, Pupil Capture
+relay, Pupil Labs Neon/Invisible relay, Gazepoint (6 and 36 channels), EyeLink. Any other tracker is read
+through the XDF Gaze meta-data convention (channel ``type`` ScreenX / ScreenY / Confidence / Diameter, ``eye``
 left / right / both, ``unit`` normalized / pixels), or through a user TOML/JSON file naming the channels.
 
 Everything here is pure (numpy + the standard library): no pylsl, no threads. Screen coordinates out are
 pixels of the display, origin top-left, y down (capture/records.py). Binocular samples combine by validity:
 the mean of the valid eyes, else the one valid eye, else the sample is invalid (coordinates NaN, the row kept,
-``GAZE_VALID`` unset).
+``GAZE_VALID`` unset). An eye is absent (never averaged in) when its point is NaN, a bridge's missing-value
+code, far off any screen, exactly (0, 0) for bridges that fill unrecorded eyes with zeros, or flagged by the
+bridge's confidence / validity channel.
 """
 
 from __future__ import annotations
@@ -20,19 +24,28 @@ from pathlib import Path
 
 import numpy as np
 
+from radgaze.assets import asset_text
 from radgaze.capture.errors import ConfigError, StreamLayoutError
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 NORMALIZED, PIXELS = "normalized", "pixels"
+# Units the bridges really write for screen coordinates: Tobii's app "screencoords" (its display-area
+# coordinates, 0-1), Gazepoint's "percent" (a 0-1 fraction of the screen in its Open Gaze API), the XDF Gaze
+# meta-data's "normalized" and "pixels".
 _UNIT_ALIASES = {
     "normalized": NORMALIZED,
     "normalised": NORMALIZED,
     "norm": NORMALIZED,
+    "screencoords": NORMALIZED,
+    "screen_coords": NORMALIZED,
+    "percent": NORMALIZED,
+    "fraction": NORMALIZED,
     "pixels": PIXELS,
     "pixel": PIXELS,
     "px": PIXELS,
 }
 NUMERIC_FORMATS = ("float32", "double64")  # LSL channel formats a gaze layout accepts
+TRACKER_FILES = ("tobii", "pupil", "neon", "gazepoint", "gazepoint36", "eyelink", "generic")
 
 # Pupil Labs' default minimum data confidence (Pupil Capture/Player setting "min_data_confidence" = 0.6).
 PUPIL_CONFIDENCE_MIN = 0.6
@@ -43,6 +56,9 @@ GENERIC_CONFIDENCE_MIN = 0.5
 # with 1e8 (MISSING_DATA float); anything this far off any screen is not a gaze position.
 EYELINK_MISSING = -32768.0
 FAR_OFF_SCREEN_PX = 1e7
+# Coordinate systems (XDF Gaze meta-data ``coordinate_system``) that are not the screen / scene: Pupil's
+# pupillometry outlet publishes norm_pos "ScreenX/Y" in eye-camera coordinates ("eye", "eye0", "eye1").
+_NOT_SCREEN_PREFIX = "eye"
 
 
 @dataclass(frozen=True)
@@ -61,8 +77,9 @@ class GazeLayout:
 
     ``eyes`` lists the (x, y[, pupil]) channel groups combined by validity; ``pupil_channels`` are extra pupil
     channels (averaged over finite positive values) used when the eyes carry none. A sample's eye is valid
-    when its x and y are finite, not a sentinel, the ``confidence`` channel (if any) is >= ``confidence_min``
-    and the ``valid_channel`` (if any) is >= 0.5.
+    when its x and y are finite, not a sentinel, not (0, 0) when ``zero_is_missing``, the ``confidence``
+    channel (if any) is >= ``confidence_min`` and the ``valid_channel`` (if any) is not below 0.5 (a NaN
+    validity says nothing: the coordinates decide).
     """
 
     name: str
@@ -83,6 +100,12 @@ class GazeLayout:
     stream_type: str = "Gaze"
     channel_format: str = "float32"
     manufacturer: str = ""
+    channel_coords: tuple[str, ...] = field(default=())
+    nominal_rate_hz: float = 0.0
+    zero_is_missing: bool = False  # an eye at exactly (0, 0) is absent (EyeLink app, 36-channel Gazepoint)
+    stamps: str = "device"  # device | host-read: both kept as stamped (no dejitter), recorded in provenance
+    type_key: str = "type"  # the channel key that carries ScreenX/... ("metatype" in pupil-labs/lsl-relay)
+    bridge: str = ""  # the public source the layout was written from
 
     @property
     def n_channels(self) -> int:
@@ -92,156 +115,60 @@ class GazeLayout:
         return f"{self.name!r} ({self.n_channels} channels: {', '.join(self.labels)})"
 
 
-def _meta(n: int, types: dict[int, str], eyes: dict[int, str], units: dict[int, str]):
-    return (
-        tuple(types.get(i, "Misc") for i in range(n)),
-        tuple(eyes.get(i, "both") for i in range(n)),
-        tuple(units.get(i, "") for i in range(n)),
-    )
+def _tracker_index(labels: list[str], ref: object, where: str) -> int:
+    if not isinstance(ref, str) or ref not in labels:
+        raise ConfigError(f"{where}: expected a channel label of {labels}, got {ref!r}")
+    return labels.index(ref)
 
 
-def _tobii() -> GazeLayout:
-    labels = ("left_x", "left_y", "left_pupil", "right_x", "right_y", "right_pupil")
-    types, eyes, units = _meta(
-        6,
-        {0: "ScreenX", 1: "ScreenY", 2: "Diameter", 3: "ScreenX", 4: "ScreenY", 5: "Diameter"},
-        {0: "left", 1: "left", 2: "left", 3: "right", 4: "right", 5: "right"},
-        {0: NORMALIZED, 1: NORMALIZED, 2: "mm", 3: NORMALIZED, 4: NORMALIZED, 5: "mm"},
-    )
+def layout_from_tracker_file(data: dict, where: str) -> GazeLayout:
+    """A built-in layout from its data file (``assets/trackers/<name>.toml``: stream facts, channels, roles)."""
+    chans = data["channels"]
+    labels = [c["label"] for c in chans]
+    roles = data.get("roles", {})
+
+    def idx(role: str) -> int | None:
+        return _tracker_index(labels, roles[role], f"{where} roles.{role}") if role in roles else None
+
+    eyes = []
+    for prefix, eye in (("left_", "left"), ("right_", "right"), ("", "both")):
+        if prefix + "x" in roles:
+            eyes.append(EyeChannels(idx(prefix + "x"), idx(prefix + "y"), idx(prefix + "pupil"), eye))
+    if not eyes:
+        raise ConfigError(f"{where}: expected roles x/y or left_x/left_y or right_x/right_y")
     return GazeLayout(
-        "tobii",
-        labels,
-        (EyeChannels(0, 1, 2, "left"), EyeChannels(3, 4, 5, "right")),
-        channel_types=types,
-        channel_eyes=eyes,
-        channel_units=units,
-        stream_name="Tobii",
-        stream_type="Eyetracker",
-        channel_format="float32",
-        manufacturer="Tobii",
+        name=str(data["name"]),
+        labels=tuple(labels),
+        eyes=tuple(eyes),
+        unit=_unit(str(data.get("unit", NORMALIZED)), where),
+        y_up=bool(data.get("y_up", False)),
+        confidence=idx("confidence"),
+        confidence_min=float(data.get("confidence_min", 0.0)),
+        valid_channel=idx("valid"),
+        pupil_channels=tuple(_tracker_index(labels, r, where) for r in roles.get("pupil_channels", [])),
+        sentinels=tuple(float(v) for v in data.get("sentinels", [])),
+        channel_types=tuple(c.get("type", "") for c in chans),
+        channel_eyes=tuple(c.get("eye", "") for c in chans),
+        channel_units=tuple(c.get("unit", "") for c in chans),
+        channel_coords=tuple(c.get("coordinate_system", "") for c in chans),
+        stream_name=str(data["stream_name"]),
+        stream_type=str(data["stream_type"]),
+        channel_format=str(data["channel_format"]),
+        manufacturer=str(data.get("manufacturer", "")),
+        nominal_rate_hz=float(data.get("nominal_rate_hz", 0.0)),
+        zero_is_missing=bool(data.get("zero_is_missing", False)),
+        stamps=str(data.get("stamps", "device")),
+        type_key=str(data.get("type_key", "type")),
+        bridge=str(data.get("bridge", "")),
     )
 
 
-def _pupil() -> GazeLayout:
-    labels = (
-        "confidence", "norm_pos_x", "norm_pos_y",
-        "gaze_point_3d_x", "gaze_point_3d_y", "gaze_point_3d_z",
-        "eye_center0_3d_x", "eye_center0_3d_y", "eye_center0_3d_z",
-        "eye_center1_3d_x", "eye_center1_3d_y", "eye_center1_3d_z",
-        "gaze_normal0_x", "gaze_normal0_y", "gaze_normal0_z",
-        "gaze_normal1_x", "gaze_normal1_y", "gaze_normal1_z",
-        "diameter0_2d", "diameter1_2d", "diameter0_3d", "diameter1_3d",
-    )  # fmt: skip
-    types, eyes, units = _meta(
-        22,
-        {
-            0: "Confidence",
-            1: "ScreenX",
-            2: "ScreenY",
-            18: "Diameter",
-            19: "Diameter",
-            20: "Diameter",
-            21: "Diameter",
-        },
-        {18: "right", 19: "left", 20: "right", 21: "left"},  # Pupil: eye0 = right, eye1 = left
-        {0: "normalized", 1: NORMALIZED, 2: NORMALIZED, 18: "pixels", 19: "pixels", 20: "mm", 21: "mm"},
-    )
-    return GazeLayout(
-        "pupil",
-        labels,
-        (EyeChannels(1, 2, None, "both"),),
-        y_up=True,  # Pupil's normalized coordinates have their origin bottom-left
-        confidence=0,
-        confidence_min=PUPIL_CONFIDENCE_MIN,
-        pupil_channels=(20, 21),
-        channel_types=types,
-        channel_eyes=eyes,
-        channel_units=units,
-        stream_name="pupil_capture",
-        stream_type="Gaze",
-        channel_format="double64",
-        manufacturer="Pupil Labs",
-    )
-
-
-def _gazepoint() -> GazeLayout:
-    labels = ("FPOGX", "FPOGY", "FPOGS", "FPOGD", "FPOGID", "FPOGV")
-    types, eyes, units = _meta(
-        6,
-        {0: "ScreenX", 1: "ScreenY", 2: "FixationStart", 3: "FixationDuration", 4: "FixationId", 5: "Valid"},
-        {},
-        {0: NORMALIZED, 1: NORMALIZED, 2: "s", 3: "s"},
-    )
-    return GazeLayout(
-        "gazepoint",
-        labels,
-        (EyeChannels(0, 1, None, "both"),),
-        valid_channel=5,
-        channel_types=types,
-        channel_eyes=eyes,
-        channel_units=units,
-        stream_name="GazepointEyeTracker",
-        stream_type="gaze",
-        channel_format="float32",
-        manufacturer="Gazepoint",
-    )
-
-
-def _eyelink() -> GazeLayout:
-    labels = (
-        "leftEyeX", "leftEyeY", "rightEyeX", "rightEyeY", "leftPupilArea", "rightPupilArea",
-        "pixelsPerDegreeX", "pixelsPerDegreeY", "eyelink_timestamp", "LSL_timestamp",
-    )  # fmt: skip
-    types, eyes, units = _meta(
-        10,
-        {0: "ScreenX", 1: "ScreenY", 2: "ScreenX", 3: "ScreenY", 4: "Area", 5: "Area", 6: "PPD", 7: "PPD"},
-        {0: "left", 1: "left", 2: "right", 3: "right", 4: "left", 5: "right"},
-        {0: PIXELS, 1: PIXELS, 2: PIXELS, 3: PIXELS, 4: "a.u.", 5: "a.u.", 8: "ms", 9: "s"},
-    )
-    return GazeLayout(
-        "eyelink",
-        labels,
-        (EyeChannels(0, 1, 4, "left"), EyeChannels(2, 3, 5, "right")),
-        unit=PIXELS,
-        sentinels=(EYELINK_MISSING,),
-        channel_types=types,
-        channel_eyes=eyes,
-        channel_units=units,
-        stream_name="EyeLink",
-        stream_type="Gaze",
-        channel_format="double64",
-        manufacturer="SR Research",
-    )
-
-
-def _generic_published() -> GazeLayout:
-    """The generic layout sim-tracker publishes: XDF Gaze meta-data, binocular, normalized."""
-    labels = ("LeftX", "LeftY", "LeftDiameter", "RightX", "RightY", "RightDiameter", "Confidence")
-    types = ("ScreenX", "ScreenY", "Diameter", "ScreenX", "ScreenY", "Diameter", "Confidence")
-    eyes = ("left", "left", "left", "right", "right", "right", "both")
-    units = (NORMALIZED, NORMALIZED, "mm", NORMALIZED, NORMALIZED, "mm", NORMALIZED)
-    return GazeLayout(
-        "generic",
-        labels,
-        (EyeChannels(0, 1, 2, "left"), EyeChannels(3, 4, 5, "right")),
-        confidence=6,
-        confidence_min=GENERIC_CONFIDENCE_MIN,
-        channel_types=types,
-        channel_eyes=eyes,
-        channel_units=units,
-        stream_name="radgaze-gaze",
-        stream_type="Gaze",
-        channel_format="float32",
-        manufacturer="radgaze",
-    )
-
-
-BUILTIN_LAYOUTS: dict[str, GazeLayout] = {
-    lay.name: lay for lay in (_tobii(), _pupil(), _gazepoint(), _eyelink(), _generic_published())
-}
-LAYOUT_NAMES = tuple(BUILTIN_LAYOUTS)
-# names of stream (lower case substrings) that identify a bridge when the stream carries no channel labels
-_NAME_HINTS = {"tobii": "tobii", "pupil": "pupil", "gazepoint": "gazepoint", "eyelink": "eyelink"}
+def _load_builtin_layouts() -> dict[str, GazeLayout]:
+    out = {}
+    for name in TRACKER_FILES:
+        where = f"assets/trackers/{name}.toml"
+        out[name] = layout_from_tracker_file(tomllib.loads(asset_text("trackers", f"{name}.toml")), where)
+    return out
 
 
 @dataclass(frozen=True)
@@ -256,14 +183,40 @@ class StreamDescription:
     source_id: str = ""
     hostname: str = ""
     labels: tuple[str, ...] = ()
-    types: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()  # channel <type>, or <metatype> where a bridge writes that instead
     eyes: tuple[str, ...] = ()
     units: tuple[str, ...] = ()
     manufacturer: str = ""
+    coordinate_systems: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        labels = list(self.labels) if any(self.labels) else "none"
+        return (
+            f"{self.name!r} (type {self.type!r}, {self.n_channels} x {self.channel_format}, "
+            f"{self.nominal_rate_hz:g} Hz, labels {labels})"
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------
 # choosing a layout
+
+
+def suggest_config_line(desc: StreamDescription) -> str:
+    """The ``--layout-config`` file (one TOML line) that would read this stream: x/y guessed from its labels."""
+    labels = [lab.strip() for lab in desc.labels] if len(desc.labels) == desc.n_channels else []
+
+    def pick(axis: str, fallback: int) -> str:
+        for lab in labels:
+            low = lab.lower()
+            if low.endswith(axis) or low.endswith(axis + "_px") or f"pog{axis}" in low:
+                return json.dumps(lab)
+        return str(min(fallback, max(desc.n_channels - 1, 0)))
+
+    unit = next((_UNIT_ALIASES.get(u.strip().lower()) for u in desc.units if u.strip()), None) or NORMALIZED
+    return (
+        f'--layout-config FILE holding the line: gaze_layout = {{ unit = "{unit}", channels = '
+        f"{{ x = {pick('x', 0)}, y = {pick('y', 1)} }} }}"
+    )
 
 
 def _check_shape(layout: GazeLayout, desc: StreamDescription, why: str) -> None:
@@ -275,8 +228,22 @@ def _check_shape(layout: GazeLayout, desc: StreamDescription, why: str) -> None:
     if desc.n_channels != layout.n_channels:
         raise StreamLayoutError(
             f"gaze stream {desc.name!r}: layout {layout.describe()} ({why}) expects {layout.n_channels} "
-            f"channels, the stream has {desc.n_channels}"
+            f"channels, got {desc.n_channels}"
             + (f" ({', '.join(desc.labels)})" if any(desc.labels) else "")
+            + f"; to read it anyway: {suggest_config_line(desc)}"
+        )
+
+
+def check_stream_shape(desc: StreamDescription) -> None:
+    """Refuse what no layout can read: no channels, or channels that are not numbers (one line each)."""
+    if desc.n_channels <= 0:
+        raise StreamLayoutError(
+            f"gaze stream {desc.name!r}: expected channels of gaze coordinates, got 0 channels"
+        )
+    if desc.channel_format not in NUMERIC_FORMATS:
+        raise StreamLayoutError(
+            f"gaze stream {desc.name!r}: expected float32 or double64 channels, got {desc.channel_format} "
+            f"({desc.n_channels} channels)"
         )
 
 
@@ -286,16 +253,35 @@ def _labels_match(layout: GazeLayout, labels: tuple[str, ...]) -> bool:
     )
 
 
+def _resolve_forced(desc: StreamDescription, forced: str) -> GazeLayout:
+    if forced not in BUILTIN_LAYOUTS:
+        raise ConfigError(f"unknown gaze layout {forced!r}; expected one of {', '.join(LAYOUT_NAMES)}")
+    if forced == "generic":
+        layout = generic_layout_from_types(desc)
+        if layout is None:
+            raise StreamLayoutError(
+                f"gaze stream {desc.name!r}: layout 'generic' needs channels of type ScreenX and ScreenY "
+                f"(XDF Gaze meta-data) on the screen, got types {list(desc.types) or 'none'}; to read it "
+                f"anyway: {suggest_config_line(desc)}"
+            )
+        return layout
+    _check_shape(BUILTIN_LAYOUTS[forced], desc, "forced")
+    return BUILTIN_LAYOUTS[forced]
+
+
 def resolve_layout(
     desc: StreamDescription,
     forced: str | GazeLayout | None = None,
     config_path: str | Path | None = None,
 ) -> GazeLayout:
-    """Choose the layout of a stream: forced > config file > channel labels > XDF types > stream name.
+    """Choose the layout of a stream: config file > forced > channel labels > XDF types > name and count.
 
-    Raises StreamLayoutError when the stream fits none (naming what the layouts expect and what came) or
-    does not fit the forced/configured layout; ConfigError for a bad config file.
+    Raises StreamLayoutError when the stream fits none (naming what the layouts expect, what came, and the
+    ``--layout-config`` line that would read it) or does not fit the forced/configured layout; ConfigError for
+    a bad config file. A stream name chooses only for a stream without labels, and only with the bridge's
+    channel count (the 6- and 36-channel Gazepoint scripts share one name).
     """
+    check_stream_shape(desc)
     if config_path is not None:
         layout = load_layout_config(config_path, desc)
         _check_shape(layout, desc, f"configured in {config_path}")
@@ -304,69 +290,105 @@ def resolve_layout(
         _check_shape(forced, desc, "forced")
         return forced
     if forced is not None:
-        if forced not in BUILTIN_LAYOUTS:
-            raise ConfigError(f"unknown gaze layout {forced!r}; expected one of {', '.join(LAYOUT_NAMES)}")
-        if forced == "generic":
-            layout = generic_layout_from_types(desc)
-            if layout is None:
-                raise StreamLayoutError(
-                    f"gaze stream {desc.name!r}: layout 'generic' needs channels of type ScreenX and ScreenY "
-                    f"(XDF Gaze meta-data), got types {list(desc.types) or 'none'}"
-                )
-            return layout
-        _check_shape(BUILTIN_LAYOUTS[forced], desc, "forced")
-        return BUILTIN_LAYOUTS[forced]
+        return _resolve_forced(desc, forced)
     for layout in BUILTIN_LAYOUTS.values():
         if _labels_match(layout, desc.labels):
-            _check_shape(layout, desc, "by channel labels")
             return layout
     generic = generic_layout_from_types(desc)
     if generic is not None:
-        _check_shape(generic, desc, "by channel types")
         return generic
-    lowered = desc.name.lower()
-    for name, hint in _NAME_HINTS.items():
-        if hint in lowered:
-            _check_shape(BUILTIN_LAYOUTS[name], desc, f"by stream name {desc.name!r}")
-            return BUILTIN_LAYOUTS[name]
-    expected = "; ".join(lay.describe() for lay in BUILTIN_LAYOUTS.values() if lay.name != "generic")
-    raise StreamLayoutError(
-        f"gaze stream {desc.name!r} (type {desc.type!r}, {desc.n_channels} x {desc.channel_format}, labels "
-        f"{list(desc.labels) or 'none'}) matches no layout; expected one of: {expected}; or channels typed "
-        f"ScreenX/ScreenY (XDF Gaze meta-data); or a layout config file"
+    by_name = _layout_by_name(desc)
+    if by_name is not None:
+        return by_name
+    raise StreamLayoutError(no_layout_message(desc))
+
+
+def _layout_by_name(desc: StreamDescription) -> GazeLayout | None:
+    """For a stream without channel labels: the built-in layout whose bridge's stream name it carries and
+    whose channel count it has (the 6- and 36-channel Gazepoint scripts share a name, not a count)."""
+    if any(lab.strip() for lab in desc.labels):
+        return None
+    name = desc.name.lower()
+    named = [
+        lay
+        for lay in BUILTIN_LAYOUTS.values()
+        if lay.name != "generic" and lay.stream_name.lower().split("_")[0] in name
+    ]
+    hits = [lay for lay in named if lay.n_channels == desc.n_channels]
+    if len(hits) == 1:
+        return hits[0]
+    if named and not hits:
+        _check_shape(named[0], desc, f"by stream name {desc.name!r}")  # raises: names expected vs got
+    return None
+
+
+def no_layout_message(desc: StreamDescription) -> str:
+    expected = "; ".join(
+        f"{lay.name} = {lay.n_channels} channels {', '.join(lay.labels[:4])}{', ...' if lay.n_channels > 4 else ''}"
+        for lay in BUILTIN_LAYOUTS.values()
+        if lay.name != "generic"
+    )
+    eye_only = _has_screen_types(desc) and not _screen_groups(desc)
+    why = (
+        " (its ScreenX/ScreenY channels are in eye-camera coordinates, not on the screen)" if eye_only else ""
+    )
+    return (
+        f"gaze stream {desc.summary()} matches no layout{why}; expected the channel labels of one of: "
+        f"{expected}; or channels typed ScreenX/ScreenY on the screen (XDF Gaze meta-data); to read it "
+        f"anyway: {suggest_config_line(desc)}"
     )
 
 
 def _unit(value: str, where: str) -> str:
     unit = _UNIT_ALIASES.get(value.strip().lower()) if value else NORMALIZED
     if unit is None:
-        raise StreamLayoutError(f"{where}: expected unit normalized or pixels, got {value!r}")
+        raise StreamLayoutError(
+            f"{where}: expected unit normalized / screencoords / percent or pixels, got {value!r}"
+        )
     return unit
+
+
+def _padded(values: tuple[str, ...], n: int, fill: str = "") -> list[str]:
+    return [v.strip().lower() for v in values][:n] + [fill] * (n - len(values))
+
+
+def _has_screen_types(desc: StreamDescription) -> bool:
+    return "screenx" in _padded(desc.types, desc.n_channels)
+
+
+def _screen_groups(desc: StreamDescription) -> list[EyeChannels]:
+    """ScreenX/ScreenY (+ Diameter) channel groups per eye, skipping eye-camera coordinate systems."""
+    n = desc.n_channels
+    types = _padded(desc.types, n)
+    eyes = [e or "both" for e in _padded(desc.eyes, n, "both")]
+    coords = _padded(desc.coordinate_systems, n)
+    on_screen = [not c.startswith(_NOT_SCREEN_PREFIX) for c in coords]
+    groups: list[EyeChannels] = []
+    for eye in ("left", "right", "both"):
+        xs = [i for i, t in enumerate(types) if t == "screenx" and eyes[i] == eye and on_screen[i]]
+        ys = [i for i, t in enumerate(types) if t == "screeny" and eyes[i] == eye and on_screen[i]]
+        if xs and ys:
+            ds = [i for i, t in enumerate(types) if t in ("diameter", "pupilsize") and eyes[i] == eye]
+            groups.append(EyeChannels(xs[0], ys[0], ds[0] if ds else None, eye))
+    if len(groups) == 3:  # prefer the two eyes when a combined point is there too
+        groups = groups[:2]
+    return groups
 
 
 def generic_layout_from_types(desc: StreamDescription) -> GazeLayout | None:
     """A layout from XDF Gaze meta-data channel types (ScreenX/ScreenY per eye, Confidence, Diameter).
 
-    Returns None when the stream has no ScreenX/ScreenY channels. A missing unit means normalized.
+    Returns None when the stream has no ScreenX/ScreenY channels on the screen (eye-camera coordinates do not
+    count). A missing unit means normalized; Tobii's "screencoords" and Gazepoint's "percent" are normalized.
     """
-    types = [t.strip().lower() for t in desc.types] + [""] * (desc.n_channels - len(desc.types))
-    eyes = [e.strip().lower() or "both" for e in desc.eyes] + ["both"] * (desc.n_channels - len(desc.eyes))
-    units = list(desc.units) + [""] * (desc.n_channels - len(desc.units))
-    groups: list[EyeChannels] = []
-    for eye in ("left", "right", "both"):
-        xs = [i for i, t in enumerate(types) if t == "screenx" and eyes[i] == eye]
-        ys = [i for i, t in enumerate(types) if t == "screeny" and eyes[i] == eye]
-        if xs and ys:
-            ds = [i for i, t in enumerate(types) if t == "diameter" and eyes[i] == eye]
-            groups.append(EyeChannels(xs[0], ys[0], ds[0] if ds else None, eye))
+    groups = _screen_groups(desc)
     if not groups:
         return None
-    if len(groups) == 3:  # prefer the two eyes when a combined point is there too
-        groups = groups[:2]
+    units = list(desc.units) + [""] * (desc.n_channels - len(desc.units))
     unit_set = {_unit(units[g.x], f"gaze stream {desc.name!r} channel {g.x}") for g in groups}
     if len(unit_set) != 1:
         raise StreamLayoutError(f"gaze stream {desc.name!r}: ScreenX channels mix units {sorted(unit_set)}")
-    conf = [i for i, t in enumerate(types) if t == "confidence"]
+    conf = [i for i, t in enumerate(_padded(desc.types, desc.n_channels)) if t == "confidence"]
     labels = (
         tuple(desc.labels)
         if len(desc.labels) == desc.n_channels
@@ -394,45 +416,15 @@ def load_layout_config(path: str | Path, desc: StreamDescription) -> GazeLayout:
         unit = "pixels"            # or "normalized" (default)
         y_up = false
         confidence_min = 0.6       # with a "confidence" channel
+        zero_is_missing = false    # true: an eye at exactly (0, 0) is absent (bridges that zero-fill)
+        missing_values = [-32768]  # the bridge's missing-value codes
         [gaze_layout.channels]     # roles: x y pupil left_x left_y left_pupil right_x right_y right_pupil
         left_x = "GazeLeftX"       #        confidence valid
         left_y = 1
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"gaze layout config {path}: cannot read it as TOML/JSON ({exc})") from exc
-    cfg = data.get("gaze_layout", data)
-    channels = cfg.get("channels")
-    if not isinstance(channels, dict) or not channels:
-        raise ConfigError(
-            f"gaze layout config {path}: expected a [gaze_layout.channels] table, got {channels!r}"
-        )
-    lower_labels = [lab.strip().lower() for lab in desc.labels]
-
-    def index(role: str) -> int | None:
-        ref = channels.get(role)
-        if ref is None:
-            return None
-        if isinstance(ref, int) and not isinstance(ref, bool):
-            if not 0 <= ref < desc.n_channels:
-                raise StreamLayoutError(
-                    f"gaze layout config {path}: {role} = channel {ref}, "
-                    f"the stream has {desc.n_channels} channels"
-                )
-            return ref
-        if isinstance(ref, str) and ref.strip().lower() in lower_labels:
-            return lower_labels.index(ref.strip().lower())
-        raise StreamLayoutError(
-            f"gaze layout config {path}: {role} = {ref!r} is not a channel of stream {desc.name!r} "
-            f"(labels {list(desc.labels) or 'none'})"
-        )
-
-    unknown = set(channels) - set(_ROLES) - {"confidence", "valid"}
-    if unknown:
-        raise ConfigError(f"gaze layout config {path}: unknown roles {sorted(unknown)}; expected {_ROLES}")
+    cfg = _read_config(path)
+    index = _config_indexer(cfg["channels"], desc, path)
     groups = []
     for prefix, eye in (("left_", "left"), ("right_", "right"), ("", "both")):
         x, y = index(prefix + "x"), index(prefix + "y")
@@ -456,7 +448,53 @@ def load_layout_config(path: str | Path, desc: StreamDescription) -> GazeLayout:
         confidence=index("confidence"),
         confidence_min=float(cfg.get("confidence_min", GENERIC_CONFIDENCE_MIN)),
         valid_channel=index("valid"),
+        sentinels=tuple(float(v) for v in cfg.get("missing_values", [])),
+        zero_is_missing=bool(cfg.get("zero_is_missing", False)),
     )
+
+
+def _read_config(path: Path) -> dict:
+    """The ``gaze_layout`` table of a TOML/JSON file, with a non-empty ``channels`` table of known roles."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"gaze layout config {path}: cannot read it as TOML/JSON ({exc})") from exc
+    cfg = data.get("gaze_layout", data)
+    channels = cfg.get("channels")
+    if not isinstance(channels, dict) or not channels:
+        raise ConfigError(
+            f"gaze layout config {path}: expected a [gaze_layout.channels] table, got {channels!r}"
+        )
+    unknown = set(channels) - set(_ROLES) - {"confidence", "valid"}
+    if unknown:
+        raise ConfigError(f"gaze layout config {path}: unknown roles {sorted(unknown)}; expected {_ROLES}")
+    return cfg
+
+
+def _config_indexer(channels: dict, desc: StreamDescription, path: Path):
+    """role -> channel index (by label, case-insensitive, or 0-based index); None when the role is absent."""
+    lower_labels = [lab.strip().lower() for lab in desc.labels]
+
+    def index(role: str) -> int | None:
+        ref = channels.get(role)
+        if ref is None:
+            return None
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            if not 0 <= ref < desc.n_channels:
+                raise StreamLayoutError(
+                    f"gaze layout config {path}: {role} = channel {ref}, "
+                    f"the stream has {desc.n_channels} channels"
+                )
+            return ref
+        if isinstance(ref, str) and ref.strip().lower() in lower_labels:
+            return lower_labels.index(ref.strip().lower())
+        raise StreamLayoutError(
+            f"gaze layout config {path}: {role} = {ref!r} is not a channel of stream {desc.name!r} "
+            f"(labels {list(desc.labels) or 'none'})"
+        )
+
+    return index
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -487,10 +525,12 @@ def decode_samples(
         )
         for s in layout.sentinels:
             ok &= (xs != s) & (ys != s)
+        if layout.zero_is_missing:
+            ok &= ~((xs == 0.0) & (ys == 0.0))
         if layout.confidence is not None:
             ok &= (data[:, layout.confidence] >= layout.confidence_min)[:, None]
         if layout.valid_channel is not None:
-            ok &= (data[:, layout.valid_channel] >= 0.5)[:, None]
+            ok &= ~(data[:, layout.valid_channel] < 0.5)[:, None]  # NaN validity: the coordinates decide
     n_ok = ok.sum(axis=1)
     valid = n_ok > 0
     denom = np.maximum(n_ok, 1)
@@ -546,7 +586,7 @@ def encode_samples(
     """Screen gaze (n,) -> raw channels (n, n_channels) as the layout's bridge would send them.
 
     Both eyes get the same point; an invalid sample is written the way the bridge marks it (NaN, confidence
-    0, FPOGV 0, EyeLink MISSING_DATA). Used by sim-tracker.
+    0, FPOGV 0, EyeLink MISSING_DATA, (0, 0) where the bridge zero-fills). Used by sim-tracker.
     """
     n = len(x_screen_px)
     x = np.asarray(x_screen_px, np.float64)
@@ -559,20 +599,24 @@ def encode_samples(
         y = display.screen_h_px - y
     p = np.where(np.isfinite(pupil), pupil, 3.0)
     out = np.zeros((n, layout.n_channels))
-    bad = EYELINK_MISSING if layout.sentinels else np.nan
+    bad = layout.sentinels[0] if layout.sentinels else (0.0 if layout.zero_is_missing else np.nan)
     for eye in layout.eyes:
         out[:, eye.x] = np.where(valid, x, bad)
         out[:, eye.y] = np.where(valid, y, bad)
         if eye.pupil is not None:
-            out[:, eye.pupil] = np.where(valid, p, 0.0 if layout.sentinels else np.nan)
+            out[:, eye.pupil] = np.where(valid, p, 0.0 if layout.zero_is_missing else np.nan)
     for ch in layout.pupil_channels:
         out[:, ch] = np.where(valid, p, 0.0)
     if layout.confidence is not None:
         out[:, layout.confidence] = np.where(valid, 1.0, 0.0)
     if layout.valid_channel is not None:
         out[:, layout.valid_channel] = valid.astype(np.float64)
-    if layout.name == "eyelink":  # pixels per degree at the screen centre, as the EyeLink bridge sends them
-        out[:, 6], out[:, 7] = _ppd_centre(display)
+    if (
+        "pixelsPerDegreeX" in layout.labels
+    ):  # pixels per degree at the screen centre, as the EyeLink app sends
+        out[:, layout.labels.index("pixelsPerDegreeX")], out[:, layout.labels.index("pixelsPerDegreeY")] = (
+            _ppd_centre(display)
+        )
     return out
 
 
@@ -583,3 +627,7 @@ def _ppd_centre(display: DisplayGeometry) -> tuple[float, float]:
         display.screen_w_px / display.screen_w_mm * mm_per_deg,
         display.screen_h_px / display.screen_h_mm * mm_per_deg,
     )
+
+
+BUILTIN_LAYOUTS: dict[str, GazeLayout] = _load_builtin_layouts()
+LAYOUT_NAMES = tuple(BUILTIN_LAYOUTS)

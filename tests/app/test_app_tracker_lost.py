@@ -1,0 +1,134 @@
+"""The record window's tracker panel against a REAL tracker outage: a Tobii-layout LSL outlet in another
+process is killed (kill -9) and started again under the same source id. The panel turns to "lost" (red, time
+since the last sample) and back, and its rate / validity cover the last seconds only (issue 9)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from radgaze.app.live import STATUS_EVERY_S, LiveSession, TrackerStats
+from radgaze.app.main_window import MainWindow
+from radgaze.app.recording import LOST_AFTER_S, RecordController
+from radgaze.capture.records import DisplayGeometry
+
+OUTLET_PROC = Path(__file__).resolve().parents[1] / "capture" / "lsl_outlet_proc.py"
+TOBII_LABELS = ["left_x", "left_y", "left_pupil", "right_x", "right_y", "right_pupil"]
+
+
+def _start_outlet(tmp_path: Path, name: str) -> subprocess.Popen:
+    spec = {"outlets": [{"name": name, "type": "Gaze", "format": "float32", "rate": 120.0, "labels": TOBII_LABELS,
+                         "source_id": name + "-src", "rows": [[0.4, 0.5, 3.0, 0.4, 0.5, 3.0]]}],
+            "lifetime_s": 60}  # fmt: skip
+    path = tmp_path / f"{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(spec))
+    proc = subprocess.Popen([sys.executable, str(OUTLET_PROC), str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    assert proc.stdout.readline().strip() == "READY"
+    return proc
+
+
+def test_lost_needs_less_than_a_second_by_design():
+    # the worker reports every STATUS_EVERY_S; the panel says lost after LOST_AFTER_S without a sample
+    assert LOST_AFTER_S + STATUS_EVERY_S < 1.0
+
+
+@pytest.mark.slow
+def test_panel_shows_lost_and_recovery_when_a_real_outlet_is_killed(qtbot, tmp_path, artifacts_dir):
+    from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
+    from radgaze.capture.live.gaze.inlet import GazeInlet
+    from radgaze.capture.store.session_file import SessionWriter
+
+    name = f"radgaze-outage-{time.monotonic_ns()}"
+    Image.fromarray(np.full((300, 200), 2000, np.uint16)).save(tmp_path / "c.png")
+    proc = _start_outlet(tmp_path, name)
+    display = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
+    inlet = GazeInlet(resolve_gaze_stream(name, timeout_s=10.0), display).start()
+    writer = SessionWriter(tmp_path / "s.h5", live=True)
+    session = LiveSession(display, writer, gaze_inlet=inlet).start()
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    win.open_folder(tmp_path)
+    ctl = RecordController(win, session, display, tracker_name=name)
+    label = win.reading.tracker.label
+    try:
+        qtbot.waitUntil(lambda: "connected" in label.text() and "rate 12" in label.text(), timeout=15000)
+        assert "lost" not in label.text() and "valid 100 %" in label.text()
+        proc.kill()  # the tracker's bridge dies
+        proc.wait(10)
+        qtbot.waitUntil(lambda: "lost" in label.text(), timeout=10000)
+        assert "ff6060" in label.text() and "since the last sample" in label.text()
+        assert ctl.stats.t_last < session.clock() - LOST_AFTER_S
+        # rate / validity over the last seconds only: after STATUS_WINDOW_S without samples they are gone
+        qtbot.waitUntil(lambda: "rate – Hz" in label.text(), timeout=10000)
+        assert "lost" in label.text()
+        win.grab().save(str(artifacts_dir / "tracker_lost.png"))
+        proc = _start_outlet(tmp_path, name)  # the bridge is started again: same source id
+        qtbot.waitUntil(lambda: "back after" in label.text(), timeout=20000)
+        assert "lost ·" not in label.text() and "ff6060" not in label.text().split("last drift")[0]
+        win.grab().save(str(artifacts_dir / "tracker_back.png"))
+    finally:
+        session.stop()
+        inlet.stop()
+        writer.close()
+        proc.kill()
+        proc.wait(10)
+
+
+def test_stats_without_any_sample_say_not_connected(qtbot, tmp_path):
+    from test_app_record_mode import StandInPipeline
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    pipe = StandInPipeline()
+    ctl = RecordController(win, pipe, DisplayGeometry(), tracker_name="sim")
+    ctl.stats = TrackerStats(float("nan"), float("nan"), 0, float("nan"))
+    ctl._show_status()
+    assert "not connected" in win.reading.tracker.label.text()
+    ctl.stats = TrackerStats(120.0, 100.0, 10, pipe.t - 2.0)
+    ctl._show_status()
+    assert "lost · 2.0 s" in win.reading.tracker.label.text()
+
+
+def test_audio_file_plays_from_the_moment_recording_starts(qtbot, tmp_path):
+    """Windowed ``record --audio-file F``: nothing of F is played (or transcribed) before Space; the first
+    block is stamped after the case began."""
+    import soundfile
+    from test_app_record_mode import StandInPipeline
+
+    from radgaze.app.record_cmd import start_audio
+    from radgaze.capture.live.audio import AudioFileSource
+
+    wav = tmp_path / "dictation.wav"
+    soundfile.write(wav, np.zeros(16000, np.float32), 16000)
+    Image.fromarray(np.full((300, 200), 2000, np.uint16)).save(tmp_path / "c.png")
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.show()
+    win.open_folder(tmp_path)
+    pipe = StandInPipeline()
+    ctl = RecordController(win, pipe, DisplayGeometry(), tracker_name="sim")
+    audio = AudioFileSource(wav)
+    start_audio(ctl, audio, from_file=True)
+    try:
+        qtbot.wait(300)
+        assert audio.queue.empty()  # the window is open, recording is not: the file waits
+        import pylsl
+
+        t_begin = pylsl.local_clock()
+        win.shortcuts["Space"].activated.emit()
+        assert ctl.recording
+        qtbot.waitUntil(lambda: not audio.queue.empty(), timeout=5000)
+        block = audio.queue.get()
+        assert block.t_lsl_first_sample >= t_begin
+    finally:
+        audio.stop()
