@@ -311,8 +311,9 @@ def _indicator(items: list[LabelledImage], n_classes: int) -> np.ndarray:
 # ------------------------------------------------------------------------------------------- prompts
 def resolve_prompts(spec: str) -> dict[str, list[str]]:
     """A packaged prompt set (radgaze.model.zeroshot.PROMPT_SETS) or a JSON file: {"classes": {class:
-    [prompts] or {"severity", "subtype", "location"}}} (the packaged form) or a plain {class: [prompts]}."""
-    from radgaze.model.zeroshot import PROMPT_SETS, _combine, load_prompts
+    [prompts] or {"severity", "subtype", "location"[, "order"]}}} (the packaged form) or a plain
+    {class: [prompts]}."""
+    from radgaze.model.zeroshot import _PARTS, PROMPT_SETS, _combine, load_prompts
 
     if spec in PROMPT_SETS:
         return load_prompts(spec)
@@ -333,7 +334,7 @@ def resolve_prompts(spec: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name, v in classes.items():
         if isinstance(v, dict):
-            v = _combine(v.get("severity", [""]), v.get("subtype", [""]), v.get("location", [""]))
+            v = _combine(*(v.get(k, [""]) for k in v.get("order", _PARTS)))
         if not isinstance(v, list) or not v or not all(isinstance(s, str) and s.strip() for s in v):
             raise ConfigError(f"--prompts {spec}: class {name!r} needs a non-empty list of prompt strings")
         out[str(name)] = list(v)
