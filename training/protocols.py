@@ -563,8 +563,8 @@ def format_table(result: dict[str, Any], max_broken: int = 20) -> str:
     """The result as a plain-text table for people."""
     r = result["results"]
     lines = [
-        f"{result['protocol']} on {result['images']} ({result['n_images']} images, {result['n_broken']} broken "
-        f"rows); checkpoint {result['checkpoint']}; prompts {result['prompts']}"
+        f"{result['protocol']} on {result['images']} ({result['n_images']} images, broken rows: "
+        f"{result['n_broken']}); checkpoint {result['checkpoint']}; prompts {result['prompts']}"
     ]
     if result["protocol"] == "zeroshot":
         lines += [
@@ -635,7 +635,7 @@ def parser() -> argparse.ArgumentParser:
         prog="radgaze eval",
         description="The EGMA paper's protocols on a labelled image set (a CSV with path and label or one-hot "
         "class columns, or a folder per class): zero-shot classification (accuracy, macro F1, AUC), "
-        "retrieval (P@1/5/10 both ways) or the linear probe of Table I (AUROC on 1/10/100 %% of the training "
+        "retrieval (P@1/5/10 both ways) or the linear probe of Table I (AUROC on 1/10/100 % of the training "
         "split). Broken rows are counted and listed, never fatal.",
         epilog="example: radgaze eval runs/paper --images chexpert5x200.csv --protocol zeroshot --json",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

@@ -242,3 +242,16 @@ def test_a_prompt_file_of_our_own(ckpt, cxr, tmp_path):
     (tmp_path / "bad.json").write_text('{"classes": {"AP": []}}')
     with pytest.raises(Exception, match="non-empty list of prompt strings"):
         P.resolve_prompts(str(tmp_path / "bad.json"))
+
+
+def test_dicom_rows_load_or_are_listed_as_unreadable(ckpt, shared_data, tmp_path):
+    dicoms = sorted((shared_data / "dicom").glob("*.dcm"))
+    if not dicoms:
+        pytest.skip(f"no DICOM files in {shared_data / 'dicom'}")
+    cxr = sorted((shared_data / "cxr").glob("*.png"))[:4]
+    rows = [[str(f), FIVE[i % 5]] for i, f in enumerate(cxr)] + [[str(d), "Edema"] for d in dicoms]
+    res = P.evaluate_images(ckpt, _write_csv(tmp_path / "d.csv", ["path", "label"], rows), "zeroshot")
+    unreadable = [b for b in res["broken"] if b["reason"].startswith("unreadable image")]
+    assert res["n_images"] + len(unreadable) == len(cxr) + len(dicoms) and res["n_images"] >= len(cxr)
+    for b in unreadable:  # a DICOM whose transfer syntax has no decoder here is named, not fatal
+        assert b["path"].endswith(".dcm") and "\n" not in b["reason"]
