@@ -38,7 +38,7 @@ def _create_timm(config: ModelConfig) -> nn.Module:
                 config.image_encoder, pretrained=True, pretrained_cfg_overlay={"file": where}, **kwargs
             )
         if kind == "timm-hub":
-            return timm.create_model(config.image_encoder, pretrained=True, **kwargs)
+            return _timm_from_hub(config.image_encoder, kwargs)
         backbone = timm.create_model(config.image_encoder, pretrained=False, **kwargs)
     except RuntimeError as exc:
         if "Unknown model" in str(exc):
@@ -49,6 +49,20 @@ def _create_timm(config: ModelConfig) -> nn.Module:
     if kind == "hf":
         _load_hf_swin(backbone, Path(where))
     return backbone
+
+
+def _timm_from_hub(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """timm's pretrained weights for ``name`` (downloaded once into the Hugging Face cache)."""
+    import timm
+
+    try:
+        return timm.create_model(name, pretrained=True, **kwargs)
+    except OSError as exc:  # offline, no cache, hub unreachable (huggingface_hub's errors are OSErrors)
+        raise CheckpointError(
+            f"image_pretrained=true: could not get timm's pretrained weights for {name!r} "
+            f"({type(exc).__name__}); expected network access once, or set image_pretrained to a local "
+            "weights file or Hugging Face directory"
+        ) from exc
 
 
 def _pretrained_source(config: ModelConfig) -> tuple[str, str]:

@@ -368,3 +368,34 @@ def test_text_pooling_last4_is_the_mean_of_the_last_four_hidden_layers():
         TextEncoder(small, "last4")
     with pytest.raises(Exception, match="text_pooling"):
         ModelConfig.from_dict({**ModelConfig.preset("tiny").to_dict(), "text_pooling": "cls"})
+
+
+def test_image_pretrained_true_offline_reads_timms_weights_from_the_local_cache(tmp_path, monkeypatch):
+    """image_pretrained = true with local_files_only: timm's hub weights come from the Hugging Face cache
+    (its models--<org>--<name>/refs + snapshots layout), never from the network; absent = one clear error."""
+    import huggingface_hub.constants as hub_constants
+    import timm
+    from safetensors.torch import save_file
+
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    cfg = _tiny_cfg(image_pretrained=True, local_files_only=True)
+    with pytest.raises(CheckpointError, match="not in the local Hugging Face cache"):
+        ImageEncoder(cfg)
+    with pytest.raises(CheckpointError, match="could not get timm's pretrained weights"):  # HF_HUB_OFFLINE=1
+        ImageEncoder(_tiny_cfg(image_pretrained=True, local_files_only=False))
+    repo = timm.models.get_pretrained_cfg(
+        cfg.image_encoder
+    ).hf_hub_id  # timm/swin_tiny_patch4_window7_224.ms_in1k
+    folder = tmp_path / "hub" / ("models--" + repo.replace("/", "--"))
+    snap = folder / "snapshots" / ("0" * 40)
+    snap.mkdir(parents=True)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("0" * 40)
+    torch.manual_seed(8)
+    src = ImageEncoder(_tiny_cfg())
+    save_file(
+        {k: v.contiguous() for k, v in src.backbone.state_dict().items()}, str(snap / "model.safetensors")
+    )
+    dst = ImageEncoder(cfg)
+    for (k, a), b in zip(src.backbone.state_dict().items(), dst.backbone.state_dict().values()):
+        assert torch.equal(a, b), k
