@@ -189,6 +189,27 @@ def test_gloria_lightning_checkpoint_loads_resnet_and_bert_without_running_pickl
         )
 
 
+def test_medclip_resnet_checkpoint_maps_its_fc_onto_the_image_projection(tmp_path):
+    """MedCLIPVisionModel: a torchvision ResNet whose fc (no bias) is the 512-d projection head."""
+    import torchvision
+
+    model = _resnet18_model()
+    torch.manual_seed(6)
+    resnet = torchvision.models.resnet18(weights=None).eval()
+    resnet.fc = torch.nn.Linear(512, model.config.embed_dim, bias=False)
+    sd = {f"vision_model.model.{k}": v for k, v in resnet.state_dict().items()}
+    sd.update({f"text_model.model.{k}": v for k, v in _bert_like_tiny(model).state_dict().items()})
+    sd["logit_scale"] = torch.tensor(2.0)
+    torch.save(sd, tmp_path / "pytorch_model.bin")
+    report = init_from(model, tmp_path)
+    assert report.layout == "medclip" and "image_proj.weight" in report.loaded
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model.encode_image(x)[1], F.normalize(resnet(x), dim=-1), atol=1e-5, rtol=1e-5
+        )
+
+
 def test_mgca_checkpoint_loads_vit_and_a_bert_without_token_types(tmp_path):
     import timm
 
