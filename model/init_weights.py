@@ -92,18 +92,24 @@ class InitReport:
 
 
 # ------------------------------------------------------------------------------------------- reading
-class _Stub:
-    """Stands for any non-tensor object in a pickled checkpoint (hyper-parameters, callbacks): it keeps
-    nothing and runs nothing."""
+class _Stub(dict):
+    """Stands for any non-tensor object in a pickled checkpoint (hyper-parameters, callbacks, Lightning's
+    AttributeDict, OmegaConf's DictConfig): it accepts whatever the pickle feeds it and runs nothing."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
+        super().__init__()
 
     def __setstate__(self, state: Any) -> None:
         pass
 
     def __call__(self, *args: Any, **kwargs: Any) -> _Stub:
         return _Stub()
+
+    def append(self, item: Any) -> None:
+        pass
+
+    def extend(self, items: Any) -> None:
+        pass
 
 
 _SAFE_GLOBALS = {
@@ -136,14 +142,28 @@ _stub_pickle.load = pickle.load  # type: ignore[attr-defined]
 _stub_pickle.__name__ = "pickle"
 
 
+def _is_torchscript(path: Path) -> bool:
+    """A TorchScript archive (OpenAI's CLIP .pt files): a zip with code/ and constants.pkl inside."""
+    import zipfile
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any(n.endswith("/constants.pkl") for n in zf.namelist())
+
+
 def _torch_load(path: Path) -> Any:
+    if _is_torchscript(path):
+        import warnings
+
+        with warnings.catch_warnings():  # torch deprecates TorchScript; its archives still hold the weights
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         pass  # non-tensor objects inside: read again with every such object stubbed out
     except RuntimeError as exc:
-        if "jit" in str(exc).lower() or "torchscript" in str(exc).lower():
-            return torch.jit.load(str(path), map_location="cpu").state_dict()  # OpenAI's CLIP archives
         raise CheckpointError(f"--init {path}: expected a PyTorch checkpoint, got {exc}") from exc
     try:
         return torch.load(path, map_location="cpu", weights_only=False, pickle_module=_stub_pickle)

@@ -138,6 +138,10 @@ def test_medclip_safetensors_in_transformers_5_naming_loads_the_same(tmp_path):
         assert torch.equal(va, vb), k
 
 
+class AttributeDict(dict):
+    """Stands for pytorch_lightning's AttributeDict (MGCA's save_hyperparameters): a dict subclass."""
+
+
 class HyperParameters:
     """Stands for GLoRIA's OmegaConf hyper-parameters: unpickling it must run nothing."""
 
@@ -231,7 +235,11 @@ def test_mgca_checkpoint_loads_vit_and_a_bert_without_token_types(tmp_path):
     text = {k: v for k, v in bert.state_dict().items() if "token_type" not in k}
     sd.update({f"text_encoder_q.model.{k}": v for k, v in text.items()})
     sd["prototype_layer.weight"] = torch.randn(500, 128)
-    torch.save({"state_dict": sd, "hyper_parameters": {"emb_dim": 128}}, tmp_path / "vit_base.ckpt")
+    hparams = AttributeDict(emb_dim=128, img_encoder="vit_base")
+    torch.save(
+        {"state_dict": sd, "hyper_parameters": hparams, "callbacks": [AttributeDict()]},
+        tmp_path / "vit_base.ckpt",
+    )
     report = init_from(model, tmp_path / "vit_base.ckpt")
     assert report.layout == "mgca"
     assert "prototype_layer.weight" in report.unexpected
@@ -420,3 +428,15 @@ def test_image_pretrained_true_offline_reads_timms_weights_from_the_local_cache(
     dst = ImageEncoder(cfg)
     for (k, a), b in zip(src.backbone.state_dict().items(), dst.backbone.state_dict().values()):
         assert torch.equal(a, b), k
+
+
+def test_a_torchscript_archive_is_read_through_torch_jit(tmp_path):
+    """OpenAI distributes CLIP as TorchScript archives; only their state dict is used."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch's own deprecation notice for torch.jit.script
+        scripted = torch.jit.script(torch.nn.Linear(3, 2))
+    scripted.save(str(tmp_path / "scripted.pt"))
+    sd = read_state_dict(tmp_path / "scripted.pt")
+    assert set(sd) == {"weight", "bias"} and torch.equal(sd["weight"], scripted.weight)
