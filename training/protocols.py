@@ -199,6 +199,11 @@ def _add_row(out: ImageSet, r: dict, row: str, pcol: str, lcol: str | None, root
             )
             return
     split = (r.get("split") or "").strip().lower() or None
+    if split is not None and split != "train" and split not in TEST_SPLITS:
+        out.broken.append(
+            Broken(row, raw, f"unknown split {split!r}; expected train, {', '.join(TEST_SPLITS)}")
+        )
+        return
     out.items.append(LabelledImage(path, row, targets, "test" if split in TEST_SPLITS else split))
 
 

@@ -206,6 +206,7 @@ def test_one_hot_csv_like_the_reference_5x200_meta(ckpt, cxr, tmp_path):
     path = _write_csv(tmp_path / "chexpert-5x200-val-meta.csv", header, rows)
     image_set = P.read_image_set(path, FIVE)
     assert [it.targets for it in image_set.items] == [(i % 5,) for i in range(10)]
+    assert all(it.split is None for it in image_set.items)
     assert "exactly one positive" in image_set.broken[0].reason
     multi = P.read_image_set(path, FIVE, single_label=False)  # linear probe: multi-label rows are fine
     assert multi.items[-1].targets == (0, 1)
@@ -255,3 +256,14 @@ def test_dicom_rows_load_or_are_listed_as_unreadable(ckpt, shared_data, tmp_path
     assert res["n_images"] + len(unreadable) == len(cxr) + len(dicoms) and res["n_images"] >= len(cxr)
     for b in unreadable:  # a DICOM whose transfer syntax has no decoder here is named, not fatal
         assert b["path"].endswith(".dcm") and "\n" not in b["reason"]
+
+
+def test_split_values_train_test_valid_and_an_unknown_one(cxr, tmp_path):
+    rows = [
+        [str(cxr[0]), "Edema", "train"],
+        [str(cxr[1]), "Edema", "Valid"],
+        [str(cxr[2]), "Edema", "holdout"],
+    ]
+    image_set = P.read_image_set(_write_csv(tmp_path / "s.csv", ["path", "label", "split"], rows), FIVE)
+    assert [it.split for it in image_set.items] == ["train", "test"]
+    assert len(image_set.broken) == 1 and "unknown split 'holdout'" in image_set.broken[0].reason
