@@ -108,12 +108,18 @@ class ModelConfig:
     """The EGMA model: encoders, projection, temperature and losses."""
 
     image_encoder: str = "swin_tiny_patch4_window7_224"  # any timm model name
-    # False: random init; True: timm weights by hub name (needs the user's cache/network); a str: local
-    # weights file (.safetensors / .pth / .bin) loaded into the timm model.
+    # False: random init; True: timm's hub weights for image_encoder (ImageNet for Swin-T; downloaded once, or
+    # only from the local cache with local_files_only); a str: a local weights file (.safetensors / .pth /
+    # .bin, timm or original naming), a Hugging Face Swin directory, or a hub repo id such as
+    # "microsoft/swin-tiny-patch4-window7-224" (the EGMA reference's), mapped onto timm's modules.
     image_pretrained: bool | str = False
     image_encoder_kwargs: dict[str, Any] = field(default_factory=dict)  # extra timm.create_model kwargs
     text_encoder: str = "emilyalsentzer/Bio_ClinicalBERT"  # hub name, local dir, or a RANDOM_TEXT_ENCODERS
     text_encoder_kwargs: dict[str, Any] = field(default_factory=dict)  # BertConfig fields (random encoders)
+    # Sentence pooling (radgaze.model.encoders.TextEncoder): "mean" = masked mean of the last layer (default);
+    # "last4" = mean of the last 4 hidden layers as the EGMA reference, then the masked mean over tokens;
+    # "last4_unmasked" = the reference exactly (padding averaged in, a defect).
+    text_pooling: str = "mean"
     local_files_only: bool = False
     embed_dim: int = 512  # EGMA appendix B-A: projections to 512
     image_size: int = 224  # EGMA appendix B-B: 224 x 224
@@ -151,14 +157,14 @@ class ModelConfig:
     def preset(cls, name: str) -> ModelConfig:
         """Named configurations.
 
-        * ``paper``: Swin-T at 224 px + Bio_ClinicalBERT (hub name or cache), all EGMA losses.
+        * ``paper``: ImageNet Swin-T at 224 px + Bio_ClinicalBERT (hub names or cache), all EGMA losses.
         * ``tiny``: a 3-stage timm Swin (embed 32, one block per stage) at 112 px (7x7 = 49 patch grid,
           as Swin-T at 224) + a 2-layer random BERT built locally: CPU tests and demos in seconds.
         * ``bench``: Swin-T at 224 px + a 6-layer random BERT-base (EGMA appendix B-A: 6 layers,
           12 heads), the throughput benchmark of issue 5.
         """
         if name == "paper":
-            return cls()
+            return cls(image_pretrained=True)  # the reference starts from ImageNet Swin-T (REFERENCE-NOTES)
         if name == "tiny":
             return cls(
                 image_encoder="swin_tiny_patch4_window7_224",
@@ -212,6 +218,12 @@ def validate(cfg: ModelConfig) -> None:
         (cfg.max_logit_scale > 1.0, "max_logit_scale", "> 1", cfg.max_logit_scale),
         (cfg.image_std > 0, "image_std", "> 0", cfg.image_std),
         (
+            cfg.text_pooling in ("mean", "last4", "last4_unmasked"),
+            "text_pooling",
+            "'mean', 'last4' or 'last4_unmasked'",
+            cfg.text_pooling,
+        ),
+        (
             lc.egm_threshold is None or 0.0 <= lc.egm_threshold < 1.0,
             "loss.egm_threshold",
             "None or in [0, 1)",
@@ -244,4 +256,6 @@ def validate(cfg: ModelConfig) -> None:
         if not ok:
             raise ConfigError(f"invalid value for {name!r}: expected {expected}, got {got!r}")
     if isinstance(cfg.image_pretrained, str) and not cfg.image_pretrained:
-        raise ConfigError("invalid value for 'image_pretrained': expected True, False or a file path, got ''")
+        raise ConfigError(
+            "invalid value for 'image_pretrained': expected True, False, a path or a hub repo id, got ''"
+        )

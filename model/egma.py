@@ -32,7 +32,7 @@ class EGMAModel(nn.Module):
         self.config = config
         self.image_encoder = ImageEncoder(config)
         bert, self.tokenizer = text_backbone if text_backbone is not None else load_text_backbone(config)
-        self.text_encoder = TextEncoder(bert)
+        self.text_encoder = TextEncoder(bert, config.text_pooling)
         self.image_proj = nn.Linear(self.image_encoder.num_features, config.embed_dim, bias=False)
         self.text_proj = nn.Linear(self.text_encoder.num_features, config.embed_dim, bias=False)
         # EGMA appendix B-A: learnable temperature initialised at 0.07 (stored as log(1/tau), CLIP style).

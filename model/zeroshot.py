@@ -1,7 +1,7 @@
 """Zero-shot classification and retrieval (EGMA protocol, arXiv 2403.12416 section IV and appendix C).
 
 Prompts are package data (assets/prompts/*.json): ``chexpert5x200`` (severity x subtype x location
-combinations, Table V) and ``chexpert8x200`` (five expert queries per class, Table VI); ``rsna`` and
+combinations: GLoRIA's radiologist set, of which EGMA's Table V prints examples) and ``chexpert8x200`` (five expert queries per class, Table VI); ``rsna`` and
 ``siim`` are the No Finding + Pneumonia / Pneumothorax subsets of 8x200 the paper uses (appendix C-C, C-D).
 Class score = max over that class's prompts of cos(global image, prompt embedding).
 """
@@ -19,6 +19,7 @@ from radgaze.assets import asset_text
 from radgaze.capture.errors import ConfigError
 
 PROMPT_SETS = ("chexpert5x200", "chexpert8x200", "rsna", "siim")
+_PARTS = ("severity", "subtype", "location")  # composition order unless a class gives its own "order"
 _SUBSETS = {"rsna": ("No Finding", "Pneumonia"), "siim": ("No Finding", "Pneumothorax")}
 
 
@@ -30,7 +31,7 @@ def load_prompts(name: str) -> dict[str, list[str]]:
     data = json.loads(asset_text("prompts", f"{file}.json"))
     classes = data["classes"]
     if file == "chexpert5x200":
-        out = {c: _combine(v["severity"], v["subtype"], v["location"]) for c, v in classes.items()}
+        out = {c: _combine(*(v[k] for k in v.get("order", _PARTS))) for c, v in classes.items()}
     else:
         out = {c: list(v) for c, v in classes.items()}
     if name in _SUBSETS:
@@ -38,9 +39,10 @@ def load_prompts(name: str) -> dict[str, list[str]]:
     return out
 
 
-def _combine(severity: list[str], subtype: list[str], location: list[str]) -> list[str]:
-    """Every severity x subtype x location phrase, empty parts skipped, duplicates dropped."""
-    phrases = (" ".join(p for p in parts if p) for parts in itertools.product(severity, subtype, location))
+def _combine(first: list[str], second: list[str], third: list[str]) -> list[str]:
+    """Every first x second x third phrase (severity, subtype, location in a class's order), empty parts
+    skipped, duplicates dropped."""
+    phrases = (" ".join(p for p in parts if p) for parts in itertools.product(first, second, third))
     return list(dict.fromkeys(phrases))
 
 

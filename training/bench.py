@@ -75,7 +75,11 @@ def measure(
 
     over = [f"batch_size={batch_size}", f'device="{device.type}"']
     if config == "paper":
-        over += ['model.text_encoder="random-bert"', "model.local_files_only=true"]
+        over += [
+            'model.text_encoder="random-bert"',
+            "model.local_files_only=true",
+            "model.image_pretrained=false",
+        ]
         over += [f"model.text_encoder_kwargs.{k}={v}" for k, v in BIO_CLINICAL_BERT_SHAPE.items()]
     cfg = load_config(config, over)
     sessions = work / "sessions"

@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--losses", default=None, help=f"comma-separated subset of {','.join(LOSSES)}")
     p.add_argument("--seed", type=int, default=None, help="override the config's seed")
     p.add_argument(
+        "--init",
+        default=None,
+        metavar="PATH",
+        help="initialise from a MedCLIP, CLIP, GLoRIA, MGCA or radgaze checkpoint (file or directory); "
+        "missing/unexpected keys go to RUN/init.json (config key: init)",
+    )
+    p.add_argument(
         "--set",
         action="append",
         default=[],
@@ -85,6 +92,8 @@ def overrides_from_args(a: argparse.Namespace) -> list[str]:
         over.append(f"data.gaze_ratio={a.gaze_ratio}")
     if a.seed is not None:
         over.append(f"seed={a.seed}")
+    if a.init is not None:
+        over.append(f"init={json.dumps(os.path.abspath(a.init))}")
     if a.losses is not None:
         names = [s.strip() for s in a.losses.split(",") if s.strip()]
         bad = [n for n in names if n not in LOSSES]

@@ -80,6 +80,10 @@ class TrainConfig:
     num_threads: int = 0  # torch CPU threads (0 = leave torch's default)
     num_workers: int = 0  # DataLoader worker processes (0 = load in the training process)
     eval_at_end: bool = True  # evaluate the final model on the training sessions (RUN/eval.json)
+    # Continued pre-training: initialise the whole model from a MedCLIP, CLIP, GLoRIA, MGCA or radgaze
+    # checkpoint (file or directory; radgaze.model.init_weights) before the first step ("" = no).
+    init: str = ""
+    init_layout: str = "auto"  # auto | medclip | clip | gloria | mgca | radgaze
     preset: str = ""  # the named preset this came from, for the record
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +151,12 @@ def validate(cfg: TrainConfig) -> None:
         (cfg.amp in ("auto", "bf16", "fp16", "off"), "amp", "auto, bf16, fp16 or off", cfg.amp),
         (cfg.log_every_steps >= 1, "log_every_steps", ">= 1", cfg.log_every_steps),
         (cfg.save_every_steps >= 0, "save_every_steps", ">= 0", cfg.save_every_steps),
+        (
+            cfg.init_layout in ("auto", "medclip", "clip", "gloria", "mgca", "radgaze"),
+            "init_layout",
+            "auto, medclip, clip, gloria, mgca or radgaze",
+            cfg.init_layout,
+        ),
     ]
     for ok, name, expected, got in checks:
         if not ok:

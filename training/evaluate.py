@@ -22,6 +22,7 @@ import json
 import logging
 import math
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -367,11 +368,18 @@ def result_table(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--images" or a.startswith("--images=") for a in argv):  # labelled image sets: protocols.py
+        from radgaze.training.protocols import main as images_main
+
+        return images_main(argv)
     p = argparse.ArgumentParser(
         prog="radgaze eval",
         description="Evaluate a training run on a folder of sessions: zero-shot accuracy/macro F1, retrieval "
         "P@1/5/10 both ways, pointing game, CC and NSS of model attention vs radiologist sentence heatmaps.",
-        epilog="example: radgaze eval runs/tiny ./sessions --json",
+        epilog="example: radgaze eval runs/tiny ./sessions --json; on labelled image sets (CheXpert 5x200, "
+        "RSNA, SIIM ...): radgaze eval RUN --images CSV|DIR --protocol zeroshot|retrieval|linear-probe (see "
+        "radgaze eval RUN --images X --help)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("run", help="run directory written by radgaze train")

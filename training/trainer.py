@@ -212,13 +212,27 @@ def load_state(run_dir: Path) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- the model
-def build_model(cfg: TrainConfig, run_dir: Path):
-    """The EGMAModel of the config (random ``tiny-bert`` text encoders are built locally by the model)."""
+def build_model(cfg: TrainConfig, run_dir: Path, *, initialise: bool = True):
+    """The EGMAModel of the config (random ``tiny-bert`` text encoders are built locally by the model).
+
+    With ``cfg.init`` and ``initialise`` the weights then come from that checkpoint
+    (radgaze.model.init_weights); what loaded, stayed or had no place is logged and written to
+    ``run_dir/init.json``."""
     from radgaze.model.egma import EGMAModel
 
     mcfg = cfg.model_config()
     log.info("building the model (image encoder %s) …", mcfg.image_encoder)
-    return EGMAModel(mcfg), mcfg
+    model = EGMAModel(mcfg)
+    if cfg.init and initialise:
+        from radgaze.model.init_weights import init_from
+
+        report = init_from(model, cfg.init, cfg.init_layout)
+        for line in report.lines():
+            log.info("%s", line)
+        if os.environ.get("RANK", "0") == "0":
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "init.json").write_text(json.dumps(report.to_dict(), indent=1))
+    return model, mcfg
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -391,7 +405,7 @@ def _train(
     barrier(ctx)
 
     seed_everything(cfg.seed)
-    model, mcfg = build_model(cfg, out)
+    model, mcfg = build_model(cfg, out, initialise=state is None)
     n_side = int(model.patch_grid)
     rd = prepare_data(cfg, sessions, mcfg=mcfg, n_side=n_side, cache=sample_cache)
     batch_size = cfg.batch_size

@@ -24,15 +24,43 @@ def test_chexpert_8x200_queries_are_the_papers():
 
 
 def test_chexpert_5x200_combines_severity_subtype_location():
+    """GLoRIA's radiologist set (gloria/constants.py CHEXPERT_CLASS_PROMPTS, carried unchanged by MedCLIP and
+    the EGMA reference); EGMA Table V prints examples of three of its classes."""
     p = load_prompts("chexpert5x200")
     assert list(p) == ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
-    assert len(p["Atelectasis"]) == 3 * 6 * 5
+    assert len(p["Atelectasis"]) == 3 * 7 * 10
     assert "mild linear atelectasis at the lung bases" in p["Atelectasis"]
     assert "subsegmental atelectasis at the mid lung zone" in p["Atelectasis"]  # empty severity skipped
-    assert "small bilateral pleural effusion left" in p["Pleural Effusion"]
+    # Table V's examples are all there (severity x subtype x location, as printed)
+    table_v = {
+        "Atelectasis": (["mild", "minimal"], ["bandlike atelectasis"], ["at the lung bases"]),
+        "Consolidation": (["apperance of"], ["partial consolidation"], ["at the left upper lobe"]),
+    }
+    for c, (sev, sub, loc) in table_v.items():
+        assert all(f"{a} {b} {d}" in p[c] for a in sev for b in sub for d in loc)
+    # Pleural Effusion composes severity, location, subtype (its dict order in the reference)
+    assert "small left bilateral pleural effusion" in p["Pleural Effusion"]
+    assert len(p["Pleural Effusion"]) == 6 * 3 * 2  # "bilateral pleural effusion" is listed twice
+    assert len(p["Cardiomegaly"]) == 15 and "persistent severe cardiomegaly" in p["Cardiomegaly"]
+    assert (
+        "presistent pulmonary edema" in p["Edema"] and "decreased pulmonary interstitial edema" in p["Edema"]
+    )
+    assert len(p["Edema"]) == 6 * 3 and "edema" not in p["Edema"]
     assert all(len(set(v)) == len(v) for v in p.values())
     with pytest.raises(ConfigError, match="allowed are"):
         load_prompts("mimic")
+
+
+def test_every_prompt_set_cites_its_source():
+    import json
+
+    from radgaze.assets import asset_text
+
+    five = json.loads(asset_text("prompts", "chexpert5x200.json"))
+    assert "marshuang80/gloria" in five["description"] and "Table V" in five["description"]
+    assert all(v.get("source") for v in five["classes"].values())
+    eight = json.loads(asset_text("prompts", "chexpert8x200.json"))
+    assert "Table VI" in eight["description"]
 
 
 def test_zero_shot_scores_are_max_over_prompts(tiny_model):
