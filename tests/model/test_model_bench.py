@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from radgaze.model.bench import main
@@ -36,6 +37,7 @@ def test_bench_json_small(capsys):
         assert res["train_step_samples_per_s"] is None and res["mfu"] is None
 
 
+@pytest.mark.slow  # 30 s at load 9 on 2 cores
 def test_train_step_bench_runs_the_gpu_code_path_on_cpu():
     """The CUDA benchmark's step (model, AdamW, autocast, FLOP counting) on the CPU with the tiny preset."""
     from radgaze.model.bench import peak_flops, train_step_bench

@@ -50,6 +50,7 @@ def test_heatmap_processor_shapes_and_heatmap_matters():
     torch.testing.assert_close(proc(x, hm * 7.0), out)
 
 
+@pytest.mark.slow  # 33 s at load 9 on 2 cores
 def test_priming_loss_decreases_when_trained():
     torch.manual_seed(0)
     proc = ec.HeatmapProcessor(dim=64, heads=4, patch_px=4)  # 48 values per patch fit through 64
