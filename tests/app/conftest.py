@@ -9,8 +9,14 @@ the app does the same with capture.qtapp.collect_garbage_on_main_thread.
 from __future__ import annotations
 
 import gc
+import os
+import tempfile
 
 import pytest
+
+# QSettings (window geometry, the W/L drag convention) go to a private folder, never the user's ~/.config;
+# subprocesses started by tests inherit it.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="radgaze-test-config-")
 
 
 @pytest.fixture(autouse=True)
