@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from radgaze.capture.errors import ConfigError
 from radgaze.capture.live.gaze.layouts import LAYOUT_NAMES
 from radgaze.capture.records import GAZE_VALID, DisplayGeometry, Words
 
@@ -160,13 +161,15 @@ class ScriptedDictation:
 # ------------------------------------------------------------------------------------------ the app
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    from radgaze.app.qtapp import ensure_qapp
+    if args.seconds is not None and not args.seconds > 0:
+        raise ConfigError(f"--seconds: expected a number of seconds > 0, got {args.seconds:g}")
+    from radgaze.app.qtapp import ensure_qapp, run_until_closed
 
     app = ensure_qapp("radgaze demo")
     demo = Demo(args, app)
     try:
         demo.start()
-        app.exec()
+        run_until_closed(app, [demo.window])  # Ctrl-Q, closing the window, Ctrl-C, SIGTERM, --seconds
     finally:
         demo.shutdown()
     if demo.error is not None:
@@ -301,7 +304,9 @@ class Demo:
             self.app.processEvents()
             self.args.screenshot.parent.mkdir(parents=True, exist_ok=True)
             self.window.grab().save(str(self.args.screenshot))
-        self.app.quit()
+        from radgaze.app.qtapp import quit_all
+
+        quit_all(self.app)
 
     def shutdown(self) -> None:
         for stop in (

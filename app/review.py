@@ -535,10 +535,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     resolve_checkpoint(args.run)  # fail early, on one line, when RUN has no checkpoint
-    from radgaze.app.qtapp import ensure_qapp
+    from radgaze.app.qtapp import ensure_qapp, run_until_closed
 
     app = ensure_qapp("radgaze review")
-    loop = QtCore.QEventLoop()  # not app.exec(): quitting it leaves a longer-lived application usable
     win = ReviewWindow(args.run, args.sessions)
     win.resize(1500, 1000)
     win.show()
@@ -564,23 +563,17 @@ def main(argv: list[str] | None = None) -> int:
                 win.grab().save(str(args.screenshot))
         except RadgazeError as exc:
             errors.append(exc)
-        win.close()
-        loop.quit()
+        win.close()  # the last window: run_until_closed returns
 
     def on_failed(message: str) -> None:
         from radgaze.capture.errors import CheckpointError
 
         errors.append(CheckpointError(message))
         win.close()
-        loop.quit()
 
     win.rows_ready.connect(on_ready)
     win.failed.connect(on_failed)
-    app.lastWindowClosed.connect(loop.quit)  # closing the window ends it, as app.exec() would
-    try:
-        loop.exec()
-    finally:
-        app.lastWindowClosed.disconnect(loop.quit)
+    run_until_closed(app, [win])  # File ▸ Quit, Ctrl-Q, closing the window, Ctrl-C and SIGTERM end it
     if errors:
         raise errors[0]
     return 0

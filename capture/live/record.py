@@ -27,6 +27,7 @@ from radgaze.capture.gazemath.geometry import fit_view
 from radgaze.capture.gazemath.pipeline import LivePipeline
 from radgaze.capture.io.display import display_from_options
 from radgaze.capture.io.images import default_window, load_image
+from radgaze.capture.live.asr import DEFAULT_MODEL as DEFAULT_ASR_MODEL
 from radgaze.capture.live.queues import drain
 from radgaze.capture.records import DisplayGeometry, ImageRef
 from radgaze.capture.store.session_file import SessionWriter
@@ -124,6 +125,23 @@ class Recorder:
             self.stats.sentence_latency_s.append(now - s.t_end)
 
 
+class DefaultsOnceFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help with each default said once: "(default: X)" is added only where the help text does not already
+    say its default and there is one to say (not None, not a flag's False); epilogs keep their lines."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or isinstance(action, argparse._HelpAction)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="radgaze record --headless",
@@ -133,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the image fitted to the configured screen. Ctrl-C / SIGTERM finish cleanly.",
         epilog="example: radgaze record --headless --sim --audio-file dictation.flac --image cxr.dcm "
         "--duration 30 --out sessions/",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsOnceFormatter,
     )
     p.add_argument("--headless", action="store_true", help="no window (required for this command)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -142,13 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--sim", action="store_true", help="start a simulated tracker (real LSL outlet) and record it"
     )
     mic = p.add_mutually_exclusive_group()
-    mic.add_argument("--mic", help="input device name (or part of it) or index")
+    mic.add_argument(
+        "--mic",
+        "--audio-device",
+        dest="mic",
+        help="microphone: device name (or part of it) or index",
+    )
     mic.add_argument("--audio-file", type=Path, help="play this file in real time as the microphone")
     p.add_argument("--no-audio", action="store_true", help="record gaze only (no dictation)")
     p.add_argument(
         "--whisper",
         default=None,
-        help="faster-whisper model: hub name or local directory (default: radgaze.capture.live.asr.DEFAULT_MODEL)",
+        help=f"faster-whisper model: a hub name (downloaded once) or a local model directory (default: "
+        f"{DEFAULT_ASR_MODEL})",
     )
     p.add_argument("--beam", type=int, default=5, help="ASR beam size")
     p.add_argument("--image", type=Path, required=True, help="the radiograph being read (DICOM/PNG/JPEG)")

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import gc
 import os
+import shutil
+import subprocess
 import tempfile
+import time
 
 import pytest
 
@@ -27,3 +30,27 @@ def _collect_qt_garbage_on_the_main_thread():
     gc.collect()
     if enabled:  # an in-process command may have switched to main-thread collection; later tests run plain
         gc.enable()
+
+
+@pytest.fixture(scope="session")
+def xvfb_display():
+    """A real X server (Xvfb) at 1600 x 1000 for tests that start the app as a real process."""
+    if shutil.which("Xvfb") is None:
+        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
+    for n in range(90, 160):
+        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
+            break
+    proc = subprocess.Popen(
+        ["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.skip(f"Xvfb :{n} did not start")
+        time.sleep(0.1)
+    yield f":{n}"
+    proc.terminate()
+    proc.wait(5)

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -63,29 +61,6 @@ def test_main_window_in_a_real_x_window(xvfb_display, artifacts_dir, tmp_path):
     assert info["offset"] == pytest.approx(expected, abs=1.0)
     img = np.asarray(Image.open(shot).convert("RGB"))
     assert img.shape[1] >= 1000 and img.std() > 20
-
-
-@pytest.fixture(scope="module")
-def xvfb_display():
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    for n in range(90, 120):
-        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
-            break
-    proc = subprocess.Popen(
-        ["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip(f"Xvfb :{n} did not start")
-        time.sleep(0.1)
-    yield f":{n}"
-    proc.terminate()
-    proc.wait(5)
 
 
 @pytest.mark.slow
