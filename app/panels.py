@@ -185,13 +185,14 @@ class ViewControls(QtWidgets.QWidget):
         self.state = state
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
-        self.preset_buttons: dict[str, QtWidgets.QPushButton] = {}
+        self.preset_buttons: dict[str, QtWidgets.QToolButton] = {}
         presets = [
             ("default", "Default", "0", "The file's own window: its W/L tags, else the histogram window")
         ]
         presets += [(n, p.label, p.key, p.tooltip) for n, p in WINDOW_PRESETS.items()]
         for name, label, key, tip in presets:
-            b = QtWidgets.QPushButton(label)
+            b = QtWidgets.QToolButton()
+            b.setText(label)
             b.setToolTip(f"{tip} ({key})" if key else tip)
             b.clicked.connect(lambda _=False, n=name: state.apply_preset(n))
             layout.addWidget(b)
@@ -199,10 +200,12 @@ class ViewControls(QtWidgets.QWidget):
         self.invert = QtWidgets.QCheckBox("Invert")
         self.invert.setToolTip("Invert grey levels (I)")
         self.invert.toggled.connect(state.set_invert)
-        self.fit_button = QtWidgets.QPushButton("Fit")
+        self.fit_button = QtWidgets.QToolButton()
+        self.fit_button.setText("Fit")
         self.fit_button.setToolTip("Fit the whole image into the window (F, or double-click)")
         self.fit_button.clicked.connect(state.fit)
-        self.one_button = QtWidgets.QPushButton("1:1")
+        self.one_button = QtWidgets.QToolButton()
+        self.one_button.setText("1:1")
         self.one_button.setToolTip("One image pixel per screen pixel (1)")
         self.one_button.clicked.connect(state.one_to_one)
         self.gaze_cursor = QtWidgets.QCheckBox("Gaze cursor")

@@ -142,6 +142,23 @@ def test_view_quits_on_ctrl_q(xvfb_display, images):
     assert "Traceback" not in err
 
 
+def test_view_remembers_its_window_geometry(xvfb_display, images):
+    proc = start(xvfb_display, "view", str(images))
+    wid = wait_window(xvfb_display, proc, "radgaze view")
+    xdotool(xvfb_display, "windowsize", "--sync", str(wid), "1180", "690")
+    xdotool(xvfb_display, "windowmove", "--sync", str(wid), "70", "50")
+    time.sleep(0.5)
+    press(xvfb_display, wid, "ctrl+q")
+    assert finished(proc)[0] == 0
+    proc = start(xvfb_display, "view", str(images))
+    wid = wait_window(xvfb_display, proc, "radgaze view")
+    geometry = xdotool(xvfb_display, "getwindowgeometry", str(wid))
+    press(xvfb_display, wid, "ctrl+q")
+    assert finished(proc)[0] == 0
+    assert "Geometry: 1180x690" in geometry, geometry
+    assert "Position: 70,50" in geometry, geometry
+
+
 def test_view_ends_when_its_window_is_closed(xvfb_display, images):
     proc = start(xvfb_display, "view", str(images))
     wid = wait_window(xvfb_display, proc, "radgaze view")
