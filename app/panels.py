@@ -76,6 +76,10 @@ class LevelMeter(QtWidgets.QProgressBar):
         self.setToolTip("Microphone level (dBFS, RMS): speak so it moves into the green; red means too loud")
         self.dbfs = float("nan")
 
+    def set_source(self, text: str) -> None:
+        """Say what feeds dictation when no microphone does (e.g. the demo's scripted words)."""
+        self.setFormat(text)
+
     def set_level(self, dbfs: float) -> None:
         self.dbfs = float(dbfs)
         v = max(self.FLOOR_DBFS, min(0.0, self.dbfs))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -309,7 +310,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
 
     def _on_computed(self, result) -> None:
         self.checkpoint, self.model, (self.cases, rows, problems) = result
-        self.rows = rows
+        self.rows, self.problems = rows, problems
         self.busy = False
         self._fill_tables()
         with QtCore.QSignalBlocker(self.case_box):
@@ -552,6 +553,10 @@ def main(argv: list[str] | None = None) -> int:
             QtCore.QTimer.singleShot(500, finish)
 
     def finish() -> None:
+        for problem in getattr(win, "problems", []):  # unattended: what could not be reviewed, on stderr
+            print(f"radgaze review: {problem}", file=sys.stderr, flush=True)
+        if not win.cases and getattr(win, "problems", []):
+            errors.append(SessionFormatError(f"nothing to review: {win.problems[0]}"))
         try:
             app.processEvents()
             if args.export_csv is not None:

@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cases_per_file < 1:
         raise ConfigError(f"--cases-per-file: expected >= 1, got {args.cases_per_file}")
     display = parse_display(args.display) if args.display else DisplayGeometry()
+    if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
+        raise ConfigError(
+            f"{args.out_dir}: expected a folder for the session files, got an existing file (synth writes "
+            "*.h5 sessions and *.png images into a folder)"
+        )
     taken = sorted(Path(args.out_dir).glob(f"synth-s{args.seed}-*.h5"))
     if taken:
         raise ConfigError(
