@@ -86,9 +86,11 @@ SILENCE_DBFS = -90.0  # the level meter's floor (below any microphone's self-noi
 
 
 def level_dbfs(samples: np.ndarray) -> float:
-    """RMS level of a block of float samples (full scale = 1.0) in dBFS, floored at SILENCE_DBFS; what the
-    record window's microphone meter shows."""
-    x = np.asarray(samples, dtype=np.float64).reshape(-1)
+    """RMS level of a block of samples in dBFS (full scale: 32768 for int16, as the audio sources deliver,
+    1.0 for float), floored at SILENCE_DBFS; what the record window's microphone meter shows."""
+    samples = np.asarray(samples)
+    full_scale = float(np.iinfo(samples.dtype).max + 1) if samples.dtype.kind == "i" else 1.0
+    x = samples.astype(np.float64).reshape(-1) / full_scale
     if x.size == 0:
         return SILENCE_DBFS
     rms = float(np.sqrt(np.mean(x * x)))
