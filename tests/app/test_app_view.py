@@ -300,3 +300,39 @@ def test_record_window_shows_the_real_microphone_level_and_a_lost_tracker(
         audio.stop()
         session.stop()
         writer.close()
+
+
+def test_icon_and_desktop_entry_ship_as_assets(qtbot):
+    import configparser
+    from importlib import resources
+
+    from PySide6 import QtGui
+
+    from radgaze.assets import asset_path, asset_text
+
+    with resources.as_file(asset_path("radgaze.svg")) as svg:
+        icon = QtGui.QIcon(str(svg))
+        pixmap = icon.pixmap(64, 64)
+    assert not pixmap.isNull()
+    rgb = pixmap.toImage().convertToFormat(QtGui.QImage.Format.Format_RGB32)
+    assert len({rgb.pixel(x, y) for x in range(0, 64, 4) for y in range(0, 64, 4)}) > 5  # drawn, not blank
+    entry = configparser.ConfigParser(interpolation=None)
+    entry.optionxform = str
+    entry.read_string(asset_text("radgaze.desktop"))
+    d = entry["Desktop Entry"]
+    assert d["Type"] == "Application" and d["Exec"].startswith("radgaze view") and d["Icon"] == "radgaze"
+
+
+def test_display_checks(monkeypatch):
+    from radgaze.app.qtapp import check_display, parse_x_display, x_server_answers
+    from radgaze.capture.errors import ConfigError
+
+    assert parse_x_display(":0") == ("", 0) and parse_x_display("host:12.1") == ("host", 12)
+    with pytest.raises(ValueError, match="DISPLAY"):
+        parse_x_display("nonsense")
+    assert not x_server_answers(":399")
+    check_display({"QT_QPA_PLATFORM": "offscreen", "DISPLAY": ":399"}, "linux")  # no window system needed
+    with pytest.raises(ConfigError, match="cannot open display ':399'"):
+        check_display({"DISPLAY": ":399"}, "linux")
+    with pytest.raises(ConfigError, match="xvfb-run"):
+        check_display({}, "linux")
