@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from radgaze.capture.errors import ConfigError
+from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.live.gaze.layouts import LAYOUT_NAMES
-from radgaze.capture.live.record import DefaultsOnceFormatter
 from radgaze.capture.records import GAZE_VALID, DisplayGeometry, Words
 
 LEAD_IN_S = 2.0  # gaze streams this long before the first case (the LSL inlet connects meanwhile)

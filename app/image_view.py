@@ -29,6 +29,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
+from radgaze.app.qtapp import viewer_style_sheet
 from radgaze.app.state import HeatmapOverlay, ViewerState, ViewTransform
 from radgaze.capture.io.images import file_value, file_window, pixel_type_label, window_lut
 
@@ -216,9 +217,8 @@ class ImageView(QtWidgets.QWidget):
         self.gaze_item.setVisible(False)
 
         self.readout = QtWidgets.QLabel(self.canvas)
-        self.readout.setStyleSheet(
-            "QLabel { color: #e0e0e0; background: rgba(0,0,0,150); padding: 2px 6px; font-family: monospace }"
-        )
+        self.readout.setObjectName("cornerText")
+        self.setStyleSheet(viewer_style_sheet())  # assets/radgaze.qss
         self.readout.move(6, 6)
         self.readout.setVisible(False)
         self.readout.setToolTip(

@@ -16,7 +16,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from radgaze.app.image_view import ImageView
 from radgaze.app.panels import LevelMeter, SentenceList, TrackerPanel, TranscriptView, ViewControls
-from radgaze.app.qtapp import install_quit_action, settings
+from radgaze.app.qtapp import install_quit_action, settings, viewer_style_sheet
 from radgaze.app.shortcuts import Key, install_drag_mode_menu, install_help_menu, install_keys, viewing_keys
 from radgaze.app.state import ViewerState
 from radgaze.app.worklist import LoadedCase, Worklist, WorklistWidget, scan_folder
@@ -39,7 +39,8 @@ class ReadingPanel(QtWidgets.QWidget):
         self.record_label = QtWidgets.QLabel("not recording")
         self.elapsed = QtWidgets.QLabel("")
         self.elapsed.setToolTip("Time recorded on this case (mm:ss)")
-        self.elapsed.setStyleSheet("QLabel { font-family: monospace; font-weight: bold; color: #e04040 }")
+        self.elapsed.setObjectName("elapsed")
+        self.setStyleSheet(viewer_style_sheet())  # assets/radgaze.qss
         self.level = LevelMeter()
         self.tracker = TrackerPanel()
         self.transcript = TranscriptView()

@@ -14,6 +14,7 @@ replay, review).
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import os
 import signal
@@ -125,6 +126,14 @@ def set_window_icon(app) -> None:
         icon = QtGui.QIcon(str(path))
     if not icon.isNull():
         app.setWindowIcon(icon)
+
+
+@functools.cache
+def viewer_style_sheet() -> str:
+    """assets/radgaze.qss: the corner text and the recording counter."""
+    from radgaze.assets import asset_text
+
+    return asset_text("radgaze.qss")
 
 
 def settings():

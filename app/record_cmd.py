@@ -18,7 +18,7 @@ DEFAULT_WHISPER = "small.en"  # radgaze.capture.live.asr.DEFAULT_MODEL (see its 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from radgaze.capture.live.record import DefaultsOnceFormatter
+    from radgaze.capture.helpformat import DefaultsOnceFormatter
 
     p = argparse.ArgumentParser(
         prog="radgaze record",

@@ -15,12 +15,15 @@ from radgaze.capture.errors import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from radgaze.capture.helpformat import DefaultsOnceFormatter
+
     p = argparse.ArgumentParser(
         prog="radgaze view",
         description="Open images (DICOM, PNG, JPEG) or session files in the viewer, without an eye tracker "
         "or dictation. Right-drag: horizontal = window width, vertical = level. Help ▸ Keyboard shortcuts "
         "lists the keys; Ctrl+Q quits.",
         epilog="example: radgaze view ./cxr/ study.dcm --preset lung",
+        formatter_class=DefaultsOnceFormatter,
     )
     p.add_argument("paths", nargs="+", type=Path, help="image or session files, or folders of them")
     p.add_argument(

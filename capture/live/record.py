@@ -25,6 +25,7 @@ from radgaze.capture.errors import ConfigError, DeviceError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence
 from radgaze.capture.gazemath.geometry import fit_view
 from radgaze.capture.gazemath.pipeline import LivePipeline
+from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.io.display import display_from_options
 from radgaze.capture.io.images import default_window, load_image
 from radgaze.capture.live.asr import DEFAULT_MODEL as DEFAULT_ASR_MODEL
@@ -123,23 +124,6 @@ class Recorder:
         for s in closed:
             self.stats.sentences += 1
             self.stats.sentence_latency_s.append(now - s.t_end)
-
-
-class DefaultsOnceFormatter(argparse.RawDescriptionHelpFormatter):
-    """Help with each default said once: "(default: X)" is added only where the help text does not already
-    say its default and there is one to say (not None, not a flag's False); epilogs keep their lines."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        default = action.default
-        if (
-            "default" in text
-            or default in (None, False, argparse.SUPPRESS)
-            or isinstance(action, argparse._HelpAction)
-            or not action.option_strings
-        ):
-            return text
-        return f"{text} (default: %(default)s)"
 
 
 def build_parser() -> argparse.ArgumentParser:

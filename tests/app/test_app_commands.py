@@ -38,7 +38,9 @@ def test_record_help_shows_the_headless_options_too():
     assert "radgaze record --headless" in text  # the headless section is there, named
 
 
-@pytest.mark.parametrize("command", [("record",), ("demo",), ("view",)], ids=lambda c: " ".join(c))
+@pytest.mark.parametrize(
+    "command", [("record",), ("record", "--headless"), ("demo",), ("view",), ("synth",)], ids=" ".join
+)
 def test_help_says_each_default_once_and_names_no_code(command):
     text = _help(*command)
     assert "(default: None)" not in text and "(None:" not in text

@@ -212,6 +212,28 @@ def test_replay_ends_when_its_window_is_closed_and_on_ctrl_q(xvfb_display, sessi
     assert rc == 0, err[-3000:]
 
 
+def test_review_ends_when_its_window_is_closed_and_on_ctrl_q(xvfb_display, session, tmp_path):
+    import torch
+
+    from radgaze.model.checkpoint import save_checkpoint
+    from radgaze.model.config import ModelConfig
+    from radgaze.model.egma import EGMAModel
+
+    torch.manual_seed(0)
+    run = tmp_path / "run"
+    save_checkpoint(EGMAModel(ModelConfig.preset("tiny")), run / "checkpoints" / "last")
+    proc = start(xvfb_display, "review", str(run), str(session))
+    wid = wait_window(xvfb_display, proc, "radgaze review")
+    wm_close(xvfb_display, wid)
+    rc, out, err = finished(proc)
+    assert rc == 0, err[-3000:]
+    proc = start(xvfb_display, "review", str(run), str(session))
+    wid = wait_window(xvfb_display, proc, "radgaze review")
+    press(xvfb_display, wid, "ctrl+q")
+    rc, out, err = finished(proc)
+    assert rc == 0, err[-3000:]
+
+
 def test_record_ctrl_c_finishes_and_saves_the_recording(xvfb_display, images, tmp_path):
     from radgaze.capture.store.session_file import describe_session
 
