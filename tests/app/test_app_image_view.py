@@ -67,9 +67,14 @@ def test_right_drag_changes_window_level(view):
     c2, w2 = s.window
     assert w2 == w1 and c2 == pytest.approx(c1 - 20 * span / 512, abs=1.0)
     assert c2 == int(c2) and w2 == int(w2)  # integer data: integer W/L
-    # what is drawn follows the state: the uint16 pixels through the window LUT
-    assert view.uses_window_lut() and view.drawn_bin == 1
+    # what is drawn follows the state: pyqtgraph's levels on the pixels...
+    assert not view.uses_window_lut() and view.drawn_bin == 1
+    assert view.image_item.getLevels() == pytest.approx((c2 - w2 / 2, c2 + w2 / 2))
+    # ...or, on the alternative path, the uint16 pixels through the 65536-entry window LUT
+    view.set_wl_path("lut")
     np.testing.assert_array_equal(view.image_item.image, apply_window(s.pixels, c2, w2))
+    with pytest.raises(ValueError, match="path"):
+        view.set_wl_path("gpu")
     assert f"W {int(w2)}  L {int(c2)}" in view.readout.text()
 
 
@@ -224,9 +229,13 @@ def test_monochrome1_values_in_the_files_terms(qtbot, shared_data):
 
 
 def test_invert_flips_the_drawn_grey_levels(view):
-    before = view.image_item.image.copy()
+    before = view.image_item.lut.copy()
     view.state.set_invert(True)
-    assert np.array_equal(view.image_item.image, 255 - before)
+    assert np.array_equal(view.image_item.lut, before[::-1])
+    view.set_wl_path("lut")
+    inverted = view.image_item.image.copy()
+    view.state.set_invert(False)
+    assert np.array_equal(view.image_item.image, 255 - inverted)
 
 
 def test_float_images_use_the_level_path_and_invert_flips_its_lut(qtbot):
