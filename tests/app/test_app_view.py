@@ -336,3 +336,15 @@ def test_display_checks(monkeypatch):
         check_display({"DISPLAY": ":399"}, "linux")
     with pytest.raises(ConfigError, match="xvfb-run"):
         check_display({}, "linux")
+
+
+def test_view_opens_session_files_case_by_case(qtbot, tmp_path):
+    from replay_review_sessions import write_session
+
+    session = write_session(tmp_path / "s" / "reading.h5", 2, prefix="k")
+    win = open_viewer([session])
+    qtbot.addWidget(win)
+    assert [i.case_id for i in win.worklist.items] == ["k0", "k1"]
+    assert win.state.case_id == "k0" and win.state.pixels is not None  # the session's image, shown
+    win.shortcuts["PgDown"].activated.emit()
+    assert win.state.case_id == "k1"
