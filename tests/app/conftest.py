@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import os
+import select
 import shutil
 import subprocess
 import tempfile
@@ -34,23 +35,33 @@ def _collect_qt_garbage_on_the_main_thread():
 
 @pytest.fixture(scope="session")
 def xvfb_display():
-    """A real X server (Xvfb) at 1600 x 1000 for tests that start the app as a real process."""
+    """A real X server (Xvfb) at 1600 x 1000 for tests that start the app as a real process.
+
+    Xvfb picks a free display number itself (``-displayfd``) and writes it when it is ready, so test sessions
+    running side by side on one machine never share (or tear down) each other's server."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    for n in range(90, 160):
-        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
-            break
+    read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        pass_fds=(write_fd,),
     )
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip(f"Xvfb :{n} did not start")
-        time.sleep(0.1)
-    yield f":{n}"
+    os.close(write_fd)
+    number = b""
+    deadline = time.monotonic() + 15
+    while not number.endswith(b"\n") and time.monotonic() < deadline:
+        ready, _, _ = select.select([read_fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(read_fd, 16)
+            if not chunk:
+                break
+            number += chunk
+    os.close(read_fd)
+    if not number.strip().isdigit():
+        proc.kill()
+        pytest.skip("Xvfb did not report a display number within 15 s")
+    yield f":{int(number)}"
     proc.terminate()
     proc.wait(5)
