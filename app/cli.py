@@ -14,6 +14,10 @@ from radgaze.capture.errors import RadgazeError
 
 # subcommand -> (module with main(argv), one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "view": (
+        "radgaze.app.view_cmd",
+        "open images (DICOM/PNG/JPEG) or sessions in the viewer, nothing recorded",
+    ),
     "demo": ("radgaze.app.demo", "open the viewer on synthetic cases with a simulated tracker and dictation"),
     "record": ("radgaze.app.record_cmd", "record a reading (window, or --headless)"),
     "replay": ("radgaze.app.replay", "replay a session: gaze, words, sentences, heatmaps, audio"),

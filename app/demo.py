@@ -9,6 +9,9 @@ turns them into sentence heatmaps that appear one by one in the reading panel an
 the capture or the alignment runs on the UI thread.
 
 ``--seconds N --screenshot FILE.png`` runs unattended: N seconds, then a screenshot of the window, then exit.
+A screenshot shows sentence heatmaps: when the case on screen at N seconds has none yet (the reader just
+moved on), the window's last frame of the previous case is saved instead (a real frame of this run). The gaze
+cursor is shown from the first second (the sign that gaze streams); ``--hide-gaze`` hides it, as record does.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from radgaze.capture.errors import ConfigError
+from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.live.gaze.layouts import LAYOUT_NAMES
 from radgaze.capture.records import GAZE_VALID, DisplayGeometry, Words
 
@@ -40,15 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open the viewer on synthetic cases with a simulated eye tracker (LSL) and a scripted "
         "dictation driving the live pipeline: sentence heatmaps appear as they are dictated.",
         epilog="example: radgaze demo --seconds 40 --screenshot demo.png",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsOnceFormatter,
     )
     p.add_argument(
         "--seconds",
         type=float,
         default=None,
-        help="quit after N seconds (None: run until the window is closed)",
+        help="quit after N seconds (default: run until the window is closed)",
     )
-    p.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the window before quitting")
+    p.add_argument(
+        "--screenshot",
+        type=Path,
+        default=None,
+        help="save a PNG of the window before quitting (the last case that has heatmaps)",
+    )
     p.add_argument("--cases", type=int, default=3, help="synthetic cases")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic reading")
     p.add_argument("--image-size", type=int, default=1024, help="synthetic image side in px")
@@ -57,9 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--layout", default="tobii", choices=LAYOUT_NAMES, help="LSL layout of the simulated tracker"
     )
     p.add_argument(
-        "--keep", type=Path, default=None, help="folder for the cases and session (None: a temp folder)"
+        "--keep", type=Path, default=None, help="folder for the cases and session (default: a temp folder)"
     )
-    p.add_argument("--show-gaze", action="store_true", help="show the gaze cursor (hidden while reading)")
+    p.add_argument(
+        "--hide-gaze",
+        action="store_true",
+        help="hide the gaze cursor (shown in the demo; hidden when recording)",
+    )
     return p
 
 
@@ -160,20 +174,23 @@ class ScriptedDictation:
 # ------------------------------------------------------------------------------------------ the app
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
-    from radgaze.app.qtapp import ensure_qapp
+    if args.seconds is not None and not args.seconds > 0:
+        raise ConfigError(f"--seconds: expected a number of seconds > 0, got {args.seconds:g}")
+    from radgaze.app.qtapp import ensure_qapp, run_until_closed
 
     app = ensure_qapp("radgaze demo")
     demo = Demo(args, app)
     try:
         demo.start()
-        app.exec()
+        run_until_closed(app, [demo.window])  # Ctrl-Q, closing the window, Ctrl-C, SIGTERM, --seconds
     finally:
         demo.shutdown()
     if demo.error is not None:
         raise demo.error
     print(
         f"radgaze demo: {demo.n_sentences()} sentence heatmaps over {demo.n_cases_shown} case(s); "
-        f"session {demo.session_path}" + (f"; screenshot {args.screenshot}" if args.screenshot else ""),
+        f"session {demo.session_path}"
+        + (f"; screenshot {args.screenshot}{demo.screenshot_note}" if args.screenshot else ""),
         flush=True,
     )
     return 0
@@ -192,6 +209,8 @@ class Demo:
         self.error: BaseException | None = None
         self.n_cases_shown = 0
         self.cases: list[DemoCase] = []
+        self.last_heatmap_frame = None  # QPixmap of the last case that showed heatmaps
+        self.screenshot_note = ""
         self.t0_lsl = 0.0
 
     def n_sentences(self) -> int:
@@ -234,13 +253,15 @@ class Demo:
         from radgaze.app.main_window import MainWindow
         from radgaze.app.record_cmd import screen_display
 
-        self.window = MainWindow(title="radgaze demo — synthetic cases, simulated tracker and dictation")
+        self.window = MainWindow(
+            title="radgaze demo — synthetic cases, simulated tracker and dictation", settings_key="demo"
+        )
         self.window.resize(*WINDOW_PX)
         self.window.show()
         self.window.open_folder(self.folder)
         self.app.processEvents()
-        if self.args.show_gaze:
-            self.window.state.set_gaze_cursor_visible(True)
+        self.window.state.set_gaze_cursor_visible(not self.args.hide_gaze)
+        self.window.reading.level.set_source("microphone: none (scripted dictation)")
         return covering_display(screen_display(self.app), self.window)
 
     def _start_capture(self, gaze, display) -> None:
@@ -300,6 +321,7 @@ class Demo:
         now = pylsl.local_clock() - self.t0_lsl
         k = self.n_cases_shown
         if k < len(self.cases) and now >= self.cases[k].t_offset_s:
+            self._keep_frame()
             self.window.worklist.next()
             self.n_cases_shown += 1
         last = self.cases[-1]
@@ -315,13 +337,25 @@ class Demo:
             self.error = exc
         self.finish()
 
+    def _keep_frame(self) -> None:
+        """Before the next case replaces this one: keep its last frame if it shows heatmaps (--screenshot)."""
+        if self.args.screenshot is not None and self.controller.sentences:
+            self.controller.poll()
+            self.last_heatmap_frame = self.window.grab()
+
     def finish(self) -> None:
         if self.args.screenshot is not None and self.window is not None:
             self.controller.poll()
             self.app.processEvents()
             self.args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-            self.window.grab().save(str(self.args.screenshot))
-        self.app.quit()
+            frame = self.window.grab()
+            if not self.controller.sentences and self.last_heatmap_frame is not None:
+                frame = self.last_heatmap_frame  # the case on screen has no heatmap yet
+                self.screenshot_note = " (the previous case's last frame: the current one has no heatmap yet)"
+            frame.save(str(self.args.screenshot))
+        from radgaze.app.qtapp import quit_all
+
+        quit_all(self.app)
 
     def shutdown(self) -> None:
         for stop in (

@@ -82,6 +82,21 @@ def gaze_point_on_image(sample: np.void, view_events: np.ndarray, image_w: int, 
     return x, y
 
 
+SILENCE_DBFS = -90.0  # the level meter's floor (below any microphone's self-noise)
+
+
+def level_dbfs(samples: np.ndarray) -> float:
+    """RMS level of a block of samples in dBFS (full scale: 32768 for int16, as the audio sources deliver,
+    1.0 for float), floored at SILENCE_DBFS; what the record window's microphone meter shows."""
+    samples = np.asarray(samples)
+    full_scale = float(np.iinfo(samples.dtype).max + 1) if samples.dtype.kind == "i" else 1.0
+    x = samples.astype(np.float64).reshape(-1) / full_scale
+    if x.size == 0:
+        return SILENCE_DBFS
+    rms = float(np.sqrt(np.mean(x * x)))
+    return max(20.0 * np.log10(rms), SILENCE_DBFS) if rms > 0 else SILENCE_DBFS
+
+
 class LiveSession:
     """Sources in, session file + UI events out, in one worker thread."""
 
@@ -247,6 +262,7 @@ class LiveSession:
             self.audio_queue = None  # the source ended
 
     def _take_audio(self, block) -> None:
+        self.events.put_nowait(("level", level_dbfs(block.samples)))
         if self.asr is not None:
             self.asr.feed(block.t_lsl_first_sample, block.samples)
         if self.pipeline is not None:

@@ -1,8 +1,10 @@
 """The main window: worklist on the left, the image in the middle, the reading panel on the right.
 
 It wires widgets to one :class:`ViewerState` and one :class:`Worklist`; it holds no capture logic (record
-mode's controller, :mod:`radgaze.app.recording`, drives the reading panel). Keys: Space start/stop recording, PgDown/N
-next case, PgUp/P previous, F fit, 1 one-to-one, I invert, G gaze cursor, L/M/B presets, 0 default window.
+mode's controller, :mod:`radgaze.app.recording`, drives the reading panel). Keys (Help ▸ Keyboard shortcuts,
+one table in :mod:`radgaze.app.shortcuts`): Space start/stop recording, PgDown/N next case, PgUp/P previous,
+F fit, 1 one-to-one, I invert, G gaze cursor, L/M/B presets, 0 the file's window, Ctrl+Q quit. The window fits
+a 1366 x 768 screen and remembers its geometry (QSettings, per ``settings_key``).
 """
 
 from __future__ import annotations
@@ -13,12 +15,17 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from radgaze.app.image_view import ImageView
-from radgaze.app.panels import SentenceList, TrackerPanel, TranscriptView, ViewControls
+from radgaze.app.panels import LevelMeter, SentenceList, TrackerPanel, TranscriptView, ViewControls
+from radgaze.app.qtapp import install_quit_action, settings, viewer_style_sheet
+from radgaze.app.shortcuts import Key, install_drag_mode_menu, install_help_menu, install_keys, viewing_keys
 from radgaze.app.state import ViewerState
 from radgaze.app.worklist import LoadedCase, Worklist, WorklistWidget, scan_folder
 from radgaze.capture.errors import RadgazeError
 
 THUMB_SOURCE_PX = 256  # long side of the windowed image kept for sentence thumbnails
+# The smallest common laptop screen (1366 x 768) less a title bar and a panel: the window must fit it.
+SMALL_SCREEN_PX = (1366, 768)
+DEFAULT_SIZE_PX = (1366, 740)
 
 
 class ReadingPanel(QtWidgets.QWidget):
@@ -28,14 +35,32 @@ class ReadingPanel(QtWidgets.QWidget):
         super().__init__(parent)
         self.record_button = QtWidgets.QPushButton("Start recording (Space)")
         self.record_button.setCheckable(True)
+        self.record_button.setToolTip("Start/stop recording gaze, dictation and view changes for this case")
         self.record_label = QtWidgets.QLabel("not recording")
+        self.elapsed = QtWidgets.QLabel("")
+        self.elapsed.setToolTip("Time recorded on this case (mm:ss)")
+        self.elapsed.setObjectName("elapsed")
+        self.setStyleSheet(viewer_style_sheet())  # assets/radgaze.qss
+        self.level = LevelMeter()
         self.tracker = TrackerPanel()
         self.transcript = TranscriptView()
-        self.transcript.setMaximumHeight(140)
+        self.transcript.setMaximumHeight(110)
+        self.transcript.setToolTip("Live transcript: final words, then the ASR's unconfirmed words in grey")
         self.sentences = SentenceList()
+        self.sentences.setToolTip("Dictated sentences with their gaze heatmaps; click one to show it")
+        self._t_started: float | None = None
+        self._clock = QtCore.QElapsedTimer()
+        self._tick = QtCore.QTimer(self)
+        self._tick.setInterval(250)
+        self._tick.timeout.connect(self._show_elapsed)
         layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.record_button)
-        layout.addWidget(self.record_label)
+        status = QtWidgets.QHBoxLayout()
+        status.addWidget(self.record_label, 1)
+        status.addWidget(self.elapsed)
+        layout.addLayout(status)
+        layout.addWidget(self.level)
         layout.addWidget(self.tracker)
         layout.addWidget(QtWidgets.QLabel("Transcript"))
         layout.addWidget(self.transcript)
@@ -43,10 +68,27 @@ class ReadingPanel(QtWidgets.QWidget):
         layout.addWidget(self.sentences, 1)
 
     def set_recording(self, recording: bool, text: str = "") -> None:
+        """Button, label and the elapsed-time counter (restarted per recorded case)."""
         with QtCore.QSignalBlocker(self.record_button):
             self.record_button.setChecked(recording)
         self.record_button.setText("Stop recording (Space)" if recording else "Start recording (Space)")
         self.record_label.setText(text or ("recording" if recording else "not recording"))
+        if recording:
+            self._clock.start()
+            self._tick.start()
+        else:
+            self._tick.stop()
+        self._show_elapsed()
+
+    def elapsed_s(self) -> float:
+        return self._clock.elapsed() / 1000.0 if self._tick.isActive() else 0.0
+
+    def _show_elapsed(self) -> None:
+        if not self._tick.isActive():
+            self.elapsed.setText("")
+            return
+        s = int(self.elapsed_s())
+        self.elapsed.setText(f"● {s // 60:02d}:{s % 60:02d}")
 
 
 class MainWindow(QtWidgets.QMainWindow):
@@ -60,9 +102,11 @@ class MainWindow(QtWidgets.QMainWindow):
         *,
         reading_panel: bool = True,
         title: str = "radgaze",
+        settings_key: str = "main",
     ) -> None:
         super().__init__()
         self.setWindowTitle(title)
+        self.settings_key = settings_key
         self.state = state or ViewerState()
         self.worklist = worklist or Worklist()
         self.loaded: LoadedCase | None = None
@@ -85,6 +129,9 @@ class MainWindow(QtWidgets.QMainWindow):
         nav = QtWidgets.QHBoxLayout()
         self.prev_button = QtWidgets.QPushButton("◀ Previous")
         self.next_button = QtWidgets.QPushButton("Next ▶")
+        self.prev_button.setToolTip("Previous case (PgUp or P)")
+        self.next_button.setToolTip("Next case (PgDown or N)")
+        self.worklist_widget.setToolTip("Cases: [status] file; click one to open it")
         self.prev_button.clicked.connect(self.worklist.previous)
         self.next_button.clicked.connect(self.worklist.next)
         nav.addWidget(self.prev_button)
@@ -94,18 +141,51 @@ class MainWindow(QtWidgets.QMainWindow):
         self.worklist_dock = self._dock("Worklist", left, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.reading = ReadingPanel()
-        self.reading.setMinimumWidth(300)
+        self.reading.setMinimumWidth(260)
+        left.setMinimumWidth(170)
+        left.setMaximumWidth(260)
         self.reading.record_button.clicked.connect(lambda _=False: self.record_toggled.emit())
         self.reading.sentences.sentence_selected.connect(self.show_sentence)
         self.reading_dock = self._dock("Reading", self.reading, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
         self.reading_dock.setVisible(reading_panel)
+        self._records = reading_panel
         self.sentence_heatmap_scale = 1.0
 
         self.worklist.current_changed.connect(self._on_current)
         self._install_shortcuts()
         self.statusBar().showMessage("open a folder of images or sessions (File ▸ Open folder…)")
-        open_action = self.menuBar().addMenu("&File").addAction("Open folder…")
+        self._install_menus()
+        self.restore_geometry()
+
+    # -- menus, geometry ---------------------------------------------------------------------------------
+    def _install_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        open_action = file_menu.addAction("Open folder…")
+        open_action.setShortcut(QtGui.QKeySequence(QtGui.QKeySequence.StandardKey.Open))
         open_action.triggered.connect(self._ask_folder)
+        files_action = file_menu.addAction("Open files…")
+        files_action.triggered.connect(self._ask_files)
+        self.file_menu = file_menu
+        install_quit_action(self, file_menu)
+        self.drag_mode_actions = install_drag_mode_menu(self, self.state)
+        install_help_menu(self, self.key_table)
+
+    def key_table(self) -> list[Key]:
+        """Every key of this window, for Help ▸ Keyboard shortcuts."""
+        return [k for k, _ in self._bindings]
+
+    def restore_geometry(self) -> None:
+        """The saved geometry of this kind of window, else a size that fits a 1366 x 768 screen."""
+        saved = settings().value(f"geometry/{self.settings_key}")
+        if saved is not None and self.restoreGeometry(saved):
+            return
+        screen = QtGui.QGuiApplication.primaryScreen()
+        avail = screen.availableGeometry() if screen is not None else QtCore.QRect(0, 0, *DEFAULT_SIZE_PX)
+        self.resize(min(DEFAULT_SIZE_PX[0], avail.width()), min(DEFAULT_SIZE_PX[1], avail.height()))
+
+    def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        settings().setValue(f"geometry/{self.settings_key}", self.saveGeometry())
+        super().closeEvent(ev)
 
     def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
         dock = QtWidgets.QDockWidget(title, self)
@@ -116,28 +196,16 @@ class MainWindow(QtWidgets.QMainWindow):
         return dock
 
     def _install_shortcuts(self) -> None:
-        s = self.state
-        keys = {
-            "Space": self.record_toggled.emit,
-            "PgDown": self.worklist.next,
-            "N": self.worklist.next,
-            "PgUp": self.worklist.previous,
-            "P": self.worklist.previous,
-            "F": s.fit,
-            "1": s.one_to_one,
-            "I": lambda: s.set_invert(not s.invert),
-            "G": lambda: s.set_gaze_cursor_visible(not s.gaze_cursor_visible),
-            "L": lambda: s.apply_preset("lung"),
-            "M": lambda: s.apply_preset("mediastinum"),
-            "B": lambda: s.apply_preset("bone"),
-            "0": lambda: s.apply_preset("default"),
-        }
-        self.shortcuts = {}
-        for key, slot in keys.items():
-            sc = QtGui.QShortcut(QtGui.QKeySequence(key), self)
-            sc.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
-            sc.activated.connect(slot)
-            self.shortcuts[key] = sc
+        self._bindings = [
+            (Key(("PgDown", "N"), "next case"), self.worklist.next),
+            (Key(("PgUp", "P"), "previous case"), self.worklist.previous),
+            *viewing_keys(self.state),
+        ]
+        if self._records:
+            self._bindings.insert(
+                0, (Key(("Space",), "start/stop recording this case"), self.record_toggled.emit)
+            )
+        self.shortcuts = install_keys(self, self._bindings)
 
     # -- worklist -------------------------------------------------------------------------------------
     def _ask_folder(self) -> None:
@@ -145,14 +213,28 @@ class MainWindow(QtWidgets.QMainWindow):
         if folder:
             self.open_folder(folder)
 
+    def _ask_files(self) -> None:
+        files, _ = QtWidgets.QFileDialog.getOpenFileNames(
+            self, "Open images or sessions", "", "Images and sessions (*.dcm *.dicom *.png *.jpg *.jpeg *.h5)"
+        )
+        if files:
+            self.open_paths(files)
+
     def open_folder(self, folder: str | Path) -> None:
-        try:
-            items = scan_folder(folder)
-        except RadgazeError as exc:
-            self.statusBar().showMessage(str(exc))
-            return
+        self.open_paths([folder])
+
+    def open_paths(self, paths: list[str | Path]) -> None:
+        """Files and folders (images, sessions) as one worklist, in the order given; the first case opens."""
+        items = []
+        for path in paths:
+            try:
+                items += scan_folder(path)
+            except RadgazeError as exc:
+                self.statusBar().showMessage(str(exc))
+                return
         self.worklist.set_items(items)
-        self.statusBar().showMessage(f"{len(items)} case(s) in {folder}")
+        where = str(paths[0]) if len(paths) == 1 else f"{len(paths)} paths"
+        self.statusBar().showMessage(f"{len(items)} case(s) in {where}")
         if items:
             self.worklist.select(0)
 
@@ -172,8 +254,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.state.set_case(case.case_id, case.pixels, window=case.window, meta=case.meta)
         self._thumb_source = None
         self.reading.sentences.clear_sentences()
+        from radgaze.capture.io.images import pixel_type_label
+
+        where = case.image_path.name if case.image_path is not None else case.case_id
         self.statusBar().showMessage(
-            f"{case.case_id}: {case.pixels.shape[1]}×{case.pixels.shape[0]} {case.pixels.dtype}"
+            f"{where}: {case.pixels.shape[1]} × {case.pixels.shape[0]} {pixel_type_label(case.pixels, case.meta)}"
         )
         self.case_loaded.emit(case)
 

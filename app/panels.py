@@ -9,7 +9,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from radgaze.app.state import WINDOW_PRESETS_PCT, ViewerState
+from radgaze.app.state import WINDOW_PRESETS, ViewerState
 
 THUMB_PX = 72  # sentence-list thumbnail side (logical px)
 
@@ -63,13 +63,46 @@ def heatmap_thumbnail(
     return QtGui.QImage(rgb8.data, w, h, 3 * w, QtGui.QImage.Format.Format_RGB888).copy()
 
 
+class LevelMeter(QtWidgets.QProgressBar):
+    """The microphone's level in dBFS (RMS of the last audio block), green / amber / red as a mixing desk:
+    red above -6 dBFS (near clipping), grey "no audio" until the first block."""
+
+    FLOOR_DBFS = -60.0
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setRange(round(self.FLOOR_DBFS), 0)
+        self.setValue(round(self.FLOOR_DBFS))
+        self.setTextVisible(True)
+        self.setFormat("microphone: no audio")
+        self.setMaximumHeight(18)
+        self.setToolTip("Microphone level (dBFS, RMS): speak so it moves into the green; red means too loud")
+        self.dbfs = float("nan")
+
+    def set_source(self, text: str) -> None:
+        """Say what feeds dictation when no microphone does (e.g. the demo's scripted words)."""
+        self.setFormat(text)
+
+    def set_level(self, dbfs: float) -> None:
+        self.dbfs = float(dbfs)
+        v = max(self.FLOOR_DBFS, min(0.0, self.dbfs))
+        self.setValue(round(v))
+        self.setFormat(f"microphone {self.dbfs:.0f} dBFS" if self.dbfs > -90 else "microphone: silence")
+        colour = "#d03030" if v > -6 else "#d0a020" if v > -18 else "#30a040"
+        self.setStyleSheet(f"QProgressBar::chunk {{ background: {colour} }}")
+
+
 class TrackerPanel(QtWidgets.QGroupBox):
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__("Tracker", parent)
         self.label = QtWidgets.QLabel("no tracker")
         self.label.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.label.setWordWrap(True)
+        self.label.setToolTip("The eye tracker's stream: measured rate, share of valid samples, last drift")
         self.calibrate_button = QtWidgets.QPushButton("Calibration check…")
+        self.calibrate_button.setToolTip(
+            "Look at the targets shown full-screen; measures the tracker's drift"
+        )
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.label)
         layout.addWidget(self.calibrate_button)
@@ -168,20 +201,33 @@ class ViewControls(QtWidgets.QWidget):
         self.state = state
         layout = QtWidgets.QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
-        self.preset_buttons: dict[str, QtWidgets.QPushButton] = {}
-        for name in ("default", *WINDOW_PRESETS_PCT):
-            b = QtWidgets.QPushButton(name.capitalize())
+        self.preset_buttons: dict[str, QtWidgets.QToolButton] = {}
+        presets = [
+            ("default", "Default", "0", "The file's own window: its W/L tags, else the histogram window")
+        ]
+        presets += [(n, p.label, p.key, p.tooltip) for n, p in WINDOW_PRESETS.items()]
+        for name, label, key, tip in presets:
+            b = QtWidgets.QToolButton()
+            b.setText(label)
+            b.setToolTip(f"{tip} ({key})" if key else tip)
             b.clicked.connect(lambda _=False, n=name: state.apply_preset(n))
             layout.addWidget(b)
             self.preset_buttons[name] = b
         self.invert = QtWidgets.QCheckBox("Invert")
+        self.invert.setToolTip("Invert grey levels (I)")
         self.invert.toggled.connect(state.set_invert)
-        self.fit_button = QtWidgets.QPushButton("Fit")
+        self.fit_button = QtWidgets.QToolButton()
+        self.fit_button.setText("Fit")
+        self.fit_button.setToolTip("Fit the whole image into the window (F, or double-click)")
         self.fit_button.clicked.connect(state.fit)
-        self.one_button = QtWidgets.QPushButton("1:1")
+        self.one_button = QtWidgets.QToolButton()
+        self.one_button.setText("1:1")
+        self.one_button.setToolTip("One image pixel per screen pixel (1)")
         self.one_button.clicked.connect(state.one_to_one)
         self.gaze_cursor = QtWidgets.QCheckBox("Gaze cursor")
-        self.gaze_cursor.setToolTip("Show where the tracker says you look (for set-up; hidden while reading)")
+        self.gaze_cursor.setToolTip(
+            "Show where the tracker says you look (G; for set-up, hidden while reading)"
+        )
         self.gaze_cursor.toggled.connect(state.set_gaze_cursor_visible)
         self.opacity = QtWidgets.QSlider(QtCore.Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
@@ -191,10 +237,13 @@ class ViewControls(QtWidgets.QWidget):
         self.opacity.valueChanged.connect(lambda v: state.set_overlay_style(opacity=v / 100.0))
         self.colormap = QtWidgets.QComboBox()
         self.colormap.addItems(self.COLORMAPS)
+        self.colormap.setToolTip("Heatmap colour map")
         self.colormap.currentTextChanged.connect(lambda name: state.set_overlay_style(colormap=name))
         for w in (self.invert, self.fit_button, self.one_button, self.gaze_cursor):
             layout.addWidget(w)
-        layout.addWidget(QtWidgets.QLabel("Heatmap"))
+        heat_label = QtWidgets.QLabel("Heatmap")
+        heat_label.setToolTip("The sentence heatmap over the image: opacity and colour map")
+        layout.addWidget(heat_label)
         layout.addWidget(self.opacity)
         layout.addWidget(self.colormap)
         layout.addStretch(1)

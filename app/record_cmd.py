@@ -18,26 +18,45 @@ DEFAULT_WHISPER = "small.en"  # radgaze.capture.live.asr.DEFAULT_MODEL (see its 
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from radgaze.capture.helpformat import DefaultsOnceFormatter
+
     p = argparse.ArgumentParser(
         prog="radgaze record",
         description="Record a reading: gaze from an LSL eye tracker, dictation from the microphone (or a "
-        "file), every view change, sentence heatmaps live; one session file.",
-        epilog="example: radgaze sim-tracker & radgaze record s.h5 --images ./cxr --whisper ./tiny-whisper",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "file), every view change, sentence heatmaps live; one session file. Space starts/stops recording a "
+        "case; closing the window, Ctrl-Q or Ctrl-C finish and save. With --headless: no window (options "
+        "below).",
+        epilog="examples:\n  radgaze record s.h5 --images ./cxr --sim --audio-file dictation.flac\n"
+        "  radgaze record s.h5 --images ./cxr --tracker Tobii --mic USB\n"
+        "  radgaze record --headless --sim --audio-file dictation.flac --image cxr.png --out sessions/",
+        formatter_class=DefaultsOnceFormatter,
     )
     p.add_argument("output", type=Path, help="session file to write (must not exist)")
     p.add_argument("--images", type=Path, required=True, help="folder of images (DICOM/PNG/JPEG) to read")
-    p.add_argument(
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
         "--tracker",
         default=None,
-        help="LSL gaze stream name or source id (None: the one gaze stream of this LSL session a layout reads)",
+        help="LSL gaze stream name or source id (default: the one gaze stream of this LSL session a layout reads)",
     )
-    p.add_argument("--layout", default=None, help="force a channel layout (None: from the stream)")
-    p.add_argument("--display", default=None, help="tracker screen WxH px (None: this screen's)")
-    p.add_argument("--whisper", default=DEFAULT_WHISPER, help="faster-whisper model name or directory")
+    src.add_argument(
+        "--sim", action="store_true", help="start a simulated eye tracker (a real LSL stream) and record it"
+    )
+    p.add_argument("--sim-rate", type=float, default=250.0, help="rate of the simulated tracker (Hz)")
+    p.add_argument("--layout", default=None, help="force a gaze channel layout (default: from the stream)")
+    p.add_argument("--display", default=None, help="tracker screen WxH px (default: this screen's)")
+    p.add_argument(
+        "--whisper",
+        default=DEFAULT_WHISPER,
+        help="faster-whisper model: a hub name (downloaded once) or a local model directory",
+    )
     audio = p.add_mutually_exclusive_group()
     audio.add_argument(
-        "--audio-device", default=None, help="input device index or name (None: the default input)"
+        "--mic",
+        "--audio-device",
+        dest="mic",
+        default=None,
+        help="microphone: device name (or part of it) or index (default: the system's default input)",
     )
     audio.add_argument(
         "--audio-file",
@@ -52,16 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", action="store_true", help="start recording the first case at once")
     p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
     p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
-    p.add_argument(
-        "--headless", action="store_true", help="no window: run radgaze.capture.live.record's recorder"
-    )
+    p.add_argument("--headless", action="store_true", help="no window: record one image (options below)")
     p.add_argument(
         "--run",
         type=Path,
         default=None,
-        help="training run the Model ▸ Retrain menu trains into (default: runs/default beside the session)",
+        help="training run that Model > Retrain trains into (default: runs/default beside the session)",
     )
     return p
+
+
+def full_help() -> str:
+    """``record --help``: the window's options, then the headless recorder's."""
+    from radgaze.capture.live.record import build_parser as headless_parser
+
+    headless = headless_parser().format_help()
+    return build_parser().format_help() + "\n" + "-" * 78 + "\n" + headless
 
 
 def screen_display(app, viewing_distance_mm: float | None = None):
@@ -88,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         from radgaze.capture.live.record import main as headless_main
 
         return int(headless_main(argv) or 0)
+    if "-h" in argv or "--help" in argv:
+        print(full_help())
+        return 0
     args = build_parser().parse_args(argv)
+    if args.seconds is not None and not args.seconds > 0:
+        raise ConfigError(f"--seconds: expected a number of seconds > 0, got {args.seconds:g}")
     if args.output.exists():
         raise ConfigError(
             f"session file {str(args.output)!r} exists; choose a new file (sessions are written once)"
@@ -99,10 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--images: expected DICOM/PNG/JPEG files in {str(args.images)!r}, found none")
     from PySide6 import QtCore
 
-    from radgaze.app.qtapp import ensure_qapp
+    from radgaze.app.qtapp import ensure_qapp, run_until_closed
 
     app = ensure_qapp("radgaze record")
     parts = open_sources(args, app)
+    controller = None
     try:
         window, controller = open_window(args, parts)
         if args.start:
@@ -111,10 +142,15 @@ def main(argv: list[str] | None = None) -> int:
             start_audio(controller, parts.audio, from_file=args.audio_file is not None)
         if args.seconds is not None:
             QtCore.QTimer.singleShot(int(args.seconds * 1000), lambda: finish(app, window, controller, args))
-        app.exec()
+        run_until_closed(app, [window])  # closing it, Ctrl-Q, Ctrl-C, SIGTERM: the open case is saved
     finally:
         parts.close()
-    print(f"radgaze record: wrote {args.output}", flush=True)
+        if controller is None or not controller.recorded_ids:
+            args.output.unlink(missing_ok=True)  # nothing recorded: no empty file blocks the name
+    if not controller.recorded_ids:
+        print(f"radgaze record: nothing was recorded; {args.output} not written", flush=True)
+        return 0
+    print(f"radgaze record: wrote {args.output} ({len(controller.recorded_ids)} case(s))", flush=True)
     return 0
 
 
@@ -138,10 +174,15 @@ class Sources:
     """What record mode runs besides the window, closed in order (inlets before outlets, writer last)."""
 
     def __init__(self) -> None:
-        self.inlet = self.audio = self.asr = self.session = self.writer = self.display = None
+        self.inlet = self.audio = self.asr = self.session = self.writer = self.display = self.sim = None
         self.tracker_name = ""
 
     def close(self) -> None:
+        self._close_capture()
+        if self.sim is not None:
+            self.sim.stop()
+
+    def _close_capture(self) -> None:
         if self.audio is not None:
             self.audio.stop()
         if self.session is not None:
@@ -163,7 +204,21 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
 
     s = Sources()
     s.display = parse_display(args.display) if args.display else screen_display(app)
-    info = resolve_gaze_stream(args.tracker, layout=args.layout)
+    name = args.tracker
+    if args.sim:
+        import os
+
+        from radgaze.capture.live.sim_tracker import SimTracker, synthetic_gaze
+
+        gaze, _ = synthetic_gaze(0, args.sim_rate, s.display)
+        name = f"radgaze-sim-record-{os.getpid()}"  # unique: two recorders never mix streams
+        s.sim = SimTracker(gaze, args.layout or "tobii", args.sim_rate, s.display, name=name).start()
+    try:
+        timeout_s = 10.0 if args.sim else 5.0
+        info = resolve_gaze_stream(name, timeout_s, layout=args.layout)
+    except BaseException:
+        s.close()
+        raise
     s.tracker_name = info.name()
     s.inlet = GazeInlet(info, s.display, layout=args.layout).start()
     if not args.no_audio:
@@ -175,11 +230,11 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
             AsrConfig(model=args.whisper, beam_size=args.beam, local_files_only=local)
         )
         s.asr.start()
-        s.audio = AudioFileSource(args.audio_file) if args.audio_file else MicrophoneSource(args.audio_device)
+        s.audio = AudioFileSource(args.audio_file) if args.audio_file else MicrophoneSource(args.mic)
     provenance = {
         "tracker": s.inlet.provenance(),
         "asr_model": None if args.no_audio else args.whisper,
-        "audio_source": "none" if args.no_audio else str(args.audio_file or args.audio_device or "default"),
+        "audio_source": "none" if args.no_audio else str(args.audio_file or args.mic or "default"),
         "display": s.display.to_dict(),
         "recorder": "window",
     }
@@ -194,7 +249,7 @@ def open_window(args: argparse.Namespace, s: Sources):
     from radgaze.app.main_window import MainWindow
     from radgaze.app.recording import RecordController
 
-    window = MainWindow(title=f"radgaze record — {args.output.name}")
+    window = MainWindow(title=f"radgaze record — {args.output.name}", settings_key="record")
     controller = RecordController(window, s.session, s.display, tracker_name=s.tracker_name)
     window.open_folder(args.images)
     from radgaze.app.retrain import install_retrain_action, worklist_session_files
@@ -202,7 +257,6 @@ def open_window(args: argparse.Namespace, s: Sources):
     # one-click retrain on the worklist's sessions and the one being recorded (not a folder searched blindly)
     run_dir = args.run or (args.output.parent / "runs" / "default")
     install_retrain_action(window, lambda: worklist_session_files(window, [args.output]), run_dir)
-    window.resize(1400, 950)
     window.show()
     return window, controller
 
@@ -214,4 +268,6 @@ def finish(app, window, controller, args: argparse.Namespace) -> None:
     if args.screenshot is not None:
         args.screenshot.parent.mkdir(parents=True, exist_ok=True)
         window.grab().save(str(args.screenshot))
-    app.quit()
+    from radgaze.app.qtapp import quit_all
+
+    quit_all(app)

@@ -172,6 +172,8 @@ class RecordController(QtCore.QObject):
                 self._add_sentence(payload)
             elif kind == "screen_gaze":
                 self._screen_gaze.append(payload)
+            elif kind == "level":
+                self.window.reading.level.set_level(payload)
             elif kind == "case_ended":
                 pass
             elif kind == "error":

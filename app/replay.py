@@ -651,10 +651,9 @@ def main(argv: list[str] | None = None) -> int:
     case_ids = case_ids_of(args.session)
     if args.case is not None and args.case not in case_ids:
         raise SessionFormatError(f"case {args.case!r} not in {args.session}; cases: {', '.join(case_ids)}")
-    from radgaze.app.qtapp import ensure_qapp
+    from radgaze.app.qtapp import ensure_qapp, run_until_closed
 
     app = ensure_qapp("radgaze replay")
-    loop = QtCore.QEventLoop()  # not app.exec(): quitting it leaves a longer-lived application usable
     exports = args.export is not None or args.export_video is not None
     unattended = args.seconds is not None or args.screenshot is not None or exports
     win = ReplayWindow(args.session, audio=not (args.no_audio or unattended))
@@ -682,13 +681,8 @@ def main(argv: list[str] | None = None) -> int:
                 app.processEvents()
                 args.screenshot.parent.mkdir(parents=True, exist_ok=True)
                 win.grab().save(str(args.screenshot))
-            win.close()
-            loop.quit()
+            win.close()  # the last window: run_until_closed returns
 
         QtCore.QTimer.singleShot(int(seconds * 1000) + 200, finish)
-    app.lastWindowClosed.connect(loop.quit)  # closing the window ends it, as app.exec() would
-    try:
-        loop.exec()
-    finally:
-        app.lastWindowClosed.disconnect(loop.quit)
+    run_until_closed(app, [win])  # File ▸ Quit, Ctrl-Q, closing the window, Ctrl-C and SIGTERM end it
     return 0

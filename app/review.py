@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import math
+import sys
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -377,7 +378,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
 
     def _on_computed(self, result) -> None:
         self.checkpoint, self.model, (self.cases, rows, problems) = result
-        self.rows = rows
+        self.rows, self.problems = rows, problems
         self.busy = False
         self._fill_tables()
         with QtCore.QSignalBlocker(self.case_box):
@@ -651,10 +652,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     resolve_checkpoint(args.run)  # fail early, on one line, when RUN has no checkpoint
-    from radgaze.app.qtapp import ensure_qapp
+    from radgaze.app.qtapp import ensure_qapp, run_until_closed
 
     app = ensure_qapp("radgaze review")
-    loop = QtCore.QEventLoop()  # not app.exec(): quitting it leaves a longer-lived application usable
     win = ReviewWindow(args.run, args.sessions)
     win.resize(1500, 1000)
     win.show()
@@ -669,6 +669,10 @@ def main(argv: list[str] | None = None) -> int:
             QtCore.QTimer.singleShot(500, finish)
 
     def finish() -> None:
+        for problem in getattr(win, "problems", []):  # unattended: what could not be reviewed, on stderr
+            print(f"radgaze review: {problem}", file=sys.stderr, flush=True)
+        if not win.cases and getattr(win, "problems", []):
+            errors.append(SessionFormatError(f"nothing to review: {win.problems[0]}"))
         try:
             app.processEvents()
             if args.export_csv is not None:
@@ -680,23 +684,17 @@ def main(argv: list[str] | None = None) -> int:
                 win.grab().save(str(args.screenshot))
         except RadgazeError as exc:
             errors.append(exc)
-        win.close()
-        loop.quit()
+        win.close()  # the last window: run_until_closed returns
 
     def on_failed(message: str) -> None:
         from radgaze.capture.errors import CheckpointError
 
         errors.append(CheckpointError(message))
         win.close()
-        loop.quit()
 
     win.rows_ready.connect(on_ready)
     win.failed.connect(on_failed)
-    app.lastWindowClosed.connect(loop.quit)  # closing the window ends it, as app.exec() would
-    try:
-        loop.exec()
-    finally:
-        app.lastWindowClosed.disconnect(loop.quit)
+    run_until_closed(app, [win])  # File ▸ Quit, Ctrl-Q, closing the window, Ctrl-C and SIGTERM end it
     if errors:
         raise errors[0]
     return 0

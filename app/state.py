@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from psygnal import Signal
 
+from radgaze.capture.io.images import WINDOW_PERCENTILES, histogram_sample, window_presets
 from radgaze.capture.records import (
     VIEW_CASE,
     VIEW_DTYPE,
@@ -43,19 +44,21 @@ MAX_SCALE = 32.0
 # is the step most image viewers use (e.g. the pyqtgraph ViewBox default is 1.2 per 120 units, close).
 ZOOM_PER_NOTCH = 1.25
 # Right-drag window/level: dragging the full height of a 512 px area spans the image's whole intensity range.
-# REFLACX's viewer maps horizontal drag to level and vertical drag to width (REFERENCE-NOTES.md).
+# Directions as RadiAnt, OHIF (cornerstone's WindowLevelTool) and Weasis: horizontal = window width (right =
+# wider), vertical = level (down = higher centre, a darker picture). REFLACX's viewer swaps them (horizontal =
+# level, REFERENCE-NOTES.md); WL_DRAG_MODES names both, the View menu switches (kept in QSettings).
 WL_DRAG_PX_FOR_FULL_RANGE = 512.0
-
-# Window presets for projection radiographs, as percentiles (lo, hi) of the image's own intensity histogram.
-# CT presets in Hounsfield units (lung -600/1500, mediastinum 50/350, bone 400/1800) do not transfer to CR/DX
-# pixel values, which have no absolute scale, so radgaze places the window where each structure lies in a
-# frontal chest radiograph: lungs in the dark part of the histogram, mediastinum/soft tissue in the upper
-# middle, bone in the bright tail. radgaze's own heuristic (no published standard for CR presets).
-WINDOW_PRESETS_PCT: dict[str, tuple[float, float]] = {
-    "lung": (1.0, 75.0),
-    "mediastinum": (35.0, 99.0),
-    "bone": (60.0, 99.8),
+WL_DRAG_PACS, WL_DRAG_REFLACX = "pacs", "reflacx"
+WL_DRAG_MODES = {
+    WL_DRAG_PACS: "horizontal = width, vertical = level (RadiAnt, OHIF, Weasis)",
+    WL_DRAG_REFLACX: "horizontal = level, vertical = width (REFLACX)",
 }
+
+# Window presets for projection radiographs: percentiles (lo, hi) of the image's own histogram, from
+# assets/wl_presets.toml (why these values: the comment there).
+WINDOW_PRESETS = window_presets()
+WINDOW_PRESETS_PCT: dict[str, tuple[float, float]] = {k: p.percentiles for k, p in WINDOW_PRESETS.items()}
+DEFAULT_PERCENTILES = WINDOW_PERCENTILES
 
 
 # ------------------------------------------------------------------------------------------ pure maths
@@ -97,11 +100,23 @@ def zoom_about(t: ViewTransform, factor: float, x_view_px: float, y_view_px: flo
 
 
 def drag_window(
-    center: float, width: float, dx_px: float, dy_px: float, units_per_px: float, min_width: float
+    center: float,
+    width: float,
+    dx_px: float,
+    dy_px: float,
+    units_per_px: float,
+    min_width: float,
+    mode: str = WL_DRAG_PACS,
 ) -> tuple[float, float]:
-    """Right-drag window/level: horizontal moves the level (right = brighter structures, higher centre),
-    vertical the width (down = wider). Returns (center, width), width >= ``min_width``."""
-    return center + dx_px * units_per_px, max(width + dy_px * units_per_px, min_width)
+    """Right-drag window/level. ``pacs`` (default): horizontal changes the width (right = wider), vertical the
+    level (down = higher centre); ``reflacx``: the two swapped. Returns (center, width), width >=
+    ``min_width``."""
+    if mode not in WL_DRAG_MODES:
+        raise ValueError(
+            f"Invalid value for the 'mode' parameter: allowed are {sorted(WL_DRAG_MODES)}, got {mode!r}"
+        )
+    d_width_px, d_level_px = (dx_px, dy_px) if mode == WL_DRAG_PACS else (dy_px, dx_px)
+    return center + d_level_px * units_per_px, max(width + d_width_px * units_per_px, min_width)
 
 
 def preset_window(percentiles: dict[float, float], name: str) -> tuple[float, float]:
@@ -117,12 +132,13 @@ def preset_window(percentiles: dict[float, float], name: str) -> tuple[float, fl
 
 
 def intensity_percentiles(pixels: np.ndarray, max_samples: int = 1 << 18) -> dict[float, float]:
-    """Percentiles used by presets and the drag sensitivity, on a strided subsample (fast on 2k x 2k)."""
-    flat = pixels.reshape(-1)
-    step = max(1, flat.size // max_samples)
-    pcts = sorted({0.0, 100.0, *(p for pair in WINDOW_PRESETS_PCT.values() for p in pair)})
-    values = np.percentile(flat[::step].astype(np.float64), pcts)
-    return dict(zip(pcts, (float(v) for v in values)))
+    """Percentiles used by presets and the drag sensitivity, on a strided subsample without the pixels stuck
+    at the image's extremes (radgaze.capture.io.images.histogram_sample); 0 and 100 are the true extremes."""
+    pcts = sorted({*DEFAULT_PERCENTILES, *(p for pair in WINDOW_PRESETS_PCT.values() for p in pair)})
+    values = np.percentile(histogram_sample(pixels, max_samples), pcts)
+    out = dict(zip(pcts, (float(v) for v in values)))
+    out[0.0], out[100.0] = float(pixels.min()), float(pixels.max())
+    return out
 
 
 def view_row(
@@ -199,6 +215,7 @@ class ViewerState:
         self.overlay: HeatmapOverlay | None = None
         self.gaze_img_px: tuple[float, float] = (math.nan, math.nan)
         self.gaze_cursor_visible = False  # hidden while reading (it draws the eye); a toggle for set-up
+        self.wl_drag_mode = WL_DRAG_PACS
         self.t_play = 0.0
         self.percentiles: dict[float, float] = {}
         self._events: list[np.ndarray] = []
@@ -228,7 +245,7 @@ class ViewerState:
         self.case_id = case_id
         self.percentiles = intensity_percentiles(self.pixels)
         if window is None:
-            lo, hi = self.percentiles[1.0], self.percentiles[99.8]
+            lo, hi = (self.percentiles[p] for p in DEFAULT_PERCENTILES)
             window = ((lo + hi) / 2.0, max(hi - lo, self.min_window_width))
         self.default_window = (float(window[0]), float(window[1]))
         self.window = self.default_window
@@ -263,17 +280,31 @@ class ViewerState:
         self._stamp(VIEW_WINDOW)
 
     def drag_window(self, dx_px: float, dy_px: float) -> None:
-        """Right-drag by (dx, dy) view px: horizontal = level, vertical = width."""
+        """Right-drag by (dx, dy) view px: horizontal = width, vertical = level (``wl_drag_mode`` "pacs"), or
+        swapped ("reflacx")."""
         span = self.percentiles.get(100.0, 1.0) - self.percentiles.get(0.0, 0.0)
         units_per_px = max(span, self.min_window_width) / WL_DRAG_PX_FOR_FULL_RANGE
-        self.set_window(*drag_window(*self.window, dx_px, dy_px, units_per_px, self.min_window_width))
+        c, w = drag_window(*self.window, dx_px, dy_px, units_per_px, self.min_window_width, self.wl_drag_mode)
+        if self.pixels is not None and self.pixels.dtype.kind in "ui":
+            c, w = float(round(c)), float(max(round(w), 1))  # integer data: integer W/L, as the tags say
+        self.set_window(c, w)
+
+    def set_wl_drag_mode(self, mode: str) -> None:
+        if mode not in WL_DRAG_MODES:
+            raise ValueError(
+                f"Invalid value for the 'mode' parameter: allowed are {sorted(WL_DRAG_MODES)}, got {mode!r}"
+            )
+        self.wl_drag_mode = mode
 
     def apply_preset(self, name: str) -> None:
         """``lung`` / ``mediastinum`` / ``bone`` (:data:`WINDOW_PRESETS_PCT`), or ``default``."""
         if name == "default":
             self.set_window(*self.default_window)
         elif self.pixels is not None:
-            self.set_window(*preset_window(self.percentiles, name))
+            c, w = preset_window(self.percentiles, name)
+            if self.pixels.dtype.kind in "ui":
+                c, w = float(round(c)), float(max(round(w), 1))
+            self.set_window(c, w)
 
     def set_invert(self, invert: bool) -> None:
         if bool(invert) == self.invert:

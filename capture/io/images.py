@@ -2,8 +2,11 @@
 
 Pixel values after loading are in *presentation* orientation: higher = brighter. For DICOM that means the
 modality LUT (rescale slope/intercept or a Modality LUT Sequence) is applied and MONOCHROME1 images are
-inverted, with their window centre (and VOI LUT) mapped into the inverted values, so a viewer never needs
-to know the photometric interpretation. Patient identifiers are dropped unless the caller opts in.
+inverted, with their window centre (and VOI LUT) mapped into the inverted values, so the drawing code never
+needs to know the photometric interpretation. What a person reads stays in the file's own terms:
+:func:`file_value` / :func:`file_window` map a loaded value or window back to the file's values (for
+MONOCHROME1 ``x_file = lo + hi - x``), so the viewer's readout and W/L say what the tags say.
+Patient identifiers are dropped unless the caller opts in.
 
 Every failure to read an image, whatever the decoder underneath raised, is an :class:`ImageLoadError`
 whose one-line message says what was expected and what came.
@@ -115,6 +118,8 @@ class ImageMeta:
     identifiers: dict = field(default_factory=dict)  # empty unless keep_identifiers=True
     voi_lut: VoiLut | None = None
     notes: list[str] = field(default_factory=list)  # decoder warnings, inversion, ignored tags
+    # MONOCHROME1 / INVERSE: loaded = file_mirror - file value (lo + hi of the modality range); None: same
+    file_mirror: float | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready form (the VOI LUT summarised, not dumped)."""
@@ -279,6 +284,7 @@ def _load_dicom(
         identifiers=_dicom_identifiers(ds) if keep_identifiers else {},
         voi_lut=_voi_lut_or_note(ds, lo + hi if invert else None, notes),
         notes=notes,
+        file_mirror=float(lo + hi) if invert else None,
     )
     return values, meta
 
@@ -473,28 +479,101 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 # ------------------------------------------------------------------------------------------- windowing
 def default_window(img: LoadedImage) -> tuple[float, float]:
-    """(center, width) in pixel units: the file's window tags; else the span of its VOI LUT; else the full
-    range for 8-bit (or 1-bit) PNG/JPEG (their values are already display values: identity); else the
-    0.5th..99.5th percentile range of the pixels."""
+    """(center, width) in loaded pixel units: the file's window tags; else the span of its VOI LUT; else the
+    0.5th..99.5th percentile range of the pixels (:func:`percentile_window`), 8-bit PNG/JPEG included: their
+    full 0..255 range leaves most chest films dull (the Hannover CR/DX PNGs span ~85..225)."""
     meta = img.meta
     if meta.window_center is not None and meta.window_width is not None:
         return float(meta.window_center), float(meta.window_width)
     if meta.voi_lut is not None:
         n = meta.voi_lut.lut_01.size
         return meta.voi_lut.first_mapped + (n - 1) / 2.0, float(max(n - 1, 1))
-    if meta.source_format != "dicom" and meta.bits_stored <= 8:
-        return 127.5, 255.0  # LINEAR_EXACT identity: y = x / 255
-    return _percentile_window(img.pixels)
+    return percentile_window(img.pixels, WINDOW_PERCENTILES)
 
 
-def _percentile_window(pixels: np.ndarray) -> tuple[float, float]:
-    stride = max(1, int(np.sqrt(pixels.size / 1_000_000)))  # ~1 M samples are plenty for two percentiles
-    sample = pixels[::stride, ::stride].astype(np.float64)
-    lo, hi = np.percentile(sample, WINDOW_PERCENTILES)
-    width = float(hi - lo)
-    if not width > 0:
-        width = 1.0
-    return float(lo + hi) / 2.0, width
+def histogram_sample(pixels: np.ndarray, max_samples: int = 1 << 20) -> np.ndarray:
+    """A strided float64 sample of the pixels without those stuck at the image's minimum or maximum value
+    (collimator, unexposed or burnt-in regions: a leg film is ~40 % unexposed white); all of them when
+    nothing else is left."""
+    stride = max(1, int(np.sqrt(pixels.size / max_samples)))
+    sample = np.asarray(pixels[::stride, ::stride], dtype=np.float64).reshape(-1)
+    if sample.size == 0:
+        return sample
+    inner = sample[(sample > sample.min()) & (sample < sample.max())]
+    return inner if inner.size >= max(16, sample.size // 100) else sample
+
+
+def percentile_window(pixels: np.ndarray, percentiles: tuple[float, float]) -> tuple[float, float]:
+    """(center, width) spanning the (lo, hi) percentiles of :func:`histogram_sample`: whole numbers (width
+    >= 1) for integer pixels, as window tags are written; width > 0 for float pixels."""
+    lo, hi = (float(v) for v in np.percentile(histogram_sample(pixels), percentiles))
+    if np.issubdtype(np.asarray(pixels).dtype, np.integer):
+        return float(round((lo + hi) / 2.0)), float(max(round(hi - lo), 1))
+    return (lo + hi) / 2.0, max(hi - lo, 1e-6 * max(abs(hi), 1.0))
+
+
+@dataclass(frozen=True)
+class WindowPreset:
+    """A named window of assets/wl_presets.toml: percentiles (lo, hi) of the image's histogram."""
+
+    name: str
+    label: str
+    key: str
+    percentiles: tuple[float, float]
+    tooltip: str = ""
+
+
+def window_presets() -> dict[str, WindowPreset]:
+    """The packaged presets (assets/wl_presets.toml), in file order."""
+    import tomllib
+
+    from radgaze.assets import asset_text
+
+    table = tomllib.loads(asset_text("wl_presets.toml"))
+    out = {}
+    for name, spec in table.items():
+        lo, hi = (float(v) for v in spec["percentiles"])
+        if not 0.0 <= lo < hi <= 100.0:
+            raise ValueError(f"wl_presets.toml [{name}]: expected 0 <= lo < hi <= 100, got {lo}, {hi}")
+        out[name] = WindowPreset(
+            name, spec.get("label", name), spec.get("key", ""), (lo, hi), spec.get("tooltip", "")
+        )
+    return out
+
+
+def preset_window(pixels: np.ndarray, preset: WindowPreset) -> tuple[float, float]:
+    """(center, width) of a preset on this image (loaded pixel units)."""
+    return percentile_window(pixels, preset.percentiles)
+
+
+def file_value(meta: ImageMeta | None, value: float) -> float:
+    """A loaded pixel value in the file's own terms (MONOCHROME1: lo + hi - x; otherwise unchanged)."""
+    mirror = getattr(meta, "file_mirror", None)
+    return value if mirror is None else mirror - value
+
+
+def file_window(meta: ImageMeta | None, center: float, width: float) -> tuple[float, float]:
+    """A window over loaded values as the file's tags would say it (MONOCHROME1: centre mirrored; the
+    width is the same: LINEAR_EXACT is symmetric)."""
+    return file_value(meta, center), width
+
+
+def loaded_window(meta: ImageMeta | None, center_file: float, width: float) -> tuple[float, float]:
+    """The inverse of :func:`file_window` (the mirror is its own inverse)."""
+    return file_value(meta, center_file), width
+
+
+def pixel_type_label(pixels: np.ndarray, meta: ImageMeta | None) -> str:
+    """What the file holds, as a PACS user reads it: "uint8" for 8-bit PNG/JPEG (loaded as uint16), "15-bit"
+    for a DICOM storing 15 of 16 bits, "float32" for float pixels."""
+    if pixels.dtype.kind == "f":
+        return str(pixels.dtype)
+    bits = int(getattr(meta, "bits_stored", 0) or 0)
+    if meta is None or bits <= 0:
+        return str(pixels.dtype)
+    if bits <= 8 and getattr(meta, "source_format", "dicom") != "dicom":
+        return "uint8"
+    return f"{bits}-bit"
 
 
 def _window_01(x: np.ndarray, center: float, width: float) -> np.ndarray:

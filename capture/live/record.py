@@ -30,8 +30,10 @@ from radgaze.capture.errors import ConfigError, DeviceError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence
 from radgaze.capture.gazemath.geometry import fit_view
 from radgaze.capture.gazemath.pipeline import LivePipeline
+from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.io.display import display_from_options
 from radgaze.capture.io.images import default_window, load_image
+from radgaze.capture.live.asr import DEFAULT_MODEL as DEFAULT_ASR_MODEL
 from radgaze.capture.live.queues import drain
 from radgaze.capture.records import DisplayGeometry, ImageRef
 from radgaze.capture.store.session_file import SessionWriter
@@ -154,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "the image fitted to the configured screen. Ctrl-C / SIGTERM finish cleanly.",
         epilog="example: radgaze record --headless --sim --audio-file dictation.flac --image cxr.dcm "
         "--duration 30 --out sessions/",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsOnceFormatter,
     )
     p.add_argument("--headless", action="store_true", help="no window (required for this command)")
     src = p.add_mutually_exclusive_group(required=True)
@@ -163,13 +165,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--sim", action="store_true", help="start a simulated tracker (real LSL outlet) and record it"
     )
     mic = p.add_mutually_exclusive_group()
-    mic.add_argument("--mic", help="input device name (or part of it) or index")
+    mic.add_argument(
+        "--mic",
+        "--audio-device",
+        dest="mic",
+        help="microphone: device name (or part of it) or index",
+    )
     mic.add_argument("--audio-file", type=Path, help="play this file in real time as the microphone")
     p.add_argument("--no-audio", action="store_true", help="record gaze only (no dictation)")
     p.add_argument(
         "--whisper",
         default=None,
-        help="faster-whisper model: hub name or local directory (default: radgaze.capture.live.asr.DEFAULT_MODEL)",
+        help=f"faster-whisper model: a hub name (downloaded once) or a local model directory (default: "
+        f"{DEFAULT_ASR_MODEL})",
     )
     p.add_argument("--beam", type=int, default=5, help="ASR beam size")
     p.add_argument("--image", type=Path, required=True, help="the radiograph being read (DICOM/PNG/JPEG)")

@@ -58,7 +58,7 @@ def describe(path: Path) -> dict:
                 f"{path}: expected a radgaze session file, got {type(exc).__name__}: {exc}"
             ) from exc
         return {"kind": "session", **out}
-    from radgaze.capture.io.images import default_window, load_image
+    from radgaze.capture.io.images import default_window, file_value, load_image
 
     img = load_image(path)
     center, width = default_window(img)
@@ -67,6 +67,9 @@ def describe(path: Path) -> dict:
         "path": str(path),
         **img.meta.to_dict(),
         "default_window": {"center": center, "width": width},
+        "window_tags": None  # as the file's tags say them (MONOCHROME1: not mirrored)
+        if img.meta.window_center is None
+        else {"center": file_value(img.meta, img.meta.window_center), "width": img.meta.window_width},
         "pixel_dtype": str(img.pixels.dtype),
         "pixel_min": float(img.pixels.min()),
         "pixel_max": float(img.pixels.max()),
@@ -97,11 +100,12 @@ def format_text(info: dict) -> str:
         f"  pixels          {info['pixel_dtype']}, {info['pixel_min']:g} .. {info['pixel_max']:g}",
         "  window (tags)   "
         + (
-            f"center {info['window_center']:g}, width {info['window_width']:g}"
-            if info["window_center"] is not None
+            f"center {info['window_tags']['center']:g}, width {info['window_tags']['width']:g}"
+            if info.get("window_tags")
             else "none"
         ),
-        f"  default window  center {window['center']:g}, width {window['width']:g}",
+        f"  default window  center {window['center']:g}, width {window['width']:g}"
+        + (" (in the loaded, inverted values)" if info.get("file_mirror") is not None else ""),
         "  pixel spacing   "
         + (f"{spacing[0]:g} x {spacing[1]:g} mm (row x column)" if spacing else "unknown"),
     ]

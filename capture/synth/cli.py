@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from radgaze.capture.errors import ConfigError
+from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.io.display import parse_display
 from radgaze.capture.records import DisplayGeometry
 from radgaze.capture.synth.session import DEFAULT_IMAGE_SIZE, DEFAULT_RATE_HZ, write_synthetic_sessions
@@ -24,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
             "of --cases-per-file cases each, images beside them. Deterministic by seed."
         ),
         epilog="example: radgaze synth ./sessions --cases 8 --seed 1 --rate 500 --preview ./preview.png",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsOnceFormatter,
     )
     p.add_argument("out_dir", help="folder for the session files (*.h5) and images (*.png)")
     p.add_argument("--cases", type=int, default=4, help="number of cases in all")
@@ -55,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.cases_per_file < 1:
         raise ConfigError(f"--cases-per-file: expected >= 1, got {args.cases_per_file}")
     display = parse_display(args.display) if args.display else DisplayGeometry()
+    if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
+        raise ConfigError(
+            f"{args.out_dir}: expected a folder for the session files, got an existing file (synth writes "
+            "*.h5 sessions and *.png images into a folder)"
+        )
     taken = sorted(Path(args.out_dir).glob(f"synth-s{args.seed}-*.h5"))
     if taken:
         raise ConfigError(

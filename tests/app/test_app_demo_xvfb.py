@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -65,29 +63,6 @@ def test_main_window_in_a_real_x_window(xvfb_display, artifacts_dir, tmp_path):
     assert img.shape[1] >= 1000 and img.std() > 20
 
 
-@pytest.fixture(scope="module")
-def xvfb_display():
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    for n in range(90, 120):
-        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
-            break
-    proc = subprocess.Popen(
-        ["Xvfb", f":{n}", "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not os.path.exists(f"/tmp/.X11-unix/X{n}"):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.skip(f"Xvfb :{n} did not start")
-        time.sleep(0.1)
-    yield f":{n}"
-    proc.terminate()
-    proc.wait(5)
-
-
 @pytest.mark.slow
 @pytest.mark.xvfb
 def test_demo_runs_unattended_in_a_real_window(xvfb_display, artifacts_dir, tmp_path):
@@ -127,3 +102,39 @@ def test_demo_runs_unattended_in_a_real_window(xvfb_display, artifacts_dir, tmp_
 
     info = describe_session(session)
     assert info["valid"] and info["cases"][0]["gaze_samples"] > 1000 and info["cases"][0]["sentences"] >= 1
+
+
+def _demo(xvfb_display, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DISPLAY=xvfb_display, QT_QPA_PLATFORM="xcb")
+    cmd = [sys.executable, "-m", "radgaze.app.cli", "demo", *args, "--keep", str(tmp_path / "demo")]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+def _heat_pixels(rgb: np.ndarray) -> int:
+    """Pixels in the inferno colours of a heatmap over a grey radiograph (red/orange/yellow, not grey)."""
+    r, g, b = (rgb[..., k].astype(int) for k in range(3))
+    return int(((r > 150) & (r - b > 70) & (r >= g)).sum())
+
+
+@pytest.mark.slow
+@pytest.mark.xvfb
+def test_the_readme_demo_command_screenshot_shows_heatmaps(xvfb_display, artifacts_dir, tmp_path):
+    shot = artifacts_dir / "demo_readme_40s.png"
+    shot.unlink(missing_ok=True)
+    out = _demo(xvfb_display, tmp_path, "--seconds", "40", "--screenshot", str(shot))  # the README's command
+    m = re.search(r"(\d+) sentence heatmaps", out.stdout)
+    assert m and int(m.group(1)) >= 1, out.stdout
+    img = np.asarray(Image.open(shot).convert("RGB"))
+    assert _heat_pixels(img) > 2000  # heatmaps over the image and in the sentence list, not an empty list
+
+
+@pytest.mark.xvfb
+def test_the_demo_shows_gaze_in_its_first_seconds(xvfb_display, artifacts_dir, tmp_path):
+    shot = artifacts_dir / "demo_first_seconds.png"
+    _demo(xvfb_display, tmp_path, "--seconds", "4", "--screenshot", str(shot), "--cases", "1")
+    img = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    cursor = (g > 200) & (r < 90) & (b > 60) & (b < 180)  # the green gaze ring (0, 255, 120)
+    assert cursor.sum() > 20

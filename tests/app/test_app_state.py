@@ -61,10 +61,26 @@ def test_zoom_about_keeps_the_anchor_point_fixed():
         zoom_about(t, 0.0, 0, 0)
 
 
-def test_drag_window_horizontal_is_level_vertical_is_width():
-    assert drag_window(100.0, 50.0, 10.0, 0.0, 2.0, 1.0) == (120.0, 50.0)
-    assert drag_window(100.0, 50.0, 0.0, 5.0, 2.0, 1.0) == (100.0, 60.0)
-    assert drag_window(100.0, 50.0, 0.0, -100.0, 2.0, 1.0) == (100.0, 1.0)  # never narrower than 1 level
+def test_drag_window_horizontal_is_width_vertical_is_level_as_in_pacs_viewers():
+    # RadiAnt / OHIF / Weasis: right = wider, down = higher level
+    assert drag_window(100.0, 50.0, 10.0, 0.0, 2.0, 1.0) == (100.0, 70.0)
+    assert drag_window(100.0, 50.0, 0.0, 5.0, 2.0, 1.0) == (110.0, 50.0)
+    assert drag_window(100.0, 50.0, -100.0, 0.0, 2.0, 1.0) == (100.0, 1.0)  # never narrower than 1 level
+    # REFLACX's viewer, selectable: horizontal = level, vertical = width
+    assert drag_window(100.0, 50.0, 10.0, 0.0, 2.0, 1.0, "reflacx") == (120.0, 50.0)
+    assert drag_window(100.0, 50.0, 0.0, 5.0, 2.0, 1.0, "reflacx") == (100.0, 60.0)
+    with pytest.raises(ValueError, match="mode"):
+        drag_window(100.0, 50.0, 0.0, 5.0, 2.0, 1.0, "sideways")
+
+
+def test_state_drag_follows_its_mode_and_stays_integer_on_integer_data(state):
+    c0, w0 = state.window
+    state.drag_window(7.3, 0.0)
+    c1, w1 = state.window
+    assert c1 == c0 and w1 > w0 and w1 == int(w1)
+    state.set_wl_drag_mode("reflacx")
+    state.drag_window(7.3, 0.0)
+    assert state.window[1] == w1 and state.window[0] > c1 and state.window[0] == int(state.window[0])
 
 
 def test_presets_follow_the_histogram(state):

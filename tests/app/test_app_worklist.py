@@ -97,8 +97,9 @@ def test_reading_a_real_dicom_in_the_window(qtbot, shared_data, artifacts_dir):
     win.open_folder(shared_data / "dicom")
     assert win.state.case_id == "RG1_J2KI"
     c, w = win.state.window
-    assert f"C {c:.6g}  W {w:.6g}" in win.image_view.readout.text()  # the file's window tags (mapped)
+    assert (c, w) == (32767 - 15000, 30000)  # drawn through the inversion (MONOCHROME1)...
+    assert "W 30000  L 15000" in win.image_view.readout.text()  # ...shown as the file's tags say
     win.shortcuts["L"].activated.emit()
     c2, w2 = win.state.window
-    assert w2 < w and f"C {c2:.6g}  W {w2:.6g}" in win.image_view.readout.text()
+    assert w2 < w and f"W {int(w2)}  L {int(32767 - c2)}" in win.image_view.readout.text()
     win.grab().save(str(artifacts_dir / "reading_dicom_lung.png"))

@@ -141,7 +141,7 @@ def write_png(path: Path, values: np.ndarray, mode: str | None = None) -> Path:
 
 # ----------------------------------------------------------------------------------------- real files
 @pytest.mark.parametrize("path", CXR_PNGS, ids=lambda p: getattr(p, "name", "absent"))
-def test_real_png_loads_with_exact_values_and_identity_window(path: Path) -> None:
+def test_real_png_loads_with_exact_values_and_a_histogram_window(path: Path) -> None:
     img = load_image(path)
     with Image.open(path) as im:
         expected = np.asarray(im.convert("L"))
@@ -152,8 +152,13 @@ def test_real_png_loads_with_exact_values_and_identity_window(path: Path) -> Non
     assert (m.source_format, m.bits_stored, m.photometric) == ("png", 8, "MONOCHROME2")
     assert m.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert m.identifiers == {} and m.window_center is None and m.transfer_syntax is None
-    # 8-bit display values: the default window reproduces them exactly.
-    np.testing.assert_array_equal(apply_window(img.pixels, *default_window(img)), expected)
+    # 8-bit PNGs open with a window over their own histogram (0.5..99.5 %), not the dull 0..255 identity
+    center, width = default_window(img)
+    lo, hi = center - width / 2, center + width / 2
+    assert 0 <= lo < hi <= 255 and width < 255
+    shown = apply_window(img.pixels, center, width)
+    assert shown.std() > expected.std()  # more contrast than the raw values
+    assert 0.002 < (shown == 255).mean() < 0.05  # about the brightest 0.5 % saturate, not a third
 
 
 @pytest.mark.parametrize("path", DICOMS, ids=lambda p: getattr(p, "name", "absent"))

@@ -49,7 +49,9 @@ def test_real_dicom_text_names_syntax_and_mirrored_window(capsys: pytest.Capture
     assert main([str(path)]) == 0
     out = capsys.readouterr().out
     assert "JPEG 2000 Image Compression (1.2.840.10008.1.2.4.91)" in out
-    assert "MONOCHROME1" in out and "center 17767, width 30000" in out
+    assert "MONOCHROME1" in out
+    assert "window (tags)   center 15000, width 30000" in out  # as the tags say (stored values)
+    assert "center 17767, width 30000 (in the loaded, inverted values)" in out  # what is drawn, labelled
     assert "CompressedSamples" not in out  # the patient name in that file
 
 
