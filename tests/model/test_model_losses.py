@@ -301,3 +301,32 @@ def test_default_total_is_the_papers_egf_plus_egm():
         assert ModelConfig.preset(name).loss.losses == ("egf", "egm"), name
     for name in ("paper", "tiny"):  # the shipped training configs follow the default
         assert load_config(name).model_config().loss.losses == ("egf", "egm"), name
+
+
+@pytest.mark.parametrize(
+    "loss, name",
+    [
+        ({"egm_gaze_mix": "mean"}, "egm_omega"),  # the averaged mixes are defined on min-max values
+        ({"egm_omega": "sparse"}, "egm_omega"),
+        ({"egm_gaze_mix_patch": "max", "egm_omega": "minmax"}, "egm_gaze_mix_patch"),
+        ({"egm_single_sentence": "drop"}, "egm_single_sentence"),
+        ({"egm_no_gaze_weights": [0.5]}, "egm_no_gaze_weights"),
+        ({"egm_no_gaze_threshold": 1.5}, "egm_no_gaze_threshold"),
+    ],
+)
+def test_loss_options_are_validated(loss, name):
+    from radgaze.capture.errors import ConfigError
+    from radgaze.model.config import ModelConfig
+
+    with pytest.raises(ConfigError, match=name):
+        ModelConfig.from_dict({"loss": loss})
+
+
+def test_reference_preset_round_trips_through_json():
+    import json
+
+    from radgaze.model.config import ModelConfig
+
+    cfg = ModelConfig(loss=LossConfig.reference_code())
+    again = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg and again.loss.egm_no_gaze_weights == (0.5, 0.5)
