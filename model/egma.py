@@ -221,7 +221,8 @@ class EGMAModel(nn.Module):
         curriculum = step is not None and total is not None
         zero = sum(p.sum() for p in proc.parameters()) * 0.0  # keeps the processor in the graph (DDP)
         if curriculum and self.training and ec.in_cold_start(int(step), int(total), lc):
-            main = clip_loss(glob, report, scale)["clip_loss"]
+            with torch.autocast(image.device.type, enabled=False):
+                main = clip_loss(glob, report, scale)["clip_loss"]
             prime = ec.priming_loss(proc, image)
             return {
                 "eclip_loss": (1.0 - lc.eclip_prime_weight) * lc.eclip_weight * main,
