@@ -64,3 +64,15 @@ def pad_dim(x: Tensor, dim: int, size: int, value: float | bool = 0) -> Tensor:
     shape = list(x.shape)
     shape[dim] = extra
     return torch.cat([x, torch.full(shape, value, dtype=x.dtype, device=x.device)], dim=dim)
+
+
+def broadcast_from_rank0(x: Tensor) -> Tensor:
+    """Rank 0's value of ``x`` (a small CPU tensor) on every rank; identity in one process. Used for the
+    random decisions that must agree across ranks (eCLIP's expert-batch draw)."""
+    if world_size() == 1:
+        return x
+    backend = dist.get_backend()
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+    t = x.to(device).contiguous()
+    dist.broadcast(t, src=0)
+    return t.cpu()

@@ -39,8 +39,19 @@ class EGMAModel(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.temperature_init)))
         lc = config.loss
         self.heatmap_processor = (
-            ec.HeatmapProcessor(lc.eclip_dim, lc.eclip_heads, lc.eclip_patch_px) if config.eclip else None
+            ec.HeatmapProcessor(
+                lc.eclip_dim, lc.eclip_heads, lc.eclip_patch_px, heatmap_norm=lc.eclip_heatmap_norm
+            )
+            if config.eclip
+            else None
         )
+
+    def param_lr_scales(self) -> dict[str, float]:
+        """Learning-rate multipliers by parameter-name prefix, for the trainer's optimiser groups: the eCLIP
+        heatmap processor trains at eclip_lr_scale x the base rate (reference: x2)."""
+        if self.heatmap_processor is None:
+            return {}
+        return {"heatmap_processor.": self.config.loss.eclip_lr_scale}
 
     @property
     def patch_grid(self) -> int:
@@ -136,7 +147,7 @@ class EGMAModel(nn.Module):
             feats = (t.float() for t in (patches, glob, sentences, report))
             out = self.loss_terms(*feats, sentence_mask, gaze.float(), has_gaze, scale)
         if self.heatmap_processor is not None:
-            out.update(self.eclip_terms(batch, has_gaze, report.float(), scale))
+            out.update(self.eclip_terms(batch, has_gaze, glob.float(), report.float(), scale))
         out["logit_scale"] = scale.detach()
         return out
 
@@ -191,36 +202,54 @@ class EGMAModel(nn.Module):
         return out
 
     def eclip_terms(
-        self, batch: dict[str, Any], has_gaze: Tensor, report: Tensor, scale: Tensor
+        self, batch: dict[str, Any], has_gaze: Tensor, glob: Tensor, report: Tensor, scale: Tensor
     ) -> dict[str, Tensor]:
-        """eCLIP: priming MSE in the cold start; otherwise, on expert steps, CLIP between mixed images of
-        the samples with heatmaps and their reports. Without step/total_steps the curriculum is off and the
-        expert term is used whenever heatmaps are present."""
+        """eCLIP's loss as its reference trains it (ykumards/eCLIP, eclip_module.py training_step).
+
+        Cold start (step < cold steps): (1 - w) CLIP(main) + w MSE(processor(x, ones), x), w =
+        eclip_prime_weight (reference 0.3). Afterwards, with probability expert_probability(step) (1 when no
+        step is passed), an expert batch is injected: eclip_expert_frac x B samples with heatmaps (half the
+        batch, as the reference's second loader), their images processed and mixed with one lambda, appended
+        to the main batch with their reports, and one CLIP loss taken over main + expert (copies of the same
+        report excluded as negatives, eclip_mask_copies). Evaluation mode: CLIP over the main batch only.
+        """
         lc = self.config.loss
         proc = self.heatmap_processor
         assert proc is not None
         image = batch["image"]
         step, total = batch.get("step"), batch.get("total_steps")
-        out: dict[str, Tensor] = {}
+        curriculum = step is not None and total is not None
         zero = sum(p.sum() for p in proc.parameters()) * 0.0  # keeps the processor in the graph (DDP)
-        if step is not None and total is not None and ec.in_cold_start(int(step), int(total), lc):
-            out["eclip_prime_loss"] = lc.eclip_prime_weight * ec.priming_loss(proc, image) + zero
-            return out
+        if curriculum and self.training and ec.in_cold_start(int(step), int(total), lc):
+            with torch.autocast(image.device.type, enabled=False):
+                main = clip_loss(glob, report, scale)["clip_loss"]
+            prime = ec.priming_loss(proc, image)
+            return {
+                "eclip_loss": (1.0 - lc.eclip_prime_weight) * lc.eclip_weight * main,
+                "eclip_prime_loss": lc.eclip_prime_weight * prime + zero,
+            }
+        out: dict[str, Tensor] = {}
+        img, txt, exclude = glob, report, None
         heat = batch.get("heatmap_image")
-        expert = has_gaze if heat is not None else torch.zeros_like(has_gaze)
-        use = int(expert.sum()) >= 2
-        if use and step is not None and total is not None:
-            use = ec.use_expert_batch(int(step), int(total), lc)
-        if not use:
-            out["eclip_loss"] = zero
-            return out
-        idx = expert.nonzero().squeeze(1)
-        x = image[idx]
-        processed = proc(x, heat.to(image.device, image.dtype)[idx])
-        lam = ec.sample_lambda(len(idx), lc.eclip_mixup_alpha, seed=int(step or 0)).to(x.device)
-        mixed = ec.mixup(x, processed, lam)
-        _, g_mixed = self.encode_image(mixed)
+        if self.training:
+            p = ec.expert_probability(int(step), int(total), lc) if curriculum else 1.0
+            use, lam = ec.draw_expert_step(p, lc.eclip_mixup_alpha)
+            idx = ec.expert_indices(has_gaze, lc.eclip_expert_frac) if use and heat is not None else None
+            if idx is not None and len(idx):
+                g_mixed = self._expert_features(image[idx], heat.to(image.device, image.dtype)[idx], lam)
+                img, txt = torch.cat([glob, g_mixed]), torch.cat([report, report[idx]])
+                exclude = ec.copy_mask(glob.shape[0], idx) if lc.eclip_mask_copies else None
+                out["eclip_experts"] = torch.tensor(float(len(idx)))
+                out["eclip_lambda"] = torch.tensor(lam)
         with torch.autocast(image.device.type, enabled=False):
-            terms = clip_loss(g_mixed.float(), report[idx], scale)  # extra positives: mixed image <-> report
+            terms = clip_loss(img, txt, scale, exclude)
         out["eclip_loss"] = lc.eclip_weight * terms["clip_loss"] + zero
         return out
+
+    def _expert_features(self, x: Tensor, heat: Tensor, lam: float) -> Tensor:
+        """Global features (float32) of the mixed expert images lam * x + (1 - lam) * processor(x, heat)."""
+        proc = self.heatmap_processor
+        assert proc is not None
+        mixed = ec.mixup(x, proc(x, heat), lam)
+        _, g_mixed = self.encode_image(mixed)
+        return g_mixed.float()

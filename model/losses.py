@@ -10,8 +10,11 @@ are diagnostics. ``radgaze.model.losses_loop`` holds the slow per-sample loops t
 
 Where the paper and the public reference code differ, :class:`radgaze.model.config.LossConfig` selects:
 direction weights (1/2, 1/2 vs 0.8/0.2), MLCE on cosines vs on scaled logits, FILIP padded-slot masking and
-the text->image transpose (the reference forgets both), the EGM threshold (1/K vs 3/7), smoothing (0 vs 0.01)
-and the gaze mix (add vs average-then-threshold).
+the text->image transpose (the reference forgets both), omega binarised or not, the EGM threshold (1/K vs
+3/7), smoothing (0 vs 0.01), the gaze mix per side (add vs average-then-threshold vs the reference's
+half-gaze slip), normalised mapped features, the one-sentence case and the no-gaze samples'
+threshold/weights. ``LossConfig.reference_code()`` sets all of them as the reference has them; the list
+with reasons is docs/egma-fidelity.md.
 """
 
 from __future__ import annotations
@@ -25,14 +28,20 @@ from radgaze.model.config import LossConfig
 NEG_INF = float("-inf")
 
 
-def clip_loss(image: Tensor, text: Tensor, logit_scale: Tensor) -> dict[str, Tensor]:
+def clip_loss(
+    image: Tensor, text: Tensor, logit_scale: Tensor, exclude: Tensor | None = None
+) -> dict[str, Tensor]:
     """Symmetric InfoNCE on global features, image (B, D) and text (B, D) -> {"clip_loss"}.
 
     Eq. 1: s^{I2T}_{k,l} = cos(z^I_k, z^T_l), s^{T2I}_{k,l} = cos(z^T_k, z^I_l).
     Eq. 2: L^{I2T}_k = -1/b log softmax_l(s^{I2T}_{k,l} / tau)[k]; likewise T2I;
     loss = 1/2 (sum I2T + sum T2I).
+    ``exclude`` (B, B) bool, False on the diagonal: pairs left out of both softmaxes (eCLIP's copies of the
+    same report, see radgaze.model.egma).
     """
     logits = logit_scale * image @ text.T  # Eq. 1, scaled by 1/tau
+    if exclude is not None:
+        logits = logits.masked_fill(exclude, NEG_INF)
     labels = torch.arange(image.shape[0], device=image.device)
     i2t = F.cross_entropy(logits, labels)  # Eq. 2, image -> text (mean = the 1/b)
     t2i = F.cross_entropy(logits.T, labels)  # Eq. 2, text -> image
@@ -95,9 +104,11 @@ def mlce_rows(scores: Tensor, labels: Tensor, col_mask: Tensor) -> Tensor:
     return torch.logsumexp(torch.cat([zero, neg], -1), -1) + torch.logsumexp(torch.cat([zero, pos], -1), -1)
 
 
-def gaze_rows(gaze: Tensor, has_gaze: Tensor, sentence_mask: Tensor) -> Tensor:
-    """(B, m) bool: real sentences of gaze samples whose heatmap row is not empty."""
-    return sentence_mask & has_gaze[:, None] & (gaze > 0).any(dim=-1)
+def gaze_rows(gaze: Tensor, has_gaze: Tensor, sentence_mask: Tensor, *, keep_empty: bool = False) -> Tensor:
+    """(B, m) bool: real sentences of gaze samples whose heatmap row is not empty (all real sentences of
+    gaze samples with ``keep_empty``, the reference code's MLCE)."""
+    rows = sentence_mask & has_gaze[:, None]
+    return rows if keep_empty else rows & (gaze > 0).any(dim=-1)
 
 
 def gaze_labels(gaze: Tensor, min_frac: float = 0.0) -> Tensor:
@@ -128,7 +139,7 @@ def mlce_loss(
     x = torch.einsum("bmd,bnd->bmn", sentences, patches)  # Eq. 3: x^{S2P}_k (m x n)
     if cfg.mlce_scaled_by_temperature:
         x = x * logit_scale  # reference code: mlce on logits / tau
-    rows = gaze_rows(gaze, has_gaze, sentence_mask)  # (B, m)
+    rows = gaze_rows(gaze, has_gaze, sentence_mask, keep_empty=cfg.mlce_empty_rows_negative)  # (B, m)
     gl = gaze_labels(gaze, cfg.mlce_label_min_frac)  # GL_k
     all_cols = torch.ones_like(gl)
     s2p = mlce_rows(x, gl, all_cols)  # Eq. 4 top, (B, m)
@@ -170,44 +181,66 @@ def egf_loss(
     return out
 
 
-def omega(x: Tensor, col_mask: Tensor, threshold: float | None) -> Tensor:
-    """Eq. 6's omega: row-wise min-max over the real columns, values below the threshold set to 0.
-
-    x (..., K), col_mask (..., K) bool -> (..., K) in [0, 1], 0 on masked columns. A constant row scales to
-    1 (all columns tie for the max), so every row keeps at least one nonzero weight. threshold None = 1/K
-    with K the number of real columns (SPARC).
-    """
+def minmax_rows(x: Tensor, col_mask: Tensor) -> Tensor:
+    """Row-wise min-max scaling over the real columns: x (..., K), col_mask (..., K) -> [0, 1], 0 on masked
+    columns. A constant row scales to 1 (all columns tie for the max)."""
     lo = x.masked_fill(~col_mask, float("inf")).amin(-1, keepdim=True)
     hi = x.masked_fill(~col_mask, NEG_INF).amax(-1, keepdim=True)
     span = hi - lo
     scaled = torch.where(span > 0, (x - lo) / span.clamp_min(1e-12), torch.ones_like(x))
-    return sparsify(scaled, col_mask, threshold)
+    return torch.where(col_mask, scaled, torch.zeros_like(scaled))
 
 
-def sparsify(w: Tensor, col_mask: Tensor, threshold: float | None) -> Tensor:
-    """Zero entries below the threshold (None: 1/number of real columns) and on masked columns."""
+def row_threshold(col_mask: Tensor, threshold: float | None) -> Tensor:
+    """(..., 1) threshold per row: ``threshold``, or 1/(number of real columns) when None (SPARC)."""
     if threshold is None:
-        t = 1.0 / col_mask.sum(-1, keepdim=True).clamp_min(1).to(w.dtype)
-    else:
-        t = torch.full_like(w[..., :1], threshold)
-    keep = (w >= t) & col_mask
+        return 1.0 / col_mask.sum(-1, keepdim=True).clamp_min(1).to(torch.float64)
+    return torch.full(
+        col_mask.shape[:-1] + (1,), float(threshold), dtype=torch.float64, device=col_mask.device
+    )
+
+
+def sparsify(w: Tensor, col_mask: Tensor, threshold: float | None | Tensor) -> Tensor:
+    """Zero entries below the threshold (None: 1/number of real columns; a tensor: per row) and on masked
+    columns."""
+    t = threshold if isinstance(threshold, Tensor) else row_threshold(col_mask, threshold)
+    keep = (w >= t.to(w.device, w.dtype)) & col_mask
     return torch.where(keep, w, torch.zeros_like(w))
 
 
-def egm_weights(x: Tensor, gaze: Tensor, gaze_ok: Tensor, col_mask: Tensor, cfg: LossConfig) -> Tensor:
-    """Eq. 6: W = norm(omega(x) + GS) rows, for x (..., R, K) and its gaze GS (..., R, K).
+def omega(x: Tensor, col_mask: Tensor, threshold: float | None | Tensor, *, binary: bool = False) -> Tensor:
+    """Eq. 6's omega: row-wise min-max over the real columns, values below the threshold set to 0 (sparse),
+    and with ``binary`` the survivors set to 1 (the paper's "sparse and binarize operations").
 
-    gaze_ok (..., R, K) bool: where the gaze term applies (samples/sentences without gaze use omega(x)
-    alone). GS is scaled by its max per sentence before mixing (the [0, 1] scale of omega and of the
-    reference's heatmap images). ``egm_gaze_mix="mean"`` reproduces the reference code's
-    threshold((minmax(x) + GS) / 2). norm makes each row sum to 1 over the real columns.
+    x (..., K), col_mask (..., K) bool -> (..., K) in [0, 1], 0 on masked columns. A constant row scales to
+    1, so every row keeps at least one nonzero weight. threshold None = 1/K with K the real columns (SPARC).
     """
-    g = torch.where(gaze_ok, gaze, torch.zeros_like(gaze))
-    if cfg.egm_gaze_mix == "add":
-        w = omega(x, col_mask, cfg.egm_threshold) + g  # Eq. 6
+    w = sparsify(minmax_rows(x, col_mask), col_mask, threshold)
+    return (w > 0).to(w.dtype) if binary else w
+
+
+def egm_weights(
+    x: Tensor, gaze: Tensor, gazed: Tensor, col_mask: Tensor, cfg: LossConfig, mix: str | None = None
+) -> Tensor:
+    """Eq. 6: W = norm(omega(x) + GS) rows, for x (B, R, K) and its gaze GS (B, R, K) (max 1 per sentence).
+
+    gazed (B,) bool: samples with gaze; the others use omega(x) alone with the no-gaze threshold
+    (egm_no_gaze_threshold). ``mix`` (default cfg.egm_gaze_mix): "add" = omega(x) + GS (paper); "mean" =
+    threshold((minmax(x) + GS) / 2) and "half_gaze" = threshold(minmax(x) + GS / 2) (the reference code's
+    sentence and patch sides). norm makes each row sum to 1 over the real columns, after adding
+    egm_smoothing to every real column.
+    """
+    mix = mix or cfg.egm_gaze_mix
+    on = gazed[:, None, None]
+    no_gaze_t = cfg.egm_threshold if cfg.egm_no_gaze_threshold is None else cfg.egm_no_gaze_threshold
+    t = torch.where(on, row_threshold(col_mask, cfg.egm_threshold), row_threshold(col_mask, no_gaze_t))
+    g = torch.where(on & col_mask, gaze, torch.zeros_like(gaze))
+    if mix == "add":
+        w = omega(x, col_mask, t, binary=cfg.egm_omega == "binary") + g  # Eq. 6
     else:
-        mm = omega(x, col_mask, 0.0)
-        w = sparsify(torch.where(gaze_ok, 0.5 * (mm + g), mm), col_mask, cfg.egm_threshold)
+        mm = minmax_rows(x, col_mask)
+        mixed = 0.5 * (mm + g) if mix == "mean" else mm + 0.5 * g
+        w = sparsify(torch.where(on, mixed, mm), col_mask, t)
     w = torch.where(col_mask, w + cfg.egm_smoothing, torch.zeros_like(w))
     return w / w.sum(-1, keepdim=True).clamp_min(1e-12)  # norm: rows sum to 1
 
@@ -219,7 +252,6 @@ def _info_nce_within(mapped: Tensor, target: Tensor, valid: Tensor, logit_scale:
     (SPARC-style local alignment); the two directions are averaged, then the mean over real rows.
     Samples with fewer than 2 real rows give 0 (a softmax over one candidate is constant).
     """
-    mapped = F.normalize(mapped, dim=-1)
     logits = logit_scale * mapped @ target.transpose(1, 2)  # (B, R, R): row = mapped, column = target
     eye = torch.eye(logits.shape[1], dtype=torch.bool, device=logits.device)
     keep = (valid[:, :, None] & valid[:, None, :]) | eye  # the diagonal keeps padded rows finite
@@ -232,6 +264,29 @@ def _info_nce_within(mapped: Tensor, target: Tensor, valid: Tensor, logit_scale:
     count = w.sum(1)
     out = (per_row * w).sum(1) / count.clamp_min(1.0)
     return torch.where(count >= 2, out, torch.zeros_like(out))
+
+
+def _egm_mapped(
+    x: Tensor,
+    patches: Tensor,
+    sentences: Tensor,
+    sentence_mask: Tensor,
+    gs: Tensor,
+    gazed: Tensor,
+    cfg: LossConfig,
+) -> tuple[Tensor, Tensor]:
+    """Eq. 6-7: (Cross_P (B, n, D), Cross_S (B, m, D)), L2-normalised when cfg.egm_normalize_mapped."""
+    n = patches.shape[1]
+    patch_cols = torch.ones_like(x, dtype=torch.bool)
+    w_t2i = egm_weights(x, gs, gazed, patch_cols, cfg)  # Eq. 6, W^{T2I} (B, m, n)
+    sent_cols = sentence_mask[:, None, :].expand(-1, n, -1)
+    mix_p = cfg.egm_gaze_mix_patch or cfg.egm_gaze_mix
+    w_i2t = egm_weights(x.transpose(1, 2), gs.transpose(1, 2), gazed, sent_cols, cfg, mix_p)  # W^{I2T}
+    cross_p = w_i2t @ sentences  # Eq. 7: Cross_P^i = sum_j S^j W^{I2T}_{ij}  (B, n, D)
+    cross_s = w_t2i @ patches  # Eq. 7: Cross_S^j = sum_i P^i W^{T2I}_{ji}  (B, m, D)
+    if cfg.egm_normalize_mapped:  # Eq. 2 is on cosine similarities
+        cross_p, cross_s = F.normalize(cross_p, dim=-1), F.normalize(cross_s, dim=-1)
+    return cross_p, cross_s
 
 
 def egm_loss(
@@ -249,21 +304,24 @@ def egm_loss(
     transposes are placed so the shapes agree - the paper prints them the other way round);
     Cross_P = W^{I2T} S (n x D), Cross_S = W^{T2I} P (m x D) (Eq. 7); each mapped set is contrasted with its
     target set within the sample (Eq. 2's InfoNCE) and L_EGM = 1/b sum_k (w_P L^P_k + w_S L^S_k) (Eq. 8).
+    A sample with one sentence: see LossConfig.egm_single_sentence ("zero": both sides 0).
     """
     x = torch.einsum("bmd,bnd->bmn", sentences, patches)  # Eq. 3: x^{S2P} (B, m, n)
-    ok_row = gaze_rows(gaze, has_gaze, sentence_mask)  # (B, m)
+    gazed = has_gaze.to(torch.bool)
     gs = gaze / gaze.amax(-1, keepdim=True).clamp_min(1e-12)  # GS per sentence, max 1
-    n = patches.shape[1]
-    patch_cols = torch.ones_like(x, dtype=torch.bool)
-    w_t2i = egm_weights(x, gs, ok_row[:, :, None].expand_as(x), patch_cols, cfg)  # Eq. 6 (B, m, n)
-    sent_cols = sentence_mask[:, None, :].expand(-1, n, -1)
-    w_i2t = egm_weights(  # Eq. 6 (B, n, m)
-        x.transpose(1, 2), gs.transpose(1, 2), ok_row[:, None, :].expand(-1, n, -1), sent_cols, cfg
-    )
-    cross_p = w_i2t @ sentences  # Eq. 7: Cross_P^i = sum_j S^j W^{I2T}_{ij}  (B, n, D)
-    cross_s = w_t2i @ patches  # Eq. 7: Cross_S^j = sum_i P^i W^{T2I}_{ji}  (B, m, D)
+    gs = gs * sentence_mask[..., None].to(gs.dtype)
+    cross_p, cross_s = _egm_mapped(x, patches, sentences, sentence_mask, gs, gazed, cfg)
+    n_sent = sentence_mask.sum(1)
     all_patches = torch.ones(patches.shape[:2], dtype=torch.bool, device=patches.device)
     l_p = _info_nce_within(cross_p, patches, all_patches, logit_scale)  # image mapping loss
+    l_p = torch.where(n_sent >= 2, l_p, torch.zeros_like(l_p))  # m = 1: every Cross_P^i is the one sentence
     l_s = _info_nce_within(cross_s, sentences, sentence_mask, logit_scale)  # text mapping loss
-    loss = (cfg.egm_weight_patch * l_p + cfg.egm_weight_sentence * l_s).mean()  # Eq. 8
+    if cfg.egm_single_sentence == "mse":  # reference code: summed squared error when m = 1
+        sq = ((cross_s - sentences) ** 2).sum(-1)[:, 0]
+        l_s = torch.where(n_sent == 1, sq, l_s)
+    wp, ws = cfg.egm_weight_patch, cfg.egm_weight_sentence
+    nwp, nws = cfg.egm_no_gaze_weights or (wp, ws)
+    w_p = torch.full_like(l_p, nwp).masked_fill(gazed, wp)
+    w_s = torch.full_like(l_s, nws).masked_fill(gazed, ws)
+    loss = (w_p * l_p + w_s * l_s).mean()  # Eq. 8
     return {"egm_loss": loss, "egm_patch": l_p.mean().detach(), "egm_sentence": l_s.mean().detach()}

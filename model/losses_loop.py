@@ -90,7 +90,10 @@ def mlce_loop(
     for k in range(patches.shape[0]):
         if not bool(has_gaze[k]):
             continue
-        js = [j for j in range(sentences.shape[1]) if mask[k, j] and float(gaze[k, j].sum()) > 0]
+        keep_empty = cfg.mlce_empty_rows_negative
+        js = [
+            j for j in range(sentences.shape[1]) if mask[k, j] and (keep_empty or float(gaze[k, j].sum()) > 0)
+        ]
         if not js:
             continue
         f = 1.0 if not cfg.mlce_scaled_by_temperature else scale
@@ -109,38 +112,70 @@ def mlce_loop(
     return sum(per_sample) / (len(per_sample) if cfg.mlce_per_gaze_sample else patches.shape[0])
 
 
-def _omega_row(row: list[float], threshold: float | None) -> list[float]:
+def _threshold(n_cols: int, threshold: float | None) -> float:
+    return 1.0 / n_cols if threshold is None else threshold
+
+
+def _minmax_row(row: list[float]) -> list[float]:
     lo, hi = min(row), max(row)
-    scaled = [(v - lo) / (hi - lo) if hi > lo else 1.0 for v in row]
-    t = 1.0 / len(row) if threshold is None else threshold
-    return [v if v >= t else 0.0 for v in scaled]
+    return [(v - lo) / (hi - lo) if hi > lo else 1.0 for v in row]
 
 
-def _weights_row(x_row: Tensor, g_row: Tensor | None, cfg: LossConfig) -> Tensor:
-    """One row of Eq. 6 (x_row over the real columns; g_row the max-scaled gaze or None)."""
-    vals = [float(v) for v in x_row]
-    if g_row is None:
-        w = _omega_row(vals, cfg.egm_threshold)
-    elif cfg.egm_gaze_mix == "add":
-        w = [a + float(g) for a, g in zip(_omega_row(vals, cfg.egm_threshold), g_row)]
+def _weights_row(vals: list[float], g: list[float] | None, cfg: LossConfig, mix: str) -> list[float]:
+    """One row of Eq. 6 over the real columns: g = max-scaled gaze of each column, None for a sample
+    without gaze."""
+    no_gaze_t = cfg.egm_threshold if cfg.egm_no_gaze_threshold is None else cfg.egm_no_gaze_threshold
+    t = _threshold(len(vals), cfg.egm_threshold if g is not None else no_gaze_t)
+    mm = _minmax_row(vals)
+    if mix == "add" or g is None:
+        w = [v if v >= t else 0.0 for v in mm]  # omega: sparse ...
+        if cfg.egm_omega == "binary":
+            w = [1.0 if v > 0 else 0.0 for v in w]  # ... and binarise
+        if g is not None:
+            w = [a + b for a, b in zip(w, g)]
     else:
-        mixed = [0.5 * (a + float(g)) for a, g in zip(_omega_row(vals, 0.0), g_row)]
-        t = 1.0 / len(vals) if cfg.egm_threshold is None else cfg.egm_threshold
+        mixed = [0.5 * (a + b) if mix == "mean" else a + 0.5 * b for a, b in zip(mm, g)]
         w = [v if v >= t else 0.0 for v in mixed]
     w = [v + cfg.egm_smoothing for v in w]
     total = sum(w)
-    return torch.tensor([v / total for v in w], dtype=x_row.dtype)
+    return [v / total if total > 0 else 0.0 for v in w]  # a row with nothing kept maps to 0
+
+
+def _unit(v: Tensor) -> Tensor:
+    return v / math.sqrt(float(torch.dot(v, v)))
 
 
 def _nce_within(mapped: list[Tensor], target: list[Tensor], scale: float) -> Tensor:
     r = len(mapped)
-    if r < 2:
-        return torch.zeros((), dtype=target[0].dtype)
-    mapped = [v / math.sqrt(float(torch.dot(v, v))) for v in mapped]
     logit = [[scale * torch.dot(mapped[a], target[c]) for c in range(r)] for a in range(r)]
     rows = [-(logit[a][a] - _lse(logit[a])) for a in range(r)]
     cols = [-(logit[c][c] - _lse([logit[a][c] for a in range(r)])) for c in range(r)]
     return sum(0.5 * (u + v) for u, v in zip(rows, cols)) / r
+
+
+def _egm_sample(
+    pats: list[Tensor], sents: list[Tensor], g: list[list[float]] | None, scale: float, cfg: LossConfig
+):
+    """(patch-side, sentence-side) EGM loss of one sample with >= 1 sentence; g[j][i] = gaze or None."""
+    n, m = len(pats), len(sents)
+    x = [[float(torch.dot(sents[j], pats[i])) for i in range(n)] for j in range(m)]
+    cross_s = []
+    for j in range(m):  # W^{T2I} row j over patches
+        w = _weights_row(x[j], None if g is None else g[j], cfg, cfg.egm_gaze_mix)
+        cross_s.append(sum(w[i] * pats[i] for i in range(n)))
+    cross_p = []
+    for i in range(n):  # W^{I2T} row i over sentences
+        gi = None if g is None else [g[j][i] for j in range(m)]
+        w = _weights_row([x[j][i] for j in range(m)], gi, cfg, cfg.egm_gaze_mix_patch or cfg.egm_gaze_mix)
+        cross_p.append(sum(w[j] * sents[j] for j in range(m)))
+    if cfg.egm_normalize_mapped:
+        cross_p, cross_s = [_unit(v) for v in cross_p], [_unit(v) for v in cross_s]
+    zero = torch.zeros((), dtype=pats[0].dtype)
+    if m == 1:
+        if cfg.egm_single_sentence == "mse":
+            return zero, sum((cross_s[0][d] - sents[0][d]) ** 2 for d in range(len(sents[0])))
+        return zero, zero
+    return _nce_within(cross_p, pats, scale), _nce_within(cross_s, sents, scale)
 
 
 def egm_loop(
@@ -157,43 +192,17 @@ def egm_loop(
     b, _, n = gaze.shape
     for k in range(b):
         js = [j for j in range(sentences.shape[1]) if mask[k, j]]
-        sents = [sentences[k, j] for j in js]
-        pats = [patches[k, i] for i in range(n)]
-        gazed = {j: bool(has_gaze[k]) and float(gaze[k, j].sum()) > 0 for j in js}
-        gs = {j: gaze[k, j] / gaze[k, j].max() for j in js if gazed[j]}
-        x = {(j, i): torch.dot(sentences[k, j], patches[k, i]) for j in js for i in range(n)}
-        cross_s = []
-        for j in js:  # W^{T2I} row j over patches
-            w = _weights_row(torch.stack([x[j, i] for i in range(n)]), gs.get(j), cfg)
-            cross_s.append(sum(w[i] * pats[i] for i in range(n)))
-        cross_p = []
-        for i in range(n):  # W^{I2T} row i over sentences; gaze only on gazed columns
-            xr = torch.stack([x[j, i] for j in js]) if js else None
-            if xr is None:
-                cross_p.append(torch.zeros_like(pats[0]))
-                continue
-            g = [gs[j][i] if gazed[j] else None for j in js]
-            w = _weights_row_mixed(xr, g, cfg)
-            cross_p.append(sum(w[a] * sents[a] for a in range(len(js))))
-        l_p = _nce_within(cross_p, pats, scale) if js else torch.zeros((), dtype=patches.dtype)
-        l_s = _nce_within(cross_s, sents, scale) if len(js) >= 2 else torch.zeros((), dtype=patches.dtype)
-        total = total + cfg.egm_weight_patch * l_p + cfg.egm_weight_sentence * l_s
-    return total / b
-
-
-def _weights_row_mixed(x_row: Tensor, g: list[Tensor | None], cfg: LossConfig) -> Tensor:
-    """Eq. 6 row where only some columns carry gaze (None = no gaze for that column)."""
-    vals = [float(v) for v in x_row]
-    t = 1.0 / len(vals) if cfg.egm_threshold is None else cfg.egm_threshold
-    if cfg.egm_gaze_mix == "add":
-        w = [
-            a + (float(gv) if gv is not None else 0.0)
-            for a, gv in zip(_omega_row(vals, cfg.egm_threshold), g)
-        ]
-    else:
-        mm = _omega_row(vals, 0.0)
-        mixed = [0.5 * (a + float(gv)) if gv is not None else a for a, gv in zip(mm, g)]
-        w = [v if v >= t else 0.0 for v in mixed]
-    w = [v + cfg.egm_smoothing for v in w]
-    total = sum(w)
-    return torch.tensor([v / total for v in w], dtype=x_row.dtype)
+        if not js:
+            continue
+        g = None
+        if bool(has_gaze[k]):
+            peak = {j: float(gaze[k, j].max()) for j in js}
+            g = [[float(gaze[k, j, i]) / peak[j] if peak[j] > 0 else 0.0 for i in range(n)] for j in js]
+        l_p, l_s = _egm_sample(
+            [patches[k, i] for i in range(n)], [sentences[k, j] for j in js], g, scale, cfg
+        )
+        wp, ws = (cfg.egm_weight_patch, cfg.egm_weight_sentence)
+        if g is None and cfg.egm_no_gaze_weights is not None:
+            wp, ws = cfg.egm_no_gaze_weights
+        total = total + wp * l_p + ws * l_s
+    return torch.as_tensor(total / b, dtype=patches.dtype)

@@ -64,13 +64,25 @@ def lr_multiplier(step: int, total_steps: int, warmup_steps: int, min_frac: floa
     return min_frac + (1.0 - min_frac) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on matrices only; none on biases, norms and the temperature (CLIP/open_clip practice)."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
+def param_groups(model: torch.nn.Module, weight_decay: float, lr: float | None = None) -> list[dict]:
+    """Weight decay on matrices only; none on biases, norms and the temperature (CLIP/open_clip practice).
+
+    With ``lr``, parameters under a prefix of ``model.param_lr_scales()`` get their own groups at lr x scale
+    (eCLIP's heatmap processor at twice the base rate, as its reference); the scheduler scales every group.
+    """
+    scales: dict[str, float] = getattr(model, "param_lr_scales", dict)() if lr is not None else {}
+    groups: dict[tuple[float, bool], list] = {}
+    for name, p in model.named_parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+            scale = next((v for k, v in scales.items() if name.startswith(k)), 1.0)
+            groups.setdefault((scale, p.ndim >= 2), []).append(p)
+    out = []
+    for scale, decay in sorted(groups, key=lambda k: (k[0], not k[1])):
+        group = {"params": groups[scale, decay], "weight_decay": weight_decay if decay else 0.0}
+        if scale != 1.0:
+            group["lr"] = lr * scale  # type: ignore[operator]
+        out.append(group)
+    return out
 
 
 # --------------------------------------------------------------------------------------------- seeding
@@ -433,7 +445,10 @@ def _train(
 
     model.to(ctx.device)
     opt = torch.optim.AdamW(
-        param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=cfg.optim.betas, eps=cfg.optim.eps
+        param_groups(model, cfg.optim.weight_decay, cfg.optim.lr),
+        lr=cfg.optim.lr,
+        betas=cfg.optim.betas,
+        eps=cfg.optim.eps,
     )
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: lr_multiplier(s, total_steps, warmup, cfg.optim.min_lr_frac)

@@ -31,8 +31,12 @@ def test_bench_json_small(capsys):
         torch.set_num_threads(threads)
     res = json.loads(capsys.readouterr().out)
     assert res["loss_parity_max_abs_err"] < 1e-10
+    terms = {"clip", "filip", "mlce", "egm", "egf"}
+    for name in ("paper", "reference_code"):  # every term, under each definition, in float64
+        assert set(res["loss_parity_float64"][name]) == terms
+        assert max(res["loss_parity_float64"][name].values()) <= 1e-10, name
     assert res["loss_speedup_vs_loop"] > 2.0  # thousands of Python-level dot products vs a few kernels
-    assert set(res["loss_terms_float64"]) == {"clip", "filip", "mlce", "egm"}
+    assert set(res["loss_terms_float64"]) == terms
     if not torch.cuda.is_available():
         assert res["train_step_samples_per_s"] is None and res["mfu"] is None
 

@@ -109,7 +109,7 @@ def test_temperature_initialised_and_clamped():
 def test_config_round_trip_presets_and_errors():
     cfg = ModelConfig.preset("tiny")
     again = ModelConfig.from_dict(cfg.to_dict())
-    assert again == cfg and isinstance(again.loss, LossConfig) and again.loss.losses == ("clip", "egf", "egm")
+    assert again == cfg and isinstance(again.loss, LossConfig) and again.loss.losses == ("egf", "egm")
     assert ModelConfig.preset("paper").text_encoder == "emilyalsentzer/Bio_ClinicalBERT"
     assert ModelConfig.preset("bench").text_encoder_kwargs["num_hidden_layers"] == 6
     with pytest.raises(ConfigError, match="unknown keys"):

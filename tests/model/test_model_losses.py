@@ -17,7 +17,11 @@ REFERENCE = LossConfig.reference_code()
 MIXED = LossConfig(
     filip_t2i_over_images=False, egm_threshold=0.2, egm_smoothing=0.05, mlce_label_min_frac=0.3
 )
-CONFIGS = {"paper": PAPER, "reference": REFERENCE, "mixed": MIXED}
+MINMAX = LossConfig(egm_omega="minmax", egm_gaze_mix_patch="add", egm_single_sentence="mse")
+HALF = LossConfig(
+    egm_omega="minmax", egm_gaze_mix="half_gaze", egm_gaze_mix_patch="mean", egm_no_gaze_weights=(0.2, 0.8)
+)
+CONFIGS = {"paper": PAPER, "reference": REFERENCE, "mixed": MIXED, "minmax": MINMAX, "half": HALF}
 SCALE = 1.0 / 0.07
 
 
@@ -143,10 +147,13 @@ def test_reference_code_preset_differs_from_paper_in_every_documented_option():
     ref, paper = LossConfig.reference_code(), LossConfig()
     changed = {k for k in vars(paper) if getattr(paper, k) != getattr(ref, k)}
     assert changed == {
-        "mlce_weight_s2p", "mlce_weight_p2s", "mlce_scaled_by_temperature", "mlce_per_gaze_sample",
-        "filip_mask_padded", "filip_t2i_over_images", "egm_threshold", "egm_smoothing", "egm_gaze_mix",
-        "egm_weight_patch", "egm_weight_sentence",
+        "losses", "mlce_weight_s2p", "mlce_weight_p2s", "mlce_scaled_by_temperature", "mlce_per_gaze_sample",
+        "mlce_empty_rows_negative", "filip_mask_padded", "filip_t2i_over_images", "egm_omega",
+        "egm_threshold", "egm_smoothing", "egm_gaze_mix", "egm_gaze_mix_patch", "egm_no_gaze_threshold",
+        "egm_no_gaze_weights", "egm_normalize_mapped", "egm_single_sentence", "egm_weight_patch",
+        "egm_weight_sentence",
     }  # fmt: skip
+    assert ref.losses == ("egf",)  # the reference trains FILIP + MLCE only
     assert (ref.mlce_weight_s2p, ref.egm_threshold, ref.egm_smoothing) == (0.8, 3 / 7, 0.01)
     assert LossConfig.reference_code(egm_smoothing=0.0).egm_smoothing == 0.0
 
@@ -198,22 +205,33 @@ def test_omega_known_answer_and_constant_rows():
     torch.testing.assert_close(out, torch.tensor([[0.0, 0.5, 1.0, 0.25], [1.0, 1.0, 1.0, 1.0]]))
     out = L.omega(x, cols, 3 / 7)
     torch.testing.assert_close(out[0], torch.tensor([0.0, 0.5, 1.0, 0.0]))
+    binary = L.omega(x, cols, None, binary=True)  # the paper's "sparse and binarize"
+    torch.testing.assert_close(binary, torch.tensor([[0.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]]))
     masked = L.omega(torch.tensor([[5.0, 0.0, 1.0]]), torch.tensor([[False, True, True]]), None)
     torch.testing.assert_close(masked, torch.tensor([[0.0, 0.0, 1.0]]))
 
 
 def test_egm_weights_rows_sum_to_one_and_gaze_adds_to_omega():
-    x = torch.tensor([[0.0, 1.0, 0.5]])
+    x = torch.tensor([[[0.0, 1.0, 0.5]]])
     cols = torch.ones_like(x, dtype=torch.bool)
-    gaze = torch.tensor([[1.0, 0.0, 0.0]])
-    w = L.egm_weights(x, gaze, torch.ones_like(cols), cols, PAPER)
-    # omega: minmax [0, 1, .5], threshold 1/3 -> [0, 1, .5]; + gaze [1, 0, 0] -> [1, 1, .5] / 2.5
-    torch.testing.assert_close(w, torch.tensor([[0.4, 0.4, 0.2]]))
-    w0 = L.egm_weights(x, gaze, torch.zeros_like(cols), cols, PAPER)  # no gaze: omega alone
-    torch.testing.assert_close(w0, torch.tensor([[0.0, 1.0 / 1.5, 0.5 / 1.5]]))
-    ref = L.egm_weights(x, gaze, torch.ones_like(cols), cols, REFERENCE)
-    # reference: (minmax + G)/2 = [.5, .5, .25] -> < 3/7 dropped -> [.5, .5, 0] + .01 -> normalised
-    torch.testing.assert_close(ref, torch.tensor([[0.51, 0.51, 0.01]]) / 1.03)
+    gaze = torch.tensor([[[1.0, 0.0, 0.0]]])
+    on, off = torch.tensor([True]), torch.tensor([False])
+    # paper: omega = binarise(sparse(minmax)): minmax [0, 1, .5] >= 1/3 -> [0, 1, 1]; + gaze -> [1, 1, 1] / 3
+    torch.testing.assert_close(L.egm_weights(x, gaze, on, cols, PAPER), torch.full((1, 1, 3), 1 / 3))
+    torch.testing.assert_close(L.egm_weights(x, gaze, off, cols, PAPER), torch.tensor([[[0.0, 0.5, 0.5]]]))
+    # min-max omega (the option): [0, 1, .5] + [1, 0, 0] -> [1, 1, .5] / 2.5
+    torch.testing.assert_close(L.egm_weights(x, gaze, on, cols, MINMAX), torch.tensor([[[0.4, 0.4, 0.2]]]))
+    w0 = L.egm_weights(x, gaze, off, cols, MINMAX)  # no gaze: omega alone
+    torch.testing.assert_close(w0, torch.tensor([[[0.0, 1.0 / 1.5, 0.5 / 1.5]]]))
+    ref = L.egm_weights(x, gaze, on, cols, REFERENCE)
+    # reference sentence side: (minmax + G)/2 = [.5, .5, .25] -> < 3/7 dropped -> [.5, .5, 0] + .01
+    torch.testing.assert_close(ref, torch.tensor([[[0.51, 0.51, 0.01]]]) / 1.03)
+    half = L.egm_weights(x, gaze, on, cols, REFERENCE, "half_gaze")
+    # reference patch side: minmax + G/2 = [.5, 1, .5] (the precedence slip) -> all kept, + .01
+    torch.testing.assert_close(half, torch.tensor([[[0.51, 1.01, 0.51]]]) / 2.03)
+    # reference samples without gaze: minmax thresholded at 1/7: [0, 1, .5] + .01
+    ref0 = L.egm_weights(x, gaze, off, cols, REFERENCE)
+    torch.testing.assert_close(ref0, torch.tensor([[[0.01, 1.01, 0.51]]]) / 1.53)
 
 
 def test_egm_gaze_changes_loss_only_where_present():
@@ -232,10 +250,83 @@ def test_egm_gaze_changes_loss_only_where_present():
 def test_single_sentence_reports_and_float32_agree_with_float64():
     p, s, mask, gaze, hg = make_batch(8, m=1)
     sc = torch.tensor(SCALE, dtype=torch.float64)
-    out64 = {k: float(v) for k, v in L.egm_loss(p, s, mask, gaze, hg, sc, PAPER).items()}
-    assert out64["egm_sentence"] == 0.0  # a softmax over one sentence carries nothing
+    out64 = {k: float(v) for k, v in L.egm_loss(p, s, mask, gaze, hg, sc, MINMAX).items()}
+    assert out64["egm_patch"] == 0.0  # m = 1: no patch-side contrast (its floor would be log n)
     assert out64["egm_loss"] == pytest.approx(
-        float(R.egm_loop(p, s, mask, gaze, hg, SCALE, PAPER)), abs=1e-10
+        float(R.egm_loop(p, s, mask, gaze, hg, SCALE, MINMAX)), abs=1e-10
     )
-    out32 = L.egm_loss(p.float(), s.float(), mask, gaze.float(), hg, sc.float(), PAPER)
+    out32 = L.egm_loss(p.float(), s.float(), mask, gaze.float(), hg, sc.float(), MINMAX)
     assert float(out32["egm_loss"]) == pytest.approx(out64["egm_loss"], rel=1e-4)
+
+
+def test_egm_for_one_sentence_is_zero_and_sends_no_gradient():
+    """Paper default: a one-sentence report adds 0 to L_EGM (both sides) and its features get no gradient
+    from it, while the other samples still count in Eq. 8's 1/b."""
+    p, s, mask, gaze, hg = make_batch(9, grad=True)  # sample 0 has exactly one sentence
+    sc = torch.tensor(SCALE, dtype=torch.float64)
+    out = L.egm_loss(p, s, mask, gaze, hg, sc, PAPER)
+    gp, gs = torch.autograd.grad(out["egm_loss"], (p, s))
+    assert gp[0].abs().max() == 0 and gs[0].abs().max() == 0
+    assert gp[1:].abs().sum() > 0
+    alone = L.egm_loss(p[:1], s[:1], mask[:1], gaze[:1], hg[:1], sc, PAPER)
+    assert float(alone["egm_loss"].detach()) == 0.0 and float(alone["egm_sentence"]) == 0.0
+    rest = L.egm_loss(p[1:], s[1:], mask[1:], gaze[1:], hg[1:], sc, PAPER)["egm_loss"]
+    b = p.shape[0]
+    assert float(out["egm_loss"].detach()) == pytest.approx(float(rest.detach()) * (b - 1) / b, abs=1e-12)
+
+
+def test_egm_one_sentence_reference_form_is_the_summed_squared_error():
+    """Reference (m = 1): sentence side sum_d (Cross_S - S)^2 with Cross_S not normalised, patch side 0."""
+    p, s, mask, gaze, hg = make_batch(10, m=1)
+    sc = torch.tensor(SCALE, dtype=torch.float64)
+    out = L.egm_loss(p, s, mask, gaze, hg, sc, REFERENCE)
+    x = torch.einsum("bmd,bnd->bmn", s, p)
+    gs = gaze / gaze.amax(-1, keepdim=True).clamp_min(1e-12)
+    w = L.egm_weights(x, gs, hg, torch.ones_like(x, dtype=torch.bool), REFERENCE)
+    sq = ((w @ p - s) ** 2).sum((1, 2))
+    wt = torch.tensor(
+        [0.3 if h else 0.5 for h in hg.tolist()], dtype=sq.dtype
+    )  # sentence weight: 0.3 with gaze, 1/2 without
+    assert float(out["egm_loss"]) == pytest.approx(float((wt * sq).mean()), abs=1e-12)
+    assert float(out["egm_patch"]) == 0.0
+
+
+def test_default_total_is_the_papers_egf_plus_egm():
+    assert LossConfig().losses == ("egf", "egm")
+    assert LossConfig().egm_omega == "binary"
+    from radgaze.model.config import ModelConfig
+    from radgaze.training.config import load_config
+
+    for name in ("paper", "tiny", "bench"):
+        assert ModelConfig.preset(name).loss.losses == ("egf", "egm"), name
+    for name in ("paper", "tiny"):  # the shipped training configs follow the default
+        assert load_config(name).model_config().loss.losses == ("egf", "egm"), name
+
+
+@pytest.mark.parametrize(
+    "loss, name",
+    [
+        ({"egm_gaze_mix": "mean"}, "egm_omega"),  # the averaged mixes are defined on min-max values
+        ({"egm_omega": "sparse"}, "egm_omega"),
+        ({"egm_gaze_mix_patch": "max", "egm_omega": "minmax"}, "egm_gaze_mix_patch"),
+        ({"egm_single_sentence": "drop"}, "egm_single_sentence"),
+        ({"egm_no_gaze_weights": [0.5]}, "egm_no_gaze_weights"),
+        ({"egm_no_gaze_threshold": 1.5}, "egm_no_gaze_threshold"),
+    ],
+)
+def test_loss_options_are_validated(loss, name):
+    from radgaze.capture.errors import ConfigError
+    from radgaze.model.config import ModelConfig
+
+    with pytest.raises(ConfigError, match=name):
+        ModelConfig.from_dict({"loss": loss})
+
+
+def test_reference_preset_round_trips_through_json():
+    import json
+
+    from radgaze.model.config import ModelConfig
+
+    cfg = ModelConfig(loss=LossConfig.reference_code())
+    again = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg and again.loss.egm_no_gaze_weights == (0.5, 0.5)

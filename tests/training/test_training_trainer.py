@@ -65,7 +65,11 @@ def test_tiny_training_losses_fall_and_run_dir_is_complete(synth_sessions, tmp_p
     ends = [json.loads(x) for x in (run / "epochs.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in ends] == [0, 1, 2, 3, 4]
     first, last = ends[0]["loss"], ends[-1]["loss"]
-    assert last < 0.95 * first, (first, last)
+    # The default total is the paper's L_EGF + L_EGM. Its MLCE part works on cosines in [-1, 1] and has a
+    # high floor (~log(1 + 44/e) with ~90 % of patches gazed), so the total moves less than a CLIP term
+    # would; the EGM term shows the learning plainly.
+    assert last < first, (first, last)
+    assert ends[-1]["egm_loss"] < 0.95 * ends[0]["egm_loss"], (ends[0], ends[-1])
     for kind in ("last", "best"):
         assert (run / "checkpoints" / kind).is_dir()
     assert json.loads((run / "report.json").read_text())["data"]["n_cases"] == 16
