@@ -144,6 +144,27 @@ def settings():
     return QtCore.QSettings("radgaze", "radgaze")
 
 
+def restore_window_geometry(window, key: str, size_px: tuple[int, int]) -> None:
+    """The saved geometry of this kind of window (``key``), else ``size_px`` shrunk to the screen's free area
+    (so a 1366 x 768 laptop shows the whole window)."""
+    from PySide6 import QtGui
+
+    saved = settings().value(f"geometry/{key}")
+    if saved is not None and window.restoreGeometry(saved):
+        return
+    screen = QtGui.QGuiApplication.primaryScreen()
+    w, h = size_px
+    if screen is not None:
+        avail = screen.availableGeometry()
+        w, h = min(w, avail.width()), min(h, avail.height())
+    window.resize(w, h)
+
+
+def save_window_geometry(window, key: str) -> None:
+    """Remember ``window``'s geometry for the next window of this kind (call from closeEvent)."""
+    settings().setValue(f"geometry/{key}", window.saveGeometry())
+
+
 # ------------------------------------------------------------------------------------------ quitting
 def quit_all(app=None) -> None:
     """Close every top-level window (each finishes what it records in its closeEvent), then leave every event

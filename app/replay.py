@@ -28,6 +28,8 @@ from radgaze.app import replay_export as rx
 from radgaze.app.audio_player import AudioPlayer
 from radgaze.app.image_view import ImageView
 from radgaze.app.panels import SentenceList, ViewControls
+from radgaze.app.qtapp import restore_window_geometry, save_window_geometry
+from radgaze.app.shortcuts import Key, install_viewing_keys
 from radgaze.app.state import ViewerState, ViewTransform
 from radgaze.app.timeline import (
     SCANPATH_TRAIL_S,
@@ -81,6 +83,19 @@ def case_ids_of(session_path: Path) -> list[str]:
 
     with SessionReader(session_path) as reader:
         return list(reader.case_ids)
+
+
+PLAYBACK_KEYS_HELP = {
+    "Space": "play / pause",
+    "Right": "next event (fixation, word, view change)",
+    "Left": "previous event",
+    "Shift+Right": "1 s forward",
+    "Shift+Left": "1 s back",
+    "Home": "start of the case",
+    "End": "end of the case",
+    "+": "faster",
+    "-": "slower",
+}
 
 
 class ReplayWindow(QtWidgets.QMainWindow):
@@ -260,6 +275,8 @@ class ReplayWindow(QtWidgets.QMainWindow):
             sc.setContext(QtCore.Qt.ShortcutContext.WindowShortcut)
             sc.activated.connect(slot)
             self.shortcuts[key] = sc
+        playback_keys = tuple(Key((k,), PLAYBACK_KEYS_HELP.get(k, "playback")) for k in keys)
+        self.shortcuts.update(install_viewing_keys(self, self.state, playback_keys))  # the viewer's own keys
 
     # -- case -----------------------------------------------------------------------------------------
     def open_case(self, case_id: str) -> None:
@@ -603,6 +620,7 @@ class ReplayWindow(QtWidgets.QMainWindow):
             self.statusBar().showMessage(f"sentence {index + 1}: no fixations in its window (no heatmap)")
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        save_window_geometry(self, "replay")
         self.timer.stop()
         self.audio.close()
         super().closeEvent(ev)
@@ -661,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
         win.open_case(args.case)
     if args.fitted:
         win.set_reader_view(False)
-    win.resize(1500, 950)
+    restore_window_geometry(win, "replay", (1500, 950))  # fits a 1366 x 768 screen, remembered
     win.show()
     win.playback.set_speed(args.speed)
     win.seek(win.playback.t_start + args.start)

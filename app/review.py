@@ -44,8 +44,10 @@ from radgaze.app.agreement import (
 )
 from radgaze.app.image_view import ImageView
 from radgaze.app.panels import ViewControls
+from radgaze.app.qtapp import restore_window_geometry, save_window_geometry
 from radgaze.app.retrain import RetrainDialog, resolve_checkpoint
 from radgaze.app.review_figure import FigurePanels
+from radgaze.app.shortcuts import install_viewing_keys
 from radgaze.app.state import ViewerState
 from radgaze.capture.errors import ImageLoadError, RadgazeError, SessionFormatError
 from radgaze.capture.records import CaseRecord
@@ -209,6 +211,8 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.controls = ViewControls(self.reader_state)  # W/L presets drive both panes (linked)
         self._link_states()
         self._build_ui()
+        # the viewer's keys on the reader's pane (the model pane mirrors it): F fits both, also from the table
+        self.shortcuts = install_viewing_keys(self, self.reader_state)
         self.load_model_and_compute()
 
     # -- construction ---------------------------------------------------------------------------------
@@ -610,6 +614,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
         return self.retrain_dialog
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        save_window_geometry(self, "review")
         if self.retrain_dialog is not None:
             self.retrain_dialog.panel.shutdown()
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -656,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
 
     app = ensure_qapp("radgaze review")
     win = ReviewWindow(args.run, args.sessions)
-    win.resize(1500, 1000)
+    restore_window_geometry(win, "review", (1500, 1000))  # fits a 1366 x 768 screen, remembered
     win.show()
     unattended = any(x is not None for x in (args.screenshot, args.export_csv, args.export_figure))
     errors: list[BaseException] = []

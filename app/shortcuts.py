@@ -65,6 +65,15 @@ def install_keys(window: QtWidgets.QWidget, bindings: list[tuple[Key, object]]) 
     return shortcuts
 
 
+def install_viewing_keys(window: QtWidgets.QMainWindow, state: ViewerState, extra: tuple[Key, ...] = ()):
+    """The viewing keys of every image window on ``state`` plus Help ▸ Keyboard shortcuts listing them (and
+    ``extra``, keys the window installs itself); returns {key: shortcut}."""
+    bindings = viewing_keys(state)
+    shortcuts = install_keys(window, bindings)
+    install_help_menu(window, lambda: [*(k for k, _ in bindings), *extra])
+    return shortcuts
+
+
 def shortcuts_html(bindings: list[Key], drag_mode: str) -> str:
     """The Help ▸ Keyboard shortcuts text: keys, mouse, and how right-drag is set."""
     rows = "".join(f"<tr><td><b>{' / '.join(k.keys)}</b></td><td>{k.what}</td></tr>" for k in bindings)

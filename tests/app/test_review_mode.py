@@ -267,6 +267,21 @@ def test_panes_never_desync_fit_zoom_and_case_change(review, qtbot, artifacts_di
     review.controls.fit_button.click()
 
 
+def test_viewing_keys_in_review_fit_both_panes_even_from_the_table(review, qtbot):
+    r, m = review.reader_state, review.model_state
+    r.zoom_at(2.0, 100.0, 100.0)
+    assert not r.fitted
+    review.table.setFocus()
+    row_before = review.table.currentRow()
+    qtbot.keyClick(review.table, QtCore.Qt.Key.Key_F)  # in the table: a shortcut, not a keyboard search
+    assert r.fitted and m.fitted and r.transform == m.transform
+    assert review.table.currentRow() == row_before
+    invert = r.invert
+    qtbot.keyClick(review.table, QtCore.Qt.Key.Key_I)
+    assert r.invert is (not invert) and m.invert is r.invert
+    assert "F" in review.shortcuts and "1" in review.shortcuts
+
+
 def test_export_csv_and_figure(review, tmp_path, artifacts_dir):
     out = review.export_csv(tmp_path / "agreement.csv")
     parsed = list(csv.DictReader(out.open()))
