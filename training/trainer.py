@@ -250,12 +250,45 @@ class RunData:
     train: tdata.SessionDataset
     val: tdata.SessionDataset | None
     gaze_keys: set[str]
+    prepared: str | None = None  # the prepared dataset the items come from (None: decoded from sessions)
 
 
 def prepare_data(
-    cfg: TrainConfig, sessions: Path, *, mcfg, n_side: int, cache: dict | None = None
+    cfg: TrainConfig,
+    sessions: Path,
+    *,
+    mcfg,
+    n_side: int,
+    cache: dict | None = None,
+    ctx: DistContext | None = None,
 ) -> RunData:
-    index = tdata.build_index(sessions)
+    """Index, split and gaze selection of the run's cases, as datasets.
+
+    When ``sessions`` is a prepared dataset, or holds one in ``.radgaze-prepared``
+    (:mod:`radgaze.training.prepared`), the items come from it: rank 0 first refreshes it for the session
+    files that changed (when the sessions are there) and adds this run's variant; the others wait.
+    """
+    from radgaze.training import prepared as tprep
+
+    sessions = Path(sessions)
+    prepared_dir = tprep.find_prepared(sessions)
+    folder = None
+    if prepared_dir is not None:
+        variant = tprep.Variant(int(mcfg.image_size), n_side, cfg.data.max_sentences)
+        src = tprep.source_folder(prepared_dir, tprep.read_manifest(prepared_dir))
+        if src is not None and (ctx is None or ctx.is_main):
+            rep = tprep.prepare(src, prepared_dir, [variant])
+            if rep.refreshed_files:
+                log.info(
+                    "prepared dataset %s: %d session file(s) refreshed", prepared_dir, rep.refreshed_files
+                )
+        if ctx is not None:
+            barrier(ctx)
+        folder = tprep.PreparedFolder(prepared_dir, variant)
+        sessions = src if src is not None else prepared_dir
+        index = folder.index(sessions)
+    else:
+        index = tdata.build_index(sessions)
     if not index.cases:
         raise ConfigError(
             f"no usable cases under {sessions}: {index.n_files} session file(s), {len(index.skipped)} skipped"
@@ -272,15 +305,18 @@ def prepare_data(
         std=mcfg.image_std,
         cache=cache,
     )
-    train = tdata.SessionDataset(
-        sessions, [by_key[k] for k in train_keys], cfg.data, gaze_keys=gaze_keys, train=True, **common
-    )
-    val = None
-    if val_keys:
-        val = tdata.SessionDataset(
-            sessions, [by_key[k] for k in val_keys], cfg.data, gaze_keys=set(val_keys), train=False, **common
-        )
-    return RunData(index, train, val, gaze_keys)
+
+    def dataset(keys: list[str], gaze: set[str], train: bool) -> tdata.SessionDataset:
+        cases = [by_key[k] for k in keys]
+        if folder is not None:
+            return tprep.PreparedDataset(
+                folder, sessions, cases, cfg.data, gaze_keys=gaze, train=train, **common
+            )
+        return tdata.SessionDataset(sessions, cases, cfg.data, gaze_keys=gaze, train=train, **common)
+
+    train = dataset(train_keys, gaze_keys, True)
+    val = dataset(val_keys, set(val_keys), False) if val_keys else None
+    return RunData(index, train, val, gaze_keys, prepared=None if folder is None else str(prepared_dir))
 
 
 class _EpochBatches(torch.utils.data.Sampler):
@@ -297,7 +333,14 @@ class _EpochBatches(torch.utils.data.Sampler):
         return len(self.batches)
 
 
-def _loader(ds: tdata.SessionDataset, batches: list[list[int]], epoch: int, workers: int):
+def _loader(
+    ds: tdata.SessionDataset, batches: list[list[int]], epoch: int, workers: int, pin_memory: bool = False
+):
+    """The epoch's batches, loaded in ``workers`` processes (0 = in this one), pinned for a CUDA copy.
+
+    Items are functions of (seed, epoch, index) alone, so which worker builds a batch changes nothing and a
+    resumed epoch (its remaining ``batches``) yields exactly the batches the uninterrupted one would have.
+    """
     # A DataLoader draws its workers' base seed from the global RNG unless given a generator; that draw would
     # make a resumed run's dropout masks differ from the uninterrupted run's, so it gets its own.
     return torch.utils.data.DataLoader(
@@ -305,6 +348,8 @@ def _loader(ds: tdata.SessionDataset, batches: list[list[int]], epoch: int, work
         batch_sampler=_EpochBatches(batches, epoch),
         collate_fn=tdata.collate,
         num_workers=workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if workers > 0 else None,
         generator=torch.Generator().manual_seed(epoch),
     )
 
@@ -369,7 +414,7 @@ def _train(
     _init_run_dir(cfg, out, ctx)
     seed_everything(cfg.seed)
     model, mcfg = build_model(cfg, out)
-    rd = prepare_data(cfg, sessions, mcfg=mcfg, n_side=int(model.patch_grid), cache=sample_cache)
+    rd = prepare_data(cfg, sessions, mcfg=mcfg, n_side=int(model.patch_grid), cache=sample_cache, ctx=ctx)
     plan = plan_steps(len(rd.train), cfg, ctx.world_size)
     model.to(ctx.device)
     run = _build_run(cfg, ctx, out, model, rd, plan)
@@ -551,7 +596,8 @@ def train_one_epoch(run: _Run, metrics_fh: IO[str] | None, stop_after_steps: int
         len(run.rd.train), plan.batch_size, cfg.seed, loop.epoch, ctx.rank, ctx.world_size
     )
     batches = batches[loop.micro : plan.micro_per_epoch]
-    for batch in _loader(run.rd.train, batches, loop.epoch, cfg.num_workers):
+    pin = ctx.device.type == "cuda"
+    for batch in _loader(run.rd.train, batches, loop.epoch, cfg.num_workers, pin):
         boundary = _forward_backward(run, batch)
         if not boundary:
             continue
@@ -672,6 +718,7 @@ def _run_report(run: _Run, sessions: Path, stopped: bool, wall_s: float) -> dict
             "n_train": len(rd.train),
             "n_val": 0 if rd.val is None else len(rd.val),
             "gaze_ratio": cfg.data.gaze_ratio,
+            "prepared": rd.prepared,
         },
         "final_terms": run.last_terms,
         "best_metric": loop.best_metric if math.isfinite(loop.best_metric) else None,
