@@ -23,7 +23,11 @@ KEYS = [
 
 
 def _env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p),
+    }
 
 
 def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
