@@ -27,7 +27,11 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: radgaze train ./sessions --out runs/tiny --config tiny --epochs 2 --progress-json -",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("sessions", help="folder of session files (searched recursively)")
+    p.add_argument(
+        "sessions",
+        help="folder of session files (searched recursively; its .radgaze-prepared is used when present) "
+        "or a prepared folder (radgaze prepare)",
+    )
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--config", default="paper", help="preset (tiny, paper) or a TOML/JSON file")
     p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
