@@ -137,7 +137,7 @@ def build_index(folder: str | os.PathLike, *, use_cache: bool = True) -> Session
             refreshed += 1
         files[rel] = entry
     if refreshed or set(files) != set(cached):
-        _write_json_atomic(cache_path, {"version": INDEX_VERSION, "files": files})
+        write_json_atomic(cache_path, {"version": INDEX_VERSION, "files": files})
     index = SessionIndex(folder=folder, cases=[], n_files=len(files), refreshed_files=refreshed)
     for rel in sorted(files):
         for c in files[rel]["cases"]:
@@ -152,7 +152,8 @@ def build_index(folder: str | os.PathLike, *, use_cache: bool = True) -> Session
     return index
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
+def write_json_atomic(path: Path, obj: dict) -> None:
+    """``obj`` as JSON in ``path`` via a temp file and os.replace; a failure is logged, never raised."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(json.dumps(obj))

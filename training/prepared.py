@@ -66,6 +66,10 @@ class Variant:
     def key(self) -> str:
         return f"s{self.image_size}-g{self.n_side}-m{self.max_sentences}"
 
+    def as_list(self) -> list[int]:
+        """[image_size, n_side, max_sentences], as the manifest stores it."""
+        return [self.image_size, self.n_side, self.max_sentences]
+
 
 @dataclass
 class PrepareReport:
@@ -244,7 +248,7 @@ def prepare(
     index = tdata.build_index(sessions)
     manifest = _load_manifest_or_new(out, sessions)
     wanted = sorted({Variant(*v) for v in manifest["variants"]} | set(variants))
-    manifest["variants"] = [list(astuple_variant(v)) for v in wanted]
+    manifest["variants"] = [v.as_list() for v in wanted]
     by_file: dict[str, list[tdata.IndexedCase]] = {}
     for c in index.cases:
         by_file.setdefault(c.file, []).append(c)
@@ -271,12 +275,8 @@ def prepare(
     manifest["shards"] = shards
     manifest["n_files"] = index.n_files
     manifest["skipped_files"] = list(index.skipped)  # files/cases the session index could not use
-    tdata._write_json_atomic(out / MANIFEST_NAME, manifest)
+    tdata.write_json_atomic(out / MANIFEST_NAME, manifest)
     return report
-
-
-def astuple_variant(v: Variant) -> tuple[int, int, int]:
-    return (v.image_size, v.n_side, v.max_sentences)
 
 
 def _fresh_meta(out: Path, entry: dict | None, st, wanted: list[Variant]) -> dict | None:
@@ -343,10 +343,10 @@ class PreparedFolder:
         self.out = Path(out)
         self.manifest = read_manifest(self.out)
         self.variant = variant
-        if list(astuple_variant(variant)) not in self.manifest["variants"]:
+        if variant.as_list() not in self.manifest["variants"]:
             raise ConfigError(
                 f"the prepared dataset {self.out} has variants {self.manifest['variants']} "
-                f"(image size, patch grid, sentences), not {list(astuple_variant(variant))}; run "
+                f"(image size, patch grid, sentences), not {variant.as_list()}; run "
                 f"`radgaze prepare` with the sessions present to add it"
             )
         self.cases: list[tdata.IndexedCase] = []

@@ -251,6 +251,7 @@ class RunData:
     val: tdata.SessionDataset | None
     gaze_keys: set[str]
     prepared: str | None = None  # the prepared dataset the items come from (None: decoded from sessions)
+    sessions_present: bool = True  # False for a prepared folder copied without its sessions (no final eval)
 
 
 def prepare_data(
@@ -316,7 +317,14 @@ def prepare_data(
 
     train = dataset(train_keys, gaze_keys, True)
     val = dataset(val_keys, set(val_keys), False) if val_keys else None
-    return RunData(index, train, val, gaze_keys, prepared=None if folder is None else str(prepared_dir))
+    return RunData(
+        index,
+        train,
+        val,
+        gaze_keys,
+        prepared=None if folder is None else str(prepared_dir),
+        sessions_present=folder is None or src is not None,
+    )
 
 
 class _EpochBatches(torch.utils.data.Sampler):
@@ -349,7 +357,6 @@ def _loader(
         collate_fn=tdata.collate,
         num_workers=workers,
         pin_memory=pin_memory,
-        prefetch_factor=4 if workers > 0 else None,
         generator=torch.Generator().manual_seed(epoch),
     )
 
@@ -753,6 +760,9 @@ def _finish(run: _Run, report: dict) -> None:
 def _final_eval(model, rd: RunData, device, out: Path) -> dict | None:
     from radgaze.training.evaluate import evaluate_dataset
 
+    if not rd.sessions_present:  # evaluation reads case records (fixations, findings) from the sessions
+        log.warning("final evaluation skipped: the session files of %s are not here", rd.prepared)
+        return None
     ds = rd.val if rd.val is not None else rd.train
     try:
         result = evaluate_dataset(_unwrap(model), ds, device=device)

@@ -136,16 +136,19 @@ def test_train_reads_the_prepared_form_and_ends_with_the_weights_of_a_raw_run(se
     raw = train(_tiny(), sessions_copy, tmp_path / "raw", show_bar=False)
     assert raw["data"]["prepared"] is None
     tprep.prepare(sessions_copy, None, [TINY])
-    prep = train(_tiny(), sessions_copy, tmp_path / "prep", show_bar=False)  # found in .radgaze-prepared
+    # found in .radgaze-prepared; the final evaluation reads the records from the sessions beside it
+    prep = train(_tiny("eval_at_end=true"), sessions_copy, tmp_path / "prep", show_bar=False)
     assert prep["data"]["prepared"] == str(sessions_copy / tprep.PREPARED_DIR)
+    assert prep["eval"]["n_cases"] == 16
     assert prep["steps"] == raw["steps"] == 8 and prep["data"]["n_cases"] == 16
     _assert_same_weights(tmp_path / "raw", tmp_path / "prep")
     # a prepared folder copied without its sessions (a cluster's shared disk) trains on its own
     moved = tmp_path / "elsewhere" / "prepared"
     shutil.copytree(sessions_copy / tprep.PREPARED_DIR, moved)
     shutil.rmtree(sessions_copy)
-    alone = train(_tiny(), moved, tmp_path / "alone", show_bar=False)
+    alone = train(_tiny("eval_at_end=true"), moved, tmp_path / "alone", show_bar=False)
     assert alone["finished"] and alone["data"]["prepared"] == str(moved)
+    assert alone["eval"] is None  # no records to evaluate against: skipped, said in the log
     _assert_same_weights(tmp_path / "raw", tmp_path / "alone")
 
 
