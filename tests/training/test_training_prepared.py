@@ -113,6 +113,17 @@ def test_prepare_command_writes_the_folder_train_finds(sessions_copy, capsys):
     assert "at least 16 px" in capsys.readouterr().err
 
 
+def test_prepare_and_bench_data_help_give_defaults_and_an_example(capsys):
+    from radgaze.app.cli import main
+
+    for argv in (["prepare", "--help"], ["bench", "data", "--help"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 0
+        text = capsys.readouterr().out
+        assert "example:" in text and "(default:" in text, argv
+
+
 # ----------------------------------------------------------------------------------------- training
 def _tiny(*over: str):
     return load_config("tiny", ["epochs=2", "batch_size=4", "eval_at_end=false", "num_threads=1", *over])
