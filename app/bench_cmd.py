@@ -13,6 +13,10 @@ TARGETS: dict[str, tuple[str, str]] = {
     ),
     "model": ("radgaze.model.bench", "loss parity and speed-up vs loop; GPU train-step throughput and MFU"),
     "store": ("radgaze.capture.bench.store", "session file size per minute of reading and write overhead"),
+    "data": (
+        "radgaze.training.bench_data",
+        "training items/s from sessions vs the prepared form, per process and with N workers",
+    ),
     "train": (
         "radgaze.training.bench",
         "the paper config on synthetic data: samples/s, MFU, time for 50 epochs",

@@ -38,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "radgaze.capture.importers.cli",
         "convert REFLACX / EGD-CXR / XDF recordings to session files",
     ),
+    "prepare": (
+        "radgaze.training.prepared",
+        "decode sessions once into the fast prepared form training reads",
+    ),
     "train": ("radgaze.training.cli", "EGMA pretraining over a folder of sessions"),
     "eval": ("radgaze.training.evaluate", "evaluate a run: zero-shot, retrieval, attention agreement"),
     "experiment": ("radgaze.training.experiment", "experiments, e.g. gaze-ablation"),

@@ -28,7 +28,11 @@ def _parser() -> argparse.ArgumentParser:
         "(into an existing run: add --resume or --overwrite)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("sessions", help="folder of session files (searched recursively)")
+    p.add_argument(
+        "sessions",
+        help="folder of session files (searched recursively; its .radgaze-prepared is used when present) "
+        "or a prepared folder (radgaze prepare)",
+    )
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--config", default="paper", help="preset (tiny, paper) or a TOML/JSON file")
     p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")

@@ -137,7 +137,7 @@ def build_index(folder: str | os.PathLike, *, use_cache: bool = True) -> Session
             refreshed += 1
         files[rel] = entry
     if refreshed or set(files) != set(cached):
-        _write_json_atomic(cache_path, {"version": INDEX_VERSION, "files": files})
+        write_json_atomic(cache_path, {"version": INDEX_VERSION, "files": files})
     index = SessionIndex(folder=folder, cases=[], n_files=len(files), refreshed_files=refreshed)
     for rel in sorted(files):
         for c in files[rel]["cases"]:
@@ -152,7 +152,8 @@ def build_index(folder: str | os.PathLike, *, use_cache: bool = True) -> Session
     return index
 
 
-def _write_json_atomic(path: Path, obj: dict) -> None:
+def write_json_atomic(path: Path, obj: dict) -> None:
+    """``obj`` as JSON in ``path`` via a temp file and os.replace; a failure is logged, never raised."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(json.dumps(obj))
@@ -271,6 +272,7 @@ class CaseSample:
     heatmaps_sq: list[np.ndarray | None]  # per sentence (S, S) letterboxed heatmap, None = empty marker
     labels: list[str]
     record: CaseRecord | None = None  # kept only when asked (evaluation)
+    reading: np.ndarray | None = None  # (S, S) float32 mean of the non-empty heatmaps_sq (zeros when none)
 
 
 def _gaze_rows(maps: list[np.ndarray | None], n_side: int) -> np.ndarray:
@@ -279,6 +281,15 @@ def _gaze_rows(maps: list[np.ndarray | None], n_side: int) -> np.ndarray:
         if hm is not None:
             rows[i] = to_patch_grid(hm, n_side).reshape(-1)
     return rows
+
+
+def reading_map(maps: list[np.ndarray | None], image_size: int) -> np.ndarray:
+    """The whole reading's heatmap on the square: the mean of the sentences' non-empty maps (eCLIP's expert
+    heatmap), zeros when none has gaze."""
+    present = [m for m in maps if m is not None]
+    if not present:
+        return np.zeros((image_size, image_size), np.float32)
+    return np.ascontiguousarray(np.mean(present, axis=0), dtype=np.float32)
 
 
 def apply_gaze_floor(rows: np.ndarray, floor: float) -> np.ndarray:
@@ -297,6 +308,48 @@ def apply_gaze_floor(rows: np.ndarray, floor: float) -> np.ndarray:
     return np.divide(out, total, out=np.zeros_like(out), where=total > 0)
 
 
+def read_case(folder: Path, case: IndexedCase) -> tuple[CaseRecord, np.ndarray]:
+    """(the case record, its image windowed to float32 (H, W) in [0, 1]) through the session store."""
+    from radgaze.capture.io.images import load_image
+
+    with SessionReader(folder / case.file) as reader:
+        record = reader.case(case.case_id)
+        image_path = reader.image_path(record)
+    return record, _window01(load_image(image_path))
+
+
+def case_sample_from(
+    key: str,
+    record: CaseRecord,
+    pixels01: np.ndarray,
+    *,
+    image_size: int,
+    n_side: int,
+    max_sentences: int,
+    keep_record: bool = False,
+) -> CaseSample:
+    """A decoded case -> its sample at one encoder size: letterboxed image and heatmaps, patch-grid rows."""
+    image01, lb = letterbox_image(pixels01, image_size)
+    m = min(len(record.sentences), max_sentences)
+    maps: list[np.ndarray | None] = []
+    for i in range(m):
+        hm = record.sentence_heatmap(i)
+        maps.append(
+            None if hm is None or not np.isfinite(hm).all() or hm.sum() <= 0 else letterbox_heatmap(hm, lb)
+        )
+    return CaseSample(
+        key=key,
+        image01=image01,
+        letterbox=lb,
+        sentences=list(record.sentences.text[:m]),
+        gaze=_gaze_rows(maps, n_side),
+        heatmaps_sq=maps,
+        labels=list(record.labels),
+        record=record if keep_record else None,
+        reading=reading_map(maps, image_size),
+    )
+
+
 def load_case_sample(
     folder: Path,
     case: IndexedCase,
@@ -307,29 +360,15 @@ def load_case_sample(
     keep_record: bool = False,
 ) -> CaseSample:
     """Read one case through the session store and letterbox its image and heatmaps."""
-    from radgaze.capture.io.images import load_image
-
-    with SessionReader(folder / case.file) as reader:
-        record = reader.case(case.case_id)
-        image_path = reader.image_path(record)
-    img = load_image(image_path)
-    image01, lb = letterbox_image(_window01(img), image_size)
-    m = min(len(record.sentences), max_sentences)
-    maps: list[np.ndarray | None] = []
-    for i in range(m):
-        hm = record.sentence_heatmap(i)
-        maps.append(
-            None if hm is None or not np.isfinite(hm).all() or hm.sum() <= 0 else letterbox_heatmap(hm, lb)
-        )
-    return CaseSample(
-        key=case.key,
-        image01=image01,
-        letterbox=lb,
-        sentences=list(record.sentences.text[:m]),
-        gaze=_gaze_rows(maps, n_side),
-        heatmaps_sq=maps,
-        labels=list(record.labels),
-        record=record if keep_record else None,
+    record, pixels01 = read_case(folder, case)
+    return case_sample_from(
+        case.key,
+        record,
+        pixels01,
+        image_size=image_size,
+        n_side=n_side,
+        max_sentences=max_sentences,
+        keep_record=keep_record,
     )
 
 
@@ -410,23 +449,38 @@ class SessionDataset(torch.utils.data.Dataset):
         """``item``: an index, or (epoch, index) from the trainer's sampler (workers hold no epoch state)."""
         epoch, i = item if isinstance(item, tuple) else (self.epoch, item)
         s = self.sample(i)
-        x = s.image01
+        return self.make_item(epoch, i, s.key, s.image01, s.reading, s.gaze, s.sentences, s.labels)
+
+    def make_item(
+        self,
+        epoch: int,
+        i: int,
+        key: str,
+        image01: torch.Tensor,
+        reading: np.ndarray | None,
+        gaze_rows: np.ndarray,
+        sentences: list[str],
+        labels: list[str],
+    ) -> dict:
+        """The training item of case ``i`` from its prepared arrays: augmentation, normalisation, the gaze
+        withheld for cases outside ``gaze_keys``."""
+        x = image01
         if self.train and self.cfg.augment:
             gen = torch.Generator().manual_seed(_item_seed(self.seed, epoch, i))
             x = photometric_augment(x, self.cfg, gen)
         x = self.normalise(x)
-        keep = s.key in self.gaze_keys
-        gaze = apply_gaze_floor(s.gaze, self.cfg.gaze_floor) if keep else np.zeros_like(s.gaze)
-        maps = [m for m in s.heatmaps_sq if m is not None] if keep else []
-        reading = np.mean(maps, axis=0) if maps else np.zeros((self.image_size, self.image_size), np.float32)
+        keep = key in self.gaze_keys
+        gaze = apply_gaze_floor(gaze_rows, self.cfg.gaze_floor) if keep else np.zeros_like(gaze_rows)
+        if not keep or reading is None:
+            reading = np.zeros((self.image_size, self.image_size), np.float32)
         return {
             "image": x,
             "heatmap": torch.from_numpy(np.ascontiguousarray(reading, dtype=np.float32))[None],  # (1, S, S)
-            "sentences": s.sentences,
-            "gaze": torch.from_numpy(gaze),
+            "sentences": sentences,
+            "gaze": torch.from_numpy(np.ascontiguousarray(gaze)),
             "has_gaze": bool(keep and gaze.sum() > 0),
-            "labels": s.labels,
-            "key": s.key,
+            "labels": labels,
+            "key": key,
             "index": i,
         }
 
@@ -463,7 +517,7 @@ def model_batch(model, batch: dict, device: torch.device) -> dict:
         gaze = torch.nn.functional.pad(gaze, (0, 0, 0, m_tok - gaze.shape[1]))
     gaze = gaze[:, :m_tok] * tok["sentence_mask"][..., None].to(gaze.dtype)
     out = {k: v.to(device) for k, v in tok.items()}
-    out["image"] = batch["image"].to(device)
+    out["image"] = batch["image"].to(device, non_blocking=True)  # pinned by the loader on CUDA
     out["gaze"] = gaze.to(device)
     out["has_gaze"] = (batch["has_gaze"] & (gaze.sum(dim=(1, 2)) > 0)).to(device)
     if getattr(getattr(model, "config", None), "eclip", False):

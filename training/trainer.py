@@ -280,13 +280,47 @@ class RunData:
     train: tdata.SessionDataset
     val: tdata.SessionDataset | None
     gaze_keys: set[str]
+    prepared: str | None = None  # the prepared dataset the items come from (None: decoded from sessions)
+    sessions_present: bool = True  # False for a prepared folder copied without its sessions (no final eval)
 
 
 def prepare_data(
-    cfg: TrainConfig, sessions: Path, *, mcfg, n_side: int, cache: dict | None = None
+    cfg: TrainConfig,
+    sessions: Path,
+    *,
+    mcfg,
+    n_side: int,
+    cache: dict | None = None,
+    ctx: DistContext | None = None,
 ) -> RunData:
-    log.info("indexing the sessions in %s …", sessions)
-    index = tdata.build_index(sessions)
+    """Index, split and gaze selection of the run's cases, as datasets.
+
+    When ``sessions`` is a prepared dataset, or holds one in ``.radgaze-prepared``
+    (:mod:`radgaze.training.prepared`), the items come from it: rank 0 first refreshes it for the session
+    files that changed (when the sessions are there) and adds this run's variant; the others wait.
+    """
+    from radgaze.training import prepared as tprep
+
+    sessions = Path(sessions)
+    prepared_dir = tprep.find_prepared(sessions)
+    folder = None
+    if prepared_dir is not None:
+        variant = tprep.Variant(int(mcfg.image_size), n_side, cfg.data.max_sentences)
+        src = tprep.source_folder(prepared_dir, tprep.read_manifest(prepared_dir))
+        if src is not None and (ctx is None or ctx.is_main):
+            rep = tprep.prepare(src, prepared_dir, [variant])
+            if rep.refreshed_files:
+                log.info(
+                    "prepared dataset %s: %d session file(s) refreshed", prepared_dir, rep.refreshed_files
+                )
+        if ctx is not None:
+            barrier(ctx)
+        folder = tprep.PreparedFolder(prepared_dir, variant)
+        sessions = src if src is not None else prepared_dir
+        index = folder.index(sessions)
+    else:
+        log.info("indexing the sessions in %s …", sessions)
+        index = tdata.build_index(sessions)
     if not index.cases:
         raise ConfigError(
             f"no usable cases under {sessions}: {index.n_files} session file(s), {len(index.skipped)} skipped"
@@ -313,15 +347,25 @@ def prepare_data(
         std=mcfg.image_std,
         cache=cache,
     )
-    train = tdata.SessionDataset(
-        sessions, [by_key[k] for k in train_keys], cfg.data, gaze_keys=gaze_keys, train=True, **common
+
+    def dataset(keys: list[str], gaze: set[str], train: bool) -> tdata.SessionDataset:
+        cases = [by_key[k] for k in keys]
+        if folder is not None:
+            return tprep.PreparedDataset(
+                folder, sessions, cases, cfg.data, gaze_keys=gaze, train=train, **common
+            )
+        return tdata.SessionDataset(sessions, cases, cfg.data, gaze_keys=gaze, train=train, **common)
+
+    train = dataset(train_keys, gaze_keys, True)
+    val = dataset(val_keys, set(val_keys), False) if val_keys else None
+    return RunData(
+        index,
+        train,
+        val,
+        gaze_keys,
+        prepared=None if folder is None else str(prepared_dir),
+        sessions_present=folder is None or src is not None,
     )
-    val = None
-    if val_keys:
-        val = tdata.SessionDataset(
-            sessions, [by_key[k] for k in val_keys], cfg.data, gaze_keys=set(val_keys), train=False, **common
-        )
-    return RunData(index, train, val, gaze_keys)
 
 
 class _EpochBatches(torch.utils.data.Sampler):
@@ -338,7 +382,14 @@ class _EpochBatches(torch.utils.data.Sampler):
         return len(self.batches)
 
 
-def _loader(ds: tdata.SessionDataset, batches: list[list[int]], epoch: int, workers: int):
+def _loader(
+    ds: tdata.SessionDataset, batches: list[list[int]], epoch: int, workers: int, pin_memory: bool = False
+):
+    """The epoch's batches, loaded in ``workers`` processes (0 = in this one), pinned for a CUDA copy.
+
+    Items are functions of (seed, epoch, index) alone, so which worker builds a batch changes nothing and a
+    resumed epoch (its remaining ``batches``) yields exactly the batches the uninterrupted one would have.
+    """
     # A DataLoader draws its workers' base seed from the global RNG unless given a generator; that draw would
     # make a resumed run's dropout masks differ from the uninterrupted run's, so it gets its own.
     return torch.utils.data.DataLoader(
@@ -346,6 +397,7 @@ def _loader(ds: tdata.SessionDataset, batches: list[list[int]], epoch: int, work
         batch_sampler=_EpochBatches(batches, epoch),
         collate_fn=tdata.collate,
         num_workers=workers,
+        pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(epoch),
     )
 
@@ -401,232 +453,352 @@ def train(
 def _train(
     cfg, sessions, out, ctx: DistContext, resume, progress_json, show_bar, stop_after_steps, sample_cache
 ):
+    """open_clip's ``main`` in small steps: resolve the run, build model and data, plan the steps, build the
+    optimiser, restore a saved state, run the epochs, write the report."""
     t_start = time.perf_counter()
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
-    state = None
-    if resume:
-        state = load_state(out)
-        saved = TrainConfig.from_dict(state["config"])
-        if saved.to_dict() != cfg.to_dict():
-            log.warning("resuming %s with the configuration it was started with (given one ignored)", out)
-        cfg = saved
+    cfg, state = _resolve_resume(cfg, out, resume)
+    _init_run_dir(cfg, out, ctx)
+    seed_everything(cfg.seed)
+    model, mcfg = build_model(cfg, out, initialise=state is None)
+    rd = prepare_data(cfg, sessions, mcfg=mcfg, n_side=int(model.patch_grid), cache=sample_cache, ctx=ctx)
+    plan = plan_steps(len(rd.train), cfg, ctx.world_size)
+    model.to(ctx.device)
+    run = _build_run(cfg, ctx, out, model, rd, plan)
+    if state is not None:
+        _restore_state(run, state)
+    run.ddp_model = _wrap_ddp(model, ctx)
+    model.train()
+    bar = sys.stderr.isatty() if show_bar is None else show_bar
+    run.progress = Progress(
+        plan.total_steps,
+        run.loop.step,
+        json_target=progress_json if ctx.is_main else None,
+        bar=bar and ctx.is_main,
+    )
+    stopped = _run_epochs(run, stop_after_steps)
+    report = _run_report(run, sessions, stopped, time.perf_counter() - t_start)
+    _finish(run, report)
+    return report
+
+
+# ------------------------------------------------------------------------------------- steps of _train
+def _resolve_resume(cfg: TrainConfig, out: Path, resume: bool) -> tuple[TrainConfig, dict | None]:
+    """(the config to run, the saved state or None): a resumed run keeps the config it started with."""
+    if not resume:
+        return cfg, None
+    state = load_state(out)
+    saved = TrainConfig.from_dict(state["config"])
+    if saved.to_dict() != cfg.to_dict():
+        log.warning("resuming %s with the configuration it was started with (given one ignored)", out)
+    return saved, state
+
+
+def _init_run_dir(cfg: TrainConfig, out: Path, ctx: DistContext) -> None:
     if ctx.is_main:
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / "config.json")
     barrier(ctx)
 
-    seed_everything(cfg.seed)
-    model, mcfg = build_model(cfg, out, initialise=state is None)
-    n_side = int(model.patch_grid)
-    rd = prepare_data(cfg, sessions, mcfg=mcfg, n_side=n_side, cache=sample_cache)
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How an epoch is cut: per-process batch, micro-batches and optimiser steps."""
+
+    batch_size: int  # per process
+    micro_per_epoch: int  # micro-batches per epoch per process (a multiple of accum_steps)
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    samples_per_step: int  # over all processes and accumulated micro-batches
+
+
+def plan_steps(n_train: int, cfg: TrainConfig, world_size: int) -> StepPlan:
+    """The step plan; lowers the batch when there are too few cases, raises ConfigError when none fits."""
     batch_size = cfg.batch_size
-    if len(rd.train) < batch_size * ctx.world_size:
-        batch_size = len(rd.train) // ctx.world_size
+    if n_train < batch_size * world_size:
+        batch_size = n_train // world_size
         if batch_size < 2:
             raise ConfigError(
-                f"{len(rd.train)} training case(s) for {ctx.world_size} process(es): a contrastive batch "
-                "needs "
+                f"{n_train} training case(s) for {world_size} process(es): a contrastive batch needs "
                 "at least 2 cases per process"
             )
-        log.warning("only %d training cases: batch size lowered to %d", len(rd.train), batch_size)
-    micro_per_epoch = (
-        (len(rd.train) // (batch_size * ctx.world_size)) // cfg.optim.accum_steps * cfg.optim.accum_steps
-    )
+        log.warning("only %d training cases: batch size lowered to %d", n_train, batch_size)
+    accum = cfg.optim.accum_steps
+    micro_per_epoch = (n_train // (batch_size * world_size)) // accum * accum
     if micro_per_epoch == 0:
         raise ConfigError(
-            f"accum_steps={cfg.optim.accum_steps} needs "
-            f"{cfg.optim.accum_steps * batch_size * ctx.world_size} cases "
-            f"per epoch, got {len(rd.train)}"
+            f"accum_steps={accum} needs {accum * batch_size * world_size} cases per epoch, got {n_train}"
         )
-    steps_per_epoch = micro_per_epoch // cfg.optim.accum_steps
+    steps_per_epoch = micro_per_epoch // accum
     total_steps = cfg.epochs * steps_per_epoch
-    warmup = int(round(cfg.optim.warmup_frac * total_steps))
+    return StepPlan(
+        batch_size=batch_size,
+        micro_per_epoch=micro_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        warmup_steps=int(round(cfg.optim.warmup_frac * total_steps)),
+        samples_per_step=batch_size * world_size * accum,
+    )
 
-    model.to(ctx.device)
+
+@dataclass
+class _Run:
+    """Everything the epoch loop touches, built once by :func:`_build_run`."""
+
+    cfg: TrainConfig
+    ctx: DistContext
+    out: Path
+    model: torch.nn.Module
+    rd: RunData
+    plan: StepPlan
+    opt: torch.optim.Optimizer
+    sched: Any
+    amp_ctx: Any
+    scaler: Any
+    amp_mode: str
+    loop: LoopState = field(default_factory=LoopState)
+    ddp_model: torch.nn.Module | None = None
+    progress: Progress | None = None
+    last_terms: dict[str, float] = field(default_factory=dict)  # last step's terms, averaged over ranks
+    pending_terms: dict[str, torch.Tensor] = field(default_factory=dict)  # last micro-batch's, this rank
+    lr: float = 0.0  # learning rate of the last optimiser step
+    t_log: float = field(default_factory=time.perf_counter)
+    steps_since_log: int = 0
+
+    def save(self, kind: str) -> None:
+        """checkpoints/{kind} (rank 0 only); ``last`` also writes the resumable state."""
+        if not self.ctx.is_main:
+            return
+        loop = self.loop
+        metrics = {"step": loop.step, "epoch": loop.epoch, "best_metric": loop.best_metric}
+        _save_model(self.model, self.out / "checkpoints" / kind, metrics)
+        if kind == "last":
+            st = _state_dict(self.model, self.opt, self.sched, self.scaler, loop, self.cfg)
+            _atomic_torch_save(st, self.out / "checkpoints" / STATE_NAME)
+
+
+def _build_run(cfg: TrainConfig, ctx: DistContext, out: Path, model, rd: RunData, plan: StepPlan) -> _Run:
+    """AdamW over the decay/no-decay groups, the warm-up + cosine schedule and the AMP context."""
     opt = torch.optim.AdamW(
         param_groups(model, cfg.optim.weight_decay, cfg.optim.lr),
         lr=cfg.optim.lr,
         betas=cfg.optim.betas,
         eps=cfg.optim.eps,
     )
+    total, warmup = plan.total_steps, plan.warmup_steps
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_multiplier(s, total_steps, warmup, cfg.optim.min_lr_frac)
+        opt, lambda s: lr_multiplier(s, total, warmup, cfg.optim.min_lr_frac)
     )
     amp_ctx, scaler, amp_mode = _amp(cfg, ctx.device)
-    loop = LoopState()
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if scaler is not None and state["scaler"] is not None:
-            scaler.load_state_dict(state["scaler"])
-        loop = LoopState(**state["loop"])
-        if ctx.is_main:
-            _truncate_metrics(out / "metrics.jsonl", loop.step)
-            _truncate_metrics(out / "epochs.jsonl", loop.step)
-        if ctx.is_main:
-            set_rng_state(state["rng"])
-        else:  # only rank 0's RNG state is saved; other ranks get a distinct, reproducible seed
-            torch.manual_seed(cfg.seed + 7919 * ctx.rank + loop.step)
-    ddp_model = model
-    if ctx.distributed:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model,
-            device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
-            find_unused_parameters=True,
-        )
-    model.train()
+    return _Run(cfg, ctx, out, model, rd, plan, opt, sched, amp_ctx, scaler, amp_mode)
 
-    def save(kind: str) -> None:
-        if not ctx.is_main:
-            return
-        metrics = {"step": loop.step, "epoch": loop.epoch, "best_metric": loop.best_metric}
-        _save_model(model, out / "checkpoints" / kind, metrics)
-        if kind == "last":
-            _atomic_torch_save(
-                _state_dict(model, opt, sched, scaler, loop, cfg), out / "checkpoints" / STATE_NAME
-            )
 
-    bar = sys.stderr.isatty() if show_bar is None else show_bar
-    progress = Progress(
-        total_steps, loop.step, json_target=progress_json if ctx.is_main else None, bar=bar and ctx.is_main
+def _restore_state(run: _Run, state: dict) -> None:
+    """Weights, optimiser, schedule, scaler, loop position and RNG states of a saved run."""
+    run.model.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optimizer"])
+    run.sched.load_state_dict(state["scheduler"])
+    if run.scaler is not None and state["scaler"] is not None:
+        run.scaler.load_state_dict(state["scaler"])
+    run.loop = LoopState(**state["loop"])
+    if run.ctx.is_main:
+        _truncate_metrics(run.out / "metrics.jsonl", run.loop.step)
+        _truncate_metrics(run.out / "epochs.jsonl", run.loop.step)
+        set_rng_state(state["rng"])
+    else:  # only rank 0's RNG state is saved; other ranks get a distinct, reproducible seed
+        torch.manual_seed(run.cfg.seed + 7919 * run.ctx.rank + run.loop.step)
+
+
+def _wrap_ddp(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    if not ctx.distributed:
+        return model
+    return torch.nn.parallel.DistributedDataParallel(
+        model,
+        device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+        find_unused_parameters=True,
     )
-    metrics_fh = open(out / "metrics.jsonl", "a", buffering=1) if ctx.is_main else None  # noqa: SIM115
-    samples_per_step = batch_size * ctx.world_size * cfg.optim.accum_steps
-    t_log, steps_since_log = time.perf_counter(), 0
-    last_terms: dict[str, float] = {}
-    stopped = False
+
+
+def _run_epochs(run: _Run, stop_after_steps: int | None) -> bool:
+    """Epochs until the config's count (or the requested stop); True when stopped on purpose."""
+    metrics_fh = open(run.out / "metrics.jsonl", "a", buffering=1) if run.ctx.is_main else None  # noqa: SIM115
+    run.t_log, run.steps_since_log = time.perf_counter(), 0
     try:
-        while loop.epoch < cfg.epochs and not stopped:
-            batches = epoch_batches(len(rd.train), batch_size, cfg.seed, loop.epoch, ctx.rank, ctx.world_size)
-            batches = batches[loop.micro : micro_per_epoch]
-            for batch in _loader(rd.train, batches, loop.epoch, cfg.num_workers):
-                mb = tdata.model_batch(model, batch, ctx.device)
-                mb["step"], mb["total_steps"] = loop.step, total_steps
-                boundary = (loop.micro + 1) % cfg.optim.accum_steps == 0
-                sync = ddp_model.no_sync if (ctx.distributed and not boundary) else nullcontext
-                with sync():
-                    with amp_ctx():
-                        loss, terms = _loss_terms(ddp_model(mb))
-                    scaled = loss / cfg.optim.accum_steps
-                    (scaler.scale(scaled) if scaler is not None else scaled).backward()
-                for k, v in terms.items():
-                    loop.epoch_sums[k] = loop.epoch_sums.get(k, 0.0) + float(v.detach())
-                loop.epoch_sums["loss"] = loop.epoch_sums.get("loss", 0.0) + float(loss.detach())
-                loop.epoch_count += 1
-                loop.micro += 1
-                if not boundary:
-                    continue
-                if scaler is not None:
-                    scaler.unscale_(opt)
-                if cfg.optim.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                opt.zero_grad(set_to_none=True)
-                lr = sched.get_last_lr()[0]
-                sched.step()
-                loop.step += 1
-                loop.samples_seen += samples_per_step
-                steps_since_log += 1
-                last_terms = {k: float(all_reduce_mean(v.detach().float(), ctx)) for k, v in terms.items()}
-                last_terms["loss"] = float(sum(last_terms.values()))
-                progress.update(loop.step, last_terms["loss"], loop.epoch)
-                if metrics_fh is not None and (
-                    loop.step % cfg.log_every_steps == 0 or loop.step == total_steps
-                ):
-                    now = time.perf_counter()
-                    line = {"step": loop.step, "epoch": loop.epoch, **last_terms, "lr": lr}
-                    line["samples_per_s"] = round(
-                        steps_since_log * samples_per_step / max(1e-9, now - t_log), 3
-                    )
-                    metrics_fh.write(json.dumps(line) + "\n")
-                    t_log, steps_since_log = now, 0
-                if stop_after_steps is not None and loop.step >= stop_after_steps:
-                    stopped = True
-                elif (
-                    cfg.save_every_steps
-                    and loop.step % cfg.save_every_steps == 0
-                    and loop.micro < micro_per_epoch
-                ):
-                    save("last")
-                if stopped:
-                    break
-            if stopped:
-                save("last")
-                break
-            # ---- epoch end
-            epoch_mean = {k: v / max(1, loop.epoch_count) for k, v in loop.epoch_sums.items()}
-            metric = epoch_mean.get("loss", math.inf)
-            if rd.val is not None:
-                metric = validation_loss(model, rd.val, cfg, ctx.device, amp_ctx)
-            metric = float(all_reduce_mean(torch.tensor(metric, dtype=torch.float64), ctx))
-            loop.epoch += 1
-            loop.micro = 0
-            loop.epoch_sums, loop.epoch_count = {}, 0
-            improved = metric < loop.best_metric
-            if improved:
-                loop.best_metric, loop.best_epoch = metric, loop.epoch - 1
-            if ctx.is_main:
-                line = {"step": loop.step, "epoch": loop.epoch - 1, **epoch_mean, "select_metric": metric}
-                with open(out / "epochs.jsonl", "a") as fh:
-                    fh.write(json.dumps(line) + "\n")
-            save("last")
-            if improved:
-                save("best")
-            barrier(ctx)
+        while run.loop.epoch < run.cfg.epochs:
+            if train_one_epoch(run, metrics_fh, stop_after_steps):
+                run.save("last")
+                return True
+            end_epoch(run)
     except BaseException:
-        progress.close()
+        run.progress.close()
         raise
     finally:
         if metrics_fh is not None:
             metrics_fh.close()
-    wall_s = time.perf_counter() - t_start
-    report = {
-        "run": str(out),
+    return False
+
+
+def train_one_epoch(run: _Run, metrics_fh: IO[str] | None, stop_after_steps: int | None) -> bool:
+    """The rest of the current epoch (from ``loop.micro``); True when ``stop_after_steps`` was reached."""
+    loop, plan, ctx, cfg = run.loop, run.plan, run.ctx, run.cfg
+    batches = epoch_batches(
+        len(run.rd.train), plan.batch_size, cfg.seed, loop.epoch, ctx.rank, ctx.world_size
+    )
+    batches = batches[loop.micro : plan.micro_per_epoch]
+    pin = ctx.device.type == "cuda"
+    for batch in _loader(run.rd.train, batches, loop.epoch, cfg.num_workers, pin):
+        boundary = _forward_backward(run, batch)
+        if not boundary:
+            continue
+        _optimizer_step(run)
+        _log_step(run, metrics_fh)
+        if stop_after_steps is not None and loop.step >= stop_after_steps:
+            return True
+        if (
+            cfg.save_every_steps
+            and loop.step % cfg.save_every_steps == 0
+            and loop.micro < plan.micro_per_epoch
+        ):
+            run.save("last")
+    return False
+
+
+def _forward_backward(run: _Run, batch: dict) -> bool:
+    """One micro-batch: loss terms, scaled backward (no DDP sync inside an accumulation), running sums.
+    Returns True at an optimiser-step boundary."""
+    loop, cfg, ctx = run.loop, run.cfg, run.ctx
+    mb = tdata.model_batch(run.model, batch, ctx.device)
+    mb["step"], mb["total_steps"] = loop.step, run.plan.total_steps
+    boundary = (loop.micro + 1) % cfg.optim.accum_steps == 0
+    sync = run.ddp_model.no_sync if (ctx.distributed and not boundary) else nullcontext
+    with sync():
+        with run.amp_ctx():
+            loss, terms = _loss_terms(run.ddp_model(mb))
+        scaled = loss / cfg.optim.accum_steps
+        (run.scaler.scale(scaled) if run.scaler is not None else scaled).backward()
+    for k, v in terms.items():
+        loop.epoch_sums[k] = loop.epoch_sums.get(k, 0.0) + float(v.detach())
+    loop.epoch_sums["loss"] = loop.epoch_sums.get("loss", 0.0) + float(loss.detach())
+    loop.epoch_count += 1
+    loop.micro += 1
+    run.pending_terms = terms
+    return boundary
+
+
+def _optimizer_step(run: _Run) -> None:
+    """Unscale, clip, step, zero, advance the schedule; the last micro-batch's terms averaged over ranks."""
+    opt, scaler, cfg = run.opt, run.scaler, run.cfg
+    if scaler is not None:
+        scaler.unscale_(opt)
+    if cfg.optim.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.optim.grad_clip)
+    if scaler is not None:
+        scaler.step(opt)
+        scaler.update()
+    else:
+        opt.step()
+    opt.zero_grad(set_to_none=True)
+    run.lr = run.sched.get_last_lr()[0]
+    run.sched.step()
+    run.loop.step += 1
+    run.loop.samples_seen += run.plan.samples_per_step
+    run.steps_since_log += 1
+    terms = run.pending_terms
+    run.last_terms = {k: float(all_reduce_mean(v.detach().float(), run.ctx)) for k, v in terms.items()}
+    run.last_terms["loss"] = float(sum(run.last_terms.values()))
+
+
+def _log_step(run: _Run, metrics_fh: IO[str] | None) -> None:
+    """Progress for every step; a metrics.jsonl line every ``log_every_steps`` (and at the last step)."""
+    loop = run.loop
+    run.progress.update(loop.step, run.last_terms["loss"], loop.epoch)
+    if metrics_fh is None:
+        return
+    if loop.step % run.cfg.log_every_steps != 0 and loop.step != run.plan.total_steps:
+        return
+    now = time.perf_counter()
+    line = {"step": loop.step, "epoch": loop.epoch, **run.last_terms, "lr": run.lr}
+    line["samples_per_s"] = round(
+        run.steps_since_log * run.plan.samples_per_step / max(1e-9, now - run.t_log), 3
+    )
+    metrics_fh.write(json.dumps(line) + "\n")
+    run.t_log, run.steps_since_log = now, 0
+
+
+def end_epoch(run: _Run) -> None:
+    """Select metric (validation loss, else the mean training loss), epochs.jsonl, last/best checkpoints."""
+    loop, ctx = run.loop, run.ctx
+    epoch_mean = {k: v / max(1, loop.epoch_count) for k, v in loop.epoch_sums.items()}
+    metric = epoch_mean.get("loss", math.inf)
+    if run.rd.val is not None:
+        metric = validation_loss(run.model, run.rd.val, run.cfg, ctx.device, run.amp_ctx)
+    metric = float(all_reduce_mean(torch.tensor(metric, dtype=torch.float64), ctx))
+    loop.epoch += 1
+    loop.micro = 0
+    loop.epoch_sums, loop.epoch_count = {}, 0
+    improved = metric < loop.best_metric
+    if improved:
+        loop.best_metric, loop.best_epoch = metric, loop.epoch - 1
+    if ctx.is_main:
+        line = {"step": loop.step, "epoch": loop.epoch - 1, **epoch_mean, "select_metric": metric}
+        with open(run.out / "epochs.jsonl", "a") as fh:
+            fh.write(json.dumps(line) + "\n")
+    run.save("last")
+    if improved:
+        run.save("best")
+    barrier(ctx)
+
+
+def _run_report(run: _Run, sessions: Path, stopped: bool, wall_s: float) -> dict:
+    loop, cfg, rd = run.loop, run.cfg, run.rd
+    return {
+        "run": str(run.out),
         "sessions": str(sessions),
         "finished": not stopped and loop.epoch >= cfg.epochs,
         "steps": loop.step,
-        "total_steps": total_steps,
+        "total_steps": run.plan.total_steps,
         "epochs": loop.epoch,
-        "batch_size": batch_size,
-        "world_size": ctx.world_size,
-        "device": str(ctx.device),
-        "amp": amp_mode,
+        "batch_size": run.plan.batch_size,
+        "world_size": run.ctx.world_size,
+        "device": str(run.ctx.device),
+        "amp": run.amp_mode,
         "data": {
             **tdata.index_summary(rd.index, rd.gaze_keys),
             "n_train": len(rd.train),
             "n_val": 0 if rd.val is None else len(rd.val),
             "gaze_ratio": cfg.data.gaze_ratio,
+            "prepared": rd.prepared,
         },
-        "final_terms": last_terms,
+        "final_terms": run.last_terms,
         "best_metric": loop.best_metric if math.isfinite(loop.best_metric) else None,
         "best_epoch": loop.best_epoch,
         "wall_s": round(wall_s, 3),
     }
-    if ctx.is_main and report["finished"] and cfg.eval_at_end:
-        report["eval"] = _final_eval(model, rd, ctx.device, out)
+
+
+def _finish(run: _Run, report: dict) -> None:
+    """Final evaluation and report.json on rank 0, the closing progress line, a last barrier."""
+    ctx = run.ctx
+    if ctx.is_main and report["finished"] and run.cfg.eval_at_end:
+        report["eval"] = _final_eval(run.model, run.rd, ctx.device, run.out)
     if ctx.is_main:
-        (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    progress.emit(
+        (run.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    run.progress.emit(
         {
             "done": True,
             "ok": True,
-            "run": str(out),
-            "steps": loop.step,
-            "total": total_steps,
+            "run": str(run.out),
+            "steps": run.loop.step,
+            "total": run.plan.total_steps,
             "finished": report["finished"],
-            "loss": last_terms.get("loss"),
+            "loss": run.last_terms.get("loss"),
             "wall_s": report["wall_s"],
         }
     )
-    progress.close()
+    run.progress.close()
     barrier(ctx)
-    return report
 
 
 def auto_val_fraction(val_fraction: float | None, n_cases: int) -> float:
@@ -640,6 +812,9 @@ def auto_val_fraction(val_fraction: float | None, n_cases: int) -> float:
 def _final_eval(model, rd: RunData, device, out: Path) -> dict | None:
     from radgaze.training.evaluate import TRAINING_CASES_WARNING, evaluate_dataset
 
+    if not rd.sessions_present:  # evaluation reads case records (fixations, findings) from the sessions
+        log.warning("final evaluation skipped: the session files of %s are not here", rd.prepared)
+        return None
     ds = rd.val if rd.val is not None else rd.train
     on_training = rd.val is None
     if on_training:

@@ -1,17 +1,20 @@
 """Run under ``torchrun --nproc_per_node 2`` on CPU (gloo) by test_training_ddp.py; not collected by pytest.
 
-argv: SESSIONS OUT. Checks, on every rank, then trains a tiny run under DDP:
+argv: SESSIONS OUT [TRAIN_FROM]. Checks, on every rank, then trains a tiny run under DDP (on TRAIN_FROM when
+given, e.g. a prepared dataset, else on SESSIONS):
 1. radgaze.model.distributed.gather_with_local_grad: the gathered tensor is every rank's shard in rank order, and the
    gradient reaches only the local shard.
 2. The EGMA loss on a batch split over two ranks, with DDP-averaged gradients, equals the full-batch loss and
    gradients computed in one process (computed here before the process group exists).
 3. radgaze.training.trainer.train under torchrun finishes with world_size 2 and identical weights on both ranks.
-Writes OUT/rank{r}.json with the findings; exits non-zero on a failed check.
+Writes OUT/rank{r}.json with the findings; exits non-zero on a failed check. Also run across two torchrun
+"nodes" on loopback (c10d rendezvous) by the same test module.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import torch.distributed as tdist
 
 def main() -> int:
     sessions, out = Path(sys.argv[1]), Path(sys.argv[2])
+    train_from = Path(sys.argv[3]) if len(sys.argv) > 3 else sessions
     out.mkdir(parents=True, exist_ok=True)
     from radgaze.model.distributed import gather_with_local_grad
     from radgaze.training import data as tdata
@@ -80,10 +84,14 @@ def main() -> int:
     tdist.barrier()
     # ---- 3. a real DDP training run
     cfg.data.augment = True
-    report = train(cfg, sessions, out / "run", show_bar=False)  # joins the existing group; shuts it down
+    report = train(cfg, train_from, out / "run", show_bar=False)  # joins the existing group; shuts it down
     result["train_world_size"] = report["world_size"]
     result["train_finished"] = report["finished"]
     result["train_steps"] = report["steps"]
+    result["train_prepared"] = report["data"]["prepared"]
+    result["node"] = {
+        k: os.environ.get(k) for k in ("GROUP_RANK", "LOCAL_RANK", "RANK", "TORCHELASTIC_RUN_ID")
+    }
     (out / f"rank{r}.json").write_text(json.dumps(result))
     return 0  # the test asserts on the JSON (so one failed check does not hide the others)
 

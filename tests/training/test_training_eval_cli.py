@@ -23,9 +23,11 @@ KEYS = [
 
 
 def _env() -> dict:
-    # keep a PYTHONPATH already set (a worktree's import shim) in front of the repository root
-    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
-    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    return {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p),
+    }
 
 
 def _cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -14,6 +14,11 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 
 
+def _pythonpath() -> str:
+    """The repository after whatever PYTHONPATH the test run has (a worktree's import shim comes first)."""
+    return os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
+
+
 def _train_cmd(sessions: Path, run: Path, progress: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
@@ -42,11 +47,7 @@ def _train_cmd(sessions: Path, run: Path, progress: Path, *extra: str) -> list[s
 
 
 def _env() -> dict:
-    return {
-        **os.environ,
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p),
-    }
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": _pythonpath()}
 
 
 def _last_step(progress: Path) -> int:
