@@ -277,11 +277,11 @@ def _loss_from_dict(d: dict[str, Any] | LossConfig) -> LossConfig:
     return LossConfig(**d)
 
 
-def validate(cfg: ModelConfig) -> None:
-    """Raise ConfigError on values that cannot work."""
+def _model_checks(cfg: ModelConfig) -> list[tuple[bool, str, str, object]]:
+    """(ok, name, expected, got) of the encoder and projection settings."""
     lc = cfg.loss
     bad = [n for n in lc.losses if n not in LOSS_NAMES]
-    checks = [
+    return [
         (not bad and len(lc.losses) > 0, "loss.losses", f"a non-empty subset of {LOSS_NAMES}", lc.losses),
         (cfg.embed_dim >= 1, "embed_dim", ">= 1", cfg.embed_dim),
         (cfg.image_size >= 16, "image_size", ">= 16", cfg.image_size),
@@ -295,6 +295,12 @@ def validate(cfg: ModelConfig) -> None:
             "'mean', 'last4' or 'last4_unmasked'",
             cfg.text_pooling,
         ),
+    ]
+
+
+def _egm_checks(lc: LossConfig) -> list[tuple[bool, str, str, object]]:
+    """(ok, name, expected, got) of the EGM (Eq. 6-8) options."""
+    return [
         (
             lc.egm_threshold is None or 0.0 <= lc.egm_threshold < 1.0,
             "loss.egm_threshold",
@@ -334,6 +340,13 @@ def validate(cfg: ModelConfig) -> None:
             "'zero' or 'mse'",
             lc.egm_single_sentence,
         ),
+    ]
+
+
+def _eclip_checks(cfg: ModelConfig) -> list[tuple[bool, str, str, object]]:
+    """(ok, name, expected, got) of the eCLIP options."""
+    lc = cfg.loss
+    return [
         (
             not (cfg.eclip and "clip" in lc.losses),
             "loss.losses",
@@ -371,6 +384,11 @@ def validate(cfg: ModelConfig) -> None:
             lc.eclip_patch_px,
         ),
     ]
+
+
+def validate(cfg: ModelConfig) -> None:
+    """Raise ConfigError on values that cannot work."""
+    checks = [*_model_checks(cfg), *_egm_checks(cfg.loss), *_eclip_checks(cfg)]
     for ok, name, expected, got in checks:
         if not ok:
             raise ConfigError(f"invalid value for {name!r}: expected {expected}, got {got!r}")

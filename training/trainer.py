@@ -284,43 +284,34 @@ class RunData:
     sessions_present: bool = True  # False for a prepared folder copied without its sessions (no final eval)
 
 
-def prepare_data(
-    cfg: TrainConfig,
-    sessions: Path,
-    *,
-    mcfg,
-    n_side: int,
-    cache: dict | None = None,
-    ctx: DistContext | None = None,
-) -> RunData:
-    """Index, split and gaze selection of the run's cases, as datasets.
+def _index_run_cases(cfg: TrainConfig, sessions: Path, *, mcfg, n_side: int, ctx: DistContext | None):
+    """(index, prepared folder or None, the sessions folder items read from, whether the sessions are there).
 
     When ``sessions`` is a prepared dataset, or holds one in ``.radgaze-prepared``
-    (:mod:`radgaze.training.prepared`), the items come from it: rank 0 first refreshes it for the session
-    files that changed (when the sessions are there) and adds this run's variant; the others wait.
-    """
+    (:mod:`radgaze.training.prepared`), rank 0 first refreshes it for the session files that changed (when
+    the sessions are there) and adds this run's variant; the others wait."""
     from radgaze.training import prepared as tprep
 
     sessions = Path(sessions)
     prepared_dir = tprep.find_prepared(sessions)
-    folder = None
-    if prepared_dir is not None:
-        variant = tprep.Variant(int(mcfg.image_size), n_side, cfg.data.max_sentences)
-        src = tprep.source_folder(prepared_dir, tprep.read_manifest(prepared_dir))
-        if src is not None and (ctx is None or ctx.is_main):
-            rep = tprep.prepare(src, prepared_dir, [variant])
-            if rep.refreshed_files:
-                log.info(
-                    "prepared dataset %s: %d session file(s) refreshed", prepared_dir, rep.refreshed_files
-                )
-        if ctx is not None:
-            barrier(ctx)
-        folder = tprep.PreparedFolder(prepared_dir, variant)
-        sessions = src if src is not None else prepared_dir
-        index = folder.index(sessions)
-    else:
+    if prepared_dir is None:
         log.info("indexing the sessions in %s …", sessions)
-        index = tdata.build_index(sessions)
+        return tdata.build_index(sessions), None, sessions, True
+    variant = tprep.Variant(int(mcfg.image_size), n_side, cfg.data.max_sentences)
+    src = tprep.source_folder(prepared_dir, tprep.read_manifest(prepared_dir))
+    if src is not None and (ctx is None or ctx.is_main):
+        rep = tprep.prepare(src, prepared_dir, [variant])
+        if rep.refreshed_files:
+            log.info("prepared dataset %s: %d session file(s) refreshed", prepared_dir, rep.refreshed_files)
+    if ctx is not None:
+        barrier(ctx)
+    folder = tprep.PreparedFolder(prepared_dir, variant)
+    sessions = src if src is not None else prepared_dir
+    return folder.index(sessions), folder, sessions, src is not None
+
+
+def _split_run_cases(cfg: TrainConfig, index, sessions: Path) -> tuple[list[str], list[str]]:
+    """(training keys, validation keys) of the usable cases; ConfigError when there are none."""
     if not index.cases:
         raise ConfigError(
             f"no usable cases under {sessions}: {index.n_files} session file(s), {len(index.skipped)} skipped"
@@ -337,6 +328,26 @@ def prepare_data(
         len(train_keys),
         len(val_keys),
     )
+    return train_keys, val_keys
+
+
+def prepare_data(
+    cfg: TrainConfig,
+    sessions: Path,
+    *,
+    mcfg,
+    n_side: int,
+    cache: dict | None = None,
+    ctx: DistContext | None = None,
+) -> RunData:
+    """Index, split and gaze selection of the run's cases, as datasets (from the prepared form when there is
+    one, see :func:`_index_run_cases`)."""
+    from radgaze.training import prepared as tprep
+
+    index, folder, sessions, sessions_present = _index_run_cases(
+        cfg, sessions, mcfg=mcfg, n_side=n_side, ctx=ctx
+    )
+    train_keys, val_keys = _split_run_cases(cfg, index, sessions)
     gaze_keys = tdata.select_gaze_cases(train_keys, cfg.data.gaze_ratio, cfg.seed)
     by_key = {c.key: c for c in index.cases}
     common = dict(
@@ -363,8 +374,8 @@ def prepare_data(
         train,
         val,
         gaze_keys,
-        prepared=None if folder is None else str(prepared_dir),
-        sessions_present=folder is None or src is not None,
+        prepared=None if folder is None else str(folder.out),
+        sessions_present=sessions_present,
     )
 
 
