@@ -173,7 +173,7 @@ def measure(
     ds = _prepared_dataset(cfg, mcfg, int(model.patch_grid), work, n_cases, image_px)
     bs = min(batch_size, len(ds))
     model.to(device).train()
-    opt = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr)
+    opt = torch.optim.AdamW(param_groups(model, cfg.optim.weight_decay, cfg.optim.lr), lr=cfg.optim.lr)
     amp_ctx, _, amp_mode = _amp(cfg, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
@@ -196,6 +196,14 @@ def measure(
     sync()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    br = breakdown_summary(*_timed_steps(it, model, device, compute, sync, steps))
+    return _train_result(br, flops, device, config, amp_mode, bs, workers, steps)
+
+
+def _timed_steps(it, model, device, compute, sync, steps: int) -> tuple[list, list, list]:
+    """Per step: (data wait, host work: tokenise + copy, compute to the device's end) in seconds."""
+    from radgaze.training import data as tdata
+
     waits, hosts, computes = [], [], []
     for _ in range(steps):
         t0 = time.perf_counter()
@@ -209,7 +217,13 @@ def measure(
         waits.append(t1 - t0)
         hosts.append(t2 - t1)
         computes.append(t3 - t2)
-    br = breakdown_summary(waits, hosts, computes)
+    return waits, hosts, computes
+
+
+def _train_result(
+    br: dict, flops: float, device, config: str, amp_mode, bs: int, workers: int, steps: int
+) -> dict:
+    """The ``bench train`` figures of one measured run (MFU against the device's peak bf16 rate)."""
     sps = bs / br["step_s"]
     peak = peak_flops(device)
     return {
