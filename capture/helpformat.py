@@ -19,7 +19,10 @@ class DefaultsOnceFormatter(argparse.RawDescriptionHelpFormatter):
         default = action.default
         if (
             "default" in text
-            or default in (None, False, argparse.SUPPRESS)
+            or default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or (isinstance(default, list | tuple) and not default)  # an empty repeatable option
             or isinstance(action, argparse._HelpAction)
             or not action.option_strings
         ):

@@ -12,6 +12,7 @@ import os
 import sys
 
 from radgaze.capture.errors import ConfigError, RadgazeError
+from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.training.config import load_config
 
 LOSSES = ("clip", "mlce", "filip", "egf", "egm")  # radgaze.model.config.LOSS_NAMES
@@ -26,8 +27,15 @@ def _parser() -> argparse.ArgumentParser:
         "report.json and eval.json. Damaged session files are skipped and counted in report.json.",
         epilog="example: radgaze train ./sessions --out runs/tiny --config tiny --epochs 2 "
         "(into an existing run: add --resume or --overwrite)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsOnceFormatter,
     )
+    _add_run_options(p)
+    _add_output_options(p)
+    return p
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """What to train on, into where, with which config and overrides."""
     p.add_argument(
         "sessions",
         help="folder of session files (searched recursively; its .radgaze-prepared is used when present) "
@@ -61,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="any config override, e.g. optim.lr=1e-4 (repeatable)",
     )
+
+
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    """An existing run (resume/overwrite) and what the command prints."""
     p.add_argument("--resume", action="store_true", help="continue the run in --out exactly where it stopped")
     p.add_argument(
         "--overwrite",
@@ -81,7 +93,6 @@ def _parser() -> argparse.ArgumentParser:
         "--no-bar", action="store_true", help="no progress bar (default: a bar when stderr is a tty)"
     )
     p.add_argument("--stop-after-steps", type=int, default=None, help=argparse.SUPPRESS)
-    return p
 
 
 def overrides_from_args(a: argparse.Namespace) -> list[str]:
