@@ -33,6 +33,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("output", type=Path, help="session file to write (must not exist)")
     p.add_argument("--images", type=Path, required=True, help="folder of images (DICOM/PNG/JPEG) to read")
+    _add_source_options(p)
+    p.add_argument("--no-audio", action="store_true", help="record gaze and view only (no dictation)")
+    p.add_argument("--reader-id", default="anonymous", help="pseudonymous reader id stored in the session")
+    p.add_argument("--beam", type=int, default=5, help="ASR beam size")
+    p.add_argument("--start", action="store_true", help="start recording the first case at once")
+    p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
+    p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
+    p.add_argument("--headless", action="store_true", help="no window: record one image (options below)")
+    p.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        help="training run that Model > Retrain trains into (default: runs/default beside the session)",
+    )
+    return p
+
+
+def _add_source_options(p: argparse.ArgumentParser) -> None:
+    """The window's gaze source (a tracker or the simulated one) and its dictation source (mic or file)."""
     src = p.add_mutually_exclusive_group()
     src.add_argument(
         "--tracker",
@@ -65,20 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="play this file as the microphone, from the moment recording first starts (it plays on "
         "through the following cases)",
     )
-    p.add_argument("--no-audio", action="store_true", help="record gaze and view only (no dictation)")
-    p.add_argument("--reader-id", default="anonymous", help="pseudonymous reader id stored in the session")
-    p.add_argument("--beam", type=int, default=5, help="ASR beam size")
-    p.add_argument("--start", action="store_true", help="start recording the first case at once")
-    p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
-    p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
-    p.add_argument("--headless", action="store_true", help="no window: record one image (options below)")
-    p.add_argument(
-        "--run",
-        type=Path,
-        default=None,
-        help="training run that Model > Retrain trains into (default: runs/default beside the session)",
-    )
-    return p
 
 
 def full_help() -> str:
