@@ -121,7 +121,20 @@ class MainWindow(QtWidgets.QMainWindow):
         v.addWidget(self.controls)
         v.addWidget(self.image_view, 1)
         self.setCentralWidget(central)
+        left = self._build_worklist_dock()
+        self._build_reading_dock(reading_panel)
+        left.setMinimumWidth(170)
+        left.setMaximumWidth(260)
+        self.sentence_heatmap_scale = 1.0
 
+        self.worklist.current_changed.connect(self._on_current)
+        self._install_shortcuts()
+        self.statusBar().showMessage("open a folder of images or sessions (File ▸ Open folder…)")
+        self._install_menus()
+        self.restore_geometry()
+
+    def _build_worklist_dock(self) -> QtWidgets.QWidget:
+        """The worklist with Previous / Next, docked left; returns its panel."""
         self.worklist_widget = WorklistWidget(self.worklist)
         left = QtWidgets.QWidget()
         lv = QtWidgets.QVBoxLayout(left)
@@ -139,23 +152,17 @@ class MainWindow(QtWidgets.QMainWindow):
         lv.addLayout(nav)
         lv.addWidget(self.worklist_widget, 1)
         self.worklist_dock = self._dock("Worklist", left, QtCore.Qt.DockWidgetArea.LeftDockWidgetArea)
+        return left
 
+    def _build_reading_dock(self, visible: bool) -> None:
+        """Recording, tracker, transcript and sentences, docked right (hidden in ``view``)."""
         self.reading = ReadingPanel()
         self.reading.setMinimumWidth(260)
-        left.setMinimumWidth(170)
-        left.setMaximumWidth(260)
         self.reading.record_button.clicked.connect(lambda _=False: self.record_toggled.emit())
         self.reading.sentences.sentence_selected.connect(self.show_sentence)
         self.reading_dock = self._dock("Reading", self.reading, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
-        self.reading_dock.setVisible(reading_panel)
-        self._records = reading_panel
-        self.sentence_heatmap_scale = 1.0
-
-        self.worklist.current_changed.connect(self._on_current)
-        self._install_shortcuts()
-        self.statusBar().showMessage("open a folder of images or sessions (File ▸ Open folder…)")
-        self._install_menus()
-        self.restore_geometry()
+        self.reading_dock.setVisible(visible)
+        self._records = visible
 
     # -- menus, geometry ---------------------------------------------------------------------------------
     def _install_menus(self) -> None:

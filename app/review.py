@@ -239,6 +239,22 @@ class ReviewWindow(QtWidgets.QMainWindow):
         return box, label
 
     def _build_ui(self) -> None:
+        """Toolbar, the figure (both panes and the metrics line), the tables, in a splitter."""
+        self._build_toolbar()
+        self._build_figure()
+        self._build_tables()
+        central = QtWidgets.QWidget()
+        v = QtWidgets.QVBoxLayout(central)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.addWidget(self.controls)
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        split.addWidget(self.figure)
+        split.addWidget(self.tabs)
+        split.setSizes([620, 300])
+        v.addWidget(split, 1)
+        self.setCentralWidget(central)
+
+    def _build_toolbar(self) -> None:
         bar = self.addToolBar("Review")
         bar.setObjectName("Review")
         bar.setMovable(False)
@@ -259,6 +275,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.fig_action = bar.addAction("Export figure…", self._ask_figure)
         self.retrain_action = bar.addAction("Retrain…", self.open_retrain)
 
+    def _build_figure(self) -> None:
         self.figure = QtWidgets.QWidget()  # what "Export figure" saves: both panes and the metrics line
         fv = QtWidgets.QVBoxLayout(self.figure)
         fv.setContentsMargins(0, 0, 0, 0)
@@ -283,6 +300,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
         fv.addLayout(pair, 1)
         fv.addWidget(self.metrics_label)
 
+    def _build_tables(self) -> None:
         self.table = QtWidgets.QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
@@ -298,17 +316,6 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.tabs = QtWidgets.QTabWidget()
         self.tabs.addTab(self.table, "Sentences (most disagreeing first)")
         self.tabs.addTab(self.case_table, "Cases")
-
-        central = QtWidgets.QWidget()
-        v = QtWidgets.QVBoxLayout(central)
-        v.setContentsMargins(0, 0, 0, 0)
-        v.addWidget(self.controls)
-        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
-        split.addWidget(self.figure)
-        split.addWidget(self.tabs)
-        split.setSizes([620, 300])
-        v.addWidget(split, 1)
-        self.setCentralWidget(central)
 
     def _link_states(self) -> None:
         """One view for both panes: every zoom, pan, fit and refit of one pane is mirrored exactly onto the

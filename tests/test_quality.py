@@ -80,14 +80,8 @@ def test_no_absolute_path_of_one_machine_in_code_configs_or_docs():
 MAX_FUNCTION_LINES = 60
 # Functions allowed to stay longer, each with its reason. Owned by other work in progress when this list was
 # written (issue 15): they are split by their owners; an entry that no longer applies is harmless.
-LONG_FUNCTIONS_WITH_A_REASON = {
-    "training/trainer.py::_train": "being split into named steps by the trainer's owner (issue 15 section 2)",
-    "capture/importers/xdf.py::import_xdf": "being split by the XDF importer's owner (issue 15 section 2)",
-    "training/experiment.py::run_ablation": "being split by the experiment's owner (issue 15 section 2)",
-    "training/bench.py::measure": "the train benchmark is being reworked by its owner (data/train benches)",
-    "training/cli.py::_parser": "radgaze train's option list (61 lines on main), owned by the trainer CLI's work",
-    "app/review.py::ReviewWindow._build_ui": "the review window, being reworked by the replay/review owner",
-    "capture/live/gaze/layouts.py::load_layout_config": "tracker layouts move to assets/trackers/ (in progress)",
+LONG_FUNCTIONS_WITH_A_REASON: dict[str, str] = {
+    "training/experiment.py::run_ablation": "being split by the experiment's owner (issue 12, learning curve)",
 }
 
 
