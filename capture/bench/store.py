@@ -3,13 +3,19 @@
 A synthetic minute of live recording is pushed through a live (SWMR) SessionWriter as a recorder would:
 gaze chunks every 20 ms, 16 kHz audio blocks every 100 ms, words and a sentence heatmap every 6 s. The time
 spent inside writer calls is the write overhead (CPU seconds per second recorded); the file size is measured
-after close.
+after close; per-dataset stored sizes show where the bytes go (schema 2: Blosc2/Zstd + byte shuffle, float16
+heatmaps, docs/session-format.md). The synthetic audio is white noise (+-3000), the gaze random positions:
+close to incompressible, so the figure is an upper bound for a real reading (speech and fixations compress
+better).
+
+Goal (issue 12, section 2): <= 2.5 MB per minute of reading with audio.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
-from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
+from radgaze.capture.store.session_file import SessionReader, SessionWriter, heatmap_grid
+
+GOAL_MB_PER_MIN = 2.5
 
 
 def measure(minutes: float, gaze_hz: float, audio: bool, folder: Path) -> dict:
@@ -81,11 +89,18 @@ def measure(minutes: float, gaze_hz: float, audio: bool, folder: Path) -> dict:
     writer.close()
     spent += tick() - t1
     size = path.stat().st_size
+    with SessionReader(path) as reader:
+        sizes = reader.dataset_sizes("bench")
     return {
         "recorded_s": round(t, 1),
         "gaze_hz": gaze_hz,
         "audio": audio,
         "file_mb_per_min": round(size / 2**20 / (t / 60), 2),
+        "dataset_mb_per_min": {
+            name: round(d["stored_bytes"] / 2**20 / (t / 60), 3)
+            for name, d in sizes.items()
+            if d["stored_bytes"] >= 1024
+        },
         "write_overhead_cpu_s_per_s": round(spent / t, 4),
         "write_overhead_percent_of_real_time": round(100 * spent / t, 2),
     }
@@ -108,12 +123,25 @@ def main(argv: list[str] | None = None) -> int:
             for audio in (False, True)
             if (Path(tmp) / str(audio)).mkdir() is None
         ]
-    out = {"with_audio": rows[1], "gaze_only": rows[0]}
+    out = {
+        "with_audio": rows[1],
+        "gaze_only": rows[0],
+        "goal_mb_per_min": GOAL_MB_PER_MIN,
+        "goal_met": rows[1]["file_mb_per_min"] <= GOAL_MB_PER_MIN,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        for name, r in out.items():
+        for name in ("with_audio", "gaze_only"):
+            r = out[name]
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in r["dataset_mb_per_min"].items())
             print(
-                f"{name:10s} {r['file_mb_per_min']:7.2f} MB/min  write overhead {r['write_overhead_percent_of_real_time']:.2f} % of real time"
+                f"{name:10s} {r['file_mb_per_min']:7.2f} MB/min ({parts})  write overhead "
+                f"{r['write_overhead_percent_of_real_time']:.2f} % of real time"
             )
+        print(
+            f"goal <= {GOAL_MB_PER_MIN} MB/min with audio: {'met' if out['goal_met'] else 'NOT met'}  "
+            f"(load average {out['load_average_1min']})"
+        )
     return 0
