@@ -118,3 +118,17 @@ def test_phantom_speed():
     assert big.shape == (2048, 2048)
     assert small_s < 0.25, f"a 256 px phantom took {small_s:.3f} s"
     assert big_s < 6.0, f"a 2048 px phantom took {big_s:.2f} s"
+
+
+def test_single_finding_studies_for_the_learning_curve_are_balanced_and_varied():
+    rng = np.random.default_rng(5)
+    cases = [random_case_findings(rng, p_normal=1 / 6, max_findings=1) for _ in range(600)]
+    assert all(len(c) <= 1 for c in cases)
+    counts = {lab: sum(1 for c in cases if c and c[0][0] == lab) for lab in FINDING_LABELS}
+    counts["normal"] = sum(not c for c in cases)
+    assert all(70 < n < 130 for n in counts.values()), counts  # six classes, ~100 each
+    for lab in ("consolidation", "nodule"):  # the place varies: both sides, every zone
+        places = {(s, z) for c in cases if c and c[0][0] == lab for _, s, z in c}
+        assert places == {(s, z) for s in SIDES for z in ZONES}
+    with pytest.raises(ValueError, match="max_findings"):
+        random_case_findings(rng, max_findings=4)
