@@ -215,7 +215,11 @@ def synth_case(
     """One synthetic case read from ``t_start`` (LSL s): (record, uint16 image, its PNG bytes)."""
     size, display = opts.image_size, opts.display
     params = GazeParams(rate_hz=opts.rate_hz)
-    ph = draw_case(rng, size, findings if findings is not None else random_case_findings(rng, opts.p_normal, opts.max_findings))
+    ph = draw_case(
+        rng,
+        size,
+        findings if findings is not None else random_case_findings(rng, opts.p_normal, opts.max_findings),
+    )
     png = encode_png16(ph.pixels)
     h_hm, w_hm, scale = heatmap_grid(size, size)
     masks: dict = {i: finding_mask(s, ph.anatomy, h_hm, w_hm) for i, s in enumerate(ph.findings)}
