@@ -11,6 +11,7 @@ into place on close, so a half-written session never appears under its final nam
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -40,6 +41,8 @@ from radgaze.capture.records import (
     Sentences,
     Words,
 )
+
+_log = logging.getLogger(__name__)
 
 FORMAT_NAME = "radgaze-session"
 SCHEMA_VERSION = 2  # 2: compressed datasets, 16-bit heatmaps + heatmap_peak (docs/session-format.md)
@@ -87,10 +90,13 @@ def blosc_filter(codec: str) -> dict:
 
 
 # Every 1-D dataset a case has, created together before SWMR starts (the list docs/session-format.md shows).
+# Chunks of ~1 s of 1 kHz gaze / 0.5 s of audio: each flush rewrites the growing chunk, and under SWMR HDF5
+# never reuses the space of the copy it replaced, so smaller chunks leak less while recording (a closed live
+# file is compacted anyway: compact_session_file).
 # Only the streams that carry the bytes are compressed: the small tables written a few rows at a time would
 # gain kilobytes and cost a chunk recompression on every flush that touches them.
 CASE_DATASETS: dict[str, DatasetSpec] = {
-    "gaze": DatasetSpec(GAZE_DTYPE, 4096, "lz4"),
+    "gaze": DatasetSpec(GAZE_DTYPE, 1024, "lz4"),
     "fixations": DatasetSpec(FIXATION_DTYPE),
     "view_events": DatasetSpec(VIEW_DTYPE),
     "gaps": DatasetSpec(GAP_DTYPE),
@@ -98,7 +104,7 @@ CASE_DATASETS: dict[str, DatasetSpec] = {
     "words_text": DatasetSpec(np.dtype("u1"), 1024),
     "sentences": DatasetSpec(SENTENCE_ROW),
     "sentences_text": DatasetSpec(np.dtype("u1"), 1024),
-    "audio": DatasetSpec(np.dtype("i2"), 16000, "zstd"),
+    "audio": DatasetSpec(np.dtype("i2"), 8000, "zstd"),
     "audio_blocks": DatasetSpec(AUDIO_BLOCK_ROW),
     "heatmap_peak": DatasetSpec(np.dtype("f4")),  # schema 2: the maximum of each stored heatmap
 }
@@ -257,6 +263,8 @@ class SessionWriter:
         self._file = None
         if self._tmp_path != self.path:
             os.replace(self._tmp_path, self.path)
+        elif self.live:
+            compact_session_file(self.path)
 
     # -- appends --------------------------------------------------------------------------------------
     def append_gaze(self, samples: np.ndarray) -> None:
@@ -430,6 +438,24 @@ class SessionWriter:
             if self._case is not None:
                 self._case = self._file[self._case.name]
         return self._file
+
+
+def compact_session_file(path: Path) -> None:
+    """Rewrite a closed live session without the space its SWMR flushes left behind (HDF5 does not reuse
+    space freed under SWMR: each flush's copy of a growing compressed chunk, and the chunk index, stay in the
+    file; ~5 MB per minute of reading where the data is ~2.3). Chunks are copied as stored, not recompressed.
+    The copy goes to a hidden name and replaces ``path`` only once whole, so a crash here leaves the closed
+    original; when the copy fails (disk full, ...) the original is kept and the failure logged."""
+    partial = path.with_name(f".{path.name}.compact-partial")
+    try:
+        with h5py.File(path, "r") as src, h5py.File(partial, "w", libver="latest") as dst:
+            dst.attrs.update(dict(src.attrs))
+            for name in src:  # cases/ and whatever other groups the schema has next to it
+                src.copy(src[name], dst, name=name)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        _log.warning("%s: kept as written, not compacted (%s: %s)", path, type(exc).__name__, exc)
 
 
 def _create_case_datasets(g: h5py.Group, grid: tuple[int, int]) -> None:

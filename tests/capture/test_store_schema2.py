@@ -175,14 +175,17 @@ def test_live_swmr_appends_through_the_filters_are_seen_by_a_reader(tmp_path: Pa
     finally:
         reader.close()
         writer.end_case(t)
-        writer.close()
+    live_bytes = path.stat().st_size
+    writer.close()  # compacts: the copies of rewritten chunks that SWMR flushes left behind go
+    assert path.stat().st_size < live_bytes
+    assert [p.name for p in tmp_path.iterdir()] == ["live.h5"]
     d = describe_session(path)
     assert d["valid"]
     sizes = d["cases"][0]["datasets"]
     assert sizes["heatmaps"]["stored_bytes"] * 10 < sizes["heatmaps"]["data_bytes"]
     assert sizes["gaze"]["stored_bytes"] < sizes["gaze"]["data_bytes"]
     stored = sum(s["stored_bytes"] for s in sizes.values())
-    assert d["file_bytes"] < 2 * stored + 200_000, "rewritten chunks were left behind in the file"
+    assert d["file_bytes"] < 1.2 * stored + 100_000, "rewritten chunks were left behind in the file"
 
 
 def test_inspect_prints_per_dataset_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
