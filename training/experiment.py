@@ -276,6 +276,8 @@ def _parser() -> argparse.ArgumentParser:
         "--min-steps", type=int, default=None, help="learning-curve: optimiser steps per run at least"
     )
     p.add_argument("--png", default="learning-curve.png", help="learning-curve: where to write the plot")
+    p.add_argument("--from-log", default=None, metavar="JSONL", help="learning-curve: no training; the table "
+                   "and plot of the runs in this --log file (with --work: its test/ set for the baselines)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     p.add_argument("--work", default=None, help="working folder (default: a temporary one, removed)")
     p.add_argument("--log", default=None, help="also append one JSON line per run to this file")
@@ -317,6 +319,11 @@ def _learning_curve(a: argparse.Namespace, work: Path, log_fh) -> int:
             f"expected --seeds >= 1, --sizes >= {lc.CASES_PER_FILE} and --test-cases >= 12; got {a.seeds}, "
             f"{preset.sizes}, {preset.n_test}"
         )
+    if a.from_log:
+        result = lc.result_from_log(Path(a.from_log), work / "test", preset)
+        result["png"] = str(lc.plot_curve(result, Path(a.png)))
+        print(json.dumps(result) if a.json else result["table_markdown"])
+        return 0
     if a.device == "cuda":
         import torch
 

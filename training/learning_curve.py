@@ -257,6 +257,44 @@ def run_curve(
     }
 
 
+def result_from_log(log: Path, test_dir: Path, preset: CurvePreset) -> dict:
+    """The result of a curve from its ``--log`` lines (one per run), e.g. of a run stopped before the end:
+    rows for the (size, variant) pairs that have runs; the baselines that are properties of the test set's
+    labels (majority class, chance) from ``test_dir``; the pointing-game chance is unknown there (None)."""
+    from radgaze.training.data import build_index
+
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    if not lines:
+        raise ConfigError(f"{log}: expected JSON lines of learning-curve runs, found none")
+    rows = []
+    for n in sorted({x["n_cases"] for x in lines}):
+        for v in CURVE_VARIANTS:
+            runs = [x for x in lines if x["n_cases"] == n and x["variant"] == v.name]
+            if runs:
+                rows.append({"n_cases": n, "variant": v.name, "epochs": epochs_for(
+                    n, 8, preset.epochs, preset.min_steps), "n_seeds": len(runs), "metrics": summarise(runs)})  # fmt: skip
+    labels = [c.labels[0] if len(c.labels) == 1 else "normal" for c in build_index(test_dir).cases]
+    counts = {lab: labels.count(lab) for lab in set(labels)}
+    base = {
+        "zero_shot_majority_class": max(counts.values()) / len(labels),
+        "zero_shot_chance": 1.0 / len(counts),
+        "t2i_p_at_1_chance": 1.0 / len(counts),
+        "report_retrieval_chance": 1.0 / len(labels),
+        "pointing_game_chance": None,
+        "attention_cc_chance": 0.0,
+    }
+    return {
+        "experiment": "learning-curve",
+        "preset": preset.__dict__,
+        "n_seeds": max(r["n_seeds"] for r in rows),
+        "n_test_cases": len(labels),
+        "baselines": base,
+        "rows": rows,
+        "table_markdown": format_curve_table(rows, base),
+        "from_log": str(log),
+    }
+
+
 # -------------------------------------------------------------------------------------------- reporting
 def format_curve_table(rows: list[dict], base: dict | None) -> str:
     """Markdown: one row per (cases, variant), 'mean ± sd' per metric, then the no-learning baselines."""
@@ -277,7 +315,7 @@ def format_curve_table(rows: list[dict], base: dict | None) -> str:
             f"{base['t2i_p_at_1_chance']:.3f}",
             f"{base['report_retrieval_chance']:.3f}",
             f"{base['report_retrieval_chance']:.3f}",
-            f"{base['pointing_game_chance']:.3f}" if base["pointing_game_chance"] is not None else "n/a",
+            "n/a" if base["pointing_game_chance"] is None else f"{base['pointing_game_chance']:.3f}",
             "0",
         ]
         lines.append("| — | no learning (baseline) | — | " + " | ".join(b) + " |")

@@ -45,6 +45,18 @@ def test_training_subsets_are_nested_and_hold_whole_cases(tmp_path: Path):
     assert not set(case_ids(test)) & set(case_ids(large)), "the held-out set shares no case"
     with pytest.raises(Exception, match="multiples"):
         lc.subset_folder(pool, tmp_path, 12)
+    # a stopped curve is tabulated from its log, baselines from the held-out labels
+    log = tmp_path / "runs.jsonl"
+    runs = [
+        {"n_cases": 8, "variant": "CLIP only", "seed": s, "zero_shot_accuracy": a}
+        for s, a in ((0, 0.2), (1, 0.4))
+    ]
+    log.write_text("".join(json.dumps(r) + "\n" for r in runs))
+    res = lc.result_from_log(log, test, lc.PRESETS["cpu"])
+    (row,) = res["rows"]
+    assert row["n_seeds"] == 2 and row["metrics"]["zero_shot_accuracy"]["mean"] == pytest.approx(0.3)
+    assert res["n_test_cases"] == 8 and res["baselines"]["report_retrieval_chance"] == pytest.approx(1 / 8)
+    assert 1 / 6 <= res["baselines"]["zero_shot_majority_class"] <= 1.0
 
 
 def _fake_result() -> dict:
