@@ -371,7 +371,8 @@ def plot_curve(result: dict, png: Path) -> Path:
     p = result["preset"]
     fig.suptitle(
         f"Learning curve on synthetic single-finding studies: {p['config']} preset, {p['image_size']} px, "
-        f"{result['n_seeds']} seeds, {result['n_test_cases']} held-out cases (mean ± sd)",
+        f"{result['n_seeds']} seed{'s' if result['n_seeds'] > 1 else ''}, {result['n_test_cases']} held-out cases "
+        "(mean ± sd over seeds)",
         fontsize=12,
     )
     png.parent.mkdir(parents=True, exist_ok=True)

@@ -416,8 +416,9 @@ class SessionWriter:
         return int(self._require_case()[name].shape[0]) + held
 
     def _write_pending(self) -> None:
-        """Write the held rows, dataset by dataset in the order they first came (a text blob before the
-        rows that point into it, a heatmap before its sentence), as schema 1 wrote them."""
+        """Write the held rows (gaze, audio, heatmaps), one write per dataset. Rows written at once that
+        point into them (a sentence's heatmap_index, an audio block's first_sample, a heatmap_peak) may reach
+        the disk a flush earlier; the reader keeps only those whose target is there, as for a crash."""
         pending, self._pending = self._pending, {}
         for name, parts in pending.items():
             self._write_rows(name, np.concatenate(parts) if len(parts) > 1 else parts[0])
