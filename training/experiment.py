@@ -276,6 +276,8 @@ def _parser() -> argparse.ArgumentParser:
         "--min-steps", type=int, default=None, help="learning-curve: optimiser steps per run at least"
     )
     p.add_argument("--png", default="learning-curve.png", help="learning-curve: where to write the plot")
+    p.add_argument("--first-seed", type=int, default=0, help="learning-curve: seeds first-seed ... (run a curve "
+                   "in parts, then --from-log on the joined logs)")  # fmt: skip
     p.add_argument("--from-log", default=None, metavar="JSONL", help="learning-curve: no training; the table "
                    "and plot of the runs in this --log file (with --work: its test/ set for the baselines)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
@@ -331,7 +333,9 @@ def _learning_curve(a: argparse.Namespace, work: Path, log_fh) -> int:
             raise ConfigError(
                 "--device cuda: expected a CUDA GPU, found none (torch.cuda.is_available() is False)"
             )
-    result = lc.run_curve(preset=preset, n_seeds=a.seeds, work=work, overrides=a.set, log_fh=log_fh)
+    result = lc.run_curve(
+        preset=preset, n_seeds=a.seeds, work=work, overrides=a.set, log_fh=log_fh, first_seed=a.first_seed
+    )
     result["png"] = str(lc.plot_curve(result, Path(a.png)))
     if a.json:
         print(json.dumps(result))

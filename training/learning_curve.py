@@ -211,9 +211,10 @@ def _class_frequency(res: dict) -> float:
 
 def run_curve(
     *, preset: CurvePreset, n_seeds: int, work: Path, data_seed: int = 11, overrides: list[str] | None = None,
-    log_fh=None,
+    log_fh=None, first_seed: int = 0,
 ) -> dict:  # fmt: skip
-    """Every size x variant x seed; rows in the order of the table."""
+    """Every size x variant x seed (``first_seed`` ... ``first_seed + n_seeds - 1``: a curve can be run in
+    parts and tabulated from the joined logs); rows in the order of the table."""
     t0 = time.perf_counter()
     pool, test = make_pool(work, max(preset.sizes), preset.n_test, preset.synth_px, data_seed)
     cache: dict = {}
@@ -222,13 +223,14 @@ def run_curve(
         train_dir = subset_folder(pool, work, n)
         for v in CURVE_VARIANTS:
             per_seed = []
-            for seed in range(n_seeds):
+            for seed in range(first_seed, first_seed + n_seeds):
                 res = train_and_evaluate(v, seed, n, train_dir, test, work, preset, cache, overrides or [])
                 base = base or baselines(res, preset.n_test)
                 per_seed.append(res)
                 if log_fh is not None:
                     brief = {k: res.get(k) for k, _ in CURVE_METRICS}
-                    line = {"n_cases": n, "variant": v.name, "seed": seed, **brief, "train_s": res["train_s"]}
+                    line = {"n_cases": n, "variant": v.name, "seed": seed, **brief, "train_s": res["train_s"],
+                            "pointing_game_chance": res.get("pointing_game_chance")}  # fmt: skip
                     log_fh.write(json.dumps(line) + "\n")
                     log_fh.flush()
             rows.append(
@@ -260,7 +262,8 @@ def run_curve(
 def result_from_log(log: Path, test_dir: Path, preset: CurvePreset) -> dict:
     """The result of a curve from its ``--log`` lines (one per run), e.g. of a run stopped before the end:
     rows for the (size, variant) pairs that have runs; the baselines that are properties of the test set's
-    labels (majority class, chance) from ``test_dir``; the pointing-game chance is unknown there (None)."""
+    labels (majority class, chance) from ``test_dir``; the pointing-game chance from the lines that carry it
+    (else None)."""
     from radgaze.training.data import build_index
 
     lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
@@ -280,7 +283,9 @@ def result_from_log(log: Path, test_dir: Path, preset: CurvePreset) -> dict:
         "zero_shot_chance": 1.0 / len(counts),
         "t2i_p_at_1_chance": 1.0 / len(counts),
         "report_retrieval_chance": 1.0 / len(labels),
-        "pointing_game_chance": None,
+        "pointing_game_chance": next(
+            (x["pointing_game_chance"] for x in lines if x.get("pointing_game_chance")), None
+        ),
         "attention_cc_chance": 0.0,
     }
     return {
