@@ -303,8 +303,8 @@ def result_from_log(log: Path, test_dir: Path, preset: CurvePreset) -> dict:
 # -------------------------------------------------------------------------------------------- reporting
 def format_curve_table(rows: list[dict], base: dict | None) -> str:
     """Markdown: one row per (cases, variant), 'mean ± sd' per metric, then the no-learning baselines."""
-    head = "| cases | variant | epochs | " + " | ".join(label for _, label in CURVE_METRICS) + " |"
-    lines = [head, "|" + "---|" * (3 + len(CURVE_METRICS))]
+    head = "| cases | variant | epochs | seeds | " + " | ".join(label for _, label in CURVE_METRICS) + " |"
+    lines = [head, "|" + "---|" * (4 + len(CURVE_METRICS))]
     for r in rows:
         cells = [
             "n/a"
@@ -312,7 +312,10 @@ def format_curve_table(rows: list[dict], base: dict | None) -> str:
             else f"{r['metrics'][k]['mean']:.3f} ± {r['metrics'][k]['sd']:.3f}"
             for k, _ in CURVE_METRICS
         ]
-        lines.append(f"| {r['n_cases']} | {r['variant']} | {r['epochs']} | " + " | ".join(cells) + " |")
+        n_seeds = r.get("n_seeds", len(r["metrics"][CURVE_METRICS[0][0]]["values"]))
+        lines.append(
+            f"| {r['n_cases']} | {r['variant']} | {r['epochs']} | {n_seeds} | " + " | ".join(cells) + " |"
+        )
     if base:
         b = [
             f"{base['zero_shot_majority_class']:.3f} (majority) / {base['zero_shot_chance']:.3f} (chance)",
@@ -323,7 +326,7 @@ def format_curve_table(rows: list[dict], base: dict | None) -> str:
             "n/a" if base["pointing_game_chance"] is None else f"{base['pointing_game_chance']:.3f}",
             "0",
         ]
-        lines.append("| — | no learning (baseline) | — | " + " | ".join(b) + " |")
+        lines.append("| — | no learning (baseline) | — | — | " + " | ".join(b) + " |")
     return "\n".join(lines)
 
 

@@ -63,7 +63,10 @@ def _fake_result() -> dict:
     rows = []
     for n in (64, 256):
         for k, v in enumerate(lc.CURVE_VARIANTS):
-            m = {key: {"mean": 0.1 * k + n / 1000, "sd": 0.01, "values": []} for key, _ in lc.CURVE_METRICS}
+            m = {
+                key: {"mean": 0.1 * k + n / 1000, "sd": 0.01, "values": [0, 0, 0]}
+                for key, _ in lc.CURVE_METRICS
+            }
             rows.append({"n_cases": n, "variant": v.name, "epochs": 2, "metrics": m})
     base = {
         "zero_shot_majority_class": 0.2,
@@ -82,7 +85,7 @@ def test_table_has_a_row_per_size_and_variant_and_the_baselines():
     table = lc.format_curve_table(res["rows"], res["baselines"])
     lines = table.splitlines()
     assert len(lines) == 2 + 6 + 1
-    assert lines[2].startswith("| 64 | CLIP only | 2 | 0.064 ± 0.010")
+    assert lines[2].startswith("| 64 | CLIP only | 2 | 3 | 0.064 ± 0.010")
     assert "I2T P@1" in lines[0] and "no learning" in lines[-1] and "0.200 (majority)" in lines[-1]
 
 
