@@ -81,7 +81,6 @@ MAX_FUNCTION_LINES = 60
 # Functions allowed to stay longer, each with its reason. Owned by other work in progress when this list was
 # written (issue 15): they are split by their owners; an entry that no longer applies is harmless.
 LONG_FUNCTIONS_WITH_A_REASON: dict[str, str] = {
-    "training/experiment.py::run_ablation": "being split by the experiment's owner (issue 12, learning curve)",
 }
 
 

@@ -148,78 +148,89 @@ def run_ablation(
     log_fh=None,
 ) -> dict:
     """Train every variant for every seed on the same synthetic data; evaluate on held-out cases."""
+    t0 = time.perf_counter()
+    train_dir, test_dir = make_data(work, n_cases, n_test, data_seed)
+    sample_cache: dict = {}
+    rows, baselines = [], {}
+    for v in variants(ratios):
+        if only and v.name not in only:
+            continue
+        per_seed = [
+            _train_and_evaluate(v, seed, epochs, train_dir, test_dir, work, sample_cache, overrides, log_fh)
+            for seed in range(n_seeds)
+        ]
+        for res in per_seed:  # properties of the test set, not of a model
+            baselines["chance"] = res.get("pointing_game_chance", baselines.get("chance"))
+            baselines["majority"] = res.get("zero_shot_majority_baseline", baselines.get("majority"))
+        rows.append(_variant_row(v, per_seed))
+    return _ablation_result(rows, baselines, train_dir, sample_cache, n_cases, n_test, n_seeds, epochs,
+                            overrides, t0)  # fmt: skip
+
+
+def _run_dir(work: Path, v: Variant, seed: int) -> Path:
+    return work / "runs" / f"{v.name.replace(' ', '_').replace('%', 'pct').replace('+', '-')}_s{seed}"
+
+
+def _train_and_evaluate(
+    v: Variant, seed: int, epochs: int, train_dir: Path, test_dir: Path, work: Path, sample_cache: dict,
+    overrides: list[str] | None, log_fh,
+) -> dict:  # fmt: skip
+    """One run of one variant: train the tiny preset, evaluate the last checkpoint, log one JSON line."""
     from radgaze.training.config import load_config
     from radgaze.training.evaluate import evaluate_run
     from radgaze.training.trainer import train
 
-    t0 = time.perf_counter()
-    train_dir, test_dir = make_data(work, n_cases, n_test, data_seed)
-    sample_cache: dict = {}
-    rows = []
-    chance = majority = None
-    for v in variants(ratios):
-        if only and v.name not in only:
-            continue
-        per_seed = []
-        for seed in range(n_seeds):
-            over = [
-                f"epochs={epochs}",
-                f"seed={seed}",
-                f"data.gaze_ratio={v.gaze_ratio}",
-                "eval_at_end=false",
-                "model.loss.losses=" + json.dumps(list(v.losses)),
-                *v.overrides,
-                *(overrides or []),
-            ]
-            cfg = load_config("tiny", over)
-            run_dir = (
-                work / "runs" / f"{v.name.replace(' ', '_').replace('%', 'pct').replace('+', '-')}_s{seed}"
-            )
-            t_run = time.perf_counter()
-            rep = train(cfg, train_dir, run_dir, show_bar=False, sample_cache=sample_cache)
-            res = evaluate_run(run_dir, test_dir, checkpoint="last", sample_cache=sample_cache)
-            res["train_s"] = round(time.perf_counter() - t_run, 2)
-            res["final_loss"] = rep["final_terms"].get("loss")
-            res["n_with_gaze"] = rep["data"]["n_with_gaze"]
-            chance = res.get("pointing_game_chance", chance)  # a property of the test set, not the model
-            majority = res.get("zero_shot_majority_baseline", majority)
-            per_seed.append(res)
-            if log_fh is not None:
-                brief = {k: res.get(k) for k, _ in METRICS}
-                log_fh.write(
-                    json.dumps(
-                        {
-                            "variant": v.name,
-                            "seed": seed,
-                            **brief,
-                            "train_s": res["train_s"],
-                            "n_with_gaze": res["n_with_gaze"],
-                        }
-                    )
-                    + "\n"
-                )
-                log_fh.flush()
-        metrics = {}
-        for key, _ in METRICS:
-            vals = [r.get(key) for r in per_seed]
-            mean, sd = mean_sd(vals)
-            metrics[key] = {"mean": mean, "sd": sd, "values": vals}
-        rows.append(
-            {
-                "name": v.name,
-                "losses": list(v.losses),
-                "gaze_ratio": v.gaze_ratio,
-                "overrides": list(v.overrides),
-                "metrics": metrics,
-                "n_with_gaze": per_seed[0]["n_with_gaze"] if per_seed else None,
-                "train_s_mean": float(np.mean([r["train_s"] for r in per_seed])) if per_seed else None,
-            }
-        )
+    over = [
+        f"epochs={epochs}",
+        f"seed={seed}",
+        f"data.gaze_ratio={v.gaze_ratio}",
+        "eval_at_end=false",
+        "model.loss.losses=" + json.dumps(list(v.losses)),
+        *v.overrides,
+        *(overrides or []),
+    ]
+    run_dir = _run_dir(work, v, seed)
+    t_run = time.perf_counter()
+    rep = train(load_config("tiny", over), train_dir, run_dir, show_bar=False, sample_cache=sample_cache)
+    res = evaluate_run(run_dir, test_dir, checkpoint="last", sample_cache=sample_cache)
+    res["train_s"] = round(time.perf_counter() - t_run, 2)
+    res["final_loss"] = rep["final_terms"].get("loss")
+    res["n_with_gaze"] = rep["data"]["n_with_gaze"]
+    if log_fh is not None:
+        brief = {k: res.get(k) for k, _ in METRICS}
+        line = {"variant": v.name, "seed": seed, **brief, "train_s": res["train_s"]}
+        log_fh.write(json.dumps({**line, "n_with_gaze": res["n_with_gaze"]}) + "\n")
+        log_fh.flush()
+    return res
+
+
+def _variant_row(v: Variant, per_seed: list[dict]) -> dict:
+    """A table row: mean ± sd of every metric over the seeds of one variant."""
+    metrics = {}
+    for key, _ in METRICS:
+        vals = [r.get(key) for r in per_seed]
+        mean, sd = mean_sd(vals)
+        metrics[key] = {"mean": mean, "sd": sd, "values": vals}
+    return {
+        "name": v.name,
+        "losses": list(v.losses),
+        "gaze_ratio": v.gaze_ratio,
+        "overrides": list(v.overrides),
+        "metrics": metrics,
+        "n_with_gaze": per_seed[0]["n_with_gaze"] if per_seed else None,
+        "train_s_mean": float(np.mean([r["train_s"] for r in per_seed])) if per_seed else None,
+    }
+
+
+def _ablation_result(
+    rows: list[dict], baselines: dict, train_dir: Path, sample_cache: dict, n_cases: int, n_test: int,
+    n_seeds: int, epochs: int, overrides: list[str] | None, t0: float,
+) -> dict:  # fmt: skip
     return {
         "experiment": "gaze-ablation",
         "gl_positive_patch_fraction": gaze_label_density(train_dir, sample_cache),
-        "pointing_game_chance": chance,
-        "zero_shot_majority_baseline": majority,
+        "pointing_game_chance": baselines.get("chance"),
+        "zero_shot_majority_baseline": baselines.get("majority"),
         "n_train_cases": n_cases,
         "n_test_cases": n_test,
         "n_seeds": n_seeds,
@@ -232,60 +243,137 @@ def run_ablation(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="radgaze experiment",
         description="Experiments. gaze-ablation: train the tiny EGMA on synthetic sessions as CLIP only, "
-        "MLCE "
-        "only, EGF, EGM, EGF+EGM and EGF+EGM with gaze on 0/1/5/10/50 % of cases; print a Table-IV-like "
+        "MLCE only, EGF, EGM, EGF+EGM and EGF+EGM with gaze on 0/1/5/10/50 % of cases; print a Table-IV-like "
         "table (mean ± sd over seeds) of retrieval P@1, zero-shot accuracy and pointing game on held-out "
-        "synthetic cases.",
-        epilog="example: radgaze experiment gaze-ablation --cases 64 --seeds 3 --json",
+        "synthetic cases. learning-curve: CLIP only vs EGF+EGM vs EGF+EGM with gaze on 10 % of cases "
+        "over nested training sets (64, 256, 1024 cases by default) on one held-out set; prints the table "
+        "and writes a PNG plot (does gaze improve sample efficiency?).",
+        epilog="example: radgaze experiment gaze-ablation --cases 64 --seeds 3 --json   |   "
+        "radgaze experiment learning-curve --png curve.png --work /tmp/lc --log /tmp/lc.jsonl",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("name", choices=("gaze-ablation",), help="which experiment")
-    p.add_argument("--cases", type=int, default=64, help="synthetic training cases")
-    p.add_argument("--test-cases", type=int, default=None, help="held-out synthetic cases (default: cases/2)")
+    p.add_argument("name", choices=("gaze-ablation", "learning-curve"), help="which experiment")
+    p.add_argument("--cases", type=int, default=64, help="gaze-ablation: synthetic training cases")
+    p.add_argument("--test-cases", type=int, default=None, help="held-out synthetic cases (default: cases/2; "
+                   "learning-curve: the preset's)")  # fmt: skip
     p.add_argument("--seeds", type=int, default=3, help="training seeds per variant")
-    p.add_argument("--epochs", type=int, default=6, help="epochs per training run")
-    p.add_argument("--ratios", default="0,0.01,0.05,0.1,0.5", help="gaze ratios besides 1.0")
-    p.add_argument("--only", action="append", default=None, help="run only this variant (repeatable)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs per run (gaze-ablation: 6; learning-curve: "
+                   "the preset's minimum)")  # fmt: skip
+    p.add_argument("--ratios", default="0,0.01,0.05,0.1,0.5", help="gaze-ablation: gaze ratios besides 1.0")
+    p.add_argument(
+        "--only", action="append", default=None, help="gaze-ablation: only this variant (repeatable)"
+    )
+    p.add_argument("--sizes", default=None, help="learning-curve: training set sizes, e.g. 64,256,1024 "
+                   "(default: the preset's)")  # fmt: skip
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="learning-curve preset: cpu = the "
+                   "tiny encoders at 128 px; cuda = Table-IV scale (370/1110/3700 cases, the paper config)")  # fmt: skip
+    p.add_argument("--image-size", type=int, default=None, help="learning-curve: encoder input px")
+    p.add_argument(
+        "--min-steps", type=int, default=None, help="learning-curve: optimiser steps per run at least"
+    )
+    p.add_argument("--png", default="learning-curve.png", help="learning-curve: where to write the plot")
+    p.add_argument("--first-seed", type=int, default=0, help="learning-curve: seeds first-seed ... (run a curve "
+                   "in parts, then --from-log on the joined logs)")  # fmt: skip
+    p.add_argument("--from-log", default=None, metavar="JSONL", help="learning-curve: no training; the table "
+                   "and plot of the runs in this --log file (with --work: its test/ set for the baselines)")  # fmt: skip
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     p.add_argument("--work", default=None, help="working folder (default: a temporary one, removed)")
     p.add_argument("--log", default=None, help="also append one JSON line per run to this file")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    a = p.parse_args(argv)
-    if a.cases < 4 or a.seeds < 1 or a.epochs < 1:
-        raise ConfigError(
-            f"expected --cases >= 4, --seeds >= 1, --epochs >= 1; got {a.cases}, {a.seeds}, {a.epochs}"
-        )
-    ratios = tuple(float(r) for r in a.ratios.split(",") if r.strip())
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     log_fh = open(a.log, "a") if a.log else None  # noqa: SIM115
     try:
-        with tempfile.TemporaryDirectory(prefix="radgaze-ablation-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"radgaze-{a.name}-") as tmp:
             work = Path(a.work) if a.work else Path(tmp)
-            result = run_ablation(
-                n_cases=a.cases,
-                n_seeds=a.seeds,
-                n_test=a.test_cases or max(4, a.cases // 2),
-                epochs=a.epochs,
-                work=work,
-                ratios=ratios,
-                overrides=a.set,
-                only=a.only,
-                log_fh=log_fh,
-            )
+            if a.name == "learning-curve":
+                return _learning_curve(a, work, log_fh)
+            return _gaze_ablation(a, work, log_fh)
     finally:
         if log_fh is not None:
             log_fh.close()
+
+
+def _learning_curve(a: argparse.Namespace, work: Path, log_fh) -> int:
+    from dataclasses import replace
+
+    from radgaze.training import learning_curve as lc
+
+    preset = lc.PRESETS[a.device]
+    changes = {
+        "sizes": tuple(int(x) for x in a.sizes.split(",")) if a.sizes else None,
+        "n_test": a.test_cases,
+        "epochs": a.epochs,
+        "image_size": a.image_size,
+        "min_steps": a.min_steps,
+    }
+    preset = replace(preset, **{k: v for k, v in changes.items() if v is not None})
+    if a.seeds < 1 or not preset.sizes or min(preset.sizes) < lc.CASES_PER_FILE or preset.n_test < 12:
+        raise ConfigError(
+            f"expected --seeds >= 1, --sizes >= {lc.CASES_PER_FILE} and --test-cases >= 12; got {a.seeds}, "
+            f"{preset.sizes}, {preset.n_test}"
+        )
+    if a.from_log:
+        result = lc.result_from_log(Path(a.from_log), work / "test", preset)
+        result["png"] = str(lc.plot_curve(result, Path(a.png)))
+        print(json.dumps(result) if a.json else result["table_markdown"])
+        return 0
+    if a.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "--device cuda: expected a CUDA GPU, found none (torch.cuda.is_available() is False)"
+            )
+    result = lc.run_curve(
+        preset=preset, n_seeds=a.seeds, work=work, overrides=a.set, log_fh=log_fh, first_seed=a.first_seed
+    )
+    result["png"] = str(lc.plot_curve(result, Path(a.png)))
+    if a.json:
+        print(json.dumps(result))
+    else:
+        print(result["table_markdown"])
+        print(
+            f"\n{a.seeds} seed(s), {preset.n_test} held-out synthetic single-finding cases, {preset.config} "
+            f"preset at {preset.image_size} px; {result['wall_s']} s (load average {result['load_average_1min']}); "
+            f"plot: {result['png']}"
+        )
+    return 0
+
+
+def _gaze_ablation(a: argparse.Namespace, work: Path, log_fh) -> int:
+    epochs = 6 if a.epochs is None else a.epochs
+    if a.cases < 4 or a.seeds < 1 or epochs < 1:
+        raise ConfigError(
+            f"expected --cases >= 4, --seeds >= 1, --epochs >= 1; got {a.cases}, {a.seeds}, {epochs}"
+        )
+    ratios = tuple(float(r) for r in a.ratios.split(",") if r.strip())
+    result = run_ablation(
+        n_cases=a.cases,
+        n_seeds=a.seeds,
+        n_test=a.test_cases or max(4, a.cases // 2),
+        epochs=epochs,
+        work=work,
+        ratios=ratios,
+        overrides=a.set,
+        only=a.only,
+        log_fh=log_fh,
+    )
     if a.json:
         print(json.dumps(result))
     else:
         print(result["table_markdown"])
         print(
             f"\n{a.cases} training / {result['n_test_cases']} held-out synthetic cases, {a.seeds} seed(s), "
-            f"{a.epochs} epochs, tiny preset; {result['wall_s']} s. Chance: pointing game "
+            f"{epochs} epochs, tiny preset; {result['wall_s']} s. Chance: pointing game "
             f"{result['pointing_game_chance']}, zero-shot majority class {result['zero_shot_majority_baseline']}. "
             f"Patches with gaze > 0 per gazed sentence (EGMA's GL): {result['gl_positive_patch_fraction']}"
         )

@@ -81,7 +81,8 @@ def format_text(info: dict) -> str:
     if info["kind"] == "session":
         head = [
             f"{info.get('path')}: session, schema {info.get('schema_version')}, "
-            f"{'valid' if info.get('valid') else 'INVALID'}, {len(info.get('cases', []))} case(s)"
+            f"{'valid' if info.get('valid') else 'INVALID'}, {len(info.get('cases', []))} case(s), "
+            f"{_mb(info.get('file_bytes', 0))} on disk"
         ]
         head += [f"  error: {e}" for e in info.get("errors", [])]
         for c in info.get("cases", []):
@@ -90,6 +91,7 @@ def format_text(info: dict) -> str:
                 f"{c.get('fixations')} fixations, {c.get('words')} words, {c.get('sentences')} sentences, "
                 f"{c.get('heatmaps')} heatmaps"
             )
+            head += _dataset_lines(c.get("datasets", {}))
         return "\n".join(head)
     spacing, window = info["pixel_spacing_mm"], info["default_window"]
     ts = info["transfer_syntax"]
@@ -120,6 +122,26 @@ def format_text(info: dict) -> str:
     lines.append(f"  sha256          {info['sha256']}")
     lines += [f"  note: {n}" for n in info["notes"]]
     return "\n".join(lines)
+
+
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:.3f} MB"
+
+
+def _dataset_lines(datasets: dict[str, dict]) -> list[str]:
+    """One line per non-empty dataset: stored size, data size, ratio, filters (largest first)."""
+    rows = sorted(datasets.items(), key=lambda kv: -kv[1]["stored_bytes"])
+    lines = []
+    for name, d in rows:
+        if d["data_bytes"] == 0:
+            continue
+        ratio = d["data_bytes"] / d["stored_bytes"] if d["stored_bytes"] else float("nan")
+        filters = "+".join(d["filters"]) or "uncompressed"
+        lines.append(
+            f"    {name:15s} {_mb(d['stored_bytes']):>12s} stored, {_mb(d['data_bytes']):>12s} data "
+            f"({ratio:.1f}x, {d['dtype']}, {filters})"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

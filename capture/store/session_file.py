@@ -11,17 +11,19 @@ into place on close, so a half-written session never appears under its final nam
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import h5py
+import hdf5plugin
 import numpy as np
 
 from radgaze.capture import __version__
@@ -40,8 +42,10 @@ from radgaze.capture.records import (
     Words,
 )
 
+_log = logging.getLogger(__name__)
+
 FORMAT_NAME = "radgaze-session"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: compressed datasets, 16-bit heatmaps + heatmap_peak (docs/session-format.md)
 HEATMAP_MAX_SIDE = (
     512  # stored heatmap resolution (long side); 512 px keeps a 1-deg sigma >= ~5 px at 2k images
 )
@@ -63,19 +67,59 @@ SENTENCE_ROW = np.dtype(
 )
 AUDIO_BLOCK_ROW = np.dtype([("t_lsl", "f8"), ("first_sample", "i8")])
 
-_TABLES = {
-    "gaze": GAZE_DTYPE,
-    "fixations": FIXATION_DTYPE,
-    "view_events": VIEW_DTYPE,
-    "gaps": GAP_DTYPE,
-    "words": WORD_ROW,
-    "words_text": np.dtype("u1"),
-    "sentences": SENTENCE_ROW,
-    "sentences_text": np.dtype("u1"),
-    "audio": np.dtype("i2"),
-    "audio_blocks": AUDIO_BLOCK_ROW,
+
+# ----------------------------------------------------------------------------- schema 2: datasets + filters
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One growable case dataset: row dtype, rows per chunk, and the Blosc codec of its chunks (None: stored
+    uncompressed)."""
+
+    dtype: np.dtype
+    chunk_rows: int = 256
+    codec: str | None = None
+
+
+def blosc_filter(codec: str) -> dict:
+    """Schema 2's lossless filter: Blosc (hdf5plugin, HDF5 filter 32001) with a byte shuffle, then ``lz4``
+    at level 9 (gaze, heatmaps: a flush of a 512 x 512 map costs well under a millisecond, gzip took 15-50
+    ms) or ``zstd`` at level 1 (audio: ~10 % smaller than lz4 on noise-like samples). Blosc2 compressed a
+    little better but cost 5-15 ms per flush here, which the heatmap latency cannot pay. Readers need
+    ``import hdf5plugin`` (done by this module)."""
+    level = {"lz4": 9, "zstd": 1}[codec]
+    return dict(hdf5plugin.Blosc(cname=codec, clevel=level, shuffle=hdf5plugin.Blosc.SHUFFLE))
+
+
+# Every 1-D dataset a case has, created together before SWMR starts (the list docs/session-format.md shows).
+# Chunks of ~1 s of 1 kHz gaze / 0.5 s of audio: each flush rewrites the growing chunk, and under SWMR HDF5
+# never reuses the space of the copy it replaced, so smaller chunks leak less while recording (a closed live
+# file is compacted anyway: compact_session_file).
+# Only the streams that carry the bytes are compressed: the small tables written a few rows at a time would
+# gain kilobytes and cost a chunk recompression on every flush that touches them.
+CASE_DATASETS: dict[str, DatasetSpec] = {
+    "gaze": DatasetSpec(GAZE_DTYPE, 1024, "lz4"),
+    "fixations": DatasetSpec(FIXATION_DTYPE),
+    "view_events": DatasetSpec(VIEW_DTYPE),
+    "gaps": DatasetSpec(GAP_DTYPE),
+    "words": DatasetSpec(WORD_ROW),
+    "words_text": DatasetSpec(np.dtype("u1"), 1024),
+    "sentences": DatasetSpec(SENTENCE_ROW),
+    "sentences_text": DatasetSpec(np.dtype("u1"), 1024),
+    "audio": DatasetSpec(np.dtype("i2"), 8000, "zstd"),
+    "audio_blocks": DatasetSpec(AUDIO_BLOCK_ROW),
+    "heatmap_peak": DatasetSpec(np.dtype("f4")),  # schema 2: the maximum of each stored heatmap
 }
-_CHUNK_ROWS = {"gaze": 4096, "audio": 16000, "words_text": 1024, "sentences_text": 1024}
+# The heatmap stack, (k, h, w), one compressed chunk per map, as 16-bit fixed point relative to the map's
+# peak: stored = round(map / heatmap_peak * 65535), read back as stored * heatmap_peak / 65535 (float32).
+# Precision: absolute error half a step, heatmap_peak / 131070 (7.6e-6 of the peak) per pixel (plus float32
+# rounding, < 1 % of that), so tails below that
+# read as 0 (for a Gaussian that drops ~8e-6 of its mass); a map's sum moves by ~1e-5. float16 was tried:
+# 25 % larger after compression, and numpy's float32 -> float16 cast cost 2-30 ms a map (subnormals) here.
+HEATMAP_DTYPE = np.dtype("u2")
+HEATMAP_FULL_SCALE = 65535
+HEATMAP_DTYPE_V1 = np.dtype("f4")  # schema 1: the map itself, float32, uncompressed, no heatmap_peak
+HEATMAP_CODEC = "lz4"
+# live writes of these wait for the next flush (SessionWriter._append says why)
+_HELD_UNTIL_FLUSH = frozenset(name for name, spec in CASE_DATASETS.items() if spec.codec) | {"heatmaps"}
 
 
 def heatmap_grid(width_px: int, height_px: int) -> tuple[int, int, float]:
@@ -130,6 +174,7 @@ class SessionWriter:
         self._case: h5py.Group | None = None
         self._case_id: str | None = None
         self._n_cases = 0
+        self._pending: dict[str, list[np.ndarray]] = {}  # live rows held until the next flush
         self._last_flush = time.monotonic()
 
     # -- lifecycle ------------------------------------------------------------------------------------
@@ -185,21 +230,7 @@ class SessionWriter:
                 "heatmap_scale": scale,
             }
         )
-        for name, dtype in _TABLES.items():
-            g.create_dataset(
-                name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(_CHUNK_ROWS.get(name, 256),)
-            )
-        g.create_dataset(
-            "heatmaps",
-            shape=(0, h_hm, w_hm),
-            maxshape=(None, h_hm, w_hm),
-            dtype="f4",
-            chunks=(
-                1,
-                h_hm,
-                w_hm,
-            ),  # uncompressed: gzip costs ~15 ms a map for ~30 % (smooth maps compress badly)
-        )
+        _create_case_datasets(g, (h_hm, w_hm))
         g["audio"].attrs["sample_rate"] = 16000
         if findings is not None:
             _write_findings(g, findings, (h_hm, w_hm))
@@ -214,6 +245,7 @@ class SessionWriter:
         """Close the current case and mark it complete."""
         g = self._require_case()
         name = g.name
+        self._write_pending()
         self._case, self._case_id = None, None
         f = self._reopen_plain()
         f[name].attrs["t_end"] = float(t_end)
@@ -224,12 +256,15 @@ class SessionWriter:
         if self._file is None:
             return
         if self._case is not None:  # closing mid-case keeps what came, marked incomplete
+            self._write_pending()
             self._case = self._case_id = None
         self._file.flush()
         self._file.close()
         self._file = None
         if self._tmp_path != self.path:
             os.replace(self._tmp_path, self.path)
+        elif self.live:
+            compact_session_file(self.path)
 
     # -- appends --------------------------------------------------------------------------------------
     def append_gaze(self, samples: np.ndarray) -> None:
@@ -252,19 +287,20 @@ class SessionWriter:
         if samples.ndim != 1 or samples.dtype != np.int16:
             raise ValueError(f"audio: expected 1-D int16 mono samples, got {samples.dtype} {samples.shape}")
         ds = g["audio"]
-        if ds.shape[0] == 0 and not self.live:
+        n_samples = self._length("audio")
+        if n_samples == 0 and not self.live:
             ds.attrs["sample_rate"] = int(sample_rate)
         elif int(ds.attrs["sample_rate"]) != int(sample_rate):
             raise ValueError(
                 f"audio: expected {int(ds.attrs['sample_rate'])} Hz blocks, got {sample_rate} Hz"
             )
-        block = np.array([(float(t_lsl_first_sample), ds.shape[0])], dtype=AUDIO_BLOCK_ROW)
+        block = np.array([(float(t_lsl_first_sample), n_samples)], dtype=AUDIO_BLOCK_ROW)
         self._append("audio", samples)
         self._append("audio_blocks", block)
 
     def append_words(self, words: Words) -> None:
-        g = self._require_case()
-        rows, blob = _text_rows(words.text, int(g["words_text"].shape[0]), WORD_ROW)
+        self._require_case()
+        rows, blob = _text_rows(words.text, self._length("words_text"), WORD_ROW)
         rows["t_start"], rows["t_end"], rows["probability"] = words.t_start, words.t_end, words.probability
         self._append("words_text", blob)
         self._append("words", rows)
@@ -288,9 +324,11 @@ class SessionWriter:
             heatmap = np.asarray(heatmap, dtype=np.float32)
             if heatmap.shape != hm.shape[1:]:
                 raise ValueError(f"heatmap: expected shape {hm.shape[1:]}, got {heatmap.shape}")
-            k = hm.shape[0]
-            self._append("heatmaps", heatmap[None])
-        rows, blob = _text_rows([text], int(g["sentences_text"].shape[0]), SENTENCE_ROW)
+            k = self._length("heatmaps")
+            stored, peak = _encode_heatmap(heatmap)
+            self._append("heatmaps", stored[None])
+            self._append("heatmap_peak", np.array([peak], np.float32))
+        rows, blob = _text_rows([text], self._length("sentences_text"), SENTENCE_ROW)
         rows[0] = (
             t_start,
             t_end,
@@ -303,7 +341,7 @@ class SessionWriter:
         )
         self._append("sentences_text", blob)
         self._append("sentences", rows)
-        return int(g["sentences"].shape[0] - 1)
+        return self._length("sentences") - 1
 
     def write_case(self, record: CaseRecord) -> None:
         """Write a whole case at once (synthetic and imported sessions)."""
@@ -340,7 +378,9 @@ class SessionWriter:
         self.end_case(record.t_end)
 
     def flush(self) -> None:
+        """Write the rows held since the last flush and flush the file (SWMR readers then see them)."""
         if self._file is not None:
+            self._write_pending()
             self._file.flush()
             self._last_flush = time.monotonic()
 
@@ -356,14 +396,38 @@ class SessionWriter:
         return self._case
 
     def _append(self, name: str, rows: np.ndarray) -> None:
+        """Live, compressed dataset: hold the rows until the next flush, which writes them at once (HDF5
+        recompresses a chunk at every write, and under SWMR never frees the copy it replaces: gaze written
+        50 times a second made a file 25x its data). Otherwise write now. Either way a crash keeps exactly
+        what the last flush wrote, as in schema 1."""
         if len(rows) == 0:
             return
+        self._require_case()
+        if self.live and name in _HELD_UNTIL_FLUSH:
+            self._pending.setdefault(name, []).append(rows)
+        else:
+            self._write_rows(name, rows)
+        if self.live:
+            self.tick()
+
+    def _length(self, name: str) -> int:
+        """Rows of a current-case dataset, those held for the next flush included."""
+        held = sum(len(r) for r in self._pending.get(name, ()))
+        return int(self._require_case()[name].shape[0]) + held
+
+    def _write_pending(self) -> None:
+        """Write the held rows (gaze, audio, heatmaps), one write per dataset. Rows written at once that
+        point into them (a sentence's heatmap_index, an audio block's first_sample, a heatmap_peak) may reach
+        the disk a flush earlier; the reader keeps only those whose target is there, as for a crash."""
+        pending, self._pending = self._pending, {}
+        for name, parts in pending.items():
+            self._write_rows(name, np.concatenate(parts) if len(parts) > 1 else parts[0])
+
+    def _write_rows(self, name: str, rows: np.ndarray) -> None:
         ds = self._require_case()[name]
         n = ds.shape[0]
         ds.resize(n + len(rows), axis=0)
         ds[n:] = rows
-        if self.live:
-            self.tick()
 
     def _reopen_plain(self) -> h5py.File:
         """The file, out of SWMR mode (a clean close + reopen), so groups and attributes can be added."""
@@ -375,6 +439,69 @@ class SessionWriter:
             if self._case is not None:
                 self._case = self._file[self._case.name]
         return self._file
+
+
+def compact_session_file(path: Path) -> None:
+    """Rewrite a closed live session without the space its SWMR flushes left behind (HDF5 does not reuse
+    space freed under SWMR: each flush's copy of a growing compressed chunk, and the chunk index, stay in the
+    file; ~5 MB per minute of reading where the data is ~2.3). Chunks are copied as stored, not recompressed.
+    The copy goes to a hidden name and replaces ``path`` only once whole, so a crash here leaves the closed
+    original; when the copy fails (disk full, ...) the original is kept and the failure logged."""
+    partial = path.with_name(f".{path.name}.compact-partial")
+    try:
+        with h5py.File(path, "r") as src, h5py.File(partial, "w", libver="latest") as dst:
+            dst.attrs.update(dict(src.attrs))
+            for name in src:  # cases/ and whatever other groups the schema has next to it
+                src.copy(src[name], dst, name=name)
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        _log.warning("%s: kept as written, not compacted (%s: %s)", path, type(exc).__name__, exc)
+
+
+def _create_case_datasets(g: h5py.Group, grid: tuple[int, int]) -> None:
+    """Every dataset of a schema-2 case, empty, chunked and filtered as :data:`CASE_DATASETS` says."""
+    for name, spec in CASE_DATASETS.items():
+        g.create_dataset(
+            name,
+            shape=(0,),
+            maxshape=(None,),
+            dtype=spec.dtype,
+            chunks=(spec.chunk_rows,),
+            **(blosc_filter(spec.codec) if spec.codec else {}),
+        )
+    g.create_dataset(
+        "heatmaps",
+        shape=(0, *grid),
+        maxshape=(None, *grid),
+        dtype=HEATMAP_DTYPE,
+        chunks=(1, *grid),
+        **blosc_filter(HEATMAP_CODEC),
+    )
+
+
+def _encode_heatmap(heatmap: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(uint16 round(map / peak * 65535), peak)``, peak = the maximum (0 for an all-zero map: zeros).
+
+    Float32 subnormals (the far tails of Gaussians, which round to 0 here anyway) are zeroed through their
+    bits first: arithmetic on them runs ~10x slower."""
+    if heatmap.size and float(np.min(heatmap)) < 0:
+        raise ValueError(f"heatmap: expected non-negative values, got a minimum of {float(np.min(heatmap))}")
+    peak = float(np.max(heatmap)) if heatmap.size else 0.0
+    if not np.isfinite(peak):
+        raise ValueError(f"heatmap: expected finite values, got a maximum of {peak}")
+    if peak <= 0:
+        return np.zeros(heatmap.shape, HEATMAP_DTYPE), 0.0
+    bits = np.ascontiguousarray(heatmap, dtype=np.float32).view(np.uint32).copy()
+    bits[(bits & np.uint32(0x7F800000)) == 0] = 0
+    scaled = bits.view(np.float32)
+    scaled *= np.float32(HEATMAP_FULL_SCALE / peak)
+    scaled += np.float32(0.5)
+    np.minimum(scaled, np.float32(HEATMAP_FULL_SCALE), out=scaled)
+    # the values are in [0.5, 65535] here; numpy's SIMD float -> uint16 cast reports an "overflow" that an
+    # earlier reduction left in the FPU flags, not one of its own
+    with np.errstate(over="ignore", invalid="ignore"):
+        return scaled.astype(HEATMAP_DTYPE), peak
 
 
 def _as_table(rows: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
@@ -497,12 +624,29 @@ class SessionReader:
         if case_id not in self.case_ids:
             raise KeyError(f"{self.path}: no case {case_id!r}; cases are {self.case_ids}")
         with _damage_as_format_error(self.path, f"case {case_id!r}"):
-            return _read_case(self._file["cases"][case_id])
+            return _read_case(self._file["cases"][case_id], self.schema_version)
+
+    def dataset_sizes(self, case_id: str) -> dict[str, dict]:
+        """Per dataset of a case: bytes on disk, bytes of data, dtype and filter (what ``inspect`` shows)."""
+        with _damage_as_format_error(self.path, f"case {case_id!r}"):
+            g = self._file["cases"][case_id]
+            return {name: _dataset_size(ds) for name, ds in g.items() if isinstance(ds, h5py.Dataset)}
 
     def image_path(self, case: CaseRecord) -> Path:
         """The case's image path, resolved relative to the session file when it is relative."""
         p = Path(case.image.path)
         return p if p.is_absolute() else (self.path.parent / p)
+
+
+def _dataset_size(ds: h5py.Dataset) -> dict:
+    plist = ds.id.get_create_plist()
+    filters = [plist.get_filter(i)[3].decode(errors="replace") for i in range(plist.get_nfilters())]
+    return {
+        "stored_bytes": int(ds.id.get_storage_size()),
+        "data_bytes": int(ds.size * ds.dtype.itemsize),
+        "dtype": str(ds.dtype) if ds.dtype.names is None else "compound",
+        "filters": filters,
+    }
 
 
 def _case_order(groups: h5py.Group, name: str) -> float:
@@ -660,7 +804,18 @@ def _texts(rows: np.ndarray, blob: np.ndarray) -> list[str]:
     ]
 
 
-def _read_case(g: h5py.Group) -> CaseRecord:
+def _read_heatmaps(g: h5py.Group, schema_version: int) -> np.ndarray:
+    """The case's heatmaps as float32 maps (schema 2: uint16 x heatmap_peak / 65535; a killed writer may have
+    stored a map without its peak, or the reverse: keep the maps that have both)."""
+    stored = g["heatmaps"][()]
+    if schema_version < 2:
+        return stored.astype(np.float32, copy=False)
+    peak = g["heatmap_peak"][()]
+    n = min(stored.shape[0], peak.shape[0])
+    return stored[:n].astype(np.float32) * (peak[:n, None, None] / np.float32(HEATMAP_FULL_SCALE))
+
+
+def _read_case(g: h5py.Group, schema_version: int = SCHEMA_VERSION) -> CaseRecord:
     a = g.attrs
     image = ImageRef(**json.loads(_attr_str(a["image_json"])))
     display = DisplayGeometry(**json.loads(_attr_str(a["display_json"])))
@@ -669,7 +824,7 @@ def _read_case(g: h5py.Group) -> CaseRecord:
     words_blob, sent_blob = g["words_text"][()], g["sentences_text"][()]
     word_rows = word_rows[word_rows["text_offset"] + word_rows["text_len"] <= words_blob.size]
     sent_rows = sent_rows[sent_rows["text_offset"] + sent_rows["text_len"] <= sent_blob.size]
-    heatmaps = g["heatmaps"][()]
+    heatmaps = _read_heatmaps(g, schema_version)
     sent_rows = sent_rows[sent_rows["heatmap_index"] < heatmaps.shape[0]]
     words = Words(
         word_rows["t_start"].copy(),
@@ -770,7 +925,7 @@ def describe_session(path: str | os.PathLike) -> dict:
                 errors.append(str(exc))
                 continue
             errors += [f"case {cid}: {e}" for e in validate_case(case)]
-            cases.append(_case_summary(case))
+            cases.append({**_case_summary(case), "datasets": reader.dataset_sizes(cid)})
         return {
             "path": str(reader.path),
             "format": FORMAT_NAME,
@@ -783,6 +938,7 @@ def describe_session(path: str | os.PathLike) -> dict:
             "reader_id": reader.reader_id,
             "created_utc": reader.created_utc,
             "provenance": reader.provenance,
+            "file_bytes": reader.path.stat().st_size,
             "cases": cases,
         }
 

@@ -514,12 +514,25 @@ def region_mask(name: str, anat: Anatomy, h: int, w: int) -> np.ndarray:
     return out
 
 
-def random_case_findings(rng: np.random.Generator, p_normal: float = 0.25) -> list[tuple[str, str, str]]:
+FINDING_COUNT_P = (0.5, 0.35, 0.15)  # chance of 1, 2, 3 findings in an abnormal study
+
+
+def random_case_findings(
+    rng: np.random.Generator, p_normal: float = 0.25, max_findings: int = 3
+) -> list[tuple[str, str, str]]:
     """(label, side, zone) choices for one case: a normal study with probability ``p_normal``, else one to
-    three distinct findings (no two in the same place)."""
+    ``max_findings`` (<= 3) distinct findings (no two in the same place). ``max_findings=1`` makes every
+    study single-label (the learning-curve experiment: each case is one zero-shot class; the finding's
+    look, size and place still vary)."""
+    if not 1 <= max_findings <= len(FINDING_COUNT_P):
+        raise ValueError(f"max_findings: expected 1..{len(FINDING_COUNT_P)}, got {max_findings}")
     if rng.random() < p_normal:
         return []
-    n = int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]))
+    if max_findings == 1:
+        n = 1
+    else:
+        p = np.asarray(FINDING_COUNT_P[:max_findings]) / sum(FINDING_COUNT_P[:max_findings])
+        n = int(rng.choice(np.arange(1, max_findings + 1), p=p))
     labels = list(rng.choice(FINDING_LABELS, size=n, replace=False))
     used: set[tuple[str, str]] = set()
     out = []

@@ -68,7 +68,8 @@ ZOOM_FACTOR = 2.0
 class SynthOptions:
     """How synthetic readings are drawn. ``spoken_punctuation_p`` is the chance a case is dictated with
     spoken punctuation ("zone period") instead of Whisper-style attached marks; ``zoom_p`` the chance the
-    reader zooms in on one finding while dictating it; ``p_normal`` the chance of a normal study."""
+    reader zooms in on one finding while dictating it; ``p_normal`` the chance of a normal study;
+    ``max_findings`` the most findings an abnormal study has (1: single-label studies)."""
 
     image_size: int = DEFAULT_IMAGE_SIZE
     rate_hz: float = DEFAULT_RATE_HZ
@@ -76,6 +77,7 @@ class SynthOptions:
     spoken_punctuation_p: float = 0.25
     zoom_p: float = 0.3
     p_normal: float = 0.25
+    max_findings: int = 3
 
     def __post_init__(self) -> None:
         if not 32 <= self.image_size <= 8192:
@@ -213,7 +215,11 @@ def synth_case(
     """One synthetic case read from ``t_start`` (LSL s): (record, uint16 image, its PNG bytes)."""
     size, display = opts.image_size, opts.display
     params = GazeParams(rate_hz=opts.rate_hz)
-    ph = draw_case(rng, size, findings if findings is not None else random_case_findings(rng, opts.p_normal))
+    ph = draw_case(
+        rng,
+        size,
+        findings if findings is not None else random_case_findings(rng, opts.p_normal, opts.max_findings),
+    )
     png = encode_png16(ph.pixels)
     h_hm, w_hm, scale = heatmap_grid(size, size)
     masks = _case_masks(ph, h_hm, w_hm)

@@ -30,6 +30,7 @@ from radgaze.capture.records import (
     Words,
 )
 from radgaze.capture.store.session_file import (
+    HEATMAP_FULL_SCALE,
     SCHEMA_VERSION,
     SessionReader,
     SessionWriter,
@@ -137,8 +138,8 @@ def test_describe_session_reports_counts_and_errors(tmp_path: Path):
         1,
     )
     json.dumps(d)  # JSON-ready
-    with h5py.File(path, "a") as f:  # corrupt a heatmap so it no longer sums to 1
-        f["cases/c1/heatmaps"][0, 0, 0] = 5.0
+    with h5py.File(path, "a") as f:  # corrupt a heatmap so it no longer sums to 1 (a full-scale pixel)
+        f["cases/c1/heatmaps"][0, 0, 0] = HEATMAP_FULL_SCALE
     d = describe_session(path)
     assert not d["valid"] and "do not sum to 1" in d["errors"][0]
 

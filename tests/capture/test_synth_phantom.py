@@ -113,3 +113,17 @@ def test_phantom_is_the_same_picture_at_any_size():
     pooled = big.astype(float).reshape(256, 8, 256, 8).mean(axis=(1, 3))
     assert np.corrcoef(pooled.ravel(), small.astype(float).ravel())[0, 1] > 0.97
     assert abs(pooled.mean() - small.mean()) < 0.02 * small.mean()
+
+
+def test_single_finding_studies_for_the_learning_curve_are_balanced_and_varied():
+    rng = np.random.default_rng(5)
+    cases = [random_case_findings(rng, p_normal=1 / 6, max_findings=1) for _ in range(600)]
+    assert all(len(c) <= 1 for c in cases)
+    counts = {lab: sum(1 for c in cases if c and c[0][0] == lab) for lab in FINDING_LABELS}
+    counts["normal"] = sum(not c for c in cases)
+    assert all(70 < n < 130 for n in counts.values()), counts  # six classes, ~100 each
+    for lab in ("consolidation", "nodule"):  # the place varies: both sides, every zone
+        places = {(s, z) for c in cases if c and c[0][0] == lab for _, s, z in c}
+        assert places == {(s, z) for s in SIDES for z in ZONES}
+    with pytest.raises(ValueError, match="max_findings"):
+        random_case_findings(rng, max_findings=4)
