@@ -204,17 +204,10 @@ def _sentence_dwells(
     return dwells, spans
 
 
-def synth_case(
-    rng: np.random.Generator,
-    case_id: str,
-    t_start: float,
-    opts: SynthOptions,
-    *,
-    findings: list[tuple[str, str, str]] | None = None,
-) -> tuple[CaseRecord, np.ndarray, bytes]:
-    """One synthetic case read from ``t_start`` (LSL s): (record, uint16 image, its PNG bytes)."""
+def _draw_and_fit(rng: np.random.Generator, opts: SynthOptions, findings, t_start: float):
+    """The case's phantom (drawn from ``rng`` unless ``findings`` are given), its PNG, finding masks on the
+    heatmap grid, the grid's scale, the fitted view row and image px per degree in that view."""
     size, display = opts.image_size, opts.display
-    params = GazeParams(rate_hz=opts.rate_hz)
     ph = draw_case(
         rng,
         size,
@@ -226,6 +219,21 @@ def synth_case(
     fit = np.asarray(fit_view(size, size, display, t_lsl=t_start, window=_view_window(ph.pixels)), VIEW_DTYPE)
     fit = fit.reshape(1)  # one VIEW_DTYPE row, kept as a 1-element array
     ppd_img = float(np.mean(ppd_screen(display))) / float(fit["scale"][0])
+    return ph, png, masks, scale, fit, ppd_img
+
+
+def synth_case(
+    rng: np.random.Generator,
+    case_id: str,
+    t_start: float,
+    opts: SynthOptions,
+    *,
+    findings: list[tuple[str, str, str]] | None = None,
+) -> tuple[CaseRecord, np.ndarray, bytes]:
+    """One synthetic case read from ``t_start`` (LSL s): (record, uint16 image, its PNG bytes)."""
+    size, display = opts.image_size, opts.display
+    params = GazeParams(rate_hz=opts.rate_hz)
+    ph, png, masks, scale, fit, ppd_img = _draw_and_fit(rng, opts, findings, t_start)
 
     # search, then dictation timed from the end of the search
     t_first_look = t_start + rng.uniform(*CASE_ONSET_LATENCY_S)
