@@ -80,8 +80,7 @@ def test_no_absolute_path_of_one_machine_in_code_configs_or_docs():
 MAX_FUNCTION_LINES = 60
 # Functions allowed to stay longer, each with its reason. Owned by other work in progress when this list was
 # written (issue 15): they are split by their owners; an entry that no longer applies is harmless.
-LONG_FUNCTIONS_WITH_A_REASON: dict[str, str] = {
-}
+LONG_FUNCTIONS_WITH_A_REASON: dict[str, str] = {}
 
 
 def _function_lengths(path: Path) -> list[tuple[str, int]]:

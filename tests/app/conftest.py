@@ -38,12 +38,14 @@ def xvfb_display():
     """A real X server (Xvfb) at 1600 x 1000 for tests that start the app as a real process.
 
     Xvfb picks a free display number itself (``-displayfd``) and writes it when it is ready, so test sessions
-    running side by side on one machine never share (or tear down) each other's server."""
+    running side by side on one machine never share (or tear down) each other's server. ``-noreset``: an X
+    server resets when its last client leaves and refuses connections meanwhile; between two test processes on
+    a loaded machine the next window then failed with "could not connect to display"."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (apt-get install xvfb)")
     read_fd, write_fd = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1600x1000x24", "-nolisten", "tcp", "-noreset"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         pass_fds=(write_fd,),

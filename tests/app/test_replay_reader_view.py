@@ -148,7 +148,7 @@ def test_replay_applies_the_readers_view_and_toggles_to_fitted(zoom_window, qtbo
     assert st.window == (30000.0, 60000.0) and not st.invert
     win.seek(T0 + WL_AT_S + 0.5)
     assert st.window == (45000.0, 20000.0) and not st.invert
-    assert "C 45000" in win.image_view.readout.text()
+    assert "W 20000  L 45000" in win.image_view.readout.text()  # the corner says the reader's window
     qtbot.wait(50)
     assert win.grab().save(str(artifacts_dir / "replay_readers_view.png"))
     win.seek(T0 + INVERT_AT_S + 0.2)

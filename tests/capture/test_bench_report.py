@@ -39,7 +39,9 @@ def test_store_bench_reports_in_the_shared_form(capsys):
     assert main(["--minutes", "0.05", "--gaze-hz", "250", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["with_audio"]["file_mb_per_min"] > out["gaze_only"]["file_mb_per_min"] > 0
-    assert out["goals"] == {} and "load_average_1min" in out["machine"]
+    goal = out["goals"]["with_audio_file_mb_per_min"]
+    assert goal["goal"] == "<= 2.5" and goal["value"] == out["with_audio"]["file_mb_per_min"]
+    assert goal["met"] is (goal["value"] <= 2.5) and "load_average_1min" in out["machine"]
     assert main(["--minutes", "0.05", "--gaze-hz", "250"]) == 0
     assert "load average" in capsys.readouterr().out
 
