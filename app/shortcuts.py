@@ -68,8 +68,11 @@ def install_keys(window: QtWidgets.QWidget, bindings: list[tuple[Key, object]]) 
 def install_viewing_keys(window: QtWidgets.QMainWindow, state: ViewerState, extra: tuple[Key, ...] = ()):
     """The viewing keys of every image window on ``state`` plus Help ▸ Keyboard shortcuts listing them (and
     ``extra``, keys the window installs itself); returns {key: shortcut}."""
+    from radgaze.app.qtapp import install_quit_action
+
     bindings = viewing_keys(state)
     shortcuts = install_keys(window, bindings)
+    install_quit_action(window)  # File first, Help last, as in every window
     install_help_menu(window, lambda: [*(k for k, _ in bindings), *extra])
     return shortcuts
 
