@@ -69,7 +69,12 @@ def test_live_dictation_from_the_virtual_mic(virtual_mic, jfk_16k, tiny_whisper_
     pump_thread.start()
     gaze.start()
     try:
-        time.sleep(0.5)
+        deadline = (
+            time.monotonic() + 30.0
+        )  # the mic streams before the speech starts, however loaded the machine
+        while len(blocks) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(blocks) >= 3, "the virtual microphone delivered nothing within 30 s"
         t_play = local_clock()
         assert play_into_mic(jfk_16k).wait(timeout=30) == 0
         time.sleep(0.5)

@@ -130,7 +130,11 @@ def test_virtual_mic_records_the_played_speech_stamped_on_the_lsl_clock(virtual_
     src = MicrophoneSource(virtual_mic)
     src.start()
     try:
-        time.sleep(0.5)  # stream running before the speech starts
+        # the stream delivers before the speech starts (a loaded machine may take longer than any fixed wait)
+        deadline = time.monotonic() + 30.0
+        while src.queue.qsize() < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert src.queue.qsize() >= 3, "the virtual microphone delivered nothing within 30 s"
         t_play_lsl = local_clock()
         player = play_into_mic(jfk_16k)
         assert player.wait(timeout=30) == 0
