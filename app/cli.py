@@ -44,8 +44,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "train": ("radgaze.training.cli", "EGMA pretraining over a folder of sessions"),
     "eval": ("radgaze.training.evaluate", "evaluate a run: zero-shot, retrieval, attention agreement"),
-    "experiment": ("radgaze.training.experiment", "experiments, e.g. gaze-ablation"),
-    "bench": ("radgaze.app.bench_cmd", "benchmarks: capture | viewer | model | train"),
+    "experiment": ("radgaze.training.experiment", "experiments: gaze-ablation | learning-curve"),
+    "bench": ("radgaze.app.bench_cmd", "benchmarks: capture | viewer | model | store | data | train"),
 }
 
 
