@@ -31,6 +31,7 @@ import numpy as np
 import pylsl
 
 from radgaze.capture.bench.report import bench_result, goal_table, print_result
+from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.live.gaze.inlet import GazeInlet
 from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS
 from radgaze.capture.records import GAZE_VALID, DisplayGeometry, Words
@@ -269,20 +270,13 @@ def ratios(figures: dict) -> dict:
     return goal_table(figures, GOALS)
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults, except None (those options say in words what happens without them)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="radgaze bench capture",
         description="Benchmark capture: LSL ingest from another process (rate, lost samples, latency), "
         "sentence heatmap latency, heatmap throughput. Goals: 0 lost, p99 < 5 ms, p95 <= 50 ms, >= 1000/s.",
         epilog="example: radgaze bench capture --json --duration 10 --rate 2000",
-        formatter_class=HelpFormatter,
+        formatter_class=DefaultsOnceFormatter,
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--duration", type=float, default=10.0, help="ingest duration in seconds")

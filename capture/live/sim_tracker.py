@@ -25,6 +25,7 @@ import pylsl
 
 from radgaze.capture.errors import ConfigError, SessionFormatError
 from radgaze.capture.gazemath.scanpath import synthetic_scanpath
+from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.io.display import parse_display  # noqa: F401  (re-exported)
 from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS, LAYOUT_NAMES, GazeLayout, encode_samples
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
@@ -235,13 +236,6 @@ def synthetic_gaze(seed: int, rate_hz: float, display: DisplayGeometry) -> tuple
     return np.concatenate(parts), f"radgaze.capture.synth reading, seed {seed}, {SYNTH_CASES} cases"
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show defaults, except None (those options say in words what happens without them)."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="radgaze sim-tracker",
@@ -249,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
         "recorded gaze, in the channel layout and metadata of a real LSL bridge).",
         epilog="examples: radgaze sim-tracker --layout pupil --rate 200 --seed 3 --duration 60\n"
         "          radgaze sim-tracker --session sessions/reading-001.h5 --layout eyelink",
-        formatter_class=HelpFormatter,
+        formatter_class=DefaultsOnceFormatter,
     )
     p.add_argument("--layout", choices=LAYOUT_NAMES, default="tobii", help="channel layout to publish")
     p.add_argument(

@@ -389,11 +389,7 @@ def generic_layout_from_types(desc: StreamDescription) -> GazeLayout | None:
     if len(unit_set) != 1:
         raise StreamLayoutError(f"gaze stream {desc.name!r}: ScreenX channels mix units {sorted(unit_set)}")
     conf = [i for i, t in enumerate(_padded(desc.types, desc.n_channels)) if t == "confidence"]
-    labels = (
-        tuple(desc.labels)
-        if len(desc.labels) == desc.n_channels
-        else tuple(f"ch{i}" for i in range(desc.n_channels))
-    )
+    labels = _channel_labels(desc)
     return GazeLayout(
         "generic",
         labels,
@@ -434,11 +430,7 @@ def load_layout_config(path: str | Path, desc: StreamDescription) -> GazeLayout:
             groups.append(EyeChannels(x, y, index(prefix + "pupil"), eye))
     if not groups:
         raise ConfigError(f"gaze layout config {path}: expected x/y or left_x/left_y or right_x/right_y")
-    labels = (
-        tuple(desc.labels)
-        if len(desc.labels) == desc.n_channels
-        else tuple(f"ch{i}" for i in range(desc.n_channels))
-    )
+    labels = _channel_labels(desc)
     return GazeLayout(
         "config",
         labels,
@@ -631,3 +623,10 @@ def _ppd_centre(display: DisplayGeometry) -> tuple[float, float]:
 
 BUILTIN_LAYOUTS: dict[str, GazeLayout] = _load_builtin_layouts()
 LAYOUT_NAMES = tuple(BUILTIN_LAYOUTS)
+
+
+def _channel_labels(desc) -> tuple[str, ...]:
+    """The stream's channel labels, or ch0, ch1, ... when it declares none (or not one per channel)."""
+    if len(desc.labels) == desc.n_channels:
+        return tuple(desc.labels)
+    return tuple(f"ch{i}" for i in range(desc.n_channels))
