@@ -174,6 +174,77 @@ class Audio:
         return float(self.block_t_lsl[0]) if self.block_t_lsl.size else float("nan")
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Reader annotations after dictation (the REFLACX protocol; capture/annotation/ loads label sets and protocols).
+# Shapes and the chest box are in image px; certainties are level numbers on the label set's scale
+# (REFLACX: 1 = Unlikely < 10 % ... 5 = Consistent with > 90 %).
+SHAPE_ELLIPSE = "ellipse"
+SHAPE_BOX = "box"
+SHAPE_KINDS = (SHAPE_ELLIPSE, SHAPE_BOX)
+
+# Protocol steps, in the order a reader does them (REFLACX xray_et.m: dictate, labels, ellipses, chest box, text)
+STEP_DICTATE = "dictate"
+STEP_LABELS = "labels"
+STEP_SHAPES = "shapes"
+STEP_CHEST_BOX = "chest_box"
+STEP_TRANSCRIPT = "transcript"
+STEPS = (STEP_DICTATE, STEP_LABELS, STEP_SHAPES, STEP_CHEST_BOX, STEP_TRANSCRIPT)
+
+
+@dataclass(frozen=True)
+class LabelChoice:
+    """One image-level label with its certainty level; ``text`` is the free text of an "Other" label."""
+
+    label: str
+    certainty: int
+    text: str = ""
+
+
+@dataclass
+class Shape:
+    """An ellipse (inscribed in its box) or a box, (x0, y0, x1, y1) in image px with x0 < x1 and y0 < y1."""
+
+    kind: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    labels: tuple[str, ...] = ()
+    certainty: int = 0  # level on the label set's scale; 0 = not chosen yet
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return (self.x0, self.y0, self.x1, self.y1)
+
+    def contains(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether image points (x, y) lie inside the shape (ellipse: inscribed in the box)."""
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        inside_box = (x >= self.x0) & (x <= self.x1) & (y >= self.y0) & (y <= self.y1)
+        if self.kind == SHAPE_BOX:
+            return inside_box
+        cx, cy = (self.x0 + self.x1) / 2, (self.y0 + self.y1) / 2
+        rx, ry = (self.x1 - self.x0) / 2, (self.y1 - self.y0) / 2
+        return ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1.0
+
+
+@dataclass
+class CaseAnnotation:
+    """Everything a reader annotated on one case after dictating it."""
+
+    labels: list[LabelChoice] = field(default_factory=list)
+    shapes: list[Shape] = field(default_factory=list)
+    chest_box: tuple[float, float, float, float] | None = None
+    confirmed_steps: list[str] = field(default_factory=list)  # in the order the reader confirmed them
+    label_set: str = ""  # the LabelSet.name the labels and certainties refer to
+    protocol: str = ""  # the Protocol.name the reader followed
+
+    def label_names(self) -> list[str]:
+        return [c.label for c in self.labels]
+
+    def is_empty(self) -> bool:
+        return not (self.labels or self.shapes or self.chest_box or self.confirmed_steps)
+
+
 @dataclass
 class CaseRecord:
     """Everything recorded for one case of one reading."""
@@ -196,6 +267,10 @@ class CaseRecord:
     labels: list[str] = field(default_factory=list)  # case-level labels ("normal", "cardiomegaly", ...)
     complete: bool = True  # False when the recorder died before closing the case
     attrs: dict = field(default_factory=dict)  # free-form extras (source dataset ids, ...)
+    annotation: CaseAnnotation | None = None  # the reader's labels, shapes and chest box; None: not annotated
+    # the recogniser's words when the reader corrected the transcript; ``words`` then holds the corrected words,
+    # which ``sentences`` and ``heatmaps`` are derived from
+    recognised_words: Words | None = None
 
     @property
     def duration_s(self) -> float:

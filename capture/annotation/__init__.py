@@ -1,0 +1,1 @@
+"""Annotation after dictation (the REFLACX protocol): label sets and certainty scales, per-case protocols (data)."""
