@@ -10,13 +10,19 @@
 #
 # Works as root (CI containers) and as a normal user: the daemon runs per user (--system=false), with no
 # idle exit. Idempotent: an already running server gets the missing modules only.
-#   .ci/pulse-mic.sh          start (or complete) the server; prints the server's socket
+#   .ci/pulse-mic.sh          start (or complete) the server; prints the server's socket ("Server String: …")
 #   .ci/pulse-mic.sh stop     stop the daemon this user runs (and the silence stream started here)
+#
+# Clients find a per-user server through $XDG_CONFIG_HOME/pulse (or $XDG_RUNTIME_DIR): a process that moves
+# XDG_CONFIG_HOME (the Qt tests do, for their settings) no longer sees it, and running this script again from
+# there would start a second server. So export PULSE_SERVER=<the printed socket> to every client (.ci/run and
+# tests/conftest.py do); the script honours it too.
 set -euo pipefail
 
 SINK=radgaze_speaker
 MIC=radgaze_mic
 KEEPALIVE_PID="${XDG_RUNTIME_DIR:-/tmp}/radgaze-pulse-keepalive-$(id -u).pid"
+KEEPALIVE_CLIENT=radgaze-silence
 
 if [[ "${1:-start}" == "stop" ]]; then
     if [[ -f "$KEEPALIVE_PID" ]]; then kill "$(cat "$KEEPALIVE_PID")" 2>/dev/null || true; rm -f "$KEEPALIVE_PID"; fi
@@ -31,7 +37,7 @@ for tool in pulseaudio pactl; do
     }
 done
 
-if ! pulseaudio --check 2>/dev/null; then
+if ! pactl info >/dev/null 2>&1; then
     # -n: no default.pa (no hardware probing in containers); the unix socket protocol is all clients need.
     # --high-priority: the sound server keeps its timing when the tests (or other work) load every core.
     pulseaudio -D -n --system=false --exit-idle-time=-1 --disallow-exit --high-priority=yes \
@@ -57,9 +63,16 @@ pactl set-default-source $MIC
 # A null sink with no stream playing renders nothing, so its monitor (our microphone) delivers no samples
 # until something plays: a recorder would miss the start of the speech and see no silence before it. A real
 # microphone streams all the time, so keep the sink running with an endless stream of silence.
-if ! { [[ -f "$KEEPALIVE_PID" ]] && kill -0 "$(cat "$KEEPALIVE_PID")" 2>/dev/null; }; then
+# Without it the null sink renders ahead in large bursts and the monitor's reported latency swings by
+# hundreds of ms (measured: capture stamps 0.36 s early). The check asks this server, not a pid file: a pid
+# file cannot tell which server its stream plays into.
+if ! pactl list sink-inputs | grep -q "application.name = \"$KEEPALIVE_CLIENT\""; then
     nohup pacat --playback --device=$SINK --raw --format=s16le --rate=16000 --channels=1 \
-        --latency-msec=20 --client-name=radgaze-silence </dev/zero >/dev/null 2>&1 &
+        --latency-msec=20 --client-name=$KEEPALIVE_CLIENT </dev/zero >/dev/null 2>&1 &
     echo $! >"$KEEPALIVE_PID"
+    for _ in $(seq 50); do
+        pactl list sink-inputs | grep -q "application.name = \"$KEEPALIVE_CLIENT\"" && break
+        sleep 0.1
+    done
 fi
 pactl info | grep -E "^(Server String|Default Sink|Default Source)"

@@ -1,8 +1,10 @@
-"""Test-wide set-up: isolated LSL, offscreen Qt, the real sample files beside the repo."""
+"""Test-wide set-up: isolated LSL, offscreen Qt, a pinned PulseAudio server, the real sample files beside the repo."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import tempfile
 import uuid
 from pathlib import Path
@@ -32,7 +34,26 @@ def _isolate_lsl() -> None:
     os.environ["LSLAPICFG"] = str(cfg)
 
 
+def _pin_pulse_server() -> None:
+    """Name the running PulseAudio server in PULSE_SERVER, for this process and its children.
+
+    Clients otherwise find a per-user server through $XDG_CONFIG_HOME/pulse, and the Qt tests move
+    XDG_CONFIG_HOME for their settings: the audio tests after them lost the server, and .ci/pulse-mic.sh then
+    started a second one with no stream keeping its sink running (capture stamps off by up to 0.36 s).
+    """
+    if os.environ.get("PULSE_SERVER") or shutil.which("pactl") is None:
+        return
+    try:
+        info = subprocess.run(["pactl", "info"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    for line in info.stdout.splitlines():
+        if info.returncode == 0 and line.startswith("Server String:"):
+            os.environ["PULSE_SERVER"] = line.split(":", 1)[1].strip()
+
+
 _isolate_lsl()
+_pin_pulse_server()
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from a hub in tests
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

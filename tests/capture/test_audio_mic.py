@@ -7,6 +7,7 @@ The fixtures here are imported by test_asr_mic.py.
 
 from __future__ import annotations
 
+import os
 import queue
 import shutil
 import subprocess
@@ -39,6 +40,10 @@ def virtual_mic() -> str:
     proc = subprocess.run([str(REPO / ".ci" / "pulse-mic.sh")], capture_output=True, text=True, timeout=30)
     if proc.returncode != 0:
         pytest.skip(f".ci/pulse-mic.sh could not start the virtual microphone: {proc.stderr.strip()}")
+    # every later client (PortAudio's ALSA plugin, pacat) talks to this server, wherever XDG_CONFIG_HOME points
+    for line in proc.stdout.splitlines():
+        if line.startswith("Server String:"):
+            os.environ["PULSE_SERVER"] = line.split(":", 1)[1].strip()
     import sounddevice
 
     # PortAudio enumerates devices once, at initialisation: re-enumerate now that the server runs.
