@@ -3,6 +3,9 @@
 #
 #   radgaze_speaker   module-null-sink: whatever is played into it (paplay/pacat --device=radgaze_speaker)
 #   radgaze_mic       module-remap-source of radgaze_speaker.monitor: the virtual microphone, default source
+#   radgaze_room      module-null-sink, the default sink: what programs play without naming a sink (a replay,
+#                     the demo) goes there, so the microphone hears only what a test plays into radgaze_speaker
+#                     (PULSE_SINK=radgaze_speaker sends a program's output to the microphone)
 #
 # PortAudio (sounddevice) reaches it through ALSA's "pulse" / "default" devices, which come from the
 # libasound2-plugins package (ALSA -> PulseAudio bridge). Debian/Ubuntu packages needed:
@@ -21,6 +24,7 @@ set -euo pipefail
 
 SINK=radgaze_speaker
 MIC=radgaze_mic
+ROOM=radgaze_room
 KEEPALIVE_PID="${XDG_RUNTIME_DIR:-/tmp}/radgaze-pulse-keepalive-$(id -u).pid"
 KEEPALIVE_CLIENT=radgaze-silence
 
@@ -53,11 +57,14 @@ if ! pactl list short sinks | grep -q "^[0-9]*[[:space:]]$SINK[[:space:]]"; then
     pactl load-module module-null-sink sink_name=$SINK \
         sink_properties=device.description=radgaze_speaker >/dev/null
 fi
+if ! pactl list short sinks | grep -q "^[0-9]*[[:space:]]$ROOM[[:space:]]"; then
+    pactl load-module module-null-sink sink_name=$ROOM sink_properties=device.description=radgaze_room >/dev/null
+fi
 if ! pactl list short sources | grep -q "^[0-9]*[[:space:]]$MIC[[:space:]]"; then
     pactl load-module module-remap-source master=$SINK.monitor source_name=$MIC \
         source_properties=device.description=radgaze_virtual_mic >/dev/null
 fi
-pactl set-default-sink $SINK
+pactl set-default-sink $ROOM
 pactl set-default-source $MIC
 
 # A null sink with no stream playing renders nothing, so its monitor (our microphone) delivers no samples
@@ -66,12 +73,25 @@ pactl set-default-source $MIC
 # Without it the null sink renders ahead in large bursts and the monitor's reported latency swings by
 # hundreds of ms (measured: capture stamps 0.36 s early). The check asks this server, not a pid file: a pid
 # file cannot tell which server its stream plays into.
-if ! pactl list sink-inputs | grep -q "application.name = \"$KEEPALIVE_CLIENT\""; then
+keepalive_inputs() {  # "<sink-input> <sink name>" of each keepalive stream on this server
+    local sinks
+    sinks=$(pactl list short sinks | awk '{print $1 "=" $2}')
+    pactl list sink-inputs | awk -v client="$KEEPALIVE_CLIENT" -v sinks="$sinks" '
+        BEGIN { n = split(sinks, s, "\n"); for (i = 1; i <= n; i++) { split(s[i], kv, "="); name[kv[1]] = kv[2] } }
+        /^Sink Input #/ { input = substr($3, 2) }
+        /^[[:space:]]*Sink: / { sink = $2 }
+        $0 ~ "application.name = \"" client "\"" { print input, name[sink] }'
+}
+# A program playing into the default sink may have pulled the stream along when the default changed.
+keepalive_inputs | while read -r input sink; do
+    [[ "$sink" == "$SINK" ]] || pactl move-sink-input "$input" "$SINK"
+done
+if [[ -z "$(keepalive_inputs)" ]]; then
     nohup pacat --playback --device=$SINK --raw --format=s16le --rate=16000 --channels=1 \
         --latency-msec=20 --client-name=$KEEPALIVE_CLIENT </dev/zero >/dev/null 2>&1 &
     echo $! >"$KEEPALIVE_PID"
     for _ in $(seq 50); do
-        pactl list sink-inputs | grep -q "application.name = \"$KEEPALIVE_CLIENT\"" && break
+        [[ -n "$(keepalive_inputs)" ]] && break
         sleep 0.1
     done
 fi

@@ -37,8 +37,11 @@ def _peak_hz(x: np.ndarray, rate: int) -> float:
 
 @pytest.mark.audio
 @pytest.mark.parametrize("speed", [1.0, 2.0])
-def test_recorded_audio_is_played_from_the_cued_time_at_speed(pulse, speed):
+def test_recorded_audio_is_played_from_the_cued_time_at_speed(pulse, speed, monkeypatch):
     import sounddevice as sd
+
+    # the default sink is radgaze_room (nobody listens there): play where the virtual microphone hears it
+    monkeypatch.setenv("PULSE_SINK", "radgaze_speaker")
 
     n = 4 * RATE_HZ
     t = np.arange(n) / RATE_HZ
