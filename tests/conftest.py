@@ -19,14 +19,17 @@ def _isolate_lsl() -> None:
     """Give liblsl a config with a private SessionID, resolving on this machine only.
 
     Must run before pylsl is first used; subprocesses inherit LSLAPICFG, so outlets started by tests see the
-    same session and nothing else (no real lab stream can leak in). CI's .ci/run sets LSLAPICFG too.
+    same session and nothing else (no real lab stream can leak in). CI's .ci/run sets LSLAPICFG too; under
+    pytest-xdist each worker gets a session of its own, so a test resolving "any tracker" never sees an outlet
+    of a test running beside it on another worker.
     """
-    if os.environ.get("LSLAPICFG") and Path(os.environ["LSLAPICFG"]).is_file():
+    worker = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1"… under pytest -n: one session each
+    if not worker and os.environ.get("LSLAPICFG") and Path(os.environ["LSLAPICFG"]).is_file():
         return
     cfg = Path(tempfile.mkdtemp(prefix="radgaze-lsl-")) / "lsl_api.cfg"
     cfg.write_text(
         "[lab]\n"
-        f"SessionID = radgaze-test-{uuid.uuid4().hex[:12]}\n"
+        f"SessionID = radgaze-test-{worker or 'main'}-{uuid.uuid4().hex[:12]}\n"
         "[multicast]\n"
         "ResolveScope = machine\n"
         "KnownPeers = {127.0.0.1}\n"
@@ -57,6 +60,17 @@ _pin_pulse_server()
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from a hub in tests
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist with ``--dist loadgroup`` (the README's test command): each module runs on one worker,
+    so its module fixtures (a built wheel, a trained run, an Xvfb) are made once; every test of the one virtual
+    microphone runs on one worker, one after another, since they all hear the same speaker."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        group = "audio" if item.get_closest_marker("audio") else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
