@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -62,15 +63,20 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may come from a hub in t
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist with ``--dist loadgroup`` (the README's test command): each module runs on one worker,
-    so its module fixtures (a built wheel, a trained run, an Xvfb) are made once; every test of the one virtual
-    microphone runs on one worker, one after another, since they all hear the same speaker."""
-    if not config.pluginmanager.hasplugin("xdist"):
+@pytest.fixture(autouse=True)
+def _one_virtual_microphone_user_at_a_time(request: pytest.FixtureRequest):
+    """Tests marked ``audio`` all hear the one virtual speaker: each holds an exclusive lock on the machine while
+    it runs, so pytest-xdist workers (and a second test run on the same machine) take turns."""
+    if request.node.get_closest_marker("audio") is None:
+        yield
         return
-    for item in items:
-        group = "audio" if item.get_closest_marker("audio") else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+    lock_path = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / "radgaze-virtual-mic.lock"
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
