@@ -62,13 +62,27 @@ def _nearest(t_truth: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(np.abs(t_truth[k - 1] - t) < np.abs(t_truth[k] - t), k - 1, k)
 
 
+def _aligned_start(t_truth: np.ndarray, t: np.ndarray, n: int = 50) -> int:
+    """Index of the pushed sample that the first stored one is. A bridge stamping at read time pushes a
+    backlog with stamps microseconds apart, where "nearest in time" is a coin toss: of the pushed samples
+    around the nearest one, take the one from which the next ``n`` stored times match best."""
+    k = int(_nearest(t_truth, t[:1])[0])
+    m = min(n, t.size)
+    best = min(
+        range(max(0, k - 2), min(t_truth.size - m, k + 2) + 1),
+        key=lambda c: float(np.abs(t_truth[c : c + m] - t[:m]).sum()),
+    )
+    return int(best)
+
+
 def compare(gaze: np.ndarray, t_start: float, t_truth, x_truth, y_truth, valid_truth) -> dict:
     """Stored gaze vs the pushed truth, sample for sample: the first stored row is paired with the pushed
     sample nearest in time, the following ones in order (so a lost, doubled or re-timed sample shows)."""
     pushed = np.isfinite(t_truth)
     t_truth, x_truth, y_truth, valid_truth = (a[pushed] for a in (t_truth, x_truth, y_truth, valid_truth))
     t = gaze["t_lsl"]
-    k0, k_last = _nearest(t_truth, t[[0, -1]])
+    k0 = _aligned_start(t_truth, t)
+    k_last = t_truth.size - 1 - _aligned_start(-t_truth[::-1], -t[::-1])  # the same, from the end
     k = np.minimum(k0 + np.arange(t.size), t_truth.size - 1)
     dt = np.abs(t_truth[k] - t)
     valid = (gaze["flags"] & GAZE_VALID) > 0

@@ -112,7 +112,8 @@ EXTRA_OUTLETS = [
 
 @pytest.fixture(scope="module")
 def outlets(tmp_path_factory):
-    spec = {"lifetime_s": 120, "outlets": [c[0] for c in CASES.values()] + EXTRA_OUTLETS}
+    # lifetime: a guard against an orphaned process only (the fixture stops it); a loaded machine may take minutes
+    spec = {"lifetime_s": 900, "outlets": [c[0] for c in CASES.values()] + EXTRA_OUTLETS}
     proc = start_outlets(spec, tmp_path_factory.mktemp("lsl"))
     yield proc
     stop_process(proc)
