@@ -271,6 +271,9 @@ class CaseRecord:
     # the recogniser's words when the reader corrected the transcript; ``words`` then holds the corrected words,
     # which ``sentences`` and ``heatmaps`` are derived from
     recognised_words: Words | None = None
+    # what the reader found unreadable in this case and left out rather than guess (a half-written annotation
+    # revision, ...): one line each; validate_case reports them
+    read_problems: list[str] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float:

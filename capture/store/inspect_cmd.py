@@ -91,6 +91,12 @@ def format_text(info: dict) -> str:
                 f"{c.get('fixations')} fixations, {c.get('words')} words, {c.get('sentences')} sentences, "
                 f"{c.get('heatmaps')} heatmaps"
             )
+            if c.get("annotation"):
+                a = c["annotation"]
+                head.append(
+                    f"    annotation: labels {', '.join(a['labels']) or 'none'}; {a['shapes']} shape(s); "
+                    f"chest box {'yes' if a['chest_box'] else 'no'}; steps {' > '.join(a['confirmed_steps'])}"
+                )
             head += _dataset_lines(c.get("datasets", {}))
         return "\n".join(head)
     spacing, window = info["pixel_spacing_mm"], info["default_window"]

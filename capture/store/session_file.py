@@ -27,6 +27,7 @@ import hdf5plugin
 import numpy as np
 
 from radgaze.capture import __version__
+from radgaze.capture.annotation.check import annotation_problems
 from radgaze.capture.errors import SessionFormatError
 from radgaze.capture.records import (
     FIXATION_DTYPE,
@@ -34,6 +35,7 @@ from radgaze.capture.records import (
     GAZE_DTYPE,
     VIEW_DTYPE,
     Audio,
+    CaseAnnotation,
     CaseRecord,
     DisplayGeometry,
     Finding,
@@ -41,11 +43,12 @@ from radgaze.capture.records import (
     Sentences,
     Words,
 )
+from radgaze.capture.store.annotations import append_revision, read_annotation
 
 _log = logging.getLogger(__name__)
 
 FORMAT_NAME = "radgaze-session"
-SCHEMA_VERSION = 2  # 2: compressed datasets, 16-bit heatmaps + heatmap_peak (docs/session-format.md)
+SCHEMA_VERSION = 3  # 2: compressed, 16-bit heatmaps; 3: per-case annotation_log (docs/session-format.md)
 HEATMAP_MAX_SIDE = (
     512  # stored heatmap resolution (long side); 512 px keeps a 1-deg sigma >= ~5 px at 2k images
 )
@@ -376,6 +379,31 @@ class SessionWriter:
             for t, lo, hi in zip(a.block_t_lsl, bounds[:-1], bounds[1:]):
                 self.append_audio(a.samples[lo:hi], t, a.sample_rate)
         self.end_case(record.t_end)
+        if record.annotation is not None and not record.annotation.is_empty():
+            self.write_annotation(record.case_id, record.annotation, step="import")
+
+    def write_annotation(self, case_id: str, annotation: CaseAnnotation, *, step: str) -> int:
+        """Store the reader's annotation of a closed case as it stands after confirming ``step``; flush.
+
+        Appends one revision (see :mod:`radgaze.capture.store.annotations`): what earlier revisions hold is never
+        touched, so a crash at any point keeps every step confirmed before it. Refuses (``ValueError``, one line,
+        nothing written) shapes off the image or of no size, unknown steps and duplicate labels.
+        Returns the revision number.
+        """
+        if case_id == self._case_id:
+            raise RuntimeError(f"case {case_id!r} is still being recorded; annotate it after end_case")
+        f = self._reopen_plain()
+        if case_id not in f["cases"]:
+            raise ValueError(f"expected a case of {self.path.name} ({list(f['cases'])}), got {case_id!r}")
+        g = f["cases"][case_id]
+        image = json.loads(_attr_str(g.attrs["image_json"]))
+        problems = annotation_problems(annotation, int(image["width"]), int(image["height"]))
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise ValueError(f"case {case_id}: annotation not stored: {problems[0]}{more}")
+        revision = append_revision(g, annotation, step)
+        f.flush()
+        return revision
 
     def flush(self) -> None:
         """Write the rows held since the last flush and flush the file (SWMR readers then see them)."""
@@ -847,6 +875,7 @@ def _read_case(g: h5py.Group, schema_version: int = SCHEMA_VERSION) -> CaseRecor
     t_end = float(a["t_end"])
     if not complete or not np.isfinite(t_end):
         t_end = _last_time(t_start, gaze, words, sentences)
+    annotation, read_problems = read_annotation(g, _attr_str(a["case_id"]))
     return CaseRecord(
         case_id=_attr_str(a["case_id"]),
         image=image,
@@ -866,6 +895,8 @@ def _read_case(g: h5py.Group, schema_version: int = SCHEMA_VERSION) -> CaseRecor
         labels=json.loads(_attr_str(a.get("labels_json", "[]"))),
         complete=complete,
         attrs=json.loads(_attr_str(a.get("attrs_json", "{}"))),
+        annotation=annotation,
+        read_problems=read_problems,
     )
 
 
@@ -961,13 +992,28 @@ def _case_summary(case: CaseRecord) -> dict:
         "audio_s": round(case.audio.samples.size / case.audio.sample_rate, 3) if case.audio else 0.0,
         "labels": case.labels,
         "findings": len(case.findings or []),
+        "annotation": _annotation_summary(case.annotation),
         "image": {"path": case.image.path, "width": case.image.width, "height": case.image.height},
+    }
+
+
+def _annotation_summary(annotation: CaseAnnotation | None) -> dict | None:
+    if annotation is None:
+        return None
+    return {
+        "labels": [f"{c.label} ({c.certainty})" for c in annotation.labels],
+        "shapes": len(annotation.shapes),
+        "chest_box": annotation.chest_box is not None,
+        "confirmed_steps": list(annotation.confirmed_steps),
+        "label_set": annotation.label_set,
     }
 
 
 def validate_case(case: CaseRecord) -> list[str]:
     """Consistency problems of one case, as sentences (empty when the case is sound)."""
-    problems: list[str] = []
+    problems: list[str] = list(case.read_problems)
+    if case.annotation is not None:
+        problems += annotation_problems(case.annotation, case.image.width, case.image.height)
     for name, t in (("gaze", case.gaze["t_lsl"]), ("view_events", case.view_events["t_lsl"])):
         if t.size > 1 and np.any(np.diff(t) < 0):
             problems.append(f"{name} times are not sorted")

@@ -81,7 +81,7 @@ def test_every_case_dataset_has_the_listed_filter(tmp_path: Path):
         w.begin_case("c", IMAGE, DisplayGeometry(), t_start=0.0)
         w.end_case(1.0)
     with h5py.File(path, "r") as f:
-        assert f.attrs["schema_version"] == SCHEMA_VERSION == 2
+        assert f.attrs["schema_version"] == SCHEMA_VERSION == 3
         g = f["cases/c"]
         assert set(g) == set(CASE_DATASETS) | {"heatmaps"}
         for name, spec in CASE_DATASETS.items():

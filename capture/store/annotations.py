@@ -1,0 +1,136 @@
+"""The annotation part of a case (schema 3): an append-only log of JSON revisions, one per confirmed step.
+
+Each time the reader confirms a step (labels, shapes, chest box, transcript) the whole annotation as it then
+stands is appended as one row of the case's ``annotation_log`` (variable-length UTF-8 strings) and the file is
+flushed. Nothing is ever rewritten in place, so a ``kill -9`` at any moment leaves every revision written
+before it readable; a row the crash left half-written is skipped with a note and the one before it is used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+
+import h5py
+
+from radgaze.capture.errors import SessionFormatError
+from radgaze.capture.records import CaseAnnotation, LabelChoice, Shape
+
+ANNOTATION_LOG = "annotation_log"
+_CHUNK_ROWS = 16
+
+
+def annotation_to_json(annotation: CaseAnnotation, *, revision: int, step: str) -> str:
+    """One revision's row: the whole annotation after ``step`` was confirmed."""
+    return json.dumps(
+        {
+            "revision": revision,
+            "step": step,
+            "saved_utc": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "label_set": annotation.label_set,
+            "protocol": annotation.protocol,
+            "confirmed_steps": list(annotation.confirmed_steps),
+            "labels": [
+                {"label": c.label, "certainty": c.certainty, "text": c.text} for c in annotation.labels
+            ],
+            "shapes": [
+                {"kind": s.kind, "box": list(s.box), "labels": list(s.labels), "certainty": s.certainty}
+                for s in annotation.shapes
+            ],
+            "chest_box": None if annotation.chest_box is None else list(annotation.chest_box),
+        },
+        ensure_ascii=False,
+    )
+
+
+def annotation_from_json(text: str, where: str) -> CaseAnnotation:
+    """Parse one revision row; :class:`SessionFormatError` (one line, naming ``where``) when it is not one."""
+    try:
+        doc = json.loads(text)
+        annotation = CaseAnnotation(
+            labels=[
+                LabelChoice(str(c["label"]), _int(c["certainty"]), str(c.get("text", "")))
+                for c in doc["labels"]
+            ],
+            shapes=[_shape(s) for s in doc["shapes"]],
+            chest_box=None if doc["chest_box"] is None else _box(doc["chest_box"]),
+            confirmed_steps=[str(s) for s in doc["confirmed_steps"]],
+            label_set=str(doc.get("label_set", "")),
+            protocol=str(doc.get("protocol", "")),
+        )
+    except (ValueError, KeyError, TypeError) as exc:
+        got = repr(text[:60]) if text else "an empty row"
+        raise SessionFormatError(
+            f"{where}: expected an annotation revision (JSON with labels, shapes, chest_box, confirmed_steps), "
+            f"got {got} ({type(exc).__name__}: {exc})"
+        ) from None
+    return annotation
+
+
+def _int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"expected an integer certainty, got {value!r}")
+    return value
+
+
+def _box(values: object) -> tuple[float, float, float, float]:
+    if not isinstance(values, list) or len(values) != 4:
+        raise ValueError(f"expected a box [x0, y0, x1, y1], got {values!r}")
+    box = tuple(float(v) for v in values)
+    if not all(math.isfinite(v) for v in box):
+        raise ValueError(f"expected finite box coordinates, got {values!r}")
+    return box  # type: ignore[return-value]
+
+
+def _shape(doc: dict) -> Shape:
+    return Shape(
+        str(doc["kind"]), *_box(doc["box"]), tuple(str(n) for n in doc["labels"]), _int(doc["certainty"])
+    )
+
+
+def append_revision(case_group: h5py.Group, annotation: CaseAnnotation, step: str) -> int:
+    """Append ``annotation`` as the case's next revision; returns its number (1 = the first)."""
+    if ANNOTATION_LOG not in case_group:
+        case_group.create_dataset(
+            ANNOTATION_LOG,
+            shape=(0,),
+            maxshape=(None,),
+            dtype=h5py.string_dtype("utf-8"),
+            chunks=(_CHUNK_ROWS,),
+        )
+    log = case_group[ANNOTATION_LOG]
+    n = log.shape[0]
+    log.resize(n + 1, axis=0)
+    log[n] = annotation_to_json(annotation, revision=n + 1, step=step)
+    return n + 1
+
+
+def read_annotation(case_group: h5py.Group, case_id: str) -> tuple[CaseAnnotation | None, list[str]]:
+    """The case's latest readable revision (None: never annotated) and one line per revision skipped."""
+    if ANNOTATION_LOG not in case_group:
+        return None, []
+    rows = case_group[ANNOTATION_LOG].asstr()[()]
+    problems: list[str] = []
+    for k in range(len(rows) - 1, -1, -1):
+        where = f"case {case_id}: annotation revision {k + 1} of {len(rows)}"
+        try:
+            annotation = annotation_from_json(rows[k], where)
+        except SessionFormatError as exc:
+            problems.append(f"{exc}; {'the one before it is used' if k else 'no annotation is read'}")
+            continue
+        return annotation, problems[::-1]
+    return None, problems[::-1]
+
+
+def revision_steps(case_group: h5py.Group) -> list[str]:
+    """The step each stored revision confirmed, oldest first ('?' for an unreadable row)."""
+    if ANNOTATION_LOG not in case_group:
+        return []
+    steps = []
+    for text in case_group[ANNOTATION_LOG].asstr()[()]:
+        try:
+            steps.append(str(json.loads(text)["step"]))
+        except (ValueError, KeyError, TypeError):
+            steps.append("?")
+    return steps
