@@ -23,8 +23,10 @@ Choices (documented here because the dataset leaves them open):
 - Labels: the metadata's ``labels`` cell and label columns (True or a positive certainty), plus every label an
   ellipse names.
 - Findings: each ellipse of ``anomaly_location_ellipses.csv`` is a Finding (box = the ellipse's bounding box,
-  label = its true label columns joined by ";", mask = the ellipse on the heatmap grid), linked to the first
-  sentence naming it.
+  label = its true label columns joined by ";", mask = the ellipse on the heatmap grid, location = its certainty
+  on REFLACX's 1..5 scale in words), linked to the first sentence naming it.
+- Annotation: the reader's labels with certainties, ellipses and chest box as the case's annotation
+  (:mod:`radgaze.capture.importers.reflacx_annotation`), in REFLACX's own label names.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from radgaze.capture.annotation.labels import load_label_set
 from radgaze.capture.errors import ConfigError, ImportFormatError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.geometry import image_to_screen, map_gaze_to_image, view_index
@@ -49,6 +52,12 @@ from radgaze.capture.importers.common import (
     read_table,
     safe_name,
     write_session_file,
+)
+from radgaze.capture.importers.reflacx_annotation import (
+    BOX_COLUMNS,
+    ELLIPSE_KNOWN,
+    read_ellipses,
+    reading_annotation,
 )
 from radgaze.capture.records import (
     FIXATION_DTYPE,
@@ -85,13 +94,11 @@ FIXATION_COLUMNS = (
 )
 GAZE_COLUMNS = ("timestamp_sample", "x_position", "y_position")
 WORD_COLUMNS = ("word", "timestamp_start_word", "timestamp_end_word")
-BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 METADATA_COLUMNS = ("id", "eye_tracking_data_discarded", "image_size_x", "image_size_y")
 # metadata columns that are not labels
 METADATA_KNOWN = frozenset(
     {*METADATA_COLUMNS, "split", "image", "dicom_id", "subject_id", "labels", "study_id", "phase"}
 )
-ELLIPSE_KNOWN = frozenset({*BOX_COLUMNS, "certainty"})
 # Relative change of the view transform that counts as a new view (screen rectangles are whole pixels: a
 # 1-px rounding on a ~1000 px rectangle is 1e-3).
 VIEW_CHANGE_REL = 2e-3
@@ -237,11 +244,21 @@ def read_findings(path: Path, image_w: int, image_h: int) -> list[Finding]:
     for i in range(tab.n_rows):
         labels = [normalise_label(c) for c in label_cols if truth[c][i]]
         box = tuple(float(v) for v in boxes[i])
-        where = f"certainty {int(certainty[i])}/9" if np.isfinite(certainty[i]) else ""
+        where = _certainty_text(int(certainty[i])) if np.isfinite(certainty[i]) else ""
         out.append(
             Finding(";".join(labels) or "abnormality", where, box, ellipse_mask(box, image_w, image_h))
         )
     return out
+
+
+def _certainty_text(level: int) -> str:
+    """REFLACX's ellipse certainty 1..5 (collection app: ``6 - certainty_chosen_index``) in words."""
+    scale = load_label_set()  # REFLACX's own scale, as radgaze ships it
+    try:
+        name = scale.certainty(level).name
+    except ConfigError:
+        return f"certainty {level} (expected 1..{scale.max_level()})"
+    return f"certainty {level}/{scale.max_level()} ({name})"
 
 
 def read_chest_box(path: Path) -> list[float] | None:
@@ -324,6 +341,8 @@ def read_reading(
         gaze = map_gaze_to_image(read_gaze(gaze_path, view), view, disp, image.width, image.height)
     ellipses = case_dir / "anomaly_location_ellipses.csv"
     findings = read_findings(ellipses, image.width, image.height) if ellipses.is_file() else None
+    chest = read_chest_box(case_dir / "chest_bounding_box.csv")
+    annotation = reading_annotation(meta, i, METADATA_KNOWN, read_ellipses(ellipses), chest)
     times = [0.0, float(fix["t_start"][0]), float(words.t_start[0]) if len(words) else 0.0]
     ends = [float(fix["t_end"].max()), float(words.t_end.max()) if len(words) else 0.0]
     if gaze.size:
@@ -344,6 +363,7 @@ def read_reading(
         findings=findings,
         labels=sorted(set(metadata_labels(meta, i)) | _finding_labels(findings)),
         attrs=attrs,
+        annotation=annotation,
     )
     return add_sentences(record, lead_s=lead_s)
 

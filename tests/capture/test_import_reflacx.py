@@ -10,15 +10,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from radgaze.capture.annotation.check import annotation_problems
+from radgaze.capture.annotation.labels import load_label_set
 from radgaze.capture.errors import ConfigError, ImportFormatError
 from radgaze.capture.gazemath.heatmap import mass_inside
+from radgaze.capture.importers.common import read_table
 from radgaze.capture.importers.reflacx import (
     FIXATION_COLUMNS,
     import_reflacx,
     rect_transforms,
     view_timeline,
 )
-from radgaze.capture.records import GAZE_ON_IMAGE, GAZE_VALID, VIEW_FIT, VIEW_WINDOW, VIEW_ZOOM
+from radgaze.capture.importers.reflacx_annotation import metadata_choices, read_ellipses
+from radgaze.capture.records import (
+    GAZE_ON_IMAGE,
+    GAZE_VALID,
+    VIEW_FIT,
+    VIEW_WINDOW,
+    VIEW_ZOOM,
+    LabelChoice,
+    Shape,
+)
 from radgaze.capture.store.session_file import SessionReader, describe_session
 
 W_IMG, H_IMG = 1000, 1200
@@ -217,11 +229,41 @@ def test_import_reflacx_reading(src: Path, tmp_path: Path):
     assert case.findings is not None and len(case.findings) == 1
     f = case.findings[0]
     assert f.label == "lung_nodule_or_mass" and f.box == NODULE_BOX and f.sentence_index == 1
+    assert f.location == "certainty 4/5 (Suspicious for / Probably)"  # REFLACX's 1..5 scale
+    # the reader's annotation, in REFLACX's label names: the metadata's certainty, the ellipse, the chest box
+    ann = case.annotation
+    assert ann is not None and ann.label_set == "reflacx"
+    assert ann.labels == [LabelChoice("Lung nodule or mass", 4)]  # "Pleural abnormality" 0 = not chosen
+    assert ann.shapes == [Shape("ellipse", *NODULE_BOX, ("Lung nodule or mass",), 4)]
+    assert ann.chest_box == (80.0, 60.0, 920.0, 1100.0)
+    assert ann.confirmed_steps == ["dictate", "labels", "shapes", "chest_box"]
+    assert annotation_problems(ann, W_IMG, H_IMG, load_label_set()) == []
     hm = case.sentence_heatmap(1)
     assert hm is not None and hm.sum() == pytest.approx(1.0, abs=1e-4)
     assert mass_inside(hm, f.mask) > 0.6
     assert mass_inside(case.sentence_heatmap(0), f.mask) < 0.05
     assert describe_session(out / "P101R000001.h5")["valid"]
+
+
+def test_reflacx_labels_without_a_certainty_take_their_ellipses_or_none(tmp_path: Path):
+    """Support devices (True/False) and Other (free text) have no certainty in REFLACX's metadata."""
+    labels = ["Atelectasis", "Other", "Pneumothorax", "Support devices"]
+    _write_csv(tmp_path / "meta.csv", ["id", *labels],
+               [["P300R1", 3, "azygos lobe|old rib fracture", 0, "True"]])  # fmt: skip
+    _write_csv(tmp_path / "ellipses.csv", ["xmin", "ymin", "xmax", "ymax", "certainty", *labels],
+               [[10, 20, 110, 220, 2, "False", "True", "False", "False"],
+                [300, 300, 400, 420, 5, "False", "False", "True", "False"]])  # fmt: skip
+    shapes = read_ellipses(tmp_path / "ellipses.csv")
+    assert shapes == [Shape("ellipse", 10, 20, 110, 220, ("Other",), 2),
+                      Shape("ellipse", 300, 300, 400, 420, ("Pneumothorax",), 5)]  # fmt: skip
+    meta = read_table(tmp_path / "meta.csv", ("id",))
+    choices = metadata_choices(meta, 0, frozenset({"id"}), shapes)
+    assert choices == [
+        LabelChoice("Atelectasis", 3),
+        LabelChoice("Other", 2, "azygos lobe; old rib fracture"),  # its ellipse's certainty
+        LabelChoice("Support devices", 0),  # no ellipse, no certainty in the source
+        LabelChoice("Pneumothorax", 5),  # metadata 0 but an ellipse names it
+    ]
 
 
 def test_import_reflacx_without_raw_gaze_and_with_images(tmp_path: Path):
