@@ -8,6 +8,7 @@ This module itself is Qt-free.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from radgaze.capture.errors import RadgazeError
@@ -37,6 +38,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": (
         "radgaze.capture.importers.cli",
         "convert REFLACX / EGD-CXR / XDF recordings to session files",
+    ),
+    "export": (
+        "radgaze.capture.exporters.cli",
+        "write sessions in REFLACX's layout (labels, ellipses, fixations, words, gaze)",
     ),
     "prepare": (
         "radgaze.training.prepared",
@@ -83,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `radgaze inspect … | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

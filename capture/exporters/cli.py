@@ -1,0 +1,64 @@
+"""``radgaze export reflacx SESSIONS... OUT``: session files in REFLACX's layout."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from radgaze.capture.annotation.labels import load_label_set
+from radgaze.capture.errors import ConfigError
+from radgaze.capture.exporters.reflacx import export_reflacx
+from radgaze.capture.store.session_file import list_sessions
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="radgaze export",
+        description="Write session files in another tool's layout.",
+        epilog="example: radgaze export reflacx ./sessions ./reflacx-export",
+    )
+    sub = parser.add_subparsers(dest="target", required=True, metavar="{reflacx}")
+    p = sub.add_parser(
+        "reflacx",
+        help="sessions -> REFLACX 1.0 layout (main_data/, gaze_data/), one reading per case",
+        description="Every case of SESSIONS (files or folders of .h5) as a REFLACX reading: metadata_phase_3.csv "
+        "with the reader's labels and certainties, fixations.csv, timestamps_transcription.csv, "
+        "transcription.txt, anomaly_location_ellipses.csv, chest_bounding_box.csv and gaze_data/<id>/gaze.csv. "
+        "Times become seconds from the case's audio start. `radgaze import reflacx OUT ...` reads it back.",
+        epilog="example: radgaze export reflacx ./sessions/reader1 ./reflacx-export --overwrite",
+    )
+    p.add_argument(
+        "paths", nargs="+", type=Path, metavar="SESSIONS... OUT", help="session files or folders, then OUT"
+    )
+    p.add_argument("--labels", type=Path, help="label set TOML the annotations use (default: REFLACX's)")
+    p.add_argument("--overwrite", action="store_true", help="replace an export that exists in OUT")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if len(args.paths) < 2:
+        raise ConfigError(
+            f"expected SESSIONS... OUT (at least two paths), got {[str(p) for p in args.paths]}"
+        )
+    *inputs, out = args.paths
+    sessions: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            sessions += list_sessions(path)
+        elif path.is_file():
+            sessions.append(path)
+        else:
+            raise ConfigError(f"expected a session file or a folder of them, got {path} (not found)")
+    if not sessions:
+        raise ConfigError(f"expected session files (.h5) in {[str(p) for p in inputs]}, found none")
+    try:
+        result = export_reflacx(
+            sessions, out, label_set=load_label_set(args.labels), overwrite=args.overwrite
+        )
+    except FileExistsError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"exported {len(result.written)} reading(s) from {len(sessions)} session file(s) to {out}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    return 0
