@@ -11,7 +11,8 @@ sentence heatmap PNGs and the replay video.
   timestamp_end_word). REFLACX has no sentence file; ``sentences.csv`` uses the same naming
   (timestamp_start_sentence, ...). Times are seconds from the case start (REFLACX: from the audio start;
   radgaze's case starts when the image is shown, which is when its audio starts too). Positions are image
-  px; pixels per degree are screen px per degree, as REFLACX's EyeLink reports them.
+  px; pixels per degree are image px per degree of visual angle, zoom included, as in REFLACX's files
+  (``radgaze export reflacx`` writes the dataset's whole layout).
   ``pupil_area_normalized`` is empty: radgaze stores pupil size per raw sample, not per fixation.
 * The video (H.264 in MP4 through PyAV, FFmpeg's maintained Python binding) draws each frame with Pillow: the
   windowed image, the part the reader had on screen (a frame when zoomed), the fixation trail numbered and
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from radgaze.capture.exporters.reflacx import VIEW_COLUMNS
 from radgaze.capture.records import CaseRecord
 
 FIXATION_COLUMNS = (
@@ -36,19 +38,7 @@ FIXATION_COLUMNS = (
     "timestamp_end_fixation",
     "x_position",
     "y_position",
-    "pupil_area_normalized",
-    "angular_resolution_x_pixels_per_degree",
-    "angular_resolution_y_pixels_per_degree",
-    "window_width",
-    "window_level",
-    "xmin_shown_from_image",
-    "ymin_shown_from_image",
-    "xmax_shown_from_image",
-    "ymax_shown_from_image",
-    "xmin_in_screen_coordinates",
-    "ymin_in_screen_coordinates",
-    "xmax_in_screen_coordinates",
-    "ymax_in_screen_coordinates",
+    *VIEW_COLUMNS,
 )
 WORD_COLUMNS = ("word", "timestamp_start_word", "timestamp_end_word")
 SENTENCE_COLUMNS = (
@@ -193,7 +183,7 @@ def fixation_table(record: CaseRecord) -> list[list[object]]:
         k = view_row_at(views, t0)
         if k >= 0:
             v = views[k]
-            ppd = ppd_img * float(v["scale"])  # screen px per degree
+            ppd = ppd_img  # image px per degree, zoom included (REFLACX's README: "image pixels per ... degree")
             rect = shown_rect(v, record.display, record.image.width, record.image.height)
             sx0, sy0 = image_to_screen(rect[0], rect[1], v)
             sx1, sy1 = image_to_screen(rect[2], rect[3], v)

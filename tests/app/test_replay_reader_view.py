@@ -98,7 +98,9 @@ def test_reflacx_tables(tmp_path):
     f0, f_late = fx[0], fx[-1]
     assert float(f0["timestamp_start_fixation"]) == pytest.approx(rec.fixations["t_start"][0] - T0, abs=1e-5)
     assert float(f0["x_position"]) == pytest.approx(float(rec.fixations["x_img_px"][0]), abs=1e-3)
-    assert float(f0["angular_resolution_x_pixels_per_degree"]) == pytest.approx(40.0 * 3.0, rel=1e-5)
+    # REFLACX's README: "the number of image pixels per visual angle in degrees ... [with] the level of zoom"
+    ppd_img = float(rec.fixations["ppd_img"][0])
+    assert float(f0["angular_resolution_x_pixels_per_degree"]) == pytest.approx(ppd_img, rel=1e-5)
     assert f0["pupil_area_normalized"] == "" and float(f0["window_level"]) == 30000
     # fitted at the start: the whole image is shown; the last fixation is after the zoom and W/L change
     assert [float(f0[k]) for k in ("xmin_shown_from_image", "xmax_shown_from_image")] == [0.0, 400.0]
