@@ -6,7 +6,10 @@ image px per heatmap px), where the radiologist's sentence heatmaps are stored:
 * the model's map of a sentence: ``radgaze.model.attention.attention_on_image`` on the image resampled to that grid;
 * the fixation mask of a sentence (NSS, AUC-Judd): the grid cells holding a fixation that overlaps the sentence's
   gaze window (as ``radgaze.training.evaluate`` does on the model's square);
-* CC, KLD, SIM compare the model map with the reader's heatmap (the benchmark's KLD is KL(reader || model)).
+* CC, KLD, SIM compare the model map with the reader's heatmap (the benchmark's KLD is KL(reader || model));
+* against the reader's own localisations (the case annotation's ellipses and boxes, their union on the grid):
+  ``ellipse_hit``, the pointing game (1 when the model map's maximum lies inside one of them, else 0), and
+  ``ellipse_mass``, the share of the model map's mass inside them. NaN for a case the reader did not localise.
 
 Metric definitions: ``radgaze.model.metrics`` (Bylinskii et al., TPAMI 2018). A sentence without a heatmap (the empty
 marker) has no row; NSS and AUC-Judd are NaN when no fixation of the window lies on the image (heatmap-only
@@ -29,9 +32,15 @@ import numpy as np
 
 from radgaze.capture.records import CaseRecord
 
-METRICS: tuple[str, ...] = ("cc", "nss", "kld", "sim", "auc_judd")
+METRICS: tuple[str, ...] = ("cc", "nss", "kld", "sim", "auc_judd", "ellipse_hit", "ellipse_mass")
 # True where a larger value means closer agreement (Bylinskii et al. 2018, Table 1); KLD is a distance.
-HIGHER_IS_BETTER: dict[str, bool] = {"cc": True, "nss": True, "kld": False, "sim": True, "auc_judd": True}
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "cc": True, "nss": True, "kld": False, "sim": True, "auc_judd": True, "ellipse_hit": True, "ellipse_mass": True,
+}  # fmt: skip
+METRIC_TITLES: dict[str, str] = {
+    "cc": "CC", "nss": "NSS", "kld": "KLD", "sim": "SIM", "auc_judd": "AUC-Judd",
+    "ellipse_hit": "Hit", "ellipse_mass": "In shapes",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,8 @@ class SentenceAgreement:
     kld: float
     sim: float
     auc_judd: float
+    ellipse_hit: float = math.nan
+    ellipse_mass: float = math.nan
 
     @property
     def disagreement(self) -> float:
@@ -67,6 +78,8 @@ class CaseAgreement:
     kld: float
     sim: float
     auc_judd: float
+    ellipse_hit: float = math.nan
+    ellipse_mass: float = math.nan
 
     @property
     def disagreement(self) -> float:
@@ -113,10 +126,30 @@ def fixation_mask(
     return mask
 
 
-def agreement(model_map: np.ndarray, reader_map: np.ndarray, fix_mask: np.ndarray | None) -> dict[str, float]:
-    """The five metrics of one sentence: model map vs reader heatmap (same shape); NSS and AUC-Judd of the
-    model map at the fixated cells (NaN without a usable mask)."""
-    from radgaze.model.metrics import auc_judd, cc, kld, nss, sim
+def shapes_mask(record: CaseRecord, shape: tuple[int, int]) -> np.ndarray | None:
+    """(h, w) bool: heatmap-grid cells whose centre lies inside one of the reader's shapes (None: none drawn)."""
+    shapes = record.annotation.shapes if record.annotation is not None else []
+    if not shapes:
+        return None
+    ys = (np.arange(shape[0]) + 0.5) * record.heatmap_scale
+    xs = (np.arange(shape[1]) + 0.5) * record.heatmap_scale
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    mask = np.zeros(shape, dtype=bool)
+    for s in shapes:
+        mask |= s.contains(xx, yy)
+    return mask
+
+
+def agreement(
+    model_map: np.ndarray,
+    reader_map: np.ndarray,
+    fix_mask: np.ndarray | None,
+    shape_mask: np.ndarray | None = None,
+) -> dict[str, float]:
+    """The metrics of one sentence: model map vs reader heatmap (same shape); NSS and AUC-Judd of the model
+    map at the fixated cells (NaN without a usable mask); pointing game and mass inside the reader's shapes
+    (NaN without any)."""
+    from radgaze.model.metrics import auc_judd, cc, kld, nss, pointing_game, sim
 
     out = {
         "cc": cc(model_map, reader_map),
@@ -126,6 +159,12 @@ def agreement(model_map: np.ndarray, reader_map: np.ndarray, fix_mask: np.ndarra
     usable = fix_mask is not None and 0 < int(np.count_nonzero(fix_mask)) < fix_mask.size
     out["nss"] = nss(model_map, fix_mask) if usable else math.nan
     out["auc_judd"] = auc_judd(model_map, fix_mask) if usable else math.nan
+    localised = shape_mask is not None and bool(shape_mask.any())
+    total = float(np.sum(model_map))
+    out["ellipse_hit"] = float(pointing_game(model_map, shape_mask)) if localised else math.nan
+    out["ellipse_mass"] = (
+        float(np.sum(model_map[shape_mask]) / total) if localised and total > 0 else math.nan
+    )
     return {k: float(out[k]) for k in METRICS}
 
 
@@ -144,6 +183,7 @@ def case_rows(record: CaseRecord, model_maps: np.ndarray, *, session: str = "") 
         )
     s = record.sentences
     rows = []
+    localised = shapes_mask(record, record.heatmaps.shape[1:]) if idx else None
     for j, i in enumerate(idx):
         reader = record.sentence_heatmap(i)
         assert reader is not None  # idx holds only sentences with a heatmap
@@ -156,7 +196,7 @@ def case_rows(record: CaseRecord, model_maps: np.ndarray, *, session: str = "") 
             reader.shape,
             record.heatmap_scale,
         )
-        m = agreement(model_maps[j], reader, mask)
+        m = agreement(model_maps[j], reader, mask, localised)
         rows.append(SentenceAgreement(session, record.case_id, i, s.text[i], int(s.n_fixations[i]), **m))
     return rows
 

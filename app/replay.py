@@ -25,6 +25,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from radgaze.app import replay_export as rx
+from radgaze.app.annotation_overlay import AnnotationOverlay
 from radgaze.app.audio_player import AudioPlayer
 from radgaze.app.image_view import ImageView
 from radgaze.app.panels import SentenceList, ViewControls
@@ -124,6 +125,7 @@ class ReplayWindow(QtWidgets.QMainWindow):
         self.whole_case_heatmap: np.ndarray | None = None
 
         self.image_view = ImageView(self.state)
+        self.annotation_overlay = AnnotationOverlay(self.image_view)
         self.controls = ViewControls(self.state)
         self._build_scanpath_items()
         self.timeline = TimelineWidget()
@@ -287,6 +289,7 @@ class ReplayWindow(QtWidgets.QMainWindow):
         self.case = case
         rec = case.record
         self.state.set_case(case_id, case.pixels, window=case.window)
+        self.annotation_overlay.show(rec.annotation)
         self.view_index = -1
         self.whole_case_heatmap = rx.case_heatmap(rec)
         self.events = event_times(rec)
@@ -300,6 +303,8 @@ class ReplayWindow(QtWidgets.QMainWindow):
         notes = [case.image_note] if case.image_note else []
         if rec.gaze.size == 0:
             notes.append("no raw gaze in this session: fixations only")
+        if rec.annotation is not None:
+            notes.append(f"annotated: {', '.join(c.label for c in rec.annotation.labels) or 'no labels'}")
         self.statusBar().showMessage(
             f"{case_id}: {rec.duration_s:.1f} s, {rec.gaze.size} gaze samples, {rec.fixations.size} fixations, "
             f"{len(rec.words)} words, {len(rec.sentences)} sentences"

@@ -30,6 +30,7 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from radgaze.app.agreement import (
+    METRIC_TITLES,
     METRICS,
     SentenceAgreement,
     agreement,
@@ -38,10 +39,12 @@ from radgaze.app.agreement import (
     fixation_mask,
     model_maps_on_grid,
     sentences_with_heatmaps,
+    shapes_mask,
     sort_by_disagreement,
     summarise_cases,
     write_csv,
 )
+from radgaze.app.annotation_overlay import AnnotationOverlay
 from radgaze.app.image_view import ImageView
 from radgaze.app.panels import ViewControls
 from radgaze.app.qtapp import restore_window_geometry, save_window_geometry
@@ -52,7 +55,6 @@ from radgaze.app.state import ViewerState
 from radgaze.capture.errors import ImageLoadError, RadgazeError, SessionFormatError
 from radgaze.capture.records import CaseRecord
 
-METRIC_TITLES = {"cc": "CC", "nss": "NSS", "kld": "KLD", "sim": "SIM", "auc_judd": "AUC-Judd"}
 COLUMNS = ("Session", "Case", "#", "Sentence", "Fix", *(METRIC_TITLES[m] for m in METRICS), "Disagreement")
 CASE_COLUMNS = ("Session", "Case", "Sentences", *(METRIC_TITLES[m] for m in METRICS), "Disagreement")
 COL_DISAGREEMENT = len(COLUMNS) - 1
@@ -208,6 +210,8 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.model_state = ViewerState(clock=time.monotonic)
         self.reader_view = ImageView(self.reader_state)
         self.model_view = ImageView(self.model_state)
+        # the reader's ellipses on both sides: "Hit" and "In shapes" score the model against them
+        self.overlays = (AnnotationOverlay(self.reader_view), AnnotationOverlay(self.model_view))
         self.controls = ViewControls(self.reader_state)  # W/L presets drive both panes (linked)
         self._link_states()
         self._build_ui()
@@ -473,6 +477,8 @@ class ReviewWindow(QtWidgets.QMainWindow):
         if self.current is None or self.current[0] != case_index:
             for state in (self.reader_state, self.model_state):
                 state.set_case(rec.case_id, case.pixels, window=case.window)
+            for overlay in self.overlays:
+                overlay.show(rec.annotation)
             with QtCore.QSignalBlocker(self.case_box):
                 self.case_box.setCurrentIndex(case_index)
         if sentence_index not in case.model_maps:
@@ -538,7 +544,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
                     reader.shape,
                     rec.heatmap_scale,
                 )
-                m = agreement(model_map, reader, mask)
+                m = agreement(model_map, reader, mask, shapes_mask(rec, reader.shape))
                 self.shown_metrics = m
                 self.metrics_label.setText(
                     _metrics_text(m, 1.0 - m["cc"]) + f"   (typed text vs sentence {sentence_index + 1})"

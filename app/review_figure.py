@@ -17,11 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.app.agreement import METRICS, display_map
+from radgaze.app.agreement import METRIC_TITLES, METRICS, display_map
 
 FORMATS = ("png", "svg", "pdf")
 ALPHA_FULL_AT = 0.4  # the overlay is opaque from 40 % of the map's range (radgaze.app.image_view.heatmap_lut)
-METRIC_TITLES = {"cc": "CC", "nss": "NSS", "kld": "KLD", "sim": "SIM", "auc_judd": "AUC-Judd"}
 
 
 @dataclass(frozen=True)

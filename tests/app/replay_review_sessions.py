@@ -21,10 +21,13 @@ from radgaze.capture.records import (
     VIEW_CASE,
     VIEW_DTYPE,
     Audio,
+    CaseAnnotation,
     CaseRecord,
     DisplayGeometry,
     ImageRef,
+    LabelChoice,
     Sentences,
+    Shape,
     Words,
 )
 from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
@@ -158,14 +161,31 @@ def make_case(case_id: str, t0: float, *, imported: bool = False, shift_px: floa
     )
 
 
-def write_session(path: Path, n_cases: int = 2, *, imported: bool = False, prefix: str = "case") -> Path:
-    """A session file with ``n_cases`` cases and their PNGs beside it."""
+def reader_annotation() -> CaseAnnotation:
+    """What a reader annotated on each case: the enlarged heart (sentence 1's target) and the effusion
+    (sentence 2's), in REFLACX's labels, and the chest box."""
+    return CaseAnnotation(
+        labels=[LabelChoice("Enlarged cardiac silhouette", 5), LabelChoice("Pleural abnormality", 4)],
+        shapes=[Shape("ellipse", 165.0, 265.0, 235.0, 335.0, ("Enlarged cardiac silhouette",), 5),
+                Shape("ellipse", 275.0, 350.0, 345.0, 410.0, ("Pleural abnormality",), 4)],
+        chest_box=(40.0, 40.0, 360.0, 440.0),
+        confirmed_steps=["dictate", "labels", "shapes", "chest_box"],
+        label_set="reflacx", protocol="reflacx",
+    )  # fmt: skip
+
+
+def write_session(
+    path: Path, n_cases: int = 2, *, imported: bool = False, prefix: str = "case", annotated: bool = False
+) -> Path:
+    """A session file with ``n_cases`` cases and their PNGs beside it (``annotated``: each with
+    :func:`reader_annotation`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     img = phantom()
     with SessionWriter(path, reader_id="test-reader", provenance={"source": "test"}) as w:
         t = T0
         for i in range(n_cases):
             rec = make_case(f"{prefix}{i}", t, imported=imported, shift_px=10.0 * i)
+            rec.annotation = reader_annotation() if annotated else None
             Image.fromarray(img).save(path.parent / rec.image.path)
             w.write_case(rec)
             t = rec.t_end + 2.0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PySide6 import QtWidgets
 from replay_review_sessions import SENTENCES, write_session
 
 from radgaze.app.audio_player import AudioPlayer, render_block, sample_at, time_at
@@ -354,3 +355,25 @@ def test_replay_of_a_synthetic_reading(qtbot, tmp_path, artifacts_dir):
     assert x is not None and len(x) >= 1
     qtbot.wait(50)
     assert win.grab().save(str(artifacts_dir / "replay_synth.png"))
+
+
+def test_replay_draws_the_readers_ellipses_labels_and_chest_box(qtbot, tmp_path, artifacts_dir):
+    from radgaze.app.replay import ReplayWindow
+
+    path = write_session(tmp_path / "annotated.h5", 1, annotated=True)
+    win = ReplayWindow(path, audio=False)
+    qtbot.addWidget(win)
+    win.resize(1366, 740)
+    win.show()
+    qtbot.waitExposed(win)
+    overlay = win.annotation_overlay
+    assert overlay.captions == ["Enlarged cardiac silhouette 5/5", "Pleural abnormality 4/5", "chest"]
+    ellipses = [i for i in overlay.items if isinstance(i, QtWidgets.QGraphicsEllipseItem)]
+    assert [e.rect().getCoords() for e in ellipses] == [
+        (165.0, 265.0, 235.0, 335.0),
+        (275.0, 350.0, 345.0, 410.0),
+    ]
+    assert all(e.parentItem() is win.image_view.image_space for e in ellipses)  # in image px: follows zoom, pan
+    assert "annotated: Enlarged cardiac silhouette, Pleural abnormality" in win.statusBar().currentMessage()
+    win.seek(win.case.record.t_start + 2.0)
+    assert win.grab().save(str(artifacts_dir / "replay_annotation.png"))

@@ -21,6 +21,7 @@ from radgaze.app.agreement import (
     csv_text,
     fixation_mask,
     resample_to_grid,
+    shapes_mask,
     sort_by_disagreement,
     summarise_cases,
 )
@@ -58,6 +59,40 @@ def test_agreement_identical_vs_disjoint_maps():
     assert math.isnan(agreement(a, a, None)["nss"]) and math.isnan(
         agreement(a, a, np.zeros_like(mask))["auc_judd"]
     )
+
+
+def test_pointing_game_and_mass_inside_the_readers_shapes():
+    inside = np.zeros((32, 32), bool)
+    inside[2:19, 2:19] = True  # +-8 cells around the blob at (10, 10), sigma 3
+    on = agreement(_blob((32, 32), 10, 10), _blob((32, 32), 10, 10), None, inside)
+    assert on["ellipse_hit"] == 1.0 and on["ellipse_mass"] > 0.9
+    off = agreement(_blob((32, 32), 25, 25), _blob((32, 32), 10, 10), None, inside)
+    assert off["ellipse_hit"] == 0.0 and off["ellipse_mass"] < 0.01
+    unlocalised = agreement(_blob((32, 32), 10, 10), _blob((32, 32), 10, 10), None, None)
+    assert math.isnan(unlocalised["ellipse_hit"]) and math.isnan(unlocalised["ellipse_mass"])
+
+
+def test_case_rows_score_the_model_against_the_readers_ellipse(tmp_path):
+    from radgaze.capture.records import CaseAnnotation, Shape
+    from radgaze.capture.store.session_file import SessionReader
+
+    with SessionReader(write_session(tmp_path / "s.h5", 1)) as r:
+        rec = r.case("case0")
+    assert math.isnan(case_rows(rec, rec.heatmaps.copy())[0].ellipse_hit)  # not localised: undefined
+    # the reader's ellipse around the heart (sentence 1's target, image px 200, 300)
+    rec.annotation = CaseAnnotation(
+        shapes=[Shape("ellipse", 160.0, 260.0, 240.0, 340.0, ("Enlarged heart",), 5)]
+    )
+    mask = shapes_mask(rec, rec.heatmaps.shape[1:])
+    assert mask is not None and mask.sum() == pytest.approx(np.pi * 40 * 40 / rec.heatmap_scale**2, rel=0.1)
+    rows = case_rows(rec, rec.heatmaps.copy())  # a model looking where the reader looked
+    heart, effusion = rows[0], rows[1]
+    assert heart.ellipse_hit == 1.0 and heart.ellipse_mass > 0.9
+    assert (
+        effusion.ellipse_hit == 0.0 and effusion.ellipse_mass < 0.05
+    )  # looked at the effusion, not the heart
+    parsed = list(csv.DictReader(io.StringIO(csv_text(rows))))
+    assert parsed[0]["ellipse_hit"] == "1" and parsed[-1]["session"] == "mean"
 
 
 def test_resample_to_grid_keeps_a_ramp():
@@ -402,3 +437,22 @@ def test_retrain_dialog_result_reloads_the_review(review, qtbot, tmp_path):
         dialog.panel.checkpoint_changed.emit(str(new))  # what a finished retrain emits
     assert review.checkpoint == new
     dialog.close()
+
+
+def test_review_scores_and_draws_the_readers_ellipses(qtbot, run_dir, tmp_path, artifacts_dir):
+    from radgaze.app.review import COLUMNS, ReviewWindow
+
+    write_session(tmp_path / "annotated" / "r.h5", 1, prefix="r", annotated=True)
+    win = ReviewWindow(run_dir, tmp_path / "annotated")
+    qtbot.addWidget(win)
+    win.resize(1366, 740)
+    with qtbot.waitSignal(win.rows_ready, timeout=60_000):
+        win.show()
+    for overlay in win.overlays:  # the same shapes over the reader's heatmap and the model's map
+        assert overlay.captions == ["Enlarged cardiac silhouette 5/5", "Pleural abnormality 4/5", "chest"]
+    assert all(r.ellipse_hit in (0.0, 1.0) and 0.0 <= r.ellipse_mass <= 1.0 for r in win.rows)
+    hit_col, mass_col = COLUMNS.index("Hit"), COLUMNS.index("In shapes")
+    assert all(not math.isnan(v) for v in _column(win.table, hit_col) + _column(win.table, mass_col))
+    assert "Hit" in win.metrics_label.text() and "In shapes" in win.metrics_label.text()
+    assert win.grab().save(str(artifacts_dir / "review_annotation.png"))
+    win.close()

@@ -1,0 +1,85 @@
+"""The reader's annotation drawn on an image view: each ellipse or box with its labels and certainty, the chest
+box dashed. Drawn in image px (it follows zoom and pan); pens are cosmetic, so lines stay 2 px at any zoom."""
+
+from __future__ import annotations
+
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from radgaze.capture.records import SHAPE_BOX, CaseAnnotation
+
+SHAPE_COLOUR = QtGui.QColor(0, 230, 118)  # green: reads on both the grey film and the inferno heatmap
+CHEST_COLOUR = QtGui.QColor(64, 196, 255)
+LABEL_PT = 10
+
+
+def _pen(colour: QtGui.QColor, style: QtCore.Qt.PenStyle = QtCore.Qt.PenStyle.SolidLine) -> QtGui.QPen:
+    pen = QtGui.QPen(colour, 2, style)
+    pen.setCosmetic(True)
+    return pen
+
+
+def shape_caption(labels: tuple[str, ...], certainty: int) -> str:
+    """ "Consolidation 4/5" — what the reader said the shape is, on REFLACX's scale (certainty 0: not given)."""
+    names = ", ".join(labels) or "unlabelled"
+    return f"{names} {certainty}/5" if certainty else names
+
+
+class AnnotationOverlay:
+    """Owns the graphics items of one annotation on one :class:`~radgaze.app.image_view.ImageView`."""
+
+    def __init__(self, image_view) -> None:
+        self.image_view = image_view
+        self.items: list[QtWidgets.QGraphicsItem] = []
+        self.captions: list[str] = []
+
+    def show(self, annotation: CaseAnnotation | None) -> None:
+        """Replace what is drawn by ``annotation`` (None: draw nothing)."""
+        self.clear()
+        if annotation is None:
+            return
+        for shape in annotation.shapes:
+            rect = QtCore.QRectF(shape.x0, shape.y0, shape.x1 - shape.x0, shape.y1 - shape.y0)
+            item = (
+                QtWidgets.QGraphicsRectItem(rect)
+                if shape.kind == SHAPE_BOX
+                else QtWidgets.QGraphicsEllipseItem(rect)
+            )
+            item.setPen(_pen(SHAPE_COLOUR))
+            self._add(item, z=17)
+            self._caption(shape_caption(shape.labels, shape.certainty), shape.x0, shape.y0, SHAPE_COLOUR)
+        if annotation.chest_box is not None:
+            x0, y0, x1, y1 = annotation.chest_box
+            chest = QtWidgets.QGraphicsRectItem(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
+            chest.setPen(_pen(CHEST_COLOUR, QtCore.Qt.PenStyle.DashLine))
+            self._add(chest, z=16.5)
+            self._caption("chest", x0, y0, CHEST_COLOUR)
+
+    def set_visible(self, on: bool) -> None:
+        for item in self.items:
+            item.setVisible(on)
+
+    def clear(self) -> None:
+        for item in self.items:
+            scene = item.scene()
+            if scene is not None:
+                scene.removeItem(item)
+        self.items, self.captions = [], []
+
+    def _add(self, item: QtWidgets.QGraphicsItem, z: float) -> None:
+        self.image_view.add_image_item(item, z=z)
+        self.items.append(item)
+
+    def _caption(self, text: str, x: float, y: float, colour: QtGui.QColor) -> None:
+        """Text above the shape's top-left corner, at a fixed screen size whatever the zoom."""
+        label = QtWidgets.QGraphicsSimpleTextItem(text)
+        font = label.font()
+        font.setPointSize(LABEL_PT)
+        font.setBold(True)
+        label.setFont(font)
+        label.setBrush(colour)
+        label.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0, 200), 0.6))
+        label.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        label.setPos(x, y)
+        label.setTransform(QtGui.QTransform.fromTranslate(0, -LABEL_PT * 1.8))
+        self._add(label, z=18)
+        self.captions.append(text)
