@@ -9,6 +9,7 @@ from radgaze.capture.records import SHAPE_BOX, CaseAnnotation
 
 SHAPE_COLOUR = QtGui.QColor(0, 230, 118)  # green: reads on both the grey film and the inferno heatmap
 CHEST_COLOUR = QtGui.QColor(64, 196, 255)
+SELECTED_COLOUR = QtGui.QColor(255, 214, 0)  # the shape the label keys and Delete act on
 LABEL_PT = 10
 
 
@@ -16,6 +17,17 @@ def _pen(colour: QtGui.QColor, style: QtCore.Qt.PenStyle = QtCore.Qt.PenStyle.So
     pen = QtGui.QPen(colour, 2, style)
     pen.setCosmetic(True)
     return pen
+
+
+def _shape_item(
+    kind: str, box, colour: QtGui.QColor, style=QtCore.Qt.PenStyle.SolidLine
+) -> QtWidgets.QGraphicsItem:
+    """An ellipse (inscribed in ``box``) or a box, in image px, with a cosmetic pen."""
+    x0, y0, x1, y1 = box
+    rect = QtCore.QRectF(x0, y0, x1 - x0, y1 - y0)
+    item = QtWidgets.QGraphicsRectItem(rect) if kind == SHAPE_BOX else QtWidgets.QGraphicsEllipseItem(rect)
+    item.setPen(_pen(colour, style))
+    return item
 
 
 def shape_caption(labels: tuple[str, ...], certainty: int) -> str:
@@ -31,28 +43,33 @@ class AnnotationOverlay:
         self.image_view = image_view
         self.items: list[QtWidgets.QGraphicsItem] = []
         self.captions: list[str] = []
+        self._preview: QtWidgets.QGraphicsItem | None = None
 
-    def show(self, annotation: CaseAnnotation | None) -> None:
-        """Replace what is drawn by ``annotation`` (None: draw nothing)."""
+    def show(self, annotation: CaseAnnotation | None, selected: int | None = None) -> None:
+        """Replace what is drawn by ``annotation`` (None: draw nothing); shape ``selected`` highlighted."""
         self.clear()
         if annotation is None:
             return
-        for shape in annotation.shapes:
-            rect = QtCore.QRectF(shape.x0, shape.y0, shape.x1 - shape.x0, shape.y1 - shape.y0)
-            item = (
-                QtWidgets.QGraphicsRectItem(rect)
-                if shape.kind == SHAPE_BOX
-                else QtWidgets.QGraphicsEllipseItem(rect)
-            )
-            item.setPen(_pen(SHAPE_COLOUR))
-            self._add(item, z=17)
-            self._caption(shape_caption(shape.labels, shape.certainty), shape.x0, shape.y0, SHAPE_COLOUR)
+        for k, shape in enumerate(annotation.shapes):
+            colour = SELECTED_COLOUR if k == selected else SHAPE_COLOUR
+            self._add(_shape_item(shape.kind, shape.box, colour), z=17)
+            self._caption(shape_caption(shape.labels, shape.certainty), shape.x0, shape.y0, colour)
         if annotation.chest_box is not None:
             x0, y0, x1, y1 = annotation.chest_box
-            chest = QtWidgets.QGraphicsRectItem(QtCore.QRectF(x0, y0, x1 - x0, y1 - y0))
-            chest.setPen(_pen(CHEST_COLOUR, QtCore.Qt.PenStyle.DashLine))
-            self._add(chest, z=16.5)
+            self._add(
+                _shape_item(SHAPE_BOX, annotation.chest_box, CHEST_COLOUR, QtCore.Qt.PenStyle.DashLine),
+                z=16.5,
+            )
             self._caption("chest", x0, y0, CHEST_COLOUR)
+
+    def preview(self, kind: str, box: tuple[float, float, float, float]) -> None:
+        """The shape being drawn, dashed, until the mouse is released (replaced at each call)."""
+        if self._preview is not None and self._preview.scene() is not None:
+            self._preview.scene().removeItem(self._preview)
+        x0, y0, x1, y1 = box
+        ordered = (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        self._preview = _shape_item(kind, ordered, SELECTED_COLOUR, QtCore.Qt.PenStyle.DashLine)
+        self._add(self._preview, z=19)
 
     def set_visible(self, on: bool) -> None:
         for item in self.items:
@@ -64,6 +81,7 @@ class AnnotationOverlay:
             if scene is not None:
                 scene.removeItem(item)
         self.items, self.captions = [], []
+        self._preview = None
 
     def _add(self, item: QtWidgets.QGraphicsItem, z: float) -> None:
         self.image_view.add_image_item(item, z=z)

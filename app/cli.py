@@ -21,6 +21,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "demo": ("radgaze.app.demo", "open the viewer on synthetic cases with a simulated tracker and dictation"),
     "record": ("radgaze.app.record_cmd", "record a reading (window, or --headless)"),
+    "annotate": (
+        "radgaze.app.annotate.window",
+        "annotate recorded cases: labels with certainty, ellipses, chest box (REFLACX protocol)",
+    ),
     "replay": ("radgaze.app.replay", "replay a session: gaze, words, sentences, heatmaps, audio"),
     "review": ("radgaze.app.review", "model vs radiologist attention, side by side, with agreement metrics"),
     "inspect": (

@@ -396,11 +396,7 @@ class SessionWriter:
         if case_id not in f["cases"]:
             raise ValueError(f"expected a case of {self.path.name} ({list(f['cases'])}), got {case_id!r}")
         g = f["cases"][case_id]
-        image = json.loads(_attr_str(g.attrs["image_json"]))
-        problems = annotation_problems(annotation, int(image["width"]), int(image["height"]))
-        if problems:
-            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-            raise ValueError(f"case {case_id}: annotation not stored: {problems[0]}{more}")
+        _refuse_bad_annotation(g, case_id, annotation)
         revision = append_revision(g, annotation, step)
         f.flush()
         return revision
@@ -467,6 +463,47 @@ class SessionWriter:
             if self._case is not None:
                 self._case = self._file[self._case.name]
         return self._file
+
+
+def annotate_session_file(
+    path: str | os.PathLike, case_id: str, annotation: CaseAnnotation, *, step: str
+) -> int:
+    """Append one annotation revision to case ``case_id`` of a closed session file (``radgaze annotate``).
+
+    The file is opened, appended to, flushed and closed for each revision, so between two confirmed steps it
+    is a closed file that any crash leaves whole. Refuses (one line, nothing written) what
+    :meth:`SessionWriter.write_annotation` refuses, a file that is not a session, and one still being recorded.
+    """
+    path = Path(path)
+    try:
+        f = h5py.File(path, "a", libver="latest")
+    except OSError as exc:
+        raise SessionFormatError(
+            f"{path}: expected a closed session file to annotate, got one that cannot be opened for writing "
+            f"({exc}; is it still being recorded?)"
+        ) from None
+    with f:
+        if _attr_str(f.attrs.get("format", "")) != FORMAT_NAME:
+            raise SessionFormatError(
+                f"{path}: expected a {FORMAT_NAME} file, got format {f.attrs.get('format')!r}"
+            )
+        if case_id not in f.get("cases", {}):
+            raise ValueError(f"expected a case of {path.name} ({list(f['cases'])}), got {case_id!r}")
+        g = f["cases"][case_id]
+        _refuse_bad_annotation(g, case_id, annotation)
+        if int(f.attrs["schema_version"]) < SCHEMA_VERSION:
+            f.attrs["schema_version"] = SCHEMA_VERSION  # an annotation part makes it a schema-3 file
+        revision = append_revision(g, annotation, step)
+        f.flush()
+    return revision
+
+
+def _refuse_bad_annotation(g: h5py.Group, case_id: str, annotation: CaseAnnotation) -> None:
+    image = json.loads(_attr_str(g.attrs["image_json"]))
+    problems = annotation_problems(annotation, int(image["width"]), int(image["height"]))
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ValueError(f"case {case_id}: annotation not stored: {problems[0]}{more}")
 
 
 def compact_session_file(path: Path) -> None:

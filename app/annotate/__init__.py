@@ -1,0 +1,1 @@
+"""Annotation after dictation, the REFLACX protocol: labels with certainty, ellipses, chest box, per case."""
