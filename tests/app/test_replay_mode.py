@@ -373,7 +373,9 @@ def test_replay_draws_the_readers_ellipses_labels_and_chest_box(qtbot, tmp_path,
         (165.0, 265.0, 235.0, 335.0),
         (275.0, 350.0, 345.0, 410.0),
     ]
-    assert all(e.parentItem() is win.image_view.image_space for e in ellipses)  # in image px: follows zoom, pan
+    assert all(
+        e.parentItem() is win.image_view.image_space for e in ellipses
+    )  # in image px: follows zoom, pan
     assert "annotated: Enlarged cardiac silhouette, Pleural abnormality" in win.statusBar().currentMessage()
     win.seek(win.case.record.t_start + 2.0)
     assert win.grab().save(str(artifacts_dir / "replay_annotation.png"))
