@@ -246,6 +246,25 @@ class CaseAnnotation:
 
 
 @dataclass
+class TranscriptCorrection:
+    """The reader's corrections of a case's transcript (capture/gazemath/correction.py).
+
+    ``edits`` holds one batch per correction saved, oldest first, each a list of JSON-ready edits
+    (``{"kind": "fix", "index": 3, "text": "effusion"}``) whose indices name the words as the batch before left
+    them (the first: the recognised words). ``recomputed`` lists the sentences of the last batch whose heatmaps
+    were computed anew (the others kept the heatmap of an unchanged sentence)."""
+
+    edits: list[list[dict]]
+    recomputed: list[int]
+    lead_s: float  # the eye-voice lead the sentence windows were built with (s)
+    saved_utc: str = ""  # when the store wrote it ("" before it is stored)
+
+    @property
+    def n_edits(self) -> int:
+        return sum(len(batch) for batch in self.edits)
+
+
+@dataclass
 class CaseRecord:
     """Everything recorded for one case of one reading."""
 
@@ -271,6 +290,7 @@ class CaseRecord:
     # the recogniser's words when the reader corrected the transcript; ``words`` then holds the corrected words,
     # which ``sentences`` and ``heatmaps`` are derived from
     recognised_words: Words | None = None
+    correction: TranscriptCorrection | None = None  # the edits that made ``words`` from ``recognised_words``
     # what the reader found unreadable in this case and left out rather than guess (a half-written annotation
     # revision, ...): one line each; validate_case reports them
     read_problems: list[str] = field(default_factory=list)

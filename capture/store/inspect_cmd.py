@@ -97,6 +97,13 @@ def format_text(info: dict) -> str:
                     f"    annotation: labels {', '.join(a['labels']) or 'none'}; {a['shapes']} shape(s); "
                     f"chest box {'yes' if a['chest_box'] else 'no'}; steps {' > '.join(a['confirmed_steps'])}"
                 )
+            if c.get("transcript_correction"):
+                t = c["transcript_correction"]
+                head.append(
+                    f"    transcript corrected: {t['edits']} edit(s) in {t['saves']} save(s) of "
+                    f"{t['recognised_words']} recognised words; {t['recomputed_heatmaps']} heatmap(s) recomputed; "
+                    f"sentences and heatmaps from the {c.get('heatmaps_from')} words"
+                )
             head += _dataset_lines(c.get("datasets", {}))
         return "\n".join(head)
     spacing, window = info["pixel_spacing_mm"], info["default_window"]
@@ -138,13 +145,14 @@ def _dataset_lines(datasets: dict[str, dict]) -> list[str]:
     """One line per non-empty dataset: stored size, data size, ratio, filters (largest first)."""
     rows = sorted(datasets.items(), key=lambda kv: -kv[1]["stored_bytes"])
     lines = []
+    width = max([15, *(len(name) for name, _ in rows)])
     for name, d in rows:
         if d["data_bytes"] == 0:
             continue
         ratio = d["data_bytes"] / d["stored_bytes"] if d["stored_bytes"] else float("nan")
         filters = "+".join(d["filters"]) or "uncompressed"
         lines.append(
-            f"    {name:15s} {_mb(d['stored_bytes']):>12s} stored, {_mb(d['data_bytes']):>12s} data "
+            f"    {name:{width}s} {_mb(d['stored_bytes']):>12s} stored, {_mb(d['data_bytes']):>12s} data "
             f"({ratio:.1f}x, {d['dtype']}, {filters})"
         )
     return lines

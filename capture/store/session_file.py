@@ -41,6 +41,7 @@ from radgaze.capture.records import (
     Finding,
     ImageRef,
     Sentences,
+    TranscriptCorrection,
     Words,
 )
 from radgaze.capture.store.annotations import append_revision, read_annotation
@@ -123,6 +124,15 @@ HEATMAP_DTYPE_V1 = np.dtype("f4")  # schema 1: the map itself, float32, uncompre
 HEATMAP_CODEC = "lz4"
 # live writes of these wait for the next flush (SessionWriter._append says why)
 _HELD_UNTIL_FLUSH = frozenset(name for name, spec in CASE_DATASETS.items() if spec.codec) | {"heatmaps"}
+
+
+# Transcript correction: the corrected transcript of a closed case lives in a group of the case beside the
+# recognised one, which is never touched; the case attribute HEATMAPS_FROM says which of the two the case's
+# sentences and heatmaps are read from, and CORRECTION_IN_USE which group (docs/session-format.md).
+HEATMAPS_FROM = "heatmaps_from"
+HEATMAPS_FROM_RECOGNISED, HEATMAPS_FROM_CORRECTED = "recognised", "corrected"
+CORRECTION_IN_USE = "transcript_correction"
+CORRECTION_PREFIX = "correction_"
 
 
 def heatmap_grid(width_px: int, height_px: int) -> tuple[int, int, float]:
@@ -231,6 +241,7 @@ class SessionWriter:
                 "labels_json": json.dumps(list(labels)),
                 "attrs_json": json.dumps(attrs or {}, default=str),
                 "heatmap_scale": scale,
+                "heatmaps_from": HEATMAPS_FROM_RECOGNISED,
             }
         )
         _create_case_datasets(g, (h_hm, w_hm))
@@ -348,6 +359,11 @@ class SessionWriter:
 
     def write_case(self, record: CaseRecord) -> None:
         """Write a whole case at once (synthetic and imported sessions)."""
+        if record.recognised_words is not None:
+            raise ValueError(
+                f"case {record.case_id}: expected an uncorrected case (its recognised sentences are not in the "
+                "record), got a corrected one; write the recognised case, then write_correction"
+            )
         self.begin_case(
             record.case_id,
             record.image,
@@ -400,6 +416,47 @@ class SessionWriter:
         revision = append_revision(g, annotation, step)
         f.flush()
         return revision
+
+    def write_correction(self, record: CaseRecord) -> int:
+        """Store a closed case's corrected transcript (``record`` as ``correct_case`` returns it); flush.
+
+        The corrected words, sentences and heatmaps go whole into a new group of the case, flushed; only then
+        do the case's attributes switch to it, so a crash at any point reads either the transcript before
+        (the recognised words are never touched) or the whole correction. Returns the correction's number."""
+        if record.case_id == self._case_id:
+            raise RuntimeError(f"case {record.case_id!r} is still being recorded; correct it after end_case")
+        if record.correction is None or record.recognised_words is None:
+            raise ValueError(
+                f"case {record.case_id}: expected a corrected case (correction and recognised_words set, as "
+                "correct_case returns it), got one without"
+            )
+        f = self._reopen_plain()
+        if record.case_id not in f["cases"]:
+            raise ValueError(
+                f"expected a case of {self.path.name} ({list(f['cases'])}), got {record.case_id!r}"
+            )
+        g = f["cases"][record.case_id]
+        _check_correction_matches(g, record)
+        numbers = [int(k[len(CORRECTION_PREFIX) :]) for k in g if k.startswith(CORRECTION_PREFIX)]
+        name = f"{CORRECTION_PREFIX}{max(numbers, default=0) + 1}"  # a group a crash left unused is skipped
+        group = g.create_group(name)
+        _write_transcript(group, record.words, record.sentences, record.heatmaps)
+        c = record.correction
+        group.attrs.update(
+            {
+                "edits_json": json.dumps(c.edits, ensure_ascii=False),
+                "recomputed_json": json.dumps([int(k) for k in c.recomputed]),
+                "lead_s": float(c.lead_s),
+                "saved_utc": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            }
+        )
+        f.flush()
+        g.attrs[CORRECTION_IN_USE] = name  # the switch: one attribute, written after the data is on disk
+        f.flush()
+        if _attr_str(g.attrs.get(HEATMAPS_FROM, "")) != HEATMAPS_FROM_CORRECTED:
+            g.attrs[HEATMAPS_FROM] = HEATMAPS_FROM_CORRECTED
+            f.flush()
+        return int(name[len(CORRECTION_PREFIX) :])
 
     def flush(self) -> None:
         """Write the rows held since the last flush and flush the file (SWMR readers then see them)."""
@@ -543,6 +600,40 @@ def _create_case_datasets(g: h5py.Group, grid: tuple[int, int]) -> None:
         chunks=(1, *grid),
         **blosc_filter(HEATMAP_CODEC),
     )
+
+
+def _check_correction_matches(g: h5py.Group, record: CaseRecord) -> None:
+    """ValueError unless the record's recognised words are the case's stored ones and its maps fit the grid."""
+    stored = g["words"][()]
+    texts = _texts(stored, g["words_text"][()])
+    recognised = record.recognised_words
+    if texts != list(recognised.text) or not np.array_equal(stored["t_start"], recognised.t_start):
+        raise ValueError(
+            f"case {record.case_id}: expected recognised words equal to the stored {len(texts)} words, got "
+            f"{len(recognised)} that differ"
+        )
+    grid = g["heatmaps"].shape[1:]
+    if record.heatmaps.shape[1:] != grid and len(record.heatmaps):
+        raise ValueError(f"heatmaps: expected maps of shape {grid}, got {record.heatmaps.shape[1:]}")
+
+
+def _write_transcript(group: h5py.Group, words: Words, sentences: Sentences, heatmaps: np.ndarray) -> None:
+    """Words, sentences and heatmaps of a transcript into ``group``, each dataset written whole, in the case's
+    row layouts (WORD_ROW, SENTENCE_ROW, 16-bit maps with their peaks)."""
+    rows, blob = _text_rows(list(words.text), 0, WORD_ROW)
+    rows["t_start"], rows["t_end"], rows["probability"] = words.t_start, words.t_end, words.probability
+    group.create_dataset("words", data=rows)
+    group.create_dataset("words_text", data=blob)
+    rows, blob = _text_rows(list(sentences.text), 0, SENTENCE_ROW)
+    for name in ("t_start", "t_end", "window_start", "window_end", "heatmap_index", "n_fixations"):
+        rows[name] = getattr(sentences, name)
+    group.create_dataset("sentences", data=rows)
+    group.create_dataset("sentences_text", data=blob)
+    encoded = [_encode_heatmap(np.asarray(m, np.float32)) for m in heatmaps]
+    stored = np.stack([e[0] for e in encoded]) if encoded else np.zeros(heatmaps.shape, HEATMAP_DTYPE)
+    chunked = {"chunks": (1, *stored.shape[1:]), **blosc_filter(HEATMAP_CODEC)} if len(stored) else {}
+    group.create_dataset("heatmaps", data=stored, **chunked)
+    group.create_dataset("heatmap_peak", data=np.array([e[1] for e in encoded], np.float32))
 
 
 def _encode_heatmap(heatmap: np.ndarray) -> tuple[np.ndarray, float]:
@@ -695,7 +786,11 @@ class SessionReader:
         """Per dataset of a case: bytes on disk, bytes of data, dtype and filter (what ``inspect`` shows)."""
         with _damage_as_format_error(self.path, f"case {case_id!r}"):
             g = self._file["cases"][case_id]
-            return {name: _dataset_size(ds) for name, ds in g.items() if isinstance(ds, h5py.Dataset)}
+            out = {name: _dataset_size(ds) for name, ds in g.items() if isinstance(ds, h5py.Dataset)}
+            for name, sub in g.items():  # a correction's transcript: "correction_1/words", ...
+                if isinstance(sub, h5py.Group):
+                    out.update({f"{name}/{k}": _dataset_size(ds) for k, ds in sub.items()})
+            return out
 
     def image_path(self, case: CaseRecord) -> Path:
         """The case's image path, resolved relative to the session file when it is relative."""
@@ -880,10 +975,8 @@ def _read_heatmaps(g: h5py.Group, schema_version: int) -> np.ndarray:
     return stored[:n].astype(np.float32) * (peak[:n, None, None] / np.float32(HEATMAP_FULL_SCALE))
 
 
-def _read_case(g: h5py.Group, schema_version: int = SCHEMA_VERSION) -> CaseRecord:
-    a = g.attrs
-    image = ImageRef(**json.loads(_attr_str(a["image_json"])))
-    display = DisplayGeometry(**json.loads(_attr_str(a["display_json"])))
+def _read_transcript(g: h5py.Group, schema_version: int) -> tuple[Words, Sentences, np.ndarray]:
+    """Words, sentences and heatmaps of a case group (or of one of its correction groups)."""
     word_rows, sent_rows = g["words"][()], g["sentences"][()]
     # a killed writer may leave a row table longer than its text blob or heatmap stack: keep what is whole
     words_blob, sent_blob = g["words_text"][()], g["sentences_text"][()]
@@ -906,13 +999,50 @@ def _read_case(g: h5py.Group, schema_version: int = SCHEMA_VERSION) -> CaseRecor
         sent_rows["heatmap_index"].astype(np.int32),
         sent_rows["n_fixations"].astype(np.int32),
     )
+    return words, sentences, heatmaps
+
+
+def _read_correction(g: h5py.Group, problems: list[str]) -> tuple[h5py.Group, TranscriptCorrection] | None:
+    """The correction group the case's attributes switched to, with its edits (None: recognised words in use);
+    a group that cannot be read is noted in ``problems`` and the recognised transcript used."""
+    if _attr_str(g.attrs.get(HEATMAPS_FROM, "")) != HEATMAPS_FROM_CORRECTED:
+        return None
+    name = _attr_str(g.attrs.get(CORRECTION_IN_USE, ""))
+    try:
+        group = g[name]
+        a = group.attrs
+        correction = TranscriptCorrection(
+            edits=json.loads(_attr_str(a["edits_json"])),
+            recomputed=[int(k) for k in json.loads(_attr_str(a["recomputed_json"]))],
+            lead_s=float(a["lead_s"]),
+            saved_utc=_attr_str(a.get("saved_utc", "")),
+        )
+    except (KeyError, ValueError, TypeError, OSError) as exc:
+        problems.append(
+            f"transcript correction {name!r}: expected a readable correction group, got {type(exc).__name__}: "
+            f"{exc}; the recognised transcript is used"
+        )
+        return None
+    return group, correction
+
+
+def _read_case(g: h5py.Group, schema_version: int = SCHEMA_VERSION) -> CaseRecord:
+    a = g.attrs
+    image = ImageRef(**json.loads(_attr_str(a["image_json"])))
+    display = DisplayGeometry(**json.loads(_attr_str(a["display_json"])))
+    words, sentences, heatmaps = _read_transcript(g, schema_version)
+    annotation, read_problems = read_annotation(g, _attr_str(a["case_id"]))
+    recognised, correction = None, None
+    used = _read_correction(g, read_problems)
+    if used is not None:
+        recognised, correction = words, used[1]
+        words, sentences, heatmaps = _read_transcript(used[0], SCHEMA_VERSION)
     gaze = g["gaze"][()]
     complete = bool(a["complete"])
     t_start = float(a["t_start"])
     t_end = float(a["t_end"])
     if not complete or not np.isfinite(t_end):
         t_end = _last_time(t_start, gaze, words, sentences)
-    annotation, read_problems = read_annotation(g, _attr_str(a["case_id"]))
     return CaseRecord(
         case_id=_attr_str(a["case_id"]),
         image=image,
@@ -933,6 +1063,8 @@ def _read_case(g: h5py.Group, schema_version: int = SCHEMA_VERSION) -> CaseRecor
         complete=complete,
         attrs=json.loads(_attr_str(a.get("attrs_json", "{}"))),
         annotation=annotation,
+        recognised_words=recognised,
+        correction=correction,
         read_problems=read_problems,
     )
 
@@ -1030,7 +1162,23 @@ def _case_summary(case: CaseRecord) -> dict:
         "labels": case.labels,
         "findings": len(case.findings or []),
         "annotation": _annotation_summary(case.annotation),
+        "heatmaps_from": HEATMAPS_FROM_CORRECTED if case.correction else HEATMAPS_FROM_RECOGNISED,
+        "transcript_correction": _correction_summary(case),
         "image": {"path": case.image.path, "width": case.image.width, "height": case.image.height},
+    }
+
+
+def _correction_summary(case: CaseRecord) -> dict | None:
+    c = case.correction
+    if c is None:
+        return None
+    return {
+        "edits": c.n_edits,
+        "saves": len(c.edits),
+        "recognised_words": len(case.recognised_words) if case.recognised_words is not None else None,
+        "recomputed_heatmaps": len(c.recomputed),
+        "lead_s": c.lead_s,
+        "saved_utc": c.saved_utc,
     }
 
 
