@@ -33,7 +33,7 @@ STEP_TITLES = {
     STEP_LABELS: "Labels: a key toggles a label, then 1–5 its certainty",
     STEP_SHAPES: "Ellipses: drag on the image, then a label key (and 1–5) for the selected one",
     STEP_CHEST_BOX: "Chest box: drag one box around heart and lungs",
-    STEP_TRANSCRIPT: "Transcript: check what was recognised",
+    STEP_TRANSCRIPT: "Transcript: correct what was recognised below, then Enter",
 }
 ANNOTATION_KEYS = (
     Key(tuple(LABEL_KEYS), "labels, in the list's order (then 1–5: the certainty, 5 = Consistent with)"),
@@ -59,6 +59,7 @@ class AnnotateWindow(QtWidgets.QMainWindow):
         self.work, self.protocol, self.label_set = work, protocol, label_set
         self.index = -1
         self.annotator: CaseAnnotator | None = None
+        self.corrections: list[tuple[str, int, list[int]]] = []  # (case, edits, sentences recomputed)
         self.state = ViewerState()
         self.image_view = ImageView(self.state)
         self.overlay = AnnotationOverlay(self.image_view)
@@ -96,6 +97,11 @@ class AnnotateWindow(QtWidgets.QMainWindow):
         self.other_text.setPlaceholderText("Other: what is it? (Enter when done)")
         self.other_text.setToolTip("The free text of the label 'Other'")
         self.other_text.editingFinished.connect(self._on_other_text)
+        self.transcript_edit = QtWidgets.QLineEdit()
+        self.transcript_edit.setToolTip(
+            "The recognised words: fix, insert, delete or merge words here; Enter saves the correction "
+            "(unchanged words keep their times, the heatmaps of changed sentences are recomputed)"
+        )
         scale = "  ".join(f"{c.level} {c.name}" for c in self.label_set.certainties)
         self.scale_label = QtWidgets.QLabel(f"Certainty: {scale}")
         self.scale_label.setWordWrap(True)
@@ -111,7 +117,8 @@ class AnnotateWindow(QtWidgets.QMainWindow):
         self.next_button.clicked.connect(self.next_step)
         buttons.addWidget(self.back_button)
         buttons.addWidget(self.next_button)
-        for w in (self.progress, self.step_label, self.labels_list, self.other_text, self.scale_label):
+        for w in (self.progress, self.step_label, self.labels_list, self.other_text, self.transcript_edit,
+                  self.scale_label):  # fmt: skip
             lay.addWidget(w, 1 if w is self.labels_list else 0)
         lay.addWidget(self.problems_label)
         lay.addLayout(buttons)
@@ -143,7 +150,8 @@ class AnnotateWindow(QtWidgets.QMainWindow):
         self.annotator = CaseAnnotator(self.protocol, self.label_set, rec.image.width, rec.image.height)
         if rec.annotation is not None:  # annotated before: go on from there
             self.annotator.annotation = rec.annotation
-        self.words = " ".join(rec.words.text)
+        self.record = rec
+        self.transcript_edit.setText(" ".join(rec.words.text))
         self.state.set_case(rec.case_id, case.pixels, window=case.window)
         self.setWindowTitle(f"radgaze annotate — {item.session.name} / {item.case_id}")
         self.refresh()
@@ -164,6 +172,8 @@ class AnnotateWindow(QtWidgets.QMainWindow):
             return
         item = self.work[self.index]
         try:
+            if step == STEP_TRANSCRIPT:
+                self._save_correction(item)
             revision = annotate_session_file(item.session, item.case_id, a.annotation, step=step)
         except (ValueError, SessionFormatError) as exc:
             self.statusBar().showMessage(f"not saved: {exc}")
@@ -176,6 +186,21 @@ class AnnotateWindow(QtWidgets.QMainWindow):
             self.open_case(self.index + 1)
         else:
             self.refresh()
+
+    def _save_correction(self, item: WorkItem) -> None:
+        """The transcript as the reader left it: stored as a correction when it differs from the recognised."""
+        from radgaze.capture.gazemath.correction import correct_case, edits_from_text
+        from radgaze.capture.store.session_file import correct_session_file
+
+        rec = self.record
+        shown = rec.words.text
+        edits = edits_from_text(shown, self.transcript_edit.text())
+        if not edits:
+            return
+        corrected = correct_case(rec, edits)
+        correct_session_file(item.session, corrected)
+        self.record = corrected
+        self.corrections.append((item.case_id, len(edits), list(corrected.correction.recomputed)))
 
     def back(self) -> None:
         if self.annotator is not None:
@@ -207,10 +232,13 @@ class AnnotateWindow(QtWidgets.QMainWindow):
         self.progress.setText(
             f"Case {self.index + 1} of {len(self.work)} · step {a.step_index + 1}/{len(a.steps)}"
         )
-        text = STEP_TITLES.get(a.step, a.step)
+        self.step_label.setText(STEP_TITLES.get(a.step, a.step))
+        self.transcript_edit.setVisible(a.step == STEP_TRANSCRIPT)
+        self.other_text.setVisible(a.step == STEP_LABELS)
         if a.step == STEP_TRANSCRIPT:
-            text += f"\n“{self.words}”"
-        self.step_label.setText(text)
+            self.transcript_edit.setFocus()  # type straight away; Enter saves
+        elif self.transcript_edit.hasFocus():
+            self.image_view.setFocus()
         self._fill_labels(a)
         problems = a.problems()
         self.problems_label.setText("\n".join(problems[:4]))

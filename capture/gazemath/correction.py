@@ -13,6 +13,7 @@ consumer that averages probabilities).
 from __future__ import annotations
 
 import copy
+import difflib
 from dataclasses import dataclass
 
 import numpy as np
@@ -243,3 +244,22 @@ def correct_case(
         lead_s=float(lead_s),
     )
     return out
+
+
+def edits_from_text(words: list[str], corrected_text: str) -> list[Edit]:
+    """The edits that turn ``words`` into the whitespace-separated words of ``corrected_text`` (a word-level
+    diff: a word replaced by one is a fix, several by one a merge, the rest deletes and inserts)."""
+    new = corrected_text.split()
+    edits: list[Edit] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=words, b=new, autojunk=False).get_opcodes():
+        if op == "equal":
+            continue
+        if op == "replace" and i2 - i1 == j2 - j1:
+            edits += [Fix(i1 + k, new[j1 + k]) for k in range(i2 - i1)]
+        elif op == "replace" and j2 - j1 == 1:
+            edits.append(Merge(i1, i2 - 1, new[j1]))
+        else:
+            edits += [Delete(i) for i in range(i1, i2)]
+            at_end = i1 >= len(words)
+            edits += [Insert(len(words) - 1 if at_end else i1, t, after=at_end) for t in new[j1:j2]]
+    return edits

@@ -435,28 +435,7 @@ class SessionWriter:
             raise ValueError(
                 f"expected a case of {self.path.name} ({list(f['cases'])}), got {record.case_id!r}"
             )
-        g = f["cases"][record.case_id]
-        _check_correction_matches(g, record)
-        numbers = [int(k[len(CORRECTION_PREFIX) :]) for k in g if k.startswith(CORRECTION_PREFIX)]
-        name = f"{CORRECTION_PREFIX}{max(numbers, default=0) + 1}"  # a group a crash left unused is skipped
-        group = g.create_group(name)
-        _write_transcript(group, record.words, record.sentences, record.heatmaps)
-        c = record.correction
-        group.attrs.update(
-            {
-                "edits_json": json.dumps(c.edits, ensure_ascii=False),
-                "recomputed_json": json.dumps([int(k) for k in c.recomputed]),
-                "lead_s": float(c.lead_s),
-                "saved_utc": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            }
-        )
-        f.flush()
-        g.attrs[CORRECTION_IN_USE] = name  # the switch: one attribute, written after the data is on disk
-        f.flush()
-        if _attr_str(g.attrs.get(HEATMAPS_FROM, "")) != HEATMAPS_FROM_CORRECTED:
-            g.attrs[HEATMAPS_FROM] = HEATMAPS_FROM_CORRECTED
-            f.flush()
-        return int(name[len(CORRECTION_PREFIX) :])
+        return _store_correction(f, f["cases"][record.case_id], record)
 
     def flush(self) -> None:
         """Write the rows held since the last flush and flush the file (SWMR readers then see them)."""
@@ -522,6 +501,64 @@ class SessionWriter:
         return self._file
 
 
+def _store_correction(f: h5py.File, g: h5py.Group, record: CaseRecord) -> int:
+    """Write ``record``'s correction into a new group of case group ``g``, then switch the case to it."""
+    _check_correction_matches(g, record)
+    numbers = [int(k[len(CORRECTION_PREFIX) :]) for k in g if k.startswith(CORRECTION_PREFIX)]
+    name = f"{CORRECTION_PREFIX}{max(numbers, default=0) + 1}"  # a group a crash left unused is skipped
+    group = g.create_group(name)
+    _write_transcript(group, record.words, record.sentences, record.heatmaps)
+    c = record.correction
+    group.attrs.update(
+        {
+            "edits_json": json.dumps(c.edits, ensure_ascii=False),
+            "recomputed_json": json.dumps([int(k) for k in c.recomputed]),
+            "lead_s": float(c.lead_s),
+            "saved_utc": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+    )
+    f.flush()
+    g.attrs[CORRECTION_IN_USE] = name  # the switch: one attribute, written after the data is on disk
+    f.flush()
+    if _attr_str(g.attrs.get(HEATMAPS_FROM, "")) != HEATMAPS_FROM_CORRECTED:
+        g.attrs[HEATMAPS_FROM] = HEATMAPS_FROM_CORRECTED
+        f.flush()
+    return int(name[len(CORRECTION_PREFIX) :])
+
+
+def correct_session_file(path: str | os.PathLike, record: CaseRecord) -> int:
+    """Store the corrected transcript of a case of a closed session file (``radgaze annotate``'s transcript
+    step), as :meth:`SessionWriter.write_correction` does: the whole correction first, the switch last."""
+    path = Path(path)
+    if record.correction is None or record.recognised_words is None:
+        raise ValueError(
+            f"case {record.case_id}: expected a corrected case (as correct_case returns it), got one without"
+        )
+    with _open_closed_session(path, "correct") as f:
+        if record.case_id not in f["cases"]:
+            raise ValueError(f"expected a case of {path.name} ({list(f['cases'])}), got {record.case_id!r}")
+        return _store_correction(f, f["cases"][record.case_id], record)
+
+
+@contextmanager
+def _open_closed_session(path: Path, what: str):
+    """A closed session file opened for appending (one-line errors for a foreign or busy file)."""
+    try:
+        f = h5py.File(path, "a", libver="latest")
+    except OSError as exc:
+        raise SessionFormatError(
+            f"{path}: expected a closed session file to {what}, got one that cannot be opened for writing "
+            f"({exc}; is it still being recorded?)"
+        ) from None
+    with f:
+        if _attr_str(f.attrs.get("format", "")) != FORMAT_NAME:
+            raise SessionFormatError(
+                f"{path}: expected a {FORMAT_NAME} file, got format {f.attrs.get('format')!r}"
+            )
+        yield f
+        f.flush()
+
+
 def annotate_session_file(
     path: str | os.PathLike, case_id: str, annotation: CaseAnnotation, *, step: str
 ) -> int:
@@ -532,27 +569,14 @@ def annotate_session_file(
     :meth:`SessionWriter.write_annotation` refuses, a file that is not a session, and one still being recorded.
     """
     path = Path(path)
-    try:
-        f = h5py.File(path, "a", libver="latest")
-    except OSError as exc:
-        raise SessionFormatError(
-            f"{path}: expected a closed session file to annotate, got one that cannot be opened for writing "
-            f"({exc}; is it still being recorded?)"
-        ) from None
-    with f:
-        if _attr_str(f.attrs.get("format", "")) != FORMAT_NAME:
-            raise SessionFormatError(
-                f"{path}: expected a {FORMAT_NAME} file, got format {f.attrs.get('format')!r}"
-            )
-        if case_id not in f.get("cases", {}):
+    with _open_closed_session(path, "annotate") as f:
+        if case_id not in f["cases"]:
             raise ValueError(f"expected a case of {path.name} ({list(f['cases'])}), got {case_id!r}")
         g = f["cases"][case_id]
         _refuse_bad_annotation(g, case_id, annotation)
         if int(f.attrs["schema_version"]) < SCHEMA_VERSION:
             f.attrs["schema_version"] = SCHEMA_VERSION  # an annotation part makes it a schema-3 file
-        revision = append_revision(g, annotation, step)
-        f.flush()
-    return revision
+        return append_revision(g, annotation, step)
 
 
 def _refuse_bad_annotation(g: h5py.Group, case_id: str, annotation: CaseAnnotation) -> None:

@@ -115,14 +115,30 @@ def test_a_case_is_labelled_localised_and_boxed_from_the_keyboard_and_mouse(wind
     drag(win, (30.0, 30.0), (370.0, 450.0))
     assert win.grab().save(str(artifacts_dir / "annotate_chest_box.png"))
     enter(qtbot, win)
-    assert win.annotator.step == "transcript" and "the heart is enlarged." in win.step_label.text()
+    assert win.annotator.step == "transcript" and win.transcript_edit.hasFocus()
+    recognised = win.transcript_edit.text()
+    assert recognised.startswith("the heart is enlarged. there is a left pleural effusion.")
+    # the recogniser missed a word: the reader types the sentence as dictated (real key presses)
+    win.transcript_edit.selectAll()
+    qtbot.keyClicks(win.transcript_edit, recognised.replace("is a left", "is a large left"))
     enter(qtbot, win)
     assert [s for _, s, _ in saved] == ["labels", "shapes", "chest_box", "transcript"]
     assert win.progress.text() == "Case 2 of 2 · step 1/4"  # the next case, at once
 
+    assert win.corrections == [("case0", 1, [1])]  # one word inserted; sentence 2's heatmap recomputed
     with SessionReader(path) as r:
-        ann = r.case("case0").annotation
+        case0 = r.case("case0")
+        ann = case0.annotation
         assert r.case("case1").annotation is None
+    assert case0.sentences.text[1] == "there is a large left pleural effusion."
+    assert "large" not in case0.recognised_words.text and "large" in case0.words.text
+    i = case0.words.text.index("large")  # typed between "a" and "left": its time lies between theirs
+    assert (
+        case0.words.t_end[i - 1]
+        <= case0.words.t_start[i]
+        <= case0.words.t_end[i]
+        <= case0.words.t_start[i + 1]
+    )
     assert ann.confirmed_steps == ["dictate", "labels", "shapes", "chest_box", "transcript"]
     assert [(s.labels, s.certainty) for s in ann.shapes] == [(s.labels, s.certainty) for s in shapes]
     assert _box_close(ann.shapes[1].box, resized, 2 * tol) and _box_close(

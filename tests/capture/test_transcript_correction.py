@@ -297,3 +297,15 @@ def test_kill_minus_9_while_storing_a_correction_keeps_the_words_before_or_the_w
     np.testing.assert_allclose(back.heatmaps, whole.heatmaps, atol=float(whole.heatmaps.max()) / 65535)
     summary = describe_session(path)
     assert summary["valid"], summary["errors"]
+
+
+def test_edits_from_the_text_the_reader_typed_are_fixes_merges_inserts_and_deletes():
+    from radgaze.capture.gazemath.correction import edits_from_text
+
+    words = ["the", "heart", "is", "in", "large", "d", "."]
+    assert edits_from_text(words, "the heart is in large d .") == []
+    assert edits_from_text(words, "the hart is in large d .") == [Fix(1, "hart")]
+    assert edits_from_text(words, "the heart is enlarged .") == [Merge(3, 5, "enlarged")]
+    assert edits_from_text(words, "the heart is not in large d .") == [Insert(3, "not")]
+    assert edits_from_text(words, "the heart is in large d . !") == [Insert(6, "!", after=True)]
+    assert edits_from_text(words, "heart is in large d .") == [Delete(0)]
