@@ -95,7 +95,7 @@ def _scan_file(path: Path) -> tuple[list[dict], list[dict]]:
                 cases.append(
                     {
                         "case_id": cid,
-                        "labels": list(case.labels),
+                        "labels": case_labels(case),
                         "n_sentences": len(case.sentences),
                         "n_heatmaps": int((case.sentences.heatmap_index >= 0).sum()),
                     }
@@ -217,6 +217,30 @@ def to_patch_grid(square_map: np.ndarray, n_side: int) -> np.ndarray:
     """(S, S) map -> (n_side, n_side) area masses summing to 1 (all zero when empty)."""
     t = torch.from_numpy(np.ascontiguousarray(square_map, dtype=np.float32))
     return heatmap_to_patch_grid(t, n_side).reshape(n_side, n_side).numpy()
+
+
+READER_LABEL_MIN_CERTAINTY = 3  # "Possibly" (~50 %) or surer: a label the reader gave counts as present
+
+
+def case_labels(record: CaseRecord) -> list[str]:
+    """The case's labels for zero-shot and retrieval: the reader's own (their annotation, certainty at least
+    "Possibly", in radgaze's label style: "Enlarged cardiac silhouette" -> "enlarged_cardiac_silhouette",
+    "Normal radiograph" -> "normal") when they annotated the case, else the labels the case came with."""
+    ann = record.annotation
+    if ann is None or not ann.labels:
+        return list(record.labels)
+    out = []
+    for choice in ann.labels:
+        if choice.certainty and choice.certainty < READER_LABEL_MIN_CERTAINTY:
+            continue
+        name = "normal" if choice.label.casefold() == "normal radiograph" else _label_style(choice.label)
+        out.append(name)
+    return sorted(set(out))
+
+
+def _label_style(name: str) -> str:
+    words = "".join(c if c.isalnum() else " " for c in name.casefold()).split()
+    return "_".join(words)
 
 
 def box_to_square(box_img_px, tf: LetterboxTransform) -> tuple[float, float, float, float]:
@@ -344,7 +368,7 @@ def case_sample_from(
         sentences=list(record.sentences.text[:m]),
         gaze=_gaze_rows(maps, n_side),
         heatmaps_sq=maps,
-        labels=list(record.labels),
+        labels=case_labels(record),
         record=record if keep_record else None,
         reading=reading_map(maps, image_size),
     )

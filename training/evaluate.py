@@ -8,8 +8,10 @@
 * Attention agreement: the model's sentence attention (:func:`radgaze.model.attention.sentence_attention`) vs the
   radiologist's sentence heatmap, both in the letterboxed square and cropped to the image: CC (Pearson),
   NSS at the fixations of the sentence's gaze window, pointing game (the attention maximum falls inside the
-  finding's box when the sentence names a ground-truth finding, else inside the heatmap's half-maximum
-  region).
+  reader's own ellipses that hold at least half of the sentence's gaze, when the reader annotated the case;
+  else inside the finding's box when the sentence names a ground-truth finding; else inside the heatmap's
+  half-maximum region; ``pointing_game_masks`` counts which).
+* Labels: the reader's annotation labels when the case has them (``radgaze.training.data.case_labels``).
 
 Every metric is in [0, 1] except CC ([-1, 1]) and NSS (unbounded; 0 = chance); None when it cannot be computed
 (e.g. no labels, no gaze).
@@ -170,8 +172,35 @@ def _fixation_mask(sample: tdata.CaseSample, i: int) -> np.ndarray | None:
     return mask
 
 
+READER_SHAPE_MIN_MASS = (
+    0.5  # a reader's ellipse belongs to a sentence that spent this much of its gaze inside it
+)
+
+
+def _reader_shape_mask(sample: tdata.CaseSample, hm: np.ndarray) -> np.ndarray | None:
+    """The reader's ellipses (and boxes) that hold at least half of sentence heatmap ``hm`` (square px): the
+    findings they looked at while saying it. None when the reader drew none of those."""
+    rec = sample.record
+    shapes = rec.annotation.shapes if rec is not None and rec.annotation is not None else []
+    if not shapes:
+        return None
+    side = hm.shape[0]
+    yy, xx = np.mgrid[0:side, 0:side] + 0.5
+    x_img, y_img = sample.letterbox.to_image_xy(xx.ravel(), yy.ravel())
+    mask = np.zeros(hm.shape, dtype=bool)
+    total = float(hm.sum())
+    for shape in shapes:
+        inside = shape.contains(x_img, y_img).reshape(hm.shape)
+        if total > 0 and float(hm[inside].sum()) >= READER_SHAPE_MIN_MASS * total:
+            mask |= inside
+    return mask if mask.any() else None
+
+
 def _pointing_mask(sample: tdata.CaseSample, i: int, hm: np.ndarray) -> tuple[np.ndarray, str]:
     rec = sample.record
+    reader = _reader_shape_mask(sample, hm)
+    if reader is not None:
+        return reader, "reader_ellipse"
     for f in (rec.findings or []) if rec is not None else []:
         if f.sentence_index == i:
             x0, y0, x1, y1 = tdata.box_to_square(f.box, sample.letterbox)
@@ -187,7 +216,7 @@ def attention_metrics(model, ds: tdata.SessionDataset, device, max_cases: int | 
     from radgaze.model.metrics import cc, nss, pointing_game
 
     ccs, nsss, hits, chance = [], [], [], []
-    mask_kinds = {"finding_box": 0, "heatmap_half_max": 0}
+    mask_kinds = {"reader_ellipse": 0, "finding_box": 0, "heatmap_half_max": 0}
     n = len(ds) if max_cases is None else min(len(ds), max_cases)
     report_every = max(1, math.ceil(n / 4))  # four progress lines over the slowest phase
     for idx in range(n):
