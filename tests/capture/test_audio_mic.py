@@ -70,7 +70,10 @@ def play_into_mic(samples_int16: np.ndarray) -> subprocess.Popen:
         [
             "pacat",
             f"--device={SPEAKER_SINK}",
-            "--latency-msec=200",  # a deep buffer: a loaded machine must not starve the player (gaps in the speech)
+            # the whole clip in the server's buffer at once: a player starved by a CPU hog for 0.4 s left a gap
+            # in the speech with 200 ms (the recording was intact, the playback was not); the drain at the end
+            # of stdin starts playback without waiting for the buffer to fill
+            "--latency-msec=20000",
             "--format=s16le",
             "--rate=16000",
             "--channels=1",
