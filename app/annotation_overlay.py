@@ -71,10 +71,6 @@ class AnnotationOverlay:
         self._preview = _shape_item(kind, ordered, SELECTED_COLOUR, QtCore.Qt.PenStyle.DashLine)
         self._add(self._preview, z=19)
 
-    def set_visible(self, on: bool) -> None:
-        for item in self.items:
-            item.setVisible(on)
-
     def clear(self) -> None:
         for item in self.items:
             scene = item.scene()

@@ -29,7 +29,7 @@ import numpy as np
 
 from radgaze.capture.annotation.labels import LabelSet, load_label_set
 from radgaze.capture.errors import SessionFormatError
-from radgaze.capture.gazemath.geometry import view_index
+from radgaze.capture.gazemath.geometry import image_to_screen, shown_rect, view_index
 from radgaze.capture.records import SHAPE_ELLIPSE, CaseAnnotation, CaseRecord
 from radgaze.capture.store.session_file import SessionReader
 
@@ -100,14 +100,10 @@ def view_columns(case: CaseRecord, t: np.ndarray, ppd_img: np.ndarray, pupil: np
     if views.size == 0:
         raise SessionFormatError(f"case {case.case_id}: expected view events to place the image, got none")
     v = views[view_index(t, views)]
-    w_img, h_img = case.image.width, case.image.height
-    w_scr, h_scr = case.display.screen_w_px, case.display.screen_h_px
-    x0 = np.clip(v["offset_x"], 0, w_scr)
-    y0 = np.clip(v["offset_y"], 0, h_scr)
-    x1 = np.clip(v["offset_x"] + w_img * v["scale"], 0, w_scr)
-    y1 = np.clip(v["offset_y"] + h_img * v["scale"], 0, h_scr)
-    shown = [(x0 - v["offset_x"]) / v["scale"], (y0 - v["offset_y"]) / v["scale"]]
-    shown += [(x1 - v["offset_x"]) / v["scale"], (y1 - v["offset_y"]) / v["scale"]]
+    shown = shown_rect(v, case.display, case.image.width, case.image.height)  # (n, 4) image px
+    x0, y0 = image_to_screen(shown[:, 0], shown[:, 1], v)
+    x1, y1 = image_to_screen(shown[:, 2], shown[:, 3], v)
+    shown = shown.T
     k = _window_scale(case)
     rows = []
     for i in range(t.size):

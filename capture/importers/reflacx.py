@@ -31,6 +31,7 @@ Choices (documented here because the dataset leaves them open):
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -251,9 +252,15 @@ def read_findings(path: Path, image_w: int, image_h: int) -> list[Finding]:
     return out
 
 
+@functools.cache
+def _reflacx_scale():
+    """REFLACX's certainty scale, as radgaze ships it (read once, not per ellipse)."""
+    return load_label_set()
+
+
 def _certainty_text(level: int) -> str:
     """REFLACX's ellipse certainty 1..5 (collection app: ``6 - certainty_chosen_index``) in words."""
-    scale = load_label_set()  # REFLACX's own scale, as radgaze ships it
+    scale = _reflacx_scale()
     try:
         name = scale.certainty(level).name
     except ConfigError:
