@@ -5,7 +5,7 @@ transcript check → next case. Enter confirms a step (and saves it: one annotat
 so a crash keeps every step confirmed); Esc or Backspace goes back. Left-drag draws on the image (an ellipse in
 the shapes step, the box in the chest step); dragging a shape moves it, dragging its corner resizes it; Delete
 removes the selected one. The viewer's own keys stay, but ``1`` and ``0`` are label keys here (1:1 and the
-file's window are on the toolbar).
+file's window are on the toolbar). The panel itself is :class:`radgaze.app.annotate.panel.AnnotatePanel`.
 """
 
 from __future__ import annotations
@@ -16,31 +16,16 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from radgaze.app.annotate.model import LABEL_KEYS, CaseAnnotator
-from radgaze.app.annotate.shapes import ShapeEditor
-from radgaze.app.annotation_overlay import AnnotationOverlay
+from radgaze.app.annotate.panel import ANNOTATION_KEYS, AnnotatePanel
 from radgaze.app.image_view import ImageView
 from radgaze.app.panels import ViewControls
-from radgaze.app.shortcuts import Key, install_keys, install_viewing_keys
+from radgaze.app.shortcuts import install_viewing_keys
 from radgaze.app.state import ViewerState
 from radgaze.capture.annotation.labels import LabelSet, load_label_set
 from radgaze.capture.annotation.protocol import Protocol, load_protocol
 from radgaze.capture.errors import SessionFormatError
-from radgaze.capture.records import STEP_CHEST_BOX, STEP_LABELS, STEP_SHAPES, STEP_TRANSCRIPT
+from radgaze.capture.records import CaseAnnotation
 from radgaze.capture.store.session_file import annotate_session_file
-
-STEP_TITLES = {
-    STEP_LABELS: "Labels: a key toggles a label, then 1–5 its certainty",
-    STEP_SHAPES: "Ellipses: drag on the image, then a label key (and 1–5) for the selected one",
-    STEP_CHEST_BOX: "Chest box: drag one box around heart and lungs",
-    STEP_TRANSCRIPT: "Transcript: correct what was recognised below, then Enter",
-}
-ANNOTATION_KEYS = (
-    Key(tuple(LABEL_KEYS), "labels, in the list's order (then 1–5: the certainty, 5 = Consistent with)"),
-    Key(("Return", "Enter"), "confirm this step and save it (next step, next case)"),
-    Key(("Esc", "Backspace"), "back one step"),
-    Key(("Delete",), "delete the selected ellipse"),
-)
 
 
 @dataclass
@@ -58,13 +43,13 @@ class AnnotateWindow(QtWidgets.QMainWindow):
         super().__init__()
         self.work, self.protocol, self.label_set = work, protocol, label_set
         self.index = -1
-        self.annotator: CaseAnnotator | None = None
         self.corrections: list[tuple[str, int, list[int]]] = []  # (case, edits, sentences recomputed)
         self.state = ViewerState()
         self.image_view = ImageView(self.state)
-        self.overlay = AnnotationOverlay(self.image_view)
-        self.editor = ShapeEditor(self.image_view, self)
-        self._build_panel()
+        self.panel = AnnotatePanel(
+            self.image_view, protocol, label_set, self._save_step, self._save_transcript
+        )
+        self.panel.finished.connect(lambda _case_id: self.open_case(self.index + 1))
         central = QtWidgets.QSplitter()
         left = QtWidgets.QWidget()
         col = QtWidgets.QVBoxLayout(left)
@@ -75,63 +60,11 @@ class AnnotateWindow(QtWidgets.QMainWindow):
         central.addWidget(self.panel)
         central.setStretchFactor(0, 1)
         self.setCentralWidget(central)
-        self._install_keys()
-        self.open_case(0)
-
-    # -- construction ---------------------------------------------------------------------------------
-    def _build_panel(self) -> None:
-        self.panel = QtWidgets.QWidget()
-        self.panel.setMinimumWidth(340)
-        lay = QtWidgets.QVBoxLayout(self.panel)
-        self.progress = QtWidgets.QLabel()
-        self.progress.setStyleSheet("font-weight: bold; font-size: 13pt")
-        self.step_label = QtWidgets.QLabel()
-        self.step_label.setWordWrap(True)
-        # room for three lines: a wrapped label in a stretching column is otherwise squeezed to one
-        self.step_label.setMinimumHeight(3 * self.step_label.fontMetrics().lineSpacing() + 4)
-        self.step_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
-        self.labels_list = QtWidgets.QListWidget()
-        self.labels_list.setToolTip("Click or press the key shown; the number after a label is its certainty")
-        self.labels_list.itemClicked.connect(self._on_label_clicked)
-        self.other_text = QtWidgets.QLineEdit()
-        self.other_text.setPlaceholderText("Other: what is it? (Enter when done)")
-        self.other_text.setToolTip("The free text of the label 'Other'")
-        self.other_text.editingFinished.connect(self._on_other_text)
-        self.transcript_edit = QtWidgets.QLineEdit()
-        self.transcript_edit.setToolTip(
-            "The recognised words: fix, insert, delete or merge words here; Enter saves the correction "
-            "(unchanged words keep their times, the heatmaps of changed sentences are recomputed)"
-        )
-        scale = "  ".join(f"{c.level} {c.name}" for c in self.label_set.certainties)
-        self.scale_label = QtWidgets.QLabel(f"Certainty: {scale}")
-        self.scale_label.setWordWrap(True)
-        self.problems_label = QtWidgets.QLabel()
-        self.problems_label.setWordWrap(True)
-        self.problems_label.setStyleSheet("color: #c62828")
-        buttons = QtWidgets.QHBoxLayout()
-        self.back_button = QtWidgets.QPushButton("Back (Esc)")
-        self.back_button.setToolTip("Back one step")
-        self.back_button.clicked.connect(self.back)
-        self.next_button = QtWidgets.QPushButton("Next (Enter)")
-        self.next_button.setToolTip("Confirm this step and save it")
-        self.next_button.clicked.connect(self.next_step)
-        buttons.addWidget(self.back_button)
-        buttons.addWidget(self.next_button)
-        for w in (self.progress, self.step_label, self.labels_list, self.other_text, self.transcript_edit,
-                  self.scale_label):  # fmt: skip
-            lay.addWidget(w, 1 if w is self.labels_list else 0)
-        lay.addWidget(self.problems_label)
-        lay.addLayout(buttons)
-
-    def _install_keys(self) -> None:
         viewing = install_viewing_keys(self, self.state, extra=ANNOTATION_KEYS)
         for clash in ("1", "0"):  # label keys here; 1:1 and the file's window stay on the toolbar
             viewing[clash].setEnabled(False)
-        bindings = [(Key((k,), "label"), lambda k=k: self.press(k)) for k in LABEL_KEYS]
-        bindings += [(Key(("Return",), ""), self.next_step), (Key(("Enter",), ""), self.next_step)]
-        bindings += [(Key(("Esc",), ""), self.back), (Key(("Backspace",), ""), self.back)]
-        bindings += [(Key(("Delete",), ""), self.delete_selected)]
-        self.annotation_shortcuts = install_keys(self, bindings)
+        self.panel.install_keys(self)
+        self.open_case(0)
 
     # -- cases ----------------------------------------------------------------------------------------
     def open_case(self, index: int) -> None:
@@ -139,123 +72,41 @@ class AnnotateWindow(QtWidgets.QMainWindow):
 
         self.index = index
         if index >= len(self.work):
-            self.annotator = None
-            self.progress.setText(f"All {len(self.work)} cases annotated")
-            self.step_label.setText("Close the window (Ctrl-Q) when done.")
-            self.refresh()
+            self.panel.close_case(
+                f"All {len(self.work)} cases annotated", "Close the window (Ctrl-Q) when done."
+            )
             return
         item = self.work[index]
         case = load_replay_case(item.session, item.case_id)
         rec = case.record
-        self.annotator = CaseAnnotator(self.protocol, self.label_set, rec.image.width, rec.image.height)
-        if rec.annotation is not None:  # annotated before: go on from there
-            self.annotator.annotation = rec.annotation
         self.record = rec
-        self.transcript_edit.setText(" ".join(rec.words.text))
         self.state.set_case(rec.case_id, case.pixels, window=case.window)
         self.setWindowTitle(f"radgaze annotate — {item.session.name} / {item.case_id}")
-        self.refresh()
+        self.panel.open_case(
+            rec.case_id, rec.image.width, rec.image.height, rec.words.text, rec.annotation,
+            progress=f"Case {index + 1} of {len(self.work)}",
+        )  # fmt: skip
 
-    # -- actions --------------------------------------------------------------------------------------
-    def press(self, key: str) -> None:
-        if self.annotator is not None and self.annotator.press(key):
-            self.refresh()
-
-    def next_step(self) -> None:
-        a = self.annotator
-        if a is None:
-            return
-        self._on_other_text()
-        step = a.confirm()
-        if step is None:
-            self.refresh()
-            return
+    # -- storage (the panel's host) -------------------------------------------------------------------
+    def _save_step(self, case_id: str, annotation: CaseAnnotation, step: str) -> str:
         item = self.work[self.index]
-        try:
-            if step == STEP_TRANSCRIPT:
-                self._save_correction(item)
-            revision = annotate_session_file(item.session, item.case_id, a.annotation, step=step)
-        except (ValueError, SessionFormatError) as exc:
-            self.statusBar().showMessage(f"not saved: {exc}")
-            a.back()
-            self.refresh()
-            return
-        self.statusBar().showMessage(f"{item.case_id}: {step} saved (revision {revision})")
-        self.saved.emit(item.case_id, step, revision)
-        if a.finished:
-            self.open_case(self.index + 1)
-        else:
-            self.refresh()
+        revision = annotate_session_file(item.session, case_id, annotation, step=step)
+        self.statusBar().showMessage(f"{case_id}: {step} saved (revision {revision})")
+        self.saved.emit(case_id, step, revision)
+        return f"revision {revision}"
 
-    def _save_correction(self, item: WorkItem) -> None:
+    def _save_transcript(self, case_id: str, shown: list[str], text: str) -> None:
         """The transcript as the reader left it: stored as a correction when it differs from the recognised."""
         from radgaze.capture.gazemath.correction import correct_case, edits_from_text
         from radgaze.capture.store.session_file import correct_session_file
 
-        rec = self.record
-        shown = rec.words.text
-        edits = edits_from_text(shown, self.transcript_edit.text())
+        edits = edits_from_text(shown, text)
         if not edits:
             return
-        corrected = correct_case(rec, edits)
-        correct_session_file(item.session, corrected)
+        corrected = correct_case(self.record, edits)
+        correct_session_file(self.work[self.index].session, corrected)
         self.record = corrected
-        self.corrections.append((item.case_id, len(edits), list(corrected.correction.recomputed)))
-
-    def back(self) -> None:
-        if self.annotator is not None:
-            self.annotator.back()
-            self.refresh()
-
-    def delete_selected(self) -> None:
-        if self.annotator is not None and self.annotator.delete_selected():
-            self.refresh()
-
-    def _on_label_clicked(self, item: QtWidgets.QListWidgetItem) -> None:
-        self.press(LABEL_KEYS[self.labels_list.row(item)])
-        self.image_view.setFocus()
-
-    def _on_other_text(self) -> None:
-        if self.annotator is not None:
-            self.annotator.set_text("Other", self.other_text.text().strip())
-
-    # -- state -> widgets -----------------------------------------------------------------------------
-    def refresh(self) -> None:
-        a = self.annotator
-        self.overlay.show(None if a is None else a.annotation, selected=None if a is None else a.selected)
-        self.labels_list.clear()
-        self.next_button.setEnabled(a is not None)
-        self.back_button.setEnabled(a is not None and a.step_index > 0)
-        if a is None:
-            self.problems_label.setText("")
-            return
-        self.progress.setText(
-            f"Case {self.index + 1} of {len(self.work)} · step {a.step_index + 1}/{len(a.steps)}"
-        )
-        self.step_label.setText(STEP_TITLES.get(a.step, a.step))
-        self.transcript_edit.setVisible(a.step == STEP_TRANSCRIPT)
-        self.other_text.setVisible(a.step == STEP_LABELS)
-        if a.step == STEP_TRANSCRIPT:
-            self.transcript_edit.setFocus()  # type straight away; Enter saves
-        elif self.transcript_edit.hasFocus():
-            self.image_view.setFocus()
-        self._fill_labels(a)
-        problems = a.problems()
-        self.problems_label.setText("\n".join(problems[:4]))
-
-    def _fill_labels(self, a: CaseAnnotator) -> None:
-        chosen = {c.label: c for c in a.annotation.labels}
-        shape = a.annotation.shapes[a.selected] if a.step == STEP_SHAPES and a.selected is not None else None
-        for key, spec in zip(LABEL_KEYS, self.label_set.labels):
-            c = chosen.get(spec.name)
-            mark = "■" if c else "□"
-            if shape is not None:
-                mark = "●" if spec.name in shape.labels else ("○" if c else " ")
-            level = f"  {c.certainty}/5" if c and c.certainty else ("  ?/5" if c else "")
-            row = QtWidgets.QListWidgetItem(f"{key}  {mark} {spec.name}{level}")
-            if a.step == STEP_SHAPES and not c:
-                row.setForeground(QtCore.Qt.GlobalColor.gray)
-            self.labels_list.addItem(row)
+        self.corrections.append((case_id, len(edits), list(corrected.correction.recomputed)))
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -73,27 +73,27 @@ def test_a_case_is_labelled_localised_and_boxed_from_the_keyboard_and_mouse(wind
     win, path = window
     saved = []
     win.saved.connect(lambda case_id, step, rev: saved.append((case_id, step, rev)))
-    assert win.progress.text() == "Case 1 of 2 · step 1/4"
+    assert win.panel.progress.text() == "Case 1 of 2 · step 1/4"
     keys(qtbot, win, "45")  # Enlarged cardiac silhouette, Consistent with
     keys(qtbot, win, "84")  # Pleural abnormality, Suspicious for / Probably
-    assert win.annotator.annotation.labels == [
+    assert win.panel.annotator.annotation.labels == [
         LabelChoice("Enlarged cardiac silhouette", 5),
         LabelChoice("Pleural abnormality", 4),
     ]
     assert win.grab().save(str(artifacts_dir / "annotate_labels.png"))
     enter(qtbot, win)
-    assert saved == [("case0", "labels", 1)] and win.annotator.step == "shapes"
+    assert saved == [("case0", "labels", 1)] and win.panel.annotator.step == "shapes"
     enter(qtbot, win)  # no ellipse yet: refused, said why
-    assert win.annotator.step == "shapes" and "needs an ellipse" in win.problems_label.text()
+    assert win.panel.annotator.step == "shapes" and "needs an ellipse" in win.panel.problems_label.text()
 
     drag(win, HEART[:2], HEART[2:])
     keys(qtbot, win, "45")
     drag(win, EFFUSION[:2], EFFUSION[2:])
     keys(qtbot, win, "84")
     drag(win, (60.0, 60.0), (90.0, 90.0))  # a slip: drawn, then deleted
-    assert len(win.annotator.annotation.shapes) == 3
+    assert len(win.panel.annotator.annotation.shapes) == 3
     qtbot.keyClick(win, QtCore.Qt.Key.Key_Delete)
-    shapes = win.annotator.annotation.shapes
+    shapes = win.panel.annotator.annotation.shapes
     assert [(s.labels, s.certainty) for s in shapes] == [
         (("Enlarged cardiac silhouette",), 5),
         (("Pleural abnormality",), 4),
@@ -104,26 +104,28 @@ def test_a_case_is_labelled_localised_and_boxed_from_the_keyboard_and_mouse(wind
     centre = ((EFFUSION[0] + EFFUSION[2]) / 2, (EFFUSION[1] + EFFUSION[3]) / 2)
     drag(win, centre, (centre[0] + 20, centre[1]))
     moved = (EFFUSION[0] + 20, EFFUSION[1], EFFUSION[2] + 20, EFFUSION[3])
-    assert win.annotator.selected == 1 and _box_close(win.annotator.annotation.shapes[1].box, moved, 2 * tol)
+    assert win.panel.annotator.selected == 1 and _box_close(
+        win.panel.annotator.annotation.shapes[1].box, moved, 2 * tol
+    )
     drag(win, moved[2:], (moved[2] + 10, moved[3] + 10))
     resized = (*moved[:2], moved[2] + 10, moved[3] + 10)
-    assert _box_close(win.annotator.annotation.shapes[1].box, resized, 2 * tol)
+    assert _box_close(win.panel.annotator.annotation.shapes[1].box, resized, 2 * tol)
     assert win.grab().save(str(artifacts_dir / "annotate_shapes.png"))
     enter(qtbot, win)
-    assert saved[-1] == ("case0", "shapes", 2) and win.annotator.step == "chest_box"
+    assert saved[-1] == ("case0", "shapes", 2) and win.panel.annotator.step == "chest_box"
 
     drag(win, (30.0, 30.0), (370.0, 450.0))
     assert win.grab().save(str(artifacts_dir / "annotate_chest_box.png"))
     enter(qtbot, win)
-    assert win.annotator.step == "transcript" and win.transcript_edit.hasFocus()
-    recognised = win.transcript_edit.text()
+    assert win.panel.annotator.step == "transcript" and win.panel.transcript_edit.hasFocus()
+    recognised = win.panel.transcript_edit.text()
     assert recognised.startswith("the heart is enlarged. there is a left pleural effusion.")
     # the recogniser missed a word: the reader types the sentence as dictated (real key presses)
-    win.transcript_edit.selectAll()
-    qtbot.keyClicks(win.transcript_edit, recognised.replace("is a left", "is a large left"))
+    win.panel.transcript_edit.selectAll()
+    qtbot.keyClicks(win.panel.transcript_edit, recognised.replace("is a left", "is a large left"))
     enter(qtbot, win)
     assert [s for _, s, _ in saved] == ["labels", "shapes", "chest_box", "transcript"]
-    assert win.progress.text() == "Case 2 of 2 · step 1/4"  # the next case, at once
+    assert win.panel.progress.text() == "Case 2 of 2 · step 1/4"  # the next case, at once
 
     assert win.corrections == [("case0", 1, [1])]  # one word inserted; sentence 2's heatmap recomputed
     with SessionReader(path) as r:
@@ -154,20 +156,20 @@ def test_normal_is_exclusive_other_takes_text_and_back_keeps_the_work(window, qt
     win, _ = window
     keys(qtbot, win, "45")
     keys(qtbot, win, "1")  # Normal radiograph: chosen alone
-    assert win.annotator.annotation.label_names() == ["Normal radiograph"]
+    assert win.panel.annotator.annotation.label_names() == ["Normal radiograph"]
     enter(qtbot, win)  # no certainty yet: refused
-    assert "expected a certainty" in win.problems_label.text() and win.annotator.step == "labels"
+    assert "expected a certainty" in win.panel.problems_label.text() and win.panel.annotator.step == "labels"
     keys(qtbot, win, "5")  # the digit after a refusal is the missing certainty
-    assert win.annotator.annotation.labels == [LabelChoice("Normal radiograph", 5)]
+    assert win.panel.annotator.annotation.labels == [LabelChoice("Normal radiograph", 5)]
     keys(qtbot, win, "U3")  # Other: clears Normal, asks for its text
-    assert win.annotator.annotation.label_names() == ["Other"]
+    assert win.panel.annotator.annotation.label_names() == ["Other"]
     enter(qtbot, win)
-    assert "expected the reader's text" in win.problems_label.text()
-    win.other_text.setText("azygos lobe")
+    assert "expected the reader's text" in win.panel.problems_label.text()
+    win.panel.other_text.setText("azygos lobe")
     enter(qtbot, win)
-    assert win.annotator.step == "shapes"  # Other needs no ellipse
+    assert win.panel.annotator.step == "shapes"  # Other needs no ellipse
     qtbot.keyClick(win, QtCore.Qt.Key.Key_Escape)
-    assert win.annotator.step == "labels" and win.annotator.annotation.labels == [
+    assert win.panel.annotator.step == "labels" and win.panel.annotator.annotation.labels == [
         LabelChoice("Other", 3, "azygos lobe")
     ]
 
@@ -186,11 +188,11 @@ app = QApplication([])
 win = AnnotateWindow([WorkItem(Path(sys.argv[1]), "case0")], load_protocol(), load_label_set())
 win.resize(1340, 740); win.show(); app.processEvents(); win.state.fit(); app.processEvents()
 for key in "45":
-    win.press(key)
-win.next_step()  # labels confirmed and saved
+    win.panel.press(key)
+win.panel.next_step()  # labels confirmed and saved
 drag(win, HEART[:2], HEART[2:])  # the reader is drawing the first ellipse
-win.press("4"); win.press("5")
-print("ELLIPSE STEP", win.annotator.step, len(win.annotator.annotation.shapes), flush=True)
+win.panel.press("4"); win.panel.press("5")
+print("ELLIPSE STEP", win.panel.annotator.step, len(win.panel.annotator.annotation.shapes), flush=True)
 while True:
     app.processEvents(); time.sleep(0.01)
 """
