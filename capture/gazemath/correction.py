@@ -21,6 +21,7 @@ import numpy as np
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, HeatmapContext, sentence_heatmap, sentence_spans
 from radgaze.capture.gazemath.heatmap import SIGMA_DEG
 from radgaze.capture.records import CaseRecord, Sentences, TranscriptCorrection, Words
+from radgaze.capture.store.findings import findings_on
 
 TYPED_PROBABILITY = 1.0  # probability of a word the reader typed
 
@@ -237,6 +238,7 @@ def correct_case(
     out.attrs = dict(record.attrs)
     out.recognised_words = record.recognised_words if record.recognised_words is not None else record.words
     out.words, out.sentences, out.heatmaps = words, sentences, heatmaps
+    out.findings = findings_on(record.findings, record.sentences, sentences)
     before = record.correction.edits if record.correction is not None else []
     out.correction = TranscriptCorrection(
         edits=[*before, [edit_to_json(e) for e in edits]],

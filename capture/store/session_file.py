@@ -45,6 +45,7 @@ from radgaze.capture.records import (
     Words,
 )
 from radgaze.capture.store.annotations import append_revision, read_annotation
+from radgaze.capture.store.findings import findings_on
 
 _log = logging.getLogger(__name__)
 
@@ -1057,10 +1058,13 @@ def _read_case(g: h5py.Group, schema_version: int = SCHEMA_VERSION) -> CaseRecor
     words, sentences, heatmaps = _read_transcript(g, schema_version)
     annotation, read_problems = read_annotation(g, _attr_str(a["case_id"]))
     recognised, correction = None, None
+    findings = _read_findings(g)
     used = _read_correction(g, read_problems)
     if used is not None:
         recognised, correction = words, used[1]
+        recognised_sentences = sentences
         words, sentences, heatmaps = _read_transcript(used[0], SCHEMA_VERSION)
+        findings = findings_on(findings, recognised_sentences, sentences)  # stored on the recognised ones
     gaze = g["gaze"][()]
     complete = bool(a["complete"])
     t_start = float(a["t_start"])
@@ -1082,7 +1086,7 @@ def _read_case(g: h5py.Group, schema_version: int = SCHEMA_VERSION) -> CaseRecor
         heatmaps=heatmaps,
         heatmap_scale=float(a["heatmap_scale"]),
         audio=_read_audio(g),
-        findings=_read_findings(g),
+        findings=findings,
         labels=json.loads(_attr_str(a.get("labels_json", "[]"))),
         complete=complete,
         attrs=json.loads(_attr_str(a.get("attrs_json", "{}"))),

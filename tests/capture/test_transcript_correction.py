@@ -4,6 +4,7 @@ writing process leaving either the transcript before or the whole correction."""
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -165,6 +166,36 @@ def test_deleting_a_sentence_final_full_stop_merges_two_sentences(case: CaseReco
     again = correct_case(out, [Insert(i1 - 2, ".", after=True)])
     assert again.sentences.text == case.sentences.text and again.correction.recomputed == [k, k + 1]
     assert again.recognised_words is case.words and len(again.correction.edits) == 2
+
+
+def test_findings_follow_their_sentence_when_a_correction_merges_or_deletes_sentences(
+    case: CaseRecord, tmp_path: Path
+):
+    from dataclasses import replace
+
+    from radgaze.capture.records import Finding
+
+    spans = _spans(case)
+    assert len(spans) >= 4 and case.findings, "need findings named by sentences"
+    base = case.findings[0]
+    case = copy.copy(case)
+    case.findings = [replace(base, sentence_index=k) for k in (0, 1, 2, 3)] + [
+        replace(base, sentence_index=-1)
+    ]
+    _, i1 = spans[1]
+    deleted = list(range(*spans[3]))  # every word of sentence 4: nothing of it is left
+    out = correct_case(case, [Delete(i1 - 1), *(Delete(i) for i in deleted)])  # 2 and 3 merge; 4 goes
+    assert [f.sentence_index for f in out.findings] == [0, 1, 1, -1, -1]
+    assert all(isinstance(f, Finding) for f in out.findings)
+    assert [f.sentence_index for f in case.findings] == [0, 1, 2, 3, -1]  # the input is untouched
+    path = tmp_path / "s.h5"
+    with SessionWriter(path) as w:
+        w.write_case(case)
+        w.write_correction(out)
+    with SessionReader(path) as r:
+        back = r.case(case.case_id)
+    assert [f.sentence_index for f in back.findings] == [0, 1, 1, -1, -1]  # read against the corrected ones
+    assert back.sentences.text[1] == out.sentences.text[1]
 
 
 def test_a_case_still_incomplete_is_not_corrected(case: CaseRecord):
