@@ -11,11 +11,17 @@ Events (``(kind, payload)``) for the UI:
 ``("gaze", (x_img_px, y_img_px))`` newest gaze on the image (NaN when off it or invalid),
 ``("screen_gaze", GAZE rows)`` only while ``forward_screen_gaze`` (calibration check),
 ``("status", TrackerStats)``, ``("words", Words)`` final words, ``("sentence", LiveSentence)``,
-``("case_ended", case_id)``, ``("error", exception)``.
+``("case_ended", case_id)``, then (``report_case_words``) ``("case_words", (case_id, [word, ...]))``,
+``("annotation_saved", (case_id, step, revision))``, ``("annotation_refused", (case_id, step, message))``,
+``("corrected", (case_id, n_edits, [sentence recomputed, ...]))``, ``("error", exception)``.
+
+The annotation of a dictated case (``annotate``, ``correct``) goes through this thread too: the writer has
+one user. A step confirmed while its case is still open (the ASR's grace period) is stored when it closes.
 """
 
 from __future__ import annotations
 
+import copy
 import queue
 import threading
 import time
@@ -123,6 +129,7 @@ class LiveSession:
         self.clock = clock or pylsl.local_clock
         self.method = method
         self.forward_screen_gaze = False
+        self.report_case_words = False  # record mode's annotation sets it
         self.inbox: queue.Queue = queue.Queue()
         self.events: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -135,6 +142,7 @@ class LiveSession:
         self._recent = np.zeros(0, GAZE_DTYPE)
         self._last_status = -np.inf
         self._t_newest = float("nan")
+        self._deferred: list[tuple[str, tuple]] = []  # annotation commands for the case still open
 
     # -- commands (any thread, never block) -------------------------------------------------------------
     def begin_case(
@@ -150,6 +158,14 @@ class LiveSession:
 
     def add_view_event(self, row: np.ndarray) -> None:
         self.inbox.put_nowait(("view", np.asarray(row, VIEW_DTYPE).reshape(-1)))
+
+    def annotate(self, case_id: str, annotation, step: str) -> None:
+        """Store the reader's annotation of a dictated case as it stands after ``step`` (one revision)."""
+        self.inbox.put_nowait(("annotate", (case_id, copy.deepcopy(annotation), step)))
+
+    def correct(self, case_id: str, text: str) -> None:
+        """Store ``text`` as the case's corrected transcript when it differs from the stored words."""
+        self.inbox.put_nowait(("correct", (case_id, str(text))))
 
     def add_words(self, words: Words) -> None:
         """Final words from a source other than ``asr`` (the demo's scripted dictation)."""
@@ -230,8 +246,46 @@ class LiveSession:
         self._pull_gaze()
         self._emit_sentences(self.pipeline.finish(t_end))
         self.write_counters()
-        self.events.put_nowait(("case_ended", self.case_id))
+        case_id = self.case_id
+        self.events.put_nowait(("case_ended", case_id))
         self.case_id, self.pipeline, self.image = None, None, None
+        if self.report_case_words:  # the annotation panel shows them (read back: what the file holds)
+            self.events.put_nowait(("case_words", (case_id, self.writer.read_case(case_id).words.text)))
+        deferred, self._deferred = self._deferred, []
+        for kind, payload in deferred:
+            getattr(self, f"_on_{kind}")(payload)
+
+    def _on_annotate(self, payload) -> None:
+        case_id, annotation, step = payload
+        if case_id == self.case_id:
+            self._deferred.append(("annotate", payload))
+            return
+        try:
+            revision = self.writer.write_annotation(case_id, annotation, step=step)
+        except (ValueError, RuntimeError) as exc:  # refused, nothing written: the reader is told
+            self.events.put_nowait(("annotation_refused", (case_id, step, str(exc))))
+            return
+        self.events.put_nowait(("annotation_saved", (case_id, step, revision)))
+
+    def _on_correct(self, payload) -> None:
+        from radgaze.capture.gazemath.correction import correct_case, edits_from_text
+
+        case_id, text = payload
+        if case_id == self.case_id:
+            self._deferred.append(("correct", payload))
+            return
+        try:
+            record = self.writer.read_case(case_id)
+            edits = edits_from_text(record.words.text, text)
+            recomputed: list[int] = []
+            if edits:
+                corrected = correct_case(record, edits)
+                self.writer.write_correction(corrected)
+                recomputed = list(corrected.correction.recomputed)
+        except (ValueError, RuntimeError) as exc:
+            self.events.put_nowait(("annotation_refused", (case_id, "transcript", str(exc))))
+            return
+        self.events.put_nowait(("corrected", (case_id, len(edits), recomputed)))
 
     def write_counters(self) -> None:
         """The inlet's counters as they are now into the file's provenance (when a case ends, at close)."""

@@ -42,6 +42,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
     p.add_argument("--headless", action="store_true", help="no window: record one image (options below)")
     p.add_argument(
+        "--protocol",
+        type=Path,
+        default=None,
+        help="per-case protocol TOML: which annotation steps follow each dictation (default: REFLACX's, "
+        "assets/annotation/reflacx_protocol.toml)",
+    )
+    p.add_argument("--labels", type=Path, default=None, help="label set TOML (default: REFLACX's 17 labels)")
+    p.add_argument("--no-annotate", action="store_true", help="dictation only: no annotation steps")
+    p.add_argument(
         "--run",
         type=Path,
         default=None,
@@ -128,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(
             f"session file {str(args.output)!r} exists; choose a new file (sessions are written once)"
         )
+    if not args.no_annotate:  # a bad protocol or label file fails before the devices open
+        from radgaze.capture.annotation.labels import load_label_set
+        from radgaze.capture.annotation.protocol import load_protocol
+
+        load_protocol(args.protocol), load_label_set(args.labels)
     from radgaze.app.worklist import scan_folder
 
     if not scan_folder(args.images):  # fail before opening devices
@@ -257,6 +271,7 @@ def open_window(args: argparse.Namespace, s: Sources):
     window = MainWindow(title=f"radgaze record — {args.output.name}", settings_key="record")
     controller = RecordController(window, s.session, s.display, tracker_name=s.tracker_name)
     window.open_folder(args.images)
+    window.annotation = None if args.no_annotate else install_annotation(window, controller, s.session, args)
     from radgaze.app.retrain import install_retrain_action, worklist_session_files
 
     # one-click retrain on the worklist's sessions and the one being recorded (not a folder searched blindly)
@@ -264,6 +279,18 @@ def open_window(args: argparse.Namespace, s: Sources):
     install_retrain_action(window, lambda: worklist_session_files(window, [args.output]), run_dir)
     window.show()
     return window, controller
+
+
+def install_annotation(window, controller, session, args: argparse.Namespace):
+    """The protocol's annotation steps after each dictated case (None when the protocol has none)."""
+    from radgaze.app.annotate.record_flow import RecordAnnotation, protocol_annotates
+    from radgaze.capture.annotation.labels import load_label_set
+    from radgaze.capture.annotation.protocol import load_protocol
+
+    protocol = load_protocol(args.protocol)
+    if not protocol_annotates(protocol):
+        return None
+    return RecordAnnotation(window, controller, session, protocol, load_label_set(args.labels))
 
 
 def finish(app, window, controller, args: argparse.Namespace) -> None:

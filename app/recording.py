@@ -28,6 +28,8 @@ POLL_MS = 33  # UI refresh of the live panels (~30 Hz): smooth cursor, negligibl
 # After Stop, the case stays open this long for the words still in the ASR (a streaming Whisper commits ~1 s
 # chunks once two decodes agree, radgaze.capture.live.asr CHUNK_S; plus one decode), so the last sentence is not lost.
 END_GRACE_MS = 2500
+# the capture side's events about closed cases, passed on as ``capture_event`` (record mode's annotation)
+FORWARDED_EVENTS = ("case_ended", "case_words", "annotation_saved", "annotation_refused", "corrected")
 
 
 def image_ref_of(case: LoadedCase) -> ImageRef:
@@ -49,6 +51,7 @@ class RecordController(QtCore.QObject):
     recording_changed = QtCore.Signal(bool)
     sentence_added = QtCore.Signal(object)  # LiveSentence
     error = QtCore.Signal(str)
+    capture_event = QtCore.Signal(str, object)  # (kind, payload) of FORWARDED_EVENTS
 
     def __init__(
         self,
@@ -64,6 +67,7 @@ class RecordController(QtCore.QObject):
         self.window, self.pipeline, self.display = window, pipeline, display
         self.tracker_name, self.warn_deg = tracker_name, warn_deg
         self.case_extras = case_extras  # extra begin_case kwargs (labels, attrs) for a case
+        self.hold: Callable[[], str] | None = None  # why recording cannot start now ("" = it can)
         self.recording = False
         self.words = Words.empty()
         self.preview_text = ""
@@ -100,6 +104,10 @@ class RecordController(QtCore.QObject):
 
     def start(self) -> None:
         if self.recording or self.window.loaded is None:
+            return
+        reason = self.hold() if self.hold is not None else ""
+        if reason:
+            self.window.statusBar().showMessage(reason)
             return
         self._end_pending()  # a case stopped a moment ago is closed before the next begins
         self.recording = True
@@ -174,8 +182,8 @@ class RecordController(QtCore.QObject):
                 self._screen_gaze.append(payload)
             elif kind == "level":
                 self.window.reading.level.set_level(payload)
-            elif kind == "case_ended":
-                pass
+            elif kind in FORWARDED_EVENTS:
+                self.capture_event.emit(kind, payload)
             elif kind == "error":
                 self._errors.append(payload)
                 self.window.statusBar().showMessage(f"capture error: {payload}")

@@ -202,7 +202,8 @@ class AnnotatePanel(QtWidgets.QWidget):
     # -- state -> widgets -----------------------------------------------------------------------------
     def refresh(self) -> None:
         a = self.annotator
-        self.overlay.show(None if a is None else a.annotation, selected=None if a is None else a.selected)
+        shapes_step = a is not None and a.step == STEP_SHAPES  # the selection only means something there
+        self.overlay.show(None if a is None else a.annotation, selected=a.selected if shapes_step else None)
         self.labels_list.clear()
         self.next_button.setEnabled(a is not None)
         self.back_button.setEnabled(a is not None and a.step_index > 0)

@@ -418,6 +418,16 @@ class SessionWriter:
         f.flush()
         return revision
 
+    def read_case(self, case_id: str) -> CaseRecord:
+        """A closed case as stored so far, read through this writer's own handle (the recorder's thread: the
+        transcript it corrects, the words the annotation panel shows). Refuses the case being recorded."""
+        if case_id == self._case_id:
+            raise RuntimeError(f"case {case_id!r} is still being recorded; read it after end_case")
+        f = self._reopen_plain()
+        if case_id not in f["cases"]:
+            raise ValueError(f"expected a case of {self.path.name} ({list(f['cases'])}), got {case_id!r}")
+        return _read_case(f["cases"][case_id], int(f.attrs["schema_version"]))
+
     def write_correction(self, record: CaseRecord) -> int:
         """Store a closed case's corrected transcript (``record`` as ``correct_case`` returns it); flush.
 
