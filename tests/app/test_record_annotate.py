@@ -443,3 +443,133 @@ def test_kill_minus_9_of_the_recorder_during_the_ellipse_step_keeps_the_dictatio
         LabelChoice("Pleural abnormality", 4),
     ]  # the confirmed step
     assert case.annotation.confirmed_steps == ["dictate", "labels"] and case.annotation.shapes == []
+
+
+# ------------------------------------------------------------------------------ protocol variants
+class StandInSession:
+    """The LiveSession's commands as the window sends them (the writer side is tested above)."""
+
+    def __init__(self) -> None:
+        import queue
+
+        self.events, self.asr, self.forward_screen_gaze, self.report_case_words = (
+            queue.Queue(),
+            None,
+            False,
+            False,
+        )
+        self.calls: list[tuple] = []
+        self.t = 50.0
+
+    def clock(self) -> float:
+        self.t += 0.01
+        return self.t
+
+    def begin_case(self, case_id, image, initial_view, **kw):
+        self.calls.append(("begin_case", case_id))
+
+    def end_case(self, t_end):
+        self.calls.append(("end_case",))
+
+    def add_view_event(self, row):
+        pass
+
+    def annotate(self, case_id, annotation, step):
+        self.calls.append(
+            ("annotate", case_id, step, [c.label for c in annotation.labels], len(annotation.shapes))
+        )
+
+    def correct(self, case_id, text):
+        self.calls.append(("correct", case_id, text))
+
+
+def _window_with_protocol(qtbot, tmp_path, protocol_toml: str):
+    from PIL import Image
+
+    from radgaze.app.annotate.record_flow import RecordAnnotation
+    from radgaze.app.main_window import MainWindow
+    from radgaze.app.recording import RecordController
+    from radgaze.capture.annotation.labels import load_label_set
+    from radgaze.capture.annotation.protocol import load_protocol
+    from radgaze.capture.records import DisplayGeometry
+
+    y, x = np.mgrid[0:400, 0:300]
+    for name in ("a.png", "b.png"):
+        Image.fromarray((20000 + 40 * x + 10 * y).astype(np.uint16)).save(tmp_path / name)
+    (tmp_path / "protocol.toml").write_text(protocol_toml)
+    win = MainWindow(title="radgaze record (test)")
+    qtbot.addWidget(win)
+    win.resize(1366, 740)
+    win.show()
+    qtbot.waitExposed(win)
+    win.open_folder(tmp_path)
+    session = StandInSession()
+    ctl = RecordController(win, session, DisplayGeometry())
+    flow = RecordAnnotation(win, ctl, session, load_protocol(tmp_path / "protocol.toml"), load_label_set())
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow)
+    return win, ctl, flow, session
+
+
+def test_a_labels_only_protocol_goes_from_dictation_to_labels_to_the_next_case(qtbot, tmp_path):
+    win, ctl, flow, session = _window_with_protocol(
+        qtbot, tmp_path, "[steps]\nshapes = false\nchest_box = false\ntranscript = false\n"
+    )
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)  # dictated: the labels step
+    assert flow.panel.progress.text() == "Case 1 of 2 · step 1/1"
+    assert (
+        not win.shortcuts["1"].isEnabled() and not win.worklist_widget.isEnabled()
+    )  # label keys; no new image
+    _keys(qtbot, win, "15")
+    _enter(qtbot, win)
+    assert ("annotate", "a", "labels", ["Normal radiograph"], 0) in session.calls
+    assert ctl.recording and win.loaded.case_id == "b"  # the next case, recording at once
+    assert win.shortcuts["1"].isEnabled() and win.worklist_widget.isEnabled()
+    session.events.put(("annotation_refused", ("a", "labels", "case a: annotation not stored: disk full")))
+    ctl.poll()
+    assert "a: labels NOT saved: case a: annotation not stored: disk full" in win.statusBar().currentMessage()
+
+
+def test_a_box_protocol_draws_boxes_and_a_protocol_without_steps_only_dictates(qtbot, tmp_path):
+    from radgaze.app.record_cmd import build_parser, install_annotation
+
+    win, ctl, flow, session = _window_with_protocol(
+        qtbot, tmp_path, 'shape = "box"\n[steps]\nchest_box = false\ntranscript = false\n'
+    )
+    ctl.start()
+    ctl.stop()
+    _keys(qtbot, win, "94")  # Consolidation, Suspicious for
+    _enter(qtbot, win)
+    drag(win, (50.0, 60.0), (150.0, 200.0))
+    _keys(qtbot, win, "94")
+    assert [s.kind for s in flow.panel.annotator.annotation.shapes] == ["box"]
+    _enter(qtbot, win)
+    assert ("annotate", "a", "shapes", ["Consolidation"], 1) in session.calls
+    (tmp_path / "none.toml").write_text(
+        "[steps]\nlabels = false\nshapes = false\nchest_box = false\ntranscript = false\n"
+    )
+    args = build_parser().parse_args(
+        ["x.h5", "--images", str(tmp_path), "--protocol", str(tmp_path / "none.toml")]
+    )
+    assert install_annotation(win, ctl, session, args) is None
+
+
+def test_a_bad_protocol_or_label_file_is_refused_before_any_device_opens(tmp_path):
+    from PIL import Image
+
+    Image.fromarray(np.full((64, 64), 1000, np.uint16)).save(tmp_path / "a.png")
+    (tmp_path / "p.toml").write_text("[steps]\nlabels = 'yes'\n")
+    (tmp_path / "l.toml").write_text('name = "x"\n[[labels]]\nname = "A"\n[[labels]]\nname = "A"\n')
+    for flag, path, says in (
+        ("--protocol", "p.toml", "expected true or false for steps ['labels']"),
+        ("--labels", "l.toml", "expected a non-empty list 'certainties', got None"),
+    ):
+        run = subprocess.run(
+            [sys.executable, "-m", "radgaze.app.cli", "record", str(tmp_path / "s.h5"), "--images", str(tmp_path),
+             "--tracker", "no-such-tracker", flag, str(tmp_path / path)],
+            capture_output=True, text=True, timeout=120, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        )  # fmt: skip
+        err = run.stderr.strip().splitlines()
+        assert run.returncode == 2 and len(err) == 1 and says in err[0], run.stderr
+        assert "no-such-tracker" not in err[0] and not (tmp_path / "s.h5").exists()  # before the tracker
