@@ -24,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="radgaze record",
         description="Record a reading: gaze from an LSL eye tracker, dictation from the microphone (or a "
         "file), every view change, sentence heatmaps live; one session file. Space starts/stops recording a "
-        "case; closing the window, Ctrl-Q or Ctrl-C finish and save. With --headless: no window (options "
-        "below).",
+        "case, then the protocol's annotation steps follow (labels, ellipses, chest box, transcript; Enter "
+        "confirms each) and the next case starts; closing the window, Ctrl-Q or Ctrl-C finish and save. With "
+        "--headless: no window (options below).",
         epilog="examples:\n  radgaze record s.h5 --images ./cxr --sim --audio-file dictation.flac\n"
         "  radgaze record s.h5 --images ./cxr --tracker Tobii --mic USB\n"
         "  radgaze record --headless --sim --audio-file dictation.flac --image cxr.png --out sessions/",
