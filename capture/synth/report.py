@@ -206,3 +206,29 @@ def time_report(
         timed.append(TimedSentence(s, t_sentence, t, (i0, len(texts))))
     words = Words(np.array(starts), np.array(ends), texts, np.array(probs, dtype=np.float32))
     return words, timed
+
+
+def class_prompt_reports(label: str, n: int, seed: int = 0) -> list[list[str]]:
+    """``n`` zero-shot prompts for one class of the single-finding studies: whole reports (lists of sentences)
+    as :func:`compose_report` writes them for a study with just that finding (``label`` "normal": none), each
+    on a fresh random anatomy and place. No image is drawn and no case is shared with any session: the class
+    is described in the reports' own phrasing, as CLIP's "a photo of a {}" matches its captions (a bare
+    "pneumothorax." is nearest the "No pneumothorax." of every other class's report)."""
+    from radgaze.capture.synth.phantom import FINDING_LABELS, SIDES, ZONES, place_findings, random_anatomy
+
+    if label != "normal" and label not in FINDING_LABELS:
+        raise ValueError(f"label must be 'normal' or one of {FINDING_LABELS}, got {label!r}")
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        anat = random_anatomy(rng)
+        choice = []
+        if label != "normal":
+            side = "" if label == "cardiomegaly" else str(rng.choice(SIDES))
+            zone = {"pleural_effusion": "lower", "pneumothorax": "upper", "cardiomegaly": ""}.get(
+                label, str(rng.choice(ZONES))
+            )
+            choice = [(label, side, zone)]
+        _, specs = place_findings(rng, anat, choice)
+        out.append([s.text for s in compose_report(rng, specs)])
+    return out

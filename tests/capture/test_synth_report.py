@@ -94,3 +94,27 @@ def test_dictation_tokens_attach_or_speak_punctuation():
         "pneumonia",
         "period",
     ]
+
+
+def test_class_prompt_reports_describe_one_study_of_the_class_in_the_reports_phrasing():
+    from radgaze.capture.synth.report import _FINDING_TEMPLATES, _NORMAL_TEMPLATES, class_prompt_reports
+
+    finding_sentences = {lab: {t.split("{")[0][:12] for t in ts} for lab, ts in _FINDING_TEMPLATES.items()}
+    normal_sentences = {t for ts in _NORMAL_TEMPLATES.values() for t in ts}
+    for label in ("normal", "consolidation", "pleural_effusion", "cardiomegaly", "pneumothorax", "nodule"):
+        reports = class_prompt_reports(label, 12, seed=5)
+        assert len(reports) == 12 and reports == class_prompt_reports(label, 12, seed=5)  # by seed
+        assert reports != class_prompt_reports(label, 12, seed=6)
+        for rep in reports:
+            abnormal = [s for s in rep if s not in normal_sentences]
+            if label == "normal":
+                assert abnormal == [] and len(rep) >= 4
+                continue
+            (finding,) = abnormal  # one study, one finding, named once; the rest normal statements
+            assert any(finding.startswith(p) for p in finding_sentences[label]), finding
+            if label != "cardiomegaly":
+                assert "right" in finding.lower() or "left" in finding.lower()  # its place
+    sides = {"right" in r[0].lower() for r in class_prompt_reports("nodule", 20, seed=1)}
+    assert sides == {True, False}, "the place varies"
+    with pytest.raises(ValueError, match="label"):
+        class_prompt_reports("fracture", 1)
