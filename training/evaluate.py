@@ -115,7 +115,11 @@ def _single_label(labels: Sequence[str]) -> str | None:
     return labels[0] if len(labels) == 1 else None
 
 
-def classification_metrics(model, images: torch.Tensor, labels: list[str | None], device) -> dict:
+def classification_metrics(
+    model, images: torch.Tensor, labels: list[str | None], device, prompts: dict[str, list] | None = None
+) -> dict:
+    """Zero-shot accuracy / macro F1 and class-prompt retrieval P@k. ``prompts``: class -> prompts, each a
+    sentence or a whole report (a list of sentences, embedded as reports are); None = prompts_for_labels."""
     keep = [i for i, lab in enumerate(labels) if lab is not None]
     classes = sorted({labels[i] for i in keep})
     out: dict = {
@@ -129,14 +133,16 @@ def classification_metrics(model, images: torch.Tensor, labels: list[str | None]
             out[f"retrieval_{d}_p_at_{k}"] = None
     if len(classes) < 2:
         return out
-    prompts = prompts_for_labels(classes)
+    given = prompts or {}
+    missing = [c for c in classes if not given.get(c)]
+    prompts = {**prompts_for_labels(missing), **{c: list(given[c]) for c in classes if given.get(c)}}
     texts, text_cls = [], []
     for ci, c in enumerate(classes):
         texts += prompts[c]
         text_cls += [ci] * len(prompts[c])
     text_cls_a = np.asarray(text_cls)
     img = image_embeddings(model, images[keep])
-    txt = embed_reports(model, [[t] for t in texts], device)
+    txt = embed_reports(model, [[t] if isinstance(t, str) else list(t) for t in texts], device)
     sim = (img @ txt.T).numpy()
     class_scores = np.stack([sim[:, text_cls_a == ci].max(axis=1) for ci in range(len(classes))], axis=1)
     y_true = np.asarray([classes.index(labels[i]) for i in keep])
@@ -256,9 +262,16 @@ def attention_metrics(model, ds: tdata.SessionDataset, device, max_cases: int | 
 
 @torch.no_grad()
 def evaluate_dataset(
-    model, ds: tdata.SessionDataset, *, device="cpu", max_attention_cases: int | None = None
+    model,
+    ds: tdata.SessionDataset,
+    *,
+    device="cpu",
+    max_attention_cases: int | None = None,
+    prompts: dict[str, list] | None = None,
 ) -> dict:
-    """All metrics of ``model`` on the cases of ``ds`` (no augmentation, gaze of every case)."""
+    """All metrics of ``model`` on the cases of ``ds`` (no augmentation, gaze of every case). ``prompts``
+    (class -> sentences or reports) replace the class prompts of zero-shot and class retrieval; the default
+    prompts' accuracy and macro F1 are then kept as ``zero_shot_*_label_prompts``."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -279,7 +292,11 @@ def evaluate_dataset(
     images = torch.stack([it["image"] for it in items])
     labels = [_single_label(it["labels"]) for it in items]
     result: dict = {"n_cases": len(items)}
-    result.update(classification_metrics(model, images, labels, device))
+    result.update(classification_metrics(model, images, labels, device, prompts))
+    if prompts:
+        default = classification_metrics(model, images, labels, device)
+        for k in ("zero_shot_accuracy", "zero_shot_macro_f1"):
+            result[f"{k}_label_prompts"] = default[k]
     # report-level retrieval (each case's own report is the one relevant text)
     img = image_embeddings(model, images)
     rep = embed_reports(model, [it["sentences"] for it in items], device)
@@ -318,11 +335,13 @@ def evaluate_run(
     checkpoint: str | None = None,
     max_attention_cases: int | None = None,
     sample_cache: dict | None = None,
+    prompts: dict[str, list] | None = None,
 ) -> dict:
     """Evaluate the model of ``run_dir`` (:func:`radgaze.training.runs.run_checkpoint`: RUN/current.json,
     else checkpoints/best, else checkpoints/last; ``checkpoint`` = "best"/"last" picks one) on ``sessions``.
 
-    ``sample_cache`` shares decoded cases between evaluations (experiments). The result says
+    ``sample_cache`` shares decoded cases between evaluations (experiments); ``prompts`` as
+    :func:`evaluate_dataset`. The result says
     ``evaluated_on``, with a ``warning`` when the sessions are the run's training sessions."""
     from radgaze.model.checkpoint import load_checkpoint
     from radgaze.training.runs import run_checkpoint
@@ -355,7 +374,9 @@ def evaluate_run(
     if on_training:
         log.warning(TRAINING_CASES_WARNING)
     log.info("evaluating %d case(s) …", len(ds))
-    result = evaluate_dataset(model, ds, device=device, max_attention_cases=max_attention_cases)
+    result = evaluate_dataset(
+        model, ds, device=device, max_attention_cases=max_attention_cases, prompts=prompts
+    )
     result["checkpoint"] = str(ckpt)
     result["n_skipped_files"] = len(index.skipped)
     result["evaluated_on"] = "training cases" if on_training else "sessions not named in the run's report"

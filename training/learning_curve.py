@@ -12,9 +12,14 @@ fixed held-out synthetic set (another synth seed), for three variants:
 
 Metrics on the held-out set (mean ± sd over seeds):
 
-* zero-shot accuracy and macro F1 over the six classes (class prompts; majority-class and chance baselines);
-  image->text retrieval P@1 over the class prompts equals zero-shot accuracy by construction (the class score
-  is the best prompt's), so it is not reported twice;
+* zero-shot accuracy and macro F1 over the six classes (majority-class and chance baselines). The class
+  prompts are reports: ten per class written by the synthetic report generator for a study with just that
+  finding (radgaze.capture.synth.report.class_prompt_reports; no image, no case of any session). The
+  CheXpert-style sentence prompts ("there is pneumothorax.") are kept as a column ("label prompts"): every
+  synthetic report negates the findings it does not have ("No pneumothorax."), so a bare finding sentence
+  sits nearest the reports of the *other* classes and those prompts test negation more than alignment.
+  Image->text retrieval P@1 over the class prompts equals zero-shot accuracy by construction (the class
+  score is the best prompt's), so it is not reported twice;
 * text->image P@1 over the class prompts (chance: the class frequency);
 * report retrieval R@1 both ways, each case's own report as the one relevant text (its own query set, as
   the paper's 8x200 protocol; chance 1 / number of test cases): it needs the finding AND its place;
@@ -40,6 +45,7 @@ from radgaze.capture.errors import ConfigError
 CURVE_METRICS = (
     ("zero_shot_accuracy", "ZS acc (= I2T P@1)"),
     ("zero_shot_macro_f1", "ZS macro F1"),
+    ("zero_shot_accuracy_label_prompts", "ZS acc, label prompts"),
     ("retrieval_t2i_p_at_1", "T2I P@1"),
     ("report_retrieval_i2t_r_at_1", "report I2T R@1"),
     ("report_retrieval_t2i_r_at_1", "report T2I R@1"),
@@ -49,6 +55,8 @@ CURVE_METRICS = (
 CASES_PER_FILE = 8
 N_CLASSES = 6  # five synthetic findings + normal
 P_NORMAL = 1.0 / N_CLASSES
+PROMPTS_PER_CLASS = 10  # report prompts per class (class_prompt_reports)
+PROMPT_SEED = 20_000  # apart from the pool's and the held-out set's seeds
 
 
 @dataclass(frozen=True)
@@ -77,11 +85,23 @@ class CurvePreset:
     epochs: int
     min_steps: int
     device: str
+    overrides: tuple[str, ...] = ()  # config overrides of every run (before --set's)
+
+    def batch_size(self) -> int:
+        from radgaze.training.config import load_config
+
+        return load_config(self.config, list(self.overrides)).batch_size
 
 
 PRESETS = {
-    # this 2-core CPU: the tiny encoders at 128 px
-    "cpu": CurvePreset((64, 256, 1024), "tiny", 128, 256, 192, 2, 120, "cpu"),
+    # A 2-core CPU, measured (README "learning curve"): the tiny encoders at 64 px (a 4x4 patch grid: sides
+    # and zones still apart) learn global alignment in ~5k samples, while 128 px costs ~4x a sample. Every run
+    # makes at least 320 steps of 16 (64 cases: 80 epochs; 1024: 5 epochs), so small sets are not
+    # starved of steps (the old 32-128 steps of 8 at 128 px left the CLIP loss at ln 8: nothing learned).
+    # Batch 16 (not 8): more in-batch negatives per step and ~1.5x the samples/s; lr 5e-4 for it.
+    "cpu": CurvePreset(
+        (64, 256, 1024), "tiny", 64, 256, 192, 5, 320, "cpu", ("batch_size=16", "optim.lr=5e-4")
+    ),
     # a GPU: Table-IV scale, EGMA's config (Swin-T + Bio_ClinicalBERT, 224 px, 50 epochs)
     "cuda": CurvePreset((370, 1110, 3700), "paper", 224, 512, 800, 50, 0, "cuda"),
 }
@@ -136,45 +156,80 @@ def _link(src: Path, dst: Path) -> None:
 
 
 # -------------------------------------------------------------------------------------------- training
-def train_and_evaluate(
-    variant: CurveVariant, seed: int, n_cases: int, train_dir: Path, test_dir: Path, work: Path,
-    preset: CurvePreset, cache: dict, overrides: list[str],
-) -> dict:  # fmt: skip
-    """One run: train ``variant`` on ``train_dir`` and evaluate its last checkpoint on ``test_dir``."""
+def run_config(variant: CurveVariant, seed: int, n_cases: int, preset: CurvePreset, overrides: list[str]):
+    """The TrainConfig of one run: the preset's config and overrides, epochs for its step budget, the
+    variant's losses and gaze ratio, no validation split (the held-out set is separate, so every case of the
+    subset trains), then ``overrides`` (--set) last."""
     from radgaze.training.config import load_config
-    from radgaze.training.evaluate import evaluate_run
-    from radgaze.training.trainer import train
 
-    base = load_config(preset.config, overrides)
+    base = load_config(preset.config, [*preset.overrides, *overrides])
     epochs = epochs_for(n_cases, base.batch_size, preset.epochs, preset.min_steps)
-    cfg = load_config(
+    return load_config(
         preset.config,
         [
+            *preset.overrides,
             f"epochs={epochs}",
             f"seed={seed}",
             f"device={preset.device}",
             f"model.image_size={preset.image_size}",
             f"data.gaze_ratio={variant.gaze_ratio}",
             "eval_at_end=false",
+            "data.val_fraction=0",
             "model.loss.losses=" + json.dumps(list(variant.losses)),
             *overrides,
         ],
     )
+
+
+def train_and_evaluate(
+    variant: CurveVariant, seed: int, n_cases: int, train_dir: Path, test_dir: Path, work: Path,
+    preset: CurvePreset, cache: dict, overrides: list[str],
+) -> dict:  # fmt: skip
+    """One run: train ``variant`` on ``train_dir`` and evaluate its last checkpoint on ``test_dir``."""
+    from radgaze.training.evaluate import evaluate_run
+    from radgaze.training.trainer import train
+
+    cfg = run_config(variant, seed, n_cases, preset, overrides)
+    epochs = cfg.epochs
     slug = variant.name.replace(" ", "_").replace("%", "pct").replace("+", "-")
     run_dir = work / "runs" / f"n{n_cases}_{slug}_s{seed}"
     t0 = time.perf_counter()
     rep = train(cfg, train_dir, run_dir, show_bar=False, sample_cache=cache)
     res = evaluate_run(
         run_dir, test_dir, device=preset.device, checkpoint="last", sample_cache=cache,
-        max_attention_cases=64,
+        max_attention_cases=64, prompts=class_prompts(),
     )  # fmt: skip
     res.update(
         train_s=round(time.perf_counter() - t0, 1),
         epochs=epochs,
         n_with_gaze=rep["data"]["n_with_gaze"],
         final_loss=rep["final_terms"].get("loss"),
+        **clip_loss_start_end(run_dir / "metrics.jsonl"),
     )
     return res
+
+
+def class_prompts() -> dict[str, list[list[str]]]:
+    """The zero-shot prompts of the curve: PROMPTS_PER_CLASS generated reports per class (module docstring)."""
+    from radgaze.capture.synth.phantom import FINDING_LABELS
+    from radgaze.capture.synth.report import class_prompt_reports
+
+    labels = ("normal", *FINDING_LABELS)
+    return {
+        lab: class_prompt_reports(lab, PROMPTS_PER_CLASS, PROMPT_SEED + k) for k, lab in enumerate(labels)
+    }
+
+
+def clip_loss_start_end(metrics_jsonl: Path, n: int = 10) -> dict:
+    """Mean CLIP loss of a run's first and last ``n`` logged steps (None where it has no CLIP term): did the
+    global alignment move at all? (ln(batch) is the loss of no alignment.)"""
+    if not metrics_jsonl.is_file():
+        return {"clip_loss_first": None, "clip_loss_last": None}
+    lines = [json.loads(x) for x in metrics_jsonl.read_text().splitlines() if x.strip()]
+    vals = [x["clip_loss"] for x in lines if x.get("clip_loss") is not None]
+    if not vals:
+        return {"clip_loss_first": None, "clip_loss_last": None}
+    return {"clip_loss_first": float(np.mean(vals[:n])), "clip_loss_last": float(np.mean(vals[-n:]))}
 
 
 def summarise(per_seed: list[dict]) -> dict:
@@ -230,7 +285,9 @@ def run_curve(
                 if log_fh is not None:
                     brief = {k: res.get(k) for k, _ in CURVE_METRICS}
                     line = {"n_cases": n, "variant": v.name, "seed": seed, **brief, "train_s": res["train_s"],
-                            "pointing_game_chance": res.get("pointing_game_chance")}  # fmt: skip
+                            "pointing_game_chance": res.get("pointing_game_chance"),
+                            "clip_loss_first": res["clip_loss_first"], "clip_loss_last": res["clip_loss_last"],
+                            "load_average_1min": round(os.getloadavg()[0], 2)}  # fmt: skip
                     log_fh.write(json.dumps(line) + "\n")
                     log_fh.flush()
             rows.append(
@@ -269,13 +326,13 @@ def result_from_log(log: Path, test_dir: Path, preset: CurvePreset) -> dict:
     lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
     if not lines:
         raise ConfigError(f"{log}: expected JSON lines of learning-curve runs, found none")
-    rows = []
+    rows, batch = [], preset.batch_size()
     for n in sorted({x["n_cases"] for x in lines}):
         for v in CURVE_VARIANTS:
             runs = [x for x in lines if x["n_cases"] == n and x["variant"] == v.name]
             if runs:
                 rows.append({"n_cases": n, "variant": v.name, "epochs": epochs_for(
-                    n, 8, preset.epochs, preset.min_steps), "n_seeds": len(runs), "metrics": summarise(runs)})  # fmt: skip
+                    n, batch, preset.epochs, preset.min_steps), "n_seeds": len(runs), "metrics": summarise(runs)})  # fmt: skip
     labels = [c.labels[0] if len(c.labels) == 1 else "normal" for c in build_index(test_dir).cases]
     counts = {lab: labels.count(lab) for lab in set(labels)}
     base = {
@@ -320,6 +377,7 @@ def format_curve_table(rows: list[dict], base: dict | None) -> str:
         b = [
             f"{base['zero_shot_majority_class']:.3f} (majority) / {base['zero_shot_chance']:.3f} (chance)",
             f"{base['zero_shot_chance']:.3f} (chance)",
+            f"{base['zero_shot_majority_class']:.3f} (majority)",
             f"{base['t2i_p_at_1_chance']:.3f}",
             f"{base['report_retrieval_chance']:.3f}",
             f"{base['report_retrieval_chance']:.3f}",
@@ -333,6 +391,7 @@ def format_curve_table(rows: list[dict], base: dict | None) -> str:
 def _baseline_for(key: str, base: dict) -> float | None:
     return {
         "zero_shot_accuracy": base["zero_shot_majority_class"],
+        "zero_shot_accuracy_label_prompts": base["zero_shot_majority_class"],
         "zero_shot_macro_f1": base["zero_shot_chance"],
         "retrieval_t2i_p_at_1": base["t2i_p_at_1_chance"],
         "report_retrieval_i2t_r_at_1": base["report_retrieval_chance"],
@@ -351,7 +410,7 @@ def plot_curve(result: dict, png: Path) -> Path:
     import matplotlib.pyplot as plt
 
     rows, base = result["rows"], result["baselines"]
-    fig, axes = plt.subplots(2, 4, figsize=(15, 7.2), constrained_layout=True)
+    fig, axes = plt.subplots(3, 3, figsize=(13, 10.5), constrained_layout=True)  # 8 metrics + the legend
     colours = {"CLIP only": "#444444", "EGF+EGM": "#c0392b", "EGF+EGM gaze 10%": "#2e86c1"}
     for ax, (key, label) in zip(axes.flat, CURVE_METRICS):
         for v in CURVE_VARIANTS:

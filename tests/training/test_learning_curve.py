@@ -134,3 +134,57 @@ def test_cuda_preset_refuses_without_a_gpu(tmp_path: Path):
     with pytest.raises(ConfigError, match="CUDA"):
         main(["learning-curve", "--device", "cuda", "--work", str(tmp_path)])
     assert lc.PRESETS["cuda"].sizes[-1] == 3700 and lc.PRESETS["cuda"].config == "paper"
+
+
+def test_a_run_trains_on_every_case_of_its_subset_with_the_variants_losses():
+    variant = lc.CURVE_VARIANTS[2]  # EGF+EGM gaze 10 %
+    cfg = lc.run_config(variant, 4, 64, lc.PRESETS["cpu"], [])
+    assert cfg.data.val_fraction == 0  # no fifth of the subset held back for validation
+    assert cfg.model["loss"]["losses"] == ["clip", "egf", "egm"] and cfg.data.gaze_ratio == 0.1
+    assert cfg.seed == 4 and cfg.model["image_size"] == lc.PRESETS["cpu"].image_size
+    assert cfg.batch_size == lc.PRESETS["cpu"].batch_size()
+    steps = cfg.epochs * (64 // cfg.batch_size)
+    assert steps >= lc.PRESETS["cpu"].min_steps
+    assert lc.run_config(variant, 4, 64, lc.PRESETS["cpu"], ["optim.lr=0.01"]).optim.lr == 0.01  # --set last
+
+
+def test_clip_loss_at_the_start_and_the_end_of_a_run(tmp_path: Path):
+    lines = [{"step": i + 1, "clip_loss": 2.0 if i < 10 else 1.0, "egm_loss": 5.0} for i in range(30)]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert lc.clip_loss_start_end(tmp_path / "metrics.jsonl") == {
+        "clip_loss_first": 2.0,
+        "clip_loss_last": 1.0,
+    }
+    (tmp_path / "m2.jsonl").write_text(json.dumps({"step": 1, "egm_loss": 1.0}) + "\n")
+    assert lc.clip_loss_start_end(tmp_path / "m2.jsonl")["clip_loss_first"] is None
+    assert lc.clip_loss_start_end(tmp_path / "absent.jsonl")["clip_loss_last"] is None
+
+
+def test_report_prompts_are_embedded_as_reports_and_scored_as_the_best_prompt():
+    import torch
+
+    from radgaze.model.config import ModelConfig
+    from radgaze.model.egma import EGMAModel
+    from radgaze.training.evaluate import classification_metrics, embed_reports
+
+    torch.manual_seed(0)
+    cfg = ModelConfig.preset("tiny")
+    cfg.image_size = 64
+    model = EGMAModel(cfg).eval()
+    images = torch.randn(12, 3, 64, 64)
+    labels = ["normal", "nodule", "pneumothorax"] * 4
+    prompts = lc.class_prompts()
+    assert sorted(prompts) == sorted(["normal", "nodule", "pneumothorax", "consolidation", "pleural_effusion",
+                                      "cardiomegaly"]) and all(len(v) == lc.PROMPTS_PER_CLASS for v in prompts.values())  # fmt: skip
+    res = classification_metrics(model, images, labels, "cpu", prompts)
+    classes = res["classes"]
+    with torch.no_grad():
+        img = torch.nn.functional.normalize(model.encode_image(images)[1], dim=-1)
+        scores = torch.stack(
+            [(img @ embed_reports(model, prompts[c], "cpu").T).max(1).values for c in classes], 1
+        )
+    expected = np.mean(scores.argmax(1).numpy() == np.array([classes.index(x) for x in labels]))
+    assert res["zero_shot_accuracy"] == pytest.approx(expected)
+    assert res["prompts_per_class"] == {c: lc.PROMPTS_PER_CLASS for c in classes}
+    default = classification_metrics(model, images, labels, "cpu")  # sentence prompts: another text set
+    assert default["prompts_per_class"] == {c: 5 for c in classes}
