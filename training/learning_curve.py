@@ -15,7 +15,7 @@ Metrics on the held-out set (mean ± sd over seeds):
 * zero-shot accuracy and macro F1 over the six classes (majority-class and chance baselines). The class
   prompts are reports: ten per class written by the synthetic report generator for a study with just that
   finding (radgaze.capture.synth.report.class_prompt_reports; no image, no case of any session). The
-  CheXpert-style sentence prompts ("there is pneumothorax.") are kept as a column ("label prompts"): every
+  CheXpert-style sentence prompts ("there is pneumothorax.") are kept as a column ("sentence prompts"): every
   synthetic report negates the findings it does not have ("No pneumothorax."), so a bare finding sentence
   sits nearest the reports of the *other* classes and those prompts test negation more than alignment.
   Image->text retrieval P@1 over the class prompts equals zero-shot accuracy by construction (the class
@@ -45,7 +45,7 @@ from radgaze.capture.errors import ConfigError
 CURVE_METRICS = (
     ("zero_shot_accuracy", "ZS acc (= I2T P@1)"),
     ("zero_shot_macro_f1", "ZS macro F1"),
-    ("zero_shot_accuracy_label_prompts", "ZS acc, label prompts"),
+    ("zero_shot_accuracy_label_prompts", "ZS acc, sentence prompts"),
     ("retrieval_t2i_p_at_1", "T2I P@1"),
     ("report_retrieval_i2t_r_at_1", "report I2T R@1"),
     ("report_retrieval_t2i_r_at_1", "report T2I R@1"),
@@ -359,17 +359,13 @@ def result_from_log(log: Path, test_dir: Path, preset: CurvePreset) -> dict:
 
 # -------------------------------------------------------------------------------------------- reporting
 def format_curve_table(rows: list[dict], base: dict | None) -> str:
-    """Markdown: one row per (cases, variant), 'mean ± sd' per metric, then the no-learning baselines."""
+    """Markdown: one row per (cases, variant), 'mean ± sd' per metric (the value alone for one seed: it has
+    no sd), then the no-learning baselines."""
     head = "| cases | variant | epochs | seeds | " + " | ".join(label for _, label in CURVE_METRICS) + " |"
     lines = [head, "|" + "---|" * (4 + len(CURVE_METRICS))]
     for r in rows:
-        cells = [
-            "n/a"
-            if r["metrics"][k]["mean"] is None
-            else f"{r['metrics'][k]['mean']:.3f} ± {r['metrics'][k]['sd']:.3f}"
-            for k, _ in CURVE_METRICS
-        ]
         n_seeds = r.get("n_seeds", len(r["metrics"][CURVE_METRICS[0][0]]["values"]))
+        cells = [_cell(r["metrics"][k], n_seeds) for k, _ in CURVE_METRICS]
         lines.append(
             f"| {r['n_cases']} | {r['variant']} | {r['epochs']} | {n_seeds} | " + " | ".join(cells) + " |"
         )
@@ -386,6 +382,19 @@ def format_curve_table(rows: list[dict], base: dict | None) -> str:
         ]
         lines.append("| — | no learning (baseline) | — | — | " + " | ".join(b) + " |")
     return "\n".join(lines)
+
+
+def _seeds_text(rows: list[dict], n_seeds: int) -> str:
+    """'3 seeds', or '1-3 seeds' for a curve whose rows hold different numbers of seeds (a stopped one)."""
+    counts = sorted({r.get("n_seeds", n_seeds) for r in rows} or {n_seeds})
+    lo, hi = counts[0], counts[-1]
+    return f"{lo}–{hi} seeds" if lo != hi else f"{hi} seed{'s' if hi > 1 else ''}"
+
+
+def _cell(m: dict, n_seeds: int) -> str:
+    if m["mean"] is None:
+        return "n/a"
+    return f"{m['mean']:.3f}" if n_seeds == 1 else f"{m['mean']:.3f} ± {m['sd']:.3f}"
 
 
 def _baseline_for(key: str, base: dict) -> float | None:
@@ -438,7 +447,7 @@ def plot_curve(result: dict, png: Path) -> Path:
     p = result["preset"]
     fig.suptitle(
         f"Learning curve on synthetic single-finding studies: {p['config']} preset, {p['image_size']} px, "
-        f"{result['n_seeds']} seed{'s' if result['n_seeds'] > 1 else ''}, {result['n_test_cases']} held-out cases "
+        f"{_seeds_text(rows, result['n_seeds'])}, {result['n_test_cases']} held-out cases "
         "(mean ± sd over seeds)",
         fontsize=12,
     )

@@ -188,3 +188,11 @@ def test_report_prompts_are_embedded_as_reports_and_scored_as_the_best_prompt():
     assert res["prompts_per_class"] == {c: lc.PROMPTS_PER_CLASS for c in classes}
     default = classification_metrics(model, images, labels, "cpu")  # sentence prompts: another text set
     assert default["prompts_per_class"] == {c: 5 for c in classes}
+
+
+def test_a_single_seed_row_shows_its_value_without_an_sd():
+    res = _fake_result()
+    res["rows"][0]["n_seeds"] = 1
+    lines = lc.format_curve_table(res["rows"], res["baselines"]).splitlines()
+    assert lines[2].startswith("| 64 | CLIP only | 2 | 1 | 0.064 | ") and "±" not in lines[2]
+    assert "0.164 ± 0.010" in lines[3]
