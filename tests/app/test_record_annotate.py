@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 from test_annotate_window import drag
+from test_app_record_mode import StandInPipeline
 
 from radgaze.capture.records import CaseAnnotation, LabelChoice, Shape, Words
 
@@ -353,6 +354,7 @@ import pylsl
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 from test_annotate_window import drag
+from test_app_record_mode import StandInPipeline
 from test_record_annotate import HEART_F, SENTENCES, scripted_words
 from radgaze.app.cli import main
 
@@ -446,33 +448,11 @@ def test_kill_minus_9_of_the_recorder_during_the_ellipse_step_keeps_the_dictatio
 
 
 # ------------------------------------------------------------------------------ protocol variants
-class StandInSession:
-    """The LiveSession's commands as the window sends them (the writer side is tested above)."""
+class StandInSession(StandInPipeline):
+    """The LiveSession's commands as the window sends them, annotation included (the writer side is tested
+    above)."""
 
-    def __init__(self) -> None:
-        import queue
-
-        self.events, self.asr, self.forward_screen_gaze, self.report_case_words = (
-            queue.Queue(),
-            None,
-            False,
-            False,
-        )
-        self.calls: list[tuple] = []
-        self.t = 50.0
-
-    def clock(self) -> float:
-        self.t += 0.01
-        return self.t
-
-    def begin_case(self, case_id, image, initial_view, **kw):
-        self.calls.append(("begin_case", case_id))
-
-    def end_case(self, t_end):
-        self.calls.append(("end_case",))
-
-    def add_view_event(self, row):
-        pass
+    report_case_words = False
 
     def annotate(self, case_id, annotation, step):
         self.calls.append(
