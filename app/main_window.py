@@ -194,6 +194,13 @@ class MainWindow(QtWidgets.QMainWindow):
         settings().setValue(f"geometry/{self.settings_key}", self.saveGeometry())
         super().closeEvent(ev)
 
+    def add_reading_tab(self, title: str, widget: QtWidgets.QWidget) -> QtWidgets.QDockWidget:
+        """A dock tabbed with the reading panel's (record mode's annotation); the reading tab stays in front."""
+        dock = self._dock(title, widget, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.reading_dock, dock)
+        self.reading_dock.raise_()
+        return dock
+
     def _dock(self, title: str, widget: QtWidgets.QWidget, area) -> QtWidgets.QDockWidget:
         dock = QtWidgets.QDockWidget(title, self)
         dock.setObjectName(title)

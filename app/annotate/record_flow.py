@@ -38,9 +38,7 @@ class RecordAnnotation(QtCore.QObject):
         self.panel = AnnotatePanel(
             window.image_view, protocol, label_set, self._save_step, self._save_transcript
         )
-        self.dock = window._dock("Annotation", self.panel, QtCore.Qt.DockWidgetArea.RightDockWidgetArea)
-        window.tabifyDockWidget(window.reading_dock, self.dock)
-        window.reading_dock.raise_()
+        self.dock = window.add_reading_tab("Annotation", self.panel)
         self.panel.install_keys(window)
         self.panel.close_case(
             "Annotation", "Dictate a case (Space to start and stop); its steps follow here."

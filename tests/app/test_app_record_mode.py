@@ -48,18 +48,24 @@ class StandInPipeline:
         self.calls.append(("view", int(row["kind"])))
 
 
+def shown_record_window(qtbot, folder, size: tuple[int, int]) -> MainWindow:
+    """A record-mode main window on screen with ``folder``'s images as its worklist."""
+    win = MainWindow(title="radgaze record (test)")
+    qtbot.addWidget(win)
+    win.resize(*size)
+    win.show()
+    qtbot.waitExposed(win)
+    win.open_folder(folder)
+    return win
+
+
 @pytest.fixture
 def recorder(qtbot, tmp_path):
     y, x = np.mgrid[0:400, 0:300]
     chest = (20000 + 15000 * np.exp(-((x - 150) ** 2 / 3000 + (y - 220) ** 2 / 9000))).astype(np.uint16)
     for name in ("case1.png", "case2.png"):
         Image.fromarray(chest).save(tmp_path / name)
-    win = MainWindow(title="radgaze record (test)")
-    qtbot.addWidget(win)
-    win.resize(1300, 850)
-    win.show()
-    qtbot.waitExposed(win)
-    win.open_folder(tmp_path)
+    win = shown_record_window(qtbot, tmp_path, (1300, 850))
     pipe = StandInPipeline()
     ctl = RecordController(win, pipe, DisplayGeometry(), tracker_name="sim")
     return win, pipe, ctl

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 from test_annotate_window import drag
-from test_app_record_mode import StandInPipeline
+from test_app_record_mode import StandInPipeline, shown_record_window
 
 from radgaze.capture.records import CaseAnnotation, LabelChoice, Shape, Words
 
@@ -354,7 +354,7 @@ import pylsl
 from PySide6 import QtCore, QtWidgets
 from PySide6.QtTest import QTest
 from test_annotate_window import drag
-from test_app_record_mode import StandInPipeline
+from test_app_record_mode import StandInPipeline, shown_record_window
 from test_record_annotate import HEART_F, SENTENCES, scripted_words
 from radgaze.app.cli import main
 
@@ -467,7 +467,6 @@ def _window_with_protocol(qtbot, tmp_path, protocol_toml: str):
     from PIL import Image
 
     from radgaze.app.annotate.record_flow import RecordAnnotation
-    from radgaze.app.main_window import MainWindow
     from radgaze.app.recording import RecordController
     from radgaze.capture.annotation.labels import load_label_set
     from radgaze.capture.annotation.protocol import load_protocol
@@ -477,12 +476,7 @@ def _window_with_protocol(qtbot, tmp_path, protocol_toml: str):
     for name in ("a.png", "b.png"):
         Image.fromarray((20000 + 40 * x + 10 * y).astype(np.uint16)).save(tmp_path / name)
     (tmp_path / "protocol.toml").write_text(protocol_toml)
-    win = MainWindow(title="radgaze record (test)")
-    qtbot.addWidget(win)
-    win.resize(1366, 740)
-    win.show()
-    qtbot.waitExposed(win)
-    win.open_folder(tmp_path)
+    win = shown_record_window(qtbot, tmp_path, (1366, 740))
     session = StandInSession()
     ctl = RecordController(win, session, DisplayGeometry())
     flow = RecordAnnotation(win, ctl, session, load_protocol(tmp_path / "protocol.toml"), load_label_set())
