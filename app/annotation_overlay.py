@@ -60,7 +60,9 @@ class AnnotationOverlay:
                 _shape_item(SHAPE_BOX, annotation.chest_box, CHEST_COLOUR, QtCore.Qt.PenStyle.DashLine),
                 z=16.5,
             )
-            self._caption("chest", x0, y0, CHEST_COLOUR)
+            # inside the box, on its bottom edge: at the top-left corner the tag sat under the viewer's corner
+            # text whenever the box was drawn from the image's top-left corner
+            self._caption("chest", x0, y1, CHEST_COLOUR)
 
     def preview(self, kind: str, box: tuple[float, float, float, float]) -> None:
         """The shape being drawn, dashed, until the mouse is released (replaced at each call)."""
@@ -84,16 +86,21 @@ class AnnotationOverlay:
         self.items.append(item)
 
     def _caption(self, text: str, x: float, y: float, colour: QtGui.QColor) -> None:
-        """Text above the shape's top-left corner, at a fixed screen size whatever the zoom."""
+        """A tag just above image point (x, y), at a fixed screen size whatever the zoom: the text in ``colour``
+        on a dark plate (a green word on bright bone is unreadable without one)."""
         label = QtWidgets.QGraphicsSimpleTextItem(text)
         font = label.font()
         font.setPointSize(LABEL_PT)
         font.setBold(True)
         label.setFont(font)
         label.setBrush(colour)
-        label.setPen(QtGui.QPen(QtGui.QColor(0, 0, 0, 200), 0.6))
-        label.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
-        label.setPos(x, y)
-        label.setTransform(QtGui.QTransform.fromTranslate(0, -LABEL_PT * 1.8))
-        self._add(label, z=18)
+        plate = QtWidgets.QGraphicsRectItem(label.boundingRect().adjusted(-3, -1, 3, 1))
+        plate.setBrush(QtGui.QColor(0, 0, 0, 215))
+        plate.setPen(QtGui.QPen(QtCore.Qt.PenStyle.NoPen))
+        label.setParentItem(plate)
+        plate.setFlag(QtWidgets.QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        plate.setPos(x, y)
+        height_px = plate.rect().height()
+        plate.setTransform(QtGui.QTransform.fromTranslate(3, -height_px - 2))
+        self._add(plate, z=18)
         self.captions.append(text)

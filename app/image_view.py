@@ -223,10 +223,9 @@ class ImageView(QtWidgets.QWidget):
         self.setStyleSheet(viewer_style_sheet())  # assets/radgaze.qss
         self.readout.move(6, 6)
         self.readout.setVisible(False)
-        self.readout.setToolTip(
-            "Image size and pixel type, zoom, window width (W) / level (L) and the value under the cursor, "
-            "in the file's own values"
-        )
+        # the text lies over the image: every mouse press, drag and wheel under it goes to the canvas (a chest
+        # box drawn from the top-left corner, a pan started there), so it takes no mouse and has no tooltip
+        self.readout.setAttribute(QtCore.Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self._hover_view_px: tuple[float, float] | None = None
 
         state.case_changed.connect(self._on_case)

@@ -39,6 +39,8 @@ class CaseAnnotator:
     step_index: int = 0
     selected: int | None = None  # index of the selected shape
     awaiting_certainty: str | None = None  # the label whose certainty the next digit gives
+    awaiting_shape: int | None = None  # the shape that label was typed for (shapes step), else None
+    notice: str = ""  # one line for the reader: a certainty awaited, or one cancelled (and why)
 
     def __post_init__(self) -> None:
         self.annotation.label_set = self.label_set.name
@@ -88,23 +90,24 @@ class CaseAnnotator:
         if done not in self.annotation.confirmed_steps:
             self.annotation.confirmed_steps.append(done)
         self.step_index = min(self.step_index + 1, len(self.steps))
-        self.awaiting_certainty = None
+        self._await(None)
         return done
 
     def _await_missing_certainty(self) -> None:
         if self.step == STEP_SHAPES:
             unsure = [k for k, shape in enumerate(self.annotation.shapes) if shape.certainty == 0]
             if unsure:
-                self.selected, self.awaiting_certainty = unsure[0], "shape"
+                self.selected = unsure[0]
+                labels = self.annotation.shapes[unsure[0]].labels
+                self._await(labels[-1] if labels else "its label", unsure[0])
                 return
-        unsure_labels = [c.label for c in self.annotation.labels if c.certainty == 0]
+        unsure_labels = self._uncertain_labels()
         if unsure_labels and self.step in (STEP_LABELS, STEP_SHAPES):
-            self.awaiting_certainty = unsure_labels[0]
-            self.selected = None if self.step == STEP_LABELS else self.selected
+            self._await(unsure_labels[0])
 
     def back(self) -> None:
         self.step_index = max(0, self.step_index - 1)
-        self.awaiting_certainty = None
+        self._await(None)
 
     @property
     def finished(self) -> bool:
@@ -116,7 +119,7 @@ class CaseAnnotator:
         key = key.upper()
         if self.awaiting_certainty is not None and key in "12345":
             return self._set_certainty(int(key))
-        self.awaiting_certainty = None
+        self._await(None)
         k = LABEL_KEYS.find(key)
         if k < 0 or k >= len(self.label_set.labels) or not key:
             return False
@@ -138,7 +141,7 @@ class CaseAnnotator:
         else:
             chosen = [c for c in chosen if not self.label_set.label(c.label).exclusive]
         self.annotation.labels = [*chosen, LabelChoice(name, 0)]
-        self.awaiting_certainty = name
+        self._await(name)
         return True
 
     def _toggle_shape_label(self, name: str) -> bool:
@@ -148,15 +151,39 @@ class CaseAnnotator:
         on = name not in shape.labels
         labels = (*shape.labels, name) if on else tuple(n for n in shape.labels if n != name)
         self.annotation.shapes[self.selected] = replace(shape, labels=labels)
-        self.awaiting_certainty = name if on else None
+        self._await(name if on else None, self.selected if on else None)
         return True
 
+    def _await(self, name: str | None, shape: int | None = None) -> None:
+        """The next digit is ``name``'s certainty (on shape ``shape`` in the shapes step); None: nothing awaited."""
+        self.awaiting_certainty, self.awaiting_shape = name, shape
+        if name is None:
+            self.notice = ""
+        elif shape is None:
+            self.notice = f"{name}: press 1–5 for its certainty"
+        else:
+            self.notice = f"{self.shape_name(shape)}, {name}: press 1–5 for its certainty"
+
+    def shape_name(self, index: int) -> str:
+        """ "Ellipse 2" — a shape as the reader sees it numbered (from 1)."""
+        kind = (
+            self.annotation.shapes[index].kind if index < len(self.annotation.shapes) else self.protocol.shape
+        )
+        return f"{kind.capitalize()} {index + 1}"
+
+    def _cancel_pending(self, why: str) -> None:
+        """A certainty awaited for one shape is not carried to another: cancelled, and the reader told."""
+        name, shape = self.awaiting_certainty, self.awaiting_shape
+        if name is None or shape is None:
+            return
+        self._await(None)
+        self.notice = f"{self.shape_name(shape)}, {name}: certainty not given, cancelled ({why}); Enter asks for it again"
+
     def _set_certainty(self, level: int) -> bool:
-        name, self.awaiting_certainty = self.awaiting_certainty, None
-        if self.step == STEP_SHAPES and self.selected is not None and name not in self._uncertain_labels():
-            self.annotation.shapes[self.selected] = replace(
-                self.annotation.shapes[self.selected], certainty=level
-            )
+        name, shape = self.awaiting_certainty, self.awaiting_shape
+        self._await(None)
+        if self.step == STEP_SHAPES and shape is not None and shape < len(self.annotation.shapes):
+            self.annotation.shapes[shape] = replace(self.annotation.shapes[shape], certainty=level)
             return True
         self.annotation.labels = [
             replace(c, certainty=level) if c.label == name else c for c in self.annotation.labels
@@ -180,7 +207,13 @@ class CaseAnnotator:
             self.annotation.chest_box = (x0, y0, x1, y1)
         elif self.step == STEP_SHAPES:
             self.annotation.shapes.append(Shape(self.protocol.shape, x0, y0, x1, y1))
-            self.selected = len(self.annotation.shapes) - 1
+            self.select(len(self.annotation.shapes) - 1, why="drawn")
+
+    def select(self, index: int, why: str = "selected") -> None:
+        """Select shape ``index``; a certainty still awaited for another shape is cancelled (and said)."""
+        if self.awaiting_shape is not None and self.awaiting_shape != index:
+            self._cancel_pending(f"{self.shape_name(index).lower()} {why}")
+        self.selected = index
 
     def set_shape_box(self, index: int, box: tuple[float, float, float, float]) -> None:
         """Move or resize shape ``index`` (-1: the chest box)."""
@@ -195,11 +228,15 @@ class CaseAnnotator:
             return False
         del self.annotation.shapes[self.selected]
         self.selected = None
+        self._await(None)
         return True
 
     def select_next(self) -> None:
         n = len(self.annotation.shapes)
-        self.selected = None if n == 0 else (0 if self.selected is None else (self.selected + 1) % n)
+        if n:
+            self.select(0 if self.selected is None else (self.selected + 1) % n)
+        else:
+            self.selected = None
 
     def drawing_kind(self) -> str:
         return SHAPE_BOX if self.step == STEP_CHEST_BOX else self.protocol.shape

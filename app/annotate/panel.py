@@ -78,6 +78,11 @@ class AnnotatePanel(QtWidgets.QWidget):
         # room for three lines: a wrapped label in a stretching column is otherwise squeezed to one
         self.step_label.setMinimumHeight(3 * self.step_label.fontMetrics().lineSpacing() + 4)
         self.step_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
+        self.pending_label = QtWidgets.QLabel()  # a certainty awaited (for which shape), or one cancelled
+        self.pending_label.setWordWrap(True)
+        self.pending_label.setStyleSheet("color: #e65100; font-weight: bold")
+        self.pending_label.setMinimumHeight(3 * self.pending_label.fontMetrics().lineSpacing() + 4)
+        self.pending_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignTop | QtCore.Qt.AlignmentFlag.AlignLeft)
         self.labels_list = QtWidgets.QListWidget()
         self.labels_list.setToolTip("Click or press the key shown; the number after a label is its certainty")
         self.labels_list.itemClicked.connect(self._on_label_clicked)
@@ -105,7 +110,7 @@ class AnnotatePanel(QtWidgets.QWidget):
         self.next_button.clicked.connect(self.next_step)
         buttons.addWidget(self.back_button)
         buttons.addWidget(self.next_button)
-        for w in (self.progress, self.step_label, self.labels_list, self.other_text, self.transcript_edit,
+        for w in (self.progress, self.step_label, self.pending_label, self.labels_list, self.other_text, self.transcript_edit,
                   self.scale_label):  # fmt: skip
             lay.addWidget(w, 1 if w is self.labels_list else 0)
         lay.addWidget(self.problems_label)
@@ -209,6 +214,8 @@ class AnnotatePanel(QtWidgets.QWidget):
         self.back_button.setEnabled(a is not None and a.step_index > 0)
         self.transcript_edit.setVisible(a is not None and a.step == STEP_TRANSCRIPT)
         self.other_text.setVisible(a is not None and a.step == STEP_LABELS)
+        self.pending_label.setText("" if a is None else a.notice)
+        self.pending_label.setVisible(bool(self.pending_label.text()))
         if a is None:
             self.problems_label.setText("")
             return

@@ -6,10 +6,23 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui
 
-from radgaze.capture.records import STEP_CHEST_BOX, STEP_SHAPES
+from radgaze.capture.records import SHAPE_BOX, STEP_CHEST_BOX, STEP_SHAPES
 
 CORNER_GRAB_PX = 10.0  # screen px around a corner of the selected shape that start a resize
 CHEST = -1  # the index ShapeEditor uses for the chest box
+
+
+def shape_contains(kind: str, box: tuple[float, float, float, float], pt: tuple[float, float]) -> bool:
+    """Whether image point ``pt`` lies in the shape: a box's rectangle, or the ellipse inscribed in ``box``
+    ((x - cx)² / rx² + (y - cy)² / ry² <= 1), so a drag starting just outside an ellipse, in its bounding
+    box's corner, draws a new shape instead of moving this one."""
+    x0, y0, x1, y1 = box
+    if not (x0 <= pt[0] <= x1 and y0 <= pt[1] <= y1):
+        return False
+    if kind == SHAPE_BOX:
+        return True
+    rx, ry = max((x1 - x0) / 2, 1e-9), max((y1 - y0) / 2, 1e-9)
+    return ((pt[0] - (x0 + x1) / 2) / rx) ** 2 + ((pt[1] - (y0 + y1) / 2) / ry) ** 2 <= 1.0
 
 
 class ShapeEditor(QtCore.QObject):
@@ -48,17 +61,18 @@ class ShapeEditor(QtCore.QObject):
             return True
         return False
 
-    def _boxes(self, a) -> list[tuple[int, tuple[float, float, float, float]]]:
+    def _boxes(self, a) -> list[tuple[int, str, tuple[float, float, float, float]]]:
+        """(index, kind, box) of the shapes the mouse acts on in this step."""
         if a.step == STEP_CHEST_BOX:
-            return [(CHEST, a.annotation.chest_box)] if a.annotation.chest_box else []
-        return [(k, s.box) for k, s in enumerate(a.annotation.shapes)]
+            return [(CHEST, SHAPE_BOX, a.annotation.chest_box)] if a.annotation.chest_box else []
+        return [(k, s.kind, s.box) for k, s in enumerate(a.annotation.shapes)]
 
     def _press(self, a, pt: tuple[float, float]) -> None:
         self._start = pt
         grab = CORNER_GRAB_PX / max(self.image_view.state.transform.scale, 1e-9)  # in image px
         boxes = self._boxes(a)
         current = CHEST if a.step == STEP_CHEST_BOX else a.selected
-        for k, box in boxes:  # a corner of the selected shape: resize
+        for k, _kind, box in boxes:  # a corner of the selected shape: resize
             if k != current:
                 continue
             for ix in (0, 2):
@@ -66,10 +80,10 @@ class ShapeEditor(QtCore.QObject):
                     if abs(pt[0] - box[ix]) <= grab and abs(pt[1] - box[iy]) <= grab:
                         self._mode, self._target, self._box0, self._corner = "resize", k, box, (ix, iy)
                         return
-        for k, box in reversed(boxes):  # inside a shape: select it and move it
-            if box[0] <= pt[0] <= box[2] and box[1] <= pt[1] <= box[3]:
+        for k, kind, box in reversed(boxes):  # inside a shape (not just its bounding box): select, move
+            if shape_contains(kind, box, pt):
                 if k != CHEST:
-                    a.selected = k
+                    a.select(k)
                 self._mode, self._target, self._box0 = "move", k, box
                 self.window.refresh()
                 return

@@ -1,0 +1,191 @@
+"""What a reader tripped over in the annotation steps (issue 23), driven by real key presses and mouse drags on a
+real AnnotateWindow (pytest-qt, offscreen): a pending certainty is never carried to another ellipse, a drag just
+outside an ellipse (inside its bounding box) draws a new one, a drag starting under the corner text draws."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtTest import QTest
+from test_annotate_window import EFFUSION, HEART, drag, enter, keys, window  # noqa: F401 (fixture)
+
+from radgaze.app.annotate.shapes import shape_contains
+from radgaze.capture.records import SHAPE_BOX, SHAPE_ELLIPSE
+
+
+def window_drag(win, a: tuple[float, float], b: tuple[float, float], steps: int = 6) -> None:
+    """A left-button drag as the window system delivers it: to the window, so Qt finds the widget under the
+    pointer (a label over the image takes the press when it takes the mouse), image points ``a`` -> ``b``."""
+    handle = win.windowHandle()
+    canvas = win.image_view.canvas.viewport()
+
+    def at(x_img: float, y_img: float) -> QtCore.QPoint:
+        x, y = win.state.transform.image_to_view(x_img, y_img)
+        return canvas.mapTo(win, QtCore.QPoint(round(x), round(y)))
+
+    left, none = QtCore.Qt.MouseButton.LeftButton, QtCore.Qt.KeyboardModifier.NoModifier
+    QTest.mouseMove(handle, at(*a))
+    QTest.mousePress(handle, left, none, at(*a))
+    for k in range(1, steps + 1):
+        t = k / steps
+        QTest.mouseMove(handle, at(a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t))
+    QTest.mouseRelease(handle, left, none, at(*b))
+
+
+def _to_shapes_step(qtbot, win) -> None:
+    keys(qtbot, win, "45")  # Enlarged cardiac silhouette, Consistent with
+    keys(qtbot, win, "93")  # Consolidation, Possibly
+    enter(qtbot, win)
+    assert win.panel.annotator.step == "shapes"
+
+
+def test_a_certainty_typed_for_one_ellipse_is_not_carried_to_the_next(window, qtbot, artifacts_dir):  # noqa: F811
+    win, _ = window
+    _to_shapes_step(qtbot, win)
+    drag(win, HEART[:2], HEART[2:])  # ellipse A
+    keys(qtbot, win, "9")  # Consolidation on A; its certainty not typed
+    assert "Ellipse 1, Consolidation: press 1–5" in win.panel.pending_label.text()
+    drag(win, EFFUSION[:2], EFFUSION[2:])  # ellipse B: A's pending certainty is cancelled, and said so
+    notice = win.panel.pending_label.text()
+    assert "Ellipse 1, Consolidation: certainty not given, cancelled (ellipse 2 drawn)" in notice
+    assert win.panel.pending_label.isVisible()
+    assert win.grab().save(str(artifacts_dir / "annotate_pending_cancelled.png"))
+    keys(qtbot, win, "4")  # a label key again: Enlarged cardiac silhouette on B, not a certainty
+    a, b = win.panel.annotator.annotation.shapes
+    assert (a.labels, a.certainty) == (("Consolidation",), 0)
+    assert (b.labels, b.certainty) == (("Enlarged cardiac silhouette",), 0)
+    keys(qtbot, win, "5")
+    assert win.panel.annotator.annotation.shapes[1].certainty == 5
+    assert win.panel.annotator.annotation.shapes[0].certainty == 0
+    enter(qtbot, win)  # refused: ellipse 1 has no certainty; the next digit gives it
+    assert "shape 1: expected a certainty" in win.panel.problems_label.text()
+    assert win.panel.annotator.selected == 0
+    assert "Ellipse 1, Consolidation: press 1–5" in win.panel.pending_label.text()
+    keys(qtbot, win, "3")
+    shapes = win.panel.annotator.annotation.shapes
+    assert [(s.labels, s.certainty) for s in shapes] == [
+        (("Consolidation",), 3),
+        (("Enlarged cardiac silhouette",), 5),
+    ]
+    enter(qtbot, win)
+    assert win.panel.annotator.step == "chest_box"
+
+
+def test_selecting_another_ellipse_cancels_a_pending_certainty(window, qtbot):  # noqa: F811
+    win, _ = window
+    _to_shapes_step(qtbot, win)
+    drag(win, HEART[:2], HEART[2:])
+    keys(qtbot, win, "45")
+    drag(win, EFFUSION[:2], EFFUSION[2:])
+    keys(qtbot, win, "9")  # Consolidation on B, pending
+    centre = ((HEART[0] + HEART[2]) / 2, (HEART[1] + HEART[3]) / 2)
+    drag(win, centre, (centre[0] + 1, centre[1] + 1))  # the reader picks ellipse A up
+    assert win.panel.annotator.selected == 0
+    assert "Ellipse 2, Consolidation: certainty not given, cancelled (ellipse 1 selected)" in (
+        win.panel.pending_label.text()
+    )
+    keys(qtbot, win, "2")  # now a label key (Support devices: not a case label, so nothing happens)
+    assert [s.certainty for s in win.panel.annotator.annotation.shapes] == [5, 0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "point", "inside"),
+    [
+        (SHAPE_ELLIPSE, (50.0, 50.0), True),  # the centre
+        (SHAPE_ELLIPSE, (1.0, 1.0), False),  # the bounding box's corner
+        (SHAPE_ELLIPSE, (50.0, 0.5), True),  # the top of the ellipse
+        (SHAPE_ELLIPSE, (86.0, 86.0), False),  # outside the ellipse (0.72² · 2 > 1), inside the box
+        (SHAPE_BOX, (1.0, 1.0), True),
+        (SHAPE_BOX, (101.0, 50.0), False),
+    ],
+)
+def test_shape_contains_is_the_shape_not_its_box(kind, point, inside):
+    assert shape_contains(kind, (0.0, 0.0, 100.0, 100.0), point) is inside
+
+
+def test_a_drag_from_an_ellipses_box_corner_draws_a_new_ellipse(window, qtbot, artifacts_dir):  # noqa: F811
+    win, _ = window
+    _to_shapes_step(qtbot, win)
+    drag(win, HEART[:2], HEART[2:])
+    keys(qtbot, win, "45")
+    before = win.panel.annotator.annotation.shapes[0].box
+    corner = (HEART[2] - 4.0, HEART[3] - 4.0)  # inside the heart ellipse's bounding box, outside the ellipse
+    assert not shape_contains(SHAPE_ELLIPSE, HEART, corner)
+    win.panel.annotator.selected = None  # no corner handle to grab: the drag must draw
+    drag(win, corner, (corner[0] + 60.0, corner[1] + 50.0))
+    shapes = win.panel.annotator.annotation.shapes
+    assert len(shapes) == 2 and shapes[0].box == before  # A did not move
+    tol = 1.5 / win.state.transform.scale
+    assert all(abs(g - w) <= tol for g, w in zip(shapes[1].box, (*corner, corner[0] + 60, corner[1] + 50)))
+    assert win.grab().save(str(artifacts_dir / "annotate_drag_from_box_corner.png"))
+
+
+def test_a_chest_box_drawn_from_under_the_corner_text(window, qtbot, artifacts_dir):  # noqa: F811
+    win, _ = window
+    _to_shapes_step(qtbot, win)
+    for box in (HEART, EFFUSION):
+        drag(win, box[:2], box[2:])
+    keys(qtbot, win, "9")
+    keys(qtbot, win, "3")
+    win.panel.annotator.select(0)
+    keys(qtbot, win, "45")
+    enter(qtbot, win)
+    assert win.panel.annotator.step == "chest_box", win.panel.problems_label.text()
+    readout = win.image_view.readout
+    assert readout.isVisible() and readout.width() > 40
+    # pan so the image's point (12, 12) lies under the middle of the corner text, as a zoomed-in film does
+    centre = readout.geometry().center()
+    vx, vy = win.state.transform.image_to_view(12.0, 12.0)
+    win.state.pan_by(centre.x() - vx, centre.y() - vy)
+    qtbot.wait(10)
+    top_left = win.state.transform.view_to_image(centre.x(), centre.y())
+    assert readout.geometry().contains(centre) and abs(top_left[0] - 12.0) < 1 and abs(top_left[1] - 12.0) < 1
+    window_drag(win, (12.0, 12.0), (300.0, 380.0))
+    box = win.panel.annotator.annotation.chest_box
+    tol = 1.5 / win.state.transform.scale
+    assert box is not None and all(abs(g - w) <= tol for g, w in zip(box, (12.0, 12.0, 300.0, 380.0)))
+    chest_tag = _tag_rect_global(win, "chest")  # its tag stays clear of the corner text (item 6)
+    corner = QtCore.QRect(readout.mapToGlobal(QtCore.QPoint(0, 0)), readout.size())
+    assert not chest_tag.intersects(corner), (chest_tag, corner)
+    assert win.grab().save(str(artifacts_dir / "annotate_chest_box_from_corner.png"))
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Return)
+    assert win.panel.annotator.step == "transcript"
+
+
+def _tag_item(win, text: str):
+    for item in win.panel.overlay.items:
+        kids = item.childItems()
+        if kids and isinstance(kids[0], QtWidgets.QGraphicsSimpleTextItem) and kids[0].text() == text:
+            return item
+    raise AssertionError(f"no tag {text!r} among {win.panel.overlay.captions}")
+
+
+def _tag_rect_global(win, text: str) -> QtCore.QRect:
+    viewport = win.image_view.canvas.viewport()
+    rect = win.image_view.canvas.mapFromScene(_tag_item(win, text).sceneBoundingRect()).boundingRect()
+    return QtCore.QRect(viewport.mapToGlobal(rect.topLeft()), rect.size())
+
+
+def test_a_label_tag_on_bright_bone_sits_on_a_dark_plate(window, qtbot, artifacts_dir):  # noqa: F811
+    win, _ = window
+    _to_shapes_step(qtbot, win)
+    bone = (150.0, 420.0, 250.0, 460.0)  # the bright body below the lungs: the tag above it lies on bone
+    drag(win, bone[:2], bone[2:])
+    keys(qtbot, win, "45")
+    qtbot.wait(10)
+    viewport = win.image_view.canvas.viewport()
+    item = _tag_item(win, "Enlarged cardiac silhouette 5/5")
+    rect = win.image_view.canvas.mapFromScene(item.sceneBoundingRect()).boundingRect()
+    frame = viewport.grab().toImage()
+    lum = [
+        QtGui.QColor(frame.pixel(x, y)).lightness()
+        for x in range(rect.left() + 1, rect.right(), 2)
+        for y in range(rect.top() + 1, rect.bottom(), 2)
+    ]
+    below = [
+        QtGui.QColor(frame.pixel(x, rect.bottom() + 25)).lightness() for x in range(rect.left(), rect.right())
+    ]
+    assert sorted(below)[len(below) // 2] > 200  # the film under the tag is bright bone
+    dark = sum(v < 90 for v in lum) / len(lum)
+    assert dark > 0.6, f"only {dark:.0%} of the tag's pixels are dark: green text on bone"
+    assert win.grab().save(str(artifacts_dir / "annotate_tag_on_bone.png"))
