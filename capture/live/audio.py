@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from radgaze.capture.errors import DeviceError
+from radgaze.capture.gazemath.speech import samples_to_t_lsl as samples_to_t_lsl  # re-exported
 from radgaze.capture.records import Audio
 
 SAMPLE_RATE_HZ = 16_000  # Whisper's input rate (openai/whisper audio.py SAMPLE_RATE; faster-whisper's too)
@@ -153,26 +154,6 @@ class ClockOffsetEstimator:
     @property
     def offset_s(self) -> float:
         return min(self._samples) if self._samples else float("nan")
-
-
-def samples_to_t_lsl(
-    sample_index: np.ndarray | float,
-    block_t_lsl: np.ndarray,
-    block_first_sample: np.ndarray,
-    sample_rate_hz: int = SAMPLE_RATE_HZ,
-) -> np.ndarray:
-    """LSL time (s) of (fractional) sample indices counted from the first captured sample.
-
-    Each index is mapped through the block that contains it: ``block_t_lsl[k] + (i - first[k]) / rate``, so
-    dropouts between blocks and clock re-estimation are honoured. Indices before the first block extrapolate
-    from it. ``block_first_sample`` must be sorted ascending.
-    """
-    i = np.asarray(sample_index, dtype=np.float64)
-    first = np.asarray(block_first_sample, dtype=np.float64)
-    if first.size == 0:
-        raise ValueError("samples_to_t_lsl: expected at least one audio block, got none")
-    k = np.clip(np.searchsorted(first, i, side="right") - 1, 0, first.size - 1)
-    return np.asarray(block_t_lsl, dtype=np.float64)[k] + (i - first[k]) / float(sample_rate_hz)
 
 
 def blocks_to_audio(blocks: list[AudioBlock], sample_rate_hz: int = SAMPLE_RATE_HZ) -> Audio:
