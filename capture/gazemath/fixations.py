@@ -1,13 +1,20 @@
 """Fixation detection in degrees of visual angle: I-VT and I-DT (Salvucci & Goldberg 2000).
 
 Defaults and their sources:
-- I-VT velocity threshold 30 deg/s, minimum fixation 60 ms, gap fill 75 ms, merge fixations closer than 0.5 deg
-  and 75 ms: Tobii Pro's I-VT fixation filter defaults (Olsen 2012, "The Tobii I-VT Fixation Filter").
+- I-VT velocity threshold 30 deg/s over a 20 ms window, minimum fixation 60 ms, gap fill 75 ms, merge fixations
+  closer than 0.5 deg and 75 ms: Tobii Pro's I-VT fixation filter defaults (Olsen 2012, "The Tobii I-VT Fixation
+  Filter": the velocity of a sample is the angle between the first and last sample of a 20 ms window centred on
+  it, divided by the window's time).
 - I-DT dispersion 1.0 deg, minimum duration 100 ms: Salvucci & Goldberg 2000; also pymovements' defaults.
 Both return ``(start_idx, end_idx)`` pairs, inclusive, into the sample arrays.
+
+I-VT runs in stages (:func:`ivt_velocity_deg_s`, :func:`ivt_runs`, :func:`merge_runs`) that the live detector
+(capture/gazemath/pipeline.py) calls on a sliding buffer, so live and batch detection give the same fixations.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -15,6 +22,7 @@ from radgaze.capture.gazemath.geometry import ppd_screen, screen_px_to_deg, scre
 from radgaze.capture.records import FIXATION_DTYPE, GAZE_VALID, DisplayGeometry
 
 IVT_VELOCITY_DEG_S = 30.0  # Tobii I-VT filter default (Olsen 2012)
+IVT_WINDOW_S = 0.020  # Tobii I-VT filter: velocity over a 20 ms window (Olsen 2012)
 IVT_MIN_DUR_S = 0.060  # Tobii: discard fixations shorter than 60 ms
 IVT_GAP_FILL_S = 0.075  # Tobii: interpolate gaps (e.g. lost samples) up to 75 ms
 IVT_MERGE_DEG = 0.5  # Tobii: merge adjacent fixations closer than 0.5 deg ...
@@ -23,11 +31,84 @@ IDT_DISPERSION_DEG = 1.0  # Salvucci & Goldberg 2000; pymovements default
 IDT_MIN_DUR_S = 0.100  # Salvucci & Goldberg 2000; pymovements default
 
 
+@dataclass(frozen=True)
+class IvtParams:
+    """The I-VT parameters (defaults above)."""
+
+    velocity_deg_s: float = IVT_VELOCITY_DEG_S
+    min_dur_s: float = IVT_MIN_DUR_S
+    gap_fill_s: float = IVT_GAP_FILL_S
+    merge_deg: float = IVT_MERGE_DEG
+    merge_s: float = IVT_MERGE_S
+    window_s: float = IVT_WINDOW_S
+
+    @classmethod
+    def of(cls, params: dict) -> IvtParams:
+        unknown = set(params) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(
+                f"I-VT parameters: expected {[f.name for f in fields(cls)]}, got {sorted(unknown)}"
+            )
+        return cls(**{k: float(v) for k, v in params.items()})
+
+
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inclusive (start, end) indices of runs of True."""
     padded = np.concatenate([[False], mask, [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
     return edges[0::2], edges[1::2] - 1
+
+
+def ivt_velocity_deg_s(
+    t: np.ndarray, x: np.ndarray, y: np.ndarray, *, window_s: float, gap_s: float
+) -> np.ndarray:
+    """Angular speed (deg/s) of each sample of a gap-free-compacted stream (only valid samples, sorted).
+
+    The speed of sample i is the distance between the first and last sample within ``window_s`` centred on it
+    (at least its neighbours), divided by their time apart; windows stop at tracking gaps longer than
+    ``gap_s``. A sample alone between gaps gets ``inf`` (it can start no fixation). ``window_s = 0``: the
+    speed between the neighbours."""
+    n = t.size
+    if n == 0:
+        return np.zeros(0)
+    seg = np.concatenate([[0], np.cumsum(np.diff(t) > gap_s)])
+    first = np.searchsorted(seg, seg, side="left")  # first index of each sample's segment
+    last = np.searchsorted(seg, seg, side="right") - 1
+    i = np.arange(n)
+    j0 = np.minimum(np.searchsorted(t, t - window_s / 2, side="left"), i - 1)
+    j1 = np.maximum(np.searchsorted(t, t + window_s / 2, side="right") - 1, i + 1)
+    j0, j1 = np.clip(j0, first, i), np.clip(j1, i, last)
+    dt = t[j1] - t[j0]
+    dist = np.hypot(x[j1] - x[j0], y[j1] - y[j0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(dt > 0, dist / np.where(dt > 0, dt, 1.0), np.inf)
+
+
+def ivt_runs(t: np.ndarray, slow: np.ndarray, *, gap_fill_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of at least two consecutive slow samples no further apart than ``gap_fill_s``: inclusive
+    (start, end) indices into the compacted arrays (before merging and the minimum duration)."""
+    if t.size < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    edge = slow[:-1] & slow[1:] & (np.diff(t) <= gap_fill_s)  # edge i joins samples i and i+1
+    s_edge, e_edge = _runs(edge)
+    return s_edge.astype(np.int64), (e_edge + 1).astype(np.int64)
+
+
+def merge_flags(t, x, y, starts, ends, merge_deg: float, merge_s: float) -> np.ndarray:
+    """``join[k]``: run k+1 continues run k (starts within ``merge_s`` of its end, centroids within
+    ``merge_deg``). Centroids are the plain means of each run's samples."""
+    if starts.size < 2:
+        return np.zeros(0, bool)
+    cx = np.array([x[s : e + 1].mean() for s, e in zip(starts, ends)])
+    cy = np.array([y[s : e + 1].mean() for s, e in zip(starts, ends)])
+    return (t[starts[1:]] - t[ends[:-1]] <= merge_s) & (np.hypot(np.diff(cx), np.diff(cy)) <= merge_deg)
+
+
+def merge_runs(starts, ends, join: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs joined where ``join`` says so (see :func:`merge_flags`)."""
+    if starts.size < 2:
+        return starts, ends
+    return starts[np.concatenate([[True], ~join])], ends[np.concatenate([~join, [True]])]
 
 
 def detect_fixations_ivt(
@@ -41,33 +122,18 @@ def detect_fixations_ivt(
     gap_fill_s: float = IVT_GAP_FILL_S,
     merge_deg: float = IVT_MERGE_DEG,
     merge_s: float = IVT_MERGE_S,
+    window_s: float = IVT_WINDOW_S,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Velocity-threshold identification. Samples below ``velocity_deg_s`` (point-to-point velocity between
-    consecutive valid samples, gaps up to ``gap_fill_s`` bridged) form fixations; short neighbours are merged,
+    """Velocity-threshold identification. Valid samples slower than ``velocity_deg_s`` (speed over
+    ``window_s``; tracking gaps up to ``gap_fill_s`` bridged) form fixations; close neighbours are merged,
     then fixations shorter than ``min_dur_s`` are dropped."""
     idx = np.flatnonzero(valid & np.isfinite(x_deg) & np.isfinite(y_deg))
-    if idx.size < 2:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
     t, x, y = t_lsl[idx], x_deg[idx], y_deg[idx]
-    dt = np.diff(t)
-    speed = np.hypot(np.diff(x), np.diff(y)) / np.maximum(dt, 1e-6)
-    slow = (speed < velocity_deg_s) & (dt <= gap_fill_s)  # edge i joins samples i and i+1
-    s_edge, e_edge = _runs(slow)
-    starts, ends = s_edge, e_edge + 1  # sample indices into idx
-    starts, ends = _merge_close(t, x, y, starts, ends, merge_deg, merge_s)
+    slow = ivt_velocity_deg_s(t, x, y, window_s=window_s, gap_s=gap_fill_s) < velocity_deg_s
+    starts, ends = ivt_runs(t, slow, gap_fill_s=gap_fill_s)
+    starts, ends = merge_runs(starts, ends, merge_flags(t, x, y, starts, ends, merge_deg, merge_s))
     keep = (t[ends] - t[starts]) >= min_dur_s
     return idx[starts[keep]], idx[ends[keep]]
-
-
-def _merge_close(t, x, y, starts, ends, merge_deg, merge_s):
-    if starts.size < 2:
-        return starts, ends
-    cx = np.array([x[s : e + 1].mean() for s, e in zip(starts, ends)])
-    cy = np.array([y[s : e + 1].mean() for s, e in zip(starts, ends)])
-    join = (t[starts[1:]] - t[ends[:-1]] <= merge_s) & (np.hypot(np.diff(cx), np.diff(cy)) <= merge_deg)
-    keep_start = np.concatenate([[True], ~join])
-    keep_end = np.concatenate([~join, [True]])
-    return starts[keep_start], ends[keep_end]
 
 
 def detect_fixations_idt(
@@ -137,22 +203,29 @@ def fixations_from_gaze(
     valid = (gaze["flags"] & GAZE_VALID).astype(bool)
     detect = detect_fixations_ivt if method == "ivt" else detect_fixations_idt
     s, e = detect(gaze["t_lsl"], x_deg, y_deg, valid, **params)
-    return _fixation_rows(gaze, s, e, valid, view_events, display)
+    return fixations_rows(gaze, s, e, valid, view_events, display)
 
 
-def _fixation_rows(gaze, s, e, valid, view_events, display) -> np.ndarray:
+def fixations_rows(gaze, s, e, valid, view_events, display) -> np.ndarray:
+    """FIXATION_DTYPE rows for the fixations ``gaze[s[k] : e[k] + 1]`` (centroids of their valid samples)."""
     out = np.zeros(s.size, FIXATION_DTYPE)
     if s.size == 0:
         return out
-    xs = np.where(valid, gaze["x_screen_px"], 0.0).astype(np.float64)
-    ys = np.where(valid, gaze["y_screen_px"], 0.0).astype(np.float64)
-    cx, cy, cn = (np.concatenate([[0.0], np.cumsum(a)]) for a in (xs, ys, valid.astype(np.float64)))
-    n = cn[e + 1] - cn[s]
     out["t_start"], out["t_end"] = gaze["t_lsl"][s], gaze["t_lsl"][e]
-    out["x_screen_px"] = (cx[e + 1] - cx[s]) / n
-    out["y_screen_px"] = (cy[e + 1] - cy[s]) / n
+    out["x_screen_px"] = _slice_means(np.where(valid, gaze["x_screen_px"], 0.0), valid, s, e)
+    out["y_screen_px"] = _slice_means(np.where(valid, gaze["y_screen_px"], 0.0), valid, s, e)
     t_mid = (out["t_start"] + out["t_end"]) / 2
     x_img, y_img, scale = screen_to_image(out["x_screen_px"], out["y_screen_px"], t_mid, view_events)
     out["x_img_px"], out["y_img_px"] = x_img, y_img
     out["ppd_img"] = float(np.sqrt(np.prod(ppd_screen(display)))) / scale
     return out
+
+
+def _slice_means(values: np.ndarray, valid: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Mean of ``values[s:e+1]`` over valid samples, per slice. Each slice is summed on its own (no running
+    sum over the whole array), so a fixation's centroid does not depend on what else the array holds: the live
+    detector's buffer and the batch run give the same number."""
+    bounds = np.stack([s, e + 1], axis=1).ravel()
+    v = np.append(values.astype(np.float64), 0.0)
+    n = np.append(valid.astype(np.float64), 0.0)
+    return np.add.reduceat(v, bounds)[0::2] / np.add.reduceat(n, bounds)[0::2]

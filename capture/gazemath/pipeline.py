@@ -11,24 +11,47 @@ from collections.abc import Callable
 import numpy as np
 
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence, HeatmapContext, LiveAligner
-from radgaze.capture.gazemath.fixations import fixations_from_gaze
-from radgaze.capture.gazemath.geometry import map_gaze_to_image
+from radgaze.capture.gazemath.fixations import (
+    IvtParams,
+    fixations_from_gaze,
+    fixations_rows,
+    ivt_runs,
+    ivt_velocity_deg_s,
+    merge_flags,
+    merge_runs,
+)
+from radgaze.capture.gazemath.geometry import map_gaze_to_image, screen_px_to_deg
 from radgaze.capture.gazemath.heatmap import SIGMA_DEG
-from radgaze.capture.records import FIXATION_DTYPE, GAZE_DTYPE, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
+from radgaze.capture.records import (
+    FIXATION_DTYPE,
+    GAZE_DTYPE,
+    GAZE_VALID,
+    VIEW_DTYPE,
+    DisplayGeometry,
+    ImageRef,
+    Words,
+)
 from radgaze.capture.store.session_file import SessionWriter
 
-HOLD_S = 0.15  # a fixation is final once the stream is this far past its end (> I-VT merge gap of 75 ms)
-MAX_BUFFER_S = 5.0  # gaze kept for detection when no fixation is in progress
+MAX_BUFFER_S = 5.0  # I-DT: gaze kept for detection when no fixation is in progress
+IDT_HOLD_S = 0.15  # I-DT: a fixation is final once the stream is this far past its end
 
 
 class LiveFixationDetector:
-    """Incremental fixation detection over a sliding buffer of screen-space gaze."""
+    """Incremental fixation detection over a sliding buffer of screen-space gaze.
 
-    def __init__(
-        self, display: DisplayGeometry, *, method: str = "ivt", hold_s: float = HOLD_S, **params: float
-    ):
-        self.display, self.method, self.hold_s, self.params = display, method, hold_s, params
+    I-VT (the default) gives exactly the batch detector's fixations on the same samples
+    (:func:`~radgaze.capture.gazemath.fixations.fixations_from_gaze`): a fixation is emitted only once nothing
+    still to come can change it (the run after it is complete and not merged with it, or no run can start
+    within the merge gap), and the buffer keeps one velocity window of the past, so every sample is classified
+    as in the batch run. I-DT finalises a fixation once the stream is ``IDT_HOLD_S`` past its end."""
+
+    def __init__(self, display: DisplayGeometry, *, method: str = "ivt", **params: float):
+        if method not in ("ivt", "idt"):
+            raise ValueError(f"method: expected 'ivt' or 'idt', got {method!r}")
+        self.display, self.method, self.params = display, method, params
         self._buf = np.zeros(0, GAZE_DTYPE)
+        self._exact_from = -np.inf  # buffer samples before this time are settled: never part of a new run
         self.horizon_lsl = -np.inf  # every fixation ending before this time has been emitted
 
     def push(self, gaze: np.ndarray, view_events: np.ndarray) -> np.ndarray:
@@ -37,14 +60,50 @@ class LiveFixationDetector:
             self._buf = np.concatenate([self._buf, gaze])
         if self._buf.size == 0:
             return np.zeros(0, FIXATION_DTYPE)
-        return self._emit(float(self._buf["t_lsl"][-1]) - self.hold_s, view_events)
+        if self.method == "idt":
+            return self._emit_idt(float(self._buf["t_lsl"][-1]) - IDT_HOLD_S, view_events)
+        return self._emit_ivt(view_events, final=False)
 
     def flush(self, view_events: np.ndarray) -> np.ndarray:
         """Emit everything left (end of the case)."""
-        return self._emit(np.inf, view_events) if self._buf.size else np.zeros(0, FIXATION_DTYPE)
+        if self._buf.size == 0:
+            return np.zeros(0, FIXATION_DTYPE)
+        if self.method == "idt":
+            return self._emit_idt(np.inf, view_events)
+        return self._emit_ivt(view_events, final=True)
 
-    def _emit(self, horizon: float, view_events: np.ndarray) -> np.ndarray:
-        fix = fixations_from_gaze(self._buf, view_events, self.display, method=self.method, **self.params)
+    def _emit_ivt(self, view_events: np.ndarray, *, final: bool) -> np.ndarray:
+        p = IvtParams.of(self.params)
+        g = self._buf
+        x_deg, y_deg = screen_px_to_deg(g["x_screen_px"], g["y_screen_px"], self.display)
+        valid = (g["flags"] & GAZE_VALID).astype(bool) & np.isfinite(x_deg) & np.isfinite(y_deg)
+        idx = np.flatnonzero(valid)
+        t, x, y = g["t_lsl"][idx], x_deg[idx], y_deg[idx]
+        speed = ivt_velocity_deg_s(t, x, y, window_s=p.window_s, gap_s=p.gap_fill_s)
+        slow = (speed < p.velocity_deg_s) & (t >= self._exact_from)
+        starts, ends = ivt_runs(t, slow, gap_fill_s=p.gap_fill_s)
+        join = merge_flags(t, x, y, starts, ends, p.merge_deg, p.merge_s)
+        n_final, settled_s = _settled_runs(t, starts, ends, join, p, final=final)
+        s, e = merge_runs(starts[:n_final], ends[:n_final], join[: max(n_final - 1, 0)])
+        keep = (t[e] - t[s]) >= p.min_dur_s
+        out = fixations_rows(g, idx[s[keep]], idx[e[keep]], valid, view_events, self.display)
+        self._settle(settled_s, max(p.window_s, p.gap_fill_s))
+        self.horizon_lsl = max(
+            self.horizon_lsl, float(t[starts[n_final]]) if n_final < starts.size else settled_s
+        )
+        return out
+
+    def _settle(self, settled_s: float, history_s: float) -> None:
+        """Samples up to ``settled_s`` take part in no new fixation; keep ``history_s`` before it (the velocity
+        window of the samples after it reaches back that far)."""
+        if settled_s <= self._exact_from:
+            return
+        self._exact_from = np.nextafter(settled_s, np.inf)
+        t = self._buf["t_lsl"]
+        self._buf = self._buf[np.searchsorted(t, settled_s - history_s - 1e-9, side="left") :]
+
+    def _emit_idt(self, horizon: float, view_events: np.ndarray) -> np.ndarray:
+        fix = fixations_from_gaze(self._buf, view_events, self.display, method="idt", **self.params)
         final = fix[fix["t_end"] < horizon]
         open_fix = fix[fix["t_end"] >= horizon]
         t = self._buf["t_lsl"]
@@ -58,6 +117,39 @@ class LiveFixationDetector:
         known = min(horizon, float(open_fix["t_start"][0])) if open_fix.size else horizon
         self.horizon_lsl = max(self.horizon_lsl, known)
         return final
+
+
+def _settled_runs(t, starts, ends, join, p: IvtParams, *, final: bool) -> tuple[int, float]:
+    """How many leading runs are settled (their merge groups can no longer change), and the time up to which
+    the stream is settled (the last settled group's end, or the latest time no new run can reach back to).
+
+    A sample's speed is fixed once the stream is half a window past it and its successor has come; a run is
+    complete when the sample after its end is fixed; a group is settled when its last run is complete and the
+    next run is complete and not joined, or when no run can still start within ``merge_s`` of its end."""
+    n = starts.size
+    if t.size == 0:
+        return 0, -np.inf
+    if final:
+        return n, float(t[-1])
+    fixed_until = t[-1] - p.window_s / 2  # samples at or before this time (with a successor) are classified
+    # a run still to come starts at a slow sample whose successor is not fixed yet: after this time
+    next_start_after = fixed_until - p.gap_fill_s
+    complete = (ends + 1 < t.size) & (t[np.minimum(ends + 1, t.size - 1)] <= fixed_until)
+    n_settled, settled_s = 0, -np.inf
+    k = 0
+    while k < n:
+        g_end = k
+        while g_end + 1 < n and complete[g_end] and complete[g_end + 1] and join[g_end]:
+            g_end += 1
+        if not complete[g_end]:
+            break
+        nxt_ok = g_end + 1 < n and complete[g_end + 1] and not join[g_end]
+        if not (nxt_ok or (g_end + 1 == n and t[ends[g_end]] + p.merge_s < next_start_after)):
+            break
+        n_settled, settled_s, k = g_end + 1, float(t[ends[g_end]]), g_end + 1
+    if n_settled == n:  # no run pending: nothing before the earliest possible new start can join a run
+        settled_s = max(settled_s, next_start_after - np.finfo(float).eps * abs(next_start_after))
+    return n_settled, settled_s
 
 
 class LivePipeline:

@@ -1,0 +1,96 @@
+"""I-VT over a velocity window (Olsen 2012) and the live detector giving the batch detector's fixations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from radgaze.capture.gazemath.fixations import detect_fixations_ivt, fixations_from_gaze, ivt_velocity_deg_s
+from radgaze.capture.gazemath.geometry import fit_view
+from radgaze.capture.gazemath.pipeline import LiveFixationDetector
+from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
+
+DISPLAY = DisplayGeometry(1920, 1080, 530.0, 300.0, 650.0)
+
+
+def test_window_velocity_of_a_steady_sweep_and_at_gaps():
+    t = np.arange(100) / 500.0
+    x = 10.0 * t  # 10 deg/s sweep
+    speed = ivt_velocity_deg_s(t, x, np.zeros_like(t), window_s=0.020, gap_s=0.075)
+    np.testing.assert_allclose(speed, 10.0, rtol=1e-9)
+    # a 0.1 s gap cuts the windows: a sample alone between gaps can start nothing
+    t2 = np.concatenate([t[:50], [t[49] + 0.1], t[50:] + 0.2])
+    x2 = np.concatenate([x[:50], [100.0], x[50:]])
+    speed2 = ivt_velocity_deg_s(t2, x2, np.zeros_like(t2), window_s=0.020, gap_s=0.075)
+    assert np.isinf(speed2[50]) and np.all(np.isfinite(np.delete(speed2, 50)))
+    np.testing.assert_allclose(speed2[:50], 10.0, rtol=1e-9)  # the jump after the gap never enters a window
+
+
+def test_window_keeps_a_noisy_fixation_whole_that_point_to_point_velocity_breaks():
+    rng = np.random.default_rng(3)
+    t = np.arange(250) / 500.0  # one 0.5 s fixation at 500 Hz
+    x, y = (
+        rng.normal(0, 0.03, t.size),
+        rng.normal(0, 0.03, t.size),
+    )  # 0.03 deg noise: ~27 deg/s point to point
+    valid = np.ones(t.size, bool)
+    s, e = detect_fixations_ivt(t, x, y, valid, window_s=0.0, merge_deg=0.0)
+    assert len(s) > 1 or (e - s).sum() < t.size - 10  # without the window the noise breaks it
+    s, e = detect_fixations_ivt(t, x, y, valid, merge_deg=0.0)
+    assert (len(s), s[0], e[0]) == (1, 0, t.size - 1)
+
+
+def _stream(rng, rate_hz: float, seconds: float, noise_px: float) -> np.ndarray:
+    """Fixations of random length at random places (some a few px from the last: merge candidates), noise,
+    single dropped samples and dropouts up to 0.2 s."""
+    t = 1000.0 + np.arange(int(rate_hz * seconds)) / rate_hz
+    x, y = np.zeros(t.size), np.zeros(t.size)
+    i = 0
+    while i < t.size:
+        n = int(rng.uniform(0.05, 0.5) * rate_hz)
+        cx, cy = rng.uniform(100, 1800), rng.uniform(100, 1000)
+        if i and rng.random() < 0.3:
+            cx, cy = x[i - 1] + rng.normal(0, 8), y[i - 1] + rng.normal(0, 8)
+        x[i : i + n], y[i : i + n] = cx, cy
+        i += n
+    g = np.zeros(t.size, GAZE_DTYPE)
+    g["t_lsl"] = t
+    g["x_screen_px"] = x + rng.normal(0, noise_px, t.size)
+    g["y_screen_px"] = y + rng.normal(0, noise_px, t.size)
+    g["flags"] = GAZE_VALID
+    drop = rng.random(t.size) < 0.02
+    for k in rng.integers(0, t.size, 20):
+        drop[k : k + rng.integers(1, int(rate_hz * 0.2))] = True
+    g["flags"][drop] = 0
+    g["x_screen_px"][drop] = np.nan
+    return g
+
+
+def run_live(gaze: np.ndarray, view: np.ndarray, chunks: list[int], display=DISPLAY, **params) -> np.ndarray:
+    """Feed ``gaze`` to a live detector in chunks of the given sizes; check that nothing is emitted that starts
+    before the horizon the detector announced earlier; return all fixations."""
+    det = LiveFixationDetector(display, **params)
+    out, i, horizon = [], 0, -np.inf
+    for n in chunks:
+        got = det.push(gaze[i : i + n], view)
+        assert not got.size or got["t_start"].min() >= horizon
+        horizon = det.horizon_lsl
+        out.append(got)
+        i += n
+    assert i >= gaze.size
+    out.append(det.flush(view))
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize(("rate_hz", "noise_px"), [(1000, 3.0), (500, 8.0), (250, 15.0), (60, 2.0)])
+def test_live_detector_gives_the_batch_fixations(rate_hz, noise_px):
+    rng = np.random.default_rng(int(rate_hz))
+    gaze = _stream(rng, rate_hz, 60.0, noise_px)
+    view = fit_view(1920, 1080, DISPLAY, t_lsl=0.0)
+    batch = fixations_from_gaze(gaze, view, DISPLAY)
+    chunks = list(rng.integers(1, 40, gaze.size))
+    live = run_live(gaze, view, chunks)
+    assert batch.size > 100
+    assert live.dtype == batch.dtype and live.shape == batch.shape
+    for name in batch.dtype.names:
+        np.testing.assert_array_equal(live[name], batch[name], err_msg=name)
