@@ -3,8 +3,16 @@
 Edits (:class:`Fix`, :class:`Insert`, :class:`Delete`, :class:`Merge`) all name indices of the word list they are
 applied to (the recognised words, or the last correction), never of a partly edited one, so a batch reads as
 the reader made it on screen. Unchanged and fixed words keep their times exactly; a merge spans its first
-word's start to its last word's end; inserted words share the gap between their nearest kept neighbours evenly
-(a gap of zero or less: zero-length words at the next word's start; at the ends the neighbour's boundary).
+word's start to its last word's end.
+
+Inserted words (what the reader typed that the recogniser missed, or typed over deleted words) are placed in
+the speech between their nearest kept neighbours: the case's audio says where the reader spoke
+(capture/gazemath/speech.py: Silero VAD), and a run of typed words is spread over the speech time between the
+neighbours that no kept word occupies, each word at least :data:`MIN_TYPED_WORD_S` plus a share of the rest by
+its letters. Before the first kept word and after the last, the case's start and end bound the run. Without
+audio (or with no speech found there) the run shares the time between its neighbours; where that is shorter
+than the minimum, the run takes the minimum about the middle of the gap. So a typed sentence that the
+recogniser missed after the last word gets the time it was spoken in, and its heatmap the gaze of that time.
 Words the reader typed (fixed, inserted, merged) get probability 1.0: the reader confirmed them, and 1.0 is
 what :class:`~radgaze.capture.records.Words` holds when a probability is unknown (NaN would trip every
 consumer that averages probabilities).
@@ -20,10 +28,15 @@ import numpy as np
 
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, HeatmapContext, sentence_heatmap, sentence_spans
 from radgaze.capture.gazemath.heatmap import SIGMA_DEG
+from radgaze.capture.gazemath.speech import case_speech_t_lsl
 from radgaze.capture.records import CaseRecord, Sentences, TranscriptCorrection, Words
 from radgaze.capture.store.findings import findings_on
 
 TYPED_PROBABILITY = 1.0  # probability of a word the reader typed
+# Shortest time a typed word is given: about one short syllable (syllables of conversational English last
+# ~0.2 s on average, Greenberg 1999, "Speaking in shorthand", Speech Communication 29), so a typed word is
+# never a zero-length instant, and five of them fit in the second of a short phrase.
+MIN_TYPED_WORD_S = 0.15
 
 
 @dataclass(frozen=True)
@@ -130,8 +143,18 @@ def _plan(n: int, edits: list[Edit]) -> tuple[dict[int, object], list[list[str]]
     return fate, gaps
 
 
-def apply_edits(words: Words, edits: list[Edit]) -> Words:
-    """The corrected words: ``edits`` applied to ``words`` (indices of ``words``), times as the module says."""
+def apply_edits(
+    words: Words,
+    edits: list[Edit],
+    *,
+    speech_t_lsl: np.ndarray | None = None,
+    bounds_t_lsl: tuple[float, float] | None = None,
+    min_dur_s: float = MIN_TYPED_WORD_S,
+) -> Words:
+    """The corrected words: ``edits`` applied to ``words`` (indices of ``words``), times as the module says.
+
+    ``speech_t_lsl`` (k, 2): where the reader spoke (:func:`~radgaze.capture.gazemath.speech.case_speech_t_lsl`);
+    ``bounds_t_lsl``: the case's start and end, which bound words typed before the first or after the last."""
     n = len(words)
     fate, gaps = _plan(n, list(edits))
     t0, t1 = np.asarray(words.t_start, np.float64), np.asarray(words.t_end, np.float64)
@@ -153,34 +176,86 @@ def apply_edits(words: Words, edits: list[Edit]) -> Words:
             rows.append((t0[i], t1[i], action, TYPED_PROBABILITY if typed else float(prob[i])))
     start = np.array([r[0] for r in rows], np.float64)
     end = np.array([r[1] for r in rows], np.float64)
-    _interpolate_inserted(start, end)
-    return Words(start, end, [r[2] for r in rows], np.array([r[3] for r in rows], np.float32))
+    texts = [r[2] for r in rows]
+    _place_inserted(start, end, texts, speech_t_lsl, bounds_t_lsl, min_dur_s)
+    return Words(start, end, texts, np.array([r[3] for r in rows], np.float32))
 
 
-def _interpolate_inserted(start: np.ndarray, end: np.ndarray) -> None:
-    """Fill the NaN times of each run of inserted words in place: the run shares the gap from the previous
-    kept word's end to the next one's start evenly (none before: the next one's start; none after: the
-    previous one's end; a gap <= 0: zero-length words at the next word's start)."""
-    known = np.flatnonzero(np.isfinite(start))
-    if known.size == 0:
-        start[:], end[:] = np.nan, np.nan  # nothing to interpolate from (a transcript of inserts only)
-        return
+def _runs(missing: np.ndarray) -> list[tuple[int, int]]:
+    """``(i, j)`` of each run of True in ``missing`` (j exclusive)."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], missing.astype(np.int8), [0]])))
+    return [(int(a), int(b)) for a, b in edges.reshape(-1, 2)]
+
+
+def _weights(texts: list[str]) -> np.ndarray:
+    """How long each word takes to say, relatively: its letters and digits (at least 1; "." counts 1)."""
+    return np.array([max(1, sum(c.isalnum() for c in t)) for t in texts], np.float64)
+
+
+def _free_speech(speech: np.ndarray, lo: float, hi: float, kept: np.ndarray, min_dur_s: float) -> np.ndarray:
+    """The parts of ``speech`` (k, 2) inside ``[lo, hi]`` that no kept word (m, 2) occupies, sorted; parts
+    shorter than ``min_dur_s`` are left out (the VAD's pad or the ragged end of a kept word's own speech)."""
+    cut = np.clip(np.asarray(speech, np.float64).reshape(-1, 2), lo, hi)
+    for a, b in kept[(kept[:, 1] > lo) & (kept[:, 0] < hi)]:
+        left, right = np.minimum(cut, [a, a]), np.maximum(cut, [b, b])
+        cut = np.concatenate([left, right])
+        cut = cut[cut[:, 1] > cut[:, 0]]
+    cut = cut[cut[:, 1] - cut[:, 0] >= min_dur_s]
+    return cut[np.argsort(cut[:, 0])]
+
+
+def _widened(a: float, b: float, need_s: float, lo: float, hi: float) -> tuple[float, float]:
+    """``[a, b]`` made at least ``need_s`` long about its middle, kept inside ``[lo, hi]`` where that is long
+    enough (else it overlaps the neighbours: a typed word is never of zero length)."""
+    if b - a >= need_s:
+        return a, b
+    mid = (a + b) / 2 if hi - lo < need_s else min(max((a + b) / 2, lo + need_s / 2), hi - need_s / 2)
+    return mid - need_s / 2, mid + need_s / 2
+
+
+def spread_words(spans: np.ndarray, weights: np.ndarray, min_dur_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end times of words laid end to end over the time of ``spans`` (k, 2; sorted, disjoint, at
+    least ``len(weights) * min_dur_s`` long together): each word ``min_dur_s`` plus a share of the rest by
+    ``weights``. A word that crosses the pause between two spans starts in one and ends in the other."""
+    length = spans[:, 1] - spans[:, 0]
+    total, n = float(length.sum()), weights.size
+    dur = min_dur_s + max(0.0, total - n * min_dur_s) * weights / weights.sum()
+    at = np.concatenate([[0.0], np.cumsum(dur)])
+    at *= min(1.0, total / at[-1])  # rounding: the last word ends with the speech
+    seg_end = np.cumsum(length)
+    seg_start = seg_end - length
+    last = spans.shape[0] - 1
+    k0 = np.minimum(np.searchsorted(seg_end, at[:-1], side="right"), last)  # a start opens the next span
+    k1 = np.minimum(np.searchsorted(seg_end, at[1:], side="left"), last)  # an end closes its own
+    start = np.clip(spans[k0, 0] + at[:-1] - seg_start[k0], spans[k0, 0], spans[k0, 1])
+    end = np.clip(spans[k1, 0] + at[1:] - seg_start[k1], spans[k1, 0], spans[k1, 1])
+    return start, end
+
+
+def _place_inserted(
+    start: np.ndarray,
+    end: np.ndarray,
+    texts: list[str],
+    speech: np.ndarray | None,
+    bounds: tuple[float, float] | None,
+    min_dur_s: float,
+) -> None:
+    """Fill the NaN times of each run of inserted words in place (the module docstring says how)."""
     missing = ~np.isfinite(start)
-    i = 0
-    while i < start.size:  # bounded: i advances past each run
-        if not missing[i]:
-            i += 1
-            continue
-        j = i
-        while j < start.size and missing[j]:
-            j += 1
-        a = end[i - 1] if i > 0 else start[j]
-        b = start[j] if j < start.size else end[i - 1]
-        if b <= a:
-            a = b = min(a, b) if j < start.size else a
-        edges = np.linspace(a, b, j - i + 1)
-        start[i:j], end[i:j] = edges[:-1], edges[1:]
-        i = j
+    kept = np.stack([start[~missing], end[~missing]], axis=1)
+    lo_case, hi_case = bounds if bounds is not None else (np.nan, np.nan)
+    for i, j in _runs(missing):
+        lo = end[i - 1] if i > 0 else lo_case
+        hi = start[j] if j < start.size else hi_case
+        need = min_dur_s * (j - i)
+        if not (np.isfinite(lo) or np.isfinite(hi)):
+            continue  # a transcript of inserts only, with nothing to place it in: times stay unknown
+        lo, hi = (hi - need if np.isnan(lo) else lo), (lo + need if np.isnan(hi) else hi)
+        free = _free_speech(speech, lo, hi, kept, min_dur_s) if speech is not None else np.zeros((0, 2))
+        if free[:, 1].sum() - free[:, 0].sum() < need:
+            a, b = (free[0, 0], free[-1, 1]) if free.size else (lo, hi)
+            free = np.array([_widened(a, b, need, lo, hi)])
+        start[i:j], end[i:j] = spread_words(free, _weights(texts[i:j]), min_dur_s)
 
 
 def _same_sentence_rows(old: Sentences) -> dict[tuple, int]:
@@ -220,19 +295,37 @@ def rederive_sentences(
     return sentences, stack, recomputed
 
 
+def _speech_for(record: CaseRecord, edits: list[Edit], method: str) -> np.ndarray | None:
+    """Where the reader spoke in ``record`` (LSL s), when an edit inserts words and the case has audio."""
+    if record.audio is None or not any(isinstance(e, Insert) for e in edits):
+        return None
+    return case_speech_t_lsl(record.audio, method=method)
+
+
 def correct_case(
-    record: CaseRecord, edits: list[Edit], *, lead_s: float = EYE_VOICE_LEAD_S, sigma_deg: float = SIGMA_DEG
+    record: CaseRecord,
+    edits: list[Edit],
+    *,
+    lead_s: float = EYE_VOICE_LEAD_S,
+    sigma_deg: float = SIGMA_DEG,
+    speech_method: str = "vad",
 ) -> CaseRecord:
     """A copy of ``record`` with ``edits`` applied to its words (the last correction when it has one).
 
     ``recognised_words`` holds the recogniser's words (kept from an earlier correction), sentences are
-    re-derived and only changed sentences' heatmaps recomputed: ``correction.recomputed`` lists them."""
+    re-derived and only changed sentences' heatmaps recomputed: ``correction.recomputed`` lists them. Inserted
+    words are placed in the case audio's speech (``speech_method`` "vad" or "energy", see the module)."""
     if not record.complete:
         raise ValueError(
             f"case {record.case_id}: expected a closed case to correct, got one still incomplete"
         )
     edits = list(edits)
-    words = apply_edits(record.words, edits)
+    words = apply_edits(
+        record.words,
+        edits,
+        speech_t_lsl=_speech_for(record, edits, speech_method),
+        bounds_t_lsl=(float(record.t_start), float(record.t_end)),
+    )
     sentences, heatmaps, recomputed = rederive_sentences(record, words, lead_s=lead_s, sigma_deg=sigma_deg)
     out = copy.copy(record)
     out.attrs = dict(record.attrs)
@@ -248,12 +341,43 @@ def correct_case(
     return out
 
 
+def _sentence_end(word: str) -> bool:
+    return word.rstrip("\"')").endswith((".", "?", "!"))
+
+
+def _slide_score(new: list[str], j1: int, j2: int) -> int:
+    """How well the typed run ``new[j1:j2]`` sits at sentence boundaries (2: it is whole sentences)."""
+    return int(_sentence_end(new[j2 - 1])) + int(j1 == 0 or _sentence_end(new[j1 - 1]))
+
+
+def _slid_insert(words: list[str], new: list[str], ops: list[tuple], k: int) -> tuple[int, int, int]:
+    """Insert op ``k`` moved along the equal words beside it where the diff could equally have put it, to where
+    it is whole sentences ("clear. The| lungs are clear. The" typed after "clear." becomes the sentence
+    "The lungs are clear." before the kept "The"), so the typed words' kept neighbours are the right ones.
+    Returns its ``(i1, j1, j2)``."""
+    _, i1, _, j1, j2 = ops[k]
+    left = ops[k - 1][2] - ops[k - 1][1] if k > 0 and ops[k - 1][0] == "equal" else 0
+    right = ops[k + 1][2] - ops[k + 1][1] if k + 1 < len(ops) and ops[k + 1][0] == "equal" else 0
+    best = (_slide_score(new, j1, j2), 0, 0)
+    for s in range(1, left + 1):
+        if words[i1 - s] != new[j2 - s]:
+            break
+        best = max(best, (_slide_score(new, j1 - s, j2 - s), -s, -s))
+    for s in range(1, right + 1):
+        if words[i1 + s - 1] != new[j1 + s - 1]:
+            break
+        best = max(best, (_slide_score(new, j1 + s, j2 + s), -s, s))
+    return i1 + best[2], j1 + best[2], j2 + best[2]
+
+
 def edits_from_text(words: list[str], corrected_text: str) -> list[Edit]:
     """The edits that turn ``words`` into the whitespace-separated words of ``corrected_text`` (a word-level
-    diff: a word replaced by one is a fix, several by one a merge, the rest deletes and inserts)."""
+    diff: a word replaced by one is a fix, several by one a merge, the rest deletes and inserts; a run of
+    inserted words is put where it is whole sentences when the diff could put it there as well)."""
     new = corrected_text.split()
     edits: list[Edit] = []
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=words, b=new, autojunk=False).get_opcodes():
+    ops = difflib.SequenceMatcher(a=words, b=new, autojunk=False).get_opcodes()
+    for n, (op, i1, i2, j1, j2) in enumerate(ops):
         if op == "equal":
             continue
         if op == "replace" and i2 - i1 == j2 - j1:
@@ -261,6 +385,9 @@ def edits_from_text(words: list[str], corrected_text: str) -> list[Edit]:
         elif op == "replace" and j2 - j1 == 1:
             edits.append(Merge(i1, i2 - 1, new[j1]))
         else:
+            if op == "insert":
+                i1, j1, j2 = _slid_insert(words, new, ops, n)
+                i2 = i1
             edits += [Delete(i) for i in range(i1, i2)]
             at_end = i1 >= len(words)
             edits += [Insert(len(words) - 1 if at_end else i1, t, after=at_end) for t in new[j1:j2]]

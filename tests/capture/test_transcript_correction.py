@@ -18,6 +18,7 @@ import pytest
 
 from radgaze.capture.gazemath.align import sentence_heatmaps, sentence_spans
 from radgaze.capture.gazemath.correction import (
+    MIN_TYPED_WORD_S,
     Delete,
     Fix,
     Insert,
@@ -70,13 +71,30 @@ def test_inserts_share_the_gap_between_their_kept_neighbours_evenly():
     assert _rows(apply_edits(_words(), [Delete(1), Insert(1, "big")]))[1] == (0.5, 2.0, "big")
 
 
-def test_inserts_at_the_ends_or_in_a_gap_of_zero_are_zero_length_at_the_neighbour_boundary():
+def test_inserts_at_the_ends_or_in_a_gap_of_zero_get_the_minimum_length_never_zero():
     w = _words()
     w.t_start[2] = 1.5  # "size" starts where "normal" ends
-    out = apply_edits(w, [Insert(0, "the"), Insert(3, "end", after=True), Insert(2, "x"), Insert(2, "y")])
-    assert _rows(out)[0] == (0.0, 0.0, "the")
-    assert _rows(out)[3:5] == [(1.5, 1.5, "x"), (1.5, 1.5, "y")]
-    assert _rows(out)[-1] == (3.5, 3.5, "end")
+    edits = [Insert(0, "the"), Insert(3, "end", after=True), Insert(2, "x"), Insert(2, "y")]
+    out = apply_edits(w, edits)
+    m = MIN_TYPED_WORD_S
+    assert _rows(out)[0] == pytest.approx((0.0 - m, 0.0, "the"))  # before the first word, ending at it
+    assert _rows(out)[3] == pytest.approx((1.5 - m, 1.5, "x"))  # about the gap
+    assert _rows(out)[4] == pytest.approx((1.5, 1.5 + m, "y"))
+    assert _rows(out)[-1] == pytest.approx((3.5, 3.5 + m, "end"))
+    # the case's start and end bound the words typed before the first word and after the last
+    out = apply_edits(w, edits, bounds_t_lsl=(-2.0, 5.5))
+    assert _rows(out)[0] == pytest.approx((-2.0, 0.0, "the")) and _rows(out)[-1] == pytest.approx(
+        (3.5, 5.5, "end")
+    )
+
+
+def test_a_run_of_typed_words_shares_its_time_by_letters_with_a_minimum_each():
+    w = _words()
+    out = apply_edits(w, [Insert(1, "a"), Insert(1, "pleural"), Insert(1, ".")])  # the gap 0.5 .. 1.0
+    d = out.t_end[1:4] - out.t_start[1:4]
+    assert out.t_start[1] == pytest.approx(0.5) and out.t_end[3] == pytest.approx(1.0)
+    assert np.all(d >= MIN_TYPED_WORD_S - 1e-9) and d[1] > d[0] and d[0] == pytest.approx(d[2])
+    assert np.all(out.t_start[2:4] == out.t_end[1:3])  # end to end
 
 
 def test_delete_drops_a_word_and_merge_spans_first_start_to_last_end():
@@ -340,3 +358,15 @@ def test_edits_from_the_text_the_reader_typed_are_fixes_merges_inserts_and_delet
     assert edits_from_text(words, "the heart is not in large d .") == [Insert(3, "not")]
     assert edits_from_text(words, "the heart is in large d . !") == [Insert(6, "!", after=True)]
     assert edits_from_text(words, "heart is in large d .") == [Delete(0)]
+
+
+def test_a_typed_sentence_is_inserted_whole_where_the_diff_could_split_it_at_a_repeated_word():
+    from radgaze.capture.gazemath.correction import edits_from_text
+
+    words = ["The", "heart", "is", "normal.", "The", "bones", "are", "intact."]
+    typed = "The heart is normal. The lungs are clear. The bones are intact."
+    # a plain word diff keeps the second "The" for the typed sentence's and inserts "lungs are clear. The"
+    assert edits_from_text(words, typed) == [Insert(4, t) for t in ["The", "lungs", "are", "clear."]]
+    assert edits_from_text(words[:4], typed.rsplit(" The bones", 1)[0]) == [
+        Insert(3, t, after=True) for t in ["The", "lungs", "are", "clear."]
+    ]
