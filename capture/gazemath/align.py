@@ -158,6 +158,24 @@ class LiveAligner:
             np.concatenate([w.probability, np.asarray(words.probability, np.float32)]),
         )
 
+    @property
+    def fixations(self) -> np.ndarray:
+        """The final fixations received so far (FIXATION_DTYPE)."""
+        return self._fixations
+
+    def gaze_windows(self) -> np.ndarray:
+        """(k, 2) gaze windows [start, end] (LSL s) of every sentence so far: the closed ones and those whose
+        words have come but are not closed yet (an unterminated last sentence included)."""
+        rows = [(s.window_start, s.window_end) for s in self.closed]
+        pending = Words(
+            self._words.t_start[self._consumed :],
+            self._words.t_end[self._consumed :],
+            self._words.text[self._consumed :],
+            self._words.probability[self._consumed :],
+        )
+        rows += [(t0 - self.lead_s, t1) for _, _, _, t0, t1 in sentence_spans(pending, final=True)]
+        return np.asarray(rows, float).reshape(-1, 2)
+
     def poll(self, fixation_horizon_lsl: float) -> list[ClosedSentence]:
         """Close every finished sentence whose gaze window ends before the fixation horizon."""
         return self._close(fixation_horizon_lsl, final=False)

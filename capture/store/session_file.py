@@ -418,6 +418,20 @@ class SessionWriter:
         f.flush()
         return revision
 
+    def write_second_look(self, case_id: str, payload: dict, unviewed: np.ndarray, model: np.ndarray) -> None:
+        """Store a closed case's second look (:mod:`radgaze.capture.store.second_look`); flush. Written once."""
+        from radgaze.capture.store.second_look import write_second_look_group
+
+        if case_id == self._case_id:
+            raise RuntimeError(
+                f"case {case_id!r} is still being recorded; store its second look after end_case"
+            )
+        f = self._reopen_plain()
+        if case_id not in f["cases"]:
+            raise ValueError(f"expected a case of {self.path.name} ({list(f['cases'])}), got {case_id!r}")
+        write_second_look_group(f["cases"][case_id], payload, unviewed, model)
+        f.flush()
+
     def read_case(self, case_id: str) -> CaseRecord:
         """A closed case as stored so far, read through this writer's own handle (the recorder's thread: the
         transcript it corrects, the words the annotation panel shows). Refuses the case being recorded."""
