@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from radgaze.capture.gazemath.binocular import BinocularCombiner, disagreement_warning, eye_disagreement_deg
 from radgaze.capture.gazemath.fixations import detect_fixations_ivt, fixations_from_gaze, ivt_velocity_deg_s
 from radgaze.capture.gazemath.geometry import fit_view
 from radgaze.capture.gazemath.pipeline import LiveFixationDetector
@@ -94,3 +95,44 @@ def test_live_detector_gives_the_batch_fixations(rate_hz, noise_px):
     assert live.dtype == batch.dtype and live.shape == batch.shape
     for name in batch.dtype.names:
         np.testing.assert_array_equal(live[name], batch[name], err_msg=name)
+
+
+def _two_eyes(n: int, rate_hz: float = 500.0):
+    """A steady fixation: left eye at (500, 400), right eye 40 px to its right (calibration offset)."""
+    rng = np.random.default_rng(7)
+    x = np.stack([500.0 + rng.normal(0, 1, n), 540.0 + rng.normal(0, 1, n)], axis=1)
+    y = np.full((n, 2), 400.0) + rng.normal(0, 1, (n, 2))
+    return np.arange(n) / rate_hz, x, y, np.ones((n, 2), bool)
+
+
+def test_one_eye_dropping_out_does_not_move_the_combined_point():
+    t, x, y, ok = _two_eyes(500)
+    ok[150:250, 1] = False  # right eye lost for 200 ms
+    ok[350:400, 0] = False  # then the left one for 100 ms
+    cx, cy, valid = BinocularCombiner().combine(x, y, ok)
+    assert valid.all()
+    assert (
+        np.abs(cx - 520.0).max() < 5 and np.abs(cy - 400.0).max() < 5
+    )  # the plain lone eye would be 20 px off
+    x_deg, y_deg = cx / 40.0, cy / 40.0  # 40 px/deg
+    s, e = detect_fixations_ivt(t, x_deg, y_deg, valid, merge_deg=0.0)
+    assert (len(s), s[0], e[0]) == (1, 0, t.size - 1)  # one steady fixation stays one
+
+
+def test_combining_chunk_by_chunk_equals_combining_at_once():
+    t, x, y, ok = _two_eyes(600)
+    ok[100:300, 0] = False
+    whole = BinocularCombiner().combine(x, y, ok)
+    comb = BinocularCombiner()
+    parts = [comb.combine(x[i : i + 37], y[i : i + 37], ok[i : i + 37]) for i in range(0, 600, 37)]
+    for k in range(3):
+        np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), whole[k])
+
+
+def test_eyes_that_disagree_get_a_warning():
+    _, x, y, ok = _two_eyes(100)
+    assert eye_disagreement_deg(x, y, ok, (40.0, 40.0)) == pytest.approx(1.0, abs=0.05)
+    assert disagreement_warning(1.0) is None
+    x[:, 1] += 100.0  # 140 px apart: 3.5 deg
+    warning = disagreement_warning(eye_disagreement_deg(x, y, ok, (40.0, 40.0)))
+    assert warning is not None and "3.5 deg" in warning and "recalibrate" in warning

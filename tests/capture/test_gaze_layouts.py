@@ -35,13 +35,14 @@ def test_tobii_binocular_combination_by_validity():
     rows = np.array(
         [
             [0.25, 0.50, 3.0, 0.75, 0.50, 4.0],  # both eyes: mean
-            [NAN, NAN, NAN, 0.75, 0.25, 4.0],  # left lost: right only
-            [0.10, 0.20, 3.0, NAN, NAN, NAN],  # right lost: left only
+            [NAN, NAN, NAN, 0.75, 0.25, 4.0],  # left lost: right only, less half the eyes' offset
+            [0.10, 0.20, 3.0, NAN, NAN, NAN],  # right lost: left only, plus half the offset
             [NAN, NAN, NAN, NAN, NAN, NAN],  # blink: invalid, kept
         ]
     )
     x, y, pupil, valid = decode_samples(BUILTIN_LAYOUTS["tobii"], rows, DISPLAY)
-    np.testing.assert_allclose(x[:3], [0.5 * 1920, 0.75 * 1920, 0.10 * 1920], rtol=1e-6)
+    half = 0.25 * 1920  # the eyes were 0.5 of the screen apart in x, level in y
+    np.testing.assert_allclose(x[:3], [0.5 * 1920, 0.75 * 1920 - half, 0.10 * 1920 + half], rtol=1e-6)
     np.testing.assert_allclose(y[:3], [0.5 * 1080, 0.25 * 1080, 0.20 * 1080], rtol=1e-6)
     np.testing.assert_allclose(pupil[:3], [3.5, 4.0, 3.0])
     assert valid.tolist() == [True, True, True, False]
@@ -79,8 +80,8 @@ def test_eyelink_pixels_and_missing_data_sentinel():
     )
     x, y, pupil, valid = decode_samples(BUILTIN_LAYOUTS["eyelink"], rows, DISPLAY)
     assert valid.tolist() == [True, True, False]
-    np.testing.assert_allclose(x[:2], [105.0, 300.0])
-    np.testing.assert_allclose(y[:2], [205.0, 400.0])
+    np.testing.assert_allclose(x[:2], [105.0, 300.0 - 5.0])  # the right eye alone, less half the offset
+    np.testing.assert_allclose(y[:2], [205.0, 400.0 - 5.0])
     np.testing.assert_allclose(pupil[:2], [950.0, 800.0])
 
 

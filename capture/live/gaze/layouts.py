@@ -9,7 +9,8 @@ left / right / both, ``unit`` normalized / pixels), or through a user TOML/JSON 
 
 Everything here is pure (numpy + the standard library): no pylsl, no threads. Screen coordinates out are
 pixels of the display, origin top-left, y down (capture/records.py). Binocular samples combine by validity:
-the mean of the valid eyes, else the one valid eye, else the sample is invalid (coordinates NaN, the row kept,
+the mean of the valid eyes, else the one valid eye corrected by half the eyes' last offset (no jump when an eye
+drops out; capture/gazemath/binocular.py), else the sample is invalid (coordinates NaN, the row kept,
 ``GAZE_VALID`` unset). An eye is absent (never averaged in) when its point is NaN, a bridge's missing-value
 code, far off any screen, exactly (0, 0) for bridges that fill unrecorded eyes with zeros, or flagged by the
 bridge's confidence / validity channel.
@@ -26,6 +27,7 @@ import numpy as np
 
 from radgaze.assets import asset_text
 from radgaze.capture.errors import ConfigError, StreamLayoutError
+from radgaze.capture.gazemath.binocular import BinocularCombiner
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 NORMALIZED, PIXELS = "normalized", "pixels"
@@ -494,11 +496,16 @@ def _config_indexer(channels: dict, desc: StreamDescription, path: Path):
 
 
 def decode_samples(
-    layout: GazeLayout, data: np.ndarray, display: DisplayGeometry
+    layout: GazeLayout,
+    data: np.ndarray,
+    display: DisplayGeometry,
+    combiner: BinocularCombiner | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Raw channels (n, n_channels) -> (x_screen_px, y_screen_px, pupil, valid), each (n,).
 
-    Eyes combine by validity (mean of valid eyes, else the valid one). Invalid samples: x, y, pupil NaN.
+    Eyes combine by validity: a left and a right eye through ``combiner`` (mean of both; one eye alone corrected
+    by half the eyes' last offset; pass one combiner per stream to carry that offset across chunks), other
+    groups as the mean of the valid ones. Invalid samples: x, y, pupil NaN.
     """
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2 or data.shape[1] != layout.n_channels:
@@ -523,11 +530,7 @@ def decode_samples(
             ok &= (data[:, layout.confidence] >= layout.confidence_min)[:, None]
         if layout.valid_channel is not None:
             ok &= ~(data[:, layout.valid_channel] < 0.5)[:, None]  # NaN validity: the coordinates decide
-    n_ok = ok.sum(axis=1)
-    valid = n_ok > 0
-    denom = np.maximum(n_ok, 1)
-    x = np.where(valid, np.where(ok, xs, 0.0).sum(axis=1) / denom, np.nan)
-    y = np.where(valid, np.where(ok, ys, 0.0).sum(axis=1) / denom, np.nan)
+    x, y, valid = _combine_eyes(layout, xs, ys, ok, combiner)
     if layout.unit == NORMALIZED:
         y = 1.0 - y if layout.y_up else y
         x, y = x * display.screen_w_px, y * display.screen_h_px
@@ -536,6 +539,19 @@ def decode_samples(
     pupil = _decode_pupil(layout, data, ok)
     pupil[~valid] = np.nan
     return x.astype(np.float32), y.astype(np.float32), pupil.astype(np.float32), valid
+
+
+def _combine_eyes(
+    layout: GazeLayout, xs: np.ndarray, ys: np.ndarray, ok: np.ndarray, combiner: BinocularCombiner | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    if tuple(e.eye for e in layout.eyes) == ("left", "right"):
+        return (combiner or BinocularCombiner()).combine(xs, ys, ok)
+    n_ok = ok.sum(axis=1)
+    valid = n_ok > 0
+    denom = np.maximum(n_ok, 1)
+    x = np.where(valid, np.where(ok, xs, 0.0).sum(axis=1) / denom, np.nan)
+    y = np.where(valid, np.where(ok, ys, 0.0).sum(axis=1) / denom, np.nan)
+    return x, y, valid
 
 
 def _decode_pupil(layout: GazeLayout, data: np.ndarray, eye_ok: np.ndarray) -> np.ndarray:
@@ -554,10 +570,14 @@ def _decode_pupil(layout: GazeLayout, data: np.ndarray, eye_ok: np.ndarray) -> n
 
 
 def to_gaze_records(
-    layout: GazeLayout, data: np.ndarray, t_lsl: np.ndarray, display: DisplayGeometry
+    layout: GazeLayout,
+    data: np.ndarray,
+    t_lsl: np.ndarray,
+    display: DisplayGeometry,
+    combiner: BinocularCombiner | None = None,
 ) -> np.ndarray:
     """Raw channels (n, c) with times (n,) -> GAZE_DTYPE rows (x_img/y_img NaN: the aligner maps them)."""
-    x, y, pupil, valid = decode_samples(layout, data, display)
+    x, y, pupil, valid = decode_samples(layout, data, display, combiner)
     out = np.empty(len(t_lsl), GAZE_DTYPE)
     out["t_lsl"] = t_lsl
     out["x_screen_px"], out["y_screen_px"], out["pupil"] = x, y, pupil
