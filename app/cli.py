@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "radgaze.capture.importers.cli",
         "convert REFLACX / EGD-CXR / XDF recordings to session files",
     ),
+    "retranscribe": (
+        "radgaze.capture.live.retranscribe",
+        "re-recognise recorded cases from their audio with another Whisper model, stored beside the live words",
+    ),
     "export": (
         "radgaze.capture.exporters.cli",
         "write sessions in REFLACX's layout (labels, ellipses, fixations, words, gaze)",

@@ -252,12 +252,16 @@ class TranscriptCorrection:
     ``edits`` holds one batch per correction saved, oldest first, each a list of JSON-ready edits
     (``{"kind": "fix", "index": 3, "text": "effusion"}``) whose indices name the words as the batch before left
     them (the first: the recognised words). ``recomputed`` lists the sentences of the last batch whose heatmaps
-    were computed anew (the others kept the heatmap of an unchanged sentence)."""
+    were computed anew (the others kept the heatmap of an unchanged sentence). A retranscription is stored the
+    same way (``asr`` says which model made its words; their times are the model's, not the edits')."""
 
     edits: list[list[dict]]
     recomputed: list[int]
     lead_s: float  # the eye-voice lead the sentence windows were built with (s)
     saved_utc: str = ""  # when the store wrote it ("" before it is stored)
+    # a retranscription (radgaze retranscribe): the model and decoding options that re-recognised the case audio,
+    # its one batch the word diff from the recognised words; None: the reader's own correction
+    asr: dict | None = None
 
     @property
     def n_edits(self) -> int:

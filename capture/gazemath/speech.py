@@ -63,6 +63,19 @@ def _as_speech_rate(samples_int16: np.ndarray, rate_hz: int) -> np.ndarray:
     return resample_poly(x, SPEECH_RATE_HZ // g, int(rate_hz) // g).astype(np.float32)
 
 
+def audio_at_speech_rate(audio: Audio) -> Audio:
+    """``audio`` at :data:`SPEECH_RATE_HZ` (itself when recorded at that rate), its blocks' first samples
+    scaled, their LSL times kept."""
+    rate = int(audio.sample_rate)
+    if rate == SPEECH_RATE_HZ:
+        return audio
+    x = np.clip(np.round(_as_speech_rate(audio.samples, rate) * 32768.0), -32768, 32767).astype(np.int16)
+    first = np.round(np.asarray(audio.block_first_sample, np.float64) * SPEECH_RATE_HZ / rate).astype(
+        np.int64
+    )
+    return Audio(x, SPEECH_RATE_HZ, np.asarray(audio.block_t_lsl, np.float64), first)
+
+
 def vad_speech_s(samples_int16: np.ndarray, rate_hz: int) -> np.ndarray:
     """Speech segments (k, 2) in seconds from the first sample, by Silero VAD (faster_whisper.vad)."""
     from faster_whisper.vad import VadOptions, get_speech_timestamps

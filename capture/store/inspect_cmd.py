@@ -86,25 +86,7 @@ def format_text(info: dict) -> str:
         ]
         head += [f"  error: {e}" for e in info.get("errors", [])]
         for c in info.get("cases", []):
-            head.append(
-                f"  case {c.get('case_id')}: {c.get('duration_s')} s, {c.get('gaze_samples')} gaze samples, "
-                f"{c.get('fixations')} fixations, {c.get('words')} words, {c.get('sentences')} sentences, "
-                f"{c.get('heatmaps')} heatmaps"
-            )
-            if c.get("annotation"):
-                a = c["annotation"]
-                head.append(
-                    f"    annotation: labels {', '.join(a['labels']) or 'none'}; {a['shapes']} shape(s); "
-                    f"chest box {'yes' if a['chest_box'] else 'no'}; steps {' > '.join(a['confirmed_steps'])}"
-                )
-            if c.get("transcript_correction"):
-                t = c["transcript_correction"]
-                head.append(
-                    f"    transcript corrected: {t['edits']} edit(s) in {t['saves']} save(s) of "
-                    f"{t['recognised_words']} recognised words; {t['recomputed_heatmaps']} heatmap(s) recomputed; "
-                    f"sentences and heatmaps from the {c.get('heatmaps_from')} words"
-                )
-            head += _dataset_lines(c.get("datasets", {}))
+            head += _case_lines(c)
         return "\n".join(head)
     spacing, window = info["pixel_spacing_mm"], info["default_window"]
     ts = info["transfer_syntax"]
@@ -135,6 +117,43 @@ def format_text(info: dict) -> str:
     lines.append(f"  sha256          {info['sha256']}")
     lines += [f"  note: {n}" for n in info["notes"]]
     return "\n".join(lines)
+
+
+def _case_lines(c: dict) -> list[str]:
+    """A session case's summary lines (counts, annotation, transcript correction or retranscription)."""
+    lines = [
+        f"  case {c.get('case_id')}: {c.get('duration_s')} s, {c.get('gaze_samples')} gaze samples, "
+        f"{c.get('fixations')} fixations, {c.get('words')} words, {c.get('sentences')} sentences, "
+        f"{c.get('heatmaps')} heatmaps"
+    ]
+    if c.get("annotation"):
+        a = c["annotation"]
+        lines.append(
+            f"    annotation: labels {', '.join(a['labels']) or 'none'}; {a['shapes']} shape(s); "
+            f"chest box {'yes' if a['chest_box'] else 'no'}; steps {' > '.join(a['confirmed_steps'])}"
+        )
+    if (c.get("transcript_correction") or {}).get("retranscribed"):
+        lines.append(_retranscribed_line(c))
+    elif c.get("transcript_correction"):
+        t = c["transcript_correction"]
+        lines.append(
+            f"    transcript corrected: {t['edits']} edit(s) in {t['saves']} save(s) of "
+            f"{t['recognised_words']} recognised words; {t['recomputed_heatmaps']} heatmap(s) recomputed; "
+            f"sentences and heatmaps from the {c.get('heatmaps_from')} words"
+        )
+    return lines + _dataset_lines(c.get("datasets", {}))
+
+
+def _retranscribed_line(case: dict) -> str:
+    """The inspect line of a case whose words were re-recognised by ``radgaze retranscribe``."""
+    t = case["transcript_correction"]
+    asr = t["retranscribed"]
+    return (
+        f"    transcript retranscribed with {asr.get('model')} (beam {asr.get('beam_size')}, {asr.get('device')}): "
+        f"{case.get('words')} words, {t['recognised_words']} live words kept (their WER against the new "
+        f"{asr.get('live_wer')}); {t['recomputed_heatmaps']} heatmap(s) recomputed; sentences and heatmaps from "
+        f"the {case.get('heatmaps_from')} words"
+    )
 
 
 def _mb(n_bytes: int) -> str:

@@ -132,6 +132,10 @@ _HELD_UNTIL_FLUSH = frozenset(name for name, spec in CASE_DATASETS.items() if sp
 # sentences and heatmaps are read from, and CORRECTION_IN_USE which group (docs/session-format.md).
 HEATMAPS_FROM = "heatmaps_from"
 HEATMAPS_FROM_RECOGNISED, HEATMAPS_FROM_CORRECTED = "recognised", "corrected"
+# a re-recognition of the case's audio with another model (radgaze retranscribe), stored as a correction is
+HEATMAPS_FROM_RETRANSCRIBED = "retranscribed"
+# read from the correction_<n> group in use
+TRANSCRIPT_GROUP_SOURCES = (HEATMAPS_FROM_CORRECTED, HEATMAPS_FROM_RETRANSCRIBED)
 CORRECTION_IN_USE = "transcript_correction"
 CORRECTION_PREFIX = "correction_"
 
@@ -540,13 +544,15 @@ def _store_correction(f: h5py.File, g: h5py.Group, record: CaseRecord) -> int:
             "recomputed_json": json.dumps([int(k) for k in c.recomputed]),
             "lead_s": float(c.lead_s),
             "saved_utc": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            **({"asr_json": json.dumps(c.asr, default=str)} if c.asr is not None else {}),
         }
     )
     f.flush()
     g.attrs[CORRECTION_IN_USE] = name  # the switch: one attribute, written after the data is on disk
     f.flush()
-    if _attr_str(g.attrs.get(HEATMAPS_FROM, "")) != HEATMAPS_FROM_CORRECTED:
-        g.attrs[HEATMAPS_FROM] = HEATMAPS_FROM_CORRECTED
+    source = HEATMAPS_FROM_RETRANSCRIBED if c.asr is not None else HEATMAPS_FROM_CORRECTED
+    if _attr_str(g.attrs.get(HEATMAPS_FROM, "")) != source:
+        g.attrs[HEATMAPS_FROM] = source
         f.flush()
     return int(name[len(CORRECTION_PREFIX) :])
 
@@ -1054,7 +1060,7 @@ def _read_transcript(g: h5py.Group, schema_version: int) -> tuple[Words, Sentenc
 def _read_correction(g: h5py.Group, problems: list[str]) -> tuple[h5py.Group, TranscriptCorrection] | None:
     """The correction group the case's attributes switched to, with its edits (None: recognised words in use);
     a group that cannot be read is noted in ``problems`` and the recognised transcript used."""
-    if _attr_str(g.attrs.get(HEATMAPS_FROM, "")) != HEATMAPS_FROM_CORRECTED:
+    if _attr_str(g.attrs.get(HEATMAPS_FROM, "")) not in TRANSCRIPT_GROUP_SOURCES:
         return None
     name = _attr_str(g.attrs.get(CORRECTION_IN_USE, ""))
     try:
@@ -1065,6 +1071,7 @@ def _read_correction(g: h5py.Group, problems: list[str]) -> tuple[h5py.Group, Tr
             recomputed=[int(k) for k in json.loads(_attr_str(a["recomputed_json"]))],
             lead_s=float(a["lead_s"]),
             saved_utc=_attr_str(a.get("saved_utc", "")),
+            asr=json.loads(_attr_str(a["asr_json"])) if "asr_json" in a else None,
         )
     except (KeyError, ValueError, TypeError, OSError) as exc:
         problems.append(
@@ -1214,10 +1221,17 @@ def _case_summary(case: CaseRecord) -> dict:
         "labels": case.labels,
         "findings": len(case.findings or []),
         "annotation": _annotation_summary(case.annotation),
-        "heatmaps_from": HEATMAPS_FROM_CORRECTED if case.correction else HEATMAPS_FROM_RECOGNISED,
+        "heatmaps_from": heatmaps_from(case),
         "transcript_correction": _correction_summary(case),
         "image": {"path": case.image.path, "width": case.image.width, "height": case.image.height},
     }
+
+
+def heatmaps_from(case: CaseRecord) -> str:
+    """Which words the case's sentences and heatmaps come from: recognised, corrected or retranscribed."""
+    if case.correction is None:
+        return HEATMAPS_FROM_RECOGNISED
+    return HEATMAPS_FROM_CORRECTED if case.correction.asr is None else HEATMAPS_FROM_RETRANSCRIBED
 
 
 def _correction_summary(case: CaseRecord) -> dict | None:
@@ -1225,6 +1239,7 @@ def _correction_summary(case: CaseRecord) -> dict | None:
     if c is None:
         return None
     return {
+        "retranscribed": c.asr,
         "edits": c.n_edits,
         "saves": len(c.edits),
         "recognised_words": len(case.recognised_words) if case.recognised_words is not None else None,
