@@ -14,7 +14,16 @@ import pytest
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, HeatmapContext, build_sentences
 from radgaze.capture.gazemath.correction import MIN_TYPED_WORD_S, correct_case, edits_from_text
 from radgaze.capture.gazemath.speech import case_speech_t_lsl, vad_speech_s
-from radgaze.capture.records import FIXATION_DTYPE, Audio, CaseRecord, DisplayGeometry, ImageRef, Words
+from radgaze.capture.records import (
+    FIXATION_DTYPE,
+    VIEW_CASE,
+    VIEW_DTYPE,
+    Audio,
+    CaseRecord,
+    DisplayGeometry,
+    ImageRef,
+    Words,
+)
 from radgaze.capture.store.session_file import SessionReader, SessionWriter
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
@@ -74,11 +83,12 @@ def _stored_case(report, tmp_path: Path, recognised: tuple[int, ...], *, audio: 
     )  # fmt: skip
     image = ImageRef("phantom.png", "0" * 64, SIZE_PX, SIZE_PX)
     fixations = _fixations(report)
-    ctx = HeatmapContext(SIZE_PX, SIZE_PX, DisplayGeometry(), np.zeros(0))
+    views = np.array([(T0_LSL, VIEW_CASE, 4.0, 256.0, 512.0, 2048.0, 4096.0, 0)], VIEW_DTYPE)  # all shown
+    ctx = HeatmapContext(SIZE_PX, SIZE_PX, DisplayGeometry(), views)
     sentences, heatmaps = build_sentences(words, fixations, ctx)
     record = CaseRecord(
         case_id="c1", image=image, display=DisplayGeometry(), t_start=T0_LSL,
-        t_end=T0_LSL + spoken.duration_s, fixations=fixations, words=words, sentences=sentences,
+        t_end=T0_LSL + spoken.duration_s, fixations=fixations, view_events=views, words=words, sentences=sentences,
         heatmaps=heatmaps,
         audio=Audio(samples, 16000, np.array([T0_LSL]), np.array([0])) if audio else None,
     )  # fmt: skip
@@ -180,3 +190,26 @@ def test_without_audio_typed_words_share_the_time_after_the_last_word_never_zero
     assert np.all(start[1:] == end[:-1])
     assert out.sentences.t_start[2] == pytest.approx(case.sentences.t_end[1])  # not at one instant
     assert out.sentences.t_end[2] - out.sentences.t_start[2] > 1.0 and out.sentences.n_fixations[2] > 0
+
+
+def test_the_stored_correction_exports_to_reflacx_with_the_spoken_times(report, tmp_path: Path):
+    import csv
+
+    from radgaze.capture.exporters.cli import main as export_main
+    from radgaze.capture.store.session_file import correct_session_file
+
+    spoken, _ = report
+    case = _stored_case(report, tmp_path, (0, 1))
+    correct_session_file(tmp_path / "s.h5", _typed(case))
+    assert export_main(["reflacx", str(tmp_path / "s.h5"), str(tmp_path / "out")]) == 0
+    (table,) = (tmp_path / "out" / "main_data").glob("*/timestamps_transcription.csv")
+    with table.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["word"] for r in rows] == " ".join(SENTENCES).split()
+    typed = rows[-len(SENTENCES[2].split()) :]  # REFLACX's times: seconds from the audio start
+    start = np.array([float(r["timestamp_start_word"]) for r in typed])
+    end = np.array([float(r["timestamp_end_word"]) for r in typed])
+    assert np.all(end - start >= MIN_TYPED_WORD_S - 0.001)
+    assert (
+        abs(start[0] - spoken.onset_s[2]) <= TOLERANCE_S and abs(end[-1] - spoken.offset_s[2]) <= TOLERANCE_S
+    )
