@@ -38,3 +38,11 @@ class ConfigError(RadgazeError, ValueError):
 
 class CheckpointError(RadgazeError, ValueError):
     """A model checkpoint directory is missing files or does not match its config."""
+
+
+class StoreWriteError(RadgazeError, OSError):
+    """A file could not be written (disk full, read-only folder, a write that failed mid-way)."""
+
+
+class SessionBusyError(RadgazeError, FileExistsError):
+    """A session file is being written by another writer (one writer per file)."""

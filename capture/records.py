@@ -68,6 +68,14 @@ VIEW_DTYPE = np.dtype(
 
 GAP_DTYPE = np.dtype([("t_lost", "f8"), ("t_back", "f8")])  # stream outages seen by the inlet
 
+# Clock steps of a gaze source (schema 4): at ``t_lsl`` (the first sample after the step, on the corrected
+# timeline) the stream's own stamps jumped by ``step_s`` (+: forward) more than the time that passed; the samples
+# after it are kept, moved back by the step. ``source``: CLOCK_STEP_STAMPS (seen in the stamps against their
+# arrival, or against the recording's span in an import) or CLOCK_STEP_OFFSET (the inlet's clock offset jumped;
+# the samples were already moved by LSL's clock sync, nothing corrected).
+CLOCK_STEP_STAMPS, CLOCK_STEP_OFFSET = 1, 2
+CLOCK_EVENT_DTYPE = np.dtype([("t_lsl", "f8"), ("step_s", "f8"), ("source", "u1")])
+
 
 def empty(dtype: np.dtype) -> np.ndarray:
     return np.zeros(0, dtype=dtype)
@@ -281,6 +289,7 @@ class CaseRecord:
     fixations: np.ndarray = field(default_factory=lambda: empty(FIXATION_DTYPE))
     view_events: np.ndarray = field(default_factory=lambda: empty(VIEW_DTYPE))
     gaps: np.ndarray = field(default_factory=lambda: empty(GAP_DTYPE))
+    clock_events: np.ndarray = field(default_factory=lambda: empty(CLOCK_EVENT_DTYPE))  # CLOCK_EVENT_DTYPE
     words: Words = field(default_factory=Words.empty)
     sentences: Sentences = field(default_factory=Sentences.empty)
     heatmaps: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.float32))

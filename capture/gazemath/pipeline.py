@@ -211,6 +211,10 @@ class LivePipeline:
     def push_gaps(self, gaps: np.ndarray) -> None:
         self.writer.append_gaps(gaps)
 
+    def push_clock_events(self, events: np.ndarray) -> None:
+        """Steps of the tracker's clock (CLOCK_EVENT_DTYPE): its samples after them come corrected."""
+        self.writer.append_clock_events(events)
+
     def push_audio(self, t_lsl_first_sample: float, samples_int16: np.ndarray) -> None:
         self.writer.append_audio(samples_int16, t_lsl_first_sample)
 

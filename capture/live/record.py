@@ -26,7 +26,7 @@ import numpy as np
 import pylsl
 
 from radgaze.capture import __version__
-from radgaze.capture.errors import ConfigError, DeviceError
+from radgaze.capture.errors import ConfigError, DeviceError, StoreWriteError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence
 from radgaze.capture.gazemath.geometry import fit_view
 from radgaze.capture.gazemath.pipeline import LivePipeline
@@ -36,6 +36,7 @@ from radgaze.capture.io.images import default_window, load_image
 from radgaze.capture.live.asr import DEFAULT_MODEL as DEFAULT_ASR_MODEL
 from radgaze.capture.live.queues import drain
 from radgaze.capture.records import DisplayGeometry, ImageRef
+from radgaze.capture.store.integrity import check_free_space
 from radgaze.capture.store.session_file import SessionWriter
 
 POLL_S = 0.02  # recorder loop period: 50 Hz keeps heatmap latency far below the 50 ms goal's budget
@@ -46,6 +47,7 @@ class RecordingStats:
     gaze_samples: int = 0  # stored (from the case's t_start on)
     gaze_pre_roll: int = 0  # arrived before the case began: not stored
     gaps: int = 0
+    clock_steps: int = 0  # steps of the tracker's clock found and corrected (none of its samples dropped)
     audio_s: float = 0.0
     words: int = 0
     sentences: int = 0
@@ -98,6 +100,14 @@ class Recorder:
         self._note(closed)
         return closed
 
+    def abort(self) -> None:
+        """After the session file could not be written: stop every source, write nothing more, let the
+        writer keep what it flushed (SessionWriter.close after a failure)."""
+        for source in (self.audio, self.asr, self.gaze):
+            if source is not None:
+                source.stop()
+        self.pipeline.writer.close()
+
     def write_counters(self) -> None:
         """The inlet's counters as they are now, into the file's provenance (between cases / at close)."""
         provenance = getattr(self.gaze, "provenance", None)
@@ -110,6 +120,9 @@ class Recorder:
         for chunk in self.gaze.drain():
             keep = chunk.samples["t_lsl"] >= t_start
             self.stats.gaze_pre_roll += int(np.count_nonzero(~keep))
+            if chunk.clock_events.size:  # steps of the tracker's clock: the samples are already corrected
+                self.pipeline.push_clock_events(chunk.clock_events)
+                self.stats.clock_steps += chunk.clock_events.size
             gaps = chunk.gaps[chunk.gaps["t_back"] >= t_start]
             if gaps.size:
                 self.pipeline.push_gaps(gaps)
@@ -187,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="seconds to record (default: until Ctrl-C, or until the audio file ends)",
     )
-    p.add_argument("--out", type=Path, required=True, help="folder for the session file")
+    _add_output_options(p)
     p.add_argument("--case-id", default=None, help="case id (default: the image file's stem)")
     p.add_argument("--reader-id", default="anonymous", help="pseudonymous id of the reader")
     p.add_argument("--display", default=None, help="screen WxH in px (default 1536x2048 portrait 3 MP)")
@@ -222,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     case_id = args.case_id or args.image.stem
     out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}_{case_id}.h5"
 
+    print(check_free_space(args.out, args.expect_minutes), flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sim = _start_sim(args, display) if args.sim else None
@@ -229,11 +243,10 @@ def main(argv: list[str] | None = None) -> int:
         recorder = _open_recorder(args, display, img, case_id, out)
         print(f"recording to {out} (Ctrl-C to stop)", flush=True)
         try:
-            recorder.run(stop, args.duration)
-        except KeyboardInterrupt:
-            pass
-        recorder.finish()
-        recorder.pipeline.writer.close()
+            _record(recorder, stop, args.duration)
+        except StoreWriteError:
+            recorder.abort()  # the file keeps what was flushed; the CLI prints the one line
+            raise
     finally:
         if sim is not None:
             sim.stop()
@@ -241,11 +254,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _add_output_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, help="folder for the session file")
+    p.add_argument(
+        "--expect-minutes",
+        type=float,
+        default=30.0,
+        help="minutes of recording the free space of --out must hold before recording starts (checked, shown)",
+    )
+
+
+def _record(recorder: Recorder, stop: threading.Event, duration_s: float | None) -> None:
+    try:
+        recorder.run(stop, duration_s)
+    except KeyboardInterrupt:
+        pass
+    recorder.finish()
+    recorder.pipeline.writer.close()
+
+
 def summary_line(out: Path, s: RecordingStats) -> str:
     """The closing line: the counts ``radgaze inspect`` reads back from the file."""
     lat = np.percentile(s.sentence_latency_s, 95) if s.sentence_latency_s else float("nan")
     return (
-        f"saved {out}: {s.gaze_samples} gaze samples, {s.gaps} gaps, {s.audio_s:.1f} s audio, {s.words} words, "
+        f"saved {out}: {s.gaze_samples} gaze samples, {s.gaps} gaps, {s.clock_steps} clock steps, "
+        f"{s.audio_s:.1f} s audio, {s.words} words, "
         f"{s.sentences} sentences (heatmap p95 {lat * 1000:.0f} ms after the last word's end; "
         f"{s.gaze_pre_roll} gaze samples before the case began not stored)"
     )

@@ -28,8 +28,9 @@ import numpy as np
 
 from radgaze.capture import __version__
 from radgaze.capture.annotation.check import annotation_problems
-from radgaze.capture.errors import SessionFormatError
+from radgaze.capture.errors import SessionFormatError, StoreWriteError
 from radgaze.capture.records import (
+    CLOCK_EVENT_DTYPE,
     FIXATION_DTYPE,
     GAP_DTYPE,
     GAZE_DTYPE,
@@ -46,11 +47,22 @@ from radgaze.capture.records import (
 )
 from radgaze.capture.store.annotations import append_revision, read_annotation
 from radgaze.capture.store.findings import findings_on
+from radgaze.capture.store.integrity import (
+    CHECKSUM,
+    WriterLock,
+    as_write_error,
+    damaged_datasets,
+    digest_problem,
+    room_problem,
+    stamp_digest,
+)
 
 _log = logging.getLogger(__name__)
 
 FORMAT_NAME = "radgaze-session"
-SCHEMA_VERSION = 3  # 2: compressed, 16-bit heatmaps; 3: per-case annotation_log (docs/session-format.md)
+# 2: compressed, 16-bit heatmaps; 3: per-case annotation_log; 4: Fletcher-32 on every dataset, clock_events,
+# content digest (docs/session-format.md)
+SCHEMA_VERSION = 4
 HEATMAP_MAX_SIDE = (
     512  # stored heatmap resolution (long side); 512 px keeps a 1-deg sigma >= ~5 px at 2k images
 )
@@ -105,6 +117,7 @@ CASE_DATASETS: dict[str, DatasetSpec] = {
     "fixations": DatasetSpec(FIXATION_DTYPE),
     "view_events": DatasetSpec(VIEW_DTYPE),
     "gaps": DatasetSpec(GAP_DTYPE),
+    "clock_events": DatasetSpec(CLOCK_EVENT_DTYPE),  # schema 4: steps of the tracker's clock
     "words": DatasetSpec(WORD_ROW),
     "words_text": DatasetSpec(np.dtype("u1"), 1024),
     "sentences": DatasetSpec(SENTENCE_ROW),
@@ -174,10 +187,9 @@ class SessionWriter:
         self.live = live
         self.flush_interval_s = flush_interval_s
         self._tmp_path = self.path if live else self.path.with_name(f".{self.path.name}.partial")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
-            raise FileExistsError(f"session file {self.path} exists; a session file is written once")
-        self._file: h5py.File | None = h5py.File(self._tmp_path, "w", libver="latest")
+        self._lock = _create_exclusively(self.path, self._tmp_path)
+        self._failed: StoreWriteError | None = None
+        self._file: h5py.File | None = _guarded(self.path, h5py.File, self._tmp_path, "w-", libver="latest")
         self._file.attrs.update(
             {
                 "format": FORMAT_NAME,
@@ -274,16 +286,52 @@ class SessionWriter:
     def close(self) -> None:
         if self._file is None:
             return
-        if self._case is not None:  # closing mid-case keeps what came, marked incomplete
-            self._write_pending()
-            self._case = self._case_id = None
-        self._file.flush()
-        self._file.close()
+        if self._failed is not None:
+            self._close_failed()
+            return
+        try:
+            if self._case is not None:  # closing mid-case keeps what came, marked incomplete
+                self._write_pending()
+                self._case = self._case_id = None
+            if not self.live:
+                self._file.flush()
+                stamp_digest(self._file)
+            self._file.flush()
+            self._file.close()
+        except (OSError, RuntimeError) as exc:
+            self._fail(exc)
+            self._close_failed()
+            raise self._failed from None
         self._file = None
         if self._tmp_path != self.path:
             os.replace(self._tmp_path, self.path)
         elif self.live:
             compact_session_file(self.path)
+        self._lock.release()
+
+    @property
+    def failed(self) -> StoreWriteError | None:
+        """The write failure that stopped this writer (None while it writes)."""
+        return self._failed
+
+    def _fail(self, exc: BaseException) -> StoreWriteError:
+        if self._failed is None:
+            self._failed = as_write_error(self.path, exc)  # the caller says it, in one line
+        return self._failed
+
+    def _close_failed(self) -> None:
+        """After a failed write: close without writing more rows (the reserve left on the disk holds what
+        HDF5 writes at close). A live file keeps what its last flush wrote, its open case marked incomplete
+        (read as a killed recorder's file, not compacted); a batch file's partial copy is removed."""
+        self._pending = {}
+        try:
+            self._file.close()
+        except (OSError, RuntimeError):
+            pass  # HDF5 could not write its cache out: the last flush is what the file holds
+        self._file, self._case, self._case_id = None, None, None
+        if self._tmp_path != self.path:
+            self._tmp_path.unlink(missing_ok=True)
+        self._lock.release()
 
     # -- appends --------------------------------------------------------------------------------------
     def append_gaze(self, samples: np.ndarray) -> None:
@@ -297,6 +345,9 @@ class SessionWriter:
 
     def append_gaps(self, gaps: np.ndarray) -> None:
         self._append("gaps", _as_table(gaps, GAP_DTYPE, "gaps"))
+
+    def append_clock_events(self, events: np.ndarray) -> None:
+        self._append("clock_events", _as_table(events, CLOCK_EVENT_DTYPE, "clock events"))
 
     def append_audio(
         self, samples_int16: np.ndarray, t_lsl_first_sample: float, sample_rate: int = 16000
@@ -382,6 +433,7 @@ class SessionWriter:
         self.append_fixations(record.fixations)
         self.append_view_events(record.view_events)
         self.append_gaps(record.gaps)
+        self.append_clock_events(record.clock_events)
         self.append_words(record.words)
         s = record.sentences
         for i in range(len(s)):
@@ -470,7 +522,7 @@ class SessionWriter:
         """Write the rows held since the last flush and flush the file (SWMR readers then see them)."""
         if self._file is not None:
             self._write_pending()
-            self._file.flush()
+            self._with_write_errors(self._file.flush)
             self._last_flush = time.monotonic()
 
     def tick(self) -> None:
@@ -515,16 +567,37 @@ class SessionWriter:
     def _write_rows(self, name: str, rows: np.ndarray) -> None:
         ds = self._require_case()[name]
         n = ds.shape[0]
-        ds.resize(n + len(rows), axis=0)
-        ds[n:] = rows
+
+        def write() -> None:
+            ds.resize(n + len(rows), axis=0)
+            ds[n:] = rows
+
+        self._with_write_errors(write, rows.nbytes)
+
+    def _with_write_errors(self, write, n_bytes: int = 0) -> None:
+        """Run one write of about ``n_bytes``, after looking that the disk has room for it and for closing
+        the file (integrity.DISK_RESERVE_BYTES). A full disk or a failed write stops the writer:
+        StoreWriteError, one line, every later write refused with it; close() then keeps what the last flush
+        wrote (live) or removes the partial file (batch)."""
+        if self._failed is not None:
+            raise self._failed
+        full = room_problem(self._tmp_path.parent, n_bytes)
+        if full is not None:
+            raise self._fail(OSError(28, full)) from None
+        try:
+            write()
+        except (OSError, RuntimeError) as exc:
+            raise self._fail(exc) from None
 
     def _reopen_plain(self) -> h5py.File:
         """The file, out of SWMR mode (a clean close + reopen), so groups and attributes can be added."""
         if self._file is None:
             raise RuntimeError(f"session writer for {self.path} is closed")
+        if self._failed is not None:
+            raise self._failed
         if self.live and self._file.swmr_mode:
-            self._file.close()
-            self._file = h5py.File(self._tmp_path, "a", libver="latest")
+            self._with_write_errors(self._file.close)
+            self._file = _guarded(self.path, h5py.File, self._tmp_path, "a", libver="latest")
             if self._case is not None:
                 self._case = self._file[self._case.name]
         return self._file
@@ -588,6 +661,8 @@ def _open_closed_session(path: Path, what: str):
             )
         yield f
         f.flush()
+        stamp_digest(f)  # the file changed: its digest follows
+        f.flush()
 
 
 def annotate_session_file(
@@ -625,13 +700,19 @@ def compact_session_file(path: Path) -> None:
     The copy goes to a hidden name and replaces ``path`` only once whole, so a crash here leaves the closed
     original; when the copy fails (disk full, ...) the original is kept and the failure logged."""
     partial = path.with_name(f".{path.name}.compact-partial")
+    full = room_problem(path.parent, path.stat().st_size)
+    if full is not None:
+        _log.warning("%s: kept as written, not compacted (%s)", path, full)
+        return
     try:
         with h5py.File(path, "r") as src, h5py.File(partial, "w", libver="latest") as dst:
             dst.attrs.update(dict(src.attrs))
             for name in src:  # cases/ and whatever other groups the schema has next to it
                 src.copy(src[name], dst, name=name)
+            dst.flush()
+            stamp_digest(dst)
         os.replace(partial, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # h5py reports a full disk as either
         partial.unlink(missing_ok=True)
         _log.warning("%s: kept as written, not compacted (%s: %s)", path, type(exc).__name__, exc)
 
@@ -646,6 +727,7 @@ def _create_case_datasets(g: h5py.Group, grid: tuple[int, int]) -> None:
             dtype=spec.dtype,
             chunks=(spec.chunk_rows,),
             **(blosc_filter(spec.codec) if spec.codec else {}),
+            **CHECKSUM,
         )
     g.create_dataset(
         "heatmaps",
@@ -654,6 +736,7 @@ def _create_case_datasets(g: h5py.Group, grid: tuple[int, int]) -> None:
         dtype=HEATMAP_DTYPE,
         chunks=(1, *grid),
         **blosc_filter(HEATMAP_CODEC),
+        **CHECKSUM,
     )
 
 
@@ -677,18 +760,18 @@ def _write_transcript(group: h5py.Group, words: Words, sentences: Sentences, hea
     row layouts (WORD_ROW, SENTENCE_ROW, 16-bit maps with their peaks)."""
     rows, blob = _text_rows(list(words.text), 0, WORD_ROW)
     rows["t_start"], rows["t_end"], rows["probability"] = words.t_start, words.t_end, words.probability
-    group.create_dataset("words", data=rows)
-    group.create_dataset("words_text", data=blob)
+    group.create_dataset("words", data=rows, **CHECKSUM)
+    group.create_dataset("words_text", data=blob, **CHECKSUM)
     rows, blob = _text_rows(list(sentences.text), 0, SENTENCE_ROW)
     for name in ("t_start", "t_end", "window_start", "window_end", "heatmap_index", "n_fixations"):
         rows[name] = getattr(sentences, name)
-    group.create_dataset("sentences", data=rows)
-    group.create_dataset("sentences_text", data=blob)
+    group.create_dataset("sentences", data=rows, **CHECKSUM)
+    group.create_dataset("sentences_text", data=blob, **CHECKSUM)
     encoded = [_encode_heatmap(np.asarray(m, np.float32)) for m in heatmaps]
     stored = np.stack([e[0] for e in encoded]) if encoded else np.zeros(heatmaps.shape, HEATMAP_DTYPE)
     chunked = {"chunks": (1, *stored.shape[1:]), **blosc_filter(HEATMAP_CODEC)} if len(stored) else {}
-    group.create_dataset("heatmaps", data=stored, **chunked)
-    group.create_dataset("heatmap_peak", data=np.array([e[1] for e in encoded], np.float32))
+    group.create_dataset("heatmaps", data=stored, **chunked, **CHECKSUM)
+    group.create_dataset("heatmap_peak", data=np.array([e[1] for e in encoded], np.float32), **CHECKSUM)
 
 
 def _encode_heatmap(heatmap: np.ndarray) -> tuple[np.ndarray, float]:
@@ -754,7 +837,7 @@ def _write_findings(g: h5py.Group, findings: list[Finding], grid: tuple[int, int
                     f"finding {f.label!r}: mask shape {f.mask.shape}, expected the heatmap grid {grid}"
                 )
             masks[i] = f.mask
-    g.create_dataset("finding_masks", data=masks, compression="gzip", compression_opts=4)
+    g.create_dataset("finding_masks", data=masks, compression="gzip", compression_opts=4, **CHECKSUM)
 
 
 # --------------------------------------------------------------------------------------------- reader
@@ -846,6 +929,15 @@ class SessionReader:
                 if isinstance(sub, h5py.Group):
                     out.update({f"{name}/{k}": _dataset_size(ds) for k, ds in sub.items()})
             return out
+
+    def integrity_problems(self) -> list[str]:
+        """Datasets HDF5 cannot read whole (checksum mismatch) by name, and a content digest that does not
+        match (integrity.py); empty for a sound file."""
+        problems = damaged_datasets(self._file)
+        if not problems:
+            digest = digest_problem(self._file)
+            problems += [digest] if digest else []
+        return problems
 
     def image_path(self, case: CaseRecord) -> Path:
         """The case's image path, resolved relative to the session file when it is relative."""
@@ -1112,6 +1204,7 @@ def _read_case(g: h5py.Group, schema_version: int = SCHEMA_VERSION) -> CaseRecor
         fixations=g["fixations"][()],
         view_events=g["view_events"][()],
         gaps=g["gaps"][()],
+        clock_events=g["clock_events"][()] if "clock_events" in g else np.zeros(0, CLOCK_EVENT_DTYPE),
         words=words,
         sentences=sentences,
         heatmaps=heatmaps,
@@ -1175,7 +1268,7 @@ def describe_session(path: str | os.PathLike) -> dict:
     an openable file are listed in ``errors`` and make ``valid`` false.
     """
     with SessionReader(path) as reader:
-        errors: list[str] = []
+        errors: list[str] = reader.integrity_problems()
         cases = []
         for cid in reader.case_ids:
             try:
@@ -1280,3 +1373,26 @@ def validate_case(case: CaseRecord) -> list[str]:
         if bad.size:
             problems.append(f"heatmaps {bad.tolist()} do not sum to 1")
     return problems
+
+
+def _create_exclusively(path: Path, tmp_path: Path) -> WriterLock:
+    """Take the writer's lock of ``path`` (one line naming the writer that has it) and refuse a session
+    that exists; a partial copy a killed batch writer left is removed (the lock says nobody writes it)."""
+    _guarded(path, path.parent.mkdir, parents=True, exist_ok=True)
+    lock = WriterLock.acquire(path)
+    if path.exists():
+        lock.release()
+        raise FileExistsError(f"session file {path} exists; a session file is written once")
+    if tmp_path != path:
+        tmp_path.unlink(missing_ok=True)
+    return lock
+
+
+def _guarded(path: Path, call, *args, **kwargs):
+    """``call(*args, **kwargs)``; an OSError (read-only folder, disk full) becomes one StoreWriteError line."""
+    try:
+        return call(*args, **kwargs)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise as_write_error(path, exc) from None

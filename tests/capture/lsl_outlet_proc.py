@@ -5,7 +5,8 @@ SPEC: {"outlets": [{"name", "type", "source_id", "format" ("float32"/"double64"/
 "rows" ([[...], ...] pushed cyclically in real time at "rate", 1 row per period),
 "chunks" ([{"rows": [[...]], "t_offsets": [...]}] pushed once each with explicit times t0 + offset; for
 out-of-order tests), "disappear_after_s" + "disappear_for_s" (destroy the outlet, wait, publish again under
-the same source id)}], "lifetime_s"}. Prints "READY" once every outlet exists, then runs until lifetime_s or
+the same source id), "clock_steps" ([[at_s, step_s], ...]: from at_s of streaming on, every stamp is moved by
+step_s more, as a device whose clock steps)}], "lifetime_s"}. Prints "READY" once every outlet exists, then runs until lifetime_s or
 until killed. Each outlet waits for a consumer before its first push.
 """
 
@@ -69,9 +70,17 @@ def run_outlet(spec: dict, box: list, deadline: float) -> None:
         due = int((pylsl.local_clock() - t0) * rate) + 1
         if due > i:
             idx = np.arange(i, due)
-            outlet.push_chunk(rows[idx % len(rows)], list(t0 + idx / rate))
+            outlet.push_chunk(rows[idx % len(rows)], list(t0 + idx / rate + _clock_steps(spec, idx / rate)))
             i = due
         time.sleep(0.002)
+
+
+def _clock_steps(spec: dict, t_s: np.ndarray) -> np.ndarray:
+    """The sum of the clock steps in force at each streaming time ``t_s`` (the stamps' error)."""
+    out = np.zeros_like(t_s)
+    for at_s, step_s in spec.get("clock_steps", []):
+        out += np.where(t_s >= at_s, step_s, 0.0)
+    return out
 
 
 def main() -> None:

@@ -25,9 +25,18 @@ import numpy as np
 import pylsl
 
 from radgaze.capture.errors import DeviceError
+from radgaze.capture.gazemath.clock import CLOCK_STEP_MIN_S, ClockState, correct_clock_steps
 from radgaze.capture.live.gaze.discovery import describe_info
 from radgaze.capture.live.gaze.layouts import GazeLayout, StreamDescription, resolve_layout, to_gaze_records
-from radgaze.capture.records import GAP_DTYPE, GAZE_DTYPE, GAZE_GAP_BEFORE, GAZE_VALID, DisplayGeometry
+from radgaze.capture.records import (
+    CLOCK_EVENT_DTYPE,
+    CLOCK_STEP_OFFSET,
+    GAP_DTYPE,
+    GAZE_DTYPE,
+    GAZE_GAP_BEFORE,
+    GAZE_VALID,
+    DisplayGeometry,
+)
 
 # A gap is a silence longer than both of these: 20 nominal sample periods and 100 ms. Tracker jitter and
 # dropped USB frames stay far below it; a lost bridge or unplugged tracker is far above it. (Blinks do not
@@ -51,6 +60,8 @@ class GazeChunk:
     samples: np.ndarray  # GAZE_DTYPE (n,), sorted by t_lsl
     gaps: np.ndarray  # GAP_DTYPE (k,): outages that ended at one of these samples (flagged GAZE_GAP_BEFORE)
     t_received: float  # local_clock() right after the pull (LSL s)
+    # clock steps found before or in these samples (CLOCK_EVENT_DTYPE); the samples are on the corrected timeline
+    clock_events: np.ndarray = field(default_factory=lambda: np.zeros(0, CLOCK_EVENT_DTYPE))
 
 
 @dataclass
@@ -58,7 +69,9 @@ class InletStats:
     n_samples: int = 0  # rows queued
     n_invalid: int = 0  # of which flagged invalid (blink, loss of track, NaN)
     n_out_of_order: int = 0  # samples that arrived with a time earlier than their predecessor (sorted)
-    n_late_dropped: int = 0  # of those, samples older than rows already queued (dropped to keep order)
+    n_late_dropped: int = 0  # of those, older than rows already queued by less than a clock step (dropped)
+    n_clock_steps: int = 0  # steps of the stream's clock (stamps moved back onto the corrected timeline)
+    last_clock_step_s: float = float("nan")  # the newest step (+: the stamps jumped forward)
     n_gaps: int = 0
     n_chunks: int = 0
     time_correction_failures: int = 0
@@ -80,6 +93,12 @@ def sort_chunk(t_lsl: np.ndarray, t_last: float) -> tuple[np.ndarray, int, np.nd
     order = np.argsort(t_lsl, kind="stable")
     keep = t_lsl[order] >= t_last
     return order, n_out_of_order, keep
+
+
+def concat_clock_events(chunks: list[GazeChunk]) -> np.ndarray:
+    """The clock events of a list of chunks (CLOCK_EVENT_DTYPE (k,))."""
+    events = [c.clock_events for c in chunks if c.clock_events.size]
+    return np.concatenate(events) if events else np.zeros(0, CLOCK_EVENT_DTYPE)
 
 
 def find_gaps(t_lsl: np.ndarray, t_last: float, threshold_s: float) -> np.ndarray:
@@ -134,6 +153,9 @@ class GazeInlet:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._t_last = -np.inf
+        self._clock = ClockState()
+        # (t_local, jump_s) of the clock offset, not queued yet
+        self._offset_events: list[tuple[float, float]] = []
         self._stalled = False
         self._intervals = np.zeros(0)
         self.t_last_data_local = float("nan")  # local_clock() when the last samples arrived
@@ -254,7 +276,10 @@ class GazeInlet:
         except (pylsl.util.TimeoutError, pylsl.util.LostError):
             self.stats.time_correction_failures += 1  # recorded in provenance; the stream may be away
             return
-        self.stats.time_corrections.append((pylsl.local_clock(), float(offset)))
+        now, previous = pylsl.local_clock(), self.stats.time_corrections
+        if previous and abs(float(offset) - previous[-1][1]) > CLOCK_STEP_MIN_S:
+            self._offset_events.append((now, float(offset) - previous[-1][1]))
+        previous.append((now, float(offset)))
 
     def _run(self) -> None:
         try:
@@ -321,11 +346,14 @@ class GazeInlet:
         return True
 
     def _handle(self, data: np.ndarray, t_lsl: np.ndarray, t_received: float) -> None:
+        t_lsl, events = self._correct_clock(t_lsl, t_received)
         order, n_ooo, keep = sort_chunk(t_lsl, self._t_last)
         self.stats.n_out_of_order += n_ooo
         self.stats.n_late_dropped += int(np.count_nonzero(~keep))
         order = order[keep]
         if order.size == 0:
+            if events.size:
+                self.queue.put(GazeChunk(np.zeros(0, GAZE_DTYPE), np.zeros(0, GAP_DTYPE), t_received, events))
             return
         t_sorted = t_lsl[order]
         rows = to_gaze_records(self.layout, data[order], t_sorted, self.display)
@@ -338,7 +366,27 @@ class GazeInlet:
         self.stats.n_invalid += int(np.count_nonzero((rows["flags"] & GAZE_VALID) == 0))
         self.stats.n_gaps += gaps.size
         self.stats.n_chunks += 1
-        self.queue.put(GazeChunk(rows, gaps, t_received))
+        self.queue.put(GazeChunk(rows, gaps, t_received, events))
+
+    def _correct_clock(self, t_lsl: np.ndarray, t_received: float) -> tuple[np.ndarray, np.ndarray]:
+        """The chunk's stamps on the corrected timeline and the clock events found (gazemath.clock)."""
+        rate = self.meta.nominal_rate_hz
+        t_lsl, events = correct_clock_steps(
+            t_lsl,
+            t_received,
+            self._clock,
+            period_s=1.0 / rate if rate > 0 else 0.0,
+            gap_s=self._gap_threshold_s,
+        )
+        if self._offset_events:
+            offset = np.zeros(len(self._offset_events), CLOCK_EVENT_DTYPE)
+            offset["t_lsl"], offset["step_s"] = np.array(self._offset_events).T
+            offset["source"] = CLOCK_STEP_OFFSET
+            events, self._offset_events = np.sort(np.concatenate([events, offset]), order="t_lsl"), []
+        if events.size:
+            self.stats.n_clock_steps += events.size
+            self.stats.last_clock_step_s = float(events["step_s"][-1])
+        return t_lsl, events
 
 
 def interval_stats(intervals_s: np.ndarray) -> tuple[float, float]:
