@@ -229,3 +229,43 @@ def _slice_means(values: np.ndarray, valid: np.ndarray, s: np.ndarray, e: np.nda
     v = np.append(values.astype(np.float64), 0.0)
     n = np.append(valid.astype(np.float64), 0.0)
     return np.add.reduceat(v, bounds)[0::2] / np.add.reduceat(n, bounds)[0::2]
+
+
+def fixation_agreement(
+    a_start: np.ndarray,
+    a_end: np.ndarray,
+    a_xy: np.ndarray,
+    b_start: np.ndarray,
+    b_end: np.ndarray,
+    b_xy: np.ndarray,
+    *,
+    min_iou: float = 0.5,
+) -> dict:
+    """How well fixations ``a`` (detected) agree with reference fixations ``b`` (another detector's).
+
+    A pair matches when their time spans overlap by at least ``min_iou`` of their union (intersection over
+    union), one to one, best overlap first. Returns precision (matched / len(a)), recall (matched / len(b)),
+    the counts and the median centroid distance of matched pairs (in the units of ``*_xy``, (n, 2))."""
+    inter = np.minimum(a_end[:, None], b_end[None, :]) - np.maximum(a_start[:, None], b_start[None, :])
+    union = np.maximum(a_end[:, None], b_end[None, :]) - np.minimum(a_start[:, None], b_start[None, :])
+    iou = np.where(union > 0, np.maximum(inter, 0.0) / np.where(union > 0, union, 1.0), 0.0)
+    pairs = []
+    used_a, used_b = set(), set()
+    for flat in np.argsort(-iou, axis=None):
+        i, j = divmod(int(flat), iou.shape[1]) if iou.size else (0, 0)
+        if iou[i, j] < min_iou:
+            break
+        if i not in used_a and j not in used_b:
+            pairs.append((i, j))
+            used_a.add(i)
+            used_b.add(j)
+    n_a, n_b, n = len(a_start), len(b_start), len(pairs)
+    dist = [float(np.hypot(*(a_xy[i] - b_xy[j]))) for i, j in pairs]
+    return {
+        "n_detected": n_a,
+        "n_reference": n_b,
+        "n_matched": n,
+        "precision": n / n_a if n_a else float("nan"),
+        "recall": n / n_b if n_b else float("nan"),
+        "median_centroid_distance": float(np.median(dist)) if dist else float("nan"),
+    }

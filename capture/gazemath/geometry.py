@@ -23,6 +23,25 @@ def ppd_screen(display: DisplayGeometry) -> tuple[float, float]:
     return float(mm_per_deg / pitch_x), float(mm_per_deg / pitch_y)
 
 
+def display_for_ppd(
+    screen_w_px: int, screen_h_px: int, ppd_x: float, ppd_y: float, viewing_distance_mm: float
+) -> DisplayGeometry:
+    """The DisplayGeometry whose :func:`ppd_screen` is ``(ppd_x, ppd_y)`` at that distance: the pixel pitch is
+    what one degree spans there divided by px/deg (for a tracker that reports px/deg, not the screen's size)."""
+    if not (ppd_x > 0 and ppd_y > 0 and viewing_distance_mm > 0):
+        raise ValueError(
+            f"expected positive px/deg and distance, got {ppd_x}, {ppd_y}, {viewing_distance_mm}"
+        )
+    mm_per_deg = 2.0 * viewing_distance_mm * np.tan(np.deg2rad(0.5))
+    return DisplayGeometry(
+        int(screen_w_px),
+        int(screen_h_px),
+        float(screen_w_px * mm_per_deg / ppd_x),
+        float(screen_h_px * mm_per_deg / ppd_y),
+        float(viewing_distance_mm),
+    )
+
+
 def screen_px_to_deg(x_screen_px, y_screen_px, display: DisplayGeometry) -> tuple[np.ndarray, np.ndarray]:
     """Gaze angle in degrees from the screen centre (exact, not small-angle): ``atan(offset_mm / distance)``."""
     pitch_x = display.screen_w_mm / display.screen_w_px

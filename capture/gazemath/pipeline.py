@@ -88,9 +88,11 @@ class LiveFixationDetector:
         keep = (t[e] - t[s]) >= p.min_dur_s
         out = fixations_rows(g, idx[s[keep]], idx[e[keep]], valid, view_events, self.display)
         self._settle(settled_s, max(p.window_s, p.gap_fill_s))
-        self.horizon_lsl = max(
-            self.horizon_lsl, float(t[starts[n_final]]) if n_final < starts.size else settled_s
-        )
+        if n_final < starts.size:  # an open run may still grow back to where speeds are unfixed
+            frontier = float(t[-1]) - p.window_s / 2 - p.gap_fill_s
+            self.horizon_lsl = max(self.horizon_lsl, min(float(t[starts[n_final]]), frontier))
+        else:
+            self.horizon_lsl = max(self.horizon_lsl, settled_s)
         return out
 
     def _settle(self, settled_s: float, history_s: float) -> None:

@@ -1,9 +1,11 @@
-"""``radgaze import {reflacx,egd,xdf}``: convert public gaze + dictation recordings to session files."""
+"""``radgaze import {reflacx,egd,xdf,edf,asc}``: convert public gaze + dictation recordings to session files."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from radgaze.capture.errors import ConfigError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.importers.common import ImportResult, display_from_options
 from radgaze.capture.records import DisplayGeometry
@@ -36,15 +38,17 @@ def _geometry(p: argparse.ArgumentParser, *, display: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="radgaze import",
-        description="Convert REFLACX, EGD-CXR or XDF (LabRecorder) recordings to radgaze session files, with "
+        description="Convert REFLACX, EGD-CXR, XDF (LabRecorder) or EyeLink (EDF/ASC) recordings to radgaze session files, with "
         "fixations, words, sentences and one gaze heatmap per dictated sentence.",
         epilog="example: radgaze import reflacx ~/reflacx-1.0.0 ./sessions/reflacx",
     )
-    sub = parser.add_subparsers(dest="source", required=True, metavar="{reflacx,egd,xdf}")
+    sub = parser.add_subparsers(dest="source", required=True, metavar="{reflacx,egd,xdf,edf,asc}")
 
     _add_reflacx(sub)
     _add_egd(sub)
     _add_xdf(sub)
+    _add_eyelink(sub, "edf")
+    _add_eyelink(sub, "asc")
     return parser
 
 
@@ -122,10 +126,66 @@ def _add_xdf(sub) -> None:
     _common(p)
 
 
+def _add_eyelink(sub, kind: str) -> None:
+    what = (
+        "an EyeLink EDF file (needs the optional extra: pip install 'radgaze[eyelink]')"
+        if kind == "edf"
+        else "an EyeLink ASC file (SR Research's edf2asc text; -res keeps the px/deg)"
+    )
+    p = sub.add_parser(
+        kind,
+        formatter_class=_FMT,
+        help=f"{what} -> one session file, one case per trial",
+        description=f"{what} -> OUT/<file stem>.h5 with one case per TRIALID trial, times on EyeLink's own clock "
+        "(s), EyeLink's missing codes as invalid samples, px/deg from the tracker's recorded gaze resolution "
+        "(else --screen-mm with --distance-mm), EyeLink's own fixations, saccades and blinks kept beside radgaze's "
+        "fixations. Without --image / --image-map the screen is the case's image. EyeLink files hold no "
+        "dictation: cases have no words.",
+        epilog=f"example: radgaze import {kind} reading.{kind} ./sessions --image-map trials.csv",
+    )
+    p.add_argument("file", help=f"EyeLink .{kind} file")
+    p.add_argument("out", help="output folder for the session file")
+    images = p.add_mutually_exclusive_group()
+    images.add_argument(
+        "--image", help="the image every trial showed (DICOM/PNG/JPEG), fitted to the display"
+    )
+    images.add_argument("--image-map", help="CSV with columns trial,image (paths relative to the CSV)")
+    _geometry(p, display=True)
+    p.add_argument("--eye", choices=("both", "left", "right"), default="both", help="eyes to use")
+    p.add_argument("--fixations", choices=("ivt", "idt"), default="ivt", help="fixation detection")
+    _common(p)
+
+
+def _import_eyelink(args) -> ImportResult:
+    from radgaze.capture.importers.eyelink import (
+        EyeLinkOptions,
+        GeometryOptions,
+        import_eyelink,
+        read_image_map,
+    )
+
+    if bool(args.screen_mm) != (args.distance_mm is not None):
+        raise ConfigError(
+            "--screen-mm and --distance-mm: expected both (the screen's size and how far away it is), got one"
+        )
+    opts = EyeLinkOptions(
+        image=args.image,
+        image_map=read_image_map(args.image_map) if args.image_map else None,
+        geometry=GeometryOptions(args.display, args.screen_mm, args.distance_mm),
+        eye=args.eye,
+        fixation_method=args.fixations,
+    )
+    if Path(args.file).suffix.lower() != f".{args.source}":
+        raise ConfigError(f"radgaze import {args.source}: expected a .{args.source} file, got {args.file}")
+    return import_eyelink(args.file, args.out, opts=opts, lead_s=args.lead_s, overwrite=args.overwrite)
+
+
 def _report(result: ImportResult, out: str) -> None:
     print(f"{result.summary()} -> {out}")
     for case, why in result.skipped:
         print(f"  skipped {case}: {why}")
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             skip_broken=args.skip_broken,
         )
         _report(result, args.out)
+    elif args.source in ("edf", "asc"):
+        _report(_import_eyelink(args), args.out)
     else:
         from radgaze.capture.importers.xdf import import_xdf
 

@@ -296,6 +296,9 @@ class ImportResult:
     n_cases: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (case id, reason)
     n_discarded: int = 0  # cases the dataset itself marks as discarded
+    warnings: list[str] = field(
+        default_factory=list
+    )  # what an import found questionable but kept (one line each)
 
     def summary(self) -> str:
         parts = [f"wrote {len(self.written)} session file(s) with {self.n_cases} case(s)"]
@@ -303,6 +306,8 @@ class ImportResult:
             parts.append(f"skipped {self.n_discarded} case(s) the dataset marks as discarded")
         if self.skipped:
             parts.append(f"skipped {len(self.skipped)} broken case(s)")
+        if self.warnings:
+            parts.append(f"{len(self.warnings)} warning(s)")
         return "; ".join(parts)
 
 
