@@ -225,11 +225,40 @@ def test_bad_arguments_are_refused_in_one_line(tmp_path: Path, capsys):
     assert "expected a session file or a folder of them" in err and len(err.strip().splitlines()) == 1
     assert main(["retranscribe", str(tmp_path), "--whisper", "tiny.en"]) == 2
     assert "expected session files (*.h5)" in capsys.readouterr().err
+    (tmp_path / "a.h5").write_bytes(b"")  # the model is loaded before any session is read
+    assert (
+        main(["retranscribe", str(tmp_path), "--whisper", str(tmp_path / "no-model"), "--device", "cpu"]) == 2
+    )
+    err = capsys.readouterr().err
+    assert "does not exist" in err and len(err.strip().splitlines()) == 1
+    assert main(["retranscribe", str(tmp_path), "--whisper", "tiny.en", "--beam", "0"]) == 2
+    assert "--beam: expected a beam size of at least 1, got 0" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         main(["retranscribe", "--help"])
     assert exc.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "--whisper MODEL" in text and "(default: 5)" in text and "example: radgaze retranscribe" in text
+
+
+def test_audio_recorded_at_another_rate_is_decoded_at_16_khz_on_the_same_clock(speech, tiny_en: str):
+    from scipy.signal import resample_poly
+
+    from radgaze.capture.gazemath.speech import audio_at_speech_rate
+    from radgaze.capture.live.retranscribe import load_retranscriber
+
+    jfk, text = speech["jfk"]
+    x48 = np.clip(resample_poly(jfk.astype(np.float64), 3, 1), -32768, 32767).astype(np.int16)
+    blocks = np.array([0, 48000 * 4])  # two blocks, 0.5 s of dropout between them on the LSL clock
+    audio = Audio(x48, 48000, np.array([100.0, 104.5]), blocks)
+    at16 = audio_at_speech_rate(audio)
+    assert at16.sample_rate == 16000 and at16.block_first_sample.tolist() == [0, 64000]
+    assert abs(at16.samples.size - jfk.size) <= 1 and at16.block_t_lsl.tolist() == [100.0, 104.5]
+    case = _case("jfk48", jfk, text, 100.0)
+    case.audio = audio
+    words = load_retranscriber(tiny_en, device="cpu", beam=1).words(case)
+    assert _wer(text, words) <= 0.05
+    late = words.t_start >= 104.5  # words of the second block: shifted by the dropout
+    assert late.any() and np.all(words.t_start[~late] < 104.0) and words.t_end[-1] <= 100.0 + 11.0 + 0.5 + 0.1
 
 
 def test_the_case_attribute_says_where_the_heatmaps_come_from(session: Path, tiny_en: str, capsys):
