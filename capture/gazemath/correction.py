@@ -116,8 +116,12 @@ def _plan(n: int, edits: list[Edit]) -> tuple[dict[int, object], list[list[str]]
     inside_merge: set[int] = set()
     for k, e in enumerate(edits):
         what = f"edit {k} ({type(e).__name__.lower()})"
-        if isinstance(e, Insert):
-            gap = _check_index(e.index, n, what) + bool(e.after)
+        if isinstance(e, Insert):  # into no words at all: Insert(0), the one gap there is
+            gap = (
+                0
+                if (n, e.index, e.after) == (0, 0, False)
+                else _check_index(e.index, n, what) + bool(e.after)
+            )
             gaps[gap].append(_check_text(e.text, what))
             continue
         if isinstance(e, Merge):
@@ -204,12 +208,16 @@ def _free_speech(speech: np.ndarray, lo: float, hi: float, kept: np.ndarray, min
     return cut[np.argsort(cut[:, 0])]
 
 
-def _widened(a: float, b: float, need_s: float, lo: float, hi: float) -> tuple[float, float]:
-    """``[a, b]`` made at least ``need_s`` long about its middle, kept inside ``[lo, hi]`` where that is long
-    enough (else it overlaps the neighbours: a typed word is never of zero length)."""
+def _widened(a: float, b: float, need_s: float, rooms: list[tuple[float, float]]) -> tuple[float, float]:
+    """``[a, b]`` made at least ``need_s`` long about its middle, kept inside the first of ``rooms`` that is
+    long enough (the gap between the neighbours, then from the previous word's start to the next one's start
+    plus a word, so that the typed words start in order between them); where none is, centred (a typed word is
+    never of zero length)."""
     if b - a >= need_s:
         return a, b
-    mid = (a + b) / 2 if hi - lo < need_s else min(max((a + b) / 2, lo + need_s / 2), hi - need_s / 2)
+    mid = (a + b) / 2
+    lo, hi = next((r for r in rooms if r[1] - r[0] >= need_s), (mid - need_s, mid + need_s))
+    mid = min(max(mid, lo + need_s / 2), hi - need_s / 2)
     return mid - need_s / 2, mid + need_s / 2
 
 
@@ -254,7 +262,8 @@ def _place_inserted(
         free = _free_speech(speech, lo, hi, kept, min_dur_s) if speech is not None else np.zeros((0, 2))
         if free[:, 1].sum() - free[:, 0].sum() < need:
             a, b = (free[0, 0], free[-1, 1]) if free.size else (lo, hi)
-            free = np.array([_widened(a, b, need, lo, hi)])
+            outer = (start[i - 1] if i > 0 else lo, start[j] + min_dur_s if j < start.size else hi)
+            free = np.array([_widened(a, b, need, [(lo, hi), outer])])
         start[i:j], end[i:j] = spread_words(free, _weights(texts[i:j]), min_dur_s)
 
 
@@ -389,6 +398,6 @@ def edits_from_text(words: list[str], corrected_text: str) -> list[Edit]:
                 i1, j1, j2 = _slid_insert(words, new, ops, n)
                 i2 = i1
             edits += [Delete(i) for i in range(i1, i2)]
-            at_end = i1 >= len(words)
+            at_end = i1 >= len(words) > 0
             edits += [Insert(len(words) - 1 if at_end else i1, t, after=at_end) for t in new[j1:j2]]
     return edits

@@ -370,3 +370,22 @@ def test_a_typed_sentence_is_inserted_whole_where_the_diff_could_split_it_at_a_r
     assert edits_from_text(words[:4], typed.rsplit(" The bones", 1)[0]) == [
         Insert(3, t, after=True) for t in ["The", "lungs", "are", "clear."]
     ]
+
+
+def test_words_typed_into_no_recognised_words_at_all_fill_the_case():
+    from radgaze.capture.gazemath.correction import edits_from_text
+
+    edits = edits_from_text([], "No acute findings.")
+    assert edits == [Insert(0, "No"), Insert(0, "acute"), Insert(0, "findings.")]
+    out = apply_edits(Words.empty(), edits, bounds_t_lsl=(10.0, 14.0), speech_t_lsl=np.array([[11.0, 12.5]]))
+    assert out.text == ["No", "acute", "findings."]
+    assert out.t_start[0] == pytest.approx(11.0) and out.t_end[-1] == pytest.approx(12.5)  # the speech
+    assert np.all(out.t_end - out.t_start >= MIN_TYPED_WORD_S)
+
+
+def test_a_run_too_long_for_its_gap_keeps_its_order_between_the_neighbours_starts():
+    w = _words()
+    w.t_start[2] = 1.5  # no gap between "normal" (1.0-1.5) and "size" (1.5-2.5)
+    out = apply_edits(w, [Insert(2, "a"), Insert(2, "b"), Insert(2, "c")])  # 0.45 s of words, no gap
+    assert np.all(np.diff(out.t_start) >= 0) and out.t_start[2] >= 1.0 and out.t_start[4] <= 1.5
+    assert np.all(out.t_end[2:5] - out.t_start[2:5] >= MIN_TYPED_WORD_S - 1e-9)
