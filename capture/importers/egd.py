@@ -34,6 +34,7 @@ from radgaze.capture.errors import ImportFormatError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.fixations import fixations_from_gaze
 from radgaze.capture.gazemath.geometry import map_gaze_to_image, ppd_screen, screen_to_image
+from radgaze.capture.gazemath.plausible import SCREEN_MARGIN_FRAC, first_outside, implausible_value
 from radgaze.capture.importers.common import (
     ImportResult,
     Table,
@@ -46,6 +47,13 @@ from radgaze.capture.importers.common import (
     safe_name,
     spread_phrase,
     write_session_file,
+)
+from radgaze.capture.importers.plausibility import (
+    reading_error,
+    refuse_duplicates,
+    refuse_long_reading,
+    refuse_ms_fixations,
+    refuse_ms_samples,
 )
 from radgaze.capture.records import (
     FIXATION_DTYPE,
@@ -98,6 +106,8 @@ def gaze_rows(tab: Table, idx: np.ndarray, display: DisplayGeometry) -> np.ndarr
     g["t_lsl"] = tab.numbers(TIME)[idx]
     x = tab.numbers("FPOGX", allow_nan=True)[idx] * display.screen_w_px
     y = tab.numbers("FPOGY", allow_nan=True)[idx] * display.screen_h_px
+    _refuse_implausible(tab, idx, x, y, display)
+    refuse_ms_samples(str(tab.path), TIME, g["t_lsl"])
     valid = np.isfinite(x) & np.isfinite(y)
     if tab.has("FPOGV"):
         valid &= tab.numbers("FPOGV", allow_nan=True)[idx] > 0
@@ -124,6 +134,8 @@ def fixation_rows(tab: Table, idx: np.ndarray, display: DisplayGeometry, view: n
     fix["t_start"], fix["t_end"] = t0[keep], t0[keep] + dur[keep]
     fix["x_screen_px"] = tab.numbers("FPOGX")[idx][keep] * display.screen_w_px
     fix["y_screen_px"] = tab.numbers("FPOGY")[idx][keep] * display.screen_h_px
+    _refuse_implausible(tab, idx[keep], fix["x_screen_px"], fix["y_screen_px"], display)
+    refuse_ms_fixations(str(tab.path), "FPOGD", fix["t_start"], fix["t_end"])
     x, y, scale = screen_to_image(fix["x_screen_px"], fix["y_screen_px"], fix["t_start"], view)
     fix["x_img_px"], fix["y_img_px"] = x, y
     fix["ppd_img"] = (
@@ -132,15 +144,34 @@ def fixation_rows(tab: Table, idx: np.ndarray, display: DisplayGeometry, view: n
     return fix[np.argsort(fix["t_start"], kind="stable")]
 
 
+def _refuse_implausible(tab: Table, idx: np.ndarray, x_px: np.ndarray, y_px: np.ndarray, display) -> None:
+    """FPOGX / FPOGY are fractions of the screen, judged in px after scaling (FPOGX 50 is 50 screens away):
+    one line naming the file, its row, the column and the value. Rows repeating the row before refused."""
+    for column, px, side in (("FPOGX", x_px, display.screen_w_px), ("FPOGY", y_px, display.screen_h_px)):
+        with np.errstate(invalid="ignore"):
+            ok = (px >= -SCREEN_MARGIN_FRAC * side) & (px <= (1 + SCREEN_MARGIN_FRAC) * side)
+        bad = first_outside(ok, px)
+        if bad is not None:
+            expected = f"a fraction of the screen, 0..1 (+/- {SCREEN_MARGIN_FRAC:g})"
+            row, value = int(idx[bad[0]]), bad[1] / side
+            raise ImportFormatError(implausible_value(str(tab.path), column, row, value, expected))
+    refuse_duplicates(str(tab.path), "sample", np.stack([tab.numbers(TIME)[idx], x_px, y_px], 1))
+
+
 def read_transcript(path: Path, t0: float):
     """transcript.json -> Words on the session clock (phrase times are seconds from ``t0``)."""
     if not path.is_file():
         raise ImportFormatError(f"{path}: expected an EGD-CXR transcript.json, found nothing")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (
+        OSError,
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+        RecursionError,
+    ) as exc:  # RecursionError: nesting
         raise ImportFormatError(
-            f"{path}: expected JSON with full_text and time_stamped_text ({exc})"
+            f"{path}: expected JSON with full_text and time_stamped_text ({type(exc).__name__}: {exc})"
         ) from exc
     phrases = data.get("time_stamped_text") if isinstance(data, dict) else None
     if not isinstance(phrases, list):
@@ -260,10 +291,11 @@ def import_egd(
             rows = (fix_groups.get((session, dicom_id), _NONE), gaze_groups.get((session, dicom_id), _NONE))
             try:
                 records.append(_read_case(ds, session, dicom_id, rows))
-            except ImportFormatError as exc:
+            except Exception as exc:  # every error of a case, whatever raised it (issue 24)
+                error = reading_error(f"EGD-CXR case {dicom_id}", exc)
                 if not skip_broken:
-                    raise
-                result.skipped.append((dicom_id, str(exc)))
+                    raise error from exc
+                result.skipped.append((dicom_id, str(error)))
         if records:
             _write_session(ds, session, records, out, overwrite, result)
     return result
@@ -349,6 +381,7 @@ def _read_case(ds: _Dataset, session: str, dicom_id: str, rows: tuple[np.ndarray
     for arr in (fix["t_end"], gaze["t_lsl"], words.t_end):
         if arr.size:
             ends.append(float(arr.max()))
+    refuse_long_reading(f"EGD-CXR case {dicom_id}", t0, max(ends))
     i = ds.master_row[dicom_id]
     record = CaseRecord(
         case_id=safe_name(dicom_id),

@@ -54,6 +54,15 @@ from radgaze.capture.importers.common import (
     safe_name,
     write_session_file,
 )
+from radgaze.capture.importers.plausibility import (
+    reading_error,
+    refuse_duplicates,
+    refuse_image_size,
+    refuse_long_reading,
+    refuse_ms_fixations,
+    refuse_ms_samples,
+    refuse_off_screen,
+)
 from radgaze.capture.importers.reflacx_annotation import (
     BOX_COLUMNS,
     ELLIPSE_KNOWN,
@@ -190,6 +199,8 @@ def read_fixations(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         raise ImportFormatError(
             f"{path} row {i + 2}: expected timestamp_end_fixation >= timestamp_start_fixation"
         )
+    refuse_ms_fixations(str(path), "timestamp_end_fixation", t0, t1)
+    refuse_duplicates(str(path), "fixation", np.stack([t0, t1, tab.numbers("x_position")], 1))
     order = np.argsort(t0, kind="stable")
     ppd = np.stack([tab.numbers(n) for n in PPD], 1).mean(axis=1)
     if np.any(ppd <= 0):
@@ -208,10 +219,12 @@ def read_gaze(path: Path, view_events: np.ndarray) -> np.ndarray:
     """gaze.csv -> GAZE rows (screen and image px; NaN positions kept as invalid samples)."""
     tab = read_table(path, GAZE_COLUMNS)
     t = tab.numbers("timestamp_sample")
+    refuse_ms_samples(str(path), "timestamp_sample", t)
     order = np.argsort(t, kind="stable")
     g = np.zeros(tab.n_rows, GAZE_DTYPE)
     g["t_lsl"] = t
     x, y = tab.numbers("x_position", allow_nan=True), tab.numbers("y_position", allow_nan=True)
+    refuse_duplicates(str(path), "sample", np.stack([t, x, y], 1))
     g["x_img_px"], g["y_img_px"] = x, y
     g["pupil"] = (
         tab.numbers("pupil_area_normalized", allow_nan=True) if tab.has("pupil_area_normalized") else np.nan
@@ -332,6 +345,7 @@ def read_reading(
     rid = meta.text("id")[i].strip()
     if not case_dir.is_dir():
         raise ImportFormatError(f"{case_dir}: expected the folder of REFLACX reading {rid}, found nothing")
+    refuse_image_size(f"{meta.path} row {i + 2}", ("image_size_x", "image_size_y"), *meta_image_size(meta, i))
     w_img, h_img = int(meta.numbers("image_size_x")[i]), int(meta.numbers("image_size_y")[i])
     src_image = meta.text("image")[i].strip() if meta.has("image") else ""
     image = image_ref(
@@ -342,10 +356,24 @@ def read_reading(
     view = view_timeline(fix["t_start"], transforms, window)
     fix["x_screen_px"] = fix["x_img_px"] * transforms[:, 0] + transforms[:, 1]
     fix["y_screen_px"] = fix["y_img_px"] * transforms[:, 0] + transforms[:, 2]
+    xy = ("x_position", "y_position")
+    refuse_off_screen(
+        str(case_dir / "fixations.csv"), xy, fix["x_screen_px"], fix["y_screen_px"], disp,
+        (fix["x_img_px"], fix["y_img_px"]),
+    )  # fmt: skip
     words = read_words(case_dir / "timestamps_transcription.csv")
     gaze = np.zeros(0, GAZE_DTYPE)
     if gaze_path is not None:
-        gaze = map_gaze_to_image(read_gaze(gaze_path, view), view, disp, image.width, image.height)
+        gaze = read_gaze(gaze_path, view)
+        refuse_off_screen(
+            str(gaze_path),
+            xy,
+            gaze["x_screen_px"],
+            gaze["y_screen_px"],
+            disp,
+            (gaze["x_img_px"], gaze["y_img_px"]),
+        )
+        gaze = map_gaze_to_image(gaze, view, disp, image.width, image.height)
     ellipses = case_dir / "anomaly_location_ellipses.csv"
     findings = read_findings(ellipses, image.width, image.height) if ellipses.is_file() else None
     chest = read_chest_box(case_dir / "chest_bounding_box.csv")
@@ -356,6 +384,7 @@ def read_reading(
         times.append(float(gaze["t_lsl"][0]))
         ends.append(float(gaze["t_lsl"][-1]))
     view["t_lsl"][0] = min(times)  # the first view holds from the case start
+    refuse_long_reading(f"REFLACX reading {rid}", min(times), max(ends))
     attrs = _reading_attrs(case_dir, meta, i, phase=phase, display_inferred=display is None)
     record = CaseRecord(
         case_id=safe_name(rid),
@@ -373,6 +402,10 @@ def read_reading(
         annotation=annotation,
     )
     return add_sentences(record, lead_s=lead_s)
+
+
+def meta_image_size(meta: Table, i: int) -> tuple[float, float]:
+    return float(meta.numbers("image_size_x")[i]), float(meta.numbers("image_size_y")[i])
 
 
 def _reading_attrs(case_dir: Path, meta: Table, i: int, *, phase: int, display_inferred: bool) -> dict:
@@ -434,14 +467,21 @@ def import_reflacx(
                 raise ImportFormatError(f"{meta_path} row {i + 2}: expected a reading id, got an empty cell")
             target = out / f"{safe_name(rid)}.h5"
             check_output(target, overwrite)
+            image_path = _image_for(meta, i, image_index, images)
             try:
-                image_path = _image_for(meta, i, image_index, images)
-                _import_one(src, base, meta, i, phase, target, image_path, display=display, lead_s=lead_s)
-            except ImportFormatError as exc:
+                gaze = _import_one(
+                    src, base, meta, i, phase, target, image_path, display=display, lead_s=lead_s
+                )
+            except Exception as exc:  # every error of a reading, whatever raised it (issue 24)
+                error = reading_error(f"REFLACX reading {rid}", exc)
                 if not skip_broken:
-                    raise
-                result.skipped.append((rid, str(exc)))
+                    raise error from exc
+                result.skipped.append((rid, str(error)))
                 continue
+            if gaze is None:
+                result.warnings.append(
+                    f"{rid}: no gaze.csv found; imported from fixations.csv only (no raw gaze)"
+                )
             result.written.append(target)
             result.n_cases += 1
     return result
@@ -458,8 +498,9 @@ def _import_one(
     *,
     display: DisplayGeometry | None,
     lead_s: float,
-) -> None:
-    """Reading ``i`` of a metadata table -> its own session file ``target``."""
+) -> Path | None:
+    """Reading ``i`` of a metadata table -> its own session file ``target``; returns its gaze.csv (None: the
+    reading has none, its case is flagged ``gaze_file: missing``)."""
     rid = meta.text("id")[i].strip()
     gaze_path = next(
         (p for p in (base / rid / "gaze.csv", src / "gaze_data" / rid / "gaze.csv") if p.is_file()), None
@@ -474,6 +515,7 @@ def _import_one(
         display=display,
         lead_s=lead_s,
     )
+    record.attrs["gaze_file"] = "gaze.csv" if gaze_path is not None else "missing"
     provenance = {
         "importer": "reflacx",
         "source": str(src),
@@ -481,6 +523,7 @@ def _import_one(
         "eye_voice_lead_s": lead_s,
     }
     write_session_file(target, [record], provenance=provenance)
+    return gaze_path
 
 
 def _image_for(meta: Table, i: int, index: dict[str, Path], root: str | Path | None) -> Path | None:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from radgaze.capture.errors import ImportFormatError
+from radgaze.capture.gazemath.plausible import first_outside, implausible_value
 from radgaze.capture.importers.common import Table, read_table
 from radgaze.capture.records import (
     SHAPE_ELLIPSE,
@@ -46,6 +48,12 @@ def read_ellipses(path: Path) -> list[Shape]:
     truth = {c: tab.flags(c) for c in cols}
     boxes = {c: tab.numbers(c) for c in BOX_COLUMNS}
     certainty = tab.numbers("certainty", allow_nan=True) if tab.has("certainty") else None
+    if certainty is not None:
+        bad = first_outside((certainty >= 1) & (certainty <= 5), certainty)
+        if bad is not None:
+            raise ImportFormatError(
+                implausible_value(str(path), "certainty", *bad, "a REFLACX certainty 1..5")
+            )
     shapes = []
     for i in range(tab.n_rows):
         level = 0 if certainty is None or certainty[i] != certainty[i] else int(certainty[i])

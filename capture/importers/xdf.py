@@ -31,6 +31,7 @@ import numpy as np
 
 from radgaze.capture.errors import ConfigError, ImageLoadError, ImportFormatError, StreamLayoutError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
+from radgaze.capture.gazemath.clock import steps_beyond_span
 from radgaze.capture.gazemath.fixations import fixations_from_gaze
 from radgaze.capture.gazemath.geometry import fit_view, map_gaze_to_image
 from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
@@ -49,6 +50,8 @@ WORD_TYPES = frozenset({"markers", "marker", "words", "word", "speech", "transcr
 NUMERIC = frozenset({"float32", "double64", "int32", "int16", "int8", "int64"})
 # A dictated word lasts ~0.2-0.6 s (dictation runs at ~2-3 words/s); a word sample without an end time ends at
 # the next word's start, capped here so a pause is not counted as speech.
+# Gaze and words of one recording overlap; words more than this outside the gaze's span are on another clock.
+MAX_CLOCK_APART_S = 60.0
 MAX_WORD_S = 0.8
 
 
@@ -281,8 +284,11 @@ def read_gaze(
     display: DisplayGeometry,
     layout: str | None,
     layout_config: str | Path | None,
-) -> tuple[StreamDescription, GazeLayout, np.ndarray]:
-    """The gaze stream's description, layout and GAZE_DTYPE rows (sorted by time, screen coordinates)."""
+    span_s: tuple[float, float] | None = None,
+) -> tuple[StreamDescription, GazeLayout, np.ndarray, np.ndarray]:
+    """The gaze stream's description, layout, GAZE_DTYPE rows (sorted by time, screen coordinates) and the
+    clock steps found in its stamps against the recording's span ``span_s`` (gazemath.clock; the rows are on
+    the corrected timeline: a step never reorders or drops samples)."""
     gdesc = describe_stream(stream)
     try:
         lay = resolve_layout(gdesc, forced=layout, config_path=layout_config)
@@ -294,12 +300,46 @@ def read_gaze(
         raise ImportFormatError(f"{path}: gaze stream {gdesc.name!r} holds no samples")
     if not np.all(np.isfinite(t_gaze)):
         raise ImportFormatError(f"{path}: gaze stream {gdesc.name!r} has non-finite time stamps")
+    rate = gdesc.nominal_rate_hz
+    t_gaze, clock_events = steps_beyond_span(t_gaze, span_s, period_s=1.0 / rate if rate > 0 else 0.0)
     order = np.argsort(t_gaze, kind="stable")
     try:
         gaze = to_gaze_records(lay, data[order], t_gaze[order], display)
     except StreamLayoutError as exc:
         raise ImportFormatError(f"{path}: {exc}") from exc
-    return gdesc, lay, gaze
+    return gdesc, lay, gaze, clock_events
+
+
+def recording_span(streams: list[dict]) -> tuple[float, float] | None:
+    """(first, last) time of the recording computer's clock while it recorded: every stream's clock-offset
+    measurements (LabRecorder takes one every 5 s; collection time + offset is the recorder's clock)."""
+    times = [
+        np.asarray(s["clock_times"], float) + np.asarray(s["clock_values"], float)
+        for s in streams
+        if len(s.get("clock_times", ())) and len(s["clock_times"]) == len(s.get("clock_values", ()))
+    ]
+    t = np.concatenate(times) if times else np.zeros(0)
+    t = t[np.isfinite(t)]
+    return (float(t.min()), float(t.max())) if t.size else None
+
+
+def refuse_disjoint_clocks(path: Path, stream: dict, gaze: np.ndarray, words: Words) -> None:
+    """One line when the gaze and the words lie on clocks that do not meet (a clock offset of 1e9 s made a
+    recording whose sentences hold no gaze): the words must fall within the gaze's span, give or take
+    :data:`MAX_CLOCK_APART_S`."""
+    if not len(words) or not gaze.size:
+        return
+    g0, g1 = float(gaze["t_lsl"][0]), float(gaze["t_lsl"][-1])
+    w0, w1 = float(np.min(words.t_start)), float(np.max(words.t_end))
+    if w0 <= g1 + MAX_CLOCK_APART_S and w1 >= g0 - MAX_CLOCK_APART_S:
+        return
+    offsets = np.asarray(stream.get("clock_values", []), float)
+    offset = f"{float(np.median(offsets)):g} s" if offsets.size else "none recorded"
+    raise ImportFormatError(
+        f"{path} stream {describe_stream(stream).name!r} column time_stamps: expected times on the recording's "
+        f"clock within {MAX_CLOCK_APART_S:g} s of the words ({w0:g}..{w1:g} s), got {g0:g}..{g1:g} s "
+        f"(its clock offset: {offset})"
+    )
 
 
 def read_words(path: Path, stream: dict) -> Words:
@@ -385,8 +425,13 @@ def import_xdf(
         )
     gs = pick_gaze_stream(streams, gaze_stream, path, layout, layout_config)
     ws = pick_word_stream(streams, words_stream, path)
-    gdesc, lay, gaze = read_gaze(path, gs, display, layout, layout_config)
-    record = build_case(name, image, img, display, gaze, read_words(path, ws), fixation_method)
+    gdesc, lay, gaze, clock_events = read_gaze(
+        path, gs, display, layout, layout_config, span_s=recording_span(streams)
+    )
+    words = read_words(path, ws)
+    refuse_disjoint_clocks(path, gs, gaze, words)
+    record = build_case(name, image, img, display, gaze, words, fixation_method)
+    record.clock_events = clock_events
     record.attrs = {
         "source": "xdf",
         "xdf_file": str(path),

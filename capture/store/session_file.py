@@ -211,7 +211,10 @@ class SessionWriter:
     def __enter__(self) -> SessionWriter:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None and not self.live and self._file is not None:
+            self._close_failed()  # a batch write that failed half-way never appears under its name
+            return
         self.close()
 
     @property

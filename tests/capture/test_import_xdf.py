@@ -75,7 +75,7 @@ def write_xdf(path: Path, streams: list[dict]) -> Path:
         t = np.asarray(s["t"], float)
         for lo in range(0, len(t), 500):  # several sample chunks, as LabRecorder writes them
             data += _chunk(3, _samples(sid, t[lo : lo + 500], s["values"][lo : lo + 500], s["format"]))
-        for tc in (t[0] if len(t) else 0.0, t[-1] if len(t) else 1.0):
+        for tc in s.get("clock_times") or (t[0] if len(t) else 0.0, t[-1] if len(t) else 1.0):
             data += _chunk(4, struct.pack("<Idd", sid, tc, s.get("clock_offset", 0.0)))
     for sid, s in enumerate(streams, start=1):
         t = s["t"]

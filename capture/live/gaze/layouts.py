@@ -28,6 +28,7 @@ import numpy as np
 from radgaze.assets import asset_text
 from radgaze.capture.errors import ConfigError, StreamLayoutError
 from radgaze.capture.gazemath.binocular import BinocularCombiner
+from radgaze.capture.gazemath.plausible import on_screen
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 NORMALIZED, PIXELS = "normalized", "pixels"
@@ -530,6 +531,7 @@ def decode_samples(
             ok &= (data[:, layout.confidence] >= layout.confidence_min)[:, None]
         if layout.valid_channel is not None:
             ok &= ~(data[:, layout.valid_channel] < 0.5)[:, None]  # NaN validity: the coordinates decide
+    ok &= _eyes_on_screen(layout, xs, ys, display)
     x, y, valid = _combine_eyes(layout, xs, ys, ok, combiner)
     if layout.unit == NORMALIZED:
         y = 1.0 - y if layout.y_up else y
@@ -539,6 +541,16 @@ def decode_samples(
     pupil = _decode_pupil(layout, data, ok)
     pupil[~valid] = np.nan
     return x.astype(np.float32), y.astype(np.float32), pupil.astype(np.float32), valid
+
+
+def _eyes_on_screen(
+    layout: GazeLayout, xs: np.ndarray, ys: np.ndarray, display: DisplayGeometry
+) -> np.ndarray:
+    """(n, n_eyes) bool: each eye's point, scaled to screen pixels, lies on the screen plus a margin
+    (gazemath.plausible): judged after scaling, so a normalised 5e6 (7.7e9 px) is no gaze (issue 24)."""
+    if layout.unit == NORMALIZED:
+        xs, ys = xs * display.screen_w_px, ys * display.screen_h_px
+    return on_screen(xs, ys, display)
 
 
 def _combine_eyes(
