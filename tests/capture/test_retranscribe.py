@@ -156,6 +156,8 @@ def test_retranscribe_stores_the_new_words_beside_the_live_ones_and_leaves_a_rea
         "retranscribed", "retranscribed", "corrected", "recognised",
     ]  # fmt: skip
     assert describe_session(session)["valid"]
+    assert summary["jfk"]["transcript_correction"]["retranscribed"]["model"] == tiny_en
+    assert summary["corrected"]["transcript_correction"]["retranscribed"] is None
     assert inspect_cmd.main([str(session)]) == 0
     assert f"transcript retranscribed with {tiny_en} (beam 1, cpu)" in capsys.readouterr().out
 
