@@ -22,6 +22,7 @@ import pytest
 from bridges import BRIDGES, gaze_plan, header_xml, plans_for
 from PIL import Image
 
+from radgaze.capture.errors import ImportFormatError
 from radgaze.capture.importers.xdf import import_xdf
 from radgaze.capture.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.store.session_file import SessionReader, describe_session
@@ -125,7 +126,12 @@ def _layout_of(bridge: str) -> str:
     )
 
 
-@pytest.mark.parametrize("bridge", sorted(BRIDGES))
+# head-mounted trackers: their relays send gaze in the scene camera's image, refused as screen gaze
+HEAD_MOUNTED = frozenset({"pupil_capture", "neon"})
+SCREEN_BRIDGES = sorted(set(BRIDGES) - HEAD_MOUNTED)
+
+
+@pytest.mark.parametrize("bridge", SCREEN_BRIDGES)
 def test_live_record_of_each_bridge_matches_what_it_pushed(bridge, tmp_path, image, artifacts_dir):
     proc, truth_path = start_bridge(bridge, tmp_path)
     out = tmp_path / "out"
@@ -189,7 +195,7 @@ def write_plans_xdf(path: Path, plans: list, t0: float = 5000.0) -> None:
     path.write_bytes(data)
 
 
-@pytest.mark.parametrize("bridge", sorted(BRIDGES))
+@pytest.mark.parametrize("bridge", SCREEN_BRIDGES)
 def test_xdf_import_of_each_bridge_matches_what_it_pushed(bridge, tmp_path, image, artifacts_dir):
     xdf = tmp_path / f"{bridge}.xdf"
     truth = write_bridge_xdf(xdf, bridge)
@@ -203,6 +209,30 @@ def test_xdf_import_of_each_bridge_matches_what_it_pushed(bridge, tmp_path, imag
     assert attrs["gaze_layout"] == _layout_of(bridge)
     assert attrs["gaze_stream"] == gaze_plan(plans_for(bridge, 0.1)).name
     check(metrics, 0, 0)
+
+
+@pytest.mark.parametrize("bridge", sorted(HEAD_MOUNTED))
+def test_head_mounted_scene_camera_gaze_is_refused_live_and_on_import(bridge, tmp_path, image):
+    proc, _ = start_bridge(bridge, tmp_path)
+    out = tmp_path / "out"
+    try:
+        rec = subprocess.run(
+            [sys.executable, "-m", "radgaze.app.cli", "record", "--headless", "--tracker", "any", "--no-audio",
+             "--image", str(image), "--out", str(out), "--case-id", "c1", "--display", "1920x1080",
+             "--duration", "1"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        stop(proc)
+    assert rec.returncode == 2, rec.stderr
+    ours = [line for line in rec.stderr.splitlines() if not LIBLSL_LOG.match(line)]
+    assert len(ours) == 1 and "scene-camera image" in ours[0] and "AprilTag" in ours[0], ours
+    assert not list(out.glob("*.h5"))
+    xdf = tmp_path / f"{bridge}.xdf"
+    write_bridge_xdf(xdf, bridge)
+    with pytest.raises(ImportFormatError, match="scene-camera image.*not on the screen"):
+        import_xdf(xdf, tmp_path / "xdf_out", image=image, display=DISPLAY, case_id="c1")
+    assert not list((tmp_path / "xdf_out").glob("*.h5"))
 
 
 # ------------------------------------------------------------------------------------------------ isolation

@@ -76,11 +76,9 @@ CASES = {
     "tobii": (
         _outlet("tobii", "T-tobii", [[0.25, 0.5, 3, 0.75, 0.5, 3], [NAN, NAN, NAN, 0.1, 0.2, 3],
                                      [NAN] * 6, [0.5, 0.25, 3, 0.5, 0.25, 3]]),
-        [(0.5 * W, 0.5 * H, True), (0.1 * W, 0.2 * H, True), (NAN, NAN, False), (0.5 * W, 0.25 * H, True)],
-    ),
-    "pupil": (
-        _outlet("pupil", "T-pupil", _pupil_rows),
-        [(0.25 * W, 0.25 * H, True), (0.5 * W, 0.9 * H, True), (NAN, NAN, False), (NAN, NAN, False)],
+        # row 2: the right eye alone, less half the offset the eyes last had (0.5 W apart in row 1)
+        [(0.5 * W, 0.5 * H, True), (0.1 * W - 0.25 * W, 0.2 * H, True), (NAN, NAN, False),
+         (0.5 * W, 0.25 * H, True)],
     ),
     "gazepoint": (
         _outlet("gazepoint", "T-gazepoint", [[0.1, 0.2, 0, 0, 1, 1], [0.3, 0.4, 0, 0, 1, 1],
@@ -92,7 +90,7 @@ CASES = {
                                          [-32768, -32768, 500, 600, 0, 900, 40, 40, 0, 0],
                                          [-32768, -32768, -32768, -32768, 0, 0, 40, 40, 0, 0],
                                          [1000, 50, 1000, 50, 900, 900, 40, 40, 0, 0]]),
-        [(110.0, 210.0, True), (500.0, 600.0, True), (NAN, NAN, False), (1000.0, 50.0, True)],
+        [(110.0, 210.0, True), (500.0 - 10.0, 600.0 - 10.0, True), (NAN, NAN, False), (1000.0, 50.0, True)],
     ),
     "generic": (
         {"name": "T-generic", "type": "GAZE", "format": "double64", "rate": 200.0,
@@ -113,7 +111,8 @@ EXTRA_OUTLETS = [
 @pytest.fixture(scope="module")
 def outlets(tmp_path_factory):
     # lifetime: a guard against an orphaned process only (the fixture stops it); a loaded machine may take minutes
-    spec = {"lifetime_s": 900, "outlets": [c[0] for c in CASES.values()] + EXTRA_OUTLETS}
+    pupil = _outlet("pupil", "T-pupil", _pupil_rows)  # a head-mounted tracker's scene-camera gaze: refused
+    spec = {"lifetime_s": 900, "outlets": [c[0] for c in CASES.values()] + [pupil] + EXTRA_OUTLETS}
     proc = start_outlets(spec, tmp_path_factory.mktemp("lsl"))
     yield proc
     stop_process(proc)
@@ -147,6 +146,14 @@ def test_layout_round_trip_to_screen_coordinates(outlets, layout):
     assert inlet.stats.n_invalid >= int(invalid.sum()) > 0
 
 
+def test_scene_camera_gaze_of_the_pupil_capture_relay_is_refused(outlets):
+    info = resolve_gaze_stream("T-pupil", timeout_s=5.0)
+    with pytest.raises(
+        StreamLayoutError, match="'T-pupil' sends gaze in a head-mounted tracker's scene-camera"
+    ):
+        GazeInlet(info, DISPLAY).start()
+
+
 def test_wrong_channel_count_is_refused(outlets):
     info = resolve_gaze_stream("Tobii7", timeout_s=5.0)
     with pytest.raises(StreamLayoutError, match="expects 6 channels, got 7"):
@@ -171,7 +178,7 @@ def test_discovery_finds_gaze_types_case_insensitively(outlets):
 
 def test_resolve_without_a_name_refuses_to_guess_and_missing_stream_is_a_device_error(outlets):
     with pytest.raises(
-        DeviceError, match=r"expected one gaze stream, found \d+ .*'T-pupil'.*choose one by name"
+        DeviceError, match=r"expected one gaze stream, found \d+ .*'T-tobii'.*choose one by name"
     ):
         resolve_gaze_stream(None, timeout_s=5.0)
     with pytest.raises(DeviceError, match="named 'no-such-tracker' within 0.3 s, found none"):

@@ -111,7 +111,7 @@ def test_generic_layout_from_xdf_types_in_pixels():
 
 
 def test_layout_chosen_by_labels_then_by_name():
-    assert resolve_layout(_desc("pupil", name="whatever")).name == "pupil"
+    assert resolve_layout(_desc("gazepoint36", name="whatever")).name == "gazepoint36"
     unlabeled = StreamDescription("EyeLink 1000", "Gaze", 10, "double64")
     assert resolve_layout(unlabeled).name == "eyelink"
 
@@ -216,11 +216,24 @@ def test_eyelink_monocular_unrecorded_eye_and_blinks_are_never_averaged_in():
 
 
 def test_neon_relay_stream_with_metatype_channels_is_read_as_pixels():
-    desc = StreamDescription("pupil_labs_Gaze", "Gaze", 2, "double64", labels=("x", "y"),
-                             types=("ScreenX", "ScreenY"), units=("pixels", "pixels"))  # fmt: skip
-    lay = resolve_layout(desc)
-    x, y, _, valid = decode_samples(lay, np.array([[812.5, 400.25]]), DISPLAY)
-    assert lay.name == "neon" and (x[0], y[0], valid[0]) == (812.5, 400.25, True)
+    x, y, _, valid = decode_samples(BUILTIN_LAYOUTS["neon"], np.array([[812.5, 400.25]]), DISPLAY)
+    assert (x[0], y[0], valid[0]) == (812.5, 400.25, True)
+
+
+@pytest.mark.parametrize("name", ["pupil", "neon"])
+def test_head_mounted_scene_camera_gaze_is_refused_as_screen_gaze_in_one_line(name):
+    lay = BUILTIN_LAYOUTS[name]
+    desc = StreamDescription(lay.stream_name, "Gaze", lay.n_channels, "double64", labels=lay.labels)
+    with pytest.raises(
+        StreamLayoutError, match="scene-camera image.*'world'.*not on the screen.*AprilTag"
+    ) as err:
+        resolve_layout(desc)
+    assert "\n" not in str(err.value)
+    # the same for any stream whose ScreenX/ScreenY channels say they are in the scene camera's coordinates
+    generic = StreamDescription("HeadCam", "Gaze", 2, "double64", labels=("gx", "gy"), types=("ScreenX", "ScreenY"),
+                                units=("pixels", "pixels"), coordinate_systems=("world", "world"))  # fmt: skip
+    with pytest.raises(StreamLayoutError, match="'HeadCam' sends gaze in a head-mounted"):
+        resolve_layout(generic)
 
 
 def test_gazepoint_36_channels_is_told_from_the_6_channel_script_with_the_same_name():

@@ -30,7 +30,7 @@ def _known_gaze() -> np.ndarray:
     return g
 
 
-@pytest.mark.parametrize("layout", ["tobii", "pupil", "gazepoint", "eyelink", "generic"])
+@pytest.mark.parametrize("layout", ["tobii", "gazepoint", "eyelink", "generic"])
 def test_sim_tracker_api_replays_known_gaze(layout):
     name = f"sim-api-{layout}"
     with SimTracker(_known_gaze(), layout, 100.0, DISPLAY, name=name):
@@ -52,9 +52,9 @@ def test_sim_tracker_api_replays_known_gaze(layout):
 
 
 def test_sim_tracker_cli_is_discovered_and_read():
-    name = "sim-cli-pupil"
+    name = "sim-cli-tobii"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "radgaze.app.cli", "sim-tracker", "--layout", "pupil", "--rate", "100", "--seed", "3",
+        [sys.executable, "-m", "radgaze.app.cli", "sim-tracker", "--layout", "tobii", "--rate", "100", "--seed", "3",
          "--duration", "5", "--name", name, "--display", "1920x1080"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
@@ -77,8 +77,8 @@ def test_sim_tracker_cli_is_discovered_and_read():
         proc.stdout.close()
     assert proc.returncode == 0
     s, gaps = concat_chunks(chunks)
-    assert inlet.layout.name == "pupil" and meta.manufacturer == "Pupil Labs"
-    assert meta.labels[:3] == ("confidence", "norm_pos_x", "norm_pos_y") and meta.types[1] == "ScreenX"
+    assert inlet.layout.name == "tobii" and meta.manufacturer == "TobiiPro"
+    assert meta.labels[:3] == ("left_x", "left_y", "left_pupil") and meta.types[0] == "ScreenX"
     assert meta.nominal_rate_hz == 100.0 and meta.source_id == f"radgaze-sim:{name}"
     assert "published 500 samples" in out
     try:

@@ -25,6 +25,7 @@ import numpy as np
 import pylsl
 
 from radgaze.capture.errors import DeviceError
+from radgaze.capture.gazemath.binocular import BinocularCombiner
 from radgaze.capture.gazemath.clock import CLOCK_STEP_MIN_S, ClockState, correct_clock_steps
 from radgaze.capture.live.gaze.discovery import describe_info
 from radgaze.capture.live.gaze.layouts import GazeLayout, StreamDescription, resolve_layout, to_gaze_records
@@ -147,6 +148,7 @@ class GazeInlet:
         self._open_timeout_s = float(open_timeout_s)
         self.queue: queue.Queue = out_queue if out_queue is not None else queue.Queue()
         self.stats = InletStats()
+        self._eyes = BinocularCombiner()  # carries the eyes' offset from chunk to chunk
         self.meta: StreamDescription | None = None
         self.layout: GazeLayout | None = None
         self._inlet: pylsl.StreamInlet | None = None
@@ -356,7 +358,7 @@ class GazeInlet:
                 self.queue.put(GazeChunk(np.zeros(0, GAZE_DTYPE), np.zeros(0, GAP_DTYPE), t_received, events))
             return
         t_sorted = t_lsl[order]
-        rows = to_gaze_records(self.layout, data[order], t_sorted, self.display)
+        rows = to_gaze_records(self.layout, data[order], t_sorted, self.display, self._eyes)
         gaps = find_gaps(t_sorted, self._t_last, self._gap_threshold_s)
         self._measure_intervals(t_sorted)
         if gaps.size:

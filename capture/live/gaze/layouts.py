@@ -280,10 +280,44 @@ def resolve_layout(
     """Choose the layout of a stream: config file > forced > channel labels > XDF types > name and count.
 
     Raises StreamLayoutError when the stream fits none (naming what the layouts expect, what came, and the
-    ``--layout-config`` line that would read it) or does not fit the forced/configured layout; ConfigError for
-    a bad config file. A stream name chooses only for a stream without labels, and only with the bridge's
-    channel count (the 6- and 36-channel Gazepoint scripts share one name).
+    ``--layout-config`` line that would read it), does not fit the forced/configured layout, or sends gaze in a
+    head-mounted tracker's scene-camera image (:func:`scene_camera_refusal`); ConfigError for a bad config
+    file. A stream name chooses only for a stream without labels, and only with the bridge's channel count (the
+    6- and 36-channel Gazepoint scripts share one name).
     """
+    layout = _choose_layout(desc, forced, config_path)
+    refusal = scene_camera_refusal(layout, desc)
+    if refusal:
+        raise StreamLayoutError(refusal)
+    return layout
+
+
+# Coordinate systems of a head-mounted tracker's scene camera (XDF Gaze meta-data; the Pupil Capture relay and
+# the Neon/Invisible relay write "world" on their gaze channels)
+SCENE_COORDINATE_SYSTEMS = frozenset({"world", "scene", "scene_camera", "scene-camera"})
+
+
+def scene_camera_refusal(layout: GazeLayout, desc: StreamDescription) -> str | None:
+    """Why a stream's gaze cannot be stored as screen gaze, when its x/y channels are in a scene camera's image
+    (one line: what came, why it is wrong, what to do); None for screen gaze."""
+    coords = layout.channel_coords if layout.channel_coords else desc.coordinate_systems
+    xs = [e.x for e in layout.eyes]
+    scene = [i for i in xs if i < len(coords) and coords[i].strip().lower() in SCENE_COORDINATE_SYSTEMS]
+    if not scene:
+        return None
+    label = layout.labels[scene[0]] if scene[0] < len(layout.labels) else f"channel {scene[0]}"
+    return (
+        f"gaze stream {desc.name!r} sends gaze in a head-mounted tracker's scene-camera image ({label!r}, "
+        f"coordinate system {coords[scene[0]].strip()!r}), not on the screen: it moves with the head and the "
+        "monitor fills only part of that image, so it cannot be stored as screen gaze; map it to the screen first "
+        "(AprilTag markers on the monitor: Pupil Capture's Surface Tracker, or Neon's real-time API screen "
+        "mapping) and send screen coordinates, or use a screen-based tracker"
+    )
+
+
+def _choose_layout(
+    desc: StreamDescription, forced: str | GazeLayout | None, config_path: str | Path | None
+) -> GazeLayout:
     check_stream_shape(desc)
     if config_path is not None:
         layout = load_layout_config(config_path, desc)
