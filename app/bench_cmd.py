@@ -12,6 +12,10 @@ TARGETS: dict[str, tuple[str, str]] = {
         "window/level update, gaze overlay rate, frame time idle vs during ASR",
     ),
     "model": ("radgaze.model.bench", "loss parity and speed-up vs loop; GPU train-step throughput and MFU"),
+    "second-look": (
+        "radgaze.app.bench_second_look",
+        "Space -> second-look overlay drawn in the record window",
+    ),
     "store": ("radgaze.capture.bench.store", "session file size per minute of reading and write overhead"),
     "data": (
         "radgaze.training.bench_data",

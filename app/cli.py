@@ -58,6 +58,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("radgaze.training.cli", "EGMA pretraining over a folder of sessions"),
     "eval": ("radgaze.training.evaluate", "evaluate a run: zero-shot, retrieval, attention agreement"),
     "experiment": ("radgaze.training.experiment", "experiments: gaze-ablation | learning-curve"),
+    "analyze": (
+        "radgaze.capture.gazemath.second_look_trial",
+        "analyses: second-look (the trial per arm: added findings, sensitivity, FP/image)",
+    ),
     "bench": ("radgaze.app.bench_cmd", "benchmarks: capture | viewer | model | store | data | train"),
 }
 

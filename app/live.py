@@ -13,7 +13,9 @@ Events (``(kind, payload)``) for the UI:
 ``("status", TrackerStats)``, ``("words", Words)`` final words, ``("sentence", LiveSentence)``,
 ``("case_ended", case_id)``, then (``report_case_words``) ``("case_words", (case_id, [word, ...]))``,
 ``("annotation_saved", (case_id, step, revision))``, ``("annotation_refused", (case_id, step, message))``,
-``("corrected", (case_id, n_edits, [sentence recomputed, ...]))``, ``("error", exception)``.
+``("corrected", (case_id, n_edits, [sentence recomputed, ...]))``, ``("error", exception)``,
+``("second_look", (case_id, SecondLook, version))`` computed at sign-off (and again as late words come in),
+``("second_look_saved", case_id)``.
 
 The annotation of a dictated case (``annotate``, ``correct``) goes through this thread too: the writer has
 one user. A step confirmed while its case is still open (the ASR's grace period) is stored when it closes.
@@ -30,12 +32,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from radgaze.capture.live.asr import Flushed
 from radgaze.capture.live.gaze.inlet import concat_chunks
 from radgaze.capture.live.queues import drain
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 
 STATUS_WINDOW_S = 2.0  # tracker rate / validity over the last 2 s (120 samples even at a 60 Hz tracker)
 STATUS_EVERY_S = 0.25  # on the clock, samples or not: an outage shows within a fraction of a second
+FLUSH_TIMEOUT_S = 60.0  # a liveness bound on the ASR's last decode of a case (a few seconds on a CPU)
 LOOP_PERIOD_S = 0.02  # 50 Hz, the headless recorder's loop period (radgaze.capture.live.record.POLL_S)
 
 
@@ -143,6 +147,8 @@ class LiveSession:
         self._last_status = -np.inf
         self._t_newest = float("nan")
         self._deferred: list[tuple[str, tuple]] = []  # annotation commands for the case still open
+        self._second_look = None  # radgaze.capture.gazemath.second_look.SecondLookLog of the open case
+        self._second_look_inputs: dict = {}  # pixels / attention / params of that case
 
     # -- commands (any thread, never block) -------------------------------------------------------------
     def begin_case(
@@ -170,6 +176,15 @@ class LiveSession:
     def add_words(self, words: Words) -> None:
         """Final words from a source other than ``asr`` (the demo's scripted dictation)."""
         self.inbox.put_nowait(("words", words))
+
+    def begin_second_look(self, log, *, pixels=None, attention=None, params=None) -> None:
+        """Compute the open case's second look now (``log``: a SecondLookLog with the arm and ``t_space_lsl``);
+        its versions are emitted as ``second_look`` events and stored when the case closes."""
+        self.inbox.put_nowait(("second_look", (log, pixels, attention, params)))
+
+    def second_look_event(self, case_id: str, t_lsl: float, kind: str) -> None:
+        """What the reader did with the overlay (shown, hidden, signed_off) at ``t_lsl``."""
+        self.inbox.put_nowait(("second_look_event", (case_id, float(t_lsl), kind)))
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self) -> LiveSession:
@@ -243,10 +258,12 @@ class LiveSession:
             self._end_case(t_end)
 
     def _end_case(self, t_end: float) -> None:
+        self._flush_words(t_end)
         self._pull_gaze()
         self._emit_sentences(self.pipeline.finish(t_end))
         self.write_counters()
         case_id = self.case_id
+        self._store_second_look(case_id)
         self.events.put_nowait(("case_ended", case_id))
         self.case_id, self.pipeline, self.image = None, None, None
         if self.report_case_words:  # the annotation panel shows them (read back: what the file holds)
@@ -254,6 +271,44 @@ class LiveSession:
         deferred, self._deferred = self._deferred, []
         for kind, payload in deferred:
             getattr(self, f"_on_{kind}")(payload)
+
+    # -- the second look (radgaze.capture.gazemath.second_look) --------------------------------------------
+    def _on_second_look(self, payload) -> None:
+        log, pixels, attention, params = payload
+        if log.case_id != self.case_id or self.pipeline is None:
+            return  # the case closed meanwhile: nothing to look at again
+        self._second_look = log
+        self._second_look_inputs = {"pixels": pixels, "attention": attention, "params": params}
+        self._compute_second_look(log.t_space_lsl)
+
+    def _compute_second_look(self, t_lsl: float) -> None:
+        from radgaze.capture.gazemath.second_look import compute_second_look
+
+        log, inputs = self._second_look, self._second_look_inputs
+        self._pull_gaze()  # every fixation up to now
+        aligner = self.pipeline.aligner
+        result = compute_second_look(
+            aligner.fixations,
+            aligner.gaze_windows(),
+            (self.image.width, self.image.height),
+            t_lsl=t_lsl,
+            **inputs,
+        )
+        log.versions.append(result)
+        log.add_event(t_lsl, "computed" if len(log.versions) == 1 else "updated")
+        self.events.put_nowait(("second_look", (log.case_id, result, len(log.versions) - 1)))
+
+    def _on_second_look_event(self, payload) -> None:
+        case_id, t_lsl, kind = payload
+        if self._second_look is not None and self._second_look.case_id == case_id:
+            self._second_look.add_event(t_lsl, kind)
+
+    def _store_second_look(self, case_id: str) -> None:
+        log, self._second_look = self._second_look, None
+        if log is None or log.case_id != case_id or not log.versions:
+            return
+        self.writer.write_second_look(case_id, *log.payload())
+        self.events.put_nowait(("second_look_saved", case_id))
 
     def _on_annotate(self, payload) -> None:
         case_id, annotation, step = payload
@@ -299,6 +354,8 @@ class LiveSession:
             self.pipeline.push_view(rows)
 
     def _on_words(self, words: Words) -> None:
+        if isinstance(words, Flushed):
+            return  # a marker of a flush this thread no longer waits for
         self.events.put_nowait(("words", words))
         if self.pipeline is None or len(words) == 0:
             return
@@ -310,6 +367,8 @@ class LiveSession:
             )
         if len(words):
             self._emit_sentences(self.pipeline.push_words(words))
+            if self._second_look is not None and self._second_look.shown:  # late words may cover a dwell
+                self._compute_second_look(self.clock())
 
     def _pull_audio(self) -> None:
         if self.audio_queue is not None and drain(self.audio_queue, self._take_audio):
@@ -325,6 +384,27 @@ class LiveSession:
     def _pull_words(self) -> None:
         if self.asr is not None:
             drain(self.asr.words, self._on_words)
+
+    def _flush_words(self, t_end: float) -> None:
+        """Every word spoken before ``t_end`` into the open case before it closes: the audio captured so far
+        goes to the ASR, which decodes its pending speech to ``t_end`` at once (nothing dropped, nothing left
+        for the next case); this thread waits for that decode (seconds at most), gaze stays buffered."""
+        if self.asr is None or not hasattr(self.asr, "flush"):
+            return
+        self._pull_audio()
+        self.asr.flush(t_end)
+        deadline = time.monotonic() + FLUSH_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                item = self.asr.words.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if item is None or isinstance(item, BaseException):
+                self.asr.words.put_nowait(item)  # the end / an error: the loop's drain meets it
+                return
+            if isinstance(item, Flushed):
+                return
+            self._on_words(item)
 
     def _pull_gaze(self) -> None:
         if self.gaze_inlet is None:

@@ -14,8 +14,6 @@ from pathlib import Path
 
 from radgaze.capture.errors import ConfigError
 
-DEFAULT_WHISPER = "small.en"  # radgaze.capture.live.asr.DEFAULT_MODEL (see its docstring for why)
-
 
 def build_parser() -> argparse.ArgumentParser:
     from radgaze.capture.helpformat import DefaultsOnceFormatter
@@ -37,7 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_options(p)
     p.add_argument("--no-audio", action="store_true", help="record gaze and view only (no dictation)")
     p.add_argument("--reader-id", default="anonymous", help="pseudonymous reader id stored in the session")
-    p.add_argument("--beam", type=int, default=5, help="ASR beam size")
     p.add_argument("--start", action="store_true", help="start recording the first case at once")
     p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
     p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
@@ -51,6 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--labels", type=Path, default=None, help="label set TOML (default: REFLACX's 17 labels)")
     p.add_argument("--no-annotate", action="store_true", help="dictation only: no annotation steps")
+    p.add_argument(
+        "--second-look",
+        choices=("on", "off", "random"),
+        default=None,
+        help="at Space, before the annotation steps, show where the reader dwelt without dictating and what "
+        "of the lung fields they never viewed (H hides, Enter signs off): on every case, on none (computed and "
+        "stored, not shown: a trial's control arm) or per case at random (seeded, stored in the file); "
+        "default: no second look",
+    )
+    p.add_argument("--second-look-seed", type=int, default=0, help="seed of --second-look random")
+    p.add_argument(
+        "--dwell-s",
+        type=float,
+        default=1.0,
+        help="second look: cumulative dwell that counts (decision errors)",
+    )
+    p.add_argument("--ufov-deg", type=float, default=2.5, help="second look: useful field of view radius")
     p.add_argument(
         "--run",
         type=Path,
@@ -74,11 +88,9 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sim-rate", type=float, default=250.0, help="rate of the simulated tracker (Hz)")
     p.add_argument("--layout", default=None, help="force a gaze channel layout (default: from the stream)")
     p.add_argument("--display", default=None, help="tracker screen WxH px (default: this screen's)")
-    p.add_argument(
-        "--whisper",
-        default=DEFAULT_WHISPER,
-        help="faster-whisper model: a hub name (downloaded once) or a local model directory",
-    )
+    from radgaze.capture.live.asr import add_asr_options
+
+    add_asr_options(p)
     audio = p.add_mutually_exclusive_group()
     audio.add_argument(
         "--mic",
@@ -138,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(
             f"session file {str(args.output)!r} exists; choose a new file (sessions are written once)"
         )
+    if args.second_look is not None:  # bad second-look parameters fail before the devices open
+        from radgaze.capture.gazemath.second_look import SecondLookParams
+
+        try:
+            SecondLookParams(dwell_s=args.dwell_s, ufov_deg=args.ufov_deg)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     if not args.no_annotate:  # a bad protocol or label file fails before the devices open
         from radgaze.capture.annotation.labels import load_label_set
         from radgaze.capture.annotation.protocol import load_protocol
@@ -242,13 +261,10 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
     s.tracker_name = info.name()
     s.inlet = GazeInlet(info, s.display, layout=args.layout).start()
     if not args.no_audio:
-        from radgaze.capture.live.asr import AsrConfig, streaming_from_config
+        from radgaze.capture.live.asr import asr_config_from_args, streaming_from_config
         from radgaze.capture.live.audio import AudioFileSource, MicrophoneSource
 
-        local = Path(args.whisper).is_dir()
-        s.asr = streaming_from_config(
-            AsrConfig(model=args.whisper, beam_size=args.beam, local_files_only=local)
-        )
+        s.asr = streaming_from_config(asr_config_from_args(args))
         s.asr.start()
         s.audio = AudioFileSource(args.audio_file) if args.audio_file else MicrophoneSource(args.mic)
     provenance = {
@@ -273,6 +289,7 @@ def open_window(args: argparse.Namespace, s: Sources):
     controller = RecordController(window, s.session, s.display, tracker_name=s.tracker_name)
     window.open_folder(args.images)
     window.annotation = None if args.no_annotate else install_annotation(window, controller, s.session, args)
+    window.second_look = install_second_look(window, controller, s.session, args)
     from radgaze.app.retrain import install_retrain_action, worklist_session_files
 
     # one-click retrain on the worklist's sessions and the one being recorded (not a folder searched blindly)
@@ -292,6 +309,19 @@ def install_annotation(window, controller, session, args: argparse.Namespace):
     if not protocol_annotates(protocol):
         return None
     return RecordAnnotation(window, controller, session, protocol, load_label_set(args.labels))
+
+
+def install_second_look(window, controller, session, args: argparse.Namespace):
+    """The second look at each Space that ends a dictation (None without ``--second-look``)."""
+    if args.second_look is None:
+        return None
+    from radgaze.app.second_look import SecondLookFlow
+    from radgaze.capture.gazemath.second_look import SecondLookParams
+
+    params = SecondLookParams(dwell_s=args.dwell_s, ufov_deg=args.ufov_deg)
+    return SecondLookFlow(
+        window, controller, session, mode=args.second_look, seed=args.second_look_seed, params=params
+    )
 
 
 def finish(app, window, controller, args: argparse.Namespace) -> None:

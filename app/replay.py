@@ -30,6 +30,7 @@ from radgaze.app.audio_player import AudioPlayer
 from radgaze.app.image_view import ImageView
 from radgaze.app.panels import SentenceList, ViewControls
 from radgaze.app.qtapp import restore_window_geometry, save_window_geometry
+from radgaze.app.second_look import ReplaySecondLook
 from radgaze.app.shortcuts import Key, install_viewing_keys
 from radgaze.app.state import ViewerState, ViewTransform
 from radgaze.app.timeline import (
@@ -65,14 +66,14 @@ class ReplayCase:
 
 def load_replay_case(session_path: Path, case_id: str) -> ReplayCase:
     """A case and its image; a blank image of the recorded size stands in when the image is missing."""
-    from radgaze.app.worklist import resolve_image_path
-    from radgaze.capture.io.images import default_window, load_image
+    from radgaze.capture.io.images import default_window
+    from radgaze.capture.store.case_image import load_case_image
     from radgaze.capture.store.session_file import SessionReader
 
     with SessionReader(session_path) as reader:
         record = reader.case(case_id)
     try:
-        img = load_image(resolve_image_path(record.image.path, session_path))
+        img = load_case_image(record.image, session_path)  # verified: sha256, width, height
         return ReplayCase(record, img.pixels, default_window(img), "")
     except ImageLoadError as exc:
         w, h = max(record.image.width, 1), max(record.image.height, 1)
@@ -126,6 +127,7 @@ class ReplayWindow(QtWidgets.QMainWindow):
 
         self.image_view = ImageView(self.state)
         self.annotation_overlay = AnnotationOverlay(self.image_view)
+        self.second_look = ReplaySecondLook(self.image_view, self.session_path)  # what it showed, at its time
         self.controls = ViewControls(self.state)
         self._build_scanpath_items()
         self.timeline = TimelineWidget()
@@ -531,6 +533,7 @@ class ReplayWindow(QtWidgets.QMainWindow):
             self.transcript.set_current(w)
             self.timeline.set_current_word(rec.words, w)
         self._draw_gaze(rec, t)
+        self.second_look.show_at(rec.case_id, t)
         if self.follow_sentences:
             s = sentence_at(rec.sentences, t)
             if s >= 0 and s != self.current_sentence:

@@ -8,7 +8,8 @@ REFLACX's own tools and ``radgaze import reflacx`` read it: ``OUT/main_data/meta
 
 Choices:
 - Ids: a case imported from REFLACX keeps its id; any other gets ``P300R`` + a 6-digit number, in the order
-  written, and ``OUT/radgaze_ids.csv`` says which session file and case each id came from.
+  written, and ``OUT/radgaze_ids.csv`` says which session file and case each id came from, and whether the
+  reader saw the second look before signing the case (``second_look``: shown / not shown / empty: none).
 - Clock: REFLACX times are seconds from the start of the reading's audio. A REFLACX-sourced case already is on
   that clock; a recorded case is shifted so its first audio sample (or, without audio, its start) is 0.
 - Window: REFLACX writes the window as a fraction of the stored range (value / (2^BitsStored - 1)); a
@@ -31,6 +32,7 @@ from radgaze.capture.annotation.labels import LabelSet, load_label_set
 from radgaze.capture.errors import SessionFormatError
 from radgaze.capture.gazemath.geometry import image_to_screen, shown_rect, view_index
 from radgaze.capture.records import SHAPE_ELLIPSE, CaseAnnotation, CaseRecord
+from radgaze.capture.store.second_look import read_second_looks
 from radgaze.capture.store.session_file import SessionReader
 
 PHASE = 3
@@ -227,6 +229,14 @@ def export_case(
     ] + metadata_cells(ann, columns)  # fmt: skip
 
 
+def second_look_cell(stored: dict | None) -> str:
+    """radgaze_ids.csv's ``second_look``: "shown" (the reader saw the overlay before signing), "not shown"
+    (the trial's control arm: computed, stored, not drawn) or "" (recorded without a second look)."""
+    if stored is None:
+        return ""
+    return "shown" if stored["shown"] else "not shown"
+
+
 def export_reflacx(
     sessions: list[Path], out: Path, *, label_set: LabelSet | None = None, overwrite: bool = False
 ) -> ExportResult:
@@ -238,13 +248,14 @@ def export_reflacx(
     columns = label_columns(label_set)
     result, rows, ids = ExportResult(), [], []
     for path in sessions:
+        second_looks = read_second_looks(path)
         with SessionReader(path) as reader:
             for case_id in reader.case_ids:
                 case = reader.case(case_id)
                 rid = case.attrs.get("reflacx_id") or f"P{PHASE}00R{len(result.written) + 1:06d}"
                 rows.append(export_case(case, rid, out, columns, result))
-                ids.append([rid, str(path), case_id])
+                ids.append([rid, str(path), case_id, second_look_cell(second_looks.get(case_id))])
                 result.written.append(rid)
     _write_csv(metadata, [*METADATA_COLUMNS, *columns], rows)
-    _write_csv(out / "radgaze_ids.csv", ["id", "session_file", "case_id"], ids)
+    _write_csv(out / "radgaze_ids.csv", ["id", "session_file", "case_id", "second_look"], ids)
     return result

@@ -6,10 +6,13 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
+
 from radgaze.capture.errors import ConfigError
 from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.io.display import parse_display
 from radgaze.capture.records import DisplayGeometry
+from radgaze.capture.synth.readers import ERROR_KINDS, READERS
 from radgaze.capture.synth.session import DEFAULT_IMAGE_SIZE, DEFAULT_RATE_HZ, write_synthetic_sessions
 
 RATE_RANGE_HZ = (60.0, 2000.0)  # from consumer (Gazepoint 60 Hz) to research trackers (EyeLink 2000 Hz)
@@ -42,7 +45,46 @@ def build_parser() -> argparse.ArgumentParser:
         "portrait diagnostic monitor, 1536x2048",
     )
     p.add_argument("--preview", metavar="PNG", help="also draw the first case with its findings and scanpath")
+    p.add_argument(
+        "--reader",
+        choices=(*READERS, "mixed"),
+        default="default",
+        help="who reads: radgaze's usual reader; a complete one (every lung zone within the useful field of "
+        "view); one who misses a nodule by a search error (skips its zone), a decision error (dwells on it, "
+        "does not report it) or a recognition error (one brief glance); mixed: each case draws one of the "
+        "four at random. The truth (case attrs reader_error) says which",
+    )
+    p.add_argument(
+        "--second-look",
+        choices=("on", "off", "random"),
+        default=None,
+        help="run the second-look trial: each case's arm (random: seeded per case), the overlay computed at "
+        "sign-off and stored; in the on arm the reader looks at each mark again (default: no trial)",
+    )
+    p.add_argument("--second-look-seed", type=int, default=0, help="seed of --second-look random")
+    p.add_argument(
+        "--respond-p",
+        type=float,
+        default=0.6,
+        help="trial: chance a reader shown a missed finding reports it (an input of the simulation)",
+    )
+    p.add_argument(
+        "--false-report-p",
+        type=float,
+        default=0.1,
+        help="trial: chance a reader reports a finding at a mark with nothing there (an input)",
+    )
     return p
+
+
+def case_readers(reader: str, seed: int, n_cases: int) -> list[str]:
+    """The reader of each case: ``reader`` for all, or for ``mixed`` one of complete / search / decision /
+    recognition per case, drawn from the seed."""
+    if reader != "mixed":
+        return [reader] * n_cases
+    kinds = ("complete", *ERROR_KINDS)
+    rng = np.random.default_rng([seed, 22])
+    return [str(kinds[k]) for k in rng.integers(len(kinds), size=n_cases)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,16 +109,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.out_dir}: expected no synth-s{args.seed}-*.h5 there, found {taken[0].name}; use "
             "another folder or seed (session files are written once)"
         )
+    trial = _trial(args)
     t0 = time.perf_counter()
-    paths = write_synthetic_sessions(
-        args.out_dir,
-        args.cases,
-        args.seed,
-        cases_per_file=args.cases_per_file,
-        image_size=args.size,
-        rate_hz=args.rate,
-        display=display,
-    )
+    paths = write_readers_sessions(args, display, trial)
     for path in paths:
         print(path)
     print(f"{args.cases} cases in {len(paths)} session file(s), {time.perf_counter() - t0:.1f} s")
@@ -89,3 +124,51 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(write_preview(args.preview, reading[0], reading.images[0]))
     return 0
+
+
+def _trial(args: argparse.Namespace):
+    if args.second_look is None:
+        return None
+    from radgaze.capture.synth.trial import TrialOptions
+
+    try:
+        return TrialOptions(args.second_look, args.second_look_seed, args.respond_p, args.false_report_p)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def write_readers_sessions(args: argparse.Namespace, display: DisplayGeometry, trial) -> list[Path]:
+    """The sessions: one reader kind for all (one call), or mixed (files of consecutive same-kind cases)."""
+    kinds = case_readers(args.reader, args.seed, args.cases)
+    common = dict(image_size=args.size, rate_hz=args.rate, display=display, trial=trial)
+    if args.reader != "mixed":
+        kw = {} if args.reader == "default" else {"reader": args.reader}
+        return write_synthetic_sessions(
+            args.out_dir, args.cases, args.seed, cases_per_file=args.cases_per_file, **common, **kw
+        )
+    paths = []
+    for first in range(0, args.cases, args.cases_per_file):
+        n = min(args.cases_per_file, args.cases - first)
+        for kind in dict.fromkeys(kinds[first : first + n]):
+            picked = [i for i in range(first, first + n) if kinds[i] == kind]
+            paths += write_case_subset(args, picked, kind, common)
+    return paths
+
+
+def write_case_subset(args: argparse.Namespace, picked: list[int], kind: str, common: dict) -> list[Path]:
+    """One session file per case index in ``picked`` read by ``kind`` (synth-s{seed}-r{index}.h5)."""
+    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.synth.session import synth_reading
+
+    out = []
+    for i in picked:
+        reading = synth_reading(args.seed, n_cases=1, first_case=i, reader=kind, **common)
+        path = Path(args.out_dir) / f"synth-s{args.seed}-r{i:04d}.h5"
+        prov = {"source": "synthetic", "generator": "radgaze synth", "seed": args.seed, "reader": kind}
+        with SessionWriter(path, reader_id=f"synthetic-reader-{args.seed}", provenance=prov) as w:
+            (Path(args.out_dir) / reading[0].image.path).write_bytes(reading.pngs[0])
+            w.write_case(reading[0])
+            for log in reading.second_looks:
+                w.write_second_look(log.case_id, *log.payload())
+        out.append(path)
+    return out

@@ -46,6 +46,14 @@ from radgaze.capture.synth.phantom import (
     region_mask,
     zone_centre,
 )
+from radgaze.capture.synth.readers import (
+    ERROR_KINDS,
+    check_reader,
+    error_case_findings,
+    make_plan,
+    outside,
+    planned_search_path,
+)
 from radgaze.capture.synth.reading import (
     EYE_VOICE_LEAD_RANGE_S,
     Dwell,
@@ -78,8 +86,10 @@ class SynthOptions:
     zoom_p: float = 0.3
     p_normal: float = 0.25
     max_findings: int = 3
+    reader: str = "default"  # radgaze.capture.synth.readers.READERS: complete, or one kind of error
 
     def __post_init__(self) -> None:
+        check_reader(self.reader)
         if not 32 <= self.image_size <= 8192:
             raise ValueError(f"image_size: expected 32..8192 px, got {self.image_size}")
         GazeParams(rate_hz=self.rate_hz)  # validates the rate
@@ -93,6 +103,7 @@ class SynthReading(list):
         super().__init__(records)
         self.images: list[np.ndarray] = list(images)
         self.pngs: list[bytes] = list(pngs)
+        self.second_looks: list = []  # SecondLookLog per case when read in a second-look trial
 
 
 def encode_png16(pixels: np.ndarray) -> bytes:
@@ -111,6 +122,19 @@ def _mask_points(rng: np.random.Generator, mask: np.ndarray, scale: float, n: in
         raise ValueError("expected a non-empty mask to draw gaze targets from")
     k = rng.integers(rows.size, size=n)
     return np.stack([(cols[k] + rng.random(n)) * scale, (rows[k] + rng.random(n)) * scale], axis=1)
+
+
+def _points_outside(rng, mask: np.ndarray, scale: float, n: int, keep_out: np.ndarray | None) -> np.ndarray:
+    """n gaze targets in ``mask`` (heatmap grid) none of which is in ``keep_out`` (where a reader who made
+    an error never looks again); fewer when the mask is mostly kept out."""
+    if keep_out is None:
+        return _mask_points(rng, mask, scale, n)
+    pts = outside(
+        _mask_points(rng, mask & ~keep_out if (mask & ~keep_out).any() else mask, scale, 4 * n),
+        keep_out,
+        scale,
+    )
+    return pts[:n] if len(pts) else _mask_points(rng, mask, scale, n)
 
 
 def _search_path(
@@ -229,25 +253,32 @@ def synth_case(
     opts: SynthOptions,
     *,
     findings: list[tuple[str, str, str]] | None = None,
+    trial=None,
+    second_looks: list | None = None,
 ) -> tuple[CaseRecord, np.ndarray, bytes]:
-    """One synthetic case read from ``t_start`` (LSL s): (record, uint16 image, its PNG bytes)."""
+    """One synthetic case read from ``t_start`` (LSL s): (record, uint16 image, its PNG bytes). With ``trial``
+    (synth.trial.TrialOptions) its second look is drawn, computed, responded to, logged in ``second_looks``."""
     size, display = opts.image_size, opts.display
     params = GazeParams(rate_hz=opts.rate_hz)
+    findings = error_case_findings(rng) if opts.reader in ERROR_KINDS else findings
     ph, png, masks, scale, fit, ppd_img = _draw_and_fit(rng, opts, findings, t_start)
+    plan = make_plan(opts.reader, rng, ph, masks, scale, ppd_img)
 
     # search, then dictation timed from the end of the search
     t_first_look = t_start + rng.uniform(*CASE_ONSET_LATENCY_S)
-    search = Dwell(t_first_look, t_first_look, _search_path(rng, ph, masks, size, scale), ordered=True)
+    search = Dwell(
+        t_first_look, t_first_look, _reader_search_path(rng, ph, masks, opts, scale, plan), ordered=True
+    )
     sched_search, t_search_end = plan_fixations(rng, [search], ppd_img, params)
-    report = compose_report(rng, ph.findings)
+    report = compose_report(rng, [] if opts.reader in ERROR_KINDS else ph.findings)  # the miss: not said
     lead_s = rng.uniform(*EYE_VOICE_LEAD_RANGE_S, len(report))
     spoken = bool(rng.random() < opts.spoken_punctuation_p)
     words, timed = time_report(rng, report, t_search_end + lead_s[0], spoken_punctuation=spoken)
     words, _ = apply_dictated_punctuation(words, final=True)  # stored as the ASR stores them: "." rows
     t_end = timed[-1].t_end + rng.uniform(0.5, 1.5)
     targets = [masks[s.finding_index] if s.finding_index >= 0 else masks[s.target] for s in report]
-    target_pts = [_mask_points(rng, m, scale, 24) for m in targets]
-    wander = _mask_points(rng, masks["lungs"] | masks["heart"], scale, 64)
+    target_pts = [_points_outside(rng, m, scale, 24, plan.keep_out) for m in targets]
+    wander = _points_outside(rng, masks["lungs"] | masks["heart"], scale, 64, plan.keep_out)
     dwells, spans = _sentence_dwells(rng, timed, report, target_pts, t_search_end, lead_s, wander, t_end)
     last = np.array([sched_search.x_img_px[-1], sched_search.y_img_px[-1]])
     sched_talk, _ = plan_fixations(rng, dwells, ppd_img, params, start_xy=last)
@@ -257,7 +288,6 @@ def synth_case(
 
     gaze, gaps = render_gaze(rng, sched, view_events, display, (size, size), t_start, t_end, params)
     image = ImageRef(f"{case_id}.png", hashlib.sha256(png).hexdigest(), size, size, 16, "MONOCHROME2")
-    labels = sorted({s.label for s in ph.findings}) or ["normal"]
     record = CaseRecord(
         case_id=case_id,
         image=image,
@@ -270,11 +300,32 @@ def synth_case(
         words=words,
         heatmap_scale=scale,
         findings=_finding_records(ph, masks, scale),
-        labels=labels,
+        labels=sorted({s.label for s in ph.findings}) or ["normal"],
         attrs=_case_attrs(ph, spoken=spoken, lead_s=lead_s, zoomed=zoomed, n_planned=len(sched)),
     )
     _add_fixations_and_heatmaps(record, report)
+    _reader_truth_and_trial(rng, record, ph.pixels, report, plan, trial, second_looks)
     return record, ph.pixels, png
+
+
+def _reader_search_path(rng, ph, masks: dict, opts: SynthOptions, scale: float, plan) -> np.ndarray:
+    """The usual search path, or the planned one of a complete or erring reader (synth.readers)."""
+    if opts.reader == "default":
+        return _search_path(rng, ph, masks, opts.image_size, scale)
+    sample = lambda m, n: _mask_points(rng, m, scale, n)  # noqa: E731
+    return planned_search_path(rng, ph, masks, opts.image_size, scale, plan, sample)
+
+
+def _reader_truth_and_trial(rng, record: CaseRecord, pixels, report, plan, trial, second_looks) -> None:
+    """Store which reader read the case and what it missed; in a trial, its second look (synth.trial)."""
+    if plan.kind != "default":
+        record.attrs["reader"] = plan.kind
+    if plan.kind in ERROR_KINDS:
+        record.attrs["reader_error"] = plan.truth()
+    if trial is not None:
+        from radgaze.capture.synth.trial import second_look_case
+
+        second_looks.append(second_look_case(rng, record, pixels, report, trial, _add_fixations_and_heatmaps))
 
 
 def _case_attrs(ph, *, spoken: bool, lead_s: np.ndarray, zoomed: int, n_planned: int) -> dict:
@@ -350,6 +401,7 @@ def synth_reading(
     first_case: int = 0,
     t_start: float = DEFAULT_T_START,
     findings: list[list[tuple[str, str, str]]] | None = None,
+    trial=None,
     **options: float,
 ) -> SynthReading:
     """A synthetic reading of ``n_cases`` cases, back to back from ``t_start`` (LSL s).
@@ -371,8 +423,9 @@ def synth_reading(
         i = first_case + k
         rng = np.random.default_rng([seed, i])
         rec, pixels, png = synth_case(
-            rng, f"synth{seed}-{i:04d}", t, opts, findings=None if findings is None else findings[k]
-        )
+            rng, f"synth{seed}-{i:04d}", t, opts, findings=None if findings is None else findings[k],
+            trial=trial, second_looks=out.second_looks,
+        )  # fmt: skip
         out.append(rec)
         out.images.append(pixels)
         out.pngs.append(png)
@@ -389,6 +442,7 @@ def write_synthetic_sessions(
     image_size: int = DEFAULT_IMAGE_SIZE,
     rate_hz: float = DEFAULT_RATE_HZ,
     display: DisplayGeometry | None = None,
+    trial=None,
     **options: float,
 ) -> list[Path]:
     """Write ``n_cases`` synthetic cases as session files of ``cases_per_file`` cases each
@@ -408,6 +462,7 @@ def write_synthetic_sessions(
             rate_hz=rate_hz,
             display=display,
             first_case=first,
+            trial=trial,
             **options,
         )
         provenance = {
@@ -424,5 +479,7 @@ def write_synthetic_sessions(
             for rec, png in zip(reading, reading.pngs):
                 (out_dir / rec.image.path).write_bytes(png)
                 w.write_case(rec)
+            for log in reading.second_looks:
+                w.write_second_look(log.case_id, *log.payload())
         paths.append(path)
     return paths

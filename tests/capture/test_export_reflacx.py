@@ -99,7 +99,7 @@ def test_a_recorded_annotated_session_round_trips_on_the_audio_clock(annotated_s
     assert result.written == ["P300R000001"]
     assert result.notes == ["P300R000001: 1 box shape(s) not written (REFLACX holds ellipses only)"]
     ids = (tmp_path / "export/radgaze_ids.csv").read_text().splitlines()
-    assert ids[1] == f"P300R000001,{annotated_session},{recorded.case_id}"
+    assert ids[1] == f"P300R000001,{annotated_session},{recorded.case_id},"  # no second look
     back = _one_case(import_reflacx(tmp_path / "export", tmp_path / "s2").written[0])
     origin = time_origin(recorded)
     assert origin == pytest.approx(recorded.t_start + 0.25)  # REFLACX's clock: the audio start

@@ -1,0 +1,138 @@
+"""``radgaze bench second-look``: from Space to the second-look overlay drawn, in the record window.
+
+A real record window (offscreen by default) with a real :class:`radgaze.app.live.LiveSession` worker writing a
+real live session file reads a synthetic case (radgaze.capture.synth, 2048 px, the default 3 MP display) over
+and over: each repeat starts a case, hands the worker that reading's gaze and words (a stand-in for the LSL
+inlet and the ASR: everything arrives at once), waits until its sentences are closed, presses Space (the
+window's own shortcut) and measures until :class:`radgaze.app.second_look.SecondLookFlow` has drawn the
+overlay (``latency_s``: the worker computes it, the UI's 33 ms poll picks it up, the items are drawn), then
+Enter signs off. Figures: p50 / p95 / max ms over the repeats; goal (issue 22) p95 <= 100 ms; and the load
+average beside them (capture.bench.report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from radgaze.capture.bench.report import bench_result, print_result
+
+GOALS = {"space_to_overlay_p95_ms": ("<=", 100.0)}
+IMAGE_PX = 2048
+
+
+class ReadingInlet:
+    """Stands for the LSL inlet: ``drain()`` hands over the chunks given to :meth:`feed` once."""
+
+    def __init__(self) -> None:
+        self._chunks: list = []
+
+    def feed(self, gaze: np.ndarray) -> None:
+        self._chunks.append(gaze)
+
+    def drain(self) -> list:
+        out, self._chunks = self._chunks, []
+        return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radgaze bench second-look",
+        description="Space -> second-look overlay drawn, in a record window with the real capture worker.",
+        epilog="example: radgaze bench second-look --repeats 30 --json",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--repeats", type=int, default=30, help="cases read, one Space each")
+    return p
+
+
+def _window(folder: Path, out: Path):
+    from radgaze.app.live import LiveSession
+    from radgaze.app.main_window import MainWindow
+    from radgaze.app.recording import RecordController
+    from radgaze.app.second_look import SecondLookFlow
+    from radgaze.capture.records import DisplayGeometry
+    from radgaze.capture.store.session_file import SessionWriter
+
+    inlet = ReadingInlet()
+    writer = SessionWriter(out, live=True)
+    session = LiveSession(DisplayGeometry(), writer, gaze_inlet=inlet).start()
+    win = MainWindow(title="radgaze bench second-look")
+    win.resize(1600, 1000)
+    win.show()
+    win.open_folder(folder)
+    ctl = RecordController(win, session, DisplayGeometry())
+    flow = SecondLookFlow(win, ctl, session, mode="on")
+    return win, ctl, flow, session, inlet, writer
+
+
+def _read_once(app, win, ctl, flow, session, inlet, record) -> None:
+    """One case: the reading's gaze and words shifted to now, Space, the overlay, Enter."""
+    from radgaze.capture.records import Words
+
+    ctl.start()
+    t0 = session.clock() + 0.05
+    gaze = record.gaze.copy()
+    gaze["t_lsl"] += t0 - record.t_start
+    inlet.feed(gaze)
+    w = record.words
+    session.add_words(
+        Words(w.t_start + t0 - record.t_start, w.t_end + t0 - record.t_start, w.text, w.probability)
+    )
+    deadline = time.monotonic() + 30
+    while len(ctl.sentences) < len(record.sentences) and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.005)
+    n = len(flow.latency_s)
+    win.shortcuts["Space"].activated.emit()
+    while len(flow.latency_s) == n and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.001)
+    flow.sign_off()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from radgaze.app.qtapp import ensure_qapp
+    from radgaze.capture.synth import synth_reading
+
+    app = ensure_qapp("radgaze bench")
+    reading = synth_reading(22, n_cases=1, image_size=IMAGE_PX)
+    record = reading[0]
+    with tempfile.TemporaryDirectory(prefix="radgaze-bench-sl-") as tmp:
+        folder = Path(tmp) / "cxr"
+        folder.mkdir()
+        (folder / record.image.path).write_bytes(reading.pngs[0])
+        win, ctl, flow, session, inlet, writer = _window(folder, Path(tmp) / "bench.h5")
+        try:
+            for _ in range(args.repeats):
+                _read_once(app, win, ctl, flow, session, inlet, record)
+        finally:
+            ctl.stop()
+            session.stop()
+            writer.close()
+            win.close()
+    ms = np.asarray(flow.latency_s) * 1000.0
+    figures = {
+        "space_to_overlay_p50_ms": round(float(np.percentile(ms, 50)), 1) if ms.size else None,
+        "space_to_overlay_p95_ms": round(float(np.percentile(ms, 95)), 1) if ms.size else None,
+        "space_to_overlay_max_ms": round(float(ms.max()), 1) if ms.size else None,
+        "repeats": int(ms.size),
+        "fixations_per_case": int(record.fixations.size),
+        "image_px": IMAGE_PX,
+    }
+    notes = {} if ms.size else {"space_to_overlay_p95_ms": "no overlay was drawn"}
+    print_result(bench_result(figures, GOALS, notes), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

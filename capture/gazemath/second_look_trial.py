@@ -1,0 +1,230 @@
+"""``radgaze analyze second-look SESSIONS...``: the second-look trial's table, per arm (shown / not shown).
+
+Per case (every case whose session holds a second look, ``docs/session-format.md``): the sentences dictated
+after Space (``t_space_lsl``) and how many of them state a finding; where the case has truth (synthetic
+findings, each linked to the sentence that names it), whether each finding was reported, before or after
+the second look; and false positives: sentences stating a finding that names none of the truth's. Per arm:
+sensitivity (reported / true findings) and false positives per image, each with a percentile bootstrap 95 %
+confidence interval over cases (Efron & Tibshirani 1993), and the difference between the arms.
+
+A sentence "states a finding" when it names one (nodule, consolidation, effusion, pneumothorax, ...) and is
+not negated ("no", "not", "without"): a rule for the synthetic reports' phrasing, not a radiology NLP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from radgaze.capture.errors import ConfigError
+
+FINDING_WORDS = (
+    "nodule",
+    "consolidation",
+    "effusion",
+    "pneumothorax",
+    "cardiomegaly",
+    "enlarged",
+    "opacity",
+    "mass",
+)
+NEGATIONS = ("no", "not", "without")
+N_BOOT = 2000
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    session: str
+    case_id: str
+    shown: bool
+    n_after: int  # sentences dictated after Space
+    n_findings_after: int  # of those, sentences stating a finding
+    n_truth: int  # true findings (-1: the case has no truth)
+    n_reported: int  # true findings reported (at any time)
+    n_reported_after: int  # ... first reported after the second look
+    n_false: int  # sentences stating a finding that matches no true finding
+
+
+def states_finding(text: str) -> bool:
+    words = re.findall(r"[a-z]+", text.lower())
+    return any(w.startswith(FINDING_WORDS) for w in words) and not any(w in NEGATIONS for w in words)
+
+
+def case_outcome(session: str, case, stored: dict) -> CaseOutcome:
+    """One case's outcome from its record (CaseRecord) and its stored second look."""
+    sents = case.sentences
+    after = np.asarray(sents.t_start) >= stored["t_space_lsl"]
+    finding = np.array([states_finding(t) for t in sents.text], bool)
+    truth = case.findings
+    linked = {f.sentence_index for f in truth or [] if f.sentence_index >= 0}
+    reported = [f.sentence_index for f in truth or [] if 0 <= f.sentence_index < len(sents)]
+    false = [i for i in np.flatnonzero(finding) if i not in linked] if truth is not None else []
+    return CaseOutcome(
+        session=session,
+        case_id=case.case_id,
+        shown=bool(stored["shown"]),
+        n_after=int(after.sum()),
+        n_findings_after=int((after & finding).sum()),
+        n_truth=len(truth) if truth is not None else -1,
+        n_reported=len(reported),
+        n_reported_after=sum(bool(after[i]) for i in reported),
+        n_false=len(false),
+    )
+
+
+def session_outcomes(paths: list[Path]) -> tuple[list[CaseOutcome], int]:
+    """Outcomes of every case with a second look in ``paths``; and how many cases had none (skipped)."""
+    from radgaze.capture.store.second_look import read_second_looks
+    from radgaze.capture.store.session_file import SessionReader
+
+    out, skipped = [], 0
+    for path in paths:
+        stored = read_second_looks(path)
+        with SessionReader(path) as reader:
+            for case_id in reader.case_ids:
+                if case_id not in stored:
+                    skipped += 1
+                    continue
+                out.append(case_outcome(str(path), reader.case(case_id), stored[case_id]))
+    return out, skipped
+
+
+def _sensitivity(cases: list[CaseOutcome]) -> float:
+    n = sum(c.n_truth for c in cases)
+    return sum(c.n_reported for c in cases) / n if n > 0 else float("nan")
+
+
+def _fp_per_image(cases: list[CaseOutcome]) -> float:
+    return float(np.mean([c.n_false for c in cases])) if cases else float("nan")
+
+
+def bootstrap_ci(cases: list, stat, rng: np.random.Generator, n_boot: int = N_BOOT) -> tuple[float, float]:
+    """Percentile 95 % interval of ``stat(cases)`` over ``n_boot`` resamples of the cases (NaN: none)."""
+    if not cases:
+        return float("nan"), float("nan")
+    idx = rng.integers(len(cases), size=(n_boot, len(cases)))
+    vals = np.array([stat([cases[i] for i in row]) for row in idx], float)
+    vals = vals[np.isfinite(vals)]
+    if vals.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(vals, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def arm_row(name: str, cases: list[CaseOutcome], rng: np.random.Generator, n_boot: int) -> dict:
+    """One arm's figures."""
+    truth = [c for c in cases if c.n_truth >= 0]
+    return {
+        "arm": name,
+        "cases": len(cases),
+        "cases_adding_after": sum(c.n_after > 0 for c in cases),
+        "findings_added_after": sum(c.n_findings_after for c in cases),
+        "cases_with_truth": len(truth),
+        "true_findings": sum(c.n_truth for c in truth),
+        "reported_after_second_look": sum(c.n_reported_after for c in truth),
+        "sensitivity": _sensitivity(truth),
+        "sensitivity_ci95": bootstrap_ci(truth, _sensitivity, rng, n_boot),
+        "fp_per_image": _fp_per_image(truth),
+        "fp_per_image_ci95": bootstrap_ci(truth, _fp_per_image, rng, n_boot),
+    }
+
+
+def difference_ci(
+    on: list, off: list, stat, rng: np.random.Generator, n_boot: int
+) -> tuple[float, float, float]:
+    """stat(on) - stat(off) and its percentile 95 % interval (each arm resampled on its own)."""
+    if not on or not off:
+        return float("nan"), float("nan"), float("nan")
+    a = rng.integers(len(on), size=(n_boot, len(on)))
+    b = rng.integers(len(off), size=(n_boot, len(off)))
+    d = np.array([stat([on[i] for i in ra]) - stat([off[i] for i in rb]) for ra, rb in zip(a, b)], float)
+    d = d[np.isfinite(d)]
+    lo, hi = np.percentile(d, [2.5, 97.5]) if d.size else (float("nan"), float("nan"))
+    return stat(on) - stat(off), float(lo), float(hi)
+
+
+def trial_table(outcomes: list[CaseOutcome], *, seed: int = 0, n_boot: int = N_BOOT) -> dict:
+    """The analysis: one row per arm and the shown − not shown differences."""
+    rng = np.random.default_rng(seed)
+    on = [c for c in outcomes if c.shown]
+    off = [c for c in outcomes if not c.shown]
+    on_t, off_t = [c for c in on if c.n_truth >= 0], [c for c in off if c.n_truth >= 0]
+    return {
+        "arms": [arm_row("shown", on, rng, n_boot), arm_row("not shown", off, rng, n_boot)],
+        "sensitivity_difference": difference_ci(on_t, off_t, _sensitivity, rng, n_boot),
+        "fp_per_image_difference": difference_ci(on_t, off_t, _fp_per_image, rng, n_boot),
+    }
+
+
+def _f(v: float, d: int = 3) -> str:
+    return "-" if v != v else f"{v:.{d}f}"
+
+
+def table_lines(table: dict, skipped: int) -> list[str]:
+    head = f"{'arm':<10} {'cases':>5} {'added':>6} {'found+':>6} {'truth':>5} {'sensitivity (95% CI)':>24} {'FP/image (95% CI)':>22}"
+    lines = [head]
+    for r in table["arms"]:
+        lo, hi = r["sensitivity_ci95"]
+        flo, fhi = r["fp_per_image_ci95"]
+        lines.append(
+            f"{r['arm']:<10} {r['cases']:>5} {r['findings_added_after']:>6} {r['reported_after_second_look']:>6} "
+            f"{r['true_findings']:>5} {_f(r['sensitivity']):>8} ({_f(lo)}-{_f(hi)}) "
+            f"{_f(r['fp_per_image']):>8} ({_f(flo)}-{_f(fhi)})"
+        )
+    for key in ("sensitivity_difference", "fp_per_image_difference"):
+        d, lo, hi = table[key]
+        lines.append(f"{key.replace('_', ' ')} (shown - not shown): {_f(d)} (95% CI {_f(lo)} to {_f(hi)})")
+    lines.append(
+        "added: finding sentences dictated after Space; found+: true findings first reported after the second "
+        f"look; truth: true findings (synthetic) in the cases with truth. Cases without a second look: {skipped}"
+    )
+    return lines
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radgaze analyze second-look",
+        description="The second-look trial per arm: findings added after the second look and, where the cases "
+        "have truth (synthetic findings), sensitivity and false positives per image with bootstrap 95%% CIs.",
+        epilog="example: radgaze synth /tmp/t --cases 40 --reader mixed --second-look random && "
+        "radgaze analyze second-look /tmp/t",
+    )
+    p.add_argument("sessions", nargs="+", type=Path, help="session files or folders of them")
+    p.add_argument("--boot", type=int, default=N_BOOT, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "second-look":
+        raise ConfigError(
+            f"radgaze analyze: expected the analysis 'second-look', got {argv[:1] or 'nothing'}"
+        )
+    args = build_parser().parse_args(argv[1:])
+    from radgaze.capture.store.session_file import list_sessions
+
+    paths = [q for p in args.sessions for q in (list_sessions(p) if p.is_dir() else [p])]
+    if not paths:
+        raise ConfigError(
+            f"radgaze analyze second-look: expected session files (*.h5), found none in {args.sessions}"
+        )
+    outcomes, skipped = session_outcomes(paths)
+    if not outcomes:
+        raise ConfigError(
+            f"radgaze analyze second-look: expected cases with a second look (recorded with --second-look or "
+            f"synthesised with synth --second-look), found none in {len(paths)} session file(s)"
+        )
+    table = trial_table(outcomes, seed=args.seed, n_boot=args.boot)
+    if args.json:
+        print(json.dumps({**table, "cases": [asdict(c) for c in outcomes], "skipped": skipped}, indent=2))
+    else:
+        print("\n".join(table_lines(table, skipped)))
+    return 0
