@@ -14,6 +14,8 @@ from pathlib import Path
 
 from radgaze.capture.errors import ConfigError
 
+DEFAULT_WHISPER = "small.en"  # radgaze.capture.live.asr.DEFAULT_MODEL (see its docstring for why)
+
 
 def build_parser() -> argparse.ArgumentParser:
     from radgaze.capture.helpformat import DefaultsOnceFormatter
@@ -35,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_options(p)
     p.add_argument("--no-audio", action="store_true", help="record gaze and view only (no dictation)")
     p.add_argument("--reader-id", default="anonymous", help="pseudonymous reader id stored in the session")
+    p.add_argument("--beam", type=int, default=5, help="ASR beam size")
     p.add_argument("--start", action="store_true", help="start recording the first case at once")
     p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
     p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
@@ -88,9 +91,11 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sim-rate", type=float, default=250.0, help="rate of the simulated tracker (Hz)")
     p.add_argument("--layout", default=None, help="force a gaze channel layout (default: from the stream)")
     p.add_argument("--display", default=None, help="tracker screen WxH px (default: this screen's)")
-    from radgaze.capture.live.asr import add_asr_options
-
-    add_asr_options(p)
+    p.add_argument(
+        "--whisper",
+        default=DEFAULT_WHISPER,
+        help="faster-whisper model: a hub name (downloaded once) or a local model directory",
+    )
     audio = p.add_mutually_exclusive_group()
     audio.add_argument(
         "--mic",
@@ -261,10 +266,13 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
     s.tracker_name = info.name()
     s.inlet = GazeInlet(info, s.display, layout=args.layout).start()
     if not args.no_audio:
-        from radgaze.capture.live.asr import asr_config_from_args, streaming_from_config
+        from radgaze.capture.live.asr import AsrConfig, streaming_from_config
         from radgaze.capture.live.audio import AudioFileSource, MicrophoneSource
 
-        s.asr = streaming_from_config(asr_config_from_args(args))
+        local = Path(args.whisper).is_dir()
+        s.asr = streaming_from_config(
+            AsrConfig(model=args.whisper, beam_size=args.beam, local_files_only=local)
+        )
         s.asr.start()
         s.audio = AudioFileSource(args.audio_file) if args.audio_file else MicrophoneSource(args.mic)
     provenance = {
