@@ -7,7 +7,10 @@ inlet and the ASR: everything arrives at once), waits until its sentences are cl
 window's own shortcut) and measures until :class:`radgaze.app.second_look.SecondLookFlow` has drawn the
 overlay (``latency_s``: the worker computes it, the UI's 33 ms poll picks it up, the items are drawn), then
 Enter signs off. Figures: p50 / p95 / max ms over the repeats; goal (issue 22) p95 <= 100 ms; and the load
-average beside them (capture.bench.report).
+average beside them (capture.bench.report). Then the mark rates on synthetic readers (1024 px, the default 3 MP
+display, seeds from 100): ``false_mark_rate_complete`` (a complete reading marked at all) and, per reader,
+``exact_marks_*`` = cases whose overlay marked exactly what the reader missed (nothing for complete,
+recognition and radgaze's default reader).
 """
 
 from __future__ import annotations
@@ -50,7 +53,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--repeats", type=int, default=30, help="cases read, one Space each")
+    p.add_argument(
+        "--mark-cases",
+        type=int,
+        default=50,
+        help="synthetic cases per reader kind for the mark rates (complete: twice as many; 0: skip)",
+    )
     return p
+
+
+def mark_figures(n: int) -> dict:
+    """How often the overlay marks exactly what each synthetic reader missed (synth.trial.mark_rates): the
+    false-mark rate of complete readings, the exact-mark rate of each error."""
+    from radgaze.capture.synth.trial import mark_rates
+
+    kinds = {"complete": 2 * n, "search": n, "decision": n, "recognition": n, "default": n}
+    rates = mark_rates(kinds, seed=100)
+    figures = {f"exact_marks_{k}": f"{ok}/{total}" for k, (ok, total) in rates.items()}
+    ok, total = rates["complete"]
+    figures["false_mark_rate_complete"] = round(1 - ok / total, 3)
+    return figures
 
 
 def _window(folder: Path, out: Path):
@@ -129,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
         "fixations_per_case": int(record.fixations.size),
         "image_px": IMAGE_PX,
     }
+    if args.mark_cases > 0:
+        figures.update(mark_figures(args.mark_cases))
     notes = {} if ms.size else {"space_to_overlay_p95_ms": "no overlay was drawn"}
     print_result(bench_result(figures, GOALS, notes), args.json)
     return 0

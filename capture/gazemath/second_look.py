@@ -432,17 +432,18 @@ def second_look_from_stored(stored: dict, version: int = -1) -> SecondLook:
 
 def shown_at(stored: dict, t_lsl: float) -> SecondLook | None:
     """What the reader saw at ``t_lsl`` (replay): the newest version computed by then while the overlay was
-    shown (between a "shown" and the next "hidden" or "signed_off"), else None."""
+    up (after its first "shown", not "hidden" since the last "shown", before "signed_off"), else None."""
     if not stored["shown"]:
         return None
-    visible = False
-    for t, kind in stored["events"]:
+    shown = hidden = signed = False
+    for t, kind in sorted(stored["events"], key=lambda e: e[0]):
         if t > t_lsl:
             break
-        visible = kind in ("shown", "updated") or (visible and kind == "computed")
-        if kind in ("hidden", "signed_off"):
-            visible = False
-    if not visible:
+        if kind == "shown":
+            shown, hidden = True, False
+        hidden = hidden or kind == "hidden"
+        signed = signed or kind == "signed_off"
+    if not shown or hidden or signed:
         return None
     times = [v["t_lsl"] for v in stored["versions"]]
     k = int(np.searchsorted(times, t_lsl, side="right")) - 1

@@ -157,3 +157,42 @@ def _concat_words(a: Words, b: Words) -> Words:
         list(a.text) + list(b.text),
         np.concatenate([a.probability, np.asarray(b.probability, a.probability.dtype)]),
     )
+
+
+def overlay_matches_truth(record, sl: SecondLook) -> bool:
+    """Whether the second look marks exactly what the case's synthetic reader missed (attrs reader_error):
+    the skipped zone, shaded over the nodule, and nothing else (search); one circle within 1 deg of the
+    nodule and nothing else (decision); nothing at all (recognition, complete and default readers)."""
+    truth = record.attrs.get("reader_error")
+    kind = truth["kind"] if truth else "complete"
+    if kind == "recognition" or truth is None:
+        return sl.empty
+    ppd = float(np.median(record.fixations["ppd_img"]))
+    if kind == "search":
+        r, c = int(truth["y_img_px"] / sl.grid_scale), int(truth["x_img_px"] / sl.grid_scale)
+        return sl.zones_not_viewed == [truth["zone"]] and not sl.clusters and bool(sl.unviewed[r, c])
+    if len(sl.clusters) != 1 or sl.unviewed.any() or sl.zones_not_viewed:
+        return False
+    c = sl.clusters[0]
+    return bool(np.hypot(c.x_img_px - truth["x_img_px"], c.y_img_px - truth["y_img_px"]) < ppd)
+
+
+def mark_rates(kinds: dict[str, int], seed: int, image_size: int = 1024) -> dict[str, tuple[int, int]]:
+    """{reader: (cases whose overlay matched the truth, cases)} over ``kinds`` = {reader: n cases}, each
+    reader's cases drawn from seeds seed, seed + 1, ... (5 cases a reading), the overlay computed at the end
+    of the dictation (Space) on the image estimate of the lung fields."""
+    from radgaze.capture.synth.session import synth_reading
+
+    out = {}
+    for kind, n in kinds.items():
+        ok = total = 0
+        for k in range((n + 4) // 5):
+            reading = synth_reading(seed + k, n_cases=min(5, n - total), image_size=image_size, reader=kind)
+            for rec, pixels in zip(reading, reading.images):
+                windows = np.c_[rec.sentences.window_start, rec.sentences.window_end]
+                wh = (rec.image.width, rec.image.height)
+                sl = compute_second_look(rec.fixations, windows, wh, t_lsl=rec.t_end, pixels=pixels)
+                ok += overlay_matches_truth(rec, sl)
+                total += 1
+        out[kind] = (ok, total)
+    return out

@@ -162,6 +162,7 @@ def test_a_second_look_is_stored_once_in_a_closed_case_and_read_back(tmp_path):
         (30.0, "computed"),
         (30.05, "shown"),
         (31.0, "hidden"),
+        (31.5, "updated"),  # late words while hidden: stays hidden
         (32.0, "shown"),
         (33.0, "updated"),
         (35.0, "signed_off"),
@@ -181,6 +182,6 @@ def test_a_second_look_is_stored_once_in_a_closed_case_and_read_back(tmp_path):
     assert second_look_from_stored(stored).zones_not_viewed == []  # the last version: what was up at sign-off
     # replay: what the reader saw at each moment
     assert shown_at(stored, 29.0) is None and shown_at(stored, 30.5).zones_not_viewed == ["left upper"]
-    assert shown_at(stored, 31.5) is None  # hidden (H)
+    assert shown_at(stored, 31.2) is None and shown_at(stored, 31.7) is None  # hidden (H), updated meanwhile
     assert shown_at(stored, 32.5).zones_not_viewed == ["left upper"]
     assert shown_at(stored, 34.0).zones_not_viewed == [] and shown_at(stored, 35.5) is None

@@ -94,3 +94,18 @@ def test_the_trial_runs_end_to_end_on_synthetic_readers_and_the_analysis_prints_
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["arm", "cases", "added"] and table[1].startswith("shown")
     assert table[3].startswith("sensitivity difference (shown - not shown):")
+
+
+def test_mark_rates_count_cases_whose_overlay_marks_exactly_the_miss():
+    from radgaze.capture.synth.trial import mark_rates, overlay_matches_truth
+
+    assert mark_rates({"decision": 3, "recognition": 2}, seed=100, image_size=SIZE) == {
+        "decision": (3, 3),
+        "recognition": (2, 2),
+    }
+    reading = synth_reading(100, n_cases=1, image_size=SIZE, reader="decision")
+    rec = reading[0]
+    sl = _second_look(rec, reading.images[0])
+    assert overlay_matches_truth(rec, sl)
+    sl.clusters[0] = type(sl.clusters[0])(10.0, 10.0, 5.0, 1.5, 4, 0.0)  # a circle somewhere else
+    assert not overlay_matches_truth(rec, sl)
