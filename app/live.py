@@ -32,12 +32,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from radgaze.capture.live.asr import Flushed
 from radgaze.capture.live.gaze.inlet import concat_chunks
 from radgaze.capture.live.queues import drain
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 
 STATUS_WINDOW_S = 2.0  # tracker rate / validity over the last 2 s (120 samples even at a 60 Hz tracker)
 STATUS_EVERY_S = 0.25  # on the clock, samples or not: an outage shows within a fraction of a second
+FLUSH_TIMEOUT_S = 60.0  # a liveness bound on the ASR's last decode of a case (a few seconds on a CPU)
 LOOP_PERIOD_S = 0.02  # 50 Hz, the headless recorder's loop period (radgaze.capture.live.record.POLL_S)
 
 
@@ -177,7 +179,8 @@ class LiveSession:
 
     def begin_second_look(self, log, *, pixels=None, attention=None, params=None) -> None:
         """Compute the open case's second look now (``log``: a SecondLookLog with the arm and ``t_space_lsl``);
-        its versions are emitted as ``second_look`` events and stored when the case closes."""
+        its versions are emitted as ``second_look`` events and stored when the case closes. ``attention``: a
+        model's map over the image, or a callable returning it (run on this worker thread)."""
         self.inbox.put_nowait(("second_look", (log, pixels, attention, params)))
 
     def second_look_event(self, case_id: str, t_lsl: float, kind: str) -> None:
@@ -256,6 +259,7 @@ class LiveSession:
             self._end_case(t_end)
 
     def _end_case(self, t_end: float) -> None:
+        self._flush_words(t_end)
         self._pull_gaze()
         self._emit_sentences(self.pipeline.finish(t_end))
         self.write_counters()
@@ -275,6 +279,8 @@ class LiveSession:
         if log.case_id != self.case_id or self.pipeline is None:
             return  # the case closed meanwhile: nothing to look at again
         self._second_look = log
+        if callable(attention):  # a model's attention: computed here, never on the UI thread
+            attention = attention()
         self._second_look_inputs = {"pixels": pixels, "attention": attention, "params": params}
         self._compute_second_look(log.t_space_lsl)
 
@@ -351,6 +357,8 @@ class LiveSession:
             self.pipeline.push_view(rows)
 
     def _on_words(self, words: Words) -> None:
+        if isinstance(words, Flushed):
+            return  # a marker of a flush this thread no longer waits for
         self.events.put_nowait(("words", words))
         if self.pipeline is None or len(words) == 0:
             return
@@ -379,6 +387,27 @@ class LiveSession:
     def _pull_words(self) -> None:
         if self.asr is not None:
             drain(self.asr.words, self._on_words)
+
+    def _flush_words(self, t_end: float) -> None:
+        """Every word spoken before ``t_end`` into the open case before it closes: the audio captured so far
+        goes to the ASR, which decodes its pending speech to ``t_end`` at once (nothing dropped, nothing left
+        for the next case); this thread waits for that decode (seconds at most), gaze stays buffered."""
+        if self.asr is None or not getattr(self.asr, "running", False):
+            return  # no ASR, or it has stopped (its stop() already decoded everything)
+        self._pull_audio()
+        self.asr.flush(t_end)
+        deadline = time.monotonic() + FLUSH_TIMEOUT_S
+        while time.monotonic() < deadline:
+            try:
+                item = self.asr.words.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if item is None or isinstance(item, BaseException):
+                self.asr.words.put_nowait(item)  # the end / an error: the loop's drain meets it
+                return
+            if isinstance(item, Flushed):
+                return
+            self._on_words(item)
 
     def _pull_gaze(self) -> None:
         if self.gaze_inlet is None:

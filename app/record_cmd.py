@@ -14,8 +14,6 @@ from pathlib import Path
 
 from radgaze.capture.errors import ConfigError
 
-DEFAULT_WHISPER = "small.en"  # radgaze.capture.live.asr.DEFAULT_MODEL (see its docstring for why)
-
 
 def build_parser() -> argparse.ArgumentParser:
     from radgaze.capture.helpformat import DefaultsOnceFormatter
@@ -37,7 +35,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source_options(p)
     p.add_argument("--no-audio", action="store_true", help="record gaze and view only (no dictation)")
     p.add_argument("--reader-id", default="anonymous", help="pseudonymous reader id stored in the session")
-    p.add_argument("--beam", type=int, default=5, help="ASR beam size")
     p.add_argument("--start", action="store_true", help="start recording the first case at once")
     p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
     p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
@@ -69,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ufov-deg", type=float, default=2.5, help="second look: useful field of view radius")
     p.add_argument(
+        "--second-look-model",
+        type=Path,
+        default=None,
+        help="training run whose model's attention the second look compares with the reader's gaze (marks "
+        "high attention never viewed; its current/best/last checkpoint, as review uses)",
+    )
+    p.add_argument(
         "--run",
         type=Path,
         default=None,
@@ -91,11 +95,9 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sim-rate", type=float, default=250.0, help="rate of the simulated tracker (Hz)")
     p.add_argument("--layout", default=None, help="force a gaze channel layout (default: from the stream)")
     p.add_argument("--display", default=None, help="tracker screen WxH px (default: this screen's)")
-    p.add_argument(
-        "--whisper",
-        default=DEFAULT_WHISPER,
-        help="faster-whisper model: a hub name (downloaded once) or a local model directory",
-    )
+    from radgaze.capture.live.asr import add_asr_options
+
+    add_asr_options(p)
     audio = p.add_mutually_exclusive_group()
     audio.add_argument(
         "--mic",
@@ -266,13 +268,10 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
     s.tracker_name = info.name()
     s.inlet = GazeInlet(info, s.display, layout=args.layout).start()
     if not args.no_audio:
-        from radgaze.capture.live.asr import AsrConfig, streaming_from_config
+        from radgaze.capture.live.asr import asr_config_from_args, streaming_from_config
         from radgaze.capture.live.audio import AudioFileSource, MicrophoneSource
 
-        local = Path(args.whisper).is_dir()
-        s.asr = streaming_from_config(
-            AsrConfig(model=args.whisper, beam_size=args.beam, local_files_only=local)
-        )
+        s.asr = streaming_from_config(asr_config_from_args(args))
         s.asr.start()
         s.audio = AudioFileSource(args.audio_file) if args.audio_file else MicrophoneSource(args.mic)
     provenance = {
@@ -327,8 +326,19 @@ def install_second_look(window, controller, session, args: argparse.Namespace):
     from radgaze.capture.gazemath.second_look import SecondLookParams
 
     params = SecondLookParams(dwell_s=args.dwell_s, ufov_deg=args.ufov_deg)
+    attention = None
+    if args.second_look_model is not None:
+        from radgaze.app.second_look import model_attention
+
+        attention = model_attention(args.second_look_model)
     return SecondLookFlow(
-        window, controller, session, mode=args.second_look, seed=args.second_look_seed, params=params
+        window,
+        controller,
+        session,
+        mode=args.second_look,
+        seed=args.second_look_seed,
+        params=params,
+        attention_for=attention,
     )
 
 

@@ -25,9 +25,10 @@ LOST_AFTER_S = (
 )
 SHOW_RECOVERY_S = 5.0  # "back after ... s lost" stays this long after an outage ends
 POLL_MS = 33  # UI refresh of the live panels (~30 Hz): smooth cursor, negligible load
-# After Stop, the case stays open this long for the words still in the ASR (a streaming Whisper commits ~1 s
-# chunks once two decodes agree, radgaze.capture.live.asr CHUNK_S; plus one decode), so the last sentence is not lost.
-END_GRACE_MS = 2500
+# After Stop, the case stays open this long for the audio blocks still on their way (the sound server's
+# latency: tens of ms); then the ASR decodes the case's pending speech at once (LiveSession._flush_words)
+# before the case closes, so no word is lost or carried into the next case.
+END_GRACE_MS = 600
 # the capture side's events about closed cases, passed on as ``capture_event`` (record mode's annotation)
 FORWARDED_EVENTS = (
     "case_ended", "case_words", "annotation_saved", "annotation_refused", "corrected", "second_look",

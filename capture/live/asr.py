@@ -35,6 +35,8 @@ from radgaze.capture.errors import CheckpointError, ConfigError
 from radgaze.capture.gazemath.punctuation import (
     apply_dictated_punctuation,
     convert_dictated_punctuation,
+    ends_sentence,
+    is_punctuation,
     join_tokens,
     normalize_token,
 )
@@ -42,14 +44,12 @@ from radgaze.capture.live.audio import SAMPLE_RATE_HZ, AudioBlock, samples_to_t_
 from radgaze.capture.records import Audio, Words
 
 DEFAULT_MODEL = "small.en"
-# Initial prompt biasing Whisper towards report vocabulary and dictation style (Whisper conditions on prior
-# text, Radford et al. 2022 sec. 4.5 "prompting"); keep it short: the prompt takes at most half the 448-token
-# context.
-DEFAULT_VOCABULARY_PROMPT = (
-    "Chest radiograph. Findings: no pneumothorax, no pleural effusion. Cardiomegaly, atelectasis, "
-    "consolidation, pulmonary edema, hilar prominence, costophrenic angle blunting, endotracheal tube, "
-    "nasogastric tube, central venous catheter. Impression: stable."
-)
+# No vocabulary prompt by default: a prompt that names findings ("no pneumothorax, no pleural effusion ...")
+# writes them into reports ("Frontal view of the chest" -> "Frontal pneumothorax."). The site vocabulary file
+# (assets/asr/site_vocabulary.txt: anatomy and technique terms, no finding and no negation) is opt-in with
+# --asr-prompt; benchmarks/README.md "ASR" has the comparison that chose this default.
+DEFAULT_VOCABULARY_PROMPT = ""
+SITE_VOCABULARY = "asr/site_vocabulary.txt"  # under radgaze.assets
 CHUNK_S = 1.0  # decode every ~1 s of new audio (whisper_streaming's default min-chunk-size)
 MAX_BUFFER_S = 15.0  # trim decoded audio beyond this at the last committed word (whisper_streaming: 15 s)
 WHISPER_WINDOW_S = 30.0  # Whisper's fixed input window; a buffer this long is force-committed
@@ -59,6 +59,20 @@ OVERLAP_TOLERANCE_S = (
     0.1  # a word ending less than this after the commit horizon is old (a new one lasts longer)
 )
 MAX_NGRAM_OVERLAP = 5  # longest repeated n-gram removed at the commit boundary (whisper_streaming uses 5)
+END_SILENCE_S = 0.6  # this much silence after speech ends an utterance: it is decoded whole, its words final
+SPEECH_PAD_S = 0.2  # audio kept before an utterance's first and after its last speech window
+WORD_GAP_S = 0.1  # pauses shorter than this inside speech are not pauses for word times
+CONTEXT_S = 20.0  # speech of earlier utterances decoded again before a new one (acoustic + language context)
+SENTENCE_PAUSE_S = (
+    1.5  # a sentence mark Whisper put at an utterance's end stands if this much silence follows
+)
+VAD_ONSET_LAG_S = 0.2  # Silero needs a few 32 ms windows to rise over its threshold at a speech onset
+COMMIT_ON_AGREEMENT = False  # utterance mode: words final at the utterance's end (benchmarks/README.md "ASR")
+# Whisper's own rules for a decode that is not speech (openai/whisper transcribe(): no_speech_threshold 0.6
+# with logprob_threshold -1.0; compression_ratio_threshold 2.4 marks a repetition loop)
+NO_SPEECH_PROB = 0.6
+AVG_LOGPROB_MIN = -1.0
+COMPRESSION_RATIO_MAX = 2.4
 
 
 class AsrWord(NamedTuple):
@@ -93,6 +107,8 @@ class AsrConfig:
     chunk_s: float = CHUNK_S
     max_buffer_s: float = MAX_BUFFER_S
     max_word_dur_s: float = MAX_WORD_DUR_S
+    end_silence_s: float = END_SILENCE_S
+    commit_on_agreement: bool = COMMIT_ON_AGREEMENT
 
 
 def resolve_device(device: str) -> str:
@@ -187,6 +203,7 @@ class WhisperTranscriber:
         return [
             AsrWord(float(w.start), float(w.end), str(w.word), float(w.probability))
             for seg in segments
+            if is_speech_segment(seg)
             for w in (seg.words or ())
         ]
 
@@ -196,6 +213,12 @@ class WhisperTranscriber:
             "asr_beam_size": self.cfg.beam_size,
             "asr_vad": self.cfg.vad_filter,
         }
+
+
+def is_speech_segment(seg: Any) -> bool:
+    """False for a decoded segment Whisper's own rules call non-speech or a repetition loop."""
+    silent = seg.no_speech_prob > NO_SPEECH_PROB and seg.avg_logprob < AVG_LOGPROB_MIN
+    return not silent and seg.compression_ratio <= COMPRESSION_RATIO_MAX
 
 
 def sanitize_word_times(
@@ -283,15 +306,30 @@ class Preview:
     t_lsl: float  # LSL time of the end of the audio decoded for this preview
 
 
+class Flushed(NamedTuple):
+    """Put on :attr:`StreamingTranscriber.words` after :meth:`StreamingTranscriber.flush`: every word spoken
+    before ``t_lsl`` has been emitted before this marker."""
+
+    t_lsl: float
+
+
 class StreamingTranscriber:
     """ASR worker thread: audio blocks in, a live preview and final :class:`Words` (LSL clock) out.
 
     :meth:`feed` never blocks (it only enqueues), so the capture threads are never delayed; decoding runs in
     this worker (CTranslate2 releases the GIL while it computes). Outputs:
 
-    - ``words``: a queue of :class:`Words` batches (final, sanitised, dictated punctuation converted), then
-      ``None`` after :meth:`stop`; an exception raised in the worker is put there too.
+    - ``words``: a queue of :class:`Words` batches (final, sanitised, dictated punctuation converted), a
+      :class:`Flushed` marker after each :meth:`flush`, then ``None`` after :meth:`stop`; an exception raised
+      in the worker is put there too.
     - ``latest_preview`` / ``on_preview`` callback (called from the worker thread): :class:`Preview`.
+
+    With a ``speech`` detector (:class:`radgaze.capture.live.vad.SpeechDetector`) the policy is utterance
+    by utterance (module docstring of :mod:`radgaze.capture.live.asr`, "Streaming policy"): silence is never
+    decoded; while an utterance goes on it is decoded every ``chunk_s`` for the preview (and, with
+    ``commit_on_agreement``, LocalAgreement-2 commits); ``end_silence_s`` of silence ends it and one decode
+    of the whole utterance makes its words final; word times are bounded by the detected speech. Without a
+    detector every sample is speech and LocalAgreement-2 alone commits (a buffer trimmed at committed words).
     """
 
     def __init__(
@@ -303,6 +341,9 @@ class StreamingTranscriber:
         max_buffer_s: float = MAX_BUFFER_S,
         max_word_dur_s: float = MAX_WORD_DUR_S,
         on_preview: Callable[[Preview], None] | None = None,
+        speech: Any = None,
+        end_silence_s: float = END_SILENCE_S,
+        commit_on_agreement: bool = COMMIT_ON_AGREEMENT,
     ) -> None:
         if chunk_s <= 0 or max_buffer_s < chunk_s:
             raise ValueError(f"expected 0 < chunk_s <= max_buffer_s, got {chunk_s}, {max_buffer_s}")
@@ -312,15 +353,26 @@ class StreamingTranscriber:
         self.max_buffer_len = round(min(max_buffer_s, WHISPER_WINDOW_S) * sample_rate_hz)
         self.max_word_dur_s = max_word_dur_s
         self.on_preview = on_preview
-        self.words: queue.Queue[Words | BaseException | None] = queue.Queue()
+        self.speech = speech  # radgaze.capture.live.vad.SpeechDetector, or None: all audio is speech
+        self.end_silence_len = round(end_silence_s * sample_rate_hz)
+        self.pad_len = round(SPEECH_PAD_S * sample_rate_hz)
+        self.commit_on_agreement = commit_on_agreement
+        self.words: queue.Queue[Words | Flushed | BaseException | None] = queue.Queue()
         self.latest_preview: Preview | None = None
         self.agreement = LocalAgreement()
         self.n_decodes = 0
-        self._inbox: queue.Queue[AudioBlock | None] = queue.Queue()
+        self._inbox: queue.Queue[AudioBlock | Flushed | None] = queue.Queue()
         self._chunks: list[np.ndarray] = []  # int16 blocks from _buf_first on
         self._buf_first = 0  # absolute index of the first buffered sample
         self._n_samples = 0  # samples received in total
         self._decoded_upto = 0  # _n_samples at the last decode
+        self._utterance_first: int | None = None  # first sample of the utterance being heard (speech mode)
+        self._context: list[AsrWord] = []  # committed words, fed back as prompt
+        self._spoken: list[tuple[int, int]] = []  # finished utterances [first, end) still buffered: context
+        self._held: AsrWord | None = (
+            None  # an utterance's last word with its sentence mark, until the pause is known
+        )
+        self._held_speech_end = 0  # sample where the speech before the held word's pause ended (VAD)
         self._block_t_lsl: list[float] = []
         self._block_first: list[int] = []
         self._pending: list[AsrWord] = []  # committed but held for punctuation ("new" before "paragraph")
@@ -338,11 +390,21 @@ class StreamingTranscriber:
         """Queue one audio block (int16 mono at ``sample_rate_hz``). Never blocks."""
         self._inbox.put_nowait(AudioBlock(float(t_lsl_first_sample), np.asarray(samples_int16, np.int16)))
 
+    def flush(self, t_lsl: float) -> None:
+        """Make final every word spoken before ``t_lsl`` (a case ends there): the audio fed so far up to it is
+        decoded to the end at once, its words emitted, then a :class:`Flushed` marker. Never blocks."""
+        self._inbox.put_nowait(Flushed(float(t_lsl)))
+
     def stop(self, timeout_s: float | None = None) -> None:
         """Finish: decode what is left, commit it all, emit the last words, then ``None`` on ``words``."""
         self._inbox.put_nowait(None)
         if self._thread is not None:
             self._thread.join(timeout_s)
+
+    @property
+    def running(self) -> bool:
+        """True while the worker thread runs (a flush is answered)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def final_words(self) -> Words:
         """All words emitted so far, concatenated (use after :meth:`stop`)."""
@@ -353,20 +415,23 @@ class StreamingTranscriber:
         try:
             done = False
             while not done:
-                block = self._inbox.get()
-                got = [block]
+                got = [self._inbox.get()]
                 while True:  # drain: decode once for everything that arrived meanwhile
                     try:
                         got.append(self._inbox.get_nowait())
                     except queue.Empty:
                         break
-                for b in got:
-                    if b is None:
+                for item in got:
+                    if item is None:
                         done = True
+                    elif isinstance(item, Flushed):
+                        self._flush(item.t_lsl)
                     else:
-                        self._add_block(b)
+                        self._add_block(item)
                 if done:
                     self._finish()
+                elif self.speech is not None:
+                    self._step_speech()
                 elif self._n_samples - self._decoded_upto >= self.chunk_len:
                     self._step()
         except BaseException as e:  # travels on the queue, never swallowed
@@ -379,18 +444,65 @@ class StreamingTranscriber:
         self._block_first.append(self._n_samples)
         self._chunks.append(b.samples)
         self._n_samples += b.samples.size
+        if self.speech is not None:
+            self.speech.push(b.samples)
 
-    def _decode(self) -> list[AsrWord]:
+    def _buffer(self) -> np.ndarray:
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         self._chunks = [audio]
-        offset_s = self._buf_first / self.rate
-        prompt = join_tokens([w.text for w in self.agreement.committed])[-PROMPT_CONTEXT_CHARS:]
-        words = self.transcriber(audio.astype(np.float32) / 32768.0, prompt)
+        return audio
+
+    def _decode(self, first: int | None = None, end: int | None = None) -> list[AsrWord]:
+        """Decode buffered samples [first, end) (absolute; default: the whole buffer)."""
+        first = self._buf_first if first is None else max(first, self._buf_first)
+        end = self._n_samples if end is None else min(end, self._n_samples)
+        return self._decode_pieces([(first, end)])
+
+    def _decode_pieces(self, pieces: list[tuple[int, int]], *, last_only: bool = False) -> list[AsrWord]:
+        """Decode buffered sample ranges joined end to end; word times mapped back to the stream's timeline.
+
+        The prompt is the committed text spoken before the first piece (whisper_streaming's rule: text whose
+        audio is in the decode is not also given as prompt). ``last_only``: only the words whose middle (on
+        the joined audio) lies in the last piece; the others were heard before."""
+        pieces = [(a, b) for a, b in pieces if b > a]
+        buf = self._buffer()
+        parts = [buf[a - self._buf_first : b - self._buf_first] for a, b in pieces]
+        audio = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+        t0 = pieces[0][0] / self.rate if pieces else 0.0
+        before = [w.text for w in self._context if w.end_s <= t0 + OVERLAP_TOLERANCE_S]
+        prompt = join_tokens(before)[-PROMPT_CONTEXT_CHARS:]
+        words = self.transcriber(audio.astype(np.float32) / 32768.0, prompt) if audio.size else []
         self.n_decodes += 1
         self._decoded_upto = self._n_samples
-        return [AsrWord(w.start_s + offset_s, w.end_s + offset_s, w.text, w.probability) for w in words]
+        if not pieces:
+            return []
+        starts = np.array([a for a, _ in pieces], np.float64)
+        lengths = np.array([b - a for a, b in pieces], np.float64)
+        joined = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
+
+        def to_stream(t_s: float, side: str) -> float:
+            x = t_s * self.rate
+            k = int(np.clip(np.searchsorted(joined, x, side=side) - 1, 0, starts.size - 1))
+            return (starts[k] + min(max(x - joined[k], 0.0), lengths[k])) / self.rate
+
+        first_of_last = joined[-1] / self.rate
+        return [
+            AsrWord(to_stream(w.start_s, "right"), to_stream(w.end_s, "left"), w.text, w.probability)
+            for w in words
+            if not last_only or (w.start_s + w.end_s) / 2 >= first_of_last
+        ]
+
+    def _commit(self, words: list[AsrWord]) -> list[AsrWord]:
+        self._context.extend(words)
+        del self._context[:-400]
+        return words
 
     def _step(self) -> None:
+        committed = self._step_agreement()
+        self._emit(committed, final=False)
+        self._publish_preview()
+
+    def _step_agreement(self) -> list[AsrWord]:
         committed = self.agreement.update(self._decode())
         if self._n_samples - self._buf_first >= self.max_buffer_len:
             if self.agreement.horizon_s * self.rate <= self._buf_first:
@@ -399,27 +511,184 @@ class StreamingTranscriber:
             if cut <= self._buf_first:  # still nothing recognised (silence): keep only the last chunk
                 cut = self._n_samples - self.chunk_len
             self._trim(cut)
-        self._emit(committed, final=False)
+        return self._commit(committed)
+
+    def _open_utterance(self) -> bool:
+        """Start an utterance at the first speech in the buffer (a pad before it); False while silent."""
+        after = max(self._buf_first, self._spoken[-1][1] if self._spoken else 0)
+        first = self.speech.first_speech_from(after)
+        if first is None:
+            return False
+        self._utterance_first = max(after, first - self.pad_len)
+        self._decoded_upto = max(self._decoded_upto, self._utterance_first)
+        return True
+
+    def _step_speech(self) -> None:
+        """Speech-gated: start an utterance at speech, decode it while it lasts, finalise it after a pause."""
+        released: list[AsrWord] = []
+        if self._utterance_first is None:
+            opened = self._open_utterance()
+            released = self._release_held(self._utterance_first + self.pad_len if opened else None)
+            if not opened:
+                # silence: nothing decoded; the context utterances and a pad's worth of audio are kept
+                self._trim(self._spoken[0][0] if self._spoken else self._n_samples - self.pad_len)
+                self._emit(released, final=False)
+                return
+        speech_end = self.speech.last_speech_end() or self._utterance_first
+        if self._n_samples - speech_end >= self.end_silence_len:
+            committed = self._finish_utterance(speech_end + self.pad_len, hold_mark=True)
+        elif self._n_samples - self._decoded_upto >= self.chunk_len:
+            committed = self._decode_utterance()
+        else:
+            committed = []
+        self._emit(released + committed, final=False)
         self._publish_preview()
 
+    def _decode_utterance(self) -> list[AsrWord]:
+        """Decode the utterance so far: the preview's tentative words; LocalAgreement-2 commits when
+        ``commit_on_agreement`` or when the utterance outgrows one decode (then the buffer is trimmed)."""
+        # the preview decodes the utterance alone (cheap); the context is for the final decode
+        hypothesis = self._decode_pieces([(self._utterance_first, self._n_samples)])
+        too_long = self._n_samples - self._utterance_first >= self.max_buffer_len
+        if not self.commit_on_agreement and not too_long:
+            self.agreement.tentative = [w for w in hypothesis if w.end_s > self.agreement.horizon_s]
+            return []
+        committed = self.agreement.update(hypothesis)
+        if too_long:
+            if self.agreement.horizon_s * self.rate <= self._utterance_first:
+                committed += self.agreement.finish()  # no agreement in a whole buffer: take the decode
+            cut = self.agreement.horizon_s * self.rate
+            if not cut > self._utterance_first:
+                cut = self._n_samples - self.chunk_len
+            self._trim(cut)
+            self._utterance_first = self._buf_first
+        return self._commit(committed)
+
+    def _finish_utterance(self, end: int, *, hold_mark: bool = False) -> list[AsrWord]:
+        """One decode of the whole utterance up to sample ``end``: its words after the horizon are final.
+
+        ``hold_mark``: whether the last word ends a sentence is Whisper's guess at the end of the audio it
+        was given; the word is held (:meth:`_release_held`) until the pause after it is known."""
+        end = min(end, self._n_samples)
+        committed = self.agreement.finish(self._utterance_words(end))
+        del self.agreement.committed[:-MAX_NGRAM_OVERLAP]
+        self._spoken.append((self._utterance_first, end))
+        self._utterance_first = None
+        self._keep_context(end)
+        committed = self._commit(committed)
+        if hold_mark and committed and not is_punctuation(committed[-1].text):
+            self._held = committed.pop()
+            self._held_speech_end = end - self.pad_len
+        return committed
+
+    def _release_held(self, next_speech: int | None) -> list[AsrWord]:
+        """The held word once the pause after it is known: a pause of ``SENTENCE_PAUSE_S`` or more ends the
+        sentence there (keeps or adds a full stop); the next speech starting sooner makes a sentence mark a comma (the reader paused inside a
+        sentence: JFK's "my fellow Americans, ask not ..." has 1.1 s pauses); ``next_speech`` None: no speech
+        yet (released with its mark once the silence has lasted ``SENTENCE_PAUSE_S``)."""
+        w = self._held
+        if w is None:
+            return []
+        # the pause as the VAD measures it (speech end to speech onset); while silent, the VAD may still be
+        # ramping up on an onset: a margin of VAD_ONSET_LAG_S before calling the pause long
+        lag = VAD_ONSET_LAG_S * self.rate if next_speech is None else 0
+        gap = (self._n_samples - lag if next_speech is None else next_speech) - self._held_speech_end
+        if gap < SENTENCE_PAUSE_S * self.rate:
+            if next_speech is None:
+                return []
+            if ends_sentence(w.text):
+                w = w._replace(text=w.text.rstrip().rstrip(".!?…") + ",")
+        elif not ends_sentence(w.text):  # a long pause after an unpunctuated utterance ends its sentence
+            w = w._replace(text=w.text.rstrip().rstrip(",;:") + ".")
+        self._held = None
+        return [w]
+
+    def _utterance_words(self, end: int) -> list[AsrWord]:
+        """The words of the utterance [first, end), decoded after the context utterances (their words, already
+        final, are dropped: a word is the utterance's when its middle lies in the utterance's audio)."""
+        pieces = self._context_pieces() + [(self._utterance_first, end)]
+        return self._decode_pieces(pieces, last_only=True)
+
+    def _context_pieces(self) -> list[tuple[int, int]]:
+        """The finished utterances kept as acoustic context for the next decodes (at most CONTEXT_S)."""
+        return [(max(a, self._buf_first), b) for a, b in self._spoken if b > self._buf_first]
+
+    def _keep_context(self, end: int) -> None:
+        """Keep the last utterances (at most ``CONTEXT_S`` of speech) in the buffer; drop older audio."""
+        total, keep = 0, []
+        for a, b in reversed(self._spoken):
+            if total + (b - a) > CONTEXT_S * self.rate:
+                break
+            total += b - a
+            keep.insert(0, (a, b))
+        self._spoken = keep
+        self._trim(keep[0][0] if keep else end)
+
+    def _flush(self, t_lsl: float) -> None:
+        """Final words for everything fed before LSL time ``t_lsl``, then the marker."""
+        end = self._sample_at(t_lsl)
+        if self.speech is None:
+            committed = self._commit(self.agreement.finish(self._decode(None, end)))
+            self.agreement = LocalAgreement()
+            self._trim(end)
+        else:
+            committed = self._finish_speech(end)
+        self._emit(committed, final=True)
+        self._publish_preview()
+        self.words.put_nowait(Flushed(t_lsl))
+
+    def _finish_speech(self, end: int) -> list[AsrWord]:
+        """Speech mode: the utterance heard before sample ``end`` decoded to ``end`` and made final (a held
+        word first, with its mark: the case or the recording ends here)."""
+        held, self._held = ([self._held] if self._held is not None else []), None
+        if self._utterance_first is None and not self._open_utterance():
+            return held
+        if self._utterance_first >= end:
+            self._utterance_first = None
+            return held
+        return held + self._finish_utterance(end)
+
+    def _sample_at(self, t_lsl: float) -> int:
+        """Absolute sample index of LSL time ``t_lsl`` (through the block it falls in), within what was fed."""
+        if not self._block_first:
+            return 0
+        k = int(np.clip(np.searchsorted(self._block_t_lsl, t_lsl, side="right") - 1, 0, None))
+        at = self._block_first[k] + (t_lsl - self._block_t_lsl[k]) * self.rate
+        return int(np.clip(round(at), self._buf_first, self._n_samples))
+
     def _finish(self) -> None:
-        committed = self.agreement.finish(self._decode()) if self._n_samples > self._buf_first else []
+        if self.speech is None:
+            has_audio = self._n_samples > self._buf_first
+            committed = self._commit(self.agreement.finish(self._decode()) if has_audio else [])
+        else:
+            committed = self._finish_speech(self._n_samples)
         self._emit(committed, final=True)
         self._publish_preview()
 
     def _trim(self, at_sample: float) -> None:
         """Drop buffered audio before absolute sample ``at_sample``, keeping what is not committed."""
         cut = int(np.clip(round(at_sample), self._buf_first, self._n_samples))
-        audio = np.concatenate(self._chunks)[cut - self._buf_first :]
+        audio = self._buffer()[cut - self._buf_first :]
         self._chunks, self._buf_first = [audio], cut
+
+    def _speech_bounded(self, start: np.ndarray, end: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.speech is None:
+            return start, end
+        from radgaze.capture.live.vad import bound_to_speech
+
+        regions = self.speech.regions(min_silence_s=WORD_GAP_S) / self.rate
+        return bound_to_speech(start, end, regions)
 
     def _emit(self, committed: list[AsrWord], *, final: bool) -> None:
         words = self._pending + list(committed)
         if not words:
             return
+        start, end = self._speech_bounded(
+            np.array([w.start_s for w in words]), np.array([w.end_s for w in words])
+        )
         start, end = sanitize_word_times(
-            np.array([w.start_s for w in words]),
-            np.array([w.end_s for w in words]),
+            start,
+            end,
             audio_dur_s=self._n_samples / self.rate,
             min_start_s=self._last_end_s,
             max_word_dur_s=self.max_word_dur_s,
@@ -466,12 +735,20 @@ def streaming_from_config(
     on_preview: Callable[[Preview], None] | None = None,
 ) -> StreamingTranscriber:
     """A :class:`StreamingTranscriber` with ``cfg``'s chunking (the model is loaded here unless given)."""
+    speech = None
+    if cfg.vad_filter:
+        from radgaze.capture.live.vad import SpeechDetector
+
+        speech = SpeechDetector()
     return StreamingTranscriber(
         transcriber if transcriber is not None else WhisperTranscriber(cfg),
         chunk_s=cfg.chunk_s,
         max_buffer_s=cfg.max_buffer_s,
         max_word_dur_s=cfg.max_word_dur_s,
         on_preview=on_preview,
+        speech=speech,
+        end_silence_s=cfg.end_silence_s,
+        commit_on_agreement=cfg.commit_on_agreement,
     )
 
 
@@ -492,16 +769,23 @@ def transcribe_audio(
 ) -> Words:
     """Offline: transcribe a whole recorded :class:`Audio` at once; final words on the LSL clock.
 
-    Decodes in 30 s windows (Whisper's input length is handled inside faster-whisper), sanitises the times,
-    converts dictated punctuation, maps times through the audio blocks.
+    Decodes in 30 s windows (Whisper's input length is handled inside faster-whisper), moves word times out
+    of pauses (Silero VAD), sanitises them, converts dictated punctuation, maps times through the audio blocks.
     """
     if audio.samples.size == 0:
         return Words.empty()
     rate = int(audio.sample_rate)
     words = transcriber(audio.samples.astype(np.float32) / 32768.0, "")
+    start, end = np.array([w.start_s for w in words]), np.array([w.end_s for w in words])
+    if rate == SAMPLE_RATE_HZ and words:  # no word starts inside a pause (Silero's speech regions)
+        from radgaze.capture.live.vad import SpeechDetector, bound_to_speech
+
+        speech = SpeechDetector()
+        speech.push(audio.samples)
+        start, end = bound_to_speech(start, end, speech.regions(min_silence_s=WORD_GAP_S) / rate)
     start, end = sanitize_word_times(
-        np.array([w.start_s for w in words]),
-        np.array([w.end_s for w in words]),
+        start,
+        end,
         audio_dur_s=audio.samples.size / rate,
         max_word_dur_s=max_word_dur_s,
     )
@@ -513,4 +797,60 @@ def transcribe_audio(
         t_end=samples_to_t_lsl(converted.t_end * rate, audio.block_t_lsl, first, rate),
         text=converted.text,
         probability=converted.probability,
+    )
+
+
+def load_vocabulary(value: str) -> str:
+    """``--asr-prompt`` value -> prompt text: "site" (the shipped site vocabulary), a file of terms (one per
+    line, '#' comments), or the text itself. Terms are joined with commas."""
+    if value == "site":
+        from importlib.resources import files
+
+        lines = (files("radgaze.assets") / SITE_VOCABULARY).read_text("utf-8").splitlines()
+    elif os.path.isfile(value):
+        lines = Path(value).read_text("utf-8").splitlines()
+    else:
+        return value.strip()
+    terms = [ln.split("#", 1)[0].strip() for ln in lines]
+    return ", ".join(t for t in terms if t)
+
+
+def add_asr_options(p: Any, *, default_model: str | None = DEFAULT_MODEL) -> None:
+    """The dictation options both recorders share (``record`` and ``record --headless``)."""
+    p.add_argument(
+        "--whisper",
+        default=default_model,
+        help="faster-whisper model: a hub name (downloaded once), a local model directory, or tiny.en / "
+        "base from the installed asr-models wheels (used offline)"
+        + ("" if default_model else f" (default: {DEFAULT_MODEL})"),
+    )
+    p.add_argument("--beam", type=int, default=5, help="ASR beam size")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--asr-prompt",
+        default=None,
+        metavar="TEXT|FILE|site",
+        help="vocabulary to bias the recogniser with: text, a file of terms (one per line), or 'site' for "
+        "assets/asr/site_vocabulary.txt; never put findings in it (default: none)",
+    )
+    g.add_argument("--no-asr-prompt", action="store_true", help="no vocabulary biasing (the default)")
+    p.add_argument(
+        "--asr-hotwords",
+        action="store_true",
+        help="pass the vocabulary as faster-whisper hotwords instead of an initial prompt",
+    )
+
+
+def asr_config_from_args(args: Any) -> AsrConfig:
+    """An :class:`AsrConfig` from :func:`add_asr_options`' arguments (a wheel model name resolved offline)."""
+    from radgaze.capture.live.whisper_models import resolve_model
+
+    model = resolve_model(args.whisper or DEFAULT_MODEL)
+    prompt = "" if args.no_asr_prompt or args.asr_prompt is None else load_vocabulary(args.asr_prompt)
+    return AsrConfig(
+        model=model,
+        beam_size=args.beam,
+        local_files_only=Path(model).is_dir(),
+        vocabulary_prompt=prompt,
+        use_hotwords=bool(args.asr_hotwords),
     )

@@ -15,6 +15,7 @@ case ends and again at close, and the closing "saved ..." line prints the counts
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import threading
 import time
@@ -33,10 +34,11 @@ from radgaze.capture.gazemath.pipeline import LivePipeline
 from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.io.display import display_from_options
 from radgaze.capture.io.images import default_window, load_image
-from radgaze.capture.live.asr import DEFAULT_MODEL as DEFAULT_ASR_MODEL
+from radgaze.capture.live.asr import add_asr_options
 from radgaze.capture.live.queues import drain
 from radgaze.capture.records import DisplayGeometry, ImageRef
 from radgaze.capture.store.integrity import check_free_space
+from radgaze.capture.store.privacy import opaque_case_id
 from radgaze.capture.store.session_file import SessionWriter
 
 POLL_S = 0.02  # recorder loop period: 50 Hz keeps heatmap latency far below the 50 ms goal's budget
@@ -186,13 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mic.add_argument("--audio-file", type=Path, help="play this file in real time as the microphone")
     p.add_argument("--no-audio", action="store_true", help="record gaze only (no dictation)")
-    p.add_argument(
-        "--whisper",
-        default=None,
-        help=f"faster-whisper model: a hub name (downloaded once) or a local model directory (default: "
-        f"{DEFAULT_ASR_MODEL})",
-    )
-    p.add_argument("--beam", type=int, default=5, help="ASR beam size")
+    add_asr_options(p, default_model=None)
     p.add_argument("--image", type=Path, required=True, help="the radiograph being read (DICOM/PNG/JPEG)")
     p.add_argument(
         "--duration",
@@ -232,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("expected --mic DEV, --audio-file F or --no-audio")
     display = display_from_options(args.display, args.screen_mm, args.distance_mm)
     img = load_image(args.image)
-    case_id = args.case_id or args.image.stem
+    case_id = args.case_id or (args.image.stem if args.keep_names else opaque_case_id(img.meta.sha256))
     out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}_{case_id}.h5"
 
     print(check_free_space(args.out, args.expect_minutes), flush=True)
@@ -262,6 +258,25 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
         default=30.0,
         help="minutes of recording the free space of --out must hold before recording starts (checked, shown)",
     )
+    p.add_argument(
+        "--keep-names",
+        action="store_true",
+        help="name the case and the session file after the image's file name (default: its content hash; "
+        "docs/privacy.md)",
+    )
+    p.add_argument(
+        "--keep-provenance-paths",
+        action="store_true",
+        help="store the host name, the audio source and the image's absolute path (default: none of them)",
+    )
+
+
+def stored_image_path(image: Path, session: Path, *, keep: bool) -> str:
+    """The image path a session stores: relative to the session's folder (enough to find it; the sha256
+    verifies it), absolute only with ``keep`` (docs/privacy.md)."""
+    if keep:
+        return str(image.resolve())
+    return os.path.relpath(image.resolve(), session.resolve().parent)
 
 
 def _record(recorder: Recorder, stop: threading.Event, duration_s: float | None) -> None:
@@ -307,10 +322,21 @@ def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path)
         "display": display.to_dict(),
         "recorder": "headless",
     }
-    writer = SessionWriter(out, reader_id=args.reader_id, provenance=provenance, live=True)
+    writer = SessionWriter(
+        out,
+        reader_id=args.reader_id,
+        provenance=provenance,
+        live=True,
+        keep_provenance_paths=args.keep_provenance_paths,
+    )
     meta = img.meta
     image = ImageRef(
-        str(args.image.resolve()), meta.sha256, meta.width, meta.height, meta.bits_stored, meta.photometric
+        stored_image_path(args.image, out, keep=args.keep_provenance_paths),
+        meta.sha256,
+        meta.width,
+        meta.height,
+        meta.bits_stored,
+        meta.photometric,
     )
     t0 = pylsl.local_clock()
     view = fit_view(meta.width, meta.height, display, t_lsl=t0, window=default_window(img))
@@ -334,7 +360,7 @@ def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path)
 def _open_dictation(args):
     if args.no_audio:
         return None, None, None
-    from radgaze.capture.live.asr import DEFAULT_MODEL, AsrConfig, streaming_from_config
+    from radgaze.capture.live.asr import DEFAULT_MODEL, asr_config_from_args, streaming_from_config
     from radgaze.capture.live.audio import AudioFileSource, MicrophoneSource
 
     if args.audio_file is not None:
@@ -343,6 +369,5 @@ def _open_dictation(args):
         audio = AudioFileSource(args.audio_file)
     else:
         audio = MicrophoneSource(args.mic)
-    model = args.whisper or DEFAULT_MODEL
-    cfg = AsrConfig(model=model, beam_size=args.beam, local_files_only=Path(model).is_dir())
-    return audio, streaming_from_config(cfg), model
+    cfg = asr_config_from_args(args)
+    return audio, streaming_from_config(cfg), args.whisper or DEFAULT_MODEL
