@@ -144,12 +144,13 @@ class SecondLookFlow(QtCore.QObject):
         mode: str = "on",
         seed: int = 0,
         params: SecondLookParams | None = None,
-        attention_for: Callable[[object], np.ndarray | None] | None = None,
+        attention_for: Callable[[np.ndarray, list[str]], np.ndarray] | None = None,
     ) -> None:
         super().__init__(window)
         self.window, self.controller, self.pipeline = window, controller, pipeline
         self.mode, self.seed, self.params = mode, int(seed), params or SecondLookParams()
-        self.attention_for = attention_for  # LoadedCase -> model attention over the image (None: no model)
+        # (image pixels, the case's sentences) -> a model's attention over the image (None: no model)
+        self.attention_for = attention_for
         self.case_id: str | None = None  # the case whose overlay is up
         self.overlay = SecondLookOverlay(window.image_view)
         self.arms: dict[str, bool] = {}  # case_id -> shown, as drawn
@@ -178,7 +179,10 @@ class SecondLookFlow(QtCore.QObject):
         self.arms[case_id] = shown
         log = SecondLookLog(case_id, shown, self.mode, self.seed, self.pipeline.clock())
         loaded = self.window.loaded
-        attention = self.attention_for(loaded) if self.attention_for is not None else None
+        texts = [s.text for s in self.controller.sentences] or ["the chest radiograph."]
+        attention = None
+        if self.attention_for is not None:  # evaluated by the capture worker, off the UI thread
+            attention = lambda pixels=loaded.pixels, texts=texts: self.attention_for(pixels, texts)  # noqa: E731
         self._t_space_perf = time.perf_counter()
         self.pipeline.begin_second_look(log, pixels=loaded.pixels, attention=attention, params=self.params)
         if not shown:
@@ -256,3 +260,21 @@ class ReplaySecondLook:
             self.overlay.show(sl)
             self._drawn = key
         return sl
+
+
+def model_attention(run_dir) -> Callable[[np.ndarray, list[str]], np.ndarray]:
+    """The attention of a run's model (the rule review and eval use: radgaze.training.runs.run_checkpoint) for
+    an image and the sentences dictated on it: the mean of the sentence maps, on the image's own pixels."""
+    from radgaze.model.attention import attention_on_image
+    from radgaze.model.checkpoint import load_checkpoint
+    from radgaze.training.runs import run_checkpoint
+
+    model = load_checkpoint(run_checkpoint(run_dir))
+
+    def attention(pixels: np.ndarray, texts: list[str]) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return attention_on_image(model, np.asarray(pixels, np.float32), texts).mean(axis=0)
+
+    return attention

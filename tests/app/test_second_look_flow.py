@@ -141,3 +141,46 @@ def test_the_random_arm_follows_the_seeded_coin_of_each_case(qtbot, tmp_path):
         qtbot.keyClick(win, QtCore.Qt.Key.Key_Return)
     arms = [c[2] for c in session.calls if c[0] == "second_look"]
     assert arms == [second_look_arm("random", 5, c) for c in "abcd"]
+
+
+def test_a_runs_model_attention_is_computed_on_the_capture_worker_and_stored(tmp_path):
+    """A real capture worker and live session file; the model a tiny EGMA saved as a run (review's rule)."""
+    import threading
+
+    import torch
+
+    from radgaze.app.live import LiveSession
+    from radgaze.app.second_look import model_attention
+    from radgaze.capture.gazemath.second_look import SecondLookLog
+    from radgaze.capture.records import VIEW_DTYPE, DisplayGeometry, ImageRef
+    from radgaze.capture.store.second_look import read_second_looks
+    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.model.checkpoint import save_checkpoint
+    from radgaze.model.config import ModelConfig
+    from radgaze.model.egma import EGMAModel
+
+    torch.manual_seed(0)
+    save_checkpoint(EGMAModel(ModelConfig.preset("tiny")), tmp_path / "run" / "checkpoints" / "last")
+    attention = model_attention(tmp_path / "run")
+    pixels = np.random.default_rng(0).integers(0, 4096, (256, 192)).astype(np.uint16)
+    threads = []
+
+    def on_worker():
+        threads.append(threading.current_thread().name)
+        return attention(pixels, ["there is a nodule."])
+
+    direct = attention(pixels, ["there is a nodule."])
+    assert direct.shape == (256, 192) and abs(float(direct.sum()) - 1.0) < 1e-3
+    writer = SessionWriter(tmp_path / "live.h5", live=True)
+    pipe = LiveSession(DisplayGeometry(), writer, clock=lambda: 100.0).start()
+    view = np.zeros(1, VIEW_DTYPE)
+    view["t_lsl"], view["scale"] = 90.0, 1.0
+    pipe.begin_case("c1", ImageRef("c1.png", "", 192, 256), view[0])
+    log = SecondLookLog("c1", True, "on", 0, 99.0)
+    pipe.begin_second_look(log, pixels=pixels, attention=on_worker)
+    pipe.end_case(100.0)
+    pipe.stop()
+    writer.close()
+    assert threads == ["radgaze-live"]  # not the UI thread
+    stored = read_second_looks(tmp_path / "live.h5")["c1"]
+    assert stored["versions"][0]["has_model"] and stored["model"][0].any()  # never looked: all of it unviewed
