@@ -66,14 +66,14 @@ class ReplayCase:
 
 def load_replay_case(session_path: Path, case_id: str) -> ReplayCase:
     """A case and its image; a blank image of the recorded size stands in when the image is missing."""
-    from radgaze.app.worklist import resolve_image_path
-    from radgaze.capture.io.images import default_window, load_image
+    from radgaze.capture.io.images import default_window
+    from radgaze.capture.store.case_image import load_case_image
     from radgaze.capture.store.session_file import SessionReader
 
     with SessionReader(session_path) as reader:
         record = reader.case(case_id)
     try:
-        img = load_image(resolve_image_path(record.image.path, session_path))
+        img = load_case_image(record.image, session_path)  # verified: sha256, width, height
         return ReplayCase(record, img.pixels, default_window(img), "")
     except ImageLoadError as exc:
         w, h = max(record.image.width, 1), max(record.image.height, 1)

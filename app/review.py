@@ -117,10 +117,10 @@ class ReviewCase:
 
 
 def load_case_image(record: CaseRecord, session: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
-    from radgaze.app.worklist import resolve_image_path
-    from radgaze.capture.io.images import default_window, load_image
+    from radgaze.capture.io.images import default_window
+    from radgaze.capture.store.case_image import load_case_image
 
-    img = load_image(resolve_image_path(record.image.path, session))
+    img = load_case_image(record.image, session)  # verified: sha256, width, height
     return img.pixels, default_window(img)
 
 

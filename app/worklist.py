@@ -84,10 +84,10 @@ def _session_items(path: Path) -> list[WorklistItem]:
 
 def resolve_image_path(image_path: str, session_path: Path) -> Path:
     """A session's image reference: absolute as stored, else relative to the session file's folder."""
-    p = Path(image_path)
-    if p.is_absolute() or p.exists():
-        return p
-    return session_path.parent / p
+    from radgaze.capture.records import ImageRef
+    from radgaze.capture.store.case_image import resolve_case_image
+
+    return resolve_case_image(ImageRef(image_path, "", 0, 0), session_path)
 
 
 def load_item(item: WorklistItem) -> LoadedCase:
@@ -103,8 +103,10 @@ def load_item(item: WorklistItem) -> LoadedCase:
 
     with SessionReader(item.path) as reader:
         record = reader.case(item.case_id)
+    from radgaze.capture.store.case_image import load_case_image
+
     image_path = resolve_image_path(record.image.path, item.path)
-    img = load_image(image_path)
+    img = load_case_image(record.image, item.path)  # verified: sha256, width, height
     return LoadedCase(item.case_id, img.pixels, default_window(img), img.meta, record, image_path)
 
 

@@ -26,6 +26,7 @@ import torch
 
 from radgaze.capture.errors import SessionFormatError
 from radgaze.capture.records import CaseRecord
+from radgaze.capture.store.case_image import case_image_problem
 from radgaze.capture.store.session_file import SessionReader, list_sessions
 from radgaze.model.image_transforms import (
     LetterboxTransform,
@@ -89,8 +90,9 @@ def _scan_file(path: Path) -> tuple[list[dict], list[dict]]:
                 if len(case.sentences) == 0:
                     problems.append({"case_id": cid, "error": "case has no dictated sentences"})
                     continue
-                if not reader.image_path(case).is_file():
-                    problems.append({"case_id": cid, "error": f"image {reader.image_path(case)} is missing"})
+                image_problem = case_image_problem(case.image, path)  # missing, or another file
+                if image_problem is not None:
+                    problems.append({"case_id": cid, "error": image_problem})
                     continue
                 cases.append(
                     {
@@ -334,12 +336,11 @@ def apply_gaze_floor(rows: np.ndarray, floor: float) -> np.ndarray:
 
 def read_case(folder: Path, case: IndexedCase) -> tuple[CaseRecord, np.ndarray]:
     """(the case record, its image windowed to float32 (H, W) in [0, 1]) through the session store."""
-    from radgaze.capture.io.images import load_image
+    from radgaze.capture.store.case_image import load_case_image
 
     with SessionReader(folder / case.file) as reader:
         record = reader.case(case.case_id)
-        image_path = reader.image_path(record)
-    return record, _window01(load_image(image_path))
+    return record, _window01(load_case_image(record.image, folder / case.file))  # sha256, size verified
 
 
 def case_sample_from(

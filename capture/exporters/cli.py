@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from radgaze.capture.annotation.labels import load_label_set
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.errors import ConfigError, StoreWriteError
 from radgaze.capture.exporters.reflacx import export_reflacx
 from radgaze.capture.store.session_file import list_sessions
 
@@ -32,6 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--labels", type=Path, help="label set TOML the annotations use (default: REFLACX's)")
     p.add_argument("--overwrite", action="store_true", help="replace an export that exists in OUT")
+    p.add_argument(
+        "--keep-names",
+        action="store_true",
+        help="write image paths, file-name stems and session paths (default: content hashes; docs/privacy.md)",
+    )
     return parser
 
 
@@ -52,13 +57,18 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"expected a session file or a folder of them, got {path} (not found)")
     if not sessions:
         raise ConfigError(f"expected session files (.h5) in {[str(p) for p in inputs]}, found none")
+    label_set = load_label_set(args.labels)
     try:
         result = export_reflacx(
-            sessions, out, label_set=load_label_set(args.labels), overwrite=args.overwrite
+            sessions, out, label_set=label_set, overwrite=args.overwrite, keep_names=args.keep_names
         )
     except FileExistsError as exc:
         raise ConfigError(str(exc)) from None
+    except OSError as exc:  # a read-only or full OUT: one line
+        raise StoreWriteError(f"{out}: cannot write the export ({exc.strerror or exc})") from None
     print(f"exported {len(result.written)} reading(s) from {len(sessions)} session file(s) to {out}")
     for note in result.notes:
         print(f"  note: {note}")
-    return 0
+    for why in result.skipped:
+        print(f"  skipped: {why}")
+    return 1 if result.skipped else 0

@@ -32,6 +32,7 @@ from radgaze.capture.annotation.labels import LabelSet, load_label_set
 from radgaze.capture.errors import SessionFormatError
 from radgaze.capture.gazemath.geometry import image_to_screen, shown_rect, view_index
 from radgaze.capture.records import SHAPE_ELLIPSE, CaseAnnotation, CaseRecord
+from radgaze.capture.store.privacy import file_digest, image_reference
 from radgaze.capture.store.second_look import read_second_looks
 from radgaze.capture.store.session_file import SessionReader
 
@@ -62,6 +63,9 @@ METADATA_COLUMNS = (
 class ExportResult:
     written: list[str] = field(default_factory=list)  # reading ids
     notes: list[str] = field(default_factory=list)  # what REFLACX's layout could not hold
+    skipped: list[str] = field(
+        default_factory=list
+    )  # session files / cases that could not be read (one line each)
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -188,9 +192,16 @@ def _ellipse_rows(annotation: CaseAnnotation, columns: list[str]) -> list[list[s
 
 
 def export_case(
-    case: CaseRecord, reading_id: str, out: Path, columns: list[str], result: ExportResult
+    case: CaseRecord,
+    reading_id: str,
+    out: Path,
+    columns: list[str],
+    result: ExportResult,
+    *,
+    keep_names: bool = False,
 ) -> list:
-    """Write one reading's files; returns its metadata row."""
+    """Write one reading's files; returns its metadata row (image and dicom_id by content hash unless
+    ``keep_names``: a file name may carry a patient's name, docs/privacy.md)."""
     origin = time_origin(case)
     folder = out / "main_data" / reading_id
     fixation_header = ["timestamp_start_fixation", "timestamp_end_fixation", "x_position", "y_position"]
@@ -221,12 +232,34 @@ def export_case(
         if ann.chest_box is not None:
             _write_csv(folder / "chest_bounding_box.csv", ["xmin", "ymin", "xmax", "ymax"],
                        [[_num(v, 1) for v in ann.chest_box]])  # fmt: skip
-    image = case.attrs.get("image_source_path") or case.image.path
+    image, dicom_id = image_cells(case, keep_names)
     return [
-        reading_id, case.attrs.get("split", ""), "False", image,
-        case.attrs.get("dicom_id", Path(case.image.path).stem), case.attrs.get("subject_id", ""),
+        reading_id, case.attrs.get("split", ""), "False", image, dicom_id, case.attrs.get("subject_id", ""),
         str(case.image.width), str(case.image.height),
     ] + metadata_cells(ann, columns)  # fmt: skip
+
+
+def image_cells(case: CaseRecord, keep_names: bool) -> tuple[str, str]:
+    """The metadata's ``image`` and ``dicom_id``: the image's content hash by default (a dataset's own dicom_id
+    is kept: it names no file), its path and file-name stem with ``keep_names``."""
+    if keep_names:
+        image = case.attrs.get("image_source_path") or case.image.path
+        return image, case.attrs.get("dicom_id", Path(case.image.path).stem)
+    ref = image_reference(case.image.sha256)
+    return ref, case.attrs.get("dicom_id", ref)
+
+
+def _readable_cases(path: Path, result: ExportResult) -> list[tuple[str, CaseRecord, dict | None]]:
+    """Every case of a session file read whole before anything is written (a damaged case: a note)."""
+    second_looks = read_second_looks(path)
+    cases = []
+    with SessionReader(path) as reader:
+        for case_id in reader.case_ids:
+            try:
+                cases.append((case_id, reader.case(case_id), second_looks.get(case_id)))
+            except SessionFormatError as exc:
+                result.skipped.append(str(exc))
+    return cases
 
 
 def second_look_cell(stored: dict | None) -> str:
@@ -238,9 +271,16 @@ def second_look_cell(stored: dict | None) -> str:
 
 
 def export_reflacx(
-    sessions: list[Path], out: Path, *, label_set: LabelSet | None = None, overwrite: bool = False
+    sessions: list[Path],
+    out: Path,
+    *,
+    label_set: LabelSet | None = None,
+    overwrite: bool = False,
+    keep_names: bool = False,
 ) -> ExportResult:
-    """Write every case of ``sessions`` into ``out`` in REFLACX's layout."""
+    """Write every case of ``sessions`` into ``out`` in REFLACX's layout. A session file or case that cannot be
+    read is skipped with a note (``result.skipped``), never half-written; the rest is exported. Sessions are
+    named in radgaze_ids.csv by their content's sha256 and case number unless ``keep_names``."""
     metadata = out / "main_data" / f"metadata_phase_{PHASE}.csv"
     if metadata.exists() and not overwrite:
         raise FileExistsError(f"{metadata} exists; pass --overwrite to replace the export")
@@ -248,14 +288,17 @@ def export_reflacx(
     columns = label_columns(label_set)
     result, rows, ids = ExportResult(), [], []
     for path in sessions:
-        second_looks = read_second_looks(path)
-        with SessionReader(path) as reader:
-            for case_id in reader.case_ids:
-                case = reader.case(case_id)
-                rid = case.attrs.get("reflacx_id") or f"P{PHASE}00R{len(result.written) + 1:06d}"
-                rows.append(export_case(case, rid, out, columns, result))
-                ids.append([rid, str(path), case_id, second_look_cell(second_looks.get(case_id))])
-                result.written.append(rid)
+        try:
+            cases = _readable_cases(path, result)
+        except SessionFormatError as exc:  # a damaged file stops nothing else (issue 24)
+            result.skipped.append(str(exc))
+            continue
+        session_name = str(path) if keep_names else f"sha256:{file_digest(path)}"
+        for k, (case_id, case, second_look) in enumerate(cases, start=1):
+            rid = case.attrs.get("reflacx_id") or f"P{PHASE}00R{len(result.written) + 1:06d}"
+            rows.append(export_case(case, rid, out, columns, result, keep_names=keep_names))
+            ids.append([rid, session_name, case_id if keep_names else str(k), second_look_cell(second_look)])
+            result.written.append(rid)
     _write_csv(metadata, [*METADATA_COLUMNS, *columns], rows)
     _write_csv(out / "radgaze_ids.csv", ["id", "session_file", "case_id", "second_look"], ids)
     return result

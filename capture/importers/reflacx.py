@@ -345,8 +345,7 @@ def read_reading(
     rid = meta.text("id")[i].strip()
     if not case_dir.is_dir():
         raise ImportFormatError(f"{case_dir}: expected the folder of REFLACX reading {rid}, found nothing")
-    refuse_image_size(f"{meta.path} row {i + 2}", ("image_size_x", "image_size_y"), *meta_image_size(meta, i))
-    w_img, h_img = int(meta.numbers("image_size_x")[i]), int(meta.numbers("image_size_y")[i])
+    w_img, h_img = meta_image_size(meta, i)
     src_image = meta.text("image")[i].strip() if meta.has("image") else ""
     image = image_ref(
         image_path, width=w_img, height=h_img, stored_path=str(image_path) if image_path else src_image
@@ -356,23 +355,12 @@ def read_reading(
     view = view_timeline(fix["t_start"], transforms, window)
     fix["x_screen_px"] = fix["x_img_px"] * transforms[:, 0] + transforms[:, 1]
     fix["y_screen_px"] = fix["y_img_px"] * transforms[:, 0] + transforms[:, 2]
-    xy = ("x_position", "y_position")
-    refuse_off_screen(
-        str(case_dir / "fixations.csv"), xy, fix["x_screen_px"], fix["y_screen_px"], disp,
-        (fix["x_img_px"], fix["y_img_px"]),
-    )  # fmt: skip
+    _refuse_off_screen(case_dir / "fixations.csv", fix, disp)
     words = read_words(case_dir / "timestamps_transcription.csv")
     gaze = np.zeros(0, GAZE_DTYPE)
     if gaze_path is not None:
         gaze = read_gaze(gaze_path, view)
-        refuse_off_screen(
-            str(gaze_path),
-            xy,
-            gaze["x_screen_px"],
-            gaze["y_screen_px"],
-            disp,
-            (gaze["x_img_px"], gaze["y_img_px"]),
-        )
+        _refuse_off_screen(gaze_path, gaze, disp)
         gaze = map_gaze_to_image(gaze, view, disp, image.width, image.height)
     ellipses = case_dir / "anomaly_location_ellipses.csv"
     findings = read_findings(ellipses, image.width, image.height) if ellipses.is_file() else None
@@ -404,8 +392,20 @@ def read_reading(
     return add_sentences(record, lead_s=lead_s)
 
 
-def meta_image_size(meta: Table, i: int) -> tuple[float, float]:
-    return float(meta.numbers("image_size_x")[i]), float(meta.numbers("image_size_y")[i])
+def _refuse_off_screen(path: Path, rows: np.ndarray, disp: DisplayGeometry) -> None:
+    """Fixation or gaze rows whose image position lands off the screen (after the view's scaling): one line
+    naming the file, row, column and the file's value (issue 24)."""
+    refuse_off_screen(
+        str(path), ("x_position", "y_position"), rows["x_screen_px"], rows["y_screen_px"], disp,
+        (rows["x_img_px"], rows["y_img_px"]),
+    )  # fmt: skip
+
+
+def meta_image_size(meta: Table, i: int) -> tuple[int, int]:
+    """Row ``i``'s image_size_x / image_size_y, refused in one line when no radiograph has that size."""
+    w, h = float(meta.numbers("image_size_x")[i]), float(meta.numbers("image_size_y")[i])
+    refuse_image_size(f"{meta.path} row {i + 2}", ("image_size_x", "image_size_y"), w, h)
+    return int(w), int(h)
 
 
 def _reading_attrs(case_dir: Path, meta: Table, i: int, *, phase: int, display_inferred: bool) -> dict:

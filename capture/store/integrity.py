@@ -164,9 +164,10 @@ def check_free_space(folder: Path, minutes: float, bytes_per_min: int = LIVE_BYT
         raise StoreWriteError(f"{existing}: expected a folder radgaze can write in, got a read-only one")
     free = shutil.disk_usage(existing).free
     holds_min = free / bytes_per_min
-    line = f"free space in {existing}: {free / 1e9:.2f} GB, room for ~{holds_min:.0f} min of recording"
+    size = f"{free / 1e9:.1f} GB" if free >= 1e9 else f"{free / 1e6:.1f} MB"
+    line = f"free space in {existing}: {size}, room for ~{holds_min:.0f} min of recording"
     if holds_min < minutes:
-        raise StoreWriteError(f"{line}; expected room for at least {minutes:g} min (--min-free-minutes)")
+        raise StoreWriteError(f"{line}; expected room for at least {minutes:g} min (--expect-minutes)")
     return line
 
 

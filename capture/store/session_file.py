@@ -56,6 +56,7 @@ from radgaze.capture.store.integrity import (
     room_problem,
     stamp_digest,
 )
+from radgaze.capture.store.privacy import scrub_provenance
 
 _log = logging.getLogger(__name__)
 
@@ -182,10 +183,13 @@ class SessionWriter:
         provenance: dict | None = None,
         live: bool = False,
         flush_interval_s: float = 0.25,
+        keep_provenance_paths: bool = False,
     ) -> None:
         self.path = Path(path)
         self.live = live
         self.flush_interval_s = flush_interval_s
+        # privacy.py: no host names or absolute paths in the file unless asked (docs/privacy.md)
+        self._scrub = (lambda d: d) if keep_provenance_paths else scrub_provenance
         self._tmp_path = self.path if live else self.path.with_name(f".{self.path.name}.partial")
         self._lock = _create_exclusively(self.path, self._tmp_path)
         self._failed: StoreWriteError | None = None
@@ -197,7 +201,7 @@ class SessionWriter:
                 "software_version": __version__,
                 "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
                 "reader_id": reader_id,
-                "provenance_json": json.dumps(provenance or {}),
+                "provenance_json": json.dumps(self._scrub(provenance or {}), default=str),
             }
         )
         self._file.create_group("cases")
@@ -225,8 +229,8 @@ class SessionWriter:
         """Merge items into the file's provenance (only between cases in live mode)."""
         f = self._reopen_plain()
         prov = json.loads(f.attrs["provenance_json"])
-        prov.update(items)
-        f.attrs["provenance_json"] = json.dumps(prov, default=str)
+        prov.update(json.loads(json.dumps(items, default=str)))
+        f.attrs["provenance_json"] = json.dumps(self._scrub(prov), default=str)
 
     def begin_case(
         self,

@@ -174,6 +174,15 @@ def reader_annotation() -> CaseAnnotation:
     )  # fmt: skip
 
 
+def stamp_image_hash(rec, folder: Path) -> None:
+    """Give ``rec`` the sha256 of the image file written for it (readers verify it, issue 24)."""
+    import dataclasses
+    import hashlib
+
+    digest = hashlib.sha256((folder / rec.image.path).read_bytes()).hexdigest()
+    rec.image = dataclasses.replace(rec.image, sha256=digest)
+
+
 def write_session(
     path: Path, n_cases: int = 2, *, imported: bool = False, prefix: str = "case", annotated: bool = False
 ) -> Path:
@@ -187,6 +196,7 @@ def write_session(
             rec = make_case(f"{prefix}{i}", t, imported=imported, shift_px=10.0 * i)
             rec.annotation = reader_annotation() if annotated else None
             Image.fromarray(img).save(path.parent / rec.image.path)
+            stamp_image_hash(rec, path.parent)
             w.write_case(rec)
             t = rec.t_end + 2.0
     return path

@@ -5,12 +5,13 @@ video, and the polish (media icons, readable legend, no pyqtgraph "A" button, th
 from __future__ import annotations
 
 import csv
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from replay_review_sessions import SENTENCES, T0, make_case, phantom
+from replay_review_sessions import SENTENCES, T0, make_case, phantom, stamp_image_hash
 
 from radgaze.app import replay_export as rx
 from radgaze.capture.records import VIEW_DTYPE, VIEW_INVERT, VIEW_WINDOW, VIEW_ZOOM
@@ -52,6 +53,7 @@ def zoom_session(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("replay_zoom") / "zoomed.h5"
     rec = _zoomed_case()
     Image.fromarray(phantom()).save(path.parent / rec.image.path)
+    stamp_image_hash(rec, path.parent)
     with SessionWriter(path, reader_id="test-reader", provenance={"source": "test"}) as w:
         w.write_case(rec)
     return path
@@ -312,7 +314,7 @@ def _real_case(image_path: Path, w: int, h: int, window: tuple[float, float]):
     wt = T0 + 3.0 + np.arange(len(words)) * 0.35
     return CaseRecord(
         case_id="real0",
-        image=ImageRef(str(image_path), "0" * 64, w, h),
+        image=ImageRef(str(image_path), hashlib.sha256(Path(image_path).read_bytes()).hexdigest(), w, h),
         display=disp,
         t_start=T0,
         t_end=T0 + 7.0,

@@ -13,6 +13,7 @@ from radgaze.app.cli import main as radgaze
 from radgaze.capture.exporters.reflacx import export_reflacx, time_origin
 from radgaze.capture.importers.reflacx import FIXATION_COLUMNS, import_reflacx
 from radgaze.capture.records import GAZE_VALID, Audio, CaseAnnotation, LabelChoice, Shape
+from radgaze.capture.store.privacy import file_digest
 from radgaze.capture.store.session_file import SessionReader, SessionWriter
 from radgaze.capture.synth.session import write_synthetic_sessions
 
@@ -99,7 +100,8 @@ def test_a_recorded_annotated_session_round_trips_on_the_audio_clock(annotated_s
     assert result.written == ["P300R000001"]
     assert result.notes == ["P300R000001: 1 box shape(s) not written (REFLACX holds ellipses only)"]
     ids = (tmp_path / "export/radgaze_ids.csv").read_text().splitlines()
-    assert ids[1] == f"P300R000001,{annotated_session},{recorded.case_id},"  # no second look
+    digest = file_digest(annotated_session)  # sessions named by content, not path (docs/privacy.md)
+    assert ids[1] == f"P300R000001,sha256:{digest},1,"  # case 1 of that file; no second look
     back = _one_case(import_reflacx(tmp_path / "export", tmp_path / "s2").written[0])
     origin = time_origin(recorded)
     assert origin == pytest.approx(recorded.t_start + 0.25)  # REFLACX's clock: the audio start
