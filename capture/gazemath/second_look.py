@@ -109,7 +109,8 @@ class SecondLook:
             parts.append("parts of the lung fields not viewed")
         if self.model is not None and self.model.any():
             parts.append("model attention where you did not look")
-        return "; ".join(parts) if parts else "nothing missed: every lung zone viewed, every dwell dictated"
+        # no claim that nothing was missed: a brief glance at a finding (a recognition error) leaves no mark
+        return "; ".join(parts) if parts else "no marks: every lung zone viewed, every long dwell dictated"
 
     def summary(self) -> dict:
         """JSON-ready description (masks excluded; they are stored as arrays)."""

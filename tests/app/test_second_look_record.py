@@ -129,7 +129,7 @@ def _check_overlay(kind: str, record, sl) -> None:
     truth = record.attrs.get("reader_error")
     if kind in ("complete", "recognition"):
         assert sl.empty, (kind, sl.status_line())
-        assert sl.status_line().startswith("nothing missed")
+        assert sl.status_line().startswith("no marks:")
         return
     ppd = float(np.median(record.fixations["ppd_img"]))
     if kind == "search":

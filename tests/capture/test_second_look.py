@@ -90,7 +90,7 @@ def test_a_reading_that_viewed_every_zone_gets_no_mark_and_a_skipped_zone_is_nam
     full = compute_second_look(
         fixations(lung_grid_points()), np.zeros((0, 2)), (W, H), t_lsl=0.0, chest_box=BOX
     )
-    assert full.empty and full.zones_not_viewed == [] and full.status_line().startswith("nothing missed")
+    assert full.empty and full.zones_not_viewed == [] and full.status_line().startswith("no marks:")
     assert full.lung_source == "chest box"
     skipped = compute_second_look(
         fixations(lung_grid_points("right lower")), np.zeros((0, 2)), (W, H), t_lsl=0.0, chest_box=BOX
