@@ -61,12 +61,12 @@ PPD_FROM_OPTIONS = "--screen-mm and --distance-mm"
 class Trial:
     trial_id: str
     t0_ms: float
-    t1_ms: float
+    t1_ms: float  # exclusive: the next trial's start, the trial's TRIAL_RESULT, or just after the last sample
 
 
 def split_trials(rec: EyeLinkRecording) -> list[Trial]:
     """Trials from ``TRIALID`` messages (see the module docstring); one trial for the whole file without them."""
-    t_end = float(rec.t_ms[-1])
+    t_end = float(np.nextafter(rec.t_ms[-1], np.inf))
     starts = [
         (t, m.split(None, 1)[1].strip() if " " in m else "") for t, m in zip(rec.msg_t_ms, rec.msg_text)
     ]
@@ -169,7 +169,7 @@ def tracker_events(rec: EyeLinkRecording, trial: Trial, cols: list[int]) -> dict
     """EyeLink's parsed events overlapping the trial for the eyes used, as JSON-ready columns (s, screen px)."""
     eyes = [EYE_NAMES.index(rec.eyes[c]) for c in cols]
     ev = rec.events
-    ev = ev[(ev["t_end_ms"] >= trial.t0_ms) & (ev["t_start_ms"] <= trial.t1_ms) & np.isin(ev["eye"], eyes)]
+    ev = ev[(ev["t_end_ms"] >= trial.t0_ms) & (ev["t_start_ms"] < trial.t1_ms) & np.isin(ev["eye"], eyes)]
     out = {}
     for kind, name in EVENT_NAMES.items():
         e = ev[ev["kind"] == kind]
@@ -239,7 +239,7 @@ class EyeLinkOptions:
 
 def trial_case(rec: EyeLinkRecording, trial: Trial, opts: EyeLinkOptions) -> CaseRecord | str:
     """One trial as a case (words empty; sentences added by the caller), or why it is skipped."""
-    sel = (rec.t_ms >= trial.t0_ms) & (rec.t_ms <= trial.t1_ms)
+    sel = (rec.t_ms >= trial.t0_ms) & (rec.t_ms < trial.t1_ms)
     if not sel.any():
         return "no samples in the trial"
     display, ppd = trial_display(rec, sel, opts.geometry)

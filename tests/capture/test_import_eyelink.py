@@ -70,7 +70,7 @@ def test_edf_import_one_case_per_trial(recordings, tmp_path):
     first = cases[0]
     assert first.case_id == "test_raw_trial1" and first.attrs["trial_id"] == "1"
     assert first.t_start == trials[0].t0_ms / 1000.0  # seconds on EyeLink's clock
-    sel = (rec.t_ms >= trials[0].t0_ms) & (rec.t_ms <= trials[0].t1_ms)
+    sel = (rec.t_ms >= trials[0].t0_ms) & (rec.t_ms < trials[0].t1_ms)
     np.testing.assert_array_equal(first.gaze["t_lsl"], rec.t_ms[sel] / 1000.0)
     valid = (first.gaze["flags"] & GAZE_VALID).astype(bool)
     np.testing.assert_array_equal(valid, np.isfinite(rec.x_px[sel, 0]))
