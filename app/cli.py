@@ -103,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `radgaze inspect … | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # cannot write: a read-only folder, a full disk, a file where a folder goes
+        where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"radgaze {name}: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

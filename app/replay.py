@@ -104,7 +104,12 @@ class ReplayWindow(QtWidgets.QMainWindow):
     """The replay mode. ``audio=False`` keeps it silent (tests, no device)."""
 
     def __init__(
-        self, session_path: str | Path, *, audio: bool = True, follow_sentences: bool = True
+        self,
+        session_path: str | Path,
+        *,
+        audio: bool = True,
+        follow_sentences: bool = True,
+        first_case: str | None = None,
     ) -> None:
         super().__init__()
         self.session_path = Path(session_path)
@@ -154,7 +159,8 @@ class ReplayWindow(QtWidgets.QMainWindow):
             raise SessionFormatError(f"{self.session_path}: expected at least one case, got none")
         with QtCore.QSignalBlocker(self.case_box):
             self.case_box.addItems(self.case_ids)
-        self.open_case(self.case_ids[0])
+        # --case 2 opens case 2 only: a damaged case 1 stops nothing (issue 24)
+        self.open_case(first_case or self.case_ids[0])
 
     # -- construction ---------------------------------------------------------------------------------
     def _build_scanpath_items(self) -> None:
@@ -682,9 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     app = ensure_qapp("radgaze replay")
     exports = args.export is not None or args.export_video is not None
     unattended = args.seconds is not None or args.screenshot is not None or exports
-    win = ReplayWindow(args.session, audio=not (args.no_audio or unattended))
-    if args.case is not None:
-        win.open_case(args.case)
+    win = ReplayWindow(args.session, audio=not (args.no_audio or unattended), first_case=args.case)
     if args.fitted:
         win.set_reader_view(False)
     restore_window_geometry(win, "replay", (1500, 950))  # fits a 1366 x 768 screen, remembered

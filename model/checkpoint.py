@@ -126,4 +126,9 @@ def load_checkpoint(directory: str | Path, device: str = "cpu"):
         load_model(model, str(directory / WEIGHTS), strict=True, device=str(device))
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint {directory}: weights do not match its config ({exc})") from exc
+    except Exception as exc:  # safetensors' own error type: a truncated or damaged file (issue 24)
+        raise CheckpointError(
+            f"checkpoint {directory}: expected a whole {WEIGHTS}, got one that cannot be read "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
     return model.to(device).eval()

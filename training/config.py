@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,7 @@ class TrainConfig:
         optim = _section(OptimConfig, d.pop("optim", {}), "optim")
         optim.betas = tuple(float(b) for b in optim.betas)
         cfg = cls(data=data, optim=optim, **d)
+        check_types(cfg, "")
         validate(cfg)
         return cfg
 
@@ -126,7 +127,36 @@ def _section(kind: type, d: dict[str, Any], name: str):
         raise ConfigError(
             f"training config [{name}]: unknown keys {sorted(unknown)}; allowed are {sorted(known)}"
         )
-    return kind(**d)
+    section = kind(**d)
+    check_types(section, name)
+    return section
+
+
+def check_types(obj: Any, where: str) -> None:
+    """ConfigError (one line) for a field whose value is not of its default's type (``lr = "fast"``: a
+    number expected, a string came); an int is a float, a bool is no number. Fields defaulting to None or to a
+    container are not checked here."""
+    for f in fields(obj):
+        default = f.default if f.default is not MISSING else None
+        value = getattr(obj, f.name)
+        if default is None or value is None or isinstance(default, list | tuple | dict):
+            continue
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int | float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok and (isinstance(value, int) or not isinstance(default, int) or float(value).is_integer())
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            kind = (
+                "a number"
+                if isinstance(default, int | float) and not isinstance(default, bool)
+                else type(default).__name__
+            )
+            raise ConfigError(
+                f"invalid value for {where + '.' if where else ''}{f.name!r}: expected {kind}, got {value!r}"
+            )
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -175,9 +205,9 @@ def _deep_update(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _read_mapping(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # a binary file is no config either
+        raise ConfigError(f"cannot read config file {path} as UTF-8 text: {exc}") from exc
     try:
         if path.suffix.lower() == ".json":
             return json.loads(text)

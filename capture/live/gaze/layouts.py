@@ -475,11 +475,19 @@ def load_layout_config(path: str | Path, desc: StreamDescription) -> GazeLayout:
         unit=_unit(str(cfg.get("unit", NORMALIZED)), f"gaze layout config {path}"),
         y_up=bool(cfg.get("y_up", False)),
         confidence=index("confidence"),
-        confidence_min=float(cfg.get("confidence_min", GENERIC_CONFIDENCE_MIN)),
+        confidence_min=_config_number(cfg, "confidence_min", GENERIC_CONFIDENCE_MIN, path),
         valid_channel=index("valid"),
         sentinels=tuple(float(v) for v in cfg.get("missing_values", [])),
         zero_is_missing=bool(cfg.get("zero_is_missing", False)),
     )
+
+
+def _config_number(cfg: dict, key: str, default: float, path: Path) -> float:
+    """A number of a layout config file, or one ConfigError line (``confidence_min = "high"``)."""
+    value = cfg.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"gaze layout config {path}: {key}: expected a number, got {value!r}")
+    return float(value)
 
 
 def _read_config(path: Path) -> dict:

@@ -1,0 +1,86 @@
+"""Tracebacks that became one line (issue 24, item 8): a truncated model.safetensors, a wrongly typed or binary
+TOML, ``train --out`` on a file. Each ran into a traceback before."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.training.config import load_config
+
+
+def _radgaze(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "radgaze.app.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_a_truncated_model_safetensors_is_one_checkpoint_error(tmp_path: Path):
+    import torch
+
+    from radgaze.model.checkpoint import load_checkpoint, save_checkpoint
+    from radgaze.model.config import ModelConfig
+    from radgaze.model.egma import EGMAModel
+
+    torch.manual_seed(0)
+    save_checkpoint(EGMAModel(ModelConfig.preset("tiny")), tmp_path / "ckpt")
+    weights = tmp_path / "ckpt" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(
+        CheckpointError, match="expected a whole model.safetensors, got one that cannot be read"
+    ):
+        load_checkpoint(tmp_path / "ckpt")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            'base = "tiny"\n[optim]\nlr = "fast"\n',
+            r"invalid value for optim\.'lr': expected a number, got 'fast'",
+        ),
+        ('base = "tiny"\nepochs = "many"\n', r"invalid value for 'epochs': expected a number, got 'many'"),
+        ('base = "tiny"\n[data]\nstrict = 3\n', r"'strict'|unknown keys"),
+    ],
+)
+def test_wrongly_typed_training_toml_is_one_line(tmp_path: Path, toml: str, message: str):
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_binary_toml_is_one_line(tmp_path: Path):
+    path = tmp_path / "c.toml"
+    path.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ConfigError, match="as UTF-8 text"):
+        load_config(path)
+
+
+def test_a_layout_config_with_confidence_min_high_is_one_line(tmp_path: Path):
+    from radgaze.capture.live.gaze.layouts import StreamDescription, load_layout_config
+
+    path = tmp_path / "layout.toml"
+    path.write_text(
+        '[gaze_layout]\nconfidence_min = "high"\n[gaze_layout.channels]\nx = 0\ny = 1\nconfidence = 2\n'
+    )
+    desc = StreamDescription(
+        name="t", type="Gaze", n_channels=3, channel_format="float32", nominal_rate_hz=100.0
+    )
+    with pytest.raises(ConfigError, match=r"confidence_min: expected a number, got 'high'"):
+        load_layout_config(path, desc)
+
+
+def test_train_out_on_a_file_is_one_line(tmp_path: Path, synth_sessions: Path):
+    out = tmp_path / "not-a-folder"
+    out.write_text("x")
+    done = _radgaze("train", str(synth_sessions), "--out", str(out), "--config", "tiny", "--epochs", "1")
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("radgaze train:")]  # progress lines aside
+    assert "Traceback" not in done.stderr and len(errors) == 1
+    assert errors[0].startswith(f"radgaze train: cannot write {out}") and "Not a directory" in errors[0]
