@@ -3,7 +3,7 @@
 Two image panes over the same image (each its own :class:`radgaze.app.state.ViewerState`, zoom/pan/window linked):
 the radiologist's heatmap of the selected sentence on the left, the model's attention for the same sentence
 (or for any text typed in) on the right. Below, every sentence of every case with CC, NSS, KLD, SIM, AUC-Judd
-(:mod:`radgaze.app.agreement`) and the disagreement (1 - CC), sorted most-disagreeing first (click a header to sort by
+(:mod:`radgaze.model.agreement`) and the disagreement (1 - CC), sorted most-disagreeing first (click a header to sort by
 another column), and a per-case table. Both panes show one view (every zoom, pan and fit mirrored exactly) and
 both maps on the same footing (min-max normalised, low values transparent, a colour bar each). Export the
 sentence table as CSV (sentences numbered as the table shows them, a mean row last) and the figure
@@ -29,7 +29,17 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from radgaze.app.agreement import (
+from radgaze.app.annotation_overlay import AnnotationOverlay
+from radgaze.app.image_view import ImageView
+from radgaze.app.panels import ViewControls
+from radgaze.app.qtapp import restore_window_geometry, save_window_geometry
+from radgaze.app.retrain import RetrainDialog, resolve_checkpoint
+from radgaze.app.review_figure import FigurePanels
+from radgaze.app.shortcuts import install_viewing_keys
+from radgaze.app.state import ViewerState
+from radgaze.capture.errors import ImageLoadError, RadgazeError, SessionFormatError
+from radgaze.capture.records import CaseRecord
+from radgaze.model.agreement import (
     METRIC_TITLES,
     METRICS,
     SentenceAgreement,
@@ -44,16 +54,6 @@ from radgaze.app.agreement import (
     summarise_cases,
     write_csv,
 )
-from radgaze.app.annotation_overlay import AnnotationOverlay
-from radgaze.app.image_view import ImageView
-from radgaze.app.panels import ViewControls
-from radgaze.app.qtapp import restore_window_geometry, save_window_geometry
-from radgaze.app.retrain import RetrainDialog, resolve_checkpoint
-from radgaze.app.review_figure import FigurePanels
-from radgaze.app.shortcuts import install_viewing_keys
-from radgaze.app.state import ViewerState
-from radgaze.capture.errors import ImageLoadError, RadgazeError, SessionFormatError
-from radgaze.capture.records import CaseRecord
 
 COLUMNS = ("Session", "Case", "#", "Sentence", "Fix", *(METRIC_TITLES[m] for m in METRICS), "Disagreement")
 CASE_COLUMNS = ("Session", "Case", "Sentences", *(METRIC_TITLES[m] for m in METRICS), "Disagreement")

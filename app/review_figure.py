@@ -1,7 +1,7 @@
 """The review's exported figure, drawn with matplotlib (Qt-free): reader | model | metrics.
 
 Not a screen grab: the same image region on both panels (the region the review panes show), each map
-min-max normalised as on screen (:func:`radgaze.app.agreement.display_map`) and drawn through the same
+min-max normalised as on screen (:func:`radgaze.model.agreement.display_map`) and drawn through the same
 colormap with the same alpha ramp (0 transparent, opaque from 40 % of the range, as the live overlay), a
 colourbar under each, titles, and the metrics of the sentence as a table. The format follows the file's
 suffix: ``.png`` (raster, ``dpi``), ``.svg`` and ``.pdf`` (vector text and axes; the radiograph stays a
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.app.agreement import METRIC_TITLES, METRICS, display_map
+from radgaze.model.agreement import METRIC_TITLES, METRICS, display_map
 
 FORMATS = ("png", "svg", "pdf")
 ALPHA_FULL_AT = 0.4  # the overlay is opaque from 40 % of the map's range (radgaze.app.image_view.heatmap_lut)

@@ -13,7 +13,10 @@ import pytest
 from PySide6 import QtCore, QtWidgets
 from replay_review_sessions import write_session
 
-from radgaze.app.agreement import (
+from radgaze.app.retrain import POINTER_NAME, resolve_checkpoint, write_pointer
+from radgaze.capture.errors import CheckpointError
+from radgaze.capture.records import FIXATION_DTYPE
+from radgaze.model.agreement import (
     METRICS,
     SentenceAgreement,
     agreement,
@@ -25,9 +28,6 @@ from radgaze.app.agreement import (
     sort_by_disagreement,
     summarise_cases,
 )
-from radgaze.app.retrain import POINTER_NAME, resolve_checkpoint, write_pointer
-from radgaze.capture.errors import CheckpointError
-from radgaze.capture.records import FIXATION_DTYPE
 
 
 # ------------------------------------------------------------------------------------------ pure
@@ -235,7 +235,7 @@ def test_selecting_a_row_shows_both_maps_on_the_same_grid(review):
     reader, model = review.reader_state.overlay, review.model_state.overlay
     assert reader.shape == model.shape == case.record.heatmaps.shape[1:]
     # both on the same footing: min-max normalised (low end transparent), the raw maps kept for the metrics
-    from radgaze.app.agreement import display_map
+    from radgaze.model.agreement import display_map
 
     np.testing.assert_allclose(reader.heatmap, display_map(case.record.sentence_heatmap(si)), atol=1e-6)
     np.testing.assert_allclose(model.heatmap, display_map(case.model_maps[si]), atol=1e-6)
