@@ -9,37 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from radgaze.capture.io.display import display_for_ppd, ppd_screen  # noqa: F401  (their home: the display)
 from radgaze.capture.records import GAZE_ON_IMAGE, GAZE_VALID, VIEW_DTYPE, VIEW_FIT, DisplayGeometry
-
-
-def ppd_screen(display: DisplayGeometry) -> tuple[float, float]:
-    """Screen pixels per degree of visual angle at the screen centre, ``(ppd_x, ppd_y)``.
-
-    One degree spans ``2 * d * tan(0.5 deg)`` mm at viewing distance ``d``; divided by the pixel pitch in mm.
-    """
-    mm_per_deg = 2.0 * display.viewing_distance_mm * np.tan(np.deg2rad(0.5))
-    pitch_x = display.screen_w_mm / display.screen_w_px
-    pitch_y = display.screen_h_mm / display.screen_h_px
-    return float(mm_per_deg / pitch_x), float(mm_per_deg / pitch_y)
-
-
-def display_for_ppd(
-    screen_w_px: int, screen_h_px: int, ppd_x: float, ppd_y: float, viewing_distance_mm: float
-) -> DisplayGeometry:
-    """The DisplayGeometry whose :func:`ppd_screen` is ``(ppd_x, ppd_y)`` at that distance: the pixel pitch is
-    what one degree spans there divided by px/deg (for a tracker that reports px/deg, not the screen's size)."""
-    if not (ppd_x > 0 and ppd_y > 0 and viewing_distance_mm > 0):
-        raise ValueError(
-            f"expected positive px/deg and distance, got {ppd_x}, {ppd_y}, {viewing_distance_mm}"
-        )
-    mm_per_deg = 2.0 * viewing_distance_mm * np.tan(np.deg2rad(0.5))
-    return DisplayGeometry(
-        int(screen_w_px),
-        int(screen_h_px),
-        float(screen_w_px * mm_per_deg / ppd_x),
-        float(screen_h_px * mm_per_deg / ppd_y),
-        float(viewing_distance_mm),
-    )
 
 
 def screen_px_to_deg(x_screen_px, y_screen_px, display: DisplayGeometry) -> tuple[np.ndarray, np.ndarray]:

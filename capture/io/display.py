@@ -1,4 +1,5 @@
-"""Display geometry from command-line strings ("1920x1080", "527x296" mm, a viewing distance in mm).
+"""Display geometry: from command-line strings ("1920x1080", "527x296" mm, a viewing distance in mm), and its
+pixels per degree of visual angle (:func:`ppd_screen`; :func:`display_for_ppd` for a tracker that reports px/deg).
 
 Every command that takes ``--display`` / ``--screen-mm`` / ``--distance-mm`` parses them here, so a screen
 given only in pixels keeps the default screen's pixel pitch everywhere.
@@ -7,6 +8,8 @@ given only in pixels keeps the default screen's pixel pitch everywhere.
 from __future__ import annotations
 
 import re
+
+import numpy as np
 
 from radgaze.capture.errors import ConfigError
 from radgaze.capture.records import DisplayGeometry
@@ -51,3 +54,33 @@ def display_from_options(
 def parse_display(text: str) -> DisplayGeometry:
     """'WxH' (pixels) -> DisplayGeometry keeping the default pixel pitch and viewing distance."""
     return display_from_options(text)
+
+
+def ppd_screen(display: DisplayGeometry) -> tuple[float, float]:
+    """Screen pixels per degree of visual angle at the screen centre, ``(ppd_x, ppd_y)``.
+
+    One degree spans ``2 * d * tan(0.5 deg)`` mm at viewing distance ``d``; divided by the pixel pitch in mm.
+    """
+    mm_per_deg = 2.0 * display.viewing_distance_mm * np.tan(np.deg2rad(0.5))
+    pitch_x = display.screen_w_mm / display.screen_w_px
+    pitch_y = display.screen_h_mm / display.screen_h_px
+    return float(mm_per_deg / pitch_x), float(mm_per_deg / pitch_y)
+
+
+def display_for_ppd(
+    screen_w_px: int, screen_h_px: int, ppd_x: float, ppd_y: float, viewing_distance_mm: float
+) -> DisplayGeometry:
+    """The DisplayGeometry whose :func:`ppd_screen` is ``(ppd_x, ppd_y)`` at that distance: the pixel pitch is
+    what one degree spans there divided by px/deg (for a tracker that reports px/deg, not the screen's size)."""
+    if not (ppd_x > 0 and ppd_y > 0 and viewing_distance_mm > 0):
+        raise ValueError(
+            f"expected positive px/deg and distance, got {ppd_x}, {ppd_y}, {viewing_distance_mm}"
+        )
+    mm_per_deg = 2.0 * viewing_distance_mm * np.tan(np.deg2rad(0.5))
+    return DisplayGeometry(
+        int(screen_w_px),
+        int(screen_h_px),
+        float(screen_w_px * mm_per_deg / ppd_x),
+        float(screen_h_px * mm_per_deg / ppd_y),
+        float(viewing_distance_mm),
+    )
