@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from radgaze.capture.live.asr import Flushed
-from radgaze.capture.live.gaze.inlet import concat_chunks
+from radgaze.capture.live.gaze.inlet import concat_chunks, concat_clock_events
 from radgaze.capture.live.queues import drain
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 
@@ -49,6 +49,8 @@ class TrackerStats:
     valid_pct: float
     n_samples: int  # received since the session started
     t_last: float  # LSL time of the newest sample (NaN: none yet)
+    clock_steps: int = 0  # steps of the tracker's clock found (its samples kept, corrected; issue 24)
+    last_clock_step_s: float = float("nan")  # the newest one (+: its stamps jumped forward)
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,7 @@ class LiveSession:
         self.views = np.zeros(0, VIEW_DTYPE)  # the open case's view timeline
         self.heatmap_scale = 1.0
         self.n_gaze = 0
+        self.clock_steps, self.last_clock_step_s = 0, float("nan")
         self._recent = np.zeros(0, GAZE_DTYPE)
         self._last_status = -np.inf
         self._t_newest = float("nan")
@@ -414,6 +417,7 @@ class LiveSession:
             return
         chunks = self.gaze_inlet.drain()
         samples, gaps = concat_chunks(chunks)
+        self._take_clock_events(concat_clock_events(chunks))
         self._status(samples)
         if samples.size == 0:
             return
@@ -433,6 +437,16 @@ class LiveSession:
         xy = gaze_point_on_image(samples[-1], self.views, self.image.width, self.image.height)
         self.events.put_nowait(("gaze", xy))
 
+    def _take_clock_events(self, events: np.ndarray) -> None:
+        """Clock steps of the tracker: counted for the panel, stored with the case (the samples after them
+        already come on the corrected timeline)."""
+        if events.size == 0:
+            return
+        self.clock_steps += events.size
+        self.last_clock_step_s = float(events["step_s"][-1])
+        if self.pipeline is not None:
+            self.pipeline.push_clock_events(events)
+
     def _status(self, samples: np.ndarray) -> None:
         """Rate and validity over the last STATUS_WINDOW_S of the clock (gaze times are on the same LSL
         clock), every STATUS_EVERY_S whether samples came or not, so an outage empties the window."""
@@ -445,7 +459,17 @@ class LiveSession:
             self._last_status = now
             rate, valid = tracker_stats(self._recent["t_lsl"], self._recent["flags"], now)
             self.events.put_nowait(
-                ("status", TrackerStats(rate, valid, self.n_gaze + samples.size, self._t_newest))
+                (
+                    "status",
+                    TrackerStats(
+                        rate,
+                        valid,
+                        self.n_gaze + samples.size,
+                        self._t_newest,
+                        self.clock_steps,
+                        self.last_clock_step_s,
+                    ),
+                )
             )
 
     def _emit_sentences(self, closed) -> None:

@@ -26,6 +26,8 @@ class TrackerStatus:
     since_last_s: float = float("nan")  # time since the newest sample
     lost: bool = False  # no sample for longer than LOST_AFTER_S
     back_after_s: float = float("nan")  # the outage just recovered from lasted this long (shown a while)
+    clock_steps: int = 0  # steps of the tracker's clock this session (samples kept on a corrected timeline)
+    last_clock_step_s: float = float("nan")  # the newest step (+: the stamps jumped forward)
 
 
 def heatmap_thumbnail(
@@ -129,8 +131,20 @@ class TrackerPanel(QtWidgets.QGroupBox):
         self.label.setText(
             f"<b>{status.name or 'tracker'}</b><br>{state}<br>"
             f"rate {fmt(status.rate_hz, '.0f')} Hz · valid {fmt(status.valid_pct, '.0f')} %<br>"
-            f"last drift {drift}"
+            f"last drift {drift}{clock_step_line(status)}"
         )
+
+
+def clock_step_line(status: TrackerStatus) -> str:
+    """The tracker panel's clock line (amber): how often the tracker's clock stepped and by how much; its
+    samples were kept on a corrected timeline (radgaze.capture.gazemath.clock). Empty when it never did."""
+    if status.clock_steps <= 0:
+        return ""
+    times = "once" if status.clock_steps == 1 else f"{status.clock_steps} times"
+    return (
+        f"<br><span style='color:#e0a030'>tracker clock stepped {times}, last {status.last_clock_step_s:+.1f} s"
+        " · samples kept, times corrected</span>"
+    )
 
 
 class TranscriptView(QtWidgets.QPlainTextEdit):

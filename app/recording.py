@@ -251,6 +251,8 @@ class RecordController(QtCore.QObject):
             since_last_s=since,
             lost=lost,
             back_after_s=back,
+            clock_steps=st.clock_steps if st else 0,
+            last_clock_step_s=st.last_clock_step_s if st else float("nan"),
         )
         self.window.reading.tracker.show_status(status, self.warn_deg)
 

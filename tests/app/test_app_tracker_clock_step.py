@@ -1,0 +1,78 @@
+"""The record window against a REAL tracker whose clock steps 10 s forward mid-recording (issue 24, item 1): a
+Tobii-layout LSL outlet in another process (tests/capture/lsl_outlet_proc.py "clock_steps"). The tracker panel
+says the clock stepped and that the samples were kept; the session stores the step as a clock event and keeps
+every sample on one continuous timeline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from radgaze.app.live import LiveSession
+from radgaze.app.main_window import MainWindow
+from radgaze.app.recording import RecordController
+from radgaze.capture.records import DisplayGeometry
+
+OUTLET_PROC = Path(__file__).resolve().parents[1] / "capture" / "lsl_outlet_proc.py"
+TOBII_LABELS = ["left_x", "left_y", "left_pupil", "right_x", "right_y", "right_pupil"]
+
+
+def _start_outlet(tmp_path: Path, name: str) -> subprocess.Popen:
+    spec = {"outlets": [{"name": name, "type": "Gaze", "format": "float32", "rate": 120.0, "labels": TOBII_LABELS,
+                         "source_id": name + "-src", "rows": [[0.4, 0.5, 3.0, 0.4, 0.5, 3.0]],
+                         "clock_steps": [[2.0, 10.0]]}],
+            "lifetime_s": 60}  # fmt: skip
+    path = tmp_path / f"{time.monotonic_ns()}.json"
+    path.write_text(json.dumps(spec))
+    proc = subprocess.Popen([sys.executable, str(OUTLET_PROC), str(path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+    assert proc.stdout.readline().strip() == "READY"
+    return proc
+
+
+def test_panel_shows_a_clock_step_and_the_session_keeps_every_sample(qtbot, tmp_path, artifacts_dir):
+    from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
+    from radgaze.capture.live.gaze.inlet import GazeInlet
+    from radgaze.capture.store.session_file import SessionReader, SessionWriter
+
+    name = f"radgaze-clockstep-{time.monotonic_ns()}"
+    Image.fromarray(np.full((300, 200), 2000, np.uint16)).save(tmp_path / "c.png")
+    proc = _start_outlet(tmp_path, name)
+    display = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
+    inlet = GazeInlet(resolve_gaze_stream(name, timeout_s=10.0), display).start()
+    writer = SessionWriter(tmp_path / "s.h5", live=True)
+    session = LiveSession(display, writer, gaze_inlet=inlet).start()
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    win.open_folder(tmp_path)
+    ctl = RecordController(win, session, display, tracker_name=name)
+    label = win.reading.tracker.label
+    try:
+        qtbot.waitUntil(lambda: "connected" in label.text(), timeout=15000)
+        ctl.start()  # the case is recorded across the step
+        qtbot.waitUntil(lambda: "tracker clock stepped once, last +10.0 s" in label.text(), timeout=20000)
+        assert "samples kept, times corrected" in label.text() and "lost" not in label.text()
+        win.grab().save(str(artifacts_dir / "tracker_clock_step.png"))
+        qtbot.wait(500)  # samples after the step
+        ctl.stop()
+    finally:
+        session.stop()
+        inlet.stop()
+        writer.close()
+        proc.kill()
+        proc.wait(10)
+    with SessionReader(tmp_path / "s.h5") as r:
+        cases = [r.case(c) for c in r.case_ids]
+    events = np.concatenate([c.clock_events for c in cases])
+    assert events.size == 1 and abs(events["step_s"][0] - 10.0) < 0.1
+    t = np.concatenate([c.gaze["t_lsl"] for c in cases])
+    assert t.size > 120 and np.all(np.diff(t) > 0) and np.all(np.diff(t) < 0.1)  # continuous: nothing lost
+    assert inlet.stats.n_late_dropped == 0
