@@ -7,6 +7,10 @@ import sys
 
 TARGETS: dict[str, tuple[str, str]] = {
     "capture": ("radgaze.capture.bench.capture", "LSL ingest rate/latency, heatmap latency and throughput"),
+    "asr": (
+        "radgaze.capture.bench.asr",
+        "live dictation vs whole-file decode: WER, invented findings, sentences, onsets, RTF, commit latency",
+    ),
     "viewer": (
         "radgaze.app.bench_viewer",
         "window/level update, gaze overlay rate, frame time idle vs during ASR",

@@ -425,10 +425,12 @@ class StreamingTranscriber:
                     if item is None:
                         done = True
                     elif isinstance(item, Flushed):
+                        self._catch_up()
                         self._flush(item.t_lsl)
                     else:
                         self._add_block(item)
                 if done:
+                    self._catch_up()
                     self._finish()
                 elif self.speech is not None:
                     self._step_speech()
@@ -438,6 +440,11 @@ class StreamingTranscriber:
             self.words.put_nowait(e)
         finally:
             self.words.put_nowait(None)
+
+    def _catch_up(self) -> None:
+        """Before a flush or the end: the utterances that ended in audio not yet stepped over, each final."""
+        if self.speech is not None:
+            self._step_speech()
 
     def _add_block(self, b: AudioBlock) -> None:
         self._block_t_lsl.append(b.t_lsl_first_sample)
@@ -534,10 +541,13 @@ class StreamingTranscriber:
                 self._trim(self._spoken[0][0] if self._spoken else self._n_samples - self.pad_len)
                 self._emit(released, final=False)
                 return
-        speech_end = self.speech.last_speech_end() or self._utterance_first
-        if self._n_samples - speech_end >= self.end_silence_len:
+        speech_end = self.speech.speech_end_after(self._utterance_first, self.end_silence_len)
+        if speech_end is not None:  # every utterance that ended since the last step, in order
             committed = self._finish_utterance(speech_end + self.pad_len, hold_mark=True)
-        elif self._n_samples - self._decoded_upto >= self.chunk_len:
+            self._emit(released + committed, final=False)
+            self._publish_preview()
+            return self._step_speech()
+        if self._n_samples - self._decoded_upto >= self.chunk_len:
             committed = self._decode_utterance()
         else:
             committed = []

@@ -93,6 +93,22 @@ class SpeechDetector:
         idx = np.flatnonzero(self.speech_mask())
         return None if idx.size == 0 else int(idx[-1] + 1) * WINDOW
 
+    def speech_end_after(self, sample: int, min_silence: int) -> int | None:
+        """End (sample) of the first speech run at or after ``sample`` that ``min_silence`` samples of
+        silence follow, within what was scored; None while the speech goes on (or no silence that long yet)."""
+        m = self.speech_mask()
+        k0 = max(0, sample // WINDOW)
+        need = max(1, -(-min_silence // WINDOW))
+        speech = np.flatnonzero(m[k0:])
+        if speech.size == 0:
+            return None
+        s = np.concatenate([m[k0:], np.zeros(1, bool)])  # the stream's end is not a silence yet
+        ends = np.flatnonzero(s[:-1] & ~s[1:]) + 1  # relative window after each run's last speech window
+        for e in ends[ends > speech[0]]:
+            if e + need <= m.size - k0 and not m[k0 + e : k0 + e + need].any():
+                return int(k0 + e) * WINDOW
+        return None
+
     def first_speech_from(self, sample: int) -> int | None:
         """Sample index where the first speech window at or after ``sample`` starts (None: no speech yet)."""
         m = self.speech_mask()

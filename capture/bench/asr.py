@@ -1,0 +1,250 @@
+"""``radgaze bench asr --whisper MODEL``: live dictation against the truth, beside the same model's whole-file decode.
+
+Inputs: the spoken reports of :mod:`radgaze.capture.synth.speech` (espeak-ng, one clip per sentence, 2-3 s
+pauses, 3 s of silence at the end: every sentence's onset is known) in four voices and rates, plus any real
+speech given with ``--clip FILE --clip-text TEXT`` (e.g. jfk.flac). Each clip is streamed through the live
+:class:`~radgaze.capture.live.asr.StreamingTranscriber` fed in real time (``--speed`` > 1 feeds faster) and
+decoded whole by :func:`~radgaze.capture.live.asr.transcribe_audio`. Figures per clip and overall:
+
+- word error rate live and whole-file, and the gap (goal: live <= whole + 0.02);
+- finding words the speaker did not say (:func:`~radgaze.capture.synth.speech.invented_finding_words`): live
+  beyond what the whole-file decode invents (goal 0);
+- sentences live vs spoken (goal: all exact) and sentence onset error at p95 (goal <= 0.3 s);
+- real-time factor (decode seconds per second of audio, live worker) and the commit latency: from a spoken
+  sentence's end to the moment its last word is final (p50/p95), then + the sentence's heatmap (measured
+  here on the sentence's synthetic gaze: one :func:`~radgaze.capture.gazemath.align.sentence_heatmap`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from radgaze.capture.bench.report import bench_result, print_result
+from radgaze.capture.gazemath.align import sentence_spans
+from radgaze.capture.live.asr import (
+    AsrConfig,
+    Flushed,
+    WhisperTranscriber,
+    concat_words,
+    load_vocabulary,
+    streaming_from_config,
+    transcribe_audio,
+)
+from radgaze.capture.live.audio import AudioBlock, blocks_to_audio, read_audio_file
+from radgaze.capture.live.whisper_models import resolve_model
+from radgaze.capture.records import Words
+from radgaze.capture.synth.speech import (
+    SPOKEN_REPORTS,
+    invented_finding_words,
+    speak_report,
+    word_error_rate,
+)
+
+T0 = 1000.0
+BLOCK = 1600  # 0.1 s blocks, as the microphone source delivers them
+VOICES = (  # (voice, words per minute, pauses between sentences in s): one per report of SPOKEN_REPORTS
+    ("en-us", 165, (2.0, 2.5, 3.0, 2.2)),
+    ("en-gb", 150, (2.5, 2.0, 3.0)),
+    ("en-us+f3", 180, (2.2, 2.8, 2.0, 2.5)),
+    ("en-gb-scotland", 160, (3.0, 2.0, 2.5)),
+)
+GOALS = {
+    "wer_gap_max": ("<=", 0.02),
+    "invented_beyond_whole_file": ("==", 0),
+    "sentences_exact_fraction": ("==", 1.0),
+    "sentence_onset_error_p95_s": ("<=", 0.3),
+}
+
+
+@dataclass
+class Clip:
+    name: str
+    samples: np.ndarray
+    text: str
+    onset_s: np.ndarray | None = None  # known sentence onsets (spoken reports)
+    offset_s: np.ndarray | None = None
+
+
+def spoken_clips() -> list[Clip]:
+    clips = []
+    for (voice, wpm, pauses), (name, sentences) in zip(VOICES, SPOKEN_REPORTS.items()):
+        r = speak_report(
+            sentences, voice=voice, words_per_min=wpm, pauses_s=list(pauses[: len(sentences) - 1])
+        )
+        clips.append(Clip(f"{name} ({voice}, {wpm} wpm)", r.samples, r.text, r.onset_s, r.offset_s))
+    return clips
+
+
+def stream_live(
+    cfg: AsrConfig, samples: np.ndarray, speed: float
+) -> tuple[Words, list[tuple[float, float]], float]:
+    """Feed ``samples`` in real time (/ speed); returns (final words, [(emit wall s, last word end s)], decode s)."""
+    st = streaming_from_config(cfg)
+    decode_s = [0.0]
+    inner = st.transcriber
+
+    def timed(audio, prompt):
+        t = time.perf_counter()
+        out = inner(audio, prompt)
+        decode_s[0] += time.perf_counter() - t
+        return out
+
+    st.transcriber = timed
+    st.start()
+    wall0 = time.perf_counter()
+    batches, emitted = [], []
+    for i in range(0, samples.size, BLOCK):
+        due = wall0 + (i + BLOCK) / 16000 / speed
+        time.sleep(max(0.0, due - time.perf_counter()))
+        st.feed(T0 + i / 16000, samples[i : i + BLOCK])
+        _collect(st, batches, emitted, wall0, speed)
+    st.stop(timeout_s=600)
+    _collect(st, batches, emitted, wall0, speed)
+    return concat_words(batches), emitted, decode_s[0]
+
+
+def _collect(st, batches: list, emitted: list, wall0: float, speed: float) -> None:
+    while True:
+        try:
+            item = st.words.get_nowait()
+        except Exception:  # queue.Empty
+            return
+        if item is None or isinstance(item, Flushed):
+            continue
+        if isinstance(item, BaseException):
+            raise item
+        batches.append(item)
+        now_stream_s = (time.perf_counter() - wall0) * speed
+        emitted.append((now_stream_s, float(item.t_end[-1] - T0)))
+
+
+def commit_latencies(live: Words, emitted: list[tuple[float, float]]) -> list[float]:
+    """Per live sentence: stream time its last word became final minus the time that word ended."""
+    out = []
+    for _, _, _, _, t1 in sentence_spans(live):
+        end_s = t1 - T0
+        when = [w for w, last_end in emitted if last_end >= end_s - 1e-6]
+        if when:
+            out.append(min(when) - end_s)
+    return out
+
+
+def measure_clip(cfg: AsrConfig, clip: Clip, speed: float) -> dict:
+    live, emitted, decode_s = stream_live(cfg, clip.samples, speed)
+    whole = transcribe_audio(WhisperTranscriber(cfg), blocks_to_audio([AudioBlock(T0, clip.samples)]))
+    live_text, whole_text = " ".join(live.text), " ".join(whole.text)
+    inv_live = invented_finding_words(clip.text, live_text)
+    inv_whole = invented_finding_words(clip.text, whole_text)
+    spans = sentence_spans(live)
+    row = {
+        "clip": clip.name,
+        "audio_s": round(clip.samples.size / 16000, 1),
+        "wer_live": round(word_error_rate(clip.text, live_text), 3),
+        "wer_whole_file": round(word_error_rate(clip.text, whole_text), 3),
+        "invented_live": inv_live,
+        "invented_whole_file": inv_whole,
+        "invented_beyond_whole_file": len([w for w in inv_live if w not in inv_whole]),
+        "sentences_live": len(spans),
+        "sentences_whole_file": len(sentence_spans(whole)),
+        "rtf_live": round(decode_s / (clip.samples.size / 16000), 3),
+        "commit_latency_s": [round(x, 2) for x in commit_latencies(live, emitted)],
+        "live_text": live_text,
+    }
+    if clip.onset_s is not None:
+        row["sentences_spoken"] = len(clip.onset_s)
+        if len(spans) == len(clip.onset_s):
+            row["onset_error_s"] = np.round(
+                np.abs(np.array([s[3] for s in spans]) - T0 - clip.onset_s), 3
+            ).tolist()
+    return row
+
+
+def heatmap_ms() -> float:
+    """One sentence heatmap from 8 fixations on a 640 px image (the cost added after the words are final)."""
+    from radgaze.capture.gazemath.align import HeatmapContext, sentence_heatmap
+    from radgaze.capture.records import FIXATION_DTYPE, VIEW_DTYPE, DisplayGeometry
+
+    rng = np.random.default_rng(0)
+    fix = np.zeros(8, FIXATION_DTYPE)
+    fix["t_start"], fix["t_end"] = np.arange(8) * 0.25, np.arange(8) * 0.25 + 0.2
+    fix["x_img_px"], fix["y_img_px"] = rng.uniform(100, 500, 8), rng.uniform(100, 500, 8)
+    fix["ppd_img"] = 30.0
+    ctx = HeatmapContext(640, 640, DisplayGeometry(), np.zeros(0, VIEW_DTYPE))
+    t = time.perf_counter()
+    sentence_heatmap(fix, 0.0, 2.0, ctx)
+    return (time.perf_counter() - t) * 1000
+
+
+def summarise(rows: list[dict]) -> dict:
+    gaps = [r["wer_live"] - r["wer_whole_file"] for r in rows]
+    spoken = [r for r in rows if "sentences_spoken" in r]
+    onsets = [e for r in spoken for e in r.get("onset_error_s", [])]
+    lat = [x for r in rows for x in r["commit_latency_s"]]
+    return {
+        "wer_live_mean": round(float(np.mean([r["wer_live"] for r in rows])), 3),
+        "wer_whole_file_mean": round(float(np.mean([r["wer_whole_file"] for r in rows])), 3),
+        "wer_gap_max": round(float(max(gaps)), 3),
+        "invented_beyond_whole_file": int(sum(r["invented_beyond_whole_file"] for r in rows)),
+        "sentences_exact_fraction": round(
+            float(np.mean([r["sentences_live"] == r["sentences_spoken"] for r in spoken])) if spoken else 1.0,
+            3,
+        ),
+        "sentence_onset_error_p95_s": round(float(np.percentile(onsets, 95)), 3) if onsets else None,
+        "rtf_live_mean": round(float(np.mean([r["rtf_live"] for r in rows])), 3),
+        "commit_latency_p50_s": round(float(np.percentile(lat, 50)), 2) if lat else None,
+        "commit_latency_p95_s": round(float(np.percentile(lat, 95)), 2) if lat else None,
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radgaze bench asr",
+        description="Live dictation vs the same model's whole-file decode on spoken reports with known "
+        "sentence times (espeak-ng) and on real speech clips: word error rate, invented finding words, "
+        "sentence count and onset error, real-time factor, commit latency; with the load average.",
+        epilog="example: radgaze bench asr --whisper tiny.en --clip jfk.flac --clip-text 'And so my fellow ...'",
+    )
+    p.add_argument(
+        "--whisper", required=True, help="model: a directory, a hub name, or tiny.en / base (wheels)"
+    )
+    p.add_argument("--beam", type=int, default=5, help="ASR beam size (default 5)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for the decoder (default: all but one)"
+    )
+    p.add_argument("--asr-prompt", default=None, help="vocabulary: TEXT, FILE or 'site' (default: none)")
+    p.add_argument("--asr-hotwords", action="store_true", help="the vocabulary as hotwords")
+    p.add_argument("--clip", type=Path, action="append", default=[], help="a real speech file (repeatable)")
+    p.add_argument(
+        "--clip-text", action="append", default=[], help="what is said in the --clip of the same rank"
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="feed the audio this many times real time")
+    p.add_argument("--no-reports", action="store_true", help="only the --clip files")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if len(args.clip) != len(args.clip_text):
+        raise SystemExit("radgaze bench asr: expected one --clip-text per --clip")
+    model = resolve_model(args.whisper)
+    cfg = AsrConfig(
+        model=model,
+        beam_size=args.beam,
+        cpu_threads=args.threads,
+        local_files_only=Path(model).is_dir(),
+        vocabulary_prompt=load_vocabulary(args.asr_prompt) if args.asr_prompt else "",
+        use_hotwords=args.asr_hotwords,
+    )
+    clips = [] if args.no_reports else spoken_clips()
+    clips += [Clip(p.name, read_audio_file(p), t) for p, t in zip(args.clip, args.clip_text)]
+    rows = [measure_clip(cfg, c, args.speed) for c in clips]
+    figures = {"model": args.whisper, "prompt": args.asr_prompt or "none", **summarise(rows), "clips": rows}
+    notes = {"heatmap": f"a sentence's heatmap adds {heatmap_ms():.1f} ms after its last word is final"}
+    print_result(bench_result(figures, GOALS, notes), args.json)
+    return 0

