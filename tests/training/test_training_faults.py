@@ -81,6 +81,7 @@ def test_train_out_on_a_file_is_one_line(tmp_path: Path, synth_sessions: Path):
     out.write_text("x")
     done = _radgaze("train", str(synth_sessions), "--out", str(out), "--config", "tiny", "--epochs", "1")
     assert done.returncode == 2, done.stderr[-2000:]
-    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("radgaze train:")]  # progress lines aside
+    # the progress lines aside, one line says it
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("radgaze train:")]
     assert "Traceback" not in done.stderr and len(errors) == 1
     assert errors[0].startswith(f"radgaze train: cannot write {out}") and "Not a directory" in errors[0]
