@@ -35,6 +35,7 @@ from radgaze.app.panels import ViewControls
 from radgaze.app.qtapp import restore_window_geometry, save_window_geometry
 from radgaze.app.retrain import RetrainDialog, resolve_checkpoint
 from radgaze.app.review_figure import FigurePanels
+from radgaze.app.second_look import ReviewSecondLook
 from radgaze.app.shortcuts import install_viewing_keys
 from radgaze.app.state import ViewerState
 from radgaze.capture.errors import ImageLoadError, RadgazeError, SessionFormatError
@@ -43,13 +44,11 @@ from radgaze.model.agreement import (
     METRIC_TITLES,
     METRICS,
     SentenceAgreement,
-    agreement,
     case_rows,
     display_map,
-    fixation_mask,
     model_maps_on_grid,
+    sentence_agreement,
     sentences_with_heatmaps,
-    shapes_mask,
     sort_by_disagreement,
     summarise_cases,
     write_csv,
@@ -114,14 +113,18 @@ class ReviewCase:
     pixels: np.ndarray
     window: tuple[float, float] | None
     model_maps: dict[int, np.ndarray]  # sentence index -> (h_hm, w_hm)
+    pixels01: np.ndarray | None = None  # the image as the model sees it (io.images.windowed01)
 
 
-def load_case_image(record: CaseRecord, session: Path) -> tuple[np.ndarray, tuple[float, float] | None]:
-    from radgaze.capture.io.images import default_window
+def load_case_image(
+    record: CaseRecord, session: Path
+) -> tuple[np.ndarray, tuple[float, float] | None, np.ndarray]:
+    """(the pixels as stored, their default window, the image as the model sees it in training and eval)."""
+    from radgaze.capture.io.images import default_window, windowed01
     from radgaze.capture.store.case_image import load_case_image
 
     img = load_case_image(record.image, session)  # verified: sha256, width, height
-    return img.pixels, default_window(img)
+    return img.pixels, default_window(img), windowed01(img)
 
 
 def compute_review(
@@ -144,13 +147,13 @@ def compute_review(
             if not idx:
                 continue
             try:
-                pixels, window = load_case_image(rec, path)
+                pixels, window, pixels01 = load_case_image(rec, path)
             except ImageLoadError as exc:
                 problems.append(f"{path.name}/{rec.case_id}: {exc}")
                 continue
             shape = rec.heatmaps.shape[1:]
-            maps = model_maps_on_grid(model, pixels, [rec.sentences.text[i] for i in idx], shape)
-            cases.append(ReviewCase(path, rec, pixels, window, dict(zip(idx, maps))))
+            maps = model_maps_on_grid(model, pixels01, [rec.sentences.text[i] for i in idx], shape)
+            cases.append(ReviewCase(path, rec, pixels, window, dict(zip(idx, maps)), pixels01))
             rows.extend(case_rows(rec, maps, session=path.name))
     return cases, rows, problems
 
@@ -212,6 +215,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
         self.model_view = ImageView(self.model_state)
         # the reader's ellipses on both sides: "Hit" and "In shapes" score the model against them
         self.overlays = (AnnotationOverlay(self.reader_view), AnnotationOverlay(self.model_view))
+        self.second_look = ReviewSecondLook(self.reader_view)  # what the reader saw when a sentence was said
         self.controls = ViewControls(self.reader_state)  # W/L presets drive both panes (linked)
         self._link_states()
         self._build_ui()
@@ -494,7 +498,9 @@ class ReviewWindow(QtWidgets.QMainWindow):
         )
         self.model_state.set_heatmap(None if model is None else display_map(model), rec.heatmap_scale, text)
         self.shown_maps = (reader, model)
-        self.sentence_label.setText(f"{rec.case_id} · sentence {sentence_index + 1}: “{text}”")
+        t_said = float(rec.sentences.t_start[sentence_index]) if len(rec.sentences) else float("nan")
+        after = self.second_look.show_for(case.session, rec.case_id, t_said)
+        self.sentence_label.setText(f"{rec.case_id} · sentence {sentence_index + 1}: “{text}”{after}")
         self.reader_title.setText("Radiologist — gaze heatmap of this sentence")
         self.model_title.setText("Model — attention for this sentence")
         self._show_metrics(sentence_index)
@@ -526,7 +532,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
         model, shape = self.model, case.record.heatmaps.shape[1:]
 
         def work():
-            return model_maps_on_grid(model, case.pixels, [text], shape)[0]
+            return model_maps_on_grid(model, case.pixels01, [text], shape)[0]
 
         def done(model_map: np.ndarray) -> None:
             self.query_text = text
@@ -534,17 +540,8 @@ class ReviewWindow(QtWidgets.QMainWindow):
             self.model_state.set_heatmap(display_map(model_map), rec.heatmap_scale, label=text)
             self.shown_maps = (self.shown_maps[0], model_map)
             self.model_title.setText(f"Model — attention for “{text}”")
-            reader = rec.sentence_heatmap(sentence_index)
-            if reader is not None:
-                s = rec.sentences
-                mask = fixation_mask(
-                    rec.fixations,
-                    float(s.window_start[sentence_index]),
-                    float(s.window_end[sentence_index]),
-                    reader.shape,
-                    rec.heatmap_scale,
-                )
-                m = agreement(model_map, reader, mask, shapes_mask(rec, reader.shape))
+            if rec.sentence_heatmap(sentence_index) is not None:
+                m = sentence_agreement(rec, sentence_index, model_map)
                 self.shown_metrics = m
                 self.metrics_label.setText(
                     _metrics_text(m, 1.0 - m["cc"]) + f"   (typed text vs sentence {sentence_index + 1})"

@@ -278,3 +278,30 @@ def model_attention(run_dir) -> Callable[[np.ndarray, list[str]], np.ndarray]:
             return attention_on_image(model, np.asarray(pixels, np.float32), texts).mean(axis=0)
 
     return attention
+
+
+class ReviewSecondLook:
+    """Review's view of the second looks of many sessions: on selecting a sentence, the overlay the reader had
+    on screen when it was spoken (a sentence dictated during the second look) and whether it came after."""
+
+    def __init__(self, image_view) -> None:
+        self.overlay = SecondLookOverlay(image_view)
+        self._stored: dict = {}  # session path -> {case_id: stored dict}
+
+    def show_for(self, session_path, case_id: str, t_lsl: float) -> str:
+        """Draw what was up at ``t_lsl``; returns "" or a note for the sentence's caption."""
+        from radgaze.capture.gazemath.second_look import shown_at
+        from radgaze.capture.store.second_look import read_second_looks
+
+        if not np.isfinite(t_lsl):  # a case without sentences
+            self.overlay.show(None)
+            return ""
+        if session_path not in self._stored:
+            self._stored[session_path] = read_second_looks(session_path)
+        stored = self._stored[session_path].get(case_id)
+        sl = shown_at(stored, t_lsl) if stored is not None else None
+        if sl is not self.overlay.shown:
+            self.overlay.show(sl)
+        if stored is None or t_lsl < stored["t_space_lsl"]:
+            return ""
+        return " · after the second look" if stored["shown"] else " · after Space (second look not shown)"

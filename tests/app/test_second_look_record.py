@@ -100,6 +100,24 @@ def _play(qtbot, proc, win, tmp_path: Path, record) -> float:
     return float(line[1])
 
 
+def _look_again(qtbot, proc, win, tmp_path: Path, cluster) -> float:
+    """The reader looks at the circled place for 2.5 s (gaze through the window's view); returns its start."""
+    view = win.state.current_view_row(VIEW_CASE)
+    rows = np.zeros(int(2.5 * 250), GAZE_DTYPE)
+    rows["t_lsl"] = np.arange(rows.size) / 250.0
+    jitter = np.random.default_rng(0).normal(0.0, 1.0, (2, rows.size))  # ~0.02 deg of tracker noise
+    rows["x_screen_px"] = cluster.x_img_px * view["scale"] + view["offset_x"] + jitter[0]
+    rows["y_screen_px"] = cluster.y_img_px * view["scale"] + view["offset_y"] + jitter[1]
+    rows["pupil"] = 3.5
+    path = tmp_path / "look_again.npy"
+    np.save(path, rows)
+    proc.stdin.write(f"PLAY {path}\n")
+    proc.stdin.flush()
+    line = _next_line(qtbot, proc, 20).split()
+    assert line[0] == "T0", line
+    return float(line[1])
+
+
 def _said(words: Words, dt: float) -> Words:
     return Words(words.t_start + dt, words.t_end + dt, list(words.text), words.probability)
 
@@ -184,11 +202,11 @@ def test_the_second_look_marks_exactly_what_each_synthetic_reader_missed(
                 assert not win.second_look.overlay.visible
                 qtbot.keyClick(win, "h")
                 assert win.second_look.overlay.visible
-                import pylsl
-
                 n = len(AGAIN.split())
-                extra = scripted_words(AGAIN, pylsl.local_clock() + 0.2, 0.1)  # said now, after Space
+                t_look = _look_again(qtbot, proc, win, tmp_path, sl.clusters[0])
+                extra = scripted_words(AGAIN, t_look + 0.6, 0.1)  # said while looking at it, after Space
                 parts.session.add_words(extra)
+                assert _next_line(qtbot, proc, 30) == "DONE"
                 want = len(record.words) + n
                 qtbot.waitUntil(lambda want=want: len(ctl.words) >= want, timeout=20_000)
                 qtbot.wait(500)  # the recomputed second look (late words) is drawn
@@ -230,6 +248,7 @@ def _check_the_session(out: Path, tmp_path: Path, extra: Words, artifacts_dir: P
     assert [t for t, a in zip(case.sentences.text, after) if a] == [AGAIN]  # what the reader added, after
     assert case.annotation.labels[0].label == "Normal radiograph"
     _check_replay(out, ids[2], decision, qtbot)
+    _check_review(out, ids[2], tmp_path, qtbot, artifacts_dir)
     result = export_reflacx([out], tmp_path / "export")
     rows = (tmp_path / "export" / "radgaze_ids.csv").read_text().splitlines()
     assert rows[0].endswith(",second_look") and len(result.written) == len(READERS)
@@ -256,3 +275,32 @@ def _check_replay(out: Path, case_id: str, stored: dict, qtbot) -> None:
         assert len(replay.second_look.overlay.shown.clusters) == 1
     finally:
         replay.close()
+
+
+def _check_review(out: Path, case_id: str, tmp_path: Path, qtbot, artifacts_dir: Path) -> None:
+    """Review: the sentence dictated during the second look is marked so, with the overlay the reader had."""
+    import torch
+
+    from radgaze.app.review import ReviewWindow
+    from radgaze.model.checkpoint import save_checkpoint
+    from radgaze.model.config import ModelConfig
+    from radgaze.model.egma import EGMAModel
+
+    torch.manual_seed(0)
+    save_checkpoint(EGMAModel(ModelConfig.preset("tiny")), tmp_path / "run" / "checkpoints" / "last")
+    win = ReviewWindow(tmp_path / "run", out.parent)
+    qtbot.addWidget(win)
+    win.resize(1366, 740)
+    with qtbot.waitSignal(win.rows_ready, timeout=180_000):
+        win.show()
+    try:
+        k = next(i for i, c in enumerate(win.cases) if c.record.case_id == case_id)
+        texts = win.cases[k].record.sentences.text
+        win.select(k, texts.index(AGAIN))
+        assert win.sentence_label.text().endswith("· after the second look")
+        assert win.second_look.overlay.shown is not None  # what was up while it was said
+        win.grab().save(str(artifacts_dir / "second_look_review.png"))
+        win.select(k, 0)
+        assert "second look" not in win.sentence_label.text() and win.second_look.overlay.shown is None
+    finally:
+        win.close()
