@@ -95,6 +95,12 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sim-rate", type=float, default=250.0, help="rate of the simulated tracker (Hz)")
     p.add_argument("--layout", default=None, help="force a gaze channel layout (default: from the stream)")
     p.add_argument("--display", default=None, help="tracker screen WxH px (default: this screen's)")
+    p.add_argument(
+        "--screen-mm",
+        default=None,
+        help="the screen's WxH in mm (default: the size the monitor reports to Qt, else the default pixel pitch)",
+    )
+    p.add_argument("--distance-mm", type=float, default=None, help="viewing distance in mm (default: 650)")
     from radgaze.capture.live.asr import add_asr_options
 
     add_asr_options(p)
@@ -126,6 +132,11 @@ def full_help() -> str:
 def screen_display(app, viewing_distance_mm: float | None = None):
     """DisplayGeometry of the primary screen: physical px and mm as Qt reports them (the default pitch when
     Qt reports no plausible size, e.g. offscreen)."""
+    return _qt_screen(app, viewing_distance_mm)[0]
+
+
+def _qt_screen(app, viewing_distance_mm: float | None):
+    """(DisplayGeometry, whether its mm are the monitor's own) of the primary screen."""
     from radgaze.capture.records import DisplayGeometry
 
     screen = app.primaryScreen()
@@ -134,11 +145,36 @@ def screen_display(app, viewing_distance_mm: float | None = None):
     w_px, h_px = round(screen.geometry().width() * dpr), round(screen.geometry().height() * dpr)
     w_mm, h_mm = screen.physicalSize().width(), screen.physicalSize().height()
     pitch = base.screen_w_mm / base.screen_w_px
-    if not (0.1 < w_mm / max(w_px, 1) < 1.0 and 0.1 < h_mm / max(h_px, 1) < 1.0):
+    reported = 0.1 < w_mm / max(w_px, 1) < 1.0 and 0.1 < h_mm / max(h_px, 1) < 1.0
+    if not reported:
         w_mm, h_mm = w_px * pitch, h_px * pitch  # implausible pitch reported: keep the default pitch
-    return DisplayGeometry(
+    display = DisplayGeometry(
         w_px, h_px, float(w_mm), float(h_mm), viewing_distance_mm or base.viewing_distance_mm
     )
+    return display, reported
+
+
+def window_display(args: argparse.Namespace, app):
+    """The record window's display and its px/deg record (where the size and distance came from): --display /
+    --screen-mm / --distance-mm, else this screen as Qt reports it (its EDID size), else stated defaults."""
+    from radgaze.capture.io.display import (
+        SCREEN_MM_ASSUMED,
+        SCREEN_MM_FROM_QT,
+        display_from_options,
+        options_ppd_source,
+        ppd_record,
+    )
+
+    qt, reported = _qt_screen(app, args.distance_mm)
+    if args.display:  # another screen than this one: Qt's size says nothing about it
+        display = display_from_options(args.display, args.screen_mm, args.distance_mm)
+        otherwise = SCREEN_MM_ASSUMED
+    else:
+        px = f"{qt.screen_w_px}x{qt.screen_h_px}"
+        display = display_from_options(px, args.screen_mm, args.distance_mm, default=qt)
+        otherwise = SCREEN_MM_FROM_QT if reported else SCREEN_MM_ASSUMED
+    source = options_ppd_source(args.screen_mm, args.distance_mm, screen_mm_otherwise=otherwise)
+    return display, ppd_record(display, source)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,11 +281,10 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
     from radgaze.app.live import LiveSession
     from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
     from radgaze.capture.live.gaze.inlet import GazeInlet
-    from radgaze.capture.live.sim_tracker import parse_display
     from radgaze.capture.store.session_file import SessionWriter
 
     s = Sources()
-    s.display = parse_display(args.display) if args.display else screen_display(app)
+    s.display, ppd = window_display(args, app)
     name = args.tracker
     if args.sim:
         import os
@@ -279,6 +314,7 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
         "asr_model": None if args.no_audio else args.whisper,
         "audio_source": "none" if args.no_audio else str(args.audio_file or args.mic or "default"),
         "display": s.display.to_dict(),
+        "ppd": ppd,
         "recorder": "window",
     }
     s.writer = SessionWriter(args.output, reader_id=args.reader_id, provenance=provenance, live=True)

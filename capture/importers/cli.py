@@ -8,6 +8,7 @@ from pathlib import Path
 from radgaze.capture.errors import ConfigError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.importers.common import ImportResult, display_from_options
+from radgaze.capture.io.display import options_ppd_source
 from radgaze.capture.records import DisplayGeometry
 
 
@@ -241,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             case_id=args.case_id,
             lead_s=args.lead_s,
             overwrite=args.overwrite,
+            ppd_source=options_ppd_source(args.screen_mm, args.distance_mm),
         )
         _report(result, args.out)
     return 0

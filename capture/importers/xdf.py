@@ -42,6 +42,7 @@ from radgaze.capture.importers.common import (
     safe_name,
     write_session_file,
 )
+from radgaze.capture.io.display import display_for_ppd, options_ppd_source, ppd_record
 from radgaze.capture.live.gaze.layouts import GazeLayout, StreamDescription, resolve_layout, to_gaze_records
 from radgaze.capture.records import CaseRecord, DisplayGeometry, ImageRef, Words
 
@@ -396,6 +397,29 @@ def build_case(
     )
 
 
+TRACKER_PPD_CHANNELS = ("pixelsPerDegreeX", "pixelsPerDegreeY")  # the EyeLink app's px/deg at the gaze point
+PPD_FROM_TRACKER = "tracker: the EyeLink app's pixelsPerDegreeX/Y channels (median over the recording)"
+
+
+def xdf_display(
+    stream: dict, lay: GazeLayout, display: DisplayGeometry, source: str | None
+) -> tuple[DisplayGeometry, dict]:
+    """The display and its px/deg record: the tracker's own px/deg where its stream sends them (the EyeLink app),
+    else the display as given (``source`` says how)."""
+    if all(c in lay.labels for c in TRACKER_PPD_CHANNELS):
+        data = np.asarray(stream["time_series"], np.float64)
+        cols = data[:, [lay.labels.index(c) for c in TRACKER_PPD_CHANNELS]]
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(cols).all(axis=1) & (cols > 0).all(axis=1) & (cols < 1e4).all(axis=1)
+        if ok.any():
+            ppd_x, ppd_y = np.median(cols[ok], axis=0)
+            display = display_for_ppd(
+                display.screen_w_px, display.screen_h_px, ppd_x, ppd_y, display.viewing_distance_mm
+            )
+            return display, ppd_record(display, PPD_FROM_TRACKER)
+    return display, ppd_record(display, source or options_ppd_source(None, None))
+
+
 def import_xdf(
     path: str | Path,
     out: str | Path,
@@ -410,8 +434,10 @@ def import_xdf(
     case_id: str | None = None,
     lead_s: float = EYE_VOICE_LEAD_S,
     overwrite: bool = False,
+    ppd_source: str | None = None,
 ) -> ImportResult:
-    """Import one XDF recording as ``out/<stem>.h5`` with one case (see the module docstring)."""
+    """Import one XDF recording as ``out/<stem>.h5`` with one case (see the module docstring). ``ppd_source``
+    says where the display's size and distance came from (the CLI's options; default: assumed)."""
     path, out = Path(path), Path(out)
     display = display or DisplayGeometry()
     name = safe_name(case_id or path.stem)
@@ -430,6 +456,7 @@ def import_xdf(
     )
     words = read_words(path, ws)
     refuse_disjoint_clocks(path, gs, gaze, words)
+    display, ppd = xdf_display(gs, lay, display, ppd_source)
     record = build_case(name, image, img, display, gaze, words, fixation_method)
     record.clock_events = clock_events
     record.attrs = {
@@ -441,6 +468,7 @@ def import_xdf(
         "words_stream": describe_stream(ws).name,
         "fixation_method": fixation_method,
         "view": "image fitted to the display for the whole recording",
+        "ppd": ppd,
     }
     add_sentences(record, lead_s=lead_s)
     provenance = {
@@ -451,6 +479,7 @@ def import_xdf(
         "tracker_layout_source": lay.bridge,
         "tracker_rate_hz": gdesc.nominal_rate_hz,
         "timestamps": "the recording's stamps, clock offsets applied (pyxdf synchronize_clocks; no dejitter)",
+        "ppd_source": ppd["source"],
         "eye_voice_lead_s": lead_s,
     }
     write_session_file(target, [record], provenance=provenance)

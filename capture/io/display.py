@@ -84,3 +84,27 @@ def display_for_ppd(
         float(screen_h_px * mm_per_deg / ppd_y),
         float(viewing_distance_mm),
     )
+
+
+# Where a session's pixels per degree came from (recorded as ``{"x", "y", "source"}``: :func:`ppd_record`)
+SCREEN_MM_FROM_OPTION = "--screen-mm"
+SCREEN_MM_FROM_QT = "the monitor's own size (Qt QScreen.physicalSize, from its EDID)"
+SCREEN_MM_ASSUMED = "assumed: the default pixel pitch (0.2115 mm, a 21.3-inch 3 MP diagnostic monitor)"
+DISTANCE_FROM_OPTION = "--distance-mm"
+DISTANCE_ASSUMED = "assumed: the default 650 mm"
+
+
+def options_ppd_source(
+    screen_mm: str | None, distance_mm: float | None, *, screen_mm_otherwise: str = SCREEN_MM_ASSUMED
+) -> str:
+    """Where px/deg came from when the display was given on the command line (an assumption is said so)."""
+    screen = SCREEN_MM_FROM_OPTION if screen_mm else screen_mm_otherwise
+    distance = DISTANCE_FROM_OPTION if distance_mm is not None else DISTANCE_ASSUMED
+    return f"screen size: {screen}; viewing distance: {distance}"
+
+
+def ppd_record(display: DisplayGeometry, source: str) -> dict:
+    """The px/deg at the screen centre and where it came from, as sessions record it (case attrs ``ppd``, file
+    provenance ``ppd``)."""
+    ppd_x, ppd_y = ppd_screen(display)
+    return {"x": round(ppd_x, 3), "y": round(ppd_y, 3), "source": source}

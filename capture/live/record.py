@@ -32,7 +32,7 @@ from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence
 from radgaze.capture.gazemath.geometry import fit_view
 from radgaze.capture.gazemath.pipeline import LivePipeline
 from radgaze.capture.helpformat import DefaultsOnceFormatter
-from radgaze.capture.io.display import display_from_options
+from radgaze.capture.io.display import display_from_options, options_ppd_source, ppd_record
 from radgaze.capture.io.images import default_window, load_image
 from radgaze.capture.live.asr import add_asr_options
 from radgaze.capture.live.queues import drain
@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_audio and args.mic is None and args.audio_file is None:
         raise ConfigError("expected --mic DEV, --audio-file F or --no-audio")
     display = display_from_options(args.display, args.screen_mm, args.distance_mm)
+    ppd = ppd_record(display, options_ppd_source(args.screen_mm, args.distance_mm))
     img = load_image(args.image)
     case_id = args.case_id or (args.image.stem if args.keep_names else opaque_case_id(img.meta.sha256))
     out = args.out / f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}_{case_id}.h5"
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sim = _start_sim(args, display) if args.sim else None
     try:
-        recorder = _open_recorder(args, display, img, case_id, out)
+        recorder = _open_recorder(args, display, img, case_id, out, ppd)
         print(f"recording to {out} (Ctrl-C to stop)", flush=True)
         try:
             _record(recorder, stop, args.duration)
@@ -306,7 +307,7 @@ def _start_sim(args, display: DisplayGeometry):
     return SimTracker(gaze, args.layout or "tobii", args.sim_rate, display, name="radgaze-sim-record").start()
 
 
-def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path) -> Recorder:
+def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path, ppd: dict) -> Recorder:
     from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
     from radgaze.capture.live.gaze.inlet import GazeInlet
 
@@ -320,6 +321,7 @@ def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path)
         "asr_model": asr_name,
         "audio_source": str(args.audio_file or args.mic or "none"),
         "display": display.to_dict(),
+        "ppd": ppd,
         "recorder": "headless",
     }
     writer = SessionWriter(
@@ -349,6 +351,7 @@ def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path)
         method=args.method,
         lead_s=args.lead,
         clock=pylsl.local_clock,
+        attrs={"ppd": ppd},
     )
     if audio is not None:
         audio.start()

@@ -57,6 +57,7 @@ def describe(path: Path) -> dict:
             raise SessionFormatError(
                 f"{path}: expected a radgaze session file, got {type(exc).__name__}: {exc}"
             ) from exc
+        _add_ppd(path, out)
         return {"kind": "session", **out}
     from radgaze.capture.io.images import default_window, file_value, load_image
 
@@ -74,6 +75,39 @@ def describe(path: Path) -> dict:
         "pixel_min": float(img.pixels.min()),
         "pixel_max": float(img.pixels.max()),
     }
+
+
+PPD_NOT_RECORDED = "not recorded (computed from the display geometry as stored)"
+
+
+def case_ppd(case, provenance: dict) -> dict:
+    """A case's px/deg and where it came from: the case's own record, the file's, else computed from its display
+    with the source said to be unrecorded (sessions written before px/deg had a recorded source)."""
+    from radgaze.capture.io.display import ppd_record
+
+    own = case.attrs.get("ppd")
+    if isinstance(own, dict) and "source" in own:
+        return own
+    prov = provenance.get("ppd")
+    source = prov.get("source") if isinstance(prov, dict) else provenance.get("ppd_source")
+    return ppd_record(case.display, source or PPD_NOT_RECORDED)
+
+
+def _add_ppd(path: Path, info: dict) -> None:
+    """Each case summary gains ``ppd`` (x, y, source)."""
+    from radgaze.capture.store.session_file import SessionReader
+
+    ids = [c.get("case_id") for c in info.get("cases", [])]
+    try:
+        with SessionReader(path) as reader:
+            ppd = {
+                cid: case_ppd(reader.case(cid), reader.provenance) for cid in ids if cid in reader.case_ids
+            }
+    except (RadgazeError, KeyError, OSError):  # a damaged case: describe_session has said so already
+        return
+    for c in info.get("cases", []):
+        if c.get("case_id") in ppd:
+            c["ppd"] = ppd[c["case_id"]]
 
 
 def format_text(info: dict) -> str:
@@ -126,6 +160,9 @@ def _case_lines(c: dict) -> list[str]:
         f"{c.get('fixations')} fixations, {c.get('words')} words, {c.get('sentences')} sentences, "
         f"{c.get('heatmaps')} heatmaps"
     ]
+    if c.get("ppd"):
+        p = c["ppd"]
+        lines.append(f"    px/deg {p['x']:.2f} x {p['y']:.2f} ({p['source']})")
     if c.get("annotation"):
         a = c["annotation"]
         lines.append(

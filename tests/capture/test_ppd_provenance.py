@@ -1,0 +1,95 @@
+"""Pixels per degree have a recorded source in every new session: the tracker's own (EyeLink app channels via
+XDF, EyeLink files), the screen's physical size and distance given, or a stated assumption; inspect shows it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from bridges import plans_for
+from PIL import Image
+from test_bridges import write_bridge_xdf
+
+from radgaze.capture.importers.xdf import PPD_FROM_TRACKER, import_xdf
+from radgaze.capture.io.display import (
+    DISTANCE_ASSUMED,
+    SCREEN_MM_ASSUMED,
+    display_from_options,
+    options_ppd_source,
+    ppd_record,
+)
+from radgaze.capture.records import DisplayGeometry
+from radgaze.capture.store.session_file import SessionReader
+
+DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 600.0)
+
+
+def test_ppd_record_and_its_source():
+    rec = ppd_record(DISPLAY, options_ppd_source("531x299", 600.0))
+    one_deg_mm = 2 * 600 * np.tan(np.deg2rad(0.5))
+    assert rec["x"] == pytest.approx(1920 / 531 * one_deg_mm, abs=1e-3)
+    assert rec["source"] == "screen size: --screen-mm; viewing distance: --distance-mm"
+    assumed = options_ppd_source(None, None)
+    assert SCREEN_MM_ASSUMED in assumed and DISTANCE_ASSUMED in assumed and "assumed" in assumed
+
+
+@pytest.fixture()
+def image(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "cxr.png"
+    Image.fromarray(rng.integers(0, 65535, (600, 500), dtype=np.uint16)).save(path)
+    return path
+
+
+def _record(tmp_path, image, *extra: str):
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, "-m", "radgaze.app.cli", "record", "--headless", "--sim", "--no-audio", "--image",
+         str(image), "--out", str(out), "--case-id", "c1", "--duration", "1", *extra],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    (path,) = out.glob("*.h5")
+    return path
+
+
+def test_headless_record_records_where_px_per_degree_came_from(tmp_path, image):
+    path = _record(
+        tmp_path, image, "--display", "1920x1080", "--screen-mm", "531x299", "--distance-mm", "600"
+    )
+    with SessionReader(path) as r:
+        case, prov = r.case("c1"), r.provenance
+    expected = ppd_record(
+        display_from_options("1920x1080", "531x299", 600.0), options_ppd_source("531x299", 600.0)
+    )
+    assert case.attrs["ppd"] == expected and prov["ppd"] == expected
+    shown = subprocess.run(
+        [sys.executable, "-m", "radgaze.app.cli", "inspect", str(path)], capture_output=True, text=True
+    ).stdout
+    assert (
+        f"px/deg {expected['x']:.2f} x {expected['y']:.2f} (screen size: --screen-mm; viewing distance:"
+        in shown
+    )
+    default = _record(tmp_path / "d", image)
+    with SessionReader(default) as r:
+        assert "assumed" in r.case("c1").attrs["ppd"]["source"]
+
+
+def test_xdf_import_takes_the_eyelink_apps_own_px_per_degree(tmp_path, image):
+    xdf = tmp_path / "eyelink.xdf"
+    write_bridge_xdf(xdf, "eyelink")
+    res = import_xdf(xdf, tmp_path / "out", image=image, display=DISPLAY, case_id="c1")
+    with SessionReader(res.written[0]) as r:
+        case = r.case("c1")
+    rows = plans_for("eyelink", 1.0)[0].rows
+    assert case.attrs["ppd"]["source"] == PPD_FROM_TRACKER
+    assert (case.attrs["ppd"]["x"], case.attrs["ppd"]["y"]) == pytest.approx(
+        (rows[0][6], rows[0][7]), abs=1e-3
+    )
+    other = tmp_path / "tobii.xdf"
+    write_bridge_xdf(other, "tobii")
+    res = import_xdf(other, tmp_path / "out2", image=image, display=DISPLAY, case_id="c1")
+    with SessionReader(res.written[0]) as r:
+        assert "assumed" in r.case("c1").attrs["ppd"]["source"]  # the API default: the display as given
