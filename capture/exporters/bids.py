@@ -183,6 +183,7 @@ def physio_sidecar(case: CaseRecord, provenance: dict) -> dict:
         "y_coordinate": {"Description": "Gaze position on the screen, from the top edge.", "Units": "pixel"},
         "pupil_size": {"Description": _pupil_description(case), "Units": "arbitrary"},
     }
+    out.update(case.attrs.get("calibration") or {})  # the tracker's calibration (EyeLink imports), BIDS keys
     tracker = provenance.get("tracker")
     name = tracker.get("stream", {}).get("name") if isinstance(tracker, dict) else tracker
     if name:

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +131,28 @@ def trial_display(
         display = display_for_ppd(w_px, h_px, ppd_x, ppd_y, opts.distance_mm or ASSUMED_DISTANCE_MM)
     ppd_x, ppd_y = ppd_screen(display)
     return display, {"x": round(ppd_x, 3), "y": round(ppd_y, 3), "source": source}
+
+
+_CALIBRATION = re.compile(r"^!CAL CALIBRATION (HV\d+) \S+ (LEFT|RIGHT)\b")
+_VALIDATION = re.compile(r"^!CAL VALIDATION (HV\d+) \S+ (LEFT|RIGHT) .*?ERROR ([\d.]+) avg\. ([\d.]+) max")
+
+
+def calibration(rec: EyeLinkRecording, eyes: list[str], t_end_ms: float) -> dict:
+    """The tracker's calibrations of the eyes used up to ``t_end_ms``, in BIDS eye-tracking's terms: how many,
+    of which type, and the last validation's average and maximal error (deg); {} when the file has none."""
+    out: dict = {}
+    wanted = {e.upper() for e in eyes}
+    cals = [_CALIBRATION.match(m) for t, m in zip(rec.msg_t_ms, rec.msg_text) if t <= t_end_ms]
+    cals = [m for m in cals if m and m.group(2) in wanted]
+    if cals:
+        out["CalibrationCount"] = len(cals)
+        out["CalibrationType"] = cals[-1].group(1)
+    vals = [_VALIDATION.match(m) for t, m in zip(rec.msg_t_ms, rec.msg_text) if t <= t_end_ms]
+    vals = [m for m in vals if m and m.group(2) in wanted]
+    if vals:
+        out["AverageCalibrationError"] = float(vals[-1].group(3))
+        out["MaximalCalibrationError"] = float(vals[-1].group(4))
+    return out
 
 
 def eye_columns(rec: EyeLinkRecording, eye: str) -> list[int]:
@@ -264,6 +287,7 @@ def trial_case(rec: EyeLinkRecording, trial: Trial, opts: EyeLinkOptions) -> Cas
         "fixation_method": opts.fixation_method,
         "view": "image fitted to the display for the whole trial" if ref.path else "the screen is the image",
         "tracker_events": tracker_events(rec, trial, cols),
+        "calibration": calibration(rec, [rec.eyes[c] for c in cols], trial.t1_ms),
         "warnings": [warning] if warning else [],
     }
     return CaseRecord(

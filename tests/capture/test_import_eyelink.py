@@ -77,6 +77,13 @@ def test_edf_import_one_case_per_trial(recordings, tmp_path):
     assert first.attrs["ppd"]["source"] == PPD_FROM_SAMPLES
     assert first.attrs["ppd"]["x"] == pytest.approx(36.6, abs=0.05)
     assert first.image.width == 1920 and first.image.path == ""  # the screen is the image
+    # the tracker's calibrations before the trial (two HV5), the last validation's errors (deg)
+    assert first.attrs["calibration"] == {
+        "CalibrationCount": 2,
+        "CalibrationType": "HV5",
+        "AverageCalibrationError": 0.29,
+        "MaximalCalibrationError": 0.65,
+    }
     assert len(first.words) == 0 and len(first.sentences) == 0  # no dictation: a valid case
     assert sum(len(c.attrs["tracker_events"]["fixations"]["t_start"]) for c in cases) >= 17
     summary = describe_session(result.written[0])
