@@ -9,14 +9,37 @@ ones OpenAI published for small.en, and word times are what the heatmaps are bui
 (``medium.en``, ``large-v3``) are a ``--whisper NAME`` away on a GPU. A model is a faster-whisper hub name or
 a local directory in faster-whisper (CTranslate2) format; a directory never touches the network.
 
-Live pattern (LocalAgreement-2, Machacek et al. 2023, "Turning Whisper into Real-Time Transcription System",
-ufal/whisper_streaming): every ~1 s the audio not yet committed is decoded again; the longest prefix on which
-two consecutive decodes agree is committed (final); the rest is the tentative part of the preview.
+Streaming policy (measured: benchmarks/README.md "ASR"; ``radgaze bench asr``). With a speech detector
+(Silero VAD, :mod:`radgaze.capture.live.vad`; the default):
+
+1. Silence is never decoded (Whisper fills silence with "Thank you." and "see you in the next video").
+2. An utterance starts at speech (0.2 s of audio before it kept) and ends after ``END_SILENCE_S`` (0.6 s) of
+   silence. While it lasts it is decoded every ``CHUNK_S`` (1 s) alone, for the preview only.
+3. When it ends it is decoded once more, whole, after up to ``CONTEXT_S`` (20 s) of the earlier utterances'
+   speech joined before it (acoustic and language context; their text is not also given as prompt,
+   whisper_streaming's rule); its words — those whose middle lies in its own audio — are final. Committing
+   words mid-utterance once two decodes agree (LocalAgreement-2, Machacek et al. 2023, ufal/whisper_streaming)
+   is kept as an option (``commit_on_agreement``) and is what an utterance longer than one decode window
+   (``max_buffer_s``) falls back to; measured, it lost words where the utterance-final decode did not.
+4. Whisper ends every decode with a full stop. Whether an utterance's last word ends a sentence is decided
+   by the pause after it: ``SENTENCE_PAUSE_S`` (1.5 s) or more ends the sentence (a full stop added where
+   Whisper wrote none); the next speech coming sooner makes it a comma (the speaker paused inside a sentence:
+   jfk.flac's "my fellow Americans, ask not ..." has 1.1 s pauses). The word waits until that is known.
+5. Segments Whisper's own rules call non-speech are dropped (no_speech_prob > 0.6 with avg_logprob < -1.0;
+   compression ratio > 2.4: a repetition loop).
+6. :meth:`StreamingTranscriber.flush` (a case ends) decodes the speech pending before that instant at once:
+   nothing said before a Stop is dropped, nothing carried into the next case.
 
 Word times from Whisper are known to be imperfect: the first words of a segment may start too early or have
 start > end (SYSTRAN/faster-whisper issue #294), and the first word after a long silence may start several
-seconds early (issue #125). VAD filtering removes the long silences, and :func:`sanitize_word_times` clamps
-what is left: within the audio, start <= end, monotonic, no word longer than ``max_word_dur_s``.
+seconds early (issue #125). Word times are moved out of the pauses the detector found
+(:func:`radgaze.capture.live.vad.bound_to_speech`), and :func:`sanitize_word_times` clamps what is left:
+within the audio, start <= end, monotonic, no word longer than ``max_word_dur_s``.
+
+Without a detector (``vad_filter=False``, and the tests' scripted transcribers) every sample is speech and
+LocalAgreement-2 alone commits, over a buffer trimmed at committed words.
+
+No vocabulary prompt by default: the earlier built-in one named findings and Whisper wrote them into reports.
 """
 
 from __future__ import annotations
@@ -547,7 +570,11 @@ class StreamingTranscriber:
             self._emit(released + committed, final=False)
             self._publish_preview()
             return self._step_speech()
-        if self._n_samples - self._decoded_upto >= self.chunk_len:
+        # audio waiting in the inbox: the worker is behind, final decodes come before previews (an utterance
+        # outgrowing one decode window is still decoded: its words are committed and its buffer trimmed)
+        behind = not self._inbox.empty()
+        too_long = self._n_samples - self._utterance_first >= self.max_buffer_len
+        if self._n_samples - self._decoded_upto >= self.chunk_len and (too_long or not behind):
             committed = self._decode_utterance()
         else:
             committed = []
