@@ -459,19 +459,29 @@ def import_xdf(
     display, ppd = xdf_display(gs, lay, display, ppd_source)
     record = build_case(name, image, img, display, gaze, words, fixation_method)
     record.clock_events = clock_events
-    record.attrs = {
+    record.attrs = _case_attrs(path, gdesc, lay, describe_stream(ws).name, fixation_method, ppd)
+    add_sentences(record, lead_s=lead_s)
+    provenance = _provenance(path, gdesc, lay, ppd, lead_s)
+    write_session_file(target, [record], provenance=provenance)
+    return ImportResult(written=[target], n_cases=1)
+
+
+def _case_attrs(path: Path, gdesc, lay: GazeLayout, words_stream: str, method: str, ppd: dict) -> dict:
+    return {
         "source": "xdf",
         "xdf_file": str(path),
         "gaze_stream": gdesc.name,
         "gaze_source_id": gdesc.source_id,
         "gaze_layout": lay.name,
-        "words_stream": describe_stream(ws).name,
-        "fixation_method": fixation_method,
+        "words_stream": words_stream,
+        "fixation_method": method,
         "view": "image fitted to the display for the whole recording",
         "ppd": ppd,
     }
-    add_sentences(record, lead_s=lead_s)
-    provenance = {
+
+
+def _provenance(path: Path, gdesc, lay: GazeLayout, ppd: dict, lead_s: float) -> dict:
+    return {
         "importer": "xdf",
         "source": str(path),
         "tracker": gdesc.name,
@@ -482,5 +492,3 @@ def import_xdf(
         "ppd_source": ppd["source"],
         "eye_voice_lead_s": lead_s,
     }
-    write_session_file(target, [record], provenance=provenance)
-    return ImportResult(written=[target], n_cases=1)
