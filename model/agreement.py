@@ -1,15 +1,23 @@
 """Agreement between the model's attention and the radiologist's heatmaps, per sentence and per case (Qt-free).
 
-Everything is computed on the session's heatmap grid (``radgaze.capture.store.session_file.heatmap_grid``: long side 512 px, ``scale``
-image px per heatmap px), where the radiologist's sentence heatmaps are stored:
+The one implementation that ``radgaze review`` (its table, typed-text queries and CSV) and ``radgaze eval``
+(``attention_cc``, ``attention_nss``, ``pointing_game`` and ``--sentences-csv``) both call; docs/agreement.md
+says why the grid and the shape rule are these.
 
-* the model's map of a sentence: ``radgaze.model.attention.attention_on_image`` on the image resampled to that grid;
+Everything is computed on the session's heatmap grid (``radgaze.capture.store.session_file.heatmap_grid``: long side
+512 px, ``scale`` image px per heatmap px), where the radiologist's sentence heatmaps are stored:
+
+* the model's map of a sentence (:func:`model_maps_on_grid`, :func:`grid_attention`): the model's attention on
+  the image as training feeds it (through its default window, letterboxed to the model's square), the padding
+  cropped and the map resized bilinearly onto the grid, summing to 1;
 * the fixation mask of a sentence (NSS, AUC-Judd): the grid cells holding a fixation that overlaps the sentence's
-  gaze window (as ``radgaze.training.evaluate`` does on the model's square);
+  gaze window;
 * CC, KLD, SIM compare the model map with the reader's heatmap (the benchmark's KLD is KL(reader || model));
-* against the reader's own localisations (the case annotation's ellipses and boxes, their union on the grid):
+* against the reader's own localisations tied to the sentence (:func:`reader_shapes_mask`: the annotation's
+  ellipses and boxes that hold at least half of the sentence's gaze heatmap, their union on the grid):
   ``ellipse_hit``, the pointing game (1 when the model map's maximum lies inside one of them, else 0), and
-  ``ellipse_mass``, the share of the model map's mass inside them. NaN for a case the reader did not localise.
+  ``ellipse_mass``, the share of the model map's mass inside them. NaN when no shape of the reader holds the
+  sentence's gaze (or the reader drew none).
 
 Metric definitions: ``radgaze.model.metrics`` (Bylinskii et al., TPAMI 2018). A sentence without a heatmap (the empty
 marker) has no row; NSS and AUC-Judd are NaN when no fixation of the window lies on the image (heatmap-only
@@ -87,23 +95,9 @@ class CaseAgreement:
 
 
 # ------------------------------------------------------------------------------------------------ maths
-def resample_to_grid(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Image (H, W) -> (h, w) float32 by box-filtering over one grid cell then bilinear sampling at cell
-    centres (area-like, no aliasing of a 2k image onto a 512 grid). Identity when the shapes agree."""
-    px = np.asarray(pixels, dtype=np.float32)
-    if px.ndim != 2:
-        raise ValueError(f"expected a 2-D image, got shape {px.shape}")
-    h, w = int(shape[0]), int(shape[1])
-    if (h, w) == px.shape:
-        return px
-    from scipy import ndimage
-
-    size = (max(1, round(px.shape[0] / h)), max(1, round(px.shape[1] / w)))
-    smooth = ndimage.uniform_filter(px, size=size, mode="nearest")
-    yc = (np.arange(h) + 0.5) * px.shape[0] / h - 0.5
-    xc = (np.arange(w) + 0.5) * px.shape[1] / w - 0.5
-    yy, xx = np.meshgrid(yc, xc, indexing="ij")
-    return ndimage.map_coordinates(smooth, [yy, xx], order=1, mode="nearest").astype(np.float32)
+READER_SHAPE_MIN_MASS = (
+    0.5  # a reader's shape belongs to a sentence when it holds this share of its gaze heatmap
+)
 
 
 def fixation_mask(
@@ -126,18 +120,47 @@ def fixation_mask(
     return mask
 
 
-def shapes_mask(record: CaseRecord, shape: tuple[int, int]) -> np.ndarray | None:
-    """(h, w) bool: heatmap-grid cells whose centre lies inside one of the reader's shapes (None: none drawn)."""
-    shapes = record.annotation.shapes if record.annotation is not None else []
-    if not shapes:
-        return None
-    ys = (np.arange(shape[0]) + 0.5) * record.heatmap_scale
-    xs = (np.arange(shape[1]) + 0.5) * record.heatmap_scale
+def _grid_centres_img_px(shape: tuple[int, int], scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) image px of every heatmap-grid cell's centre, each (h, w)."""
+    ys = (np.arange(shape[0]) + 0.5) * scale
+    xs = (np.arange(shape[1]) + 0.5) * scale
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
-    mask = np.zeros(shape, dtype=bool)
+    return xx, yy
+
+
+def reader_shapes_mask(record: CaseRecord, reader_map: np.ndarray) -> np.ndarray | None:
+    """(h, w) bool on the heatmap grid: the union of the reader's shapes (ellipses, boxes; a cell counts when its
+    centre lies inside) that each hold at least ``READER_SHAPE_MIN_MASS`` of ``reader_map``, a sentence's gaze
+    heatmap: the findings the reader looked at while saying it. None when no shape does (or none was drawn)."""
+    shapes = record.annotation.shapes if record.annotation is not None else []
+    total = float(np.sum(reader_map))
+    if not shapes or not total > 0:
+        return None
+    xx, yy = _grid_centres_img_px(reader_map.shape, record.heatmap_scale)
+    mask = np.zeros(reader_map.shape, dtype=bool)
     for s in shapes:
-        mask |= s.contains(xx, yy)
-    return mask
+        inside = s.contains(xx, yy)
+        if float(np.sum(reader_map[inside])) >= READER_SHAPE_MIN_MASS * total:
+            mask |= inside
+    return mask if mask.any() else None
+
+
+def pointing_target(record: CaseRecord, i: int, reader_map: np.ndarray) -> tuple[np.ndarray, str]:
+    """The region sentence ``i``'s attention should point into, on the heatmap grid, and its kind: the reader's
+    shapes holding its gaze (:func:`reader_shapes_mask`, "reader_ellipse"); else the ground-truth box of the
+    finding the sentence names (synthetic readings, "finding_box"); else the reader heatmap's half-maximum region
+    ("heatmap_half_max"). ``radgaze eval``'s pointing game counts every kind; review's Hit only the first."""
+    reader = reader_shapes_mask(record, reader_map)
+    if reader is not None:
+        return reader, "reader_ellipse"
+    xx, yy = _grid_centres_img_px(reader_map.shape, record.heatmap_scale)
+    for f in record.findings or []:
+        if f.sentence_index == i:
+            x0, y0, x1, y1 = f.box
+            box = (xx >= x0) & (xx <= x1) & (yy >= y0) & (yy <= y1)
+            if box.any():
+                return box, "finding_box"
+    return reader_map >= 0.5 * float(np.max(reader_map)), "heatmap_half_max"
 
 
 def agreement(
@@ -168,6 +191,20 @@ def agreement(
     return {k: float(out[k]) for k in METRICS}
 
 
+def sentence_agreement(record: CaseRecord, i: int, model_map: np.ndarray) -> dict[str, float]:
+    """The metrics of sentence ``i`` of ``record`` (which has a heatmap) for ``model_map`` on its heatmap grid."""
+    reader = record.sentence_heatmap(i)
+    if reader is None:
+        raise ValueError(f"expected a sentence with a heatmap, got sentence {i} (the empty marker)")
+    if model_map.shape != reader.shape:
+        raise ValueError(f"model map shape {model_map.shape} != heatmap shape {reader.shape}")
+    s = record.sentences
+    fix = fixation_mask(
+        record.fixations, float(s.window_start[i]), float(s.window_end[i]), reader.shape, record.heatmap_scale
+    )
+    return agreement(model_map, reader, fix, reader_shapes_mask(record, reader))
+
+
 def sentences_with_heatmaps(record: CaseRecord) -> list[int]:
     """Indices of the sentences that have a heatmap (not the empty marker)."""
     return [i for i in range(len(record.sentences)) if int(record.sentences.heatmap_index[i]) >= 0]
@@ -182,23 +219,12 @@ def case_rows(record: CaseRecord, model_maps: np.ndarray, *, session: str = "") 
             f"expected {len(idx)} model maps (one per sentence with a heatmap), got {len(model_maps)}"
         )
     s = record.sentences
-    rows = []
-    localised = shapes_mask(record, record.heatmaps.shape[1:]) if idx else None
-    for j, i in enumerate(idx):
-        reader = record.sentence_heatmap(i)
-        assert reader is not None  # idx holds only sentences with a heatmap
-        if model_maps[j].shape != reader.shape:
-            raise ValueError(f"model map shape {model_maps[j].shape} != heatmap shape {reader.shape}")
-        mask = fixation_mask(
-            record.fixations,
-            float(s.window_start[i]),
-            float(s.window_end[i]),
-            reader.shape,
-            record.heatmap_scale,
+    return [
+        SentenceAgreement(
+            session, record.case_id, i, s.text[i], int(s.n_fixations[i]), **sentence_agreement(record, i, m)
         )
-        m = agreement(model_maps[j], reader, mask, localised)
-        rows.append(SentenceAgreement(session, record.case_id, i, s.text[i], int(s.n_fixations[i]), **m))
-    return rows
+        for i, m in zip(idx, model_maps, strict=True)
+    ]
 
 
 def summarise_cases(rows: Iterable[SentenceAgreement]) -> list[CaseAgreement]:
@@ -283,11 +309,37 @@ def display_map(heatmap: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------ model
-def model_maps_on_grid(model, pixels: np.ndarray, texts: list[str], shape: tuple[int, int]) -> np.ndarray:
-    """The model's attention for each text on the image, on the heatmap grid: (len(texts), h, w), each map
-    summing to 1. The image is resampled to the grid first (the model sees at most a few hundred px)."""
-    from radgaze.model.attention import attention_on_image
+def square_to_grid(square_maps: np.ndarray, tf, shape: tuple[int, int]) -> np.ndarray:
+    """Maps (T, S, S) on the model's square -> (T, h, w) on the heatmap grid: the letterbox padding cropped
+    (``tf``: the image's :class:`radgaze.model.image_transforms.LetterboxTransform`), bilinear resize, clipped
+    at 0, each summing to 1."""
+    import torch
+    import torch.nn.functional as F
+
+    sq = torch.as_tensor(np.asarray(square_maps, dtype=np.float32))
+    crop = sq[:, None, tf.top_px : tf.top_px + tf.new_h, tf.left_px : tf.left_px + tf.new_w]
+    out = F.interpolate(crop, size=tuple(int(n) for n in shape), mode="bilinear", align_corners=False)[:, 0]
+    out = out.clamp_min(0.0).numpy()
+    total = out.reshape(len(out), -1).sum(1)[:, None, None] if len(out) else 1.0
+    return (out / np.maximum(total, 1e-30)).astype(np.float32)
+
+
+def grid_attention(model, image, tf, texts: list[str], shape: tuple[int, int]) -> np.ndarray:
+    """The model's attention for each text, on the heatmap grid: ``image`` (3, S, S) the model's normalised
+    input, ``tf`` its letterbox transform -> (len(texts), h, w), each summing to 1."""
+    from radgaze.model.attention import sentence_attention
 
     if not texts:
         return np.zeros((0, *shape), np.float32)
-    return attention_on_image(model, resample_to_grid(pixels, shape), list(texts)).astype(np.float32)
+    return square_to_grid(sentence_attention(model, image, list(texts)), tf, shape)
+
+
+def model_maps_on_grid(model, pixels01: np.ndarray, texts: list[str], shape: tuple[int, int]) -> np.ndarray:
+    """The model's attention for each text on the image, on the heatmap grid: (len(texts), h, w), each map
+    summing to 1. ``pixels01``: the image as training reads it (float32 in [0, 1] through its default window,
+    :func:`radgaze.capture.io.images.windowed01`), letterboxed to the model's square as training does."""
+    from radgaze.model.image_transforms import letterbox_square, to_model_input
+
+    cfg = model.config
+    square, tf = letterbox_square(np.asarray(pixels01, dtype=np.float32), int(cfg.image_size))
+    return grid_attention(model, to_model_input(square, cfg.image_mean, cfg.image_std), tf, texts, shape)

@@ -47,17 +47,22 @@ def _combine(first: list[str], second: list[str], third: list[str]) -> list[str]
 
 
 @torch.no_grad()
-def text_embeddings(model, texts: list[str], batch_size: int = 64) -> Tensor:
-    """Each text as a one-sentence report -> (T, D) normalised report embeddings (on CPU)."""
+def report_embeddings(model, reports: list[list[str]], batch_size: int = 64) -> Tensor:
+    """Reports (each a list of sentences) -> (N, D) normalised report embeddings (on CPU)."""
     dev = next(model.parameters()).device
     out = []
-    for i in range(0, len(texts), batch_size):
-        tok = model.tokenize([[t] for t in texts[i : i + batch_size]])
+    for i in range(0, len(reports), batch_size):
+        tok = model.tokenize(reports[i : i + batch_size])
         _, report = model.encode_text(
-            tok["input_ids"].to(dev), tok["attention_mask"].to(dev), tok["sentence_mask"]
+            *(tok[k].to(dev) for k in ("input_ids", "attention_mask", "sentence_mask"))
         )
         out.append(report.float().cpu())
     return torch.cat(out) if out else torch.zeros(0, model.config.embed_dim)
+
+
+def text_embeddings(model, texts: list[str], batch_size: int = 64) -> Tensor:
+    """Each text as a one-sentence report -> (T, D) normalised report embeddings (on CPU)."""
+    return report_embeddings(model, [[t] for t in texts], batch_size)
 
 
 @torch.no_grad()
@@ -71,16 +76,43 @@ def image_embeddings(model, images: Tensor, batch_size: int = 32) -> Tensor:
     return torch.cat(out) if out else torch.zeros(0, model.config.embed_dim)
 
 
+def class_scores(sim: np.ndarray, owner: np.ndarray, n_classes: int) -> np.ndarray:
+    """The zero-shot rule, once: (N, T) image-prompt cosines and (T,) the class index of each prompt -> (N, C)
+    class scores, each the max over that class's prompts (CLIP / EGMA)."""
+    sim, owner = np.asarray(sim), np.asarray(owner)
+    if sim.ndim != 2 or owner.shape != (sim.shape[1],):
+        raise ValueError(f"expected sim (N, T) and owner (T,), got {sim.shape} and {owner.shape}")
+    missing = sorted(set(range(n_classes)) - set(owner.tolist()))
+    if missing:
+        raise ValueError(f"expected at least one prompt per class, classes {missing} have none")
+    return np.stack([sim[:, owner == c].max(axis=1) for c in range(n_classes)], axis=1)
+
+
 def zero_shot_scores(model, images: Tensor, prompts: dict[str, list[str]]) -> np.ndarray:
     """(N, C) class scores, columns in ``prompts`` order: max over the class's prompts of the cosine."""
     was_training = model.training
     model.eval()
     try:
         img = image_embeddings(model, images)
-        cols = [(img @ text_embeddings(model, texts).T).amax(1) for texts in prompts.values()]
+        txt = text_embeddings(model, [t for ts in prompts.values() for t in ts])
     finally:
         model.train(was_training)
-    return torch.stack(cols, 1).numpy()
+    owner = np.array([c for c, ts in enumerate(prompts.values()) for _ in ts])
+    return class_scores((img @ txt.T).numpy(), owner, len(prompts))
+
+
+def accuracy_macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[float, float]:
+    """Accuracy and macro F1 (mean over classes present in y_true or y_pred) of integer labels."""
+    acc = float(np.mean(y_true == y_pred))
+    f1s = []
+    for c in range(n_classes):
+        tp = np.sum((y_pred == c) & (y_true == c))
+        fp = np.sum((y_pred == c) & (y_true != c))
+        fn = np.sum((y_pred != c) & (y_true == c))
+        if tp + fp + fn == 0:
+            continue
+        f1s.append(2 * tp / (2 * tp + fp + fn))
+    return acc, float(np.mean(f1s)) if f1s else 0.0
 
 
 def precision_at_k(sim: np.ndarray, query_labels: np.ndarray, item_labels: np.ndarray, k: int) -> float:

@@ -245,20 +245,6 @@ def _label_style(name: str) -> str:
     return "_".join(words)
 
 
-def box_to_square(box_img_px, tf: LetterboxTransform) -> tuple[float, float, float, float]:
-    """(x0, y0, x1, y1) in image px -> the same box in square px."""
-    x, y = tf.to_square_xy(np.array([box_img_px[0], box_img_px[2]]), np.array([box_img_px[1], box_img_px[3]]))
-    return float(x[0]), float(y[0]), float(x[1]), float(y[1])
-
-
-def _window01(img) -> np.ndarray:
-    """A loaded radiograph -> float32 (H, W) in [0, 1] through its default window."""
-    from radgaze.capture.io.images import apply_window, default_window
-
-    center, width = default_window(img)
-    return apply_window(img.pixels, center, width).astype(np.float32) / 255.0
-
-
 # ------------------------------------------------------------------------------------------ augment
 def photometric_augment(image01: torch.Tensor, cfg: DataConfig, gen: torch.Generator) -> torch.Tensor:
     """Brightness/contrast jitter, random sharpness and autocontrast on a (1, S, S) image in [0, 1].
@@ -336,11 +322,12 @@ def apply_gaze_floor(rows: np.ndarray, floor: float) -> np.ndarray:
 
 def read_case(folder: Path, case: IndexedCase) -> tuple[CaseRecord, np.ndarray]:
     """(the case record, its image windowed to float32 (H, W) in [0, 1]) through the session store."""
+    from radgaze.capture.io.images import windowed01
     from radgaze.capture.store.case_image import load_case_image
 
     with SessionReader(folder / case.file) as reader:
         record = reader.case(case.case_id)
-    return record, _window01(load_case_image(record.image, folder / case.file))  # sha256, size verified
+    return record, windowed01(load_case_image(record.image, folder / case.file))  # sha256, size verified
 
 
 def case_sample_from(

@@ -5,12 +5,13 @@
 * Retrieval (EGMA reference protocol, REFERENCE-NOTES): the texts are the class prompts; image->text
   relevant = prompts of the image's class (so P@k <= prompts-per-class / k), text->image relevant = images of
   the prompt's class. Precision at 1, 5 and 10 in both directions.
-* Attention agreement: the model's sentence attention (:func:`radgaze.model.attention.sentence_attention`) vs the
-  radiologist's sentence heatmap, both in the letterboxed square and cropped to the image: CC (Pearson),
-  NSS at the fixations of the sentence's gaze window, pointing game (the attention maximum falls inside the
-  reader's own ellipses that hold at least half of the sentence's gaze, when the reader annotated the case;
-  else inside the finding's box when the sentence names a ground-truth finding; else inside the heatmap's
-  half-maximum region; ``pointing_game_masks`` counts which).
+* Attention agreement: the model's sentence attention vs the radiologist's sentence heatmap on the session's
+  heatmap grid, computed by :mod:`radgaze.model.agreement` (the functions ``radgaze review`` calls; see
+  docs/agreement.md): CC (Pearson), NSS at the fixations of the sentence's gaze window, pointing game (the
+  attention maximum falls inside the reader's own shapes that hold at least half of the sentence's gaze, when
+  the reader drew any; else inside the finding's box when the sentence names a ground-truth finding; else inside
+  the heatmap's half-maximum region; ``pointing_game_masks`` counts which). ``--sentences-csv`` writes the
+  per-sentence table exactly as review's ``--export-csv`` does.
 * Labels: the reader's annotation labels when the case has them (``radgaze.training.data.case_labels``).
 
 Every metric is in [0, 1] except CC ([-1, 1]) and NSS (unbounded; 0 = chance); None when it cannot be computed
@@ -32,8 +33,17 @@ import numpy as np
 import torch
 
 from radgaze.capture.errors import ConfigError
-from radgaze.model.zeroshot import image_embeddings, precision_at_k
+from radgaze.model import agreement
+from radgaze.model.metrics import pointing_game
+from radgaze.model.zeroshot import (
+    accuracy_macro_f1,
+    class_scores,
+    image_embeddings,
+    precision_at_k,
+    report_embeddings,
+)
 from radgaze.training import data as tdata
+from radgaze.training import protocols
 from radgaze.training.config import DataConfig
 
 log = logging.getLogger(__name__)
@@ -81,35 +91,6 @@ def prompts_for_labels(labels: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-# ---------------------------------------------------------------------------------------- pure metrics
-def accuracy_macro_f1(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> tuple[float, float]:
-    """Accuracy and macro F1 (mean over classes present in y_true or y_pred) of integer labels."""
-    acc = float(np.mean(y_true == y_pred))
-    f1s = []
-    for c in range(n_classes):
-        tp = np.sum((y_pred == c) & (y_true == c))
-        fp = np.sum((y_pred == c) & (y_true != c))
-        fn = np.sum((y_pred != c) & (y_true == c))
-        if tp + fp + fn == 0:
-            continue
-        f1s.append(2 * tp / (2 * tp + fp + fn))
-    return acc, float(np.mean(f1s)) if f1s else 0.0
-
-
-# ------------------------------------------------------------------------------------------ embeddings
-@torch.no_grad()
-def embed_reports(model, reports: list[list[str]], device, batch_size: int = 64) -> torch.Tensor:
-    """Reports (lists of sentences) -> (N, D) normalised report embeddings."""
-    out = []
-    for i in range(0, len(reports), batch_size):
-        tok = model.tokenize(reports[i : i + batch_size])
-        _, rep = model.encode_text(
-            tok["input_ids"].to(device), tok["attention_mask"].to(device), tok["sentence_mask"].to(device)
-        )
-        out.append(rep.float().cpu())
-    return torch.cat(out)
-
-
 # ------------------------------------------------------------------------------------------- evaluation
 def _single_label(labels: Sequence[str]) -> str | None:
     return labels[0] if len(labels) == 1 else None
@@ -142,11 +123,11 @@ def classification_metrics(
         text_cls += [ci] * len(prompts[c])
     text_cls_a = np.asarray(text_cls)
     img = image_embeddings(model, images[keep])
-    txt = embed_reports(model, [[t] if isinstance(t, str) else list(t) for t in texts], device)
+    txt = report_embeddings(model, [[t] if isinstance(t, str) else list(t) for t in texts])
     sim = (img @ txt.T).numpy()
-    class_scores = np.stack([sim[:, text_cls_a == ci].max(axis=1) for ci in range(len(classes))], axis=1)
+    scores = class_scores(sim, text_cls_a, len(classes))
     y_true = np.asarray([classes.index(labels[i]) for i in keep])
-    acc, f1 = accuracy_macro_f1(y_true, class_scores.argmax(axis=1), len(classes))
+    acc, f1 = accuracy_macro_f1(y_true, scores.argmax(axis=1), len(classes))
     out.update(zero_shot_accuracy=acc, zero_shot_macro_f1=f1, n_classified=len(keep))
     out["zero_shot_majority_baseline"] = float(
         np.bincount(y_true).max() / len(y_true)
@@ -158,106 +139,62 @@ def classification_metrics(
     return out
 
 
-def _fixation_mask(sample: tdata.CaseSample, i: int) -> np.ndarray | None:
+def case_attention_rows(
+    model, ds: tdata.SessionDataset, idx: int, device
+) -> tuple[list, list[tuple[float, str]]]:
+    """Case ``idx`` of ``ds``: its sentences' agreement rows (:func:`radgaze.model.agreement.case_rows`, review's
+    rows) and, per row, the pointing game against :func:`radgaze.model.agreement.pointing_target` as
+    (hit, target kind, chance = the target's share of the grid)."""
+    sample = ds.sample(idx)  # keeps the case record (fixations, shapes, findings) beside the pixels
     rec = sample.record
-    if rec is None or rec.fixations.size == 0:
-        return None
-    fx = rec.fixations
-    ws, we = rec.sentences.window_start[i], rec.sentences.window_end[i]
-    sel = fx[(fx["t_end"] >= ws) & (fx["t_start"] <= we)]
-    if sel.size == 0:
-        return None
-    lb = sample.letterbox
-    x, y = lb.to_square_xy(sel["x_img_px"].astype(np.float64), sel["y_img_px"].astype(np.float64))
-    xi, yi = np.floor(x).astype(int), np.floor(y).astype(int)
-    ok = (xi >= 0) & (xi < lb.size) & (yi >= 0) & (yi < lb.size)
-    if not ok.any():
-        return None
-    mask = np.zeros((lb.size, lb.size), bool)
-    mask[yi[ok], xi[ok]] = True
-    return mask
+    with_hm = agreement.sentences_with_heatmaps(rec) if rec is not None else []
+    if not with_hm:
+        return [], []
+    x = ds.normalise(sample.image01).to(device)
+    texts = [str(rec.sentences.text[i]) for i in with_hm]
+    maps = agreement.grid_attention(model, x, sample.letterbox, texts, rec.heatmaps.shape[1:])
+    rows = agreement.case_rows(rec, maps, session=Path(ds.cases[idx].file).name)
+    pointing = []
+    for i, m in zip(with_hm, maps, strict=True):
+        target, kind = agreement.pointing_target(rec, i, rec.sentence_heatmap(i))
+        pointing.append((float(pointing_game(m, target)), kind, float(target.mean())))
+    return rows, pointing
 
 
-READER_SHAPE_MIN_MASS = (
-    0.5  # a reader's ellipse belongs to a sentence that spent this much of its gaze inside it
-)
-
-
-def _reader_shape_mask(sample: tdata.CaseSample, hm: np.ndarray) -> np.ndarray | None:
-    """The reader's ellipses (and boxes) that hold at least half of sentence heatmap ``hm`` (square px): the
-    findings they looked at while saying it. None when the reader drew none of those."""
-    rec = sample.record
-    shapes = rec.annotation.shapes if rec is not None and rec.annotation is not None else []
-    if not shapes:
-        return None
-    side = hm.shape[0]
-    yy, xx = np.mgrid[0:side, 0:side] + 0.5
-    x_img, y_img = sample.letterbox.to_image_xy(xx.ravel(), yy.ravel())
-    mask = np.zeros(hm.shape, dtype=bool)
-    total = float(hm.sum())
-    for shape in shapes:
-        inside = shape.contains(x_img, y_img).reshape(hm.shape)
-        if total > 0 and float(hm[inside].sum()) >= READER_SHAPE_MIN_MASS * total:
-            mask |= inside
-    return mask if mask.any() else None
-
-
-def _pointing_mask(sample: tdata.CaseSample, i: int, hm: np.ndarray) -> tuple[np.ndarray, str]:
-    rec = sample.record
-    reader = _reader_shape_mask(sample, hm)
-    if reader is not None:
-        return reader, "reader_ellipse"
-    for f in (rec.findings or []) if rec is not None else []:
-        if f.sentence_index == i:
-            x0, y0, x1, y1 = tdata.box_to_square(f.box, sample.letterbox)
-            mask = np.zeros_like(hm, dtype=bool)
-            mask[max(0, int(y0)) : int(math.ceil(y1)), max(0, int(x0)) : int(math.ceil(x1))] = True
-            if mask.any():
-                return mask, "finding_box"
-    return hm >= 0.5 * hm.max(), "heatmap_half_max"
-
-
-def attention_metrics(model, ds: tdata.SessionDataset, device, max_cases: int | None = None) -> dict:
-    from radgaze.model.attention import sentence_attention
-    from radgaze.model.metrics import cc, nss, pointing_game
-
-    ccs, nsss, hits, chance = [], [], [], []
-    mask_kinds = {"reader_ellipse": 0, "finding_box": 0, "heatmap_half_max": 0}
+def attention_metrics(
+    model, ds: tdata.SessionDataset, device, max_cases: int | None = None, rows_out: list | None = None
+) -> dict:
+    """Model attention vs the readers' sentence heatmaps over the cases of ``ds``, on each case's heatmap grid,
+    through the very functions review uses (:mod:`radgaze.model.agreement`): mean CC and NSS over sentences, the
+    pointing game over every sentence (target kinds counted in ``pointing_game_masks``) and its chance level.
+    ``rows_out`` receives the sentence rows (review's table)."""
+    rows, pointing = [], []
     n = len(ds) if max_cases is None else min(len(ds), max_cases)
     report_every = max(1, math.ceil(n / 4))  # four progress lines over the slowest phase
     for idx in range(n):
         if idx and idx % report_every == 0:
             log.info("  attention agreement: %d/%d cases …", idx, n)
-        sample = ds.sample(idx)  # keeps the case record (fixations, findings) beside the pixels
-        with_hm = [i for i, hm in enumerate(sample.heatmaps_sq) if hm is not None]
-        if not with_hm:
-            continue
-        x = ds.normalise(sample.image01).to(device)
-        with torch.no_grad():
-            att = np.asarray(
-                sentence_attention(model, x, [sample.sentences[i] for i in with_hm]), dtype=np.float64
-            )
-        lb = sample.letterbox
-        crop = (slice(lb.top_px, lb.top_px + lb.new_h), slice(lb.left_px, lb.left_px + lb.new_w))
-        for j, i in enumerate(with_hm):
-            hm = sample.heatmaps_sq[i].astype(np.float64)
-            a = att[j]
-            ccs.append(float(cc(a[crop], hm[crop])))
-            fix = _fixation_mask(sample, i)
-            if fix is not None:
-                nsss.append(float(nss(a[crop], fix[crop])))
-            mask, kind = _pointing_mask(sample, i, hm)
-            mask_kinds[kind] += 1
-            hits.append(bool(pointing_game(a[crop], mask[crop])))
-            chance.append(float(mask[crop].mean()))  # a uniformly random point lands in the mask this often
+        r, p = case_attention_rows(model, ds, idx, device)
+        rows += r
+        pointing += p
+    if rows_out is not None:
+        rows_out.extend(rows)
+    mask_kinds = {"reader_ellipse": 0, "finding_box": 0, "heatmap_half_max": 0}
+    for _, kind, _ in pointing:
+        mask_kinds[kind] += 1
+    means = agreement.mean_metrics(rows) if rows else {}
     return {
-        "pointing_game": float(np.mean(hits)) if hits else None,
-        "pointing_game_chance": float(np.mean(chance)) if chance else None,
-        "attention_cc": float(np.nanmean(ccs)) if ccs else None,
-        "attention_nss": float(np.nanmean(nsss)) if nsss else None,
-        "n_attention_sentences": len(ccs),
+        "pointing_game": float(np.mean([p[0] for p in pointing])) if pointing else None,
+        "pointing_game_chance": float(np.mean([p[2] for p in pointing])) if pointing else None,
+        "attention_cc": _finite(means.get("cc")),
+        "attention_nss": _finite(means.get("nss")),
+        "n_attention_sentences": len(rows),
         "pointing_game_masks": mask_kinds,
     }
+
+
+def _finite(v: float | None) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
 
 
 @torch.no_grad()
@@ -268,10 +205,12 @@ def evaluate_dataset(
     device="cpu",
     max_attention_cases: int | None = None,
     prompts: dict[str, list] | None = None,
+    rows_out: list | None = None,
 ) -> dict:
     """All metrics of ``model`` on the cases of ``ds`` (no augmentation, gaze of every case). ``prompts``
     (class -> sentences or reports) replace the class prompts of zero-shot and class retrieval; the default
-    prompts' accuracy and macro F1 are then kept as ``zero_shot_*_label_prompts``."""
+    prompts' accuracy and macro F1 are then kept as ``zero_shot_*_label_prompts``. ``rows_out`` receives the
+    attention agreement's sentence rows."""
     device = torch.device(device)
     was_training = model.training
     model.eval()
@@ -299,13 +238,13 @@ def evaluate_dataset(
             result[f"{k}_label_prompts"] = default[k]
     # report-level retrieval (each case's own report is the one relevant text)
     img = image_embeddings(model, images)
-    rep = embed_reports(model, [it["sentences"] for it in items], device)
+    rep = report_embeddings(model, [it["sentences"] for it in items])
     sim = (img @ rep.T).numpy()
     ids = np.arange(len(items))
     result["report_retrieval_i2t_r_at_1"] = precision_at_k(sim, ids, ids, 1)
     result["report_retrieval_t2i_r_at_1"] = precision_at_k(sim.T, ids, ids, 1)
     log.info("  attention agreement (model vs reader heatmaps) …")
-    result.update(attention_metrics(model, eval_ds, device, max_attention_cases))
+    result.update(attention_metrics(model, eval_ds, device, max_attention_cases, rows_out))
     if was_training:
         model.train()
     return result
@@ -336,12 +275,13 @@ def evaluate_run(
     max_attention_cases: int | None = None,
     sample_cache: dict | None = None,
     prompts: dict[str, list] | None = None,
+    rows_out: list | None = None,
 ) -> dict:
     """Evaluate the model of ``run_dir`` (:func:`radgaze.training.runs.run_checkpoint`: RUN/current.json,
     else checkpoints/best, else checkpoints/last; ``checkpoint`` = "best"/"last" picks one) on ``sessions``.
 
     ``sample_cache`` shares decoded cases between evaluations (experiments); ``prompts`` as
-    :func:`evaluate_dataset`. The result says
+    :func:`evaluate_dataset`; ``rows_out`` receives the sentence rows of the attention agreement. The result says
     ``evaluated_on``, with a ``warning`` when the sessions are the run's training sessions."""
     from radgaze.model.checkpoint import load_checkpoint
     from radgaze.training.runs import run_checkpoint
@@ -375,7 +315,7 @@ def evaluate_run(
         log.warning(TRAINING_CASES_WARNING)
     log.info("evaluating %d case(s) …", len(ds))
     result = evaluate_dataset(
-        model, ds, device=device, max_attention_cases=max_attention_cases, prompts=prompts
+        model, ds, device=device, max_attention_cases=max_attention_cases, prompts=prompts, rows_out=rows_out
     )
     result["checkpoint"] = str(ckpt)
     result["n_skipped_files"] = len(index.skipped)
@@ -420,9 +360,7 @@ def result_table(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a == "--images" or a.startswith("--images=") for a in argv):  # labelled image sets: protocols.py
-        from radgaze.training.protocols import main as images_main
-
-        return images_main(argv)
+        return protocols.main(argv)
     p = argparse.ArgumentParser(
         prog="radgaze eval",
         description="Evaluate a training run on a folder of sessions: zero-shot accuracy/macro F1, retrieval "
@@ -443,14 +381,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device")
     p.add_argument("--max-attention-cases", type=int, default=None, help="cap the cases used for attention")
     p.add_argument("--json", action="store_true", help="print one JSON object (for programs), no phase lines")
+    p.add_argument(
+        "--sentences-csv",
+        type=Path,
+        default=None,
+        help="also write the attention agreement per sentence as CSV (the table radgaze review --export-csv "
+        "writes: most disagreeing first, a mean row last)",
+    )
     a = p.parse_args(argv)
     if not a.json:
         from radgaze.training.console import setup_phase_logging
 
         setup_phase_logging()
+    rows: list = []
     result = evaluate_run(
-        a.run, a.sessions, device=a.device, checkpoint=a.checkpoint, max_attention_cases=a.max_attention_cases
+        a.run,
+        a.sessions,
+        device=a.device,
+        checkpoint=a.checkpoint,
+        max_attention_cases=a.max_attention_cases,
+        rows_out=rows,
     )
+    if a.sentences_csv is not None:
+        agreement.write_csv(agreement.sort_by_disagreement(rows), a.sentences_csv)
     if a.json:
         print(json.dumps(result))
     else:

@@ -360,10 +360,9 @@ def prompt_embeddings(model, prompts: dict[str, list[str]]) -> tuple[torch.Tenso
 def zero_shot(enc: Encoded, text: torch.Tensor, owner: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """Accuracy, macro F1, AUC (mean one-vs-rest AUROC) and per-class AUROC; class score = max over its
     prompts of the cosine between global image and prompt embeddings."""
-    from radgaze.training.evaluate import accuracy_macro_f1
+    from radgaze.model.zeroshot import accuracy_macro_f1, class_scores
 
-    sim = (enc.glob @ text.T).numpy()
-    scores = np.stack([sim[:, owner == c].max(1) for c in range(len(classes))], 1)
+    scores = class_scores((enc.glob @ text.T).numpy(), owner, len(classes))
     y = np.array([it.targets[0] for it in enc.items])
     acc, f1 = accuracy_macro_f1(y, scores.argmax(1), len(classes))
     per, auc = per_class_auc(_indicator(enc.items, len(classes)), scores, classes)

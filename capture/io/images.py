@@ -614,6 +614,13 @@ def apply_window(pixels: np.ndarray, center: float, width: float, *, invert: boo
     return _to_uint8(_window_01(pixels.astype(np.float64), center, width), invert)
 
 
+def windowed01(img: LoadedImage) -> np.ndarray:
+    """A loaded radiograph as the model sees it (training, ``radgaze eval``, review): float32 (H, W) in [0, 1]
+    through its default window (:func:`default_window`)."""
+    center, width = default_window(img)
+    return apply_window(img.pixels, center, width).astype(np.float32) / 255.0
+
+
 def apply_voi_lut(pixels: np.ndarray, voi: VoiLut, *, invert: bool = False) -> np.ndarray:
     """uint8 image of the same shape through a file's VOI LUT (values outside the table take its ends)."""
     idx = np.clip(np.rint(np.asarray(pixels, dtype=np.float64) - voi.first_mapped), 0, voi.lut_01.size - 1)

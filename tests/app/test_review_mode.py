@@ -23,8 +23,7 @@ from radgaze.model.agreement import (
     case_rows,
     csv_text,
     fixation_mask,
-    resample_to_grid,
-    shapes_mask,
+    reader_shapes_mask,
     sort_by_disagreement,
     summarise_cases,
 )
@@ -72,7 +71,7 @@ def test_pointing_game_and_mass_inside_the_readers_shapes():
     assert math.isnan(unlocalised["ellipse_hit"]) and math.isnan(unlocalised["ellipse_mass"])
 
 
-def test_case_rows_score_the_model_against_the_readers_ellipse(tmp_path):
+def test_case_rows_score_the_model_against_the_readers_ellipse_tied_to_the_sentence(tmp_path):
     from radgaze.capture.records import CaseAnnotation, Shape
     from radgaze.capture.store.session_file import SessionReader
 
@@ -83,26 +82,34 @@ def test_case_rows_score_the_model_against_the_readers_ellipse(tmp_path):
     rec.annotation = CaseAnnotation(
         shapes=[Shape("ellipse", 160.0, 260.0, 240.0, 340.0, ("Enlarged heart",), 5)]
     )
-    mask = shapes_mask(rec, rec.heatmaps.shape[1:])
+    mask = reader_shapes_mask(rec, rec.sentence_heatmap(0))  # sentence 0 ("the heart ...") looked inside it
     assert mask is not None and mask.sum() == pytest.approx(np.pi * 40 * 40 / rec.heatmap_scale**2, rel=0.1)
+    assert reader_shapes_mask(rec, rec.sentence_heatmap(1)) is None  # the effusion's gaze lies outside it
     rows = case_rows(rec, rec.heatmaps.copy())  # a model looking where the reader looked
     heart, effusion = rows[0], rows[1]
     assert heart.ellipse_hit == 1.0 and heart.ellipse_mass > 0.9
-    assert (
-        effusion.ellipse_hit == 0.0 and effusion.ellipse_mass < 0.05
-    )  # looked at the effusion, not the heart
+    # the heart's ellipse is not the effusion sentence's target: no pointing game for it (not a miss)
+    assert math.isnan(effusion.ellipse_hit) and math.isnan(effusion.ellipse_mass)
+    heart_model = np.repeat(
+        rec.heatmaps[1:2], 3, axis=0
+    )  # a model pointing at the effusion for every sentence
+    assert case_rows(rec, heart_model)[0].ellipse_hit == 0.0
     parsed = list(csv.DictReader(io.StringIO(csv_text(rows))))
-    assert parsed[0]["ellipse_hit"] == "1" and parsed[-1]["session"] == "mean"
-
-
-def test_resample_to_grid_keeps_a_ramp():
-    ramp = np.tile(np.arange(64, dtype=np.float32), (32, 1))
-    small = resample_to_grid(ramp, (16, 32))
-    assert small.shape == (16, 32)
-    np.testing.assert_allclose(small[5, 4:28], np.arange(64)[::2][4:28] + 0.5, atol=0.6)
-    assert resample_to_grid(ramp, (32, 64)) is not None and np.array_equal(
-        resample_to_grid(ramp, (32, 64)), ramp
+    assert (
+        parsed[0]["ellipse_hit"] == "1" and parsed[1]["ellipse_hit"] == "" and parsed[-1]["session"] == "mean"
     )
+
+
+def test_a_shape_belongs_to_a_sentence_holding_half_its_gaze():
+    from radgaze.capture.records import CaseAnnotation, CaseRecord, DisplayGeometry, ImageRef, Shape
+
+    hm = np.zeros((2, 10, 10), np.float32)
+    hm[0, 2, 2], hm[0, 7, 7] = 0.5, 0.5  # half of sentence 0's gaze in each corner
+    hm[1, 2, 2], hm[1, 7, 7] = 0.4, 0.6
+    rec = CaseRecord("c", ImageRef("x.png", "0" * 64, 40, 40), DisplayGeometry(), 0.0, 2.0, heatmap_scale=4.0)
+    rec.annotation = CaseAnnotation(shapes=[Shape("box", 0.0, 0.0, 16.0, 16.0, ("Other",), 5)])  # cells 0..3
+    assert reader_shapes_mask(rec, hm[0]).sum() == 16  # exactly half: it belongs
+    assert reader_shapes_mask(rec, hm[1]) is None  # 40 %: it does not
 
 
 def _row(case, i, cc, nss=1.0):
@@ -450,9 +457,16 @@ def test_review_scores_and_draws_the_readers_ellipses(qtbot, run_dir, tmp_path, 
         win.show()
     for overlay in win.overlays:  # the same shapes over the reader's heatmap and the model's map
         assert overlay.captions == ["Enlarged cardiac silhouette 5/5", "Pleural abnormality 4/5", "chest"]
-    assert all(r.ellipse_hit in (0.0, 1.0) and 0.0 <= r.ellipse_mass <= 1.0 for r in win.rows)
+    # a shape scores a sentence that spent at least half its gaze inside it: the heart's and the effusion's
+    # sentences have one, "the right lung is clear." none (NaN: no target, not a miss)
+    tied = {r.text: r for r in win.rows}
+    for text in ("the heart is enlarged.", "there is a left pleural effusion."):
+        assert tied[text].ellipse_hit in (0.0, 1.0) and 0.0 <= tied[text].ellipse_mass <= 1.0
+    clear = tied["the right lung is clear."]
+    assert math.isnan(clear.ellipse_hit) and math.isnan(clear.ellipse_mass)
     hit_col, mass_col = COLUMNS.index("Hit"), COLUMNS.index("In shapes")
-    assert all(not math.isnan(v) for v in _column(win.table, hit_col) + _column(win.table, mass_col))
+    shown = [win.table.item(r, c).text() for r in range(win.table.rowCount()) for c in (hit_col, mass_col)]
+    assert shown.count("–") == 2  # the clear lung's Hit and In shapes: no value, not 0
     assert "Hit" in win.metrics_label.text() and "In shapes" in win.metrics_label.text()
     assert win.grab().save(str(artifacts_dir / "review_annotation.png"))
     win.close()

@@ -165,7 +165,8 @@ def test_report_prompts_are_embedded_as_reports_and_scored_as_the_best_prompt():
 
     from radgaze.model.config import ModelConfig
     from radgaze.model.egma import EGMAModel
-    from radgaze.training.evaluate import classification_metrics, embed_reports
+    from radgaze.model.zeroshot import report_embeddings
+    from radgaze.training.evaluate import classification_metrics
 
     torch.manual_seed(0)
     cfg = ModelConfig.preset("tiny")
@@ -181,7 +182,7 @@ def test_report_prompts_are_embedded_as_reports_and_scored_as_the_best_prompt():
     with torch.no_grad():
         img = torch.nn.functional.normalize(model.encode_image(images)[1], dim=-1)
         scores = torch.stack(
-            [(img @ embed_reports(model, prompts[c], "cpu").T).max(1).values for c in classes], 1
+            [(img @ report_embeddings(model, prompts[c]).T).max(1).values for c in classes], 1
         )
     expected = np.mean(scores.argmax(1).numpy() == np.array([classes.index(x) for x in labels]))
     assert res["zero_shot_accuracy"] == pytest.approx(expected)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radgaze.training.evaluate import accuracy_macro_f1
+from radgaze.model.zeroshot import accuracy_macro_f1
 
 REPO = Path(__file__).resolve().parents[2]
 KEYS = [
