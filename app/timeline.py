@@ -1,6 +1,7 @@
 """Replay timeline: Qt-free playback clock and lookups, and the pyqtgraph timeline widget.
 
-Lookups follow pupil Player's ``find_closest`` habit: ``np.searchsorted`` on sorted LSL times, never a loop.
+The lookups (word, sentence, fixation at a time; the scanpath trail) live in :mod:`radgaze.app.replay_frame`
+(Qt-free, shared with the video renderer) and are re-exported here.
 :class:`Playback` is the replay's clock (psygnal, Qt-free): current time, playing, speed; the window's timer
 calls :meth:`Playback.advance` with wall-clock seconds. :class:`TimelineWidget` draws two linked plots over
 seconds since the case start: the gaze x/y traces (image px) with fixation bars, and the word track with
@@ -16,50 +17,16 @@ import pyqtgraph as pg
 from psygnal import Signal
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from radgaze.capture.records import CaseRecord, Sentences, Words
+from radgaze.app.replay_frame import SCANPATH_TRAIL_S as SCANPATH_TRAIL_S
+from radgaze.app.replay_frame import fixation_at as fixation_at
+from radgaze.app.replay_frame import sentence_at as sentence_at
+from radgaze.app.replay_frame import span_at as span_at
+from radgaze.app.replay_frame import trail_slice as trail_slice
+from radgaze.app.replay_frame import word_at as word_at
+from radgaze.capture.records import CaseRecord, Words
 
 SPEEDS: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0, 4.0)  # issue 4: 0.25x-4x
-SCANPATH_TRAIL_S = 3.0  # seconds of scanpath drawn behind the current time (radgaze's choice)
 STEP_FALLBACK_S = 0.1  # arrow step when a case has no fixations or words
-
-
-# ------------------------------------------------------------------------------------------ lookups
-def span_at(t_start: np.ndarray, t_end: np.ndarray, t: float) -> int:
-    """Index of the span (sorted by start) holding ``t`` (start <= t <= end), else -1."""
-    i = int(np.searchsorted(t_start, t, side="right")) - 1
-    return i if i >= 0 and t <= t_end[i] else -1
-
-
-def word_at(words: Words, t_lsl: float) -> int:
-    """The word being said at ``t_lsl`` (-1 between words)."""
-    return span_at(np.asarray(words.t_start), np.asarray(words.t_end), t_lsl) if len(words) else -1
-
-
-def sentence_at(sentences: Sentences, t_lsl: float) -> int:
-    """The sentence whose gaze window [window_start, t_end] holds ``t_lsl`` (the latest such), else -1."""
-    if not len(sentences):
-        return -1
-    ws, te = np.asarray(sentences.window_start), np.asarray(sentences.t_end)
-    order = np.argsort(ws, kind="stable")
-    k = span_at(ws[order], np.maximum.accumulate(te[order]), t_lsl)
-    if k < 0:
-        return -1
-    holding = [int(order[j]) for j in range(k + 1) if ws[order[j]] <= t_lsl <= te[order[j]]]
-    return holding[-1] if holding else -1
-
-
-def fixation_at(fixations: np.ndarray, t_lsl: float) -> int:
-    """The fixation in progress at ``t_lsl``, else -1."""
-    if fixations.size == 0:
-        return -1
-    return span_at(fixations["t_start"], fixations["t_end"], t_lsl)
-
-
-def trail_slice(t: np.ndarray, t_lsl: float, trail_s: float = SCANPATH_TRAIL_S) -> slice:
-    """Rows of a sorted time array within (t_lsl - trail_s, t_lsl]."""
-    lo = int(np.searchsorted(t, t_lsl - trail_s, side="right"))
-    hi = int(np.searchsorted(t, t_lsl, side="right"))
-    return slice(lo, hi)
 
 
 def event_times(record: CaseRecord) -> np.ndarray:
