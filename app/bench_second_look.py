@@ -37,7 +37,10 @@ class ReadingInlet:
         self._chunks: list = []
 
     def feed(self, gaze: np.ndarray) -> None:
-        self._chunks.append(gaze)
+        from radgaze.capture.live.gaze.inlet import GazeChunk
+        from radgaze.capture.records import GAP_DTYPE
+
+        self._chunks.append(GazeChunk(gaze, np.zeros(0, GAP_DTYPE), float(gaze["t_lsl"][-1])))
 
     def drain(self) -> list:
         out, self._chunks = self._chunks, []
@@ -100,6 +103,9 @@ def _read_once(app, win, ctl, flow, session, inlet, record) -> None:
     from radgaze.capture.records import Words
 
     ctl.start()
+    deadline = time.monotonic() + 30
+    while session.case_id != ctl.recorded_ids[-1] and time.monotonic() < deadline:
+        time.sleep(0.002)  # the worker has closed the last case and opened this one: the gaze is this case's
     t0 = session.clock() + 0.05
     gaze = record.gaze.copy()
     gaze["t_lsl"] += t0 - record.t_start
@@ -108,8 +114,10 @@ def _read_once(app, win, ctl, flow, session, inlet, record) -> None:
     session.add_words(
         Words(w.t_start + t0 - record.t_start, w.t_end + t0 - record.t_start, w.text, w.probability)
     )
-    deadline = time.monotonic() + 30
-    while len(ctl.sentences) < len(record.sentences) and time.monotonic() < deadline:
+    # every word in, every sentence but the last closed (the last closes with the case, after sign-off)
+    while (
+        len(ctl.words) < len(w) or len(ctl.sentences) < len(record.sentences) - 1
+    ) and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.005)
     n = len(flow.latency_s)
