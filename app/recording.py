@@ -77,6 +77,7 @@ class RecordController(QtCore.QObject):
         self.recording = False
         self.words = Words.empty()
         self.preview_text = ""
+        self._case_t0 = -np.inf  # LSL time the shown case began: the transcript shows its words only
         self.sentences: list[LiveSentence] = []  # of the case shown
         self.n_sentences_total = 0
         self.recorded_ids: list[str] = []  # session case ids begun, in order
@@ -151,6 +152,7 @@ class RecordController(QtCore.QObject):
         self.window.reading.sentences.clear_sentences()
         self.sentences = []
         self.words, self.preview_text = Words.empty(), ""
+        self._case_t0 = float(self.pipeline.clock())
         self._show_transcript()
 
     def _mark_recorded(self) -> None:
@@ -212,6 +214,10 @@ class RecordController(QtCore.QObject):
     def _add_words(self, words: Words) -> None:
         from radgaze.capture.live.asr import concat_words
 
+        keep = np.flatnonzero(np.asarray(words.t_end) >= self._case_t0)  # the last words of the case before
+        words = Words(
+            words.t_start[keep], words.t_end[keep], [words.text[i] for i in keep], words.probability[keep]
+        )
         self.words = concat_words([self.words, words])
         self._show_transcript()
 

@@ -97,9 +97,15 @@ def test_live_results_fill_the_panel(recorder, artifacts_dir):
     win, pipe, ctl = recorder
     ctl.start()
     pipe.events.put(("status", TrackerStats(119.6, 97.0, 1000, pipe.t)))
+    t0 = pipe.t  # the case began a moment ago on the pipeline's clock
+    late = Words(np.array([t0 - 2.0]), np.array([t0 - 1.5]), ["clear."], np.ones(1))  # the case before's
     words = Words(
-        np.array([1.0, 1.3, 1.6]), np.array([1.2, 1.5, 1.8]), ["Heart", "size", "normal."], np.ones(3)
+        t0 + np.array([1.0, 1.3, 1.6]),
+        t0 + np.array([1.2, 1.5, 1.8]),
+        ["Heart", "size", "normal."],
+        np.ones(3),
     )
+    pipe.events.put(("words", late))
     pipe.events.put(("words", words))
     hm = np.zeros((64, 48), np.float32)
     yy, xx = np.mgrid[0:64, 0:48]

@@ -79,6 +79,10 @@ def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path
         from radgaze.app.record_cmd import start_audio
 
         start_audio(ctl, parts.audio, from_file=True)
+        ended = []
+        ctl.capture_event.connect(
+            lambda kind, payload: ended.append(payload) if kind == "case_ended" else None
+        )
         qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)  # case 1; the "microphone" starts with it
         qtbot.waitUntil(lambda: ctl.recording, timeout=10_000)
         t_audio0 = time.monotonic()
@@ -91,7 +95,9 @@ def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path
         qtbot.waitUntil(lambda: ctl.recording, timeout=10_000)
         qtbot.wait(int((report.duration_s + 0.5 - (time.monotonic() - t_audio0)) * 1000))
         qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
-        qtbot.waitUntil(lambda: not ctl.recording, timeout=10_000)
+        qtbot.waitUntil(lambda: len(ended) == 2, timeout=60_000)  # case 2's last words decoded, then closed
+        qtbot.wait(200)
+        shown = win.reading.transcript.final_text.lower()
         win.close()
     finally:
         parts.close()
@@ -103,3 +109,7 @@ def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path
     assert np.all(np.abs(np.array([s[3] for s in s1 + s2]) - t_audio - report.onset_s) <= 0.3)
     assert len(c1.sentences) == 3 and len(c2.sentences) == 2  # each with its heatmap or its empty marker
     assert c2.words.t_start.min() > c1.words.t_end.max()  # nothing of case 1 in case 2
+    # the window's transcript showed case 2's words only (case 1's last words came after case 2 began)
+    from radgaze.capture.gazemath.punctuation import join_tokens
+
+    assert shown == join_tokens(c2.words.text).lower()
