@@ -180,11 +180,12 @@ class LiveSession:
         """Final words from a source other than ``asr`` (the demo's scripted dictation)."""
         self.inbox.put_nowait(("words", words))
 
-    def begin_second_look(self, log, *, pixels=None, attention=None, params=None) -> None:
+    def begin_second_look(self, log, *, pixels=None, attention=None, params=None, chest_box=None) -> None:
         """Compute the open case's second look now (``log``: a SecondLookLog with the arm and ``t_space_lsl``);
         its versions are emitted as ``second_look`` events and stored when the case closes. ``attention``: a
-        model's map over the image, or a callable returning it (run on this worker thread)."""
-        self.inbox.put_nowait(("second_look", (log, pixels, attention, params)))
+        model's map over the image, or a callable returning it (run on this worker thread). ``chest_box``: the
+        reader's (image px), when the case has one; else the lung fields are estimated on ``pixels``."""
+        self.inbox.put_nowait(("second_look", (log, pixels, attention, params, chest_box)))
 
     def second_look_event(self, case_id: str, t_lsl: float, kind: str) -> None:
         """What the reader did with the overlay (shown, hidden, signed_off) at ``t_lsl``."""
@@ -278,13 +279,14 @@ class LiveSession:
 
     # -- the second look (radgaze.capture.gazemath.second_look) --------------------------------------------
     def _on_second_look(self, payload) -> None:
-        log, pixels, attention, params = payload
+        log, pixels, attention, params, chest_box = payload
         if log.case_id != self.case_id or self.pipeline is None:
             return  # the case closed meanwhile: nothing to look at again
         self._second_look = log
         if callable(attention):  # a model's attention: computed here, never on the UI thread
             attention = attention()
         self._second_look_inputs = {"pixels": pixels, "attention": attention, "params": params}
+        self._second_look_inputs["chest_box"] = chest_box
         self._compute_second_look(log.t_space_lsl)
 
     def _compute_second_look(self, t_lsl: float) -> None:
@@ -293,13 +295,17 @@ class LiveSession:
         log, inputs = self._second_look, self._second_look_inputs
         self._pull_gaze()  # every fixation up to now
         aligner = self.pipeline.aligner
-        result = compute_second_look(
-            aligner.fixations,
-            aligner.gaze_windows(),
-            (self.image.width, self.image.height),
-            t_lsl=t_lsl,
-            **inputs,
-        )
+        try:
+            result = compute_second_look(
+                aligner.fixations,
+                aligner.gaze_windows(),
+                (self.image.width, self.image.height),
+                t_lsl=t_lsl,
+                **inputs,
+            )
+        except ValueError as exc:  # told to the reader; the recording goes on
+            self.events.put_nowait(("second_look", (log.case_id, f"second look not computed: {exc}", -1)))
+            return
         log.versions.append(result)
         log.add_event(t_lsl, "computed" if len(log.versions) == 1 else "updated")
         self.events.put_nowait(("second_look", (log.case_id, result, len(log.versions) - 1)))

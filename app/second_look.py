@@ -184,7 +184,11 @@ class SecondLookFlow(QtCore.QObject):
         if self.attention_for is not None:  # evaluated by the capture worker, off the UI thread
             attention = lambda pixels=loaded.pixels, texts=texts: self.attention_for(pixels, texts)  # noqa: E731
         self._t_space_perf = time.perf_counter()
-        self.pipeline.begin_second_look(log, pixels=loaded.pixels, attention=attention, params=self.params)
+        annotation = getattr(loaded.record, "annotation", None)  # a recorded case read again: its chest box
+        chest_box = getattr(annotation, "chest_box", None)
+        self.pipeline.begin_second_look(
+            log, pixels=loaded.pixels, attention=attention, params=self.params, chest_box=chest_box
+        )
         if not shown:
             return False
         self.case_id, self._hidden = case_id, False
@@ -229,6 +233,9 @@ class SecondLookFlow(QtCore.QObject):
         case_id, sl, version = payload
         if case_id != self.case_id:
             return  # the off arm (computed, never drawn) or a case already signed off
+        if isinstance(sl, str):  # the worker could not compute it: said; Enter still signs off
+            self.window.statusBar().showMessage(f"{case_id}: {sl} (Enter signs off)")
+            return
         self.overlay.show(sl)
         self.overlay.set_visible(not self._hidden)
         if version == 0:

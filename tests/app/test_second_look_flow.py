@@ -13,7 +13,7 @@ from radgaze.capture.gazemath.second_look import DwellCluster, SecondLook
 class StandInSession(StandInPipeline):
     report_case_words = False
 
-    def begin_second_look(self, log, *, pixels=None, attention=None, params=None):
+    def begin_second_look(self, log, *, pixels=None, attention=None, params=None, chest_box=None):
         self.calls.append(("second_look", log.case_id, log.shown, log.assignment, pixels.shape))
         self.log = log
 
@@ -184,3 +184,38 @@ def test_a_runs_model_attention_is_computed_on_the_capture_worker_and_stored(tmp
     assert threads == ["radgaze-live"]  # not the UI thread
     stored = read_second_looks(tmp_path / "live.h5")["c1"]
     assert stored["versions"][0]["has_model"] and stored["model"][0].any()  # never looked: all of it unviewed
+
+
+def test_the_worker_uses_the_readers_chest_box_and_a_failed_second_look_never_stops_the_recording(tmp_path):
+    from radgaze.app.live import LiveSession
+    from radgaze.capture.gazemath.second_look import SecondLookLog
+    from radgaze.capture.records import VIEW_DTYPE, DisplayGeometry, ImageRef
+    from radgaze.capture.store.second_look import read_second_looks
+    from radgaze.capture.store.session_file import SessionWriter
+
+    writer = SessionWriter(tmp_path / "live.h5", live=True)
+    pipe = LiveSession(DisplayGeometry(), writer, clock=lambda: 100.0).start()
+    view = np.zeros(1, VIEW_DTYPE)
+    view["t_lsl"], view["scale"] = 90.0, 1.0
+    pixels = np.full((256, 192), 1000, np.uint16)
+    pipe.begin_case("c1", ImageRef("c1.png", "", 192, 256), view[0])
+    bad = SecondLookLog("c1", True, "on", 0, 95.0)
+    pipe.begin_second_look(bad, pixels=pixels, attention=np.ones(5))  # not a 2-D map
+    good = SecondLookLog("c1", True, "on", 0, 99.0)
+    pipe.begin_second_look(good, pixels=pixels, chest_box=(20.0, 30.0, 170.0, 230.0))
+    pipe.end_case(100.0)
+    pipe.begin_case("c2", ImageRef("c2.png", "", 192, 256), view[0])  # the recording goes on
+    pipe.end_case(101.0)
+    pipe.stop()
+    writer.close()
+    events = []
+    while not pipe.events.empty():
+        events.append(pipe.events.get_nowait())
+    looks = [p for k, p in events if k == "second_look"]
+    assert looks[0][0] == "c1" and looks[0][2] == -1
+    assert looks[0][1].startswith("second look not computed: model attention: expected a finite 2-D map")
+    assert [p for k, p in events if k == "case_ended"] == ["c1", "c2"] and not [
+        k for k, _ in events if k == "error"
+    ]
+    stored = read_second_looks(tmp_path / "live.h5")["c1"]
+    assert [v["lung_source"] for v in stored["versions"]] == ["chest box"]
