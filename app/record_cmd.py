@@ -281,6 +281,7 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
     from radgaze.app.live import LiveSession
     from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
     from radgaze.capture.live.gaze.inlet import GazeInlet
+    from radgaze.capture.live.record import tracker_display
     from radgaze.capture.store.session_file import SessionWriter
 
     s = Sources()
@@ -302,6 +303,7 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
         raise
     s.tracker_name = info.name()
     s.inlet = GazeInlet(info, s.display, layout=args.layout).start()
+    s.display, ppd = tracker_display(s.inlet, s.display) or (s.display, ppd)  # the tracker's own px/deg first
     if not args.no_audio:
         from radgaze.capture.live.asr import asr_config_from_args, streaming_from_config
         from radgaze.capture.live.audio import AudioFileSource, MicrophoneSource

@@ -43,7 +43,13 @@ from radgaze.capture.importers.common import (
     write_session_file,
 )
 from radgaze.capture.io.display import display_for_ppd, options_ppd_source, ppd_record
-from radgaze.capture.live.gaze.layouts import GazeLayout, StreamDescription, resolve_layout, to_gaze_records
+from radgaze.capture.live.gaze.layouts import (
+    GazeLayout,
+    StreamDescription,
+    resolve_layout,
+    to_gaze_records,
+    tracker_ppd,
+)
 from radgaze.capture.records import CaseRecord, DisplayGeometry, ImageRef, Words
 
 GAZE_TYPES = frozenset({"gaze", "eyetracker", "eye-tracker", "eyetracking", "eye_tracker"})
@@ -397,7 +403,6 @@ def build_case(
     )
 
 
-TRACKER_PPD_CHANNELS = ("pixelsPerDegreeX", "pixelsPerDegreeY")  # the EyeLink app's px/deg at the gaze point
 PPD_FROM_TRACKER = "tracker: the EyeLink app's pixelsPerDegreeX/Y channels (median over the recording)"
 
 
@@ -406,17 +411,12 @@ def xdf_display(
 ) -> tuple[DisplayGeometry, dict]:
     """The display and its px/deg record: the tracker's own px/deg where its stream sends them (the EyeLink app),
     else the display as given (``source`` says how)."""
-    if all(c in lay.labels for c in TRACKER_PPD_CHANNELS):
-        data = np.asarray(stream["time_series"], np.float64)
-        cols = data[:, [lay.labels.index(c) for c in TRACKER_PPD_CHANNELS]]
-        with np.errstate(invalid="ignore"):
-            ok = np.isfinite(cols).all(axis=1) & (cols > 0).all(axis=1) & (cols < 1e4).all(axis=1)
-        if ok.any():
-            ppd_x, ppd_y = np.median(cols[ok], axis=0)
-            display = display_for_ppd(
-                display.screen_w_px, display.screen_h_px, ppd_x, ppd_y, display.viewing_distance_mm
-            )
-            return display, ppd_record(display, PPD_FROM_TRACKER)
+    ppd = tracker_ppd(lay, np.asarray(stream["time_series"], np.float64))
+    if ppd is not None:
+        display = display_for_ppd(
+            display.screen_w_px, display.screen_h_px, ppd[0], ppd[1], display.viewing_distance_mm
+        )
+        return display, ppd_record(display, PPD_FROM_TRACKER)
     return display, ppd_record(display, source or options_ppd_source(None, None))
 
 

@@ -32,9 +32,10 @@ from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence
 from radgaze.capture.gazemath.geometry import fit_view
 from radgaze.capture.gazemath.pipeline import LivePipeline
 from radgaze.capture.helpformat import DefaultsOnceFormatter
-from radgaze.capture.io.display import display_from_options, options_ppd_source, ppd_record
+from radgaze.capture.io.display import display_for_ppd, display_from_options, options_ppd_source, ppd_record
 from radgaze.capture.io.images import default_window, load_image
 from radgaze.capture.live.asr import add_asr_options
+from radgaze.capture.live.gaze.layouts import PPD_CHANNELS
 from radgaze.capture.live.queues import drain
 from radgaze.capture.records import DisplayGeometry, ImageRef
 from radgaze.capture.store.integrity import check_free_space
@@ -307,6 +308,29 @@ def _start_sim(args, display: DisplayGeometry):
     return SimTracker(gaze, args.layout or "tobii", args.sim_rate, display, name="radgaze-sim-record").start()
 
 
+TRACKER_PPD_WAIT_S = 2.0  # how long the recorder waits for the first px/deg a tracker sends in its channels
+PPD_FROM_TRACKER_LIVE = "tracker: the EyeLink app's pixelsPerDegreeX/Y channels (when the recording began)"
+
+
+def tracker_display(
+    inlet, display: DisplayGeometry, wait_s: float = TRACKER_PPD_WAIT_S
+) -> tuple[DisplayGeometry, dict] | None:
+    """The display with the px/deg the tracker sends in its own channels (the EyeLink app's pixelsPerDegreeX/Y),
+    and its record; None when the stream sends none (within ``wait_s`` of the inlet opening)."""
+    if inlet.layout is None or not all(c in inlet.layout.labels for c in PPD_CHANNELS):
+        return None
+    deadline = time.monotonic() + wait_s
+    while not np.isfinite(inlet.stats.tracker_ppd_x) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    ppd_x, ppd_y = inlet.stats.tracker_ppd_x, inlet.stats.tracker_ppd_y
+    if not (np.isfinite(ppd_x) and np.isfinite(ppd_y)):
+        return None
+    shown = display_for_ppd(
+        display.screen_w_px, display.screen_h_px, ppd_x, ppd_y, display.viewing_distance_mm
+    )
+    return shown, ppd_record(shown, PPD_FROM_TRACKER_LIVE)
+
+
 def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path, ppd: dict) -> Recorder:
     from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
     from radgaze.capture.live.gaze.inlet import GazeInlet
@@ -314,6 +338,7 @@ def _open_recorder(args, display: DisplayGeometry, img, case_id: str, out: Path,
     name = "radgaze-sim-record" if args.sim else (None if args.tracker == "any" else args.tracker)
     info = resolve_gaze_stream(name, timeout_s=10.0, layout=args.layout, config_path=args.layout_config)
     inlet = GazeInlet(info, display, layout=args.layout, config_path=args.layout_config).start()
+    display, ppd = tracker_display(inlet, display) or (display, ppd)  # the tracker's own px/deg first
     audio, asr, asr_name = _open_dictation(args)
     provenance = {
         "software": f"radgaze {__version__}",

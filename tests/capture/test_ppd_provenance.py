@@ -19,7 +19,9 @@ from radgaze.capture.io.display import (
     display_from_options,
     options_ppd_source,
     ppd_record,
+    ppd_screen,
 )
+from radgaze.capture.live.record import PPD_FROM_TRACKER_LIVE
 from radgaze.capture.records import DisplayGeometry
 from radgaze.capture.store.session_file import SessionReader
 
@@ -93,3 +95,36 @@ def test_xdf_import_takes_the_eyelink_apps_own_px_per_degree(tmp_path, image):
     res = import_xdf(other, tmp_path / "out2", image=image, display=DISPLAY, case_id="c1")
     with SessionReader(res.written[0]) as r:
         assert "assumed" in r.case("c1").attrs["ppd"]["source"]  # the API default: the display as given
+
+
+def test_live_record_takes_the_px_per_degree_the_eyelink_app_sends(tmp_path, image):
+    """A simulated EyeLink app (its pixelsPerDegreeX/Y channels from a 1920 x 1080 screen of the default pitch)
+    and a recorder told another screen: the tracker's own px/deg win, and the session says so."""
+    name = f"EL-ppd-{tmp_path.name}"
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "radgaze.app.cli", "sim-tracker", "--layout", "eyelink", "--rate", "200",
+         "--duration", "60", "--name", name, "--display", "1920x1080"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert sim.stdout.readline().startswith(f"publishing '{name}'")
+        out = tmp_path / "out"
+        run = subprocess.run(
+            [sys.executable, "-m", "radgaze.app.cli", "record", "--headless", "--tracker", name, "--no-audio",
+             "--image", str(image), "--out", str(out), "--case-id", "c1", "--duration", "1",
+             "--display", "1920x1080", "--screen-mm", "531x299", "--distance-mm", "600"],
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+    finally:
+        sim.terminate()
+        sim.wait(10)
+        sim.stdout.close()
+    assert run.returncode == 0, run.stderr
+    (path,) = out.glob("*.h5")
+    with SessionReader(path) as r:
+        case, prov = r.case("c1"), r.provenance
+    sent = ppd_screen(display_from_options("1920x1080"))  # what the simulated EyeLink app sends
+    assert case.attrs["ppd"]["source"] == PPD_FROM_TRACKER_LIVE == prov["ppd"]["source"]
+    assert (case.attrs["ppd"]["x"], case.attrs["ppd"]["y"]) == pytest.approx(sent, abs=1e-2)
+    assert ppd_screen(case.display) == pytest.approx(sent, abs=1e-2)  # fixations and heatmaps use it
+    assert prov["tracker"]["stats"]["tracker_ppd_x"] == pytest.approx(sent[0], abs=1e-3)

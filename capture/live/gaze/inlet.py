@@ -28,7 +28,13 @@ from radgaze.capture.errors import DeviceError
 from radgaze.capture.gazemath.binocular import BinocularCombiner
 from radgaze.capture.gazemath.clock import CLOCK_STEP_MIN_S, ClockState, correct_clock_steps
 from radgaze.capture.live.gaze.discovery import describe_info
-from radgaze.capture.live.gaze.layouts import GazeLayout, StreamDescription, resolve_layout, to_gaze_records
+from radgaze.capture.live.gaze.layouts import (
+    GazeLayout,
+    StreamDescription,
+    resolve_layout,
+    to_gaze_records,
+    tracker_ppd,
+)
 from radgaze.capture.records import (
     CLOCK_EVENT_DTYPE,
     CLOCK_STEP_OFFSET,
@@ -79,6 +85,10 @@ class InletStats:
     n_reconnects: int = 0  # fresh inlets opened after a regular stream went silent
     interval_median_s: float = float("nan")  # measured sample interval (over the last chunks)
     interval_p95_dev_s: float = float("nan")  # p95 |interval - median|: near 0 for exact stamps
+    tracker_ppd_x: float = float(
+        "nan"
+    )  # px/deg the stream sends in its own channels (EyeLink app), latest chunk
+    tracker_ppd_y: float = float("nan")
     time_corrections: list[tuple[float, float]] = field(default_factory=list)  # (t_local, offset_s)
 
 
@@ -359,6 +369,9 @@ class GazeInlet:
             return
         t_sorted = t_lsl[order]
         rows = to_gaze_records(self.layout, data[order], t_sorted, self.display, self._eyes)
+        ppd = tracker_ppd(self.layout, data)
+        if ppd is not None:
+            self.stats.tracker_ppd_x, self.stats.tracker_ppd_y = ppd
         gaps = find_gaps(t_sorted, self._t_last, self._gap_threshold_s)
         self._measure_intervals(t_sorted)
         if gaps.size:

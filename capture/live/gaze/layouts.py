@@ -29,6 +29,7 @@ from radgaze.assets import asset_text
 from radgaze.capture.errors import ConfigError, StreamLayoutError
 from radgaze.capture.gazemath.binocular import BinocularCombiner
 from radgaze.capture.gazemath.plausible import on_screen
+from radgaze.capture.io.display import ppd_screen
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 NORMALIZED, PIXELS = "normalized", "pixels"
@@ -677,22 +678,31 @@ def encode_samples(
         out[:, layout.confidence] = np.where(valid, 1.0, 0.0)
     if layout.valid_channel is not None:
         out[:, layout.valid_channel] = valid.astype(np.float64)
-    if (
-        "pixelsPerDegreeX" in layout.labels
-    ):  # pixels per degree at the screen centre, as the EyeLink app sends
-        out[:, layout.labels.index("pixelsPerDegreeX")], out[:, layout.labels.index("pixelsPerDegreeY")] = (
-            _ppd_centre(display)
+    if all(
+        c in layout.labels for c in PPD_CHANNELS
+    ):  # px per degree at the screen centre, as the EyeLink app sends
+        ppd_x, ppd_y = ppd_screen(display)
+        out[:, layout.labels.index(PPD_CHANNELS[0])], out[:, layout.labels.index(PPD_CHANNELS[1])] = (
+            ppd_x,
+            ppd_y,
         )
     return out
 
 
-def _ppd_centre(display: DisplayGeometry) -> tuple[float, float]:
-    """Screen px per degree of visual angle at the screen centre: px/mm * distance * tan(1 deg)."""
-    mm_per_deg = display.viewing_distance_mm * np.tan(np.deg2rad(1.0))
-    return (
-        display.screen_w_px / display.screen_w_mm * mm_per_deg,
-        display.screen_h_px / display.screen_h_mm * mm_per_deg,
-    )
+PPD_CHANNELS = ("pixelsPerDegreeX", "pixelsPerDegreeY")  # the EyeLink app's px/deg at the gaze point
+
+
+def tracker_ppd(layout: GazeLayout, data: np.ndarray) -> tuple[float, float] | None:
+    """The median px/deg (x, y) a stream sends in its own channels (the EyeLink app), or None."""
+    if not all(c in layout.labels for c in PPD_CHANNELS):
+        return None
+    cols = np.asarray(data, np.float64)[:, [layout.labels.index(c) for c in PPD_CHANNELS]]
+    with np.errstate(invalid="ignore"):
+        ok = np.isfinite(cols).all(axis=1) & (cols > 0).all(axis=1) & (cols < 1e4).all(axis=1)
+    if not ok.any():
+        return None
+    ppd_x, ppd_y = np.median(cols[ok], axis=0)
+    return float(ppd_x), float(ppd_y)
 
 
 BUILTIN_LAYOUTS: dict[str, GazeLayout] = _load_builtin_layouts()
