@@ -30,6 +30,7 @@ from radgaze.app.audio_player import AudioPlayer
 from radgaze.app.image_view import ImageView
 from radgaze.app.panels import SentenceList, ViewControls
 from radgaze.app.qtapp import restore_window_geometry, save_window_geometry
+from radgaze.app.replay_frame import Frame, frame_at, view_row_at
 from radgaze.app.second_look import ReplaySecondLook
 from radgaze.app.shortcuts import Key, install_viewing_keys
 from radgaze.app.state import ViewerState, ViewTransform
@@ -39,10 +40,8 @@ from radgaze.app.timeline import (
     Playback,
     TimelineWidget,
     event_times,
-    fixation_at,
     sentence_at,
     step_time,
-    trail_slice,
     word_at,
 )
 from radgaze.app.transcript import ReplayTranscript
@@ -434,7 +433,7 @@ class ReplayWindow(QtWidgets.QMainWindow):
         if self.case is None or not self.reader_view:
             return
         rec = self.case.record
-        k = rx.view_row_at(rec.view_events, t_lsl)
+        k = view_row_at(rec.view_events, t_lsl)
         vp = self.state.viewport_px
         if k < 0 or min(vp) <= 0 or (k == self.view_index and vp == self._applied_viewport and not force):
             return
@@ -547,23 +546,22 @@ class ReplayWindow(QtWidgets.QMainWindow):
         self.time_label.setText(f"{t - rec.t_start:7.2f} / {rec.duration_s:.2f} s")
 
     def _draw_gaze(self, rec: CaseRecord, t: float) -> None:
+        f = frame_at(rec, t, self.trail_s)  # what the video renderer draws at this time too
         fx = rec.fixations
-        sl = trail_slice(fx["t_start"], t, self.trail_s)
-        self.trail.setData(fx["x_img_px"][sl].astype(np.float64), fx["y_img_px"][sl].astype(np.float64))
-        self._draw_trail_fixations(fx, sl, t)
-        k = fixation_at(fx, t)
+        self.trail.setData(
+            fx["x_img_px"][f.trail].astype(np.float64), fx["y_img_px"][f.trail].astype(np.float64)
+        )
+        self._draw_trail_fixations(fx, f)
+        k = f.fixation
         if k >= 0:
             d = FIXATION_MIN_PX + FIXATION_PX_PER_S * float(t - fx["t_start"][k])
             self.fixation_item.setRect(-d / 2, -d / 2, d, d)
             self.fixation_item.setPos(float(fx["x_img_px"][k]), float(fx["y_img_px"][k]))
         self.fixation_item.setVisible(k >= 0)
-        g = rec.gaze
-        if g.size:
-            i = int(np.searchsorted(g["t_lsl"], t, side="right")) - 1
-            if i >= 0 and t - g["t_lsl"][i] < 0.1:
-                self.state.set_gaze(float(g["x_img_px"][i]), float(g["y_img_px"][i]))
-                self.state.set_gaze_cursor_visible(True)
-                return
+        if f.gaze_xy_img_px is not None:
+            self.state.set_gaze(*f.gaze_xy_img_px)
+            self.state.set_gaze_cursor_visible(True)
+            return
         self.state.set_gaze(float("nan"), float("nan"))
 
     def _trail_item(self, j: int) -> tuple[QtWidgets.QGraphicsEllipseItem, QtWidgets.QGraphicsSimpleTextItem]:
@@ -586,12 +584,11 @@ class ReplayWindow(QtWidgets.QMainWindow):
             self.trail_numbers.append(label)
         return self.trail_dots[j], self.trail_numbers[j]
 
-    def _draw_trail_fixations(self, fx: np.ndarray, sl: slice, t: float) -> None:
+    def _draw_trail_fixations(self, fx: np.ndarray, f: Frame) -> None:
         """The trail's fixations as discs whose area grows with the duration (so far, for the current one),
         numbered in the order of the case (from 1)."""
-        idx = range(sl.start, sl.stop)
-        dur = np.minimum(fx["t_end"][sl], t) - fx["t_start"][sl]
-        for j, (i, d) in enumerate(zip(idx, rx.fixation_diameters_px(dur), strict=True)):
+        idx = range(f.trail.start, f.trail.stop)
+        for j, (i, d) in enumerate(zip(idx, rx.fixation_diameters_px(f.trail_dur_s), strict=True)):
             dot, label = self._trail_item(j)
             r = float(d) / 2
             x, y = float(fx["x_img_px"][i]), float(fx["y_img_px"][i])

@@ -4,16 +4,11 @@ sentence heatmap PNGs and the replay video.
 * :func:`reader_transform` — the recorded view rows are image -> screen transforms of the reader's display
   (:mod:`radgaze.capture.gazemath.geometry`); replay shows that display fitted into its own canvas, so the
   reader's zoom, pan and placement look as they did (a region the reader never saw stays off the canvas).
-* CSV columns follow REFLACX's files (REFERENCE-NOTES.md, "REFLACX"): ``fixations.csv``
-  (timestamp_start_fixation, timestamp_end_fixation, x_position, y_position, pupil_area_normalized,
-  angular_resolution_{x,y}_pixels_per_degree, window_width, window_level, {x,y}{min,max}_shown_from_image,
-  {x,y}{min,max}_in_screen_coordinates) and ``timestamps_transcription.csv`` (word, timestamp_start_word,
-  timestamp_end_word). REFLACX has no sentence file; ``sentences.csv`` uses the same naming
-  (timestamp_start_sentence, ...). Times are seconds from the case start (REFLACX: from the audio start;
-  radgaze's case starts when the image is shown, which is when its audio starts too). Positions are image
-  px; pixels per degree are image px per degree of visual angle, zoom included, as in REFLACX's files
-  (``radgaze export reflacx`` writes the dataset's whole layout).
-  ``pupil_area_normalized`` is empty: radgaze stores pupil size per raw sample, not per fixation.
+* ``fixations.csv`` and ``timestamps_transcription.csv`` are written by the REFLACX exporter's writers
+  (:func:`radgaze.capture.exporters.reflacx.write_fixations_csv`), so replay's files and ``radgaze export
+  reflacx``'s are the same bytes: REFLACX's conventions (times in s from the audio start, window as a fraction
+  of the stored range, pupil from the raw sample, image px). REFLACX has no sentence file; ``sentences.csv``
+  uses the same naming (timestamp_start_sentence, ...) on the same clock.
 * The video (H.264 in MP4 through PyAV, FFmpeg's maintained Python binding) draws each frame with Pillow: the
   windowed image, the part the reader had on screen (a frame when zoomed), the fixation trail numbered and
   sized by duration, the gaze point, and the transcript with the word being said highlighted.
@@ -30,17 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.exporters.reflacx import VIEW_COLUMNS
+from radgaze.app.replay_frame import Frame, frame_at
+from radgaze.capture.exporters.reflacx import time_origin, write_fixations_csv, write_transcription_csv
 from radgaze.capture.records import CaseRecord
 
-FIXATION_COLUMNS = (
-    "timestamp_start_fixation",
-    "timestamp_end_fixation",
-    "x_position",
-    "y_position",
-    *VIEW_COLUMNS,
-)
-WORD_COLUMNS = ("word", "timestamp_start_word", "timestamp_end_word")
 SENTENCE_COLUMNS = (
     "sentence_number",
     "sentence",
@@ -89,13 +77,6 @@ def reader_transform(
         window=(float(view_row["window_center"]), float(view_row["window_width"])),
         invert=bool(view_row["invert"]),
     )
-
-
-def view_row_at(view_events: np.ndarray, t_lsl: float) -> int:
-    """Index of the view row in force at ``t_lsl`` (the first one before any), -1 without rows."""
-    if view_events.size == 0:
-        return -1
-    return max(int(np.searchsorted(view_events["t_lsl"], t_lsl, side="right")) - 1, 0)
 
 
 def fixation_diameters_px(dur_s: np.ndarray) -> np.ndarray:
@@ -171,47 +152,12 @@ def _write(path: Path, columns: tuple[str, ...], rows: list[list[object]]) -> Pa
     return path
 
 
-def fixation_table(record: CaseRecord) -> list[list[object]]:
-    """One REFLACX fixations.csv row per fixation (columns :data:`FIXATION_COLUMNS`)."""
-    from radgaze.capture.gazemath.geometry import image_to_screen, shown_rect
-
-    fx, views = record.fixations, record.view_events
-    rows = []
-    for i in range(fx.size):
-        t0, t1 = float(fx["t_start"][i]), float(fx["t_end"][i])
-        ppd_img = float(fx["ppd_img"][i])
-        k = view_row_at(views, t0)
-        if k >= 0:
-            v = views[k]
-            ppd = ppd_img  # image px per degree, zoom included (REFLACX's README: "image pixels per ... degree")
-            rect = shown_rect(v, record.display, record.image.width, record.image.height)
-            sx0, sy0 = image_to_screen(rect[0], rect[1], v)
-            sx1, sy1 = image_to_screen(rect[2], rect[3], v)
-            view_cols = [float(v["window_width"]), float(v["window_center"]), *rect.tolist()]
-            view_cols += [float(sx0), float(sy0), float(sx1), float(sy1)]
-        else:
-            ppd, view_cols = math.nan, [math.nan] * 10
-        rows.append(
-            [
-                t0 - record.t_start,
-                t1 - record.t_start,
-                float(fx["x_img_px"][i]),
-                float(fx["y_img_px"][i]),
-                math.nan,
-                ppd,
-                ppd,
-                *view_cols,
-            ]
-        )
-    return rows
-
-
 def export_case_tables(record: CaseRecord, folder: str | os.PathLike) -> dict[str, Path]:
-    """fixations.csv, timestamps_transcription.csv and sentences.csv of one case into ``folder``."""
+    """fixations.csv and timestamps_transcription.csv of one case into ``folder``, written by the REFLACX
+    exporter's writers (the files ``radgaze export reflacx`` writes, byte for byte), and sentences.csv on the
+    same clock (s from the audio start)."""
     out = Path(folder)
-    t0 = record.t_start
-    w = record.words
-    words = [[w.text[i], float(_rel(w.t_start[i], t0)), float(_rel(w.t_end[i], t0))] for i in range(len(w))]
+    t0 = time_origin(record)
     s = record.sentences
     sentences = []
     for i in range(len(s)):
@@ -225,9 +171,10 @@ def export_case_tables(record: CaseRecord, folder: str | os.PathLike) -> dict[st
                 png,
             ]
         )
+    out.mkdir(parents=True, exist_ok=True)
     return {
-        "fixations": _write(out / "fixations.csv", FIXATION_COLUMNS, fixation_table(record)),
-        "words": _write(out / "timestamps_transcription.csv", WORD_COLUMNS, words),
+        "fixations": write_fixations_csv(record, out / "fixations.csv"),
+        "words": write_transcription_csv(record, out / "timestamps_transcription.csv"),
         "sentences": _write(out / "sentences.csv", SENTENCE_COLUMNS, sentences),
     }
 
@@ -332,19 +279,19 @@ class FrameRenderer:
         from PIL import Image, ImageDraw
 
         rec = self.record
-        k = view_row_at(rec.view_events, t_lsl)
+        f = frame_at(rec, t_lsl, self.settings.trail_s)  # what the replay window draws at this time
         window, invert = self.window, False
-        if k >= 0:
-            v = rec.view_events[k]
+        if f.view >= 0:
+            v = rec.view_events[f.view]
             window, invert = (float(v["window_center"]), float(v["window_width"])), bool(v["invert"])
         frame = Image.new("RGB", (self.w, self.h), (17, 17, 17))
         frame.paste(self._base(window, invert), (self.x0, 0))
         draw = ImageDraw.Draw(frame)
-        if k >= 0:
-            self._draw_shown(draw, rec.view_events[k])
-        self._draw_trail(draw, t_lsl)
-        self._draw_gaze(draw, t_lsl)
-        self._draw_text(draw, t_lsl)
+        if f.view >= 0:
+            self._draw_shown(draw, rec.view_events[f.view])
+        self._draw_trail(draw, f)
+        self._draw_gaze(draw, f)
+        self._draw_text(draw, f)
         return np.asarray(frame)
 
     def _draw_shown(self, draw, v) -> None:
@@ -357,40 +304,31 @@ class FrameRenderer:
     def _wh(self) -> tuple[int, int]:
         return self._pixels.shape[1], self._pixels.shape[0]
 
-    def _draw_trail(self, draw, t_lsl: float) -> None:
+    def _draw_trail(self, draw, f: Frame) -> None:
         fx = self.record.fixations
-        if fx.size == 0:
-            return
-        lo = int(np.searchsorted(fx["t_start"], t_lsl - self.settings.trail_s, side="right"))
-        hi = int(np.searchsorted(fx["t_start"], t_lsl, side="right"))
+        lo = f.trail.start
         pts = [
             (float(fx["x_img_px"][i]) * self.k + self.x0, float(fx["y_img_px"][i]) * self.k)
-            for i in range(lo, hi)
+            for i in range(f.trail.start, f.trail.stop)
         ]
         if len(pts) > 1:
             draw.line(pts, fill=(0, 229, 255), width=2)
-        dur = np.minimum(fx["t_end"][lo:hi], t_lsl) - fx["t_start"][lo:hi]
-        for j, ((x, y), d) in enumerate(zip(pts, fixation_diameters_px(dur), strict=True)):
+        for j, ((x, y), d) in enumerate(zip(pts, fixation_diameters_px(f.trail_dur_s), strict=True)):
             r = float(d) / 2
-            current = j == len(pts) - 1 and fx["t_end"][lo + j] >= t_lsl
+            current = lo + j == f.fixation
             fill = (255, 64, 129) if current else (0, 229, 255)
             draw.ellipse((x - r, y - r, x + r, y + r), fill=fill, outline=(255, 255, 255))
             draw.text((x + r + 2, y - r - 2), str(lo + j + 1), fill=(255, 255, 255), font=self.small)
 
-    def _draw_gaze(self, draw, t_lsl: float) -> None:
-        g = self.record.gaze
-        if g.size == 0:
-            return
-        i = int(np.searchsorted(g["t_lsl"], t_lsl, side="right")) - 1
-        if i >= 0 and t_lsl - g["t_lsl"][i] < 0.1 and np.isfinite(g["x_img_px"][i]):
-            x, y = float(g["x_img_px"][i]) * self.k + self.x0, float(g["y_img_px"][i]) * self.k
+    def _draw_gaze(self, draw, f: Frame) -> None:
+        if f.gaze_xy_img_px is not None:
+            x, y = f.gaze_xy_img_px[0] * self.k + self.x0, f.gaze_xy_img_px[1] * self.k
             draw.ellipse((x - 10, y - 10, x + 10, y + 10), outline=(0, 255, 120), width=2)
 
-    def _draw_text(self, draw, t_lsl: float) -> None:
+    def _draw_text(self, draw, f: Frame) -> None:
         """The words said so far that fit on one line (the newest last), the current one highlighted."""
-        w = self.record.words
-        n_said = int(np.searchsorted(np.asarray(w.t_start), t_lsl, side="right"))
-        clock = f"{t_lsl - self.record.t_start:6.1f} s"
+        w, n_said = self.record.words, f.n_said
+        clock = f"{f.t_lsl - self.record.t_start:6.1f} s"
         room = self.w - 24 - draw.textlength(clock, font=self.small)
         first, width = n_said, 0.0
         while first > 0:
@@ -401,7 +339,7 @@ class FrameRenderer:
         x, y = 8.0, self.img_h + (self.text_h - self.font_px) // 2
         for i in range(first, n_said):
             word = w.text[i] + " "
-            colour = (255, 235, 59) if w.t_end[i] >= t_lsl else (224, 224, 224)
+            colour = (255, 235, 59) if i == f.word else (224, 224, 224)
             draw.text((x, y), word, fill=colour, font=self.font)
             x += draw.textlength(word, font=self.font)
         clock_x = self.w - 8 - draw.textlength(clock, font=self.small)

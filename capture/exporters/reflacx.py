@@ -54,6 +54,10 @@ VIEW_COLUMNS = (
     "xmax_in_screen_coordinates",
     "ymax_in_screen_coordinates",
 )
+FIXATION_COLUMNS = (
+    "timestamp_start_fixation", "timestamp_end_fixation", "x_position", "y_position", *VIEW_COLUMNS,
+)  # fmt: skip
+WORD_COLUMNS = ("word", "timestamp_start_word", "timestamp_end_word")
 METADATA_COLUMNS = (
     "id", "split", "eye_tracking_data_discarded", "image", "dicom_id", "subject_id", "image_size_x", "image_size_y",
 )  # fmt: skip
@@ -103,6 +107,8 @@ def _window_scale(case: CaseRecord) -> float:
 def view_columns(case: CaseRecord, t: np.ndarray, ppd_img: np.ndarray, pupil: np.ndarray) -> list[list[str]]:
     """REFLACX's per-row view columns at times ``t``: pupil, pixels per degree, window, shown and screen rects."""
     views = case.view_events
+    if t.size == 0:
+        return []
     if views.size == 0:
         raise SessionFormatError(f"case {case.case_id}: expected view events to place the image, got none")
     v = views[view_index(t, views)]
@@ -163,6 +169,25 @@ def _gaze_rows(case: CaseRecord, origin: float) -> list[list[str]]:
     return rows
 
 
+def write_fixations_csv(case: CaseRecord, path: Path) -> Path:
+    """REFLACX's ``fixations.csv`` of one case (the one writer: ``radgaze export reflacx`` and replay's export):
+    times in s from the audio start (:func:`time_origin`), positions and pixels per degree in image px, window
+    as a fraction of the stored range, pupil from the raw sample at the fixation's start, CRLF."""
+    _write_csv(path, list(FIXATION_COLUMNS), _fixation_rows(case, time_origin(case)))
+    return path
+
+
+def write_transcription_csv(case: CaseRecord, path: Path) -> Path:
+    """REFLACX's ``timestamps_transcription.csv`` of one case: each word (dictated punctuation as its own row),
+    its start and end in s from the audio start."""
+    words, origin = case.words, time_origin(case)
+    rows = [
+        [words.text[i], _t(words.t_start[i] - origin), _t(words.t_end[i] - origin)] for i in range(len(words))
+    ]
+    _write_csv(path, list(WORD_COLUMNS), rows)
+    return path
+
+
 def label_columns(label_set: LabelSet) -> list[str]:
     """REFLACX's label columns: every label but the exclusive one ("Normal radiograph"), sorted."""
     return sorted(s.name for s in label_set.labels if not s.exclusive)
@@ -204,17 +229,8 @@ def export_case(
     ``keep_names``: a file name may carry a patient's name, docs/privacy.md)."""
     origin = time_origin(case)
     folder = out / "main_data" / reading_id
-    fixation_header = ["timestamp_start_fixation", "timestamp_end_fixation", "x_position", "y_position"]
-    _write_csv(folder / "fixations.csv", fixation_header + list(VIEW_COLUMNS), _fixation_rows(case, origin))
-    words = case.words
-    _write_csv(
-        folder / "timestamps_transcription.csv",
-        ["word", "timestamp_start_word", "timestamp_end_word"],
-        [
-            [words.text[i], _t(words.t_start[i] - origin), _t(words.t_end[i] - origin)]
-            for i in range(len(words))
-        ],
-    )
+    write_fixations_csv(case, folder / "fixations.csv")
+    write_transcription_csv(case, folder / "timestamps_transcription.csv")
     text = case.attrs.get("transcription") or " ".join(case.sentences.text)
     (folder / "transcription.txt").write_text(text, encoding="utf-8")
     if case.gaze.size:

@@ -14,6 +14,7 @@ from PIL import Image
 from replay_review_sessions import SENTENCES, T0, make_case, phantom, stamp_image_hash
 
 from radgaze.app import replay_export as rx
+from radgaze.capture.exporters.reflacx import FIXATION_COLUMNS, WORD_COLUMNS
 from radgaze.capture.records import VIEW_DTYPE, VIEW_INVERT, VIEW_WINDOW, VIEW_ZOOM
 
 ZOOM_AT_S, WL_AT_S, INVERT_AT_S = 2.0, 4.0, 9.0
@@ -96,24 +97,29 @@ def test_reflacx_tables(tmp_path):
     rec = _zoomed_case()
     paths = rx.export_case_tables(rec, tmp_path)
     fx = list(csv.DictReader(paths["fixations"].open()))
-    assert tuple(fx[0]) == rx.FIXATION_COLUMNS and len(fx) == rec.fixations.size
+    assert tuple(fx[0]) == FIXATION_COLUMNS and len(fx) == rec.fixations.size
     f0, f_late = fx[0], fx[-1]
-    assert float(f0["timestamp_start_fixation"]) == pytest.approx(rec.fixations["t_start"][0] - T0, abs=1e-5)
-    assert float(f0["x_position"]) == pytest.approx(float(rec.fixations["x_img_px"][0]), abs=1e-3)
+    # REFLACX's clock: s from the audio start (here the case's start), to the millisecond
+    assert float(f0["timestamp_start_fixation"]) == pytest.approx(rec.fixations["t_start"][0] - T0, abs=1e-3)
+    assert float(f0["x_position"]) == pytest.approx(float(rec.fixations["x_img_px"][0]), abs=0.5)  # whole px
     # REFLACX's README: "the number of image pixels per visual angle in degrees ... [with] the level of zoom"
     ppd_img = float(rec.fixations["ppd_img"][0])
     assert float(f0["angular_resolution_x_pixels_per_degree"]) == pytest.approx(ppd_img, rel=1e-5)
-    assert f0["pupil_area_normalized"] == "" and float(f0["window_level"]) == 30000
+    # pupil from the raw sample; the window as REFLACX writes it: a fraction of the stored range (16 bits)
+    assert float(f0["pupil_area_normalized"]) == 3.5 and float(f0["window_level"]) == pytest.approx(
+        30000 / 65535, abs=1e-5
+    )
     # fitted at the start: the whole image is shown; the last fixation is after the zoom and W/L change
     assert [float(f0[k]) for k in ("xmin_shown_from_image", "xmax_shown_from_image")] == [0.0, 400.0]
-    assert float(f_late["window_width"]) == 20000 and float(f_late["window_level"]) == 45000
+    assert float(f_late["window_width"]) == pytest.approx(20000 / 65535, abs=1e-5)
+    assert float(f_late["window_level"]) == pytest.approx(45000 / 65535, abs=1e-5)
     shown_w = float(f_late["xmax_shown_from_image"]) - float(f_late["xmin_shown_from_image"])
-    assert shown_w == pytest.approx(1536 / ZOOM_SCALE, rel=1e-4)
+    assert shown_w == pytest.approx(1536 / ZOOM_SCALE, abs=1.0)  # whole px, as REFLACX writes them
     screen = [float(f_late[k]) for k in ("xmin_in_screen_coordinates", "xmax_in_screen_coordinates")]
     assert screen == pytest.approx([0.0, 1536.0], abs=1e-3)
     words = list(csv.DictReader(paths["words"].open()))
-    assert tuple(words[0]) == rx.WORD_COLUMNS and [w["word"] for w in words[:3]] == ["the", "heart", "is"]
-    assert float(words[1]["timestamp_start_word"]) == pytest.approx(rec.words.t_start[1] - T0, abs=1e-5)
+    assert tuple(words[0]) == WORD_COLUMNS and [w["word"] for w in words[:3]] == ["the", "heart", "is"]
+    assert float(words[1]["timestamp_start_word"]) == pytest.approx(rec.words.t_start[1] - T0, abs=1e-3)
     sentences = list(csv.DictReader(paths["sentences"].open()))
     assert [s["sentence"] for s in sentences] == [t for t, _ in SENTENCES]
     assert sentences[0]["sentence_number"] == "1" and sentences[0]["heatmap_png"] == "sentence_01_heatmap.png"
