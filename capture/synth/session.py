@@ -27,6 +27,7 @@ from radgaze.capture.gazemath.align import sentence_heatmaps
 from radgaze.capture.gazemath.fixations import fixations_from_gaze
 from radgaze.capture.gazemath.geometry import fit_view, ppd_screen
 from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
+from radgaze.capture.io.display import ppd_record
 from radgaze.capture.records import (
     VIEW_DTYPE,
     VIEW_FIT,
@@ -301,7 +302,7 @@ def synth_case(
         heatmap_scale=scale,
         findings=_finding_records(ph, masks, scale),
         labels=sorted({s.label for s in ph.findings}) or ["normal"],
-        attrs=_case_attrs(ph, spoken=spoken, lead_s=lead_s, zoomed=zoomed, n_planned=len(sched)),
+        attrs=_case_attrs(ph, display, spoken=spoken, lead_s=lead_s, zoomed=zoomed, n_planned=len(sched)),
     )
     _add_fixations_and_heatmaps(record, report)
     _reader_truth_and_trial(rng, record, ph.pixels, report, plan, trial, second_looks)
@@ -328,9 +329,15 @@ def _reader_truth_and_trial(rng, record: CaseRecord, pixels, report, plan, trial
         second_looks.append(second_look_case(rng, record, pixels, report, trial, _add_fixations_and_heatmaps))
 
 
-def _case_attrs(ph, *, spoken: bool, lead_s: np.ndarray, zoomed: int, n_planned: int) -> dict:
+SYNTHETIC_PPD_SOURCE = "synthetic: the simulated display and viewing distance (exact by construction)"
+
+
+def _case_attrs(
+    ph, display: DisplayGeometry, *, spoken: bool, lead_s: np.ndarray, zoomed: int, n_planned: int
+) -> dict:
     """What the generator chose for a case, stored with it (the ground truth tests and experiments use)."""
     return {
+        "ppd": ppd_record(display, SYNTHETIC_PPD_SOURCE),
         "synthetic": True,
         "spoken_punctuation": spoken,
         "eye_voice_lead_s": [round(float(v), 3) for v in lead_s],

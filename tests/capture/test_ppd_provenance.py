@@ -128,3 +128,14 @@ def test_live_record_takes_the_px_per_degree_the_eyelink_app_sends(tmp_path, ima
     assert (case.attrs["ppd"]["x"], case.attrs["ppd"]["y"]) == pytest.approx(sent, abs=1e-2)
     assert ppd_screen(case.display) == pytest.approx(sent, abs=1e-2)  # fixations and heatmaps use it
     assert prov["tracker"]["stats"]["tracker_ppd_x"] == pytest.approx(sent[0], abs=1e-3)
+
+
+def test_synthetic_sessions_record_their_px_per_degree(tmp_path):
+    from radgaze.app.cli import main as radgaze_main
+    from radgaze.capture.synth.session import SYNTHETIC_PPD_SOURCE
+
+    assert radgaze_main(["synth", str(tmp_path), "--cases", "1", "--seed", "2"]) == 0
+    (path,) = tmp_path.glob("*.h5")
+    with SessionReader(path) as r:
+        case = r.case(r.case_ids[0])
+    assert case.attrs["ppd"] == ppd_record(case.display, SYNTHETIC_PPD_SOURCE)
