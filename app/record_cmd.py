@@ -165,16 +165,42 @@ def window_display(args: argparse.Namespace, app):
         ppd_record,
     )
 
-    qt, reported = _qt_screen(app, args.distance_mm)
+    distance_mm, distance_from = remembered_distance(args.distance_mm)
+    qt, reported = _qt_screen(app, distance_mm)
     if args.display:  # another screen than this one: Qt's size says nothing about it
-        display = display_from_options(args.display, args.screen_mm, args.distance_mm)
+        display = display_from_options(args.display, args.screen_mm, distance_mm)
         otherwise = SCREEN_MM_ASSUMED
     else:
         px = f"{qt.screen_w_px}x{qt.screen_h_px}"
-        display = display_from_options(px, args.screen_mm, args.distance_mm, default=qt)
+        display = display_from_options(px, args.screen_mm, distance_mm, default=qt)
         otherwise = SCREEN_MM_FROM_QT if reported else SCREEN_MM_ASSUMED
-    source = options_ppd_source(args.screen_mm, args.distance_mm, screen_mm_otherwise=otherwise)
+    source = options_ppd_source(
+        args.screen_mm, args.distance_mm, screen_mm_otherwise=otherwise, distance_otherwise=distance_from
+    )
     return display, ppd_record(display, source)
+
+
+DISTANCE_KEY = "record/viewing_distance_mm"
+
+
+def remembered_distance(given_mm: float | None) -> tuple[float | None, str]:
+    """The viewing distance to use and, when none is given, where it came from: a distance given with
+    --distance-mm is remembered for this workstation (QSettings) and used by later recordings that give none."""
+    from radgaze.app.qtapp import settings
+    from radgaze.capture.io.display import DISTANCE_ASSUMED, DISTANCE_REMEMBERED
+
+    store = settings()
+    if given_mm is not None:
+        store.setValue(DISTANCE_KEY, float(given_mm))
+        return given_mm, DISTANCE_ASSUMED
+    stored = store.value(DISTANCE_KEY)
+    try:
+        value = float(stored) if stored is not None else None
+    except (TypeError, ValueError):
+        value = None
+    if value is None or value <= 0:
+        return None, DISTANCE_ASSUMED
+    return value, DISTANCE_REMEMBERED
 
 
 def main(argv: list[str] | None = None) -> int:

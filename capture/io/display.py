@@ -92,14 +92,19 @@ SCREEN_MM_FROM_QT = "the monitor's own size (Qt QScreen.physicalSize, from its E
 SCREEN_MM_ASSUMED = "assumed: the default pixel pitch (0.2115 mm, a 21.3-inch 3 MP diagnostic monitor)"
 DISTANCE_FROM_OPTION = "--distance-mm"
 DISTANCE_ASSUMED = "assumed: the default 650 mm"
+DISTANCE_REMEMBERED = "this workstation's, given once with --distance-mm and remembered"
 
 
 def options_ppd_source(
-    screen_mm: str | None, distance_mm: float | None, *, screen_mm_otherwise: str = SCREEN_MM_ASSUMED
+    screen_mm: str | None,
+    distance_mm: float | None,
+    *,
+    screen_mm_otherwise: str = SCREEN_MM_ASSUMED,
+    distance_otherwise: str = DISTANCE_ASSUMED,
 ) -> str:
     """Where px/deg came from when the display was given on the command line (an assumption is said so)."""
     screen = SCREEN_MM_FROM_OPTION if screen_mm else screen_mm_otherwise
-    distance = DISTANCE_FROM_OPTION if distance_mm is not None else DISTANCE_ASSUMED
+    distance = DISTANCE_FROM_OPTION if distance_mm is not None else distance_otherwise
     return f"screen size: {screen}; viewing distance: {distance}"
 
 

@@ -7,8 +7,17 @@ import argparse
 
 import pytest
 
-from radgaze.app.record_cmd import build_parser, window_display
-from radgaze.capture.io.display import SCREEN_MM_ASSUMED, SCREEN_MM_FROM_QT, ppd_screen
+from radgaze.app.qtapp import settings
+from radgaze.app.record_cmd import DISTANCE_KEY, build_parser, window_display
+from radgaze.capture.io.display import DISTANCE_REMEMBERED, SCREEN_MM_ASSUMED, SCREEN_MM_FROM_QT, ppd_screen
+
+
+@pytest.fixture(autouse=True)
+def no_remembered_distance(qapp):
+    """Each test starts on a workstation that remembers no viewing distance, and leaves none behind."""
+    settings().remove(DISTANCE_KEY)
+    yield
+    settings().remove(DISTANCE_KEY)
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -38,4 +47,13 @@ def test_window_display_of_this_screen_says_whether_its_size_is_the_monitors(qap
         assert SCREEN_MM_ASSUMED in ppd["source"]
     assert "viewing distance: --distance-mm" in ppd["source"]
     _, other = window_display(_args("--display", "2560x1440"), qapp)  # another screen: Qt's size says nothing
-    assert SCREEN_MM_ASSUMED in other["source"] and "assumed: the default 650 mm" in other["source"]
+    assert SCREEN_MM_ASSUMED in other["source"] and DISTANCE_REMEMBERED in other["source"]  # 700 mm, above
+
+
+def test_a_viewing_distance_given_once_is_remembered_for_the_workstation(qapp):
+    _, first = window_display(_args("--display", "1920x1080", "--screen-mm", "531x299"), qapp)
+    assert "assumed: the default 650 mm" in first["source"]
+    window_display(_args("--display", "1920x1080", "--screen-mm", "531x299", "--distance-mm", "720"), qapp)
+    display, later = window_display(_args("--display", "1920x1080", "--screen-mm", "531x299"), qapp)
+    assert display.viewing_distance_mm == 720 and DISTANCE_REMEMBERED in later["source"]
+    assert later["x"] == pytest.approx(ppd_screen(display)[0], abs=1e-3)
