@@ -3,7 +3,7 @@ names a person, a machine or a folder.
 
 File names of radiographs often carry a patient's name or record number (``DOE_JOHN_MRN123456.dcm``), and
 absolute paths carry user names and hospital folder layouts. So by default a session's provenance keeps no
-host name and no absolute path (:func:`scrub_provenance`; ``--keep-provenance-paths`` keeps them), a recorded
+host name, audio source or source folder (:func:`scrub_provenance`; ``--keep-provenance-paths`` keeps them), a recorded
 case is named from its image's content hash, not its file name (:func:`opaque_case_id`; ``--keep-names``), and
 an export names images by hash and sessions by content digest (``--keep-names`` keeps the names).
 """
@@ -20,17 +20,21 @@ _NAMING_KEYS = frozenset({"hostname", "host", "audio_source", "audio_file", "xdf
 
 
 def scrub_provenance(obj: object) -> object:
-    """``obj`` (JSON-like) with host names, audio sources and absolute paths replaced by :data:`WITHHELD`."""
+    """``obj`` (JSON-like) with host names, audio sources and the absolute path of an import's ``source``
+    replaced by :data:`WITHHELD` (model paths and the like are kept: they name no patient, no reading room)."""
     if isinstance(obj, dict):
-        return {
-            k: (WITHHELD if k in _NAMING_KEYS and v not in (None, "", "none") else scrub_provenance(v))
-            for k, v in obj.items()
-        }
+        return {k: _scrubbed(k, v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [scrub_provenance(v) for v in obj]
-    if isinstance(obj, str) and (os.path.isabs(obj) or obj.startswith("~")):
-        return WITHHELD
     return obj
+
+
+def _scrubbed(key: str, value: object) -> object:
+    if key in _NAMING_KEYS and value not in (None, "", "none"):
+        return WITHHELD
+    if key == "source" and isinstance(value, str) and (os.path.isabs(value) or value.startswith("~")):
+        return WITHHELD
+    return scrub_provenance(value)
 
 
 def opaque_case_id(image_sha256: str) -> str:
