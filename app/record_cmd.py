@@ -101,6 +101,12 @@ def _add_source_options(p: argparse.ArgumentParser) -> None:
         help="the screen's WxH in mm (default: the size the monitor reports to Qt, else the default pixel pitch)",
     )
     p.add_argument("--distance-mm", type=float, default=None, help="viewing distance in mm (default: 650)")
+    p.add_argument(
+        "--scene-markers",
+        action="store_true",
+        help="draw AprilTag markers (tag36h11, ids 0-3) at the viewer's corners, for a head-mounted tracker's "
+        "screen mapping (needs radgaze[headmounted]; radgaze itself does not map scene-camera gaze live yet)",
+    )
     from radgaze.capture.live.asr import add_asr_options
 
     add_asr_options(p)
@@ -361,6 +367,7 @@ def open_window(args: argparse.Namespace, s: Sources):
     window.open_folder(args.images)
     window.annotation = None if args.no_annotate else install_annotation(window, controller, s.session, args)
     window.second_look = install_second_look(window, controller, s.session, args)
+    window.scene_markers = install_scene_markers(window, args)
     from radgaze.app.retrain import install_retrain_action, worklist_session_files
 
     # one-click retrain on the worklist's sessions and the one being recorded (not a folder searched blindly)
@@ -368,6 +375,15 @@ def open_window(args: argparse.Namespace, s: Sources):
     install_retrain_action(window, lambda: worklist_session_files(window, [args.output]), run_dir)
     window.show()
     return window, controller
+
+
+def install_scene_markers(window, args: argparse.Namespace):
+    """The AprilTag markers at the viewer's corners with --scene-markers (else None)."""
+    if not getattr(args, "scene_markers", False):
+        return None
+    from radgaze.app.scene_markers import MarkerOverlay
+
+    return MarkerOverlay(window.image_view)
 
 
 def install_annotation(window, controller, session, args: argparse.Namespace):
