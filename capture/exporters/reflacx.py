@@ -14,6 +14,11 @@ Choices:
   that clock; a recorded case is shifted so its first audio sample (or, without audio, its start) is 0.
 - Window: REFLACX writes the window as a fraction of the stored range (value / (2^BitsStored - 1)); a
   REFLACX-sourced case holds those numbers already and they are written unchanged.
+- Case state (what REFLACX's layout cannot say): ``<id>/radgaze.json`` holds ``read`` ("read" / "unread": never
+  dictated nor annotated), the annotation's ``confirmed_steps`` in order and ``transcript`` ("recognised",
+  "corrected" by the reader, or "retranscribed" by another model). An unread case is written with
+  ``eye_tracking_data_discarded`` True, so neither REFLACX's tools nor ``radgaze import reflacx`` take it for a
+  reading.
 - Labels: the metadata has one column per label of the label set except the exclusive "Normal radiograph"
   (REFLACX has none): the certainty chosen (0 = not chosen), "Support devices" True/False, "Other" the free
   text. Ellipses: their box, certainty and one True/False column per label. Boxes drawn as "box" shapes have no
@@ -23,6 +28,7 @@ Choices:
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -248,11 +254,26 @@ def export_case(
         if ann.chest_box is not None:
             _write_csv(folder / "chest_bounding_box.csv", ["xmin", "ymin", "xmax", "ymax"],
                        [[_num(v, 1) for v in ann.chest_box]])  # fmt: skip
+    state = case_state(case)
+    (folder / "radgaze.json").write_text(json.dumps(state), encoding="utf-8")
+    discarded = "True" if state["read"] == "unread" else "False"  # an unread case is no reading
     image, dicom_id = image_cells(case, keep_names)
     return [
-        reading_id, case.attrs.get("split", ""), "False", image, dicom_id, case.attrs.get("subject_id", ""),
+        reading_id, case.attrs.get("split", ""), discarded, image, dicom_id, case.attrs.get("subject_id", ""),
         str(case.image.width), str(case.image.height),
     ] + metadata_cells(ann, columns)  # fmt: skip
+
+
+def case_state(case: CaseRecord) -> dict:
+    """What ``<id>/radgaze.json`` says of a case: read or unread, the confirmed annotation steps, who made the
+    transcript."""
+    ann = case.annotation
+    steps = list(ann.confirmed_steps) if ann is not None else []
+    unread = len(case.words) == 0 and (ann is None or ann.is_empty())
+    transcript = "recognised"
+    if case.correction is not None:
+        transcript = "retranscribed" if case.correction.asr is not None else "corrected"
+    return {"read": "unread" if unread else "read", "confirmed_steps": steps, "transcript": transcript}
 
 
 def image_cells(case: CaseRecord, keep_names: bool) -> tuple[str, str]:

@@ -19,7 +19,15 @@ Choices (documented here because the dataset leaves them open):
   its physical size is set so that screen pixels per degree equal the recorded ones (through the view scale)
   at the viewing distance.
 - Window: REFLACX's window_level / window_width are stored as given (REFLACX's own units, see attrs).
-- Readings marked ``eye_tracking_data_discarded`` are skipped and counted.
+- Readings marked ``eye_tracking_data_discarded`` are skipped and counted (a radgaze export marks an unread case
+  so; its ``radgaze.json`` says "unread" and the import says so in a warning).
+- radgaze's own exports carry ``<id>/radgaze.json`` (:func:`radgaze.capture.exporters.reflacx.case_state`): the
+  annotation's confirmed steps are taken from it (an annotation holding only confirmed steps included) and its
+  ``transcript`` (recognised / corrected / retranscribed) becomes ``attrs["transcript"]``. A REFLACX reading
+  without it did every step of REFLACX's protocol: dictation, labels, ellipses, the chest box when drawn, and the
+  transcript when ``transcription.txt`` is there.
+- A reading never dictated (an empty ``timestamps_transcription.csv``) is imported without words.
+- A refused import leaves nothing behind: the session files it wrote are removed, and OUT when it made it.
 - Labels: the metadata's ``labels`` cell and label columns (True or a positive certainty), plus every label an
   ellipse names.
 - Findings: each ellipse of ``anomaly_location_ellipses.csv`` is a Finding (box = the ellipse's bounding box,
@@ -32,7 +40,9 @@ Choices (documented here because the dataset leaves them open):
 from __future__ import annotations
 
 import functools
+import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +83,13 @@ from radgaze.capture.records import (
     FIXATION_DTYPE,
     GAZE_DTYPE,
     GAZE_VALID,
+    STEP_TRANSCRIPT,
     VIEW_DTYPE,
     VIEW_FIT,
     VIEW_PAN,
     VIEW_WINDOW,
     VIEW_ZOOM,
+    CaseAnnotation,
     CaseRecord,
     DisplayGeometry,
     Finding,
@@ -236,7 +248,8 @@ def read_gaze(path: Path, view_events: np.ndarray) -> np.ndarray:
 
 
 def read_words(path: Path):
-    tab = read_table(path, WORD_COLUMNS)
+    """timestamps_transcription.csv -> Words (none when the reader never dictated: a header only)."""
+    tab = read_table(path, WORD_COLUMNS, allow_empty=True)
     return make_words(
         tab.text("word"),
         tab.numbers("timestamp_start_word"),
@@ -364,8 +377,8 @@ def read_reading(
         gaze = map_gaze_to_image(gaze, view, disp, image.width, image.height)
     ellipses = case_dir / "anomaly_location_ellipses.csv"
     findings = read_findings(ellipses, image.width, image.height) if ellipses.is_file() else None
-    chest = read_chest_box(case_dir / "chest_bounding_box.csv")
-    annotation = reading_annotation(meta, i, METADATA_KNOWN, read_ellipses(ellipses), chest)
+    state = radgaze_state(case_dir)
+    annotation = _annotation_of(case_dir, meta, i, state)
     times = [0.0, float(fix["t_start"][0]), float(words.t_start[0]) if len(words) else 0.0]
     ends = [float(fix["t_end"].max()), float(words.t_end.max()) if len(words) else 0.0]
     if gaze.size:
@@ -373,7 +386,7 @@ def read_reading(
         ends.append(float(gaze["t_lsl"][-1]))
     view["t_lsl"][0] = min(times)  # the first view holds from the case start
     refuse_long_reading(f"REFLACX reading {rid}", min(times), max(ends))
-    attrs = _reading_attrs(case_dir, meta, i, phase=phase, display_inferred=display is None)
+    attrs = _reading_attrs(case_dir, meta, i, phase=phase, display_inferred=display is None, state=state)
     record = CaseRecord(
         case_id=safe_name(rid),
         image=image,
@@ -392,6 +405,61 @@ def read_reading(
     return add_sentences(record, lead_s=lead_s)
 
 
+def _annotation_of(case_dir: Path, meta: Table, i: int, state: dict | None) -> CaseAnnotation | None:
+    """The reader's annotation of one reading (labels, ellipses, chest box) with the steps they confirmed."""
+    chest = read_chest_box(case_dir / "chest_bounding_box.csv")
+    shapes = read_ellipses(case_dir / "anomaly_location_ellipses.csv")
+    return with_confirmed_steps(
+        reading_annotation(meta, i, METADATA_KNOWN, shapes, chest),
+        state,
+        transcribed=(case_dir / "transcription.txt").is_file(),
+    )
+
+
+def radgaze_state(case_dir: Path) -> dict | None:
+    """``radgaze.json`` of a reading written by ``radgaze export reflacx`` (None: a REFLACX reading)."""
+    path = case_dir / "radgaze.json"
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ImportFormatError(f"{path}: expected radgaze's case state (JSON), got {exc}") from None
+    if not isinstance(state, dict) or not isinstance(state.get("confirmed_steps", []), list):
+        raise ImportFormatError(f"{path}: expected an object with a confirmed_steps list, got {state!r:.80}")
+    return state
+
+
+def with_confirmed_steps(
+    annotation: CaseAnnotation | None, state: dict | None, *, transcribed: bool
+) -> CaseAnnotation | None:
+    """The reading's annotation with the steps the reader confirmed: radgaze.json's when there is one (an
+    annotation of confirmed steps only is kept), else REFLACX's whole protocol, its transcript step included
+    when the reading has its ``transcription.txt``."""
+    if state is None:
+        if annotation is not None and transcribed:
+            annotation.confirmed_steps.append(STEP_TRANSCRIPT)
+        return annotation
+    steps = [str(step) for step in state.get("confirmed_steps", [])]
+    if annotation is None:
+        return (
+            CaseAnnotation(confirmed_steps=steps, label_set="reflacx", protocol="reflacx") if steps else None
+        )
+    annotation.confirmed_steps = steps
+    return annotation
+
+
+def _unread_note(base: Path, rid: str) -> str | None:
+    """The warning for a discarded reading that a radgaze export marked unread (None for any other)."""
+    try:
+        state = radgaze_state(base / rid)
+    except ImportFormatError:
+        return None
+    if state is None or state.get("read") != "unread":
+        return None
+    return f"{rid}: never read (no dictation, no annotation; radgaze export): not imported"
+
+
 def _refuse_off_screen(path: Path, rows: np.ndarray, disp: DisplayGeometry) -> None:
     """Fixation or gaze rows whose image position lands off the screen (after the view's scaling): one line
     naming the file, row, column and the file's value (issue 24)."""
@@ -408,7 +476,9 @@ def meta_image_size(meta: Table, i: int) -> tuple[int, int]:
     return int(w), int(h)
 
 
-def _reading_attrs(case_dir: Path, meta: Table, i: int, *, phase: int, display_inferred: bool) -> dict:
+def _reading_attrs(
+    case_dir: Path, meta: Table, i: int, *, phase: int, display_inferred: bool, state: dict | None = None
+) -> dict:
     """The case attributes of one reading: where its times and views come from, ids, chest box, transcript."""
     attrs = {
         "source": "reflacx",
@@ -426,6 +496,8 @@ def _reading_attrs(case_dir: Path, meta: Table, i: int, *, phase: int, display_i
     chest = read_chest_box(case_dir / "chest_bounding_box.csv")
     if chest is not None:
         attrs["chest_box"] = chest
+    if state is not None:  # a radgaze export: who made the transcript
+        attrs["transcript"] = str(state.get("transcript", "recognised"))
     txt = case_dir / "transcription.txt"
     if txt.is_file():
         attrs["transcription"] = txt.read_text(encoding="utf-8", errors="replace").strip()
@@ -445,46 +517,90 @@ def import_reflacx(
 ) -> ImportResult:
     """Import every non-discarded REFLACX reading under ``src`` into ``out/<id>.h5``.
 
-    A broken reading raises ImportFormatError (nothing is left of its file), or with ``skip_broken`` is listed
-    in the result and the import goes on."""
+    A broken reading raises ImportFormatError and the import leaves nothing behind (the files it wrote, and
+    ``out`` when it made it), or with ``skip_broken`` is listed in the result and the import goes on."""
     src, out = Path(src), Path(out)
     if not src.is_dir():
         raise ImportFormatError(f"{src}: expected a REFLACX dataset folder, found nothing")
     base, metas = find_metadata(src)
     image_index = index_images(Path(images) if images else None)
     result = ImportResult()
-    for phase, meta_path in metas:
-        meta = read_table(meta_path, METADATA_COLUMNS)
-        discarded = meta.flags("eye_tracking_data_discarded")
-        for i in range(meta.n_rows):
-            if limit is not None and result.n_cases >= limit:
-                return result
-            if discarded[i]:
-                result.n_discarded += 1
-                continue
-            rid = meta.text("id")[i].strip()
-            if not rid:
-                raise ImportFormatError(f"{meta_path} row {i + 2}: expected a reading id, got an empty cell")
-            target = out / f"{safe_name(rid)}.h5"
-            check_output(target, overwrite)
-            image_path = _image_for(meta, i, image_index, images)
-            try:
-                gaze = _import_one(
-                    src, base, meta, i, phase, target, image_path, display=display, lead_s=lead_s
-                )
-            except Exception as exc:  # every error of a reading, whatever raised it (issue 24)
-                error = reading_error(f"REFLACX reading {rid}", exc)
-                if not skip_broken:
-                    raise error from exc
-                result.skipped.append((rid, str(error)))
-                continue
-            if gaze is None:
-                result.warnings.append(
-                    f"{rid}: no gaze.csv found; imported from fixations.csv only (no raw gaze)"
-                )
-            result.written.append(target)
-            result.n_cases += 1
+    made_out = not out.exists()
+    try:
+        for phase, meta_path in metas:
+            _import_metadata(src, base, out, phase, meta_path, result, image_index, images, options={
+                "display": display, "lead_s": lead_s, "overwrite": overwrite, "skip_broken": skip_broken,
+                "limit": limit,
+            })  # fmt: skip
+    except BaseException:
+        _remove_partial_import(out, result.written, made_out)
+        raise
     return result
+
+
+def _remove_partial_import(out: Path, written: list[Path], made_out: bool) -> None:
+    """A refused import leaves nothing behind: the files it wrote, and OUT when it made it."""
+    if made_out:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for path in written:
+        path.unlink(missing_ok=True)
+
+
+def _import_metadata(
+    src: Path,
+    base: Path,
+    out: Path,
+    phase: int,
+    meta_path: Path,
+    result: ImportResult,
+    image_index: dict[str, Path],
+    images: str | Path | None,
+    *,
+    options: dict,
+) -> None:
+    """Every reading of one metadata file into ``out`` (see :func:`import_reflacx`)."""
+    meta = read_table(meta_path, METADATA_COLUMNS)
+    discarded = meta.flags("eye_tracking_data_discarded")
+    for i in range(meta.n_rows):
+        if options["limit"] is not None and result.n_cases >= options["limit"]:
+            return
+        rid = meta.text("id")[i].strip()
+        if discarded[i]:
+            result.n_discarded += 1
+            note = _unread_note(base, rid)
+            if note is not None:
+                result.warnings.append(note)
+            continue
+        if not rid:
+            raise ImportFormatError(f"{meta_path} row {i + 2}: expected a reading id, got an empty cell")
+        target = out / f"{safe_name(rid)}.h5"
+        check_output(target, options["overwrite"])
+        image_path = _image_for(meta, i, image_index, images)
+        try:
+            gaze = _import_one(
+                src,
+                base,
+                meta,
+                i,
+                phase,
+                target,
+                image_path,
+                display=options["display"],
+                lead_s=options["lead_s"],
+            )
+        except Exception as exc:  # every error of a reading, whatever raised it (issue 24)
+            error = reading_error(f"REFLACX reading {rid}", exc)
+            if not options["skip_broken"]:
+                raise error from exc
+            result.skipped.append((rid, str(error)))
+            continue
+        if gaze is None:
+            result.warnings.append(
+                f"{rid}: no gaze.csv found; imported from fixations.csv only (no raw gaze)"
+            )
+        result.written.append(target)
+        result.n_cases += 1
 
 
 def _import_one(

@@ -236,7 +236,8 @@ def test_import_reflacx_reading(src: Path, tmp_path: Path):
     assert ann.labels == [LabelChoice("Lung nodule or mass", 4)]  # "Pleural abnormality" 0 = not chosen
     assert ann.shapes == [Shape("ellipse", *NODULE_BOX, ("Lung nodule or mass",), 4)]
     assert ann.chest_box == (80.0, 60.0, 920.0, 1100.0)
-    assert ann.confirmed_steps == ["dictate", "labels", "shapes", "chest_box"]
+    # every step of REFLACX's protocol, the transcript's too (its transcription.txt is there)
+    assert ann.confirmed_steps == ["dictate", "labels", "shapes", "chest_box", "transcript"]
     assert annotation_problems(ann, W_IMG, H_IMG, load_label_set()) == []
     hm = case.sentence_heatmap(1)
     assert hm is not None and hm.sum() == pytest.approx(1.0, abs=1e-4)
