@@ -187,6 +187,7 @@ def window_display(args: argparse.Namespace, app):
 
 
 DISTANCE_KEY = "record/viewing_distance_mm"
+EXPECTED_MINUTES = 30.0  # the free space of the output's folder must hold this much recording (checked first)
 
 
 def remembered_distance(given_mm: float | None) -> tuple[float | None, str]:
@@ -225,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(
             f"session file {str(args.output)!r} exists; choose a new file (sessions are written once)"
         )
+    from radgaze.capture.store.integrity import check_free_space
+
+    print(check_free_space(args.output.parent, EXPECTED_MINUTES), flush=True)  # one line: room, or refused
     if args.second_look is not None:  # bad second-look parameters fail before the devices open
         from radgaze.capture.gazemath.second_look import SecondLookParams
 
