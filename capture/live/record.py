@@ -15,7 +15,6 @@ case ends and again at close, and the closing "saved ..." line prints the counts
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import threading
 import time
@@ -38,6 +37,7 @@ from radgaze.capture.live.asr import add_asr_options
 from radgaze.capture.live.gaze.layouts import PPD_CHANNELS
 from radgaze.capture.live.queues import drain
 from radgaze.capture.records import DisplayGeometry, ImageRef
+from radgaze.capture.store.case_image import stored_image_path
 from radgaze.capture.store.integrity import check_free_space
 from radgaze.capture.store.privacy import opaque_case_id
 from radgaze.capture.store.session_file import SessionWriter
@@ -271,14 +271,6 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store the host name, the audio source and the image's absolute path (default: none of them)",
     )
-
-
-def stored_image_path(image: Path, session: Path, *, keep: bool) -> str:
-    """The image path a session stores: relative to the session's folder (enough to find it; the sha256
-    verifies it), absolute only with ``keep`` (docs/privacy.md)."""
-    if keep:
-        return str(image.resolve())
-    return os.path.relpath(image.resolve(), session.resolve().parent)
 
 
 def _record(recorder: Recorder, stop: threading.Event, duration_s: float | None) -> None:

@@ -18,6 +18,14 @@ from radgaze.capture.io.images import LoadedImage, load_image
 from radgaze.capture.records import ImageRef
 
 
+def stored_image_path(image: Path, session: Path, *, keep: bool) -> str:
+    """The image path a session stores: relative to the session's folder (enough to find it; the sha256
+    verifies it), absolute only with ``keep`` (docs/privacy.md)."""
+    if keep:
+        return str(image.resolve())
+    return os.path.relpath(image.resolve(), session.resolve().parent)
+
+
 def resolve_case_image(ref: ImageRef, session_path: str | os.PathLike) -> Path:
     """A session's image reference: absolute as stored, else relative to the session file's folder (a
     relative path that exists from the working folder is taken as it is, as sessions written there store)."""
