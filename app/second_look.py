@@ -26,6 +26,7 @@ UNVIEWED_RGBA = (41, 121, 255, 95)  # translucent blue: "never in your useful fi
 MODEL_RGBA = (224, 64, 251, 110)  # translucent magenta: "the model looked, you didn't"
 CAPTION_PT = 11
 TOGGLE_KEY = "H"
+FAST_POLL_MS = 5  # while the overlay is being computed the capture events are polled this often (else 33 ms)
 # the record window's keys off while the second look is up (a change of image would lose the case)
 HELD_KEYS = ("N", "P", "PgDown", "PgUp")
 SECOND_LOOK_KEYS = [
@@ -157,6 +158,9 @@ class SecondLookFlow(QtCore.QObject):
         self.latency_s: list[float] = []  # Space -> overlay drawn (bench)
         self._t_space_perf = float("nan")
         self._hidden = False  # H: the reader hid the overlay (a later version stays hidden)
+        self._fast_poll = QtCore.QTimer(self)  # picks the overlay up as soon as the worker has it
+        self._fast_poll.setInterval(FAST_POLL_MS)
+        self._fast_poll.timeout.connect(controller.poll)
         self.shortcuts = install_keys(window, [(SECOND_LOOK_KEYS[0], self.toggle)])
         self.shortcuts.update(install_keys(window, [(SECOND_LOOK_KEYS[1], self.sign_off)]))
         controller.sign_off = self._on_space
@@ -192,6 +196,7 @@ class SecondLookFlow(QtCore.QObject):
         if not shown:
             return False
         self.case_id, self._hidden = case_id, False
+        self._fast_poll.start()
         self._set_active(True)
         self.window.state.set_heatmap(None)  # the film and the overlay, not the last sentence's heatmap
         self.window.reading.set_recording(True, f"second look {case_id}: H hides/shows, Enter signs off")
@@ -213,6 +218,7 @@ class SecondLookFlow(QtCore.QObject):
             self.controller.stop()
 
     def _close(self) -> None:
+        self._fast_poll.stop()
         self.pipeline.second_look_event(self.case_id, self.pipeline.clock(), "signed_off")
         self.overlay.clear()
         self.case_id = None
@@ -233,6 +239,7 @@ class SecondLookFlow(QtCore.QObject):
         case_id, sl, version = payload
         if case_id != self.case_id:
             return  # the off arm (computed, never drawn) or a case already signed off
+        self._fast_poll.stop()
         if isinstance(sl, str):  # the worker could not compute it: said; Enter still signs off
             self.window.statusBar().showMessage(f"{case_id}: {sl} (Enter signs off)")
             return
