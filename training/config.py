@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import numbers
 import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib import resources
@@ -143,9 +144,9 @@ def check_types(obj: Any, where: str) -> None:
             continue
         if isinstance(default, bool):
             ok = isinstance(value, bool)
-        elif isinstance(default, int | float):
-            ok = isinstance(value, int | float) and not isinstance(value, bool)
-            ok = ok and (isinstance(value, int) or not isinstance(default, int) or float(value).is_integer())
+        elif isinstance(default, int | float):  # numpy numbers too (experiments build configs from arrays)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            ok = ok and (not isinstance(default, int) or float(value).is_integer())
         else:
             ok = isinstance(value, type(default))
         if not ok:
