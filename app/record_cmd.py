@@ -48,6 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--labels", type=Path, default=None, help="label set TOML (default: REFLACX's 17 labels)")
     p.add_argument("--no-annotate", action="store_true", help="dictation only: no annotation steps")
+    _add_second_look_options(p)
+    p.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        help="training run that Model > Retrain trains into (default: runs/default beside the session)",
+    )
+    return p
+
+
+def _add_second_look_options(p: argparse.ArgumentParser) -> None:
+    """The second look at sign-off (radgaze.app.second_look): the arm, its seed and parameters, a model."""
     p.add_argument(
         "--second-look",
         choices=("on", "off", "random"),
@@ -72,13 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="training run whose model's attention the second look compares with the reader's gaze (marks "
         "high attention never viewed; its current/best/last checkpoint, as review uses)",
     )
-    p.add_argument(
-        "--run",
-        type=Path,
-        default=None,
-        help="training run that Model > Retrain trains into (default: runs/default beside the session)",
-    )
-    return p
 
 
 def _add_source_options(p: argparse.ArgumentParser) -> None:
