@@ -123,7 +123,14 @@ def _add_xdf(sub) -> None:
     p.add_argument("--layout", help="force a gaze layout: tobii, pupil, gazepoint, eyelink, generic")
     p.add_argument("--layout-config", help="TOML/JSON file mapping gaze channels (see radgaze sim-tracker)")
     p.add_argument("--fixations", choices=("ivt", "idt"), default="ivt", help="fixation detection")
-    p.add_argument("--case-id", help="case id (default: the file stem)")
+    p.add_argument(
+        "--case-id", help="case id (default: xdf- + the recording's content hash; docs/privacy.md)"
+    )
+    p.add_argument(
+        "--keep-names",
+        action="store_true",
+        help="name the case after the file and keep the paths (default: hashes)",
+    )
     _common(p)
 
 
@@ -243,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             lead_s=args.lead_s,
             overwrite=args.overwrite,
             ppd_source=options_ppd_source(args.screen_mm, args.distance_mm),
+            keep_names=args.keep_names,
         )
         _report(result, args.out)
     return 0

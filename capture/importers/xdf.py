@@ -51,6 +51,8 @@ from radgaze.capture.live.gaze.layouts import (
     tracker_ppd,
 )
 from radgaze.capture.records import CaseRecord, DisplayGeometry, ImageRef, Words
+from radgaze.capture.store.case_image import stored_image_path
+from radgaze.capture.store.privacy import file_digest
 
 GAZE_TYPES = frozenset({"gaze", "eyetracker", "eye-tracker", "eyetracking", "eye_tracker"})
 WORD_TYPES = frozenset({"markers", "marker", "words", "word", "speech", "transcript", "asr", "dictation"})
@@ -375,9 +377,18 @@ def _load_image(image: str | Path):
 
 
 def build_case(
-    name: str, image: str | Path, img, display: DisplayGeometry, gaze: np.ndarray, words: Words, method: str
+    name: str,
+    image: str | Path,
+    img,
+    display: DisplayGeometry,
+    gaze: np.ndarray,
+    words: Words,
+    method: str,
+    *,
+    stored_path: str | None = None,
 ) -> CaseRecord:
-    """One case: the image fitted to the display for the whole recording, gaze mapped, fixations detected."""
+    """One case: the image fitted to the display for the whole recording, gaze mapped, fixations detected.
+    ``stored_path``: the image path the session keeps (default: absolute)."""
     from radgaze.capture.io.images import default_window
 
     t_start = float(gaze["t_lsl"][0])
@@ -388,7 +399,12 @@ def build_case(
     view = fit_view(meta.width, meta.height, display, t_lsl=t_start, window=default_window(img))
     gaze = map_gaze_to_image(gaze, view, display, meta.width, meta.height)
     ref = ImageRef(
-        str(Path(image).resolve()), meta.sha256, meta.width, meta.height, meta.bits_stored, meta.photometric
+        stored_path or str(Path(image).resolve()),
+        meta.sha256,
+        meta.width,
+        meta.height,
+        meta.bits_stored,
+        meta.photometric,
     )
     return CaseRecord(
         case_id=name,
@@ -435,12 +451,17 @@ def import_xdf(
     lead_s: float = EYE_VOICE_LEAD_S,
     overwrite: bool = False,
     ppd_source: str | None = None,
+    keep_names: bool = False,
 ) -> ImportResult:
-    """Import one XDF recording as ``out/<stem>.h5`` with one case (see the module docstring). ``ppd_source``
-    says where the display's size and distance came from (the CLI's options; default: assumed)."""
+    """Import one XDF recording as ``out/<name>.h5`` with one case (see the module docstring). ``ppd_source``
+    says where the display's size and distance came from (the CLI's options; default: assumed). The case and
+    file are named ``xdf-`` + the recording's content hash, its file and the image by hash or by a path
+    relative to the session, unless ``keep_names`` (docs/privacy.md)."""
     path, out = Path(path), Path(out)
     display = display or DisplayGeometry()
-    name = safe_name(case_id or path.stem)
+    digest = file_digest(path)[:16] if path.is_file() else "none"  # a missing file is refused below
+    source = str(path) if keep_names else f"sha256:{digest}"
+    name = safe_name(case_id or (path.stem if keep_names else f"xdf-{digest[:12]}"))
     target = out / f"{name}.h5"
     check_output(target, overwrite)
     img = _load_image(image)
@@ -457,19 +478,20 @@ def import_xdf(
     words = read_words(path, ws)
     refuse_disjoint_clocks(path, gs, gaze, words)
     display, ppd = xdf_display(gs, lay, display, ppd_source)
-    record = build_case(name, image, img, display, gaze, words, fixation_method)
+    stored = stored_image_path(Path(image), target, keep=keep_names)
+    record = build_case(name, image, img, display, gaze, words, fixation_method, stored_path=stored)
     record.clock_events = clock_events
-    record.attrs = _case_attrs(path, gdesc, lay, describe_stream(ws).name, fixation_method, ppd)
+    record.attrs = _case_attrs(source, gdesc, lay, describe_stream(ws).name, fixation_method, ppd)
     add_sentences(record, lead_s=lead_s)
-    provenance = _provenance(path, gdesc, lay, ppd, lead_s)
+    provenance = _provenance(source, gdesc, lay, ppd, lead_s)
     write_session_file(target, [record], provenance=provenance)
     return ImportResult(written=[target], n_cases=1)
 
 
-def _case_attrs(path: Path, gdesc, lay: GazeLayout, words_stream: str, method: str, ppd: dict) -> dict:
+def _case_attrs(source: str, gdesc, lay: GazeLayout, words_stream: str, method: str, ppd: dict) -> dict:
     return {
         "source": "xdf",
-        "xdf_file": str(path),
+        "xdf_file": source,
         "gaze_stream": gdesc.name,
         "gaze_source_id": gdesc.source_id,
         "gaze_layout": lay.name,
@@ -480,10 +502,10 @@ def _case_attrs(path: Path, gdesc, lay: GazeLayout, words_stream: str, method: s
     }
 
 
-def _provenance(path: Path, gdesc, lay: GazeLayout, ppd: dict, lead_s: float) -> dict:
+def _provenance(source: str, gdesc, lay: GazeLayout, ppd: dict, lead_s: float) -> dict:
     return {
         "importer": "xdf",
-        "source": str(path),
+        "source": source,
         "tracker": gdesc.name,
         "tracker_layout": lay.name,
         "tracker_layout_source": lay.bridge,

@@ -222,12 +222,24 @@ def test_xdf_clock_step_loses_no_sample_and_is_stored_as_a_clock_event(
     gaze["t"] = true_t + np.where(np.arange(true_t.size) >= 600, step_s, 0.0)  # the tracker's clock stepped
     gaze["clock_times"] = [true_t[0], true_t[-1]]  # the recorder's own measurements span the real recording
     path = write_xdf(tmp_path / "r.xdf", [word_stream(), gaze])
-    import_xdf(path, tmp_path / "out", image=image, display=DISPLAY)
-    target = tmp_path / "out/r.h5"
+    (target,) = import_xdf(path, tmp_path / "out", image=image, display=DISPLAY).written
     assert describe_session(target)["valid"]
     with SessionReader(target) as r:
-        case = r.case("r")
+        case = r.case(r.case_ids[0])
     assert case.gaze.size == true_t.size  # none dropped, none doubled
     np.testing.assert_allclose(case.gaze["t_lsl"], true_t, atol=1e-6)
     assert case.clock_events.size == 1 and abs(case.clock_events["step_s"][0] - step_s) < 0.02
     assert json.loads(json.dumps(case.clock_events.tolist()))  # plain numbers
+
+
+def test_xdf_import_names_nothing_after_its_files_unless_asked(tmp_path: Path, image: Path):  # noqa: F811
+    path = write_xdf(
+        tmp_path / "DOE_JOHN_MRN123456.xdf", [word_stream(), tobii_stream(np.random.default_rng(1))]
+    )
+    (target,) = import_xdf(path, tmp_path / "out", image=image, display=DISPLAY).written
+    assert target.name.startswith("xdf-") and "DOE" not in target.name
+    raw = target.read_bytes()
+    assert b"DOE_JOHN" not in raw and str(tmp_path).encode() not in raw
+    with SessionReader(target) as r:
+        case = r.case(r.case_ids[0])
+    assert not Path(case.image.path).is_absolute() and case.attrs["xdf_file"].startswith("sha256:")

@@ -196,7 +196,7 @@ def test_import_xdf(tmp_path: Path, image: Path, stream):
     rng = np.random.default_rng(1)
     path = write_xdf(tmp_path / "reading-01.xdf", [word_stream(), stream(rng)])
     out = tmp_path / "out"
-    result = import_xdf(path, out, image=image, display=DISPLAY)
+    result = import_xdf(path, out, image=image, display=DISPLAY, keep_names=True)  # named after the file
     assert result.n_cases == 1 and _files(out) == ["reading-01.h5"]
     assert describe_session(out / "reading-01.h5")["valid"]
     with SessionReader(out / "reading-01.h5") as r:
