@@ -16,7 +16,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from radgaze.app.image_view import ImageView
 from radgaze.app.panels import LevelMeter, SentenceList, TrackerPanel, TranscriptView, ViewControls
-from radgaze.app.qtapp import install_quit_action, settings, viewer_style_sheet
+from radgaze.app.qtapp import close_confirmed, install_quit_action, settings, viewer_style_sheet
 from radgaze.app.shortcuts import Key, install_drag_mode_menu, install_help_menu, install_keys, viewing_keys
 from radgaze.app.state import ViewerState
 from radgaze.app.worklist import LoadedCase, Worklist, WorklistWidget, scan_folder
@@ -191,6 +191,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.resize(min(DEFAULT_SIZE_PX[0], avail.width()), min(DEFAULT_SIZE_PX[1], avail.height()))
 
     def closeEvent(self, ev: QtGui.QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        # the window system's close button, in record mode with an annotation step's work unconfirmed, asks
+        # first (Ctrl-Q asks in quit_all); a close by the program (tests, quit_all) never waits on a person
+        if ev.spontaneous() and not close_confirmed(self):
+            ev.ignore()
+            return
         settings().setValue(f"geometry/{self.settings_key}", self.saveGeometry())
         super().closeEvent(ev)
 

@@ -166,21 +166,51 @@ def save_window_geometry(window, key: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ quitting
-def quit_all(app=None) -> None:
+def quit_all(app=None, ask: bool = False) -> None:
     """Close every top-level window (each finishes what it records in its closeEvent), then leave every event
-    loop. What File ▸ Quit, Ctrl-Q, Ctrl-C and SIGTERM do."""
+    loop. What File ▸ Quit, Ctrl-Q (``ask``: a window with unconfirmed work asks first), Ctrl-C and SIGTERM
+    (which never ask: nobody may be at the screen) do."""
     from PySide6 import QtWidgets
 
     app = app or QtWidgets.QApplication.instance()
     if app is None:
         return
-    for window in list(app.topLevelWidgets()):
-        if window.isVisible():
+    windows = [w for w in app.topLevelWidgets() if w.isVisible()]
+    if ask and not all(close_confirmed(w) for w in windows):
+        return
+    app._radgaze_quitting = True  # the windows' own closeEvent asks nothing again
+    try:
+        for window in windows:
             window.close()
+    finally:
+        app._radgaze_quitting = False
     loop = getattr(app, "_radgaze_loop", None)
     if loop is not None:
         loop.quit()
     app.quit()
+
+
+def close_confirmed(window) -> bool:
+    """True when ``window`` may close: it has no ``quit_question()`` (a sentence naming unconfirmed work, "" for
+    none), it names none, the application is already quitting, or the person answers Quit to the question."""
+    from PySide6 import QtWidgets
+
+    question = getattr(window, "quit_question", None)
+    app = QtWidgets.QApplication.instance()
+    said = question() if callable(question) else ""
+    if not said or getattr(app, "_radgaze_quitting", False):
+        return True
+    box = QtWidgets.QMessageBox(QtWidgets.QMessageBox.Icon.Warning, "Quit radgaze?", said, parent=window)
+    box.setInformativeText("Quit loses it; Keep annotating goes back to the step (Enter confirms it).")
+    quit_button = box.addButton("Quit", QtWidgets.QMessageBox.ButtonRole.DestructiveRole)
+    keep = box.addButton("Keep annotating", QtWidgets.QMessageBox.ButtonRole.RejectRole)
+    box.setDefaultButton(keep)
+    box.setEscapeButton(keep)
+    box.exec()
+    if box.clickedButton() is quit_button:
+        return True
+    window.activateWindow()  # back to the step, keys and all
+    return False
 
 
 def install_quit_action(window, menu=None):
@@ -207,7 +237,7 @@ def install_quit_action(window, menu=None):
         action.setShortcut(QtGui.QKeySequence("Ctrl+Q"))
     action.setShortcutContext(QtGui.Qt.ShortcutContext.WindowShortcut)
     action.setToolTip("Close every window and quit (a recording is finished and saved)")
-    action.triggered.connect(lambda _=False: quit_all())
+    action.triggered.connect(lambda _=False: quit_all(ask=True))
     window.addAction(action)  # the key works even when the menu bar is hidden
     window.quit_action = action
     return action

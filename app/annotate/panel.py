@@ -10,6 +10,7 @@ labels, the next digit is the certainty; Delete removes the selected ellipse.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 from PySide6 import QtCore, QtGui, QtWidgets
@@ -28,6 +29,12 @@ STEP_TITLES = {
     STEP_SHAPES: "Ellipses: drag on the image, then a label key (and 1–5) for the selected one",
     STEP_CHEST_BOX: "Chest box: drag one box around heart and lungs",
     STEP_TRANSCRIPT: "Transcript: correct what was recognised below, then Enter",
+}
+STEP_NAMES = {
+    STEP_LABELS: "labels",
+    STEP_SHAPES: "ellipses",
+    STEP_CHEST_BOX: "chest box",
+    STEP_TRANSCRIPT: "transcript",
 }
 ANNOTATION_KEYS = (
     Key(tuple(LABEL_KEYS), "labels, in the list's order (then 1–5: the certainty, 5 = Consistent with)"),
@@ -62,6 +69,7 @@ class AnnotatePanel(QtWidgets.QWidget):
         self.case_id = ""
         self.words: list[str] = []  # the recognised words shown in the transcript step
         self.annotator: CaseAnnotator | None = None
+        self._saved: CaseAnnotation | None = None  # the annotation as last saved
         self.overlay = AnnotationOverlay(image_view)
         self.editor = ShapeEditor(image_view, self)
         self.shortcuts: dict[str, QtGui.QShortcut] = {}
@@ -140,8 +148,20 @@ class AnnotatePanel(QtWidgets.QWidget):
         self.annotator = CaseAnnotator(self.protocol, self.label_set, width_px, height_px)
         if annotation is not None:
             self.annotator.annotation = annotation
+        self._saved = copy.deepcopy(self.annotator.annotation)  # what the file holds: quitting loses nothing
         self.transcript_edit.setText(" ".join(self.words))
         self.refresh()
+
+    def unsaved_work(self) -> str:
+        """One sentence naming the open step's unconfirmed work ("" when nothing would be lost by quitting)."""
+        a = self.annotator
+        if a is None or a.finished:
+            return ""
+        typed = a.step == STEP_TRANSCRIPT and self.transcript_edit.text().split() != self.words
+        if a.annotation == self._saved and not typed:
+            return ""
+        step = STEP_NAMES.get(a.step, a.step).replace("ellipses", f"{self.protocol.shape}s")
+        return f"{self.case_id}: the {step} step is not confirmed (Enter); what was done in it is not saved."
 
     def close_case(self, title: str, message: str) -> None:
         """No case: the panel says ``title`` and ``message`` (all done, waiting for a dictation…)."""
@@ -181,6 +201,7 @@ class AnnotatePanel(QtWidgets.QWidget):
             a.back()
             self.refresh()
             return
+        self._saved = copy.deepcopy(a.annotation)
         self.saved.emit(case_id, step, said)
         if a.finished:
             self.finished.emit(case_id)

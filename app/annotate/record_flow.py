@@ -40,6 +40,7 @@ class RecordAnnotation(QtCore.QObject):
         )
         self.dock = window.add_reading_tab("Annotation", self.panel)
         self.panel.install_keys(window)
+        window.quit_question = self.panel.unsaved_work  # Ctrl-Q mid-step asks first (qtapp.close_confirmed)
         self.panel.close_case(
             "Annotation", "Dictate a case (Space to start and stop); its steps follow here."
         )

@@ -87,6 +87,18 @@ class AnnotateWindow(QtWidgets.QMainWindow):
             progress=f"Case {index + 1} of {len(self.work)}",
         )  # fmt: skip
 
+    def quit_question(self) -> str:
+        """What Ctrl-Q or closing the window would lose (asked first; ``radgaze.app.qtapp.close_confirmed``)."""
+        return self.panel.unsaved_work()
+
+    def closeEvent(self, ev) -> None:  # noqa: N802 (Qt override)
+        from radgaze.app.qtapp import close_confirmed
+
+        if ev.spontaneous() and not close_confirmed(self):  # the close button; Ctrl-Q asks in quit_all
+            ev.ignore()
+            return
+        super().closeEvent(ev)
+
     # -- storage (the panel's host) -------------------------------------------------------------------
     def _save_step(self, case_id: str, annotation: CaseAnnotation, step: str) -> str:
         item = self.work[self.index]

@@ -189,3 +189,71 @@ def test_a_label_tag_on_bright_bone_sits_on_a_dark_plate(window, qtbot, artifact
     dark = sum(v < 90 for v in lum) / len(lum)
     assert dark > 0.6, f"only {dark:.0%} of the tag's pixels are dark: green text on bone"
     assert win.grab().save(str(artifacts_dir / "annotate_tag_on_bone.png"))
+
+
+def _answer_next_dialog(qtbot, button_text: str, seen: list[str]) -> None:
+    """When the next modal dialog opens, note its text and click its button ``button_text`` (a real click)."""
+
+    def answer() -> None:
+        box = QtWidgets.QApplication.activeModalWidget()
+        if box is None:
+            QtCore.QTimer.singleShot(20, answer)
+            return
+        seen.append(box.text())
+        button = next(b for b in box.buttons() if b.text() == button_text)
+        QTest.mouseClick(button, QtCore.Qt.MouseButton.LeftButton)
+
+    QtCore.QTimer.singleShot(0, answer)
+
+
+def test_ctrl_q_in_an_unconfirmed_step_asks_before_quitting(window, qtbot):  # noqa: F811
+    from radgaze.app.qtapp import install_quit_action
+
+    win, path = window
+    install_quit_action(win)
+    ctrl_q = (QtCore.Qt.Key.Key_Q, QtCore.Qt.KeyboardModifier.ControlModifier)
+    _to_shapes_step(qtbot, win)  # the labels step is confirmed and saved: nothing to lose yet
+    drag(win, HEART[:2], HEART[2:])
+    keys(qtbot, win, "45")
+    seen: list[str] = []
+    _answer_next_dialog(qtbot, "Keep annotating", seen)
+    qtbot.keyClick(win, *ctrl_q)
+    assert seen == ["case0: the ellipses step is not confirmed (Enter); what was done in it is not saved."]
+    assert win.isVisible() and len(win.panel.annotator.annotation.shapes) == 1  # the draft is still there
+    qtbot.waitUntil(lambda: QtWidgets.QApplication.activeWindow() is win)  # back at work, keys and all
+    _answer_next_dialog(qtbot, "Quit", seen)
+    qtbot.keyClick(win, *ctrl_q)
+    assert len(seen) == 2 and not win.isVisible()
+
+
+def test_ctrl_q_asks_nothing_when_every_step_is_saved(window, qtbot):  # noqa: F811
+    from radgaze.app.qtapp import install_quit_action
+
+    win, _ = window
+    install_quit_action(win)
+    _to_shapes_step(qtbot, win)
+    assert win.panel.unsaved_work() == ""
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Q, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert not win.isVisible()
+
+
+def test_ctrl_q_in_the_record_windows_ellipse_step_asks_first(qtbot, tmp_path):
+    from test_record_annotate import _window_with_protocol
+
+    from radgaze.app.qtapp import install_quit_action
+
+    win, ctl, flow, _ = _window_with_protocol(
+        qtbot, tmp_path, "[steps]\nchest_box = false\ntranscript = false\n"
+    )
+    install_quit_action(win)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)  # dictated: the labels step
+    keys(qtbot, win, "94")
+    enter(qtbot, win)
+    drag(win, (50.0, 60.0), (150.0, 200.0))  # an ellipse, not yet confirmed
+    seen: list[str] = []
+    _answer_next_dialog(qtbot, "Keep annotating", seen)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Q, QtCore.Qt.KeyboardModifier.ControlModifier)
+    assert seen == ["a: the ellipses step is not confirmed (Enter); what was done in it is not saved."]
+    assert win.isVisible() and flow.panel.annotator.step == "shapes"
+    assert len(flow.panel.annotator.annotation.shapes) == 1
