@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PySide6 import QtCore
@@ -19,6 +20,7 @@ from radgaze.app.main_window import MainWindow
 from radgaze.app.panels import TrackerStatus
 from radgaze.app.worklist import RECORDED, LoadedCase
 from radgaze.capture.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, ImageRef, Words
+from radgaze.capture.store.case_image import stored_image_path
 
 LOST_AFTER_S = (
     0.5  # no sample for this long: "lost" (every tracker streams >= 30 Hz; blinks still send samples)
@@ -36,11 +38,19 @@ FORWARDED_EVENTS = (
 )  # fmt: skip
 
 
-def image_ref_of(case: LoadedCase) -> ImageRef:
+def image_ref_of(case: LoadedCase, session: Path) -> ImageRef:
+    """The case's image as ``session`` stores it: its path by the headless recorder's rule
+    (:func:`radgaze.capture.store.case_image.stored_image_path`: relative to the session's folder, not to the
+    working folder the window was started in), its sha256, size and photometry."""
     meta = case.meta
     h, w = case.pixels.shape
+    path = (
+        case.case_id
+        if case.image_path is None
+        else stored_image_path(Path(case.image_path), session, keep=False)
+    )
     return ImageRef(
-        path=str(case.image_path) if case.image_path is not None else case.case_id,
+        path=path,
         sha256=getattr(meta, "sha256", "") or "",
         width=int(w),
         height=int(h),
@@ -148,7 +158,8 @@ class RecordController(QtCore.QObject):
         case_id = case.case_id if n == 0 else f"{case.case_id}~{n + 1}"
         self.recorded_ids.append(case_id)
         # the view in force from the case's first instant (later changes come through view_event)
-        self.pipeline.begin_case(case_id, image_ref_of(case), state.current_view_row(VIEW_CASE), **extras)
+        image = image_ref_of(case, Path(self.pipeline.writer.path))
+        self.pipeline.begin_case(case_id, image, state.current_view_row(VIEW_CASE), **extras)
         self.window.reading.sentences.clear_sentences()
         self.sentences = []
         self.words, self.preview_text = Words.empty(), ""

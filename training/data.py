@@ -26,7 +26,7 @@ import torch
 
 from radgaze.capture.errors import SessionFormatError
 from radgaze.capture.records import CaseRecord
-from radgaze.capture.store.case_image import case_image_problem
+from radgaze.capture.store.case_image import IMAGES_ENV, case_image_problem
 from radgaze.capture.store.session_file import SessionReader, list_sessions
 from radgaze.model.image_transforms import (
     LetterboxTransform,
@@ -133,9 +133,16 @@ def build_index(folder: str | os.PathLike, *, use_cache: bool = True) -> Session
         rel = path.relative_to(folder).as_posix()
         st = path.stat()
         entry = cached.get(rel)
-        if not (entry and entry["size"] == st.st_size and entry["mtime_ns"] == st.st_mtime_ns):
+        key = (st.st_size, st.st_mtime_ns, os.environ.get(IMAGES_ENV, ""))  # new image folders: a new scan
+        if not (entry and (entry["size"], entry["mtime_ns"], entry.get("images", "")) == key):
             cases, problems = _scan_file(path)
-            entry = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "cases": cases, "problems": problems}
+            entry = {
+                "size": key[0],
+                "mtime_ns": key[1],
+                "images": key[2],
+                "cases": cases,
+                "problems": problems,
+            }
             refreshed += 1
         files[rel] = entry
     if refreshed or set(files) != set(cached):

@@ -1,14 +1,17 @@
 """The image of a recorded case, found and verified: the one function every reader of pixels calls (train,
 prepare, replay, review, annotate, the viewer's worklist).
 
-A session stores its image by reference (a path, absolute or relative to the session file's folder) with the
-file's sha256, width and height. Another file copied over the image, even of another size, would otherwise be
+A session stores its image by reference (a path relative to the session file's folder, absolute only when asked:
+:func:`stored_image_path`) with the file's sha256, width and height. An image that is not where the reference
+points (the session or the images moved) is looked for by file name beside the session file and in the folders
+of ``--images DIR`` / ``RADGAZE_IMAGES``, and taken only when its content has the stored sha256. Another file copied over the image, even of another size, would otherwise be
 read without a word (issue 24): here the file's bytes are hashed and its size compared on every load, and a
 mismatch is one :class:`ImageLoadError` line naming both.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -16,6 +19,8 @@ from pathlib import Path
 from radgaze.capture.errors import ImageLoadError
 from radgaze.capture.io.images import LoadedImage, load_image
 from radgaze.capture.records import ImageRef
+
+IMAGES_ENV = "RADGAZE_IMAGES"
 
 
 def stored_image_path(image: Path, session: Path, *, keep: bool) -> str:
@@ -26,13 +31,73 @@ def stored_image_path(image: Path, session: Path, *, keep: bool) -> str:
     return os.path.relpath(image.resolve(), session.resolve().parent)
 
 
-def resolve_case_image(ref: ImageRef, session_path: str | os.PathLike) -> Path:
-    """A session's image reference: absolute as stored, else relative to the session file's folder (a
-    relative path that exists from the working folder is taken as it is, as sessions written there store)."""
+def image_search_dirs() -> list[Path]:
+    """The folders a moved image is looked for in: ``RADGAZE_IMAGES`` (``os.pathsep``-separated; ``radgaze train
+    --images DIR`` sets it, so DataLoader workers see it too)."""
+    return [Path(p) for p in os.environ.get(IMAGES_ENV, "").split(os.pathsep) if p]
+
+
+def stored_location(ref: ImageRef, session_path: str | os.PathLike) -> Path:
+    """Where the reference points: absolute as stored, else relative to the session file's folder (a relative
+    path that exists from the working folder is taken as it is, as sessions written there store)."""
     p = Path(ref.path)
     if p.is_absolute() or p.exists():
         return p
     return Path(session_path).parent / p
+
+
+def resolve_case_image(ref: ImageRef, session_path: str | os.PathLike) -> Path:
+    """The file of a session's image: where the reference points, else (moved) a file of the same name beside
+    the session file or in an :func:`image_search_dirs` folder (or below one) whose content has the stored
+    sha256; else where the reference points (missing: the loader says so)."""
+    stored = stored_location(ref, session_path)
+    if stored.is_file():
+        return stored
+    found = find_moved_image(ref, [Path(session_path).parent, *image_search_dirs()])
+    return stored if found is None else found
+
+
+def find_moved_image(ref: ImageRef, folders: list[Path]) -> Path | None:
+    """The first file named as ``ref``'s image in ``folders`` (each: beside, then below; search folders only
+    below) with its stored sha256 (any such file when none is stored), or None."""
+    name = Path(ref.path).name
+    for k, folder in enumerate(folders):
+        if not folder.is_dir():
+            continue
+        below = (
+            _files_below(folder.resolve()).get(name, []) if k > 0 else []
+        )  # beside the session: only there
+        for cand in (folder / name, *below):
+            if cand.is_file() and (not ref.sha256 or _sha256(cand) == ref.sha256):
+                return cand
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _files_below(folder: Path) -> dict[str, list[Path]]:
+    """File name -> the files of that name in ``folder`` and below, sorted (one walk per folder and process)."""
+    out: dict[str, list[Path]] = {}
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            out.setdefault(name, []).append(Path(root) / name)
+    return {name: sorted(paths) for name, paths in out.items()}
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def not_found_message(ref: ImageRef, session_path: str | os.PathLike) -> str:
+    """One line for an image found nowhere: where it was looked for and how to point radgaze at it."""
+    dirs = ", ".join(str(d) for d in image_search_dirs()) or "none given"
+    return (
+        f"image {Path(ref.path).name} not found: not at {stored_location(ref, session_path)}, not beside the "
+        f"session file, not in the image folders ({dirs}); pass --images DIR or set {IMAGES_ENV}"
+    )
 
 
 def image_mismatch(ref: ImageRef, img: LoadedImage) -> str | None:
@@ -53,6 +118,8 @@ def load_case_image(ref: ImageRef, session_path: str | os.PathLike) -> LoadedIma
 
     Raises :class:`ImageLoadError` (one line) when the file is missing, unreadable or not the recorded one."""
     path = resolve_case_image(ref, session_path)
+    if not path.is_file():
+        raise ImageLoadError(not_found_message(ref, session_path))
     img = load_image(path)
     problem = image_mismatch(ref, img)
     if problem is not None:
@@ -65,9 +132,9 @@ def case_image_problem(ref: ImageRef, session_path: str | os.PathLike) -> str | 
     when the stored sha256 decides; None when it can (what an index of a training set checks up front)."""
     path = resolve_case_image(ref, session_path)
     if not path.is_file():
-        return f"image {path} is missing"
+        return not_found_message(ref, session_path)
     if ref.sha256:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = _sha256(path)
         if digest != ref.sha256:
             return (
                 f"image {path}: expected the image the case was recorded on (sha256 {ref.sha256[:12]}…), "

@@ -4,6 +4,8 @@ capture side and what it shows of what comes back. The real pipeline is exercise
 from __future__ import annotations
 
 import queue
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -33,6 +35,9 @@ class StandInPipeline:
         self.forward_screen_gaze = False
         self.calls: list[tuple] = []
         self.t = 50.0
+        self.writer = SimpleNamespace(
+            path=Path("stand-in.h5")
+        )  # LiveSession's SessionWriter: where it writes
 
     def clock(self) -> float:
         self.t += 0.01
@@ -67,6 +72,7 @@ def recorder(qtbot, tmp_path):
         Image.fromarray(chest).save(tmp_path / name)
     win = shown_record_window(qtbot, tmp_path, (1300, 850))
     pipe = StandInPipeline()
+    pipe.writer.path = tmp_path / "sessions" / "r.h5"  # the session file lies in a folder beside the images
     ctl = RecordController(win, pipe, DisplayGeometry(), tracker_name="sim")
     return win, pipe, ctl
 
@@ -80,6 +86,7 @@ def test_space_starts_and_stops_a_session_case(recorder):
     assert (
         isinstance(image, ImageRef) and (image.width, image.height) == (300, 400) and len(image.sha256) == 64
     )
+    assert image.path == "../case1.png"  # relative to the session file, not to the working folder (issue 20)
     win.state.wheel(1, 100, 100)
     win.state.drag_window(5, 0)
     assert pipe.calls[1:] == [("view", VIEW_ZOOM), ("view", VIEW_WINDOW)]  # every view change recorded
