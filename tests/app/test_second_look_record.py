@@ -29,7 +29,7 @@ WINDOW_PX = (2048, 1536)  # a 3 MP monitor's pitch at a 65 cm distance: a chest 
 IMAGE_PX = 1024
 SEED = 3
 READERS = ("complete", "search", "decision", "recognition")
-AGAIN = "there is a small nodule in the left mid zone."
+AGAIN = "there is a small nodule in the {zone} zone."  # what the reader adds after the second look
 
 
 @pytest.fixture
@@ -202,9 +202,10 @@ def test_the_second_look_marks_exactly_what_each_synthetic_reader_missed(
                 assert not win.second_look.overlay.visible
                 qtbot.keyClick(win, "h")
                 assert win.second_look.overlay.visible
-                n = len(AGAIN.split())
+                said = AGAIN.format(zone=record.attrs["reader_error"]["zone"])
+                n = len(said.split())
                 t_look = _look_again(qtbot, proc, win, tmp_path, sl.clusters[0])
-                extra = scripted_words(AGAIN, t_look + 0.6, 0.1)  # said while looking at it, after Space
+                extra = scripted_words(said, t_look + 0.6, 0.1)  # said while looking at it, after Space
                 parts.session.add_words(extra)
                 assert _next_line(qtbot, proc, 30) == "DONE"
                 want = len(record.words) + n
@@ -231,6 +232,7 @@ def scripted_words(text: str, t0: float, step_s: float) -> Words:
 
 
 def _check_the_session(out: Path, tmp_path: Path, extra: Words, artifacts_dir: Path, qtbot) -> None:
+    said = " ".join(extra.text)
     from radgaze.capture.exporters.reflacx import export_reflacx
     from radgaze.capture.store.second_look import read_second_looks
     from radgaze.capture.store.session_file import SessionReader
@@ -245,10 +247,10 @@ def _check_the_session(out: Path, tmp_path: Path, extra: Words, artifacts_dir: P
     with SessionReader(out) as r:
         case = r.case(ids[2])
     after = case.sentences.t_start >= decision["t_space_lsl"]
-    assert [t for t, a in zip(case.sentences.text, after) if a] == [AGAIN]  # what the reader added, after
+    assert [t for t, a in zip(case.sentences.text, after) if a] == [said]  # what the reader added, after
     assert case.annotation.labels[0].label == "Normal radiograph"
     _check_replay(out, ids[2], decision, qtbot)
-    _check_review(out, ids[2], tmp_path, qtbot, artifacts_dir)
+    _check_review(out, ids[2], said, tmp_path, qtbot, artifacts_dir)
     result = export_reflacx([out], tmp_path / "export")
     rows = (tmp_path / "export" / "radgaze_ids.csv").read_text().splitlines()
     assert rows[0].endswith(",second_look") and len(result.written) == len(READERS)
@@ -277,7 +279,7 @@ def _check_replay(out: Path, case_id: str, stored: dict, qtbot) -> None:
         replay.close()
 
 
-def _check_review(out: Path, case_id: str, tmp_path: Path, qtbot, artifacts_dir: Path) -> None:
+def _check_review(out: Path, case_id: str, said: str, tmp_path: Path, qtbot, artifacts_dir: Path) -> None:
     """Review: the sentence dictated during the second look is marked so, with the overlay the reader had."""
     import torch
 
@@ -296,7 +298,7 @@ def _check_review(out: Path, case_id: str, tmp_path: Path, qtbot, artifacts_dir:
     try:
         k = next(i for i, c in enumerate(win.cases) if c.record.case_id == case_id)
         texts = win.cases[k].record.sentences.text
-        win.select(k, texts.index(AGAIN))
+        win.select(k, texts.index(said))
         assert win.sentence_label.text().endswith("· after the second look")
         assert win.second_look.overlay.shown is not None  # what was up while it was said
         win.grab().save(str(artifacts_dir / "second_look_review.png"))
