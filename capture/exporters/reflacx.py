@@ -14,6 +14,10 @@ Choices:
   that clock; a recorded case is shifted so its first audio sample (or, without audio, its start) is 0.
 - Window: REFLACX writes the window as a fraction of the stored range (value / (2^BitsStored - 1)); a
   REFLACX-sourced case holds those numbers already and they are written unchanged.
+- Rounding as REFLACX's own dataset builder (ricbl/eyetracking, create_main_table.py): times in s from
+  ``start_audio_recording`` to the ms, positions and rectangles in whole px, window to 5 decimals, CRLF.
+  ``pupil_area_normalized`` there is the EyeLink pupil area over a per-session normalisation constant; radgaze
+  writes the tracker's pupil value of the sample at the fixation's start (no such constant is recorded).
 - Case state (what REFLACX's layout cannot say): ``<id>/radgaze.json`` holds ``read`` ("read" / "unread": never
   dictated nor annotated), the annotation's ``confirmed_steps`` in order and ``transcript`` ("recognised",
   "corrected" by the reader, or "retranscribed" by another model). An unread case is written with
