@@ -48,6 +48,38 @@ SaveStep = Callable[[str, CaseAnnotation, str], str]
 SaveTranscript = Callable[[str, list[str], str], None]
 
 
+def sentence_lines(words: list[str]) -> str:
+    """The words as the reader edits them: one sentence a line (a line ends after a word ending in . ? or !)."""
+    lines, line = [], []
+    for word in words:
+        line.append(word)
+        if word.endswith((".", "?", "!")):
+            lines.append(" ".join(line))
+            line = []
+    return "\n".join([*lines, " ".join(line)] if line else lines)
+
+
+class TranscriptEdit(QtWidgets.QPlainTextEdit):
+    """The transcript step's editor: several lines (a six-sentence report in view at once), Enter confirms the
+    step as everywhere in the protocol, Shift+Enter breaks a line (line breaks are only whitespace to the
+    correction: sentences come from the punctuation)."""
+
+    submitted = QtCore.Signal()
+
+    def text(self) -> str:
+        return self.toPlainText()
+
+    def setText(self, text: str) -> None:  # noqa: N802 (QLineEdit's name, which the panel's callers use)
+        self.setPlainText(text)
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:  # noqa: N802 (Qt override)
+        enter = ev.key() in (QtCore.Qt.Key.Key_Return, QtCore.Qt.Key.Key_Enter)
+        if enter and not ev.modifiers() & QtCore.Qt.KeyboardModifier.ShiftModifier:
+            self.submitted.emit()
+            return
+        super().keyPressEvent(ev)
+
+
 class AnnotatePanel(QtWidgets.QWidget):
     """The steps of one case; ``finished`` when its last step is confirmed and saved."""
 
@@ -98,10 +130,12 @@ class AnnotatePanel(QtWidgets.QWidget):
         self.other_text.setPlaceholderText("Other: what is it? (Enter when done)")
         self.other_text.setToolTip("The free text of the label 'Other'")
         self.other_text.editingFinished.connect(self._on_other_text)
-        self.transcript_edit = QtWidgets.QLineEdit()
+        self.transcript_edit = TranscriptEdit()
+        self.transcript_edit.submitted.connect(self.next_step)
         self.transcript_edit.setToolTip(
-            "The recognised words: fix, insert, delete or merge words here; Enter saves the correction "
-            "(unchanged words keep their times, the heatmaps of changed sentences are recomputed)"
+            "The recognised words, one sentence a line: fix, insert, delete or merge words here; Enter saves "
+            "the correction (unchanged words keep their times, the heatmaps of changed sentences are "
+            "recomputed); Shift+Enter breaks a line"
         )
         scale = "  ".join(f"{c.level} {c.name}" for c in self.label_set.certainties)
         self.scale_label = QtWidgets.QLabel(f"Certainty: {scale}")
@@ -120,7 +154,7 @@ class AnnotatePanel(QtWidgets.QWidget):
         buttons.addWidget(self.next_button)
         for w in (self.progress, self.step_label, self.pending_label, self.labels_list, self.other_text, self.transcript_edit,
                   self.scale_label):  # fmt: skip
-            lay.addWidget(w, 1 if w is self.labels_list else 0)
+            lay.addWidget(w, 1 if w in (self.labels_list, self.transcript_edit) else 0)
         lay.addWidget(self.problems_label)
         lay.addLayout(buttons)
 
@@ -149,7 +183,7 @@ class AnnotatePanel(QtWidgets.QWidget):
         if annotation is not None:
             self.annotator.annotation = annotation
         self._saved = copy.deepcopy(self.annotator.annotation)  # what the file holds: quitting loses nothing
-        self.transcript_edit.setText(" ".join(self.words))
+        self.transcript_edit.setText(sentence_lines(self.words))
         self.refresh()
 
     def unsaved_work(self) -> str:
@@ -173,8 +207,8 @@ class AnnotatePanel(QtWidgets.QWidget):
     def set_words(self, words: list[str]) -> None:
         """The case's recognised words as stored (the recorder's last words came after the panel opened);
         the transcript field follows unless the reader has edited it already."""
-        if self.transcript_edit.text() == " ".join(self.words):
-            self.transcript_edit.setText(" ".join(words))
+        if self.transcript_edit.text().split() == self.words:
+            self.transcript_edit.setText(sentence_lines(words))
         self.words = list(words)
 
     # -- actions --------------------------------------------------------------------------------------
@@ -234,6 +268,7 @@ class AnnotatePanel(QtWidgets.QWidget):
         self.next_button.setEnabled(a is not None)
         self.back_button.setEnabled(a is not None and a.step_index > 0)
         self.transcript_edit.setVisible(a is not None and a.step == STEP_TRANSCRIPT)
+        self.labels_list.setVisible(a is None or a.step != STEP_TRANSCRIPT)  # the report gets the room
         self.other_text.setVisible(a is not None and a.step == STEP_LABELS)
         self.pending_label.setText("" if a is None else a.notice)
         self.pending_label.setVisible(bool(self.pending_label.text()))

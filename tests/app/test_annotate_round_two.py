@@ -257,3 +257,77 @@ def test_ctrl_q_in_the_record_windows_ellipse_step_asks_first(qtbot, tmp_path):
     assert seen == ["a: the ellipses step is not confirmed (Enter); what was done in it is not saved."]
     assert win.isVisible() and flow.panel.annotator.step == "shapes"
     assert len(flow.panel.annotator.annotation.shapes) == 1
+
+
+def _to_transcript_step(qtbot, win) -> None:
+    _to_shapes_step(qtbot, win)
+    for box in (HEART, EFFUSION):
+        drag(win, box[:2], box[2:])
+    keys(qtbot, win, "93")
+    win.panel.annotator.select(0)
+    keys(qtbot, win, "45")
+    enter(qtbot, win)
+    drag(win, (30.0, 30.0), (370.0, 450.0))
+    enter(qtbot, win)
+    assert win.panel.annotator.step == "transcript", win.panel.problems_label.text()
+
+
+def test_the_transcript_step_is_a_multi_line_editor_one_sentence_a_line(window, qtbot, artifacts_dir):  # noqa: F811
+    win, path = window
+    _to_transcript_step(qtbot, win)
+    edit = win.panel.transcript_edit
+    assert edit.hasFocus() and not win.panel.labels_list.isVisible()
+    assert edit.toPlainText().splitlines() == [
+        "the heart is enlarged.",
+        "there is a left pleural effusion.",
+        "the right lung is clear.",
+    ]
+    line_px = edit.fontMetrics().lineSpacing()
+    assert edit.viewport().height() >= 6 * line_px  # a six-sentence report in view at once
+    # keyboard first: Ctrl+Home, Down to the second sentence, past "there is a", type the missed word
+    qtbot.keyClick(edit, QtCore.Qt.Key.Key_Home, QtCore.Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(edit, QtCore.Qt.Key.Key_Down)
+    for _ in "there is a":
+        qtbot.keyClick(edit, QtCore.Qt.Key.Key_Right)
+    qtbot.keyClicks(edit, " large")
+    qtbot.keyClick(edit, QtCore.Qt.Key.Key_End)
+    qtbot.keyClick(
+        edit, QtCore.Qt.Key.Key_Return, QtCore.Qt.KeyboardModifier.ShiftModifier
+    )  # a line break only
+    assert win.panel.annotator.step == "transcript"
+    assert edit.toPlainText().splitlines()[1:3] == ["there is a large left pleural effusion.", ""]
+    assert win.grab().save(str(artifacts_dir / "annotate_transcript_step.png"))
+    enter(qtbot, win)  # Enter confirms, as in every step
+    assert win.panel.progress.text() == "Case 2 of 2 · step 1/4"
+    assert win.corrections == [("case0", 1, [1])]  # one word inserted; sentence 2's heatmap recomputed
+
+
+def test_the_reading_tab_stays_reachable_while_a_case_is_annotated(qtbot, tmp_path, artifacts_dir):
+    from test_record_annotate import _window_with_protocol
+
+    win, ctl, flow, _ = _window_with_protocol(
+        qtbot, tmp_path, "[steps]\nchest_box = false\ntranscript = false\n"
+    )
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)
+    qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)  # dictated: the labels step, in the Annotation tab
+    assert _shown(flow.panel) and not _shown(win.reading)
+    bar = next(
+        b
+        for b in win.findChildren(QtWidgets.QTabBar)
+        if "Reading" in [b.tabText(i) for i in range(b.count())]
+    )
+    reading_tab = [bar.tabText(i) for i in range(bar.count())].index("Reading")
+    QTest.mouseClick(bar, QtCore.Qt.MouseButton.LeftButton, pos=bar.tabRect(reading_tab).center())
+    qtbot.waitUntil(lambda: _shown(win.reading))  # transcript and sentence heatmaps in view
+    assert _shown(win.reading.transcript) and not _shown(flow.panel)
+    assert win.grab().save(str(artifacts_dir / "record_reading_tab_while_annotating.png"))
+    keys(qtbot, win, "94")  # the label keys still act on the case being annotated
+    assert [(c.label, c.certainty) for c in flow.panel.annotator.annotation.labels] == [("Consolidation", 4)]
+    annotation_tab = [bar.tabText(i) for i in range(bar.count())].index("Annotation")
+    QTest.mouseClick(bar, QtCore.Qt.MouseButton.LeftButton, pos=bar.tabRect(annotation_tab).center())
+    qtbot.waitUntil(lambda: _shown(flow.panel))
+
+
+def _shown(widget) -> bool:
+    """On screen: visible and not covered by another tab of its dock area."""
+    return widget.isVisible() and not widget.visibleRegion().isEmpty()

@@ -119,10 +119,13 @@ def test_a_case_is_labelled_localised_and_boxed_from_the_keyboard_and_mouse(wind
     enter(qtbot, win)
     assert win.panel.annotator.step == "transcript" and win.panel.transcript_edit.hasFocus()
     recognised = win.panel.transcript_edit.text()
-    assert recognised.startswith("the heart is enlarged. there is a left pleural effusion.")
+    assert recognised.startswith(
+        "the heart is enlarged.\nthere is a left pleural effusion.\n"
+    )  # a sentence a line
     # the recogniser missed a word: the reader types the sentence as dictated (real key presses)
     win.panel.transcript_edit.selectAll()
-    qtbot.keyClicks(win.panel.transcript_edit, recognised.replace("is a left", "is a large left"))
+    typed = recognised.replace("is a left", "is a large left").replace("\n", " ")
+    qtbot.keyClicks(win.panel.transcript_edit, typed)
     enter(qtbot, win)
     assert [s for _, s, _ in saved] == ["labels", "shapes", "chest_box", "transcript"]
     assert win.panel.progress.text() == "Case 2 of 2 · step 1/4"  # the next case, at once
