@@ -19,6 +19,7 @@ OFFSET_SAMPLES = 25  # binocular samples the offset is the median of (50 ms at 5
 # Eyes more than 2 deg apart: four times the 0.5 deg accuracy trackers state for a good calibration (EyeLink
 # 1000 Plus, Tobii Pro Spectrum data sheets), beyond what vergence at a fixed screen explains.
 DISAGREE_DEG = 2.0
+DISAGREE_SAMPLES = 5000  # binocular samples a live stream's disagreement is the median of (10 s at 500 Hz)
 
 
 class BinocularCombiner:
@@ -27,6 +28,7 @@ class BinocularCombiner:
     def __init__(self, offset_samples: int = OFFSET_SAMPLES) -> None:
         self.offset_samples = int(offset_samples)
         self._recent = np.zeros((0, 2))  # last offsets (right - left), px, oldest first
+        self._seen = np.zeros((0, 2))  # the last DISAGREE_SAMPLES offsets, for disagreement_deg
 
     def combine(
         self, x: np.ndarray, y: np.ndarray, ok: np.ndarray
@@ -47,7 +49,14 @@ class BinocularCombiner:
         cx = np.where(left_only, x[:, 0] + half[:, 0], np.where(right_only, x[:, 1] - half[:, 0], cx))
         cy = np.where(left_only, y[:, 0] + half[:, 1], np.where(right_only, y[:, 1] - half[:, 1], cy))
         self._recent = history[-self.offset_samples :]
+        self._seen = np.concatenate([self._seen, d_now])[-DISAGREE_SAMPLES:]
         return cx, cy, ok.any(axis=1)
+
+    def disagreement_deg(self, ppd: tuple[float, float]) -> float:
+        """Median distance between the eyes over the last binocular samples, in degrees (NaN if none)."""
+        if not self._seen.shape[0]:
+            return float("nan")
+        return float(np.median(np.hypot(self._seen[:, 0] / ppd[0], self._seen[:, 1] / ppd[1])))
 
 
 def _causal_median(values: np.ndarray, n: int) -> np.ndarray:

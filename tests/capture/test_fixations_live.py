@@ -129,6 +129,15 @@ def test_combining_chunk_by_chunk_equals_combining_at_once():
         np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), whole[k])
 
 
+def test_the_combiner_tracks_how_far_apart_the_eyes_are():
+    _, x, y, ok = _two_eyes(300)
+    comb = BinocularCombiner()
+    assert np.isnan(comb.disagreement_deg((40.0, 40.0)))
+    for i in range(0, 300, 50):
+        comb.combine(x[i : i + 50], y[i : i + 50], ok[i : i + 50])
+    assert comb.disagreement_deg((40.0, 40.0)) == pytest.approx(eye_disagreement_deg(x, y, ok, (40.0, 40.0)))
+
+
 def test_eyes_that_disagree_get_a_warning():
     _, x, y, ok = _two_eyes(100)
     assert eye_disagreement_deg(x, y, ok, (40.0, 40.0)) == pytest.approx(1.0, abs=0.05)

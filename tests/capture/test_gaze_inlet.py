@@ -105,6 +105,8 @@ EXTRA_OUTLETS = [
      "rows": [[0.5] * 7]},
     {"name": "T-eeg", "type": "EEG", "format": "float32", "rate": 100.0, "n_channels": 4,
      "rows": [[0.0] * 4]},
+    # the Tobii app's layout, the eyes 0.1 of the screen (192 px, ~4 deg on DISPLAY) apart in x
+    _outlet("tobii", "T-tobii-apart", [[0.40, 0.5, 3, 0.50, 0.5, 3]]),
 ]  # fmt: skip
 
 
@@ -144,6 +146,18 @@ def test_layout_round_trip_to_screen_coordinates(outlets, layout):
     invalid = (samples["flags"] & GAZE_VALID) == 0
     assert invalid.any() and np.isnan(samples["x_screen_px"][invalid]).all()  # kept, flagged, no position
     assert inlet.stats.n_invalid >= int(invalid.sum()) > 0
+
+
+def test_binocular_streams_record_how_far_apart_the_eyes_are(outlets):
+    with GazeInlet(resolve_gaze_stream("T-tobii-apart", timeout_s=5.0), DISPLAY) as inlet:
+        concat_chunks(collect(inlet, 8))
+        prov = inlet.provenance()
+    ppd_x = DISPLAY.screen_w_px / DISPLAY.screen_w_mm * 2 * 650 * np.tan(np.deg2rad(0.5))
+    assert prov["eyes_disagree_deg"] == pytest.approx(192 / ppd_x, rel=1e-3)
+    assert "the two eyes disagree by 4." in prov["warnings"][0]
+    with GazeInlet(resolve_gaze_stream("T-gazepoint", timeout_s=5.0), DISPLAY) as inlet:
+        concat_chunks(collect(inlet, 4))
+        assert "eyes_disagree_deg" not in inlet.provenance()  # one point per sample: nothing to compare
 
 
 def test_scene_camera_gaze_of_the_pupil_capture_relay_is_refused(outlets):

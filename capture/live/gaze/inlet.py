@@ -25,8 +25,9 @@ import numpy as np
 import pylsl
 
 from radgaze.capture.errors import DeviceError
-from radgaze.capture.gazemath.binocular import BinocularCombiner
+from radgaze.capture.gazemath.binocular import BinocularCombiner, disagreement_warning
 from radgaze.capture.gazemath.clock import CLOCK_STEP_MIN_S, ClockState, correct_clock_steps
+from radgaze.capture.io.display import ppd_screen
 from radgaze.capture.live.gaze.discovery import describe_info
 from radgaze.capture.live.gaze.layouts import (
     GazeLayout,
@@ -279,7 +280,16 @@ class GazeInlet:
             "time_correction_s": offsets[-1][1] if offsets else None,
             "time_corrections": [list(tc) for tc in offsets],
             "stats": {k: v for k, v in asdict(self.stats).items() if k != "time_corrections"},
+            **self._eye_agreement(),
         }
+
+    def _eye_agreement(self) -> dict:
+        """How far apart a binocular stream's eyes are (median, deg) and the warning when they disagree."""
+        deg = self._eyes.disagreement_deg(ppd_screen(self.display))
+        if not np.isfinite(deg):
+            return {}
+        warning = disagreement_warning(deg)
+        return {"eyes_disagree_deg": round(deg, 3), "warnings": [warning] if warning else []}
 
     # -- thread --------------------------------------------------------------------------------------------
     def _record_time_correction(self, timeout_s: float) -> None:

@@ -575,15 +575,21 @@ def decode_samples(
         if layout.valid_channel is not None:
             ok &= ~(data[:, layout.valid_channel] < 0.5)[:, None]  # NaN validity: the coordinates decide
     ok &= _eyes_on_screen(layout, xs, ys, display)
+    xs, ys = _to_screen_px(layout, xs, ys, display)  # eyes combined in px: their offset is a screen distance
     x, y, valid = _combine_eyes(layout, xs, ys, ok, combiner)
-    if layout.unit == NORMALIZED:
-        y = 1.0 - y if layout.y_up else y
-        x, y = x * display.screen_w_px, y * display.screen_h_px
-    elif layout.y_up:
-        y = display.screen_h_px - y
     pupil = _decode_pupil(layout, data, ok)
     pupil[~valid] = np.nan
     return x.astype(np.float32), y.astype(np.float32), pupil.astype(np.float32), valid
+
+
+def _to_screen_px(
+    layout: GazeLayout, xs: np.ndarray, ys: np.ndarray, display: DisplayGeometry
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each eye's point in screen px, origin top-left, y down."""
+    if layout.unit == NORMALIZED:
+        ys = 1.0 - ys if layout.y_up else ys
+        return xs * display.screen_w_px, ys * display.screen_h_px
+    return xs, (display.screen_h_px - ys if layout.y_up else ys)
 
 
 def _eyes_on_screen(
