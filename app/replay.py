@@ -16,6 +16,7 @@ replay from their fixations.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -665,12 +666,51 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="write the case's fixations/words/sentences CSVs (REFLACX columns) and heatmap PNGs, then quit",
+        help="write every case's (or --case's) fixations/words/sentences CSVs (REFLACX columns) and heatmap "
+        "PNGs, then quit: into DIR for one case, DIR/<case> each when there are several",
     )
     p.add_argument(
-        "--export-video", type=Path, default=None, metavar="MP4", help="write the replay video, then quit"
+        "--export-video",
+        type=Path,
+        default=None,
+        metavar="MP4",
+        help="write the replay video of every case (or --case's), then quit: MP4 for one case, "
+        "<name>_<case>.mp4 each when there are several",
     )
     return p
+
+
+def export_paths(args: argparse.Namespace, case_id: str, several: bool) -> tuple[Path | None, Path | None]:
+    """Where ``--export DIR`` and ``--export-video MP4`` put one case: DIR and MP4 themselves for a single case,
+    DIR/<case> and MP4's name + _<case> when several are written."""
+    folder, video = args.export, args.export_video
+    if several and folder is not None:
+        folder = folder / case_id
+    if several and video is not None:
+        video = video.with_name(f"{video.stem}_{case_id}{video.suffix}")
+    return folder, video
+
+
+def export_cases(win: ReplayWindow, args: argparse.Namespace, case_ids: list[str]) -> None:
+    """``--export`` / ``--export-video`` for every case of ``case_ids``: each file written is printed, and one
+    line on stderr says how many cases went where."""
+    written = 0
+    for case_id in case_ids:
+        if win.case is None or win.case.record.case_id != case_id:
+            win.open_case(case_id)
+        folder, video = export_paths(args, case_id, len(case_ids) > 1)
+        if folder is not None:
+            paths = list(win.export_tables(folder).values())
+            written += len(paths)
+            print(*paths, sep="\n")
+        if video is not None:
+            print(win.export_video(video, show_progress=False))
+            written += 1
+    where = " and ".join(str(p) for p in (args.export, args.export_video) if p is not None)
+    print(
+        f"radgaze replay: {len(case_ids)} case(s) exported ({', '.join(case_ids)}), {written} files, to {where}",
+        file=sys.stderr,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -699,11 +739,8 @@ def main(argv: list[str] | None = None) -> int:
 
         def finish() -> None:
             win.playback.set_playing(False)
-            if args.export is not None:
-                for path in win.export_tables(args.export).values():
-                    print(path)
-            if args.export_video is not None:
-                print(win.export_video(args.export_video, show_progress=False))
+            if exports:
+                export_cases(win, args, [args.case] if args.case is not None else case_ids)
             if args.screenshot is not None:
                 app.processEvents()
                 args.screenshot.parent.mkdir(parents=True, exist_ok=True)

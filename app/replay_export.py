@@ -326,24 +326,50 @@ class FrameRenderer:
             draw.ellipse((x - 10, y - 10, x + 10, y + 10), outline=(0, 255, 120), width=2)
 
     def _draw_text(self, draw, f: Frame) -> None:
-        """The words said so far that fit on one line (the newest last), the current one highlighted."""
-        w, n_said = self.record.words, f.n_said
+        """The bar under the film: the sentence being said, from its first word (wrapped on two lines; a long
+        one keeps its newest lines, after "…"), the current word highlighted; the case clock at the right.
+        The bar is painted first, so a fixation off the film's bottom edge never covers the words."""
+        draw.rectangle((0, self.img_h, self.w, self.h), fill=(17, 17, 17))
         clock = f"{f.t_lsl - self.record.t_start:6.1f} s"
         room = self.w - 24 - draw.textlength(clock, font=self.small)
-        first, width = n_said, 0.0
-        while first > 0:
-            step = draw.textlength(w.text[first - 1] + " ", font=self.font)
-            if width + step > room:
-                break
-            first, width = first - 1, width + step
-        x, y = 8.0, self.img_h + (self.text_h - self.font_px) // 2
-        for i in range(first, n_said):
-            word = w.text[i] + " "
-            colour = (255, 235, 59) if i == f.word else (224, 224, 224)
-            draw.text((x, y), word, fill=colour, font=self.font)
-            x += draw.textlength(word, font=self.font)
+        lines = subtitle_lines(
+            self.record.words.text, f.n_said, lambda t: draw.textlength(t, font=self.font) <= room
+        )
+        line_px = int(self.font_px * 1.2)
+        y = self.img_h + max(2, (self.text_h - line_px * len(lines)) // 2)
+        for line in lines:
+            x = 8.0
+            for i, word in line:
+                text = word + " "
+                colour = (255, 235, 59) if i == f.word else (224, 224, 224)
+                draw.text((x, y), text, fill=colour, font=self.font)
+                x += draw.textlength(text, font=self.font)
+            y += line_px
         clock_x = self.w - 8 - draw.textlength(clock, font=self.small)
         draw.text((clock_x, self.img_h + 4), clock, fill=(160, 160, 160), font=self.small)
+
+
+SENTENCE_END = (".", "?", "!")
+
+
+def subtitle_lines(
+    words: list[str], n_said: int, fits: Callable[[str], bool], max_lines: int = 2
+) -> list[list[tuple[int, str]]]:
+    """The subtitle of a replay frame: the words of the sentence being said (from the word after the last one
+    ending a sentence to word ``n_said - 1``) as (index, word) lines that each ``fits``; at most ``max_lines``,
+    the newest kept, a line that lost its start led by "…" (index -1)."""
+    ends = [j for j in range(n_said - 1) if words[j].endswith(SENTENCE_END)]  # before the newest word
+    first = ends[-1] + 1 if ends else 0
+    lines: list[list[tuple[int, str]]] = [[]]
+    for i in range(first, n_said):
+        candidate = " ".join(w for _, w in lines[-1]) + " " + words[i]
+        if lines[-1] and not fits(candidate.strip()):
+            lines.append([])
+        lines[-1].append((i, words[i]))
+    if len(lines) > max_lines:
+        lines = lines[-max_lines:]
+        lines[0] = [(-1, "…"), *lines[0]]
+    return [line for line in lines if line]
 
 
 def export_video(
