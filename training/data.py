@@ -228,9 +228,6 @@ def to_patch_grid(square_map: np.ndarray, n_side: int) -> np.ndarray:
     return heatmap_to_patch_grid(t, n_side).reshape(n_side, n_side).numpy()
 
 
-READER_LABEL_MIN_CERTAINTY = 3  # "Possibly" (~50 %) or surer: a label the reader gave counts as present
-
-
 def case_labels(record: CaseRecord) -> list[str]:
     """The case's labels for zero-shot and retrieval: the reader's own (their annotation, certainty at least
     "Possibly", in radgaze's label style: "Enlarged cardiac silhouette" -> "enlarged_cardiac_silhouette",
@@ -238,12 +235,11 @@ def case_labels(record: CaseRecord) -> list[str]:
     ann = record.annotation
     if ann is None or not ann.labels:
         return list(record.labels)
+    from radgaze.capture.annotation.labels import present_labels
+
     out = []
-    for choice in ann.labels:
-        if choice.certainty and choice.certainty < READER_LABEL_MIN_CERTAINTY:
-            continue
-        name = "normal" if choice.label.casefold() == "normal radiograph" else _label_style(choice.label)
-        out.append(name)
+    for label in present_labels(ann.labels):
+        out.append("normal" if label.casefold() == "normal radiograph" else _label_style(label))
     return sorted(set(out))
 
 

@@ -15,6 +15,7 @@ from radgaze.assets import asset_text
 from radgaze.capture.errors import ConfigError
 
 DEFAULT_LABEL_SET = "reflacx"
+READER_LABEL_MIN_CERTAINTY = 3  # "Possibly" (~50 %) or surer: a label the reader gave counts as present
 
 
 @dataclass(frozen=True)
@@ -138,3 +139,9 @@ def _no_duplicates(names: list[str], what: str, where: str) -> None:
     dup = {n for n in names if n in seen or seen.add(n)}
     if dup:
         raise ConfigError(f"label set {where}: expected each {what} once, got duplicates {sorted(set(dup))}")
+
+
+def present_labels(choices) -> list[str]:
+    """The labels of an annotation (LabelChoice list) that count as present: certainty at least
+    READER_LABEL_MIN_CERTAINTY, or not given (0), in the reader's order."""
+    return [c.label for c in choices if not c.certainty or c.certainty >= READER_LABEL_MIN_CERTAINTY]
