@@ -1313,6 +1313,7 @@ def _case_summary(case: CaseRecord) -> dict:
         "fixations": int(case.fixations.size),
         "view_events": int(case.view_events.size),
         "gaps": int(case.gaps.size),
+        "clock_events": int(case.clock_events.size),  # schema 4: tracker clock steps (samples kept)
         "words": len(case.words),
         "sentences": len(case.sentences),
         "heatmaps": int(case.heatmaps.shape[0]),

@@ -223,7 +223,8 @@ def test_xdf_clock_step_loses_no_sample_and_is_stored_as_a_clock_event(
     gaze["clock_times"] = [true_t[0], true_t[-1]]  # the recorder's own measurements span the real recording
     path = write_xdf(tmp_path / "r.xdf", [word_stream(), gaze])
     (target,) = import_xdf(path, tmp_path / "out", image=image, display=DISPLAY).written
-    assert describe_session(target)["valid"]
+    info = describe_session(target)
+    assert info["valid"] and info["cases"][0]["clock_events"] == 1  # inspect --json counts it
     with SessionReader(target) as r:
         case = r.case(r.case_ids[0])
     assert case.gaze.size == true_t.size  # none dropped, none doubled
