@@ -7,6 +7,11 @@ the second look; and false positives: sentences stating a finding that names non
 sensitivity (reported / true findings) and false positives per image, each with a percentile bootstrap 95 %
 confidence interval over cases (Efron & Tibshirani 1993), and the difference between the arms.
 
+With ``--reference`` (an expert's annotated sessions, cases matched by image sha256) the truth is the
+reference's abnormal labels and the reader's own labels (given at sign-off, after the second look in both arms)
+are scored: sensitivity = reference labels the reader gave / reference labels, false positives = labels the
+reader gave that the reference does not (certainty >= "Possibly", capture.annotation.labels.present_labels).
+
 A sentence "states a finding" when it names one (nodule, consolidation, effusion, pneumothorax, ...) and is
 not negated ("no", "not", "without"): a rule for the synthetic reports' phrasing, not a radiology NLP.
 """
@@ -17,13 +22,14 @@ import argparse
 import json
 import re
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from radgaze.capture.errors import ConfigError
 
+NORMAL_LABEL = "normal radiograph"
 FINDING_WORDS = (
     "nodule",
     "consolidation",
@@ -49,6 +55,7 @@ class CaseOutcome:
     n_reported: int  # true findings reported (at any time)
     n_reported_after: int  # ... first reported after the second look
     n_false: int  # sentences stating a finding that matches no true finding
+    truth: str = "none"  # "synthetic" (findings linked to sentences), "reference" (labels) or "none"
 
 
 def states_finding(text: str) -> bool:
@@ -75,11 +82,57 @@ def case_outcome(session: str, case, stored: dict) -> CaseOutcome:
         n_reported=len(reported),
         n_reported_after=sum(bool(after[i]) for i in reported),
         n_false=len(false),
+        truth="synthetic" if truth is not None else "none",
     )
 
 
-def session_outcomes(paths: list[Path]) -> tuple[list[CaseOutcome], int]:
-    """Outcomes of every case with a second look in ``paths``; and how many cases had none (skipped)."""
+def case_key(case) -> str:
+    """How a case is found in the reference sessions: its image's sha256, else its case id."""
+    return case.image.sha256 or case.case_id
+
+
+def abnormal_labels(annotation) -> set[str]:
+    """The labels an annotation gives as present, "Normal radiograph" left out."""
+    from radgaze.capture.annotation.labels import present_labels
+
+    if annotation is None:
+        return set()
+    return {label for label in present_labels(annotation.labels) if label.casefold() != NORMAL_LABEL}
+
+
+def reference_truth(paths: list[Path]) -> dict[str, set[str]]:
+    """{case key: abnormal labels present} of every case a reference reader annotated (an expert's labels)."""
+    from radgaze.capture.store.session_file import SessionReader
+
+    out = {}
+    for path in paths:
+        with SessionReader(path) as reader:
+            for case_id in reader.case_ids:
+                case = reader.case(case_id)
+                if case.annotation is not None and case.annotation.labels:
+                    out[case_key(case)] = abnormal_labels(case.annotation)
+    return out
+
+
+def with_reference(outcome: CaseOutcome, case, truth: set[str] | None) -> CaseOutcome:
+    """The outcome scored against a reference's labels (the reader's own labels, given at sign-off after the
+    second look in both arms): true labels found, labels the reference does not give (false positives)."""
+    if truth is None or case.annotation is None:
+        return outcome
+    given = abnormal_labels(case.annotation)
+    return replace(
+        outcome,
+        n_truth=len(truth),
+        n_reported=len(truth & given),
+        n_reported_after=0,  # labels come after sign-off in both arms: "after" has no meaning here
+        n_false=len(given - truth),
+        truth="reference",
+    )
+
+
+def session_outcomes(paths: list[Path], reference: dict | None = None) -> tuple[list[CaseOutcome], int]:
+    """Outcomes of every case with a second look in ``paths`` (scored against ``reference`` labels where it
+    has the case: reference_truth); and how many cases had none (skipped)."""
     from radgaze.capture.store.second_look import read_second_looks
     from radgaze.capture.store.session_file import SessionReader
 
@@ -91,7 +144,11 @@ def session_outcomes(paths: list[Path]) -> tuple[list[CaseOutcome], int]:
                 if case_id not in stored:
                     skipped += 1
                     continue
-                out.append(case_outcome(str(path), reader.case(case_id), stored[case_id]))
+                case = reader.case(case_id)
+                outcome = case_outcome(str(path), case, stored[case_id])
+                if reference is not None:
+                    outcome = with_reference(outcome, case, reference.get(case_key(case)))
+                out.append(outcome)
     return out, skipped
 
 
@@ -182,7 +239,8 @@ def table_lines(table: dict, skipped: int) -> list[str]:
         lines.append(f"{key.replace('_', ' ')} (shown - not shown): {_f(d)} (95% CI {_f(lo)} to {_f(hi)})")
     lines.append(
         "added: finding sentences dictated after Space; found+: true findings first reported after the second "
-        f"look; truth: true findings (synthetic) in the cases with truth. Cases without a second look: {skipped}"
+        "look (synthetic truth); truth: true findings (synthetic, or a reference's abnormal labels scored against "
+        f"the reader's labels) in the cases with truth. Cases without a second look: {skipped}"
     )
     return lines
 
@@ -196,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
         "radgaze analyze second-look /tmp/t",
     )
     p.add_argument("sessions", nargs="+", type=Path, help="session files or folders of them")
+    p.add_argument(
+        "--reference",
+        type=Path,
+        action="append",
+        default=None,
+        help="session files or folders whose annotations are the truth (an expert's labels, matched by image "
+        "sha256): sensitivity and false positives of the reader's labels; repeat for several",
+    )
     p.add_argument("--boot", type=int, default=N_BOOT, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
@@ -216,7 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(
             f"radgaze analyze second-look: expected session files (*.h5), found none in {args.sessions}"
         )
-    outcomes, skipped = session_outcomes(paths)
+    reference = None
+    if args.reference:
+        ref_paths = [q for p in args.reference for q in (list_sessions(p) if p.is_dir() else [p])]
+        reference = reference_truth(ref_paths)
+        if not reference:
+            raise ConfigError(
+                f"--reference: expected annotated cases (labels) in {[str(p) for p in args.reference]}, found none"
+            )
+    outcomes, skipped = session_outcomes(paths, reference)
     if not outcomes:
         raise ConfigError(
             f"radgaze analyze second-look: expected cases with a second look (recorded with --second-look or "

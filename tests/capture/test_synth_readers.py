@@ -3,6 +3,8 @@ them through ``radgaze synth`` and ``radgaze analyze second-look``."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -75,8 +77,6 @@ def test_the_trial_runs_end_to_end_on_synthetic_readers_and_the_analysis_prints_
     assert 0 < sum(arms.values()) < 12  # both arms drawn
     capsys.readouterr()
     assert analyze(["second-look", str(out), "--boot", "200", "--json"]) == 0
-    import json
-
     got = json.loads(capsys.readouterr().out)
     shown, hidden = got["arms"]
     assert (shown["arm"], hidden["arm"]) == ("shown", "not shown") and shown["cases"] + hidden["cases"] == 12
@@ -109,3 +109,44 @@ def test_mark_rates_count_cases_whose_overlay_marks_exactly_the_miss():
     assert overlay_matches_truth(rec, sl)
     sl.clusters[0] = type(sl.clusters[0])(10.0, 10.0, 5.0, 1.5, 4, 0.0)  # a circle somewhere else
     assert not overlay_matches_truth(rec, sl)
+
+
+def test_the_readers_labels_are_scored_against_a_reference_readers_labels(tmp_path, capsys):
+    """The same synthetic cases in two folders: the trial's (annotated by the reader) and an expert's."""
+    from radgaze.capture.errors import ConfigError
+    from radgaze.capture.gazemath.second_look_trial import main as analyze
+    from radgaze.capture.records import CaseAnnotation, LabelChoice
+    from radgaze.capture.store.session_file import SessionReader, annotate_session_file
+    from radgaze.capture.synth.session import write_synthetic_sessions
+    from radgaze.capture.synth.trial import TrialOptions
+
+    trial = write_synthetic_sessions(
+        tmp_path / "t", 2, 9, cases_per_file=2, image_size=512, trial=TrialOptions("on")
+    )
+    ref = write_synthetic_sessions(tmp_path / "r", 2, 9, cases_per_file=2, image_size=512)
+    with SessionReader(trial[0]) as r:
+        ids = r.case_ids
+    given = [
+        [("Nodule", 5)],
+        [("Nodule", 4), ("Pleural abnormality", 2), ("Atelectasis", 3)],
+    ]  # 2: "Unlikely"
+    truth = [[("Nodule", 5), ("Consolidation", 4)], [("Nodule", 3)]]
+    for cid, mine, theirs in zip(ids, given, truth):
+        annotate_session_file(trial[0], cid, CaseAnnotation([LabelChoice(*c) for c in mine]), step="labels")
+        annotate_session_file(ref[0], cid, CaseAnnotation([LabelChoice(*c) for c in theirs]), step="labels")
+    capsys.readouterr()
+    assert (
+        analyze(
+            ["second-look", str(tmp_path / "t"), "--reference", str(tmp_path / "r"), "--json", "--boot", "50"]
+        )
+        == 0
+    )
+    got = json.loads(capsys.readouterr().out)
+    shown = got["arms"][0]
+    # truth 3 labels (Nodule, Consolidation; Nodule); found 2; one false (Atelectasis; "Unlikely" is not given)
+    assert (shown["cases"], shown["true_findings"], shown["sensitivity"]) == (2, 3, pytest.approx(2 / 3))
+    assert shown["fp_per_image"] == pytest.approx(0.5) and {c["truth"] for c in got["cases"]} == {"reference"}
+    capsys.readouterr()
+    bare = write_synthetic_sessions(tmp_path / "u", 1, 9, image_size=256)  # nobody annotated these
+    with pytest.raises(ConfigError, match="--reference: expected annotated cases"):
+        analyze(["second-look", str(tmp_path / "t"), "--reference", str(bare[0])])
