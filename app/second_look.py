@@ -66,6 +66,10 @@ class SecondLookOverlay:
                 self._add(item, z)
         for zone in sl.zones_not_viewed:
             self._caption_at_zone(sl, zone)
+        if sl.model is not None and sl.model.any():
+            rows, cols = np.nonzero(sl.model)
+            x, y = float(cols.min()) * sl.grid_scale, float(rows.max() + 1) * sl.grid_scale
+            self._caption("model attended, not viewed", x, y, QtGui.QColor(*MODEL_RGBA[:3]))
         for c in sl.clusters:
             r = c.radius_px
             item = QtWidgets.QGraphicsEllipseItem(QtCore.QRectF(c.x_img_px - r, c.y_img_px - r, 2 * r, 2 * r))

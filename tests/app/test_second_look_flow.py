@@ -54,6 +54,8 @@ def _window(qtbot, tmp_path, mode: str, seed: int = 0):
 def _overlay(case_id: str) -> SecondLook:
     unviewed = np.zeros((128, 96), bool)
     unviewed[80:110, 10:40] = True  # image left (the patient's right), low
+    model = np.zeros((128, 96), bool)
+    model[30:42, 60:72] = True  # image right (the patient's left), high
     return SecondLook(
         t_lsl=60.0,
         clusters=[DwellCluster(220.0, 150.0, 20.0, 1.4, 5, 55.0)],
@@ -62,6 +64,7 @@ def _overlay(case_id: str) -> SecondLook:
         zones_not_viewed=["right lower"],
         grid_scale=400 / 128,
         lung_source="image estimate",
+        model=model,
     )
 
 
@@ -79,11 +82,16 @@ def test_space_shows_the_second_look_h_toggles_it_and_enter_goes_on_to_the_label
     session.events.put(("second_look", ("a", _overlay("a"), 0)))
     ctl.poll()
     overlay = flow.overlay
-    assert overlay.captions == ["right lower zone not viewed", "dwelt 1.4 s, not dictated"]
+    assert overlay.captions == [
+        "right lower zone not viewed",
+        "model attended, not viewed",
+        "dwelt 1.4 s, not dictated",
+    ]
     assert sum(isinstance(i, QtWidgets.QGraphicsEllipseItem) for i in overlay.items) == 1
-    assert sum(isinstance(i, QtWidgets.QGraphicsPixmapItem) for i in overlay.items) == 1
+    assert sum(isinstance(i, QtWidgets.QGraphicsPixmapItem) for i in overlay.items) == 2  # shading, model
     msg = win.statusBar().currentMessage()
     assert "right lower zone not viewed" in msg and "1 place dwelt on" in msg and len(flow.latency_s) == 1
+    assert "model attention where you did not look" in msg
     win.grab().save(str(artifacts_dir / "second_look_flow.png"))
     qtbot.keyClick(win, "h")
     assert not overlay.visible and not any(i.isVisible() for i in overlay.items)
