@@ -5,7 +5,7 @@ the radiologist's heatmap of the selected sentence on the left, the model's atte
 (or for any text typed in) on the right. Below, every sentence of every case with CC, NSS, KLD, SIM, AUC-Judd
 (:mod:`radgaze.model.agreement`) and the disagreement (1 - CC), sorted most-disagreeing first (click a header to sort by
 another column), and a per-case table. Both panes show one view (every zoom, pan and fit mirrored exactly) and
-both maps on the same footing (min-max normalised, low values transparent, a colour bar each). Export the
+both maps on the same footing (scaled from their median to their maximum, the lower half transparent, a colour bar each). Export the
 sentence table as CSV (sentences numbered as the table shows them, a mean row last) and the figure
 (reader | model | metrics) drawn with matplotlib as PNG, SVG or PDF (:mod:`radgaze.app.review_figure`).
 "Retrain…" opens :class:`radgaze.app.retrain.RetrainDialog`; when a retrain finishes its checkpoint is loaded and the
@@ -158,11 +158,15 @@ def compute_review(
     return cases, rows, problems
 
 
+# Hit / In shapes of a sentence that names no finding, or whose gaze no reader's shape holds: not applicable
+MISSING = {"ellipse_hit": "n/a", "ellipse_mass": "n/a"}
+
+
 class _NumItem(QtWidgets.QTableWidgetItem):
     """A numeric cell that sorts by value (NaN sorts below every number)."""
 
-    def __init__(self, value: float, fmt: str = "{:.3f}") -> None:
-        super().__init__("–" if isinstance(value, float) and math.isnan(value) else fmt.format(value))
+    def __init__(self, value: float, fmt: str = "{:.3f}", missing: str = "–") -> None:
+        super().__init__(missing if isinstance(value, float) and math.isnan(value) else fmt.format(value))
         self.value = -math.inf if isinstance(value, float) and math.isnan(value) else float(value)
         self.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
 
@@ -426,7 +430,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
                 _NumItem(row.sentence_index + 1, "{:.0f}"),
                 QtWidgets.QTableWidgetItem(row.text),
                 _NumItem(row.n_fixations, "{:.0f}"),
-                *(_NumItem(getattr(row, m)) for m in METRICS),
+                *(_NumItem(getattr(row, m), missing=MISSING.get(m, "–")) for m in METRICS),
                 _NumItem(row.disagreement),
             ]
             for c, item in enumerate(cells):
@@ -492,7 +496,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
         text = rec.sentences.text[sentence_index] if len(rec.sentences) else ""
         reader = rec.sentence_heatmap(sentence_index) if len(rec.sentences) else None
         model = case.model_maps.get(sentence_index)
-        # both maps on the same footing: min-max normalised, so the low end of each is transparent
+        # both maps on the same footing: scaled from their median, so the low end of each is transparent
         self.reader_state.set_heatmap(
             None if reader is None else display_map(reader), rec.heatmap_scale, text
         )
@@ -635,7 +639,10 @@ def _metrics_text(m: dict | None, disagreement: float | None) -> str:
     if m is None:
         return "no metrics for this sentence (no heatmap)"
     parts = [
-        f"{METRIC_TITLES[k]} {m[k]:.3f}" if not math.isnan(m[k]) else f"{METRIC_TITLES[k]} –" for k in METRICS
+        f"{METRIC_TITLES[k]} {m[k]:.3f}"
+        if not math.isnan(m[k])
+        else f"{METRIC_TITLES[k]} {MISSING.get(k, '–')}"
+        for k in METRICS
     ]
     return "   ".join(parts) + (f"   disagreement {disagreement:.3f}" if disagreement is not None else "")
 

@@ -1,7 +1,7 @@
 """The review's exported figure, drawn with matplotlib (Qt-free): reader | model | metrics.
 
 Not a screen grab: the same image region on both panels (the region the review panes show), each map
-min-max normalised as on screen (:func:`radgaze.model.agreement.display_map`) and drawn through the same
+scaled from its median as on screen (:func:`radgaze.model.agreement.display_map`) and drawn through the same
 colormap with the same alpha ramp (0 transparent, opaque from 40 % of the range, as the live overlay), a
 colourbar under each, titles, and the metrics of the sentence as a table. The format follows the file's
 suffix: ``.png`` (raster, ``dpi``), ``.svg`` and ``.pdf`` (vector text and axes; the radiograph stays a
@@ -44,7 +44,7 @@ class FigurePanels:
 
 
 def overlay_rgba(heatmap: np.ndarray, colormap: str, opacity: float) -> np.ndarray:
-    """(h, w, 4) float RGBA of a map as the live overlay draws it: colormap of the min-max normalised map,
+    """(h, w, 4) float RGBA of a map as the live overlay draws it: colormap of the map scaled from its median,
     alpha rising from 0 to ``opacity`` over the lowest 40 % of the range."""
     from matplotlib import colormaps
 

@@ -33,6 +33,7 @@ import csv
 import io
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 
@@ -202,7 +203,21 @@ def sentence_agreement(record: CaseRecord, i: int, model_map: np.ndarray) -> dic
     fix = fixation_mask(
         record.fixations, float(s.window_start[i]), float(s.window_end[i]), reader.shape, record.heatmap_scale
     )
-    return agreement(model_map, reader, fix, reader_shapes_mask(record, reader))
+    shapes = None if names_no_finding(s.text[i]) else reader_shapes_mask(record, reader)
+    return agreement(model_map, reader, fix, shapes)
+
+
+# A sentence stating absence or normality ("No pneumothorax.", "The right lung is clear.") names no finding:
+# its gaze may fall inside an ellipse drawn for another sentence, and a "Hit" there would score nothing said.
+NO_FINDING_WORDS = frozenset(
+    {"no", "not", "without", "negative", "absent", "resolved", "clear", "normal", "unremarkable"}
+)
+
+
+def names_no_finding(text: str) -> bool:
+    """True when sentence ``text`` states absence or normality (a word of :data:`NO_FINDING_WORDS`), so the
+    Hit and In-shapes scores against the reader's ellipses are undefined for it (shown "n/a")."""
+    return bool(NO_FINDING_WORDS & set(re.findall(r"[a-z]+", text.casefold())))
 
 
 def sentences_with_heatmaps(record: CaseRecord) -> list[int]:
@@ -297,15 +312,22 @@ def write_csv(rows: Sequence[SentenceAgreement | CaseAgreement], path: str | os.
         fh.write(csv_text(rows))
 
 
-def display_map(heatmap: np.ndarray) -> np.ndarray:
-    """A map as shown (reader's and model's alike): min-max normalised to [0, 1], so the low end of either is
-    transparent under the overlay's alpha ramp and both colour scales mean the same ("fraction of this map's
-    range"). A constant map becomes all zeros."""
+DISPLAY_FLOOR_QUANTILE = 0.5  # the lower half of a map's values is drawn transparent
+
+
+def display_map(heatmap: np.ndarray, floor_quantile: float = DISPLAY_FLOOR_QUANTILE) -> np.ndarray:
+    """A map as shown (reader's and model's alike): scaled to [0, 1] from its ``floor_quantile`` value (0) to its
+    maximum (1), clipped below, so each map has a transparent low end under the overlay's alpha ramp and both
+    colour scales mean the same ("fraction of the range above this map's median"). A reader's gaze heatmap is
+    zero over most of the film (its median is ~0: the same as min-max); a model's attention is spread over the
+    whole film, and min-max scaling tinted all of it. A constant map becomes all zeros."""
     hm = np.asarray(heatmap, dtype=np.float32)
-    lo, hi = float(np.min(hm)), float(np.max(hm))
+    if hm.size == 0:
+        return hm.copy()
+    lo, hi = float(np.quantile(hm, floor_quantile)), float(np.max(hm))
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return np.zeros_like(hm)
-    return (hm - lo) / (hi - lo)
+    return np.clip((hm - lo) / (hi - lo), 0.0, 1.0)
 
 
 # ------------------------------------------------------------------------------------------------ model

@@ -466,7 +466,7 @@ def test_review_scores_and_draws_the_readers_ellipses(qtbot, run_dir, tmp_path, 
     assert math.isnan(clear.ellipse_hit) and math.isnan(clear.ellipse_mass)
     hit_col, mass_col = COLUMNS.index("Hit"), COLUMNS.index("In shapes")
     shown = [win.table.item(r, c).text() for r in range(win.table.rowCount()) for c in (hit_col, mass_col)]
-    assert shown.count("–") == 2  # the clear lung's Hit and In shapes: no value, not 0
+    assert shown.count("n/a") == 2  # the clear lung's Hit and In shapes: not applicable, not 0
     assert "Hit" in win.metrics_label.text() and "In shapes" in win.metrics_label.text()
     assert win.grab().save(str(artifacts_dir / "review_annotation.png"))
     win.close()
