@@ -331,11 +331,11 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
     if args.sim:
         import os
 
-        from radgaze.capture.live.sim_tracker import SimTracker, synthetic_gaze
+        from radgaze.app.sim_view import start_window_sim
 
-        gaze, _ = synthetic_gaze(0, args.sim_rate, s.display)
         name = f"radgaze-sim-record-{os.getpid()}"  # unique: two recorders never mix streams
-        s.sim = SimTracker(gaze, args.layout or "tobii", args.sim_rate, s.display, name=name).start()
+        # the simulated reader looks at the image where the window will draw it (open_window binds it)
+        s.sim, s.sim_rect = start_window_sim(args.layout or "tobii", args.sim_rate, s.display, name)
     try:
         timeout_s = 10.0 if args.sim else 5.0
         info = resolve_gaze_stream(name, timeout_s, layout=args.layout)
@@ -374,6 +374,8 @@ def open_window(args: argparse.Namespace, s: Sources):
     window = MainWindow(title=f"radgaze record — {args.output.name}", settings_key="record")
     controller = RecordController(window, s.session, s.display, tracker_name=s.tracker_name)
     window.open_folder(args.images)
+    if getattr(s, "sim_rect", None) is not None:
+        s.sim_rect.follow(window.state)  # --sim: the simulated gaze lands on the image as drawn
     window.annotation = None if args.no_annotate else install_annotation(window, controller, s.session, args)
     window.second_look = install_second_look(window, controller, s.session, args)
     window.scene_markers = install_scene_markers(window, args)

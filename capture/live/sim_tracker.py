@@ -18,6 +18,7 @@ import argparse
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -93,6 +94,8 @@ class SimTracker:
         source_id: str | None = None,
         loop: bool = True,
         duration_s: float | None = None,
+        image_fractions: np.ndarray | None = None,
+        shown_rect_px: Callable[[], tuple[float, float, float, float] | None] | None = None,
     ) -> None:
         if isinstance(layout, str):
             if layout not in BUILTIN_LAYOUTS:
@@ -115,10 +118,21 @@ class SimTracker:
         t = gaze["t_lsl"] - gaze["t_lsl"][0]
         period = max(float(t[-1]) + 1.0 / self.rate_hz, 1.0 / self.rate_hz)
         self._t_src, self._period_s = t, period
-        valid = (gaze["flags"] & GAZE_VALID) != 0
+        self._gaze = gaze
+        self._valid = (gaze["flags"] & GAZE_VALID) != 0
         self._raw = encode_samples(
-            layout, gaze["x_screen_px"], gaze["y_screen_px"], gaze["pupil"], valid, display
+            layout, gaze["x_screen_px"], gaze["y_screen_px"], gaze["pupil"], self._valid, display
         )
+        # the simulated reader looks at the image where it is drawn: each sample's place on the image
+        # (fractions of its width and height) goes, at the moment it is pushed, to the screen rectangle the
+        # viewer draws the image in now (``shown_rect_px()``: x0, y0, x1, y1 screen px, None when no image)
+        if (image_fractions is None) != (shown_rect_px is None):
+            raise ConfigError("sim-tracker: image_fractions and shown_rect_px go together, got one of them")
+        if image_fractions is not None and np.shape(image_fractions) != (gaze.size, 2):
+            raise ConfigError(
+                f"sim-tracker image_fractions: expected ({gaze.size}, 2), got {np.shape(image_fractions)}"
+            )
+        self._fractions, self._shown_rect_px = image_fractions, shown_rect_px
         self.n_pushed = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -161,6 +175,15 @@ class SimTracker:
             return int(round(self.duration_s * self.rate_hz))
         return None if self.loop else int(np.ceil(self._period_s * self.rate_hz))
 
+    def _samples(self, idx: np.ndarray) -> np.ndarray:
+        """The layout's channels of samples ``idx``: as recorded, or placed on the image as drawn now."""
+        rect = self._shown_rect_px() if self._shown_rect_px is not None else None
+        if rect is None:
+            return self._raw[idx]
+        x, y = fractions_to_screen(self._fractions[idx], rect)
+        g = self._gaze[idx]
+        return encode_samples(self.layout, x, y, g["pupil"], self._valid[idx], self.display)
+
     def _run(self) -> None:
         try:
             self._publish()
@@ -179,10 +202,18 @@ class SimTracker:
             if due > k:
                 ks = np.arange(k, due)
                 idx = resample_indices(self._t_src, (ks / self.rate_hz) % self._period_s)
-                self._outlet.push_chunk(self._raw[idx], list(t0 + ks / self.rate_hz))
+                self._outlet.push_chunk(self._samples(idx), list(t0 + ks / self.rate_hz))
                 self.n_pushed += due - k
                 k = due
             time.sleep(min(MAX_SLEEP_S, max(0.0, t0 + k / self.rate_hz - pylsl.local_clock())))
+
+
+def fractions_to_screen(
+    uv: np.ndarray, rect_px: tuple[float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Image fractions (n, 2) -> screen px (x, y) inside the image's screen rectangle (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = rect_px
+    return x0 + uv[:, 0] * (x1 - x0), y0 + uv[:, 1] * (y1 - y0)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -208,6 +239,32 @@ def gaze_from_session(path: str | Path) -> tuple[np.ndarray, DisplayGeometry]:
     if not parts:
         raise SessionFormatError(f"session {path}: expected gaze samples to replay, found none in any case")
     return np.concatenate(parts), display
+
+
+def synthetic_gaze_on_image(
+    seed: int, rate_hz: float, display: DisplayGeometry
+) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic readings' gaze (GAZE_DTYPE, times rebased back to back) and where each sample lies on its
+    case's image, as fractions (n, 2) of the image's width and height (through the view in force): what a
+    simulated reader looks at, to be drawn wherever a viewer shows the image."""
+    from radgaze.capture.gazemath.geometry import screen_to_image
+    from radgaze.capture.synth import synth_reading
+
+    parts, uvs, t_next = [], [], 0.0
+    for case in synth_reading(
+        seed, n_cases=SYNTH_CASES, rate_hz=rate_hz, display=display, image_size=SYNTH_IMAGE_PX
+    ):
+        g = case.gaze.copy()
+        if g.size == 0:
+            continue
+        x, y, _ = screen_to_image(g["x_screen_px"], g["y_screen_px"], g["t_lsl"], case.view_events)
+        uvs.append(np.stack([x / case.image.width, y / case.image.height], axis=1))
+        g["t_lsl"] = g["t_lsl"] - g["t_lsl"][0] + t_next
+        t_next = float(g["t_lsl"][-1]) + 1.0 / rate_hz
+        parts.append(g)
+    if not parts:
+        raise ConfigError(f"sim-tracker: the synthetic reading (seed {seed}) has no gaze")
+    return np.concatenate(parts), np.concatenate(uvs)
 
 
 def synthetic_gaze(seed: int, rate_hz: float, display: DisplayGeometry) -> tuple[np.ndarray, str]:
