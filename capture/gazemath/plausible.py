@@ -13,8 +13,9 @@ import numpy as np
 
 from radgaze.capture.records import DisplayGeometry
 
-# Gaze a little off the screen is real (a tracker's edge, a glance at the keyboard); a whole screen away is not.
-SCREEN_MARGIN_FRAC = 0.5  # of the screen's width / height, on every side
+# Gaze off the screen is real (a tracker's edge, a glance at the keyboard, a poor calibration: a real EyeLink
+# recording of eyelinkio's test data reaches 1.7 screen widths); more than a whole screen beyond its edge is not.
+SCREEN_MARGIN_FRAC = 1.0  # of the screen's width / height, on every side
 IMAGE_MARGIN_FRAC = 0.5  # the same around an image, for positions given in image pixels
 MAX_IMAGE_SIDE_PX = (
     20000  # a radiograph's side (the largest detectors are ~4300 px; a stitched long leg ~10k)

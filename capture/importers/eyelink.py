@@ -33,6 +33,7 @@ from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.binocular import BinocularCombiner, disagreement_warning, eye_disagreement_deg
 from radgaze.capture.gazemath.fixations import fixation_agreement, fixations_from_gaze
 from radgaze.capture.gazemath.geometry import display_for_ppd, fit_view, map_gaze_to_image, ppd_screen
+from radgaze.capture.gazemath.plausible import on_screen
 from radgaze.capture.importers.common import (
     ImportResult,
     add_sentences,
@@ -177,6 +178,8 @@ def trial_gaze(
         cx, cy, valid = BinocularCombiner().combine(x, y, ok)
     else:
         cx, cy, valid = x[:, 0], y[:, 0], ok[:, 0]
+    valid = valid & on_screen(cx, cy, display)  # judged in px (issue 24): 5e6 px is no gaze, kept invalid
+    cx, cy = np.where(valid, cx, np.nan), np.where(valid, cy, np.nan)
     out = np.zeros(int(sel.sum()), GAZE_DTYPE)
     out["t_lsl"] = rec.t_ms[sel] / 1000.0
     out["x_screen_px"], out["y_screen_px"] = cx, cy

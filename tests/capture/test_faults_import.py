@@ -244,3 +244,22 @@ def test_xdf_import_names_nothing_after_its_files_unless_asked(tmp_path: Path, i
     with SessionReader(target) as r:
         case = r.case(r.case_ids[0])
     assert not Path(case.image.path).is_absolute() and case.attrs["xdf_file"].startswith("sha256:")
+
+
+def test_an_eyelink_sample_5e6_px_away_is_kept_invalid_not_stored_as_gaze(tmp_path: Path):
+    from radgaze.capture.importers.eyelink import import_eyelink
+
+    asc = tmp_path / "far.asc"
+    lines = ["MSG\t999 GAZE_COORDS 0.00 0.00 1023.00 767.00", "START\t1000 \tLEFT\tSAMPLES\tEVENTS"]
+    lines += ["SAMPLES\tGAZE\tLEFT\tRES\tRATE\t 500.00\tTRACKING\tCR\tFILTER\t2"]
+    lines += [f"{1000 + 2 * i}\t  512.0\t  384.0\t  900.0\t  30.00\t  30.00\t..." for i in range(50)]
+    lines += ["1100\t5000000.0\t  384.0\t  900.0\t  30.00\t  30.00\t..."]  # below EyeLink's 1e8 missing code
+    lines += [f"{1102 + 2 * i}\t  512.0\t  384.0\t  900.0\t  30.00\t  30.00\t..." for i in range(50)]
+    lines += ["END\t1200 \tSAMPLES\tEVENTS\tRES\t  30.00\t  30.00"]
+    asc.write_text("\n".join(lines) + "\n")
+    (target,) = import_eyelink(asc, tmp_path / "out").written
+    with SessionReader(target) as r:
+        case = r.case(r.case_ids[0])
+    valid = (case.gaze["flags"] & GAZE_VALID).astype(bool)
+    assert valid.sum() == 100 and not valid[50] and np.isnan(case.gaze["x_screen_px"][50])
+    assert np.nanmax(case.gaze["x_screen_px"]) < 2000
