@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from radgaze.capture.errors import SessionFormatError
+from radgaze.capture.store.integrity import CHECKSUM
 
 SECOND_LOOK_GROUP = "second_look"
 _REQUIRED_ATTRS = ("shown", "assignment", "seed", "t_space_lsl", "events_json", "versions_json")
@@ -48,8 +49,8 @@ def write_second_look_group(g: h5py.Group, payload: dict, unviewed: np.ndarray, 
             "versions_json": json.dumps(payload["versions"]),
         }
     )
-    sl.create_dataset("unviewed", data=unviewed.astype(np.uint8), compression="gzip")
-    sl.create_dataset("model", data=model.astype(np.uint8), compression="gzip")
+    sl.create_dataset("unviewed", data=unviewed.astype(np.uint8), compression="gzip", **CHECKSUM)
+    sl.create_dataset("model", data=model.astype(np.uint8), compression="gzip", **CHECKSUM)
 
 
 def read_second_look_group(g: h5py.Group) -> dict | None:
