@@ -40,6 +40,7 @@ from radgaze.app.shortcuts import install_viewing_keys
 from radgaze.app.state import ViewerState
 from radgaze.capture.errors import ImageLoadError, RadgazeError, SessionFormatError
 from radgaze.capture.records import CaseRecord
+from radgaze.capture.store.case_image import add_images_option, use_image_dirs
 from radgaze.model.agreement import (
     METRIC_TITLES,
     METRICS,
@@ -668,11 +669,13 @@ def _parser() -> argparse.ArgumentParser:
         help="write the figure (reader | model | metrics; .png, .svg or .pdf), then quit",
     )
     p.add_argument("--text", default=None, help="show the model's attention for this text on the first case")
+    add_images_option(p)  # moved images: found by name and sha256 (radgaze.capture.store.case_image)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    use_image_dirs(args.images)
     resolve_checkpoint(args.run)  # fail early, on one line, when RUN has no checkpoint
     from radgaze.app.qtapp import ensure_qapp, run_until_closed
 

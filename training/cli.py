@@ -13,6 +13,7 @@ import sys
 
 from radgaze.capture.errors import ConfigError, RadgazeError
 from radgaze.capture.helpformat import DefaultsOnceFormatter
+from radgaze.capture.store.case_image import add_images_option, use_image_dirs
 from radgaze.training.config import load_config
 
 LOSSES = ("clip", "mlce", "filip", "egf", "egm")  # radgaze.model.config.LOSS_NAMES
@@ -42,14 +43,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
         "or a prepared folder (radgaze prepare)",
     )
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument(
-        "--images",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="folder to look in (and below) for images that are not where their session says: found by file "
-        "name, used only with the recorded sha256 (repeatable; also RADGAZE_IMAGES)",
-    )
+    add_images_option(p)
     p.add_argument("--config", default="paper", help="preset (tiny, paper) or a TOML/JSON file")
     p.add_argument("--epochs", type=int, default=None, help="override the config's epochs")
     p.add_argument(
@@ -128,13 +122,7 @@ def overrides_from_args(a: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     a = _parser().parse_args(argv)
-    if a.images:  # in the environment: DataLoader workers and torchrun ranks look there too
-        from radgaze.capture.store.case_image import IMAGES_ENV
-
-        given = [os.path.abspath(d) for d in a.images]
-        os.environ[IMAGES_ENV] = os.pathsep.join(
-            [*given, *filter(None, os.environ.get(IMAGES_ENV, "").split(os.pathsep))]
-        )
+    use_image_dirs(a.images)  # moved images: looked for there, in this process and its workers
     from radgaze.training.console import setup_phase_logging
 
     setup_phase_logging()  # phase lines on stderr (model build, indexing, evaluation), warnings loudly

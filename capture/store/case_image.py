@@ -37,6 +37,26 @@ def image_search_dirs() -> list[Path]:
     return [Path(p) for p in os.environ.get(IMAGES_ENV, "").split(os.pathsep) if p]
 
 
+def add_images_option(parser) -> None:
+    """``--images DIR`` (repeatable) for a command that reads session images: see :func:`use_image_dirs`."""
+    parser.add_argument(
+        "--images",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder to look in (and below) for images that are not where their session says: found by file "
+        f"name, used only with the recorded sha256 (repeatable; also {IMAGES_ENV})",
+    )
+
+
+def use_image_dirs(dirs: list[str | os.PathLike]) -> None:
+    """Look for moved images in ``dirs`` too (before those already in ``RADGAZE_IMAGES``): set in the environment,
+    so DataLoader workers, torchrun ranks and subprocesses look there as well."""
+    if dirs:
+        given = [os.path.abspath(d) for d in dirs]
+        os.environ[IMAGES_ENV] = os.pathsep.join([*given, *(str(d) for d in image_search_dirs())])
+
+
 def stored_location(ref: ImageRef, session_path: str | os.PathLike) -> Path:
     """Where the reference points: absolute as stored, else relative to the session file's folder (a relative
     path that exists from the working folder is taken as it is, as sessions written there store)."""

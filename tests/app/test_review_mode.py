@@ -470,3 +470,23 @@ def test_review_scores_and_draws_the_readers_ellipses(qtbot, run_dir, tmp_path, 
     assert "Hit" in win.metrics_label.text() and "In shapes" in win.metrics_label.text()
     assert win.grab().save(str(artifacts_dir / "review_annotation.png"))
     win.close()
+
+
+def test_review_finds_moved_images_with_images_dir(run_dir, tmp_path, qapp, monkeypatch):
+    """A session moved away from its images: one line naming the image without --images; found and verified
+    by its sha256 with --images DIR (issue 20 item 5)."""
+    from radgaze.app.review import main
+    from radgaze.capture.store.case_image import IMAGES_ENV
+
+    monkeypatch.setenv(IMAGES_ENV, "")  # restored after the test (--images writes it for the process)
+    recorded = write_session(tmp_path / "recorded" / "m.h5", 1, prefix="m")
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    recorded.rename(moved / recorded.name)
+    csv_path = tmp_path / "m.csv"
+    with pytest.raises(Exception, match=r"nothing to review: .*image m0\.png not found"):
+        main([str(run_dir), str(moved), "--export-csv", str(csv_path)])
+    assert (
+        main([str(run_dir), str(moved), "--export-csv", str(csv_path), "--images", str(recorded.parent)]) == 0
+    )
+    assert len(list(csv.DictReader(csv_path.open()))) == 3 + 1  # 3 sentences and the mean row
