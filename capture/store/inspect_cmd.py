@@ -1,4 +1,4 @@
-"""``radgaze inspect PATH... [--json]``: what an image (DICOM/PNG/JPEG) or a session file (.h5) holds.
+"""``radgaze inspect PATH... [--json] [--words]``: what an image (DICOM/PNG/JPEG) or a session file (.h5) holds.
 
 Exit status: 0 when every path was read (and every session is valid), 1 when a session opened but has
 errors (they are printed), 2 when a path could not be read at all (one line on stderr per such path).
@@ -27,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image or session file(s)")
     p.add_argument("--json", action="store_true", help="print JSON (an object; a list for several paths)")
+    p.add_argument(
+        "--words",
+        action="store_true",
+        help="sessions: each case's transcript too, sentence by sentence (times in s from the case start, "
+        "fixations, heatmap or none) and word by word (in --json: 'transcript' per case)",
+    )
     return p
 
 
@@ -110,6 +116,60 @@ def _add_ppd(path: Path, info: dict) -> None:
             c["ppd"] = ppd[c["case_id"]]
 
 
+def case_transcript(case) -> dict:
+    """A case's words and sentences as inspect shows them: times in s from the case start (3 decimals)."""
+
+    def rel(t) -> float:
+        return round(float(t) - float(case.t_start), 3)
+
+    w, s = case.words, case.sentences
+    return {
+        "sentences": [
+            {
+                "text": s.text[i],
+                "t_start_s": rel(s.t_start[i]),
+                "t_end_s": rel(s.t_end[i]),
+                "n_fixations": int(s.n_fixations[i]),
+                "heatmap": bool(int(s.heatmap_index[i]) >= 0),
+            }
+            for i in range(len(s))
+        ],
+        "words": [
+            {"text": w.text[i], "t_start_s": rel(w.t_start[i]), "t_end_s": rel(w.t_end[i])}
+            for i in range(len(w.text))
+        ],
+    }
+
+
+def add_transcripts(path: Path, info: dict) -> None:
+    """Each readable case summary gains ``transcript`` (:func:`case_transcript`)."""
+    from radgaze.capture.store.session_file import SessionReader
+
+    try:
+        with SessionReader(path) as reader:
+            for c in info.get("cases", []):
+                if c.get("case_id") in reader.case_ids:
+                    c["transcript"] = case_transcript(reader.case(c["case_id"]))
+    except (RadgazeError, KeyError, OSError):  # a damaged case: describe_session has said so already
+        return
+
+
+def _transcript_lines(t: dict) -> list[str]:
+    """The transcript's lines: each sentence with its time span and gaze, then its words with their start."""
+    lines = ["    transcript:"] if t["sentences"] or t["words"] else ["    transcript: no words"]
+    for i, s in enumerate(t["sentences"]):
+        gaze = f"{s['n_fixations']} fixations" if s["heatmap"] else "no fixations: no heatmap"
+        lines.append(f"      {i + 1:2d}. {s['t_start_s']:7.2f}–{s['t_end_s']:7.2f} s  {s['text']}  ({gaze})")
+    row = "      words:"
+    for w in t["words"]:  # each word after its start time, never split from it at a line break
+        item = f"  {w['t_start_s']:.2f} {w['text']}"
+        if len(row) + len(item) > 110 and not row.endswith(":"):
+            lines.append(row)
+            row = "            "
+        row += item
+    return [*lines, row] if t["words"] else lines
+
+
 def format_text(info: dict) -> str:
     """Human-readable lines for one description."""
     if info["kind"] == "session":
@@ -160,6 +220,8 @@ def _case_lines(c: dict) -> list[str]:
         f"{c.get('fixations')} fixations, {c.get('words')} words, {c.get('sentences')} sentences, "
         f"{c.get('heatmaps')} heatmaps"
     ]
+    if c.get("transcript") is not None:
+        lines += _transcript_lines(c["transcript"])
     if c.get("ppd"):
         p = c["ppd"]
         lines.append(f"    px/deg {p['x']:.2f} x {p['y']:.2f} ({p['source']})")
@@ -225,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             print("radgaze inspect: " + " ".join(str(exc).split()), file=sys.stderr)
             status = 2
             continue
+        if info["kind"] == "session" and args.words:
+            add_transcripts(path, info)
         if info["kind"] == "session" and not info.get("valid", False):
             status = max(status, 1)
         infos.append(info)
