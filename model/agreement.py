@@ -148,10 +148,10 @@ def reader_shapes_mask(record: CaseRecord, reader_map: np.ndarray) -> np.ndarray
 
 def pointing_target(record: CaseRecord, i: int, reader_map: np.ndarray) -> tuple[np.ndarray, str]:
     """The region sentence ``i``'s attention should point into, on the heatmap grid, and its kind: the reader's
-    shapes holding its gaze (:func:`reader_shapes_mask`, "reader_ellipse"); else the ground-truth box of the
+    shapes that score it (:func:`sentence_shapes_mask`, "reader_ellipse"); else the ground-truth box of the
     finding the sentence names (synthetic readings, "finding_box"); else the reader heatmap's half-maximum region
     ("heatmap_half_max"). ``radgaze eval``'s pointing game counts every kind; review's Hit only the first."""
-    reader = reader_shapes_mask(record, reader_map)
+    reader = sentence_shapes_mask(record, i)
     if reader is not None:
         return reader, "reader_ellipse"
     xx, yy = _grid_centres_img_px(reader_map.shape, record.heatmap_scale)
@@ -203,8 +203,17 @@ def sentence_agreement(record: CaseRecord, i: int, model_map: np.ndarray) -> dic
     fix = fixation_mask(
         record.fixations, float(s.window_start[i]), float(s.window_end[i]), reader.shape, record.heatmap_scale
     )
-    shapes = None if names_no_finding(s.text[i]) else reader_shapes_mask(record, reader)
-    return agreement(model_map, reader, fix, shapes)
+    return agreement(model_map, reader, fix, sentence_shapes_mask(record, i))
+
+
+def sentence_shapes_mask(record: CaseRecord, i: int) -> np.ndarray | None:
+    """The reader's shapes that score sentence ``i`` (Hit, In shapes, eval's "reader_ellipse" pointing target):
+    those holding >= 50 % of its gaze (:func:`reader_shapes_mask`); None for a sentence without a heatmap or one
+    that names no finding (:func:`names_no_finding`)."""
+    reader = record.sentence_heatmap(i)
+    if reader is None or names_no_finding(str(record.sentences.text[i])):
+        return None
+    return reader_shapes_mask(record, reader)
 
 
 # A sentence stating absence or normality ("No pneumothorax.", "The right lung is clear.") names no finding:

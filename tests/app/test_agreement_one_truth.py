@@ -86,3 +86,21 @@ def test_review_and_eval_rows_are_identical_floats(run_dir, sessions, qapp):
         for m in ("cc", "nss", "kld", "sim", "auc_judd", "ellipse_hit", "ellipse_mass"):
             a, b = getattr(r, m), getattr(e, m)
             assert (math.isnan(a) and math.isnan(b)) or a == b, (key(r), m, a, b)
+
+
+def test_eval_points_a_no_finding_sentence_elsewhere_as_review_leaves_its_hit_undefined(tmp_path):
+    """One rule for which shapes score a sentence: review's Hit and eval's "reader_ellipse" target agree."""
+    from radgaze.capture.records import CaseAnnotation, Shape
+    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.model.agreement import case_rows, pointing_target
+
+    with SessionReader(write_session(tmp_path / "s.h5", 1)) as r:
+        rec = r.case("case0")
+    rec.annotation = CaseAnnotation(shapes=[
+        Shape("ellipse", 160.0, 260.0, 240.0, 340.0, ("Enlarged cardiac silhouette",), 5),  # the heart's gaze
+        Shape("ellipse", 70.0, 140.0, 150.0, 220.0, ("Other",), 3),  # where "the right lung is clear." looked
+    ])  # fmt: skip
+    heart, _, clear = case_rows(rec, rec.heatmaps.copy())
+    kinds = [pointing_target(rec, i, rec.sentence_heatmap(i))[1] for i in range(3)]
+    assert heart.ellipse_hit == 1.0 and kinds[0] == "reader_ellipse"
+    assert math.isnan(clear.ellipse_hit) and kinds[2] != "reader_ellipse"

@@ -331,14 +331,14 @@ def _check_review(qtbot, out: Path, tmp_path: Path, artifacts_dir: Path) -> None
         assert rows, "no sentence with a heatmap in the recorded session"
         abnormal = [r for r in rows if r.case_id in set(_abnormal_ids(out))]
         normal = [r for r in rows if r not in abnormal]
-        # a shape scores the sentences that looked into it (>= 50 % of their gaze, docs/agreement.md); the others
-        # have no target (NaN, not a miss)
-        from radgaze.model.agreement import reader_shapes_mask
+        # a shape scores the sentences naming a finding that looked into it (>= 50 % of their gaze,
+        # docs/agreement.md); the others have no target (NaN, not a miss)
+        from radgaze.model.agreement import sentence_shapes_mask
 
         records = {c.record.case_id: c.record for c in win.cases}
         for r in abnormal:
             rec = records[r.case_id]
-            tied = reader_shapes_mask(rec, rec.sentence_heatmap(r.sentence_index)) is not None
+            tied = sentence_shapes_mask(rec, r.sentence_index) is not None
             assert tied == (not math.isnan(r.ellipse_hit)) == (not math.isnan(r.ellipse_mass))
             assert not tied or (0.0 <= r.ellipse_mass <= 1.0 and r.ellipse_hit in (0.0, 1.0))
         assert all(rec.annotation.shapes for rec in records.values() if rec.case_id in _abnormal_ids(out))
