@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.errors import ConfigError, SessionBusyError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -227,6 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.seconds is not None and not args.seconds > 0:
         raise ConfigError(f"--seconds: expected a number of seconds > 0, got {args.seconds:g}")
+    from radgaze.capture.store.integrity import writer_of
+
+    writer = writer_of(args.output)
+    if writer is not None:  # a second recorder: one line naming the first (issue 24)
+        raise SessionBusyError(
+            f"{args.output}: expected no other writer, got one already recording it ({writer})"
+        )
     if args.output.exists():
         raise ConfigError(
             f"session file {str(args.output)!r} exists; choose a new file (sessions are written once)"

@@ -151,6 +151,23 @@ class WriterLock:
         self.fd = -1
 
 
+def writer_of(session: Path) -> str | None:
+    """Who is writing ``session`` now (its lock file's text: the writer's process id), or None when nobody
+    holds its lock (no lock file, or one a killed writer left)."""
+    path = lock_path(Path(session))
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.read(fd, 200).decode(errors="replace").strip() or "another process"
+    finally:
+        os.close(fd)  # closing drops a lock this look took
+    return None
+
+
 def lock_path(session: Path) -> Path:
     return session.with_name(f".{session.name}.lock")
 

@@ -16,7 +16,7 @@ from faults import chunk_spans, fill_disk, flip_bit, random_flips, read_only_fol
 
 from radgaze.capture.errors import SessionBusyError, StoreWriteError
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
-from radgaze.capture.store.integrity import DIGEST_ATTR, lock_path
+from radgaze.capture.store.integrity import DIGEST_ATTR, lock_path, writer_of
 from radgaze.capture.store.session_file import (
     SessionReader,
     SessionWriter,
@@ -82,12 +82,20 @@ def test_a_second_writer_gets_one_line_naming_the_first_and_the_live_file_is_unt
         assert path.stat().st_size == size  # the first writer's file was not cut
         with pytest.raises(SessionBusyError):  # a batch writer is refused the same way
             SessionWriter(path)
+        assert writer_of(path) == f'{{"pid": {holder.pid}}}'
+        second = subprocess.run(  # a second recorder on the same file: one line naming the first
+            [sys.executable, "-m", "radgaze.app.cli", "record", str(path), "--images", str(tmp_path), "--sim",
+             "--no-audio"], capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+        assert f'already recording it ({{"pid": {holder.pid}}})' in second.stderr
     finally:
         holder.kill()
         holder.wait(30)
         holder.stdout.close()
         holder.stderr.close()
     assert lock_path(path).exists()  # kill -9 leaves the lock file, but nobody holds it any more
+    assert writer_of(path) is None
     with pytest.raises(FileExistsError, match="a session file is written once"):
         SessionWriter(path, live=True)
     assert SessionReader(path).case("c1").case_id == "c1"
