@@ -161,6 +161,9 @@ def measure_clip(cfg: AsrConfig, clip: Clip, speed: float) -> dict:
             row["onset_error_s"] = np.round(
                 np.abs(np.array([s[3] for s in spans]) - T0 - clip.onset_s), 3
             ).tolist()
+            row["offset_error_s"] = np.round(
+                np.abs(np.array([s[4] for s in spans]) - T0 - clip.offset_s), 3
+            ).tolist()
     return row
 
 
@@ -184,6 +187,7 @@ def summarise(rows: list[dict]) -> dict:
     gaps = [r["wer_live"] - r["wer_whole_file"] for r in rows]
     spoken = [r for r in rows if "sentences_spoken" in r]
     onsets = [e for r in spoken for e in r.get("onset_error_s", [])]
+    offsets = [e for r in spoken for e in r.get("offset_error_s", [])]
     lat = [x for r in rows for x in r["commit_latency_s"]]
     return {
         "wer_live_mean": round(float(np.mean([r["wer_live"] for r in rows])), 3),
@@ -195,6 +199,7 @@ def summarise(rows: list[dict]) -> dict:
             3,
         ),
         "sentence_onset_error_p95_s": round(float(np.percentile(onsets, 95)), 3) if onsets else None,
+        "sentence_offset_error_p95_s": round(float(np.percentile(offsets, 95)), 3) if offsets else None,
         "rtf_live_mean": round(float(np.mean([r["rtf_live"] for r in rows])), 3),
         "commit_latency_p50_s": round(float(np.percentile(lat, 50)), 2) if lat else None,
         "commit_latency_p95_s": round(float(np.percentile(lat, 95)), 2) if lat else None,

@@ -15,13 +15,16 @@ Streaming policy (measured: benchmarks/README.md "ASR"; ``radgaze bench asr``). 
 1. Silence is never decoded (Whisper fills silence with "Thank you." and "see you in the next video").
 2. An utterance starts at speech (0.2 s of audio before it kept) and ends after ``END_SILENCE_S`` (0.6 s) of
    silence. While it lasts it is decoded every ``CHUNK_S`` (1 s) alone, for the preview only.
-3. When it ends it is decoded once more, whole, after up to ``CONTEXT_S`` (20 s) of the earlier utterances'
-   speech joined before it (acoustic and language context; their text is not also given as prompt,
-   whisper_streaming's rule); its words — those whose middle lies in its own audio — are final. Committing
+3. When the next utterance ends (lookahead, the default) it is decoded once more, whole, after up to
+   ``CONTEXT_S`` (20 s) of the earlier utterances' speech and before the next utterance (Whisper's encoder
+   sees the audio on both sides, as in a whole-file decode; the earlier text is not also given as prompt,
+   whisper_streaming's rule); its words — those whose middle lies in its own audio — are final. A case's
+   last utterance is final when the case ends (:meth:`StreamingTranscriber.flush`). Without lookahead an
+   utterance is final as soon as it ends (a sentence sooner; measured worse on both models). Committing
    words mid-utterance once two decodes agree (LocalAgreement-2, Machacek et al. 2023, ufal/whisper_streaming)
    is kept as an option (``commit_on_agreement``) and is what an utterance longer than one decode window
    (``max_buffer_s``) falls back to; measured, it lost words where the utterance-final decode did not.
-4. Whisper ends every decode with a full stop. Whether an utterance's last word ends a sentence is decided
+4. Whisper ends a decode's audio with a full stop. Whether an utterance's last word ends a sentence is decided
    by the pause after it: ``SENTENCE_PAUSE_S`` (1.5 s) or more ends the sentence (a full stop added where
    Whisper wrote none); the next speech coming sooner makes it a comma (the speaker paused inside a sentence:
    jfk.flac's "my fellow Americans, ask not ..." has 1.1 s pauses). The word waits until that is known.
@@ -90,6 +93,7 @@ SENTENCE_PAUSE_S = (
     1.5  # a sentence mark Whisper put at an utterance's end stands if this much silence follows
 )
 VAD_ONSET_LAG_S = 0.2  # Silero needs a few 32 ms windows to rise over its threshold at a speech onset
+LOOKAHEAD = True  # words final one utterance later, decoded with the next one (benchmarks/README.md "ASR")
 COMMIT_ON_AGREEMENT = False  # utterance mode: words final at the utterance's end (benchmarks/README.md "ASR")
 # Whisper's own rules for a decode that is not speech (openai/whisper transcribe(): no_speech_threshold 0.6
 # with logprob_threshold -1.0; compression_ratio_threshold 2.4 marks a repetition loop)
@@ -132,6 +136,7 @@ class AsrConfig:
     max_word_dur_s: float = MAX_WORD_DUR_S
     end_silence_s: float = END_SILENCE_S
     commit_on_agreement: bool = COMMIT_ON_AGREEMENT
+    lookahead: bool = LOOKAHEAD
 
 
 def resolve_device(device: str) -> str:
@@ -236,6 +241,16 @@ class WhisperTranscriber:
             "asr_beam_size": self.cfg.beam_size,
             "asr_vad": self.cfg.vad_filter,
         }
+
+
+def _mark_by_pause(w: AsrWord, long_pause: bool) -> AsrWord:
+    """An utterance's last word after the pause that follows it: a long pause ends the sentence (a full stop
+    where none), a short one does not (a sentence mark becomes a comma)."""
+    if not long_pause and ends_sentence(w.text):
+        return w._replace(text=w.text.rstrip().rstrip(".!?…") + ",")
+    if long_pause and not ends_sentence(w.text):
+        return w._replace(text=w.text.rstrip().rstrip(",;:") + ".")
+    return w
 
 
 def is_speech_segment(seg: Any) -> bool:
@@ -367,6 +382,7 @@ class StreamingTranscriber:
         speech: Any = None,
         end_silence_s: float = END_SILENCE_S,
         commit_on_agreement: bool = COMMIT_ON_AGREEMENT,
+        lookahead: bool = LOOKAHEAD,
     ) -> None:
         if chunk_s <= 0 or max_buffer_s < chunk_s:
             raise ValueError(f"expected 0 < chunk_s <= max_buffer_s, got {chunk_s}, {max_buffer_s}")
@@ -396,6 +412,8 @@ class StreamingTranscriber:
             None  # an utterance's last word with its sentence mark, until the pause is known
         )
         self._held_speech_end = 0  # sample where the speech before the held word's pause ended (VAD)
+        self.lookahead = lookahead  # an utterance's words final once the next one is heard (decoded with it)
+        self._provisional: tuple[int, int] | None = None  # lookahead: the utterance heard, not final yet
         self._block_t_lsl: list[float] = []
         self._block_first: list[int] = []
         self._pending: list[AsrWord] = []  # committed but held for punctuation ("new" before "paragraph")
@@ -488,12 +506,17 @@ class StreamingTranscriber:
         end = self._n_samples if end is None else min(end, self._n_samples)
         return self._decode_pieces([(first, end)])
 
-    def _decode_pieces(self, pieces: list[tuple[int, int]], *, last_only: bool = False) -> list[AsrWord]:
+    def _decode_pieces(
+        self, pieces: list[tuple[int, int]], *, last_only: bool = False, from_piece: int | None = None
+    ) -> list[AsrWord]:
         """Decode buffered sample ranges joined end to end; word times mapped back to the stream's timeline.
 
         The prompt is the committed text spoken before the first piece (whisper_streaming's rule: text whose
-        audio is in the decode is not also given as prompt). ``last_only``: only the words whose middle (on
-        the joined audio) lies in the last piece; the others were heard before."""
+        audio is in the decode is not also given as prompt). ``last_only`` / ``from_piece``: only the words
+        whose middle (on the joined audio) lies in the last piece / in piece ``from_piece`` or after it; the
+        others were heard before."""
+        if last_only:
+            from_piece = len([p for p in pieces if p[1] > p[0]]) - 1
         pieces = [(a, b) for a, b in pieces if b > a]
         buf = self._buffer()
         parts = [buf[a - self._buf_first : b - self._buf_first] for a, b in pieces]
@@ -510,17 +533,15 @@ class StreamingTranscriber:
         lengths = np.array([b - a for a, b in pieces], np.float64)
         joined = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
 
-        def to_stream(t_s: float, side: str) -> float:
-            x = t_s * self.rate
-            k = int(np.clip(np.searchsorted(joined, x, side=side) - 1, 0, starts.size - 1))
-            return (starts[k] + min(max(x - joined[k], 0.0), lengths[k])) / self.rate
+        def to_stream(w: AsrWord) -> AsrWord:
+            """A word lies in one piece, the one holding its middle: both ends are mapped through it."""
+            mid = (w.start_s + w.end_s) / 2 * self.rate
+            k = int(np.clip(np.searchsorted(joined, mid, side="right") - 1, 0, starts.size - 1))
+            s, e = (min(max(x * self.rate - joined[k], 0.0), lengths[k]) for x in (w.start_s, w.end_s))
+            return AsrWord((starts[k] + s) / self.rate, (starts[k] + e) / self.rate, w.text, w.probability)
 
-        first_of_last = joined[-1] / self.rate
-        return [
-            AsrWord(to_stream(w.start_s, "right"), to_stream(w.end_s, "left"), w.text, w.probability)
-            for w in words
-            if not last_only or (w.start_s + w.end_s) / 2 >= first_of_last
-        ]
+        first_kept = joined[max(0, from_piece)] / self.rate if from_piece is not None else -np.inf
+        return [to_stream(w) for w in words if (w.start_s + w.end_s) / 2 >= first_kept]
 
     def _commit(self, words: list[AsrWord]) -> list[AsrWord]:
         self._context.extend(words)
@@ -545,7 +566,8 @@ class StreamingTranscriber:
 
     def _open_utterance(self) -> bool:
         """Start an utterance at the first speech in the buffer (a pad before it); False while silent."""
-        after = max(self._buf_first, self._spoken[-1][1] if self._spoken else 0)
+        ends = [p[1] for p in self._spoken[-1:] + ([self._provisional] if self._provisional else [])]
+        after = max([self._buf_first] + ends)
         first = self.speech.first_speech_from(after)
         if first is None:
             return False
@@ -561,7 +583,7 @@ class StreamingTranscriber:
             released = self._release_held(self._utterance_first + self.pad_len if opened else None)
             if not opened:
                 # silence: nothing decoded; the context utterances and a pad's worth of audio are kept
-                self._trim(self._spoken[0][0] if self._spoken else self._n_samples - self.pad_len)
+                self._trim(self._kept_from(self._n_samples - self.pad_len))
                 self._emit(released, final=False)
                 return
         speech_end = self.speech.speech_end_after(self._utterance_first, self.end_silence_len)
@@ -585,7 +607,8 @@ class StreamingTranscriber:
         """Decode the utterance so far: the preview's tentative words; LocalAgreement-2 commits when
         ``commit_on_agreement`` or when the utterance outgrows one decode (then the buffer is trimmed)."""
         # the preview decodes the utterance alone (cheap); the context is for the final decode
-        hypothesis = self._decode_pieces([(self._utterance_first, self._n_samples)])
+        pending = [self._provisional] if self._provisional is not None else []
+        hypothesis = self._decode_pieces(pending + [(self._utterance_first, self._n_samples)])
         too_long = self._n_samples - self._utterance_first >= self.max_buffer_len
         if not self.commit_on_agreement and not too_long:
             self.agreement.tentative = [w for w in hypothesis if w.end_s > self.agreement.horizon_s]
@@ -607,6 +630,8 @@ class StreamingTranscriber:
         ``hold_mark``: whether the last word ends a sentence is Whisper's guess at the end of the audio it
         was given; the word is held (:meth:`_release_held`) until the pause after it is known."""
         end = min(end, self._n_samples)
+        if self.lookahead:
+            return self._lookahead_step((self._utterance_first, end), final=not hold_mark)
         committed = self.agreement.finish(self._utterance_words(end))
         del self.agreement.committed[:-MAX_NGRAM_OVERLAP]
         self._spoken.append((self._utterance_first, end))
@@ -617,6 +642,35 @@ class StreamingTranscriber:
             self._held = committed.pop()
             self._held_speech_end = end - self.pad_len
         return committed
+
+    def _lookahead_step(self, current: tuple[int, int], *, final: bool) -> list[AsrWord]:
+        """Lookahead: the utterance before ``current`` becomes final now that ``current`` is heard (decoded
+        with it, so Whisper sees the speech after it too); ``current`` waits for the next one (or ``final``)."""
+        self._utterance_first = None
+        committed = self._finalize_provisional(current) if self._provisional is not None else []
+        self._provisional = current
+        if final:
+            committed += self._finalize_provisional(None)
+        self._keep_context(current[1])
+        return committed
+
+    def _finalize_provisional(self, following: tuple[int, int] | None) -> list[AsrWord]:
+        """Decode context + the provisional utterance (+ ``following``); the provisional's words are final,
+        its last word's sentence mark decided by the pause before ``following`` (kept when None)."""
+        prov, self._provisional = self._provisional, None
+        context = self._context_pieces()
+        pieces = context + [prov] + ([following] if following is not None else [])
+        words = self._decode_pieces(pieces, from_piece=len(context))
+        t_next = None if following is None else following[0] / self.rate
+        own = [w for w in words if t_next is None or (w.start_s + w.end_s) / 2 < t_next]
+        committed = self.agreement.finish(own)
+        self.agreement.tentative = [w for w in words if w not in own]
+        del self.agreement.committed[:-MAX_NGRAM_OVERLAP]
+        self._spoken.append(prov)
+        if following is not None and committed and not is_punctuation(committed[-1].text):
+            gap = (following[0] + self.pad_len) - (prov[1] - self.pad_len)
+            committed[-1] = _mark_by_pause(committed[-1], gap >= SENTENCE_PAUSE_S * self.rate)
+        return self._commit(committed)
 
     def _release_held(self, next_speech: int | None) -> list[AsrWord]:
         """The held word once the pause after it is known: a pause of ``SENTENCE_PAUSE_S`` or more ends the
@@ -630,15 +684,10 @@ class StreamingTranscriber:
         # ramping up on an onset: a margin of VAD_ONSET_LAG_S before calling the pause long
         lag = VAD_ONSET_LAG_S * self.rate if next_speech is None else 0
         gap = (self._n_samples - lag if next_speech is None else next_speech) - self._held_speech_end
-        if gap < SENTENCE_PAUSE_S * self.rate:
-            if next_speech is None:
-                return []
-            if ends_sentence(w.text):
-                w = w._replace(text=w.text.rstrip().rstrip(".!?…") + ",")
-        elif not ends_sentence(w.text):  # a long pause after an unpunctuated utterance ends its sentence
-            w = w._replace(text=w.text.rstrip().rstrip(",;:") + ".")
+        if gap < SENTENCE_PAUSE_S * self.rate and next_speech is None:
+            return []
         self._held = None
-        return [w]
+        return [_mark_by_pause(w, gap >= SENTENCE_PAUSE_S * self.rate)]
 
     def _utterance_words(self, end: int) -> list[AsrWord]:
         """The words of the utterance [first, end), decoded after the context utterances (their words, already
@@ -659,7 +708,12 @@ class StreamingTranscriber:
             total += b - a
             keep.insert(0, (a, b))
         self._spoken = keep
-        self._trim(keep[0][0] if keep else end)
+        self._trim(self._kept_from(end))
+
+    def _kept_from(self, default: int) -> int:
+        """First sample still needed: the context utterances' and a provisional one's, else ``default``."""
+        firsts = [p[0] for p in self._spoken[:1] + ([self._provisional] if self._provisional else [])]
+        return min(firsts) if firsts else default
 
     def _flush(self, t_lsl: float) -> None:
         """Final words for everything fed before LSL time ``t_lsl``, then the marker."""
@@ -679,10 +733,10 @@ class StreamingTranscriber:
         word first, with its mark: the case or the recording ends here)."""
         held, self._held = ([self._held] if self._held is not None else []), None
         if self._utterance_first is None and not self._open_utterance():
-            return held
+            return held + (self._finalize_provisional(None) if self._provisional is not None else [])
         if self._utterance_first >= end:
             self._utterance_first = None
-            return held
+            return held + (self._finalize_provisional(None) if self._provisional is not None else [])
         return held + self._finish_utterance(end)
 
     def _sample_at(self, t_lsl: float) -> int:
@@ -786,6 +840,7 @@ def streaming_from_config(
         speech=speech,
         end_silence_s=cfg.end_silence_s,
         commit_on_agreement=cfg.commit_on_agreement,
+        lookahead=cfg.lookahead,
     )
 
 
