@@ -62,6 +62,7 @@ class ReplayCase:
     pixels: np.ndarray
     window: tuple[float, float] | None
     image_note: str  # '' when the image loaded, else why a blank stands in
+    meta: object | None = None  # the file's ImageMeta (the corner says "uint8" for an 8-bit PNG, not uint16)
 
 
 def load_replay_case(session_path: Path, case_id: str) -> ReplayCase:
@@ -74,7 +75,7 @@ def load_replay_case(session_path: Path, case_id: str) -> ReplayCase:
         record = reader.case(case_id)
     try:
         img = load_case_image(record.image, session_path)  # verified: sha256, width, height
-        return ReplayCase(record, img.pixels, default_window(img), "")
+        return ReplayCase(record, img.pixels, default_window(img), "", img.meta)
     except ImageLoadError as exc:
         w, h = max(record.image.width, 1), max(record.image.height, 1)
         return ReplayCase(record, np.zeros((h, w), np.uint16), (0.5, 1.0), f"image not shown: {exc}")
@@ -296,7 +297,7 @@ class ReplayWindow(QtWidgets.QMainWindow):
         case = load_replay_case(self.session_path, case_id)
         self.case = case
         rec = case.record
-        self.state.set_case(case_id, case.pixels, window=case.window)
+        self.state.set_case(case_id, case.pixels, window=case.window, meta=case.meta)
         self.annotation_overlay.show(rec.annotation)
         self.view_index = -1
         self.whole_case_heatmap = rx.case_heatmap(rec)

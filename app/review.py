@@ -115,17 +115,19 @@ class ReviewCase:
     window: tuple[float, float] | None
     model_maps: dict[int, np.ndarray]  # sentence index -> (h_hm, w_hm)
     pixels01: np.ndarray | None = None  # the image as the model sees it (io.images.windowed01)
+    meta: object | None = None  # the file's ImageMeta (the corner says "uint8" for an 8-bit PNG, not uint16)
 
 
 def load_case_image(
     record: CaseRecord, session: Path
-) -> tuple[np.ndarray, tuple[float, float] | None, np.ndarray]:
-    """(the pixels as stored, their default window, the image as the model sees it in training and eval)."""
+) -> tuple[np.ndarray, tuple[float, float] | None, np.ndarray, object]:
+    """(the pixels as stored, their default window, the image as the model sees it in training and eval, the
+    file's ImageMeta)."""
     from radgaze.capture.io.images import default_window, windowed01
     from radgaze.capture.store.case_image import load_case_image
 
     img = load_case_image(record.image, session)  # verified: sha256, width, height
-    return img.pixels, default_window(img), windowed01(img)
+    return img.pixels, default_window(img), windowed01(img), img.meta
 
 
 def compute_review(
@@ -148,13 +150,13 @@ def compute_review(
             if not idx:
                 continue
             try:
-                pixels, window, pixels01 = load_case_image(rec, path)
+                pixels, window, pixels01, meta = load_case_image(rec, path)
             except ImageLoadError as exc:
                 problems.append(f"{path.name}/{rec.case_id}: {exc}")
                 continue
             shape = rec.heatmaps.shape[1:]
             maps = model_maps_on_grid(model, pixels01, [rec.sentences.text[i] for i in idx], shape)
-            cases.append(ReviewCase(path, rec, pixels, window, dict(zip(idx, maps)), pixels01))
+            cases.append(ReviewCase(path, rec, pixels, window, dict(zip(idx, maps)), pixels01, meta))
             rows.extend(case_rows(rec, maps, session=path.name))
     return cases, rows, problems
 
@@ -485,7 +487,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
         rec = case.record
         if self.current is None or self.current[0] != case_index:
             for state in (self.reader_state, self.model_state):
-                state.set_case(rec.case_id, case.pixels, window=case.window)
+                state.set_case(rec.case_id, case.pixels, window=case.window, meta=case.meta)
             for overlay in self.overlays:
                 overlay.show(rec.annotation)
             with QtCore.QSignalBlocker(self.case_box):

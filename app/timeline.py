@@ -26,6 +26,23 @@ from radgaze.app.replay_frame import word_at as word_at
 from radgaze.capture.records import CaseRecord, Words
 
 SPEEDS: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0, 4.0)  # issue 4: 0.25x-4x
+WORD_ROWS_Y = (1.3, 0.7)  # the word labels' rows on the word track (y of the track's axis)
+LABEL_GAP_PX = 4.0
+
+
+def label_rows(starts_px: np.ndarray, widths_px: np.ndarray, n_rows: int = 2, gap_px: float = LABEL_GAP_PX):
+    """For labels in time order starting at ``starts_px`` with ``widths_px`` (screen px): the row each goes in
+    (the first whose last label ends ``gap_px`` before it starts), or -1 when none has room."""
+    row_end = [-np.inf] * n_rows
+    rows = []
+    for start, width in zip(starts_px, widths_px, strict=True):
+        row = next((r for r in range(n_rows) if row_end[r] + gap_px <= start), -1)
+        if row >= 0:
+            row_end[row] = start + width
+        rows.append(row)
+    return rows
+
+
 STEP_FALLBACK_S = 0.1  # arrow step when a case has no fixations or words
 
 
@@ -168,6 +185,8 @@ class TimelineWidget(pg.GraphicsLayoutWidget):
         self.setMinimumHeight(240)
         self._word_font = QtGui.QFont()
         self._word_font.setPointSizeF(8.0)
+        self.words_box.sigXRangeChanged.connect(lambda *_: self.layout_words())
+        self.words_box.sigResized.connect(lambda *_: self.layout_words())
 
     # -- content --------------------------------------------------------------------------------------
     def set_record(self, record: CaseRecord) -> None:
@@ -207,7 +226,18 @@ class TimelineWidget(pg.GraphicsLayoutWidget):
             pen=None,
         )
         self._add(self.words_plot, self.sentence_bars)
-        w = record.words
+        self._draw_words(record.words)
+        for i in range(len(s)):
+            item = pg.TextItem(f"S{i + 1}", color="#ffffff", anchor=(0, 0.5))
+            item.setPos(float(s.window_start[i] - self.t0), 1.8)
+            self._add(self.words_plot, item)
+        self.gaze_plot.setXRange(0.0, max(record.duration_s, 1e-3), padding=0.01)
+        self.gaze_box.setLimits(xMin=-1.0, xMax=record.duration_s + 1.0)
+        self.set_time(record.t_start)
+        self.layout_words()
+
+    def _draw_words(self, w: Words) -> None:
+        """The word track: a bar per word, and its label (placed by :meth:`layout_words`)."""
         self.word_bars = pg.BarGraphItem(
             x0=np.asarray(w.t_start) - self.t0,
             x1=np.asarray(w.t_end) - self.t0,
@@ -217,18 +247,32 @@ class TimelineWidget(pg.GraphicsLayoutWidget):
             pen=None,
         )
         self._add(self.words_plot, self.word_bars)
-        for i, text in enumerate(w.text):
+        metrics = QtGui.QFontMetrics(self._word_font)
+        self._word_items, self._word_t_s = [], np.asarray(w.t_start, np.float64) - self.t0
+        self._word_w_px = np.array([metrics.horizontalAdvance(text) + 2.0 for text in w.text])
+        for text in w.text:
             item = pg.TextItem(text, color="#e0e0e0", anchor=(0, 0.5))
             item.setFont(self._word_font)
-            item.setPos(float(w.t_start[i] - self.t0), 1.15 if i % 2 == 0 else 0.85)
             self._add(self.words_plot, item)
-        for i in range(len(s)):
-            item = pg.TextItem(f"S{i + 1}", color="#ffffff", anchor=(0, 0.5))
-            item.setPos(float(s.window_start[i] - self.t0), 1.8)
-            self._add(self.words_plot, item)
-        self.gaze_plot.setXRange(0.0, max(record.duration_s, 1e-3), padding=0.01)
-        self.gaze_box.setLimits(xMin=-1.0, xMax=record.duration_s + 1.0)
-        self.set_time(record.t_start)
+            self._word_items.append(item)
+
+    def layout_words(self) -> None:
+        """Place the word labels for the current zoom: each in the first of the rows where it does not overlap
+        the label before it; a word with room in neither is not labelled (its bar stays; zoom in to read it)."""
+        items = getattr(self, "_word_items", [])
+        if not items:
+            return
+        (x0, x1), width_px = self.words_box.viewRange()[0], max(self.words_box.width(), 1.0)
+        starts_px = (self._word_t_s - x0) / max(x1 - x0, 1e-9) * width_px
+        (y0, y1), height_px = self.words_box.viewRange()[1], max(self.words_box.height(), 1.0)
+        rows_apart_px = abs(WORD_ROWS_Y[0] - WORD_ROWS_Y[1]) / max(y1 - y0, 1e-9) * height_px
+        text_px = QtGui.QFontMetrics(self._word_font).height()
+        n_rows = len(WORD_ROWS_Y) if rows_apart_px >= text_px else 1  # a short track: one row, no overlap
+        rows = label_rows(starts_px, self._word_w_px, n_rows=n_rows)
+        for item, t_s, row in zip(items, self._word_t_s, rows, strict=True):
+            item.setVisible(row >= 0)
+            if row >= 0:
+                item.setPos(float(t_s), WORD_ROWS_Y[row])
 
     def _add(self, plot: pg.PlotItem, item: QtWidgets.QGraphicsItem) -> None:
         plot.addItem(item)

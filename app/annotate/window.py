@@ -80,7 +80,7 @@ class AnnotateWindow(QtWidgets.QMainWindow):
         case = load_replay_case(item.session, item.case_id)
         rec = case.record
         self.record = rec
-        self.state.set_case(rec.case_id, case.pixels, window=case.window)
+        self.state.set_case(rec.case_id, case.pixels, window=case.window, meta=case.meta)
         self.setWindowTitle(f"radgaze annotate — {item.session.name} / {item.case_id}")
         self.panel.open_case(
             rec.case_id, rec.image.width, rec.image.height, rec.words.text, rec.annotation,
