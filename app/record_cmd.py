@@ -215,6 +215,21 @@ def remembered_distance(given_mm: float | None) -> tuple[float | None, str]:
     return value, DISTANCE_REMEMBERED
 
 
+def check_output_file(output: Path) -> None:
+    """Before any device opens, one line when the session file cannot be written: another recorder is writing
+    it (named), it exists, or its folder has no room for EXPECTED_MINUTES (the free space is printed)."""
+    from radgaze.capture.store.integrity import check_free_space, writer_of
+
+    writer = writer_of(output)
+    if writer is not None:  # a second recorder: one line naming the first (issue 24)
+        raise SessionBusyError(f"{output}: expected no other writer, got one already recording it ({writer})")
+    if output.exists():
+        raise ConfigError(
+            f"session file {str(output)!r} exists; choose a new file (sessions are written once)"
+        )
+    print(check_free_space(output.parent, EXPECTED_MINUTES), flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--headless" in argv:
@@ -227,20 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.seconds is not None and not args.seconds > 0:
         raise ConfigError(f"--seconds: expected a number of seconds > 0, got {args.seconds:g}")
-    from radgaze.capture.store.integrity import writer_of
-
-    writer = writer_of(args.output)
-    if writer is not None:  # a second recorder: one line naming the first (issue 24)
-        raise SessionBusyError(
-            f"{args.output}: expected no other writer, got one already recording it ({writer})"
-        )
-    if args.output.exists():
-        raise ConfigError(
-            f"session file {str(args.output)!r} exists; choose a new file (sessions are written once)"
-        )
-    from radgaze.capture.store.integrity import check_free_space
-
-    print(check_free_space(args.output.parent, EXPECTED_MINUTES), flush=True)  # one line: room, or refused
+    check_output_file(args.output)
     if args.second_look is not None:  # bad second-look parameters fail before the devices open
         from radgaze.capture.gazemath.second_look import SecondLookParams
 
