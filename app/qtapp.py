@@ -95,6 +95,48 @@ def check_display(environ: dict | None = None, platform: str = sys.platform) -> 
             f"cannot open display {display!r}: no X server answers there; start one (or `xvfb-run`), fix "
             "DISPLAY, or set QT_QPA_PLATFORM=offscreen for an unattended run"
         )
+    check_xcb_libraries()
+
+
+# The libraries Qt 6's X11 (xcb) platform plugin loads and the Debian/Ubuntu packages that hold them (Qt's "Qt for
+# X11 Requirements" page; the same list as the README's apt-get line). Without one Qt aborts (exit 134) with
+# "Could not load the Qt platform plugin "xcb" ... xcb-cursor0 or libxcb-cursor0 is needed".
+XCB_LIBRARY_PACKAGES = {
+    "xcb-cursor": "libxcb-cursor0",
+    "xkbcommon-x11": "libxkbcommon-x11-0",
+    "xcb-icccm": "libxcb-icccm4",
+    "xcb-keysyms": "libxcb-keysyms1",
+    "xcb-image": "libxcb-image0",
+    "xcb-render-util": "libxcb-render-util0",
+    "xcb-shape": "libxcb-shape0",
+    "xcb-xinerama": "libxcb-xinerama0",
+    "EGL": "libegl1",
+    "GL": "libgl1",
+    "fontconfig": "libfontconfig1",
+    "dbus-1": "libdbus-1-3",
+}
+
+
+def missing_packages(libraries: dict[str, str], find=None) -> list[str]:
+    """The packages of ``libraries`` ({library name as ``ctypes.util.find_library`` takes it: package}) whose
+    library ``find`` (default: ``ctypes.util.find_library``) does not find, in the dict's order."""
+    if find is None:
+        import ctypes.util
+
+        find = ctypes.util.find_library
+    return [package for name, package in libraries.items() if not find(name)]
+
+
+def check_xcb_libraries(libraries: dict[str, str] | None = None, find=None) -> None:
+    """ConfigError (exit 2, one line naming the Debian packages) when a library of Qt's xcb plugin is missing,
+    before Qt would abort with its own crash text."""
+    missing = missing_packages(XCB_LIBRARY_PACKAGES if libraries is None else libraries, find)
+    if missing:
+        raise ConfigError(
+            f"Qt's X11 (xcb) platform needs libraries that are not installed; install the Debian/Ubuntu "
+            f"packages {' '.join(missing)} (apt-get install -y {' '.join(missing)}), or set "
+            "QT_QPA_PLATFORM=offscreen for an unattended run"
+        )
 
 
 def ensure_qapp(name: str):
