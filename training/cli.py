@@ -171,7 +171,8 @@ def summary_text(report: dict) -> str:
         ("epochs", report.get("epochs")),
         ("training cases", d.get("n_train")),
         ("validation cases", d.get("n_val")),
-        ("skipped files", d.get("n_skipped")),
+        ("skipped files", d.get("n_skipped_files")),  # unreadable session files
+        ("skipped cases", d.get("n_skipped_cases")),  # cases of readable files (no sentences, image missing…)
         ("final loss", (report.get("final_terms") or {}).get("loss")),
         ("best select metric", report.get("best_metric")),
         ("wall time (s)", report.get("wall_s")),

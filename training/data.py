@@ -67,13 +67,23 @@ class SessionIndex:
     refreshed_files: int = 0  # files (re)read on this build; 0 = the cache was fully reused
 
     def report(self) -> dict:
+        n_files, n_cases = skipped_counts(self.skipped)
         return {
             "n_files": self.n_files,
             "n_cases": len(self.cases),
             "n_skipped": len(self.skipped),
+            "n_skipped_files": n_files,
+            "n_skipped_cases": n_cases,
             "skipped": self.skipped,
             "refreshed_files": self.refreshed_files,
         }
+
+
+def skipped_counts(skipped: list[dict]) -> tuple[int, int]:
+    """(whole files skipped, cases skipped in files that opened) of an index's ``skipped`` entries: an entry
+    without a case id is a file that could not be read at all; one with a case id is one case of a file."""
+    files = {s["file"] for s in skipped if s.get("case_id") is None}
+    return len(files), sum(1 for s in skipped if s.get("case_id") is not None)
 
 
 def _scan_file(path: Path) -> tuple[list[dict], list[dict]]:

@@ -113,6 +113,10 @@ def classification_metrics(
         for k in KS:
             out[f"retrieval_{d}_p_at_{k}"] = None
     if len(classes) < 2:
+        out["zero_shot_note"] = (
+            f"no zero-shot or class retrieval (–): it needs cases of at least 2 classes with one label each; "
+            f"{len(keep)} of {len(labels)} case(s) have one label ({len(classes)} class(es))"
+        )
         return out
     given = prompts or {}
     missing = [c for c in classes if not given.get(c)]
@@ -318,7 +322,7 @@ def evaluate_run(
         model, ds, device=device, max_attention_cases=max_attention_cases, prompts=prompts, rows_out=rows_out
     )
     result["checkpoint"] = str(ckpt)
-    result["n_skipped_files"] = len(index.skipped)
+    result["n_skipped_files"], result["n_skipped_cases"] = tdata.skipped_counts(index.skipped)
     result["evaluated_on"] = "training cases" if on_training else "sessions not named in the run's report"
     if on_training:
         result["warning"] = TRAINING_CASES_WARNING
@@ -349,7 +353,7 @@ def result_table(result: dict) -> str:
     from radgaze.training.console import table
 
     lines = [table([(k, scalars[k]) for k in order], title="evaluation")]
-    for k in ("checkpoint", "evaluated_on"):
+    for k in ("zero_shot_note", "checkpoint", "evaluated_on"):
         if result.get(k):
             lines.append(f"  {k}: {result[k]}")
     if result.get("warning"):

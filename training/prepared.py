@@ -88,6 +88,8 @@ class PrepareReport:
             "refreshed_files": self.refreshed_files,
             "removed_files": self.removed_files,
             "n_skipped": len(self.skipped),
+            "n_skipped_files": tdata.skipped_counts(self.skipped)[0],
+            "n_skipped_cases": tdata.skipped_counts(self.skipped)[1],
             "skipped": self.skipped,
         }
 
