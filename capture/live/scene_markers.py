@@ -10,6 +10,7 @@ and Neon screen-gaze mapping use; an optional extra: ``pip install 'radgaze[head
 from __future__ import annotations
 
 import ctypes
+import functools
 
 import numpy as np
 
@@ -31,15 +32,23 @@ def _apriltags():
     return pupil_apriltags, _ApriltagFamily
 
 
+@functools.cache
+def _library() -> tuple:
+    """One pupil-apriltags detector and tag36h11 table for the process: a Detector's destruction (its families
+    freed before the detector that refers to them) corrupted the heap of a process that went on (a glibc abort
+    later, in unrelated code), so none is ever destroyed."""
+    pa, family_struct = _apriltags()
+    detector = pa.Detector(families=FAMILY)
+    lib = detector.libc
+    lib.tag36h11_create.restype = ctypes.POINTER(family_struct)
+    return detector, lib.tag36h11_create().contents
+
+
 class MarkerDetector:
     """tag36h11 detection in grey scene frames; also draws the markers (one library for both)."""
 
     def __init__(self) -> None:
-        pa, family_struct = _apriltags()
-        self._detector = pa.Detector(families=FAMILY)
-        lib = self._detector.libc
-        lib.tag36h11_create.restype = ctypes.POINTER(family_struct)
-        self._family = lib.tag36h11_create().contents
+        self._detector, self._family = _library()
 
     def detect(self, frame: np.ndarray) -> dict[int, np.ndarray]:
         """id -> corners (4, 2) in frame px of every tag36h11 marker in a grey uint8 frame (H, W)."""
