@@ -6,18 +6,17 @@ same words, sentences and onsets as the headless streamer fed the same audio.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import soundfile
+import test_record_annotate
 from PySide6 import QtCore
 
 pytestmark = pytest.mark.slow
+tracker_process = test_record_annotate.tracker_process  # the real LSL tracker in another process (fixture)
 
 
 @pytest.fixture
@@ -31,21 +30,7 @@ def tiny_en():
     return wheel_model_dir("tiny.en")
 
 
-@pytest.fixture
-def sim_tracker():
-    name = f"radgaze-dictation-test-{os.getpid()}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "radgaze.app.cli", "sim-tracker", "--layout", "tobii", "--rate", "120",
-         "--name", name, "--display", "1366x740", "--duration", "600"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    assert proc.stdout.readline().startswith(f"publishing '{name}'")
-    yield name
-    proc.terminate()
-    proc.wait(10)
-
-
-def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path, tiny_en, sim_tracker):
+def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path, tiny_en, tracker_process):
     from PIL import Image
     from PySide6.QtWidgets import QApplication
 
@@ -65,7 +50,7 @@ def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path
         Image.fromarray(chest).save(images / f"{name}.png")
     out = tmp_path / "reading.h5"
     args = build_parser().parse_args(
-        [str(out), "--images", str(images), "--tracker", sim_tracker, "--audio-file", str(wav), "--whisper",
+        [str(out), "--images", str(images), "--tracker", tracker_process, "--audio-file", str(wav), "--whisper",
          "tiny.en", "--no-annotate", "--display", "1366x740"]
     )  # fmt: skip
     parts = open_sources(args, QApplication.instance())

