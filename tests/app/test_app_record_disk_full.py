@@ -14,11 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from test_app_tracker_lost import record_window_on_stream
 
-from radgaze.app.live import LiveSession
-from radgaze.app.main_window import MainWindow
-from radgaze.app.recording import RecordController
-from radgaze.capture.records import DisplayGeometry
 from radgaze.capture.store.integrity import DISK_RESERVE_BYTES
 
 OUTLET_PROC = Path(__file__).resolve().parents[1] / "capture" / "lsl_outlet_proc.py"
@@ -40,9 +37,7 @@ def _start_outlet(tmp_path: Path, name: str) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_the_window_says_the_disk_is_full_and_the_file_stays_valid(qtbot, tmp_path):
-    from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
-    from radgaze.capture.live.gaze.inlet import GazeInlet
-    from radgaze.capture.store.session_file import SessionWriter, describe_session
+    from radgaze.capture.store.session_file import describe_session
 
     if os.geteuid() != 0:
         pytest.skip("a full disk needs a small tmpfs, and mounting one needs root")
@@ -53,30 +48,20 @@ def test_the_window_says_the_disk_is_full_and_the_file_stays_valid(qtbot, tmp_pa
     name = f"radgaze-diskfull-{time.monotonic_ns()}"
     Image.fromarray(np.full((300, 200), 2000, np.uint16)).save(tmp_path / "c.png")
     proc = _start_outlet(tmp_path, name)
-    display = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
-    inlet = GazeInlet(resolve_gaze_stream(name, timeout_s=10.0), display).start()
-    writer = SessionWriter(disk / "s.h5", live=True)
-    session = LiveSession(display, writer, gaze_inlet=inlet).start()
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.show()
-    win.open_folder(tmp_path)
-    ctl = RecordController(win, session, display, tracker_name=name)
     try:
-        qtbot.waitUntil(lambda: "connected" in win.reading.tracker.label.text(), timeout=15000)
-        ctl.start()
-        qtbot.wait(1000)
-        st = os.statvfs(disk)
-        with open(disk / "filler.bin", "wb") as fh:  # the disk fills while the case is recorded
-            fh.write(b"\0" * max(0, st.f_bavail * st.f_frsize - DISK_RESERVE_BYTES - 60_000))
-        qtbot.waitUntil(lambda: "disk full" in win.statusBar().currentMessage(), timeout=60000)
-        message = win.statusBar().currentMessage()
-        assert message.startswith("capture error: ") and "\n" not in message
-        assert "what was written before is kept" in message
-    finally:
-        session.stop()
-        inlet.stop()
-        writer.close()  # after the failure: closes without writing more
+        with record_window_on_stream(qtbot, tmp_path, name, disk / "s.h5", size=(1200, 800)) as rec:
+            win, ctl = rec.win, rec.ctl
+            qtbot.waitUntil(lambda: "connected" in win.reading.tracker.label.text(), timeout=15000)
+            ctl.start()
+            qtbot.wait(1000)
+            st = os.statvfs(disk)
+            with open(disk / "filler.bin", "wb") as fh:  # the disk fills while the case is recorded
+                fh.write(b"\0" * max(0, st.f_bavail * st.f_frsize - DISK_RESERVE_BYTES - 60_000))
+            qtbot.waitUntil(lambda: "disk full" in win.statusBar().currentMessage(), timeout=60000)
+            message = win.statusBar().currentMessage()
+            assert message.startswith("capture error: ") and "\n" not in message
+            assert "what was written before is kept" in message
+    finally:  # the writer was closed on leaving: after the failure it closes without writing more
         proc.kill()
         proc.wait(10)
     try:

@@ -13,11 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from radgaze.app.live import LiveSession
-from radgaze.app.main_window import MainWindow
-from radgaze.app.recording import RecordController
-from radgaze.capture.records import DisplayGeometry
+from test_app_tracker_lost import record_window_on_stream
 
 OUTLET_PROC = Path(__file__).resolve().parents[1] / "capture" / "lsl_outlet_proc.py"
 TOBII_LABELS = ["left_x", "left_y", "left_pupil", "right_x", "right_y", "right_pupil"]
@@ -37,36 +33,22 @@ def _start_outlet(tmp_path: Path, name: str) -> subprocess.Popen:
 
 
 def test_panel_shows_a_clock_step_and_the_session_keeps_every_sample(qtbot, tmp_path, artifacts_dir):
-    from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
-    from radgaze.capture.live.gaze.inlet import GazeInlet
-    from radgaze.capture.store.session_file import SessionReader, SessionWriter
+    from radgaze.capture.store.session_file import SessionReader
 
     name = f"radgaze-clockstep-{time.monotonic_ns()}"
     Image.fromarray(np.full((300, 200), 2000, np.uint16)).save(tmp_path / "c.png")
     proc = _start_outlet(tmp_path, name)
-    display = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
-    inlet = GazeInlet(resolve_gaze_stream(name, timeout_s=10.0), display).start()
-    writer = SessionWriter(tmp_path / "s.h5", live=True)
-    session = LiveSession(display, writer, gaze_inlet=inlet).start()
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    win.open_folder(tmp_path)
-    ctl = RecordController(win, session, display, tracker_name=name)
-    label = win.reading.tracker.label
     try:
-        qtbot.waitUntil(lambda: "connected" in label.text(), timeout=15000)
-        ctl.start()  # the case is recorded across the step
-        qtbot.waitUntil(lambda: "tracker clock stepped once, last +10.0 s" in label.text(), timeout=20000)
-        assert "samples kept, times corrected" in label.text() and "lost" not in label.text()
-        win.grab().save(str(artifacts_dir / "tracker_clock_step.png"))
-        qtbot.wait(500)  # samples after the step
-        ctl.stop()
+        with record_window_on_stream(qtbot, tmp_path, name, tmp_path / "s.h5") as rec:
+            win, ctl, inlet, label = rec.win, rec.ctl, rec.inlet, rec.win.reading.tracker.label
+            qtbot.waitUntil(lambda: "connected" in label.text(), timeout=15000)
+            ctl.start()  # the case is recorded across the step
+            qtbot.waitUntil(lambda: "tracker clock stepped once, last +10.0 s" in label.text(), timeout=20000)
+            assert "samples kept, times corrected" in label.text() and "lost" not in label.text()
+            win.grab().save(str(artifacts_dir / "tracker_clock_step.png"))
+            qtbot.wait(500)  # samples after the step
+            ctl.stop()
     finally:
-        session.stop()
-        inlet.stop()
-        writer.close()
         proc.kill()
         proc.wait(10)
     with SessionReader(tmp_path / "s.h5") as r:

@@ -8,7 +8,9 @@ import json
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -40,46 +42,56 @@ def test_lost_needs_less_than_a_second_by_design():
     assert LOST_AFTER_S + STATUS_EVERY_S < 1.0
 
 
-@pytest.mark.slow
-def test_panel_shows_lost_and_recovery_when_a_real_outlet_is_killed(qtbot, tmp_path, artifacts_dir):
+@contextmanager
+def record_window_on_stream(qtbot, images: Path, name: str, session_file: Path, size=(1200, 800)):
+    """The record window with a live session recording the real LSL gaze stream ``name`` into
+    ``session_file`` (``images`` as its worklist); the session, inlet and writer are stopped on leaving."""
     from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
     from radgaze.capture.live.gaze.inlet import GazeInlet
     from radgaze.capture.store.session_file import SessionWriter
 
-    name = f"radgaze-outage-{time.monotonic_ns()}"
-    Image.fromarray(np.full((300, 200), 2000, np.uint16)).save(tmp_path / "c.png")
-    proc = _start_outlet(tmp_path, name)
     display = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
     inlet = GazeInlet(resolve_gaze_stream(name, timeout_s=10.0), display).start()
-    writer = SessionWriter(tmp_path / "s.h5", live=True)
+    writer = SessionWriter(session_file, live=True)
     session = LiveSession(display, writer, gaze_inlet=inlet).start()
     win = MainWindow()
     qtbot.addWidget(win)
-    win.resize(1200, 800)
+    win.resize(*size)
     win.show()
-    win.open_folder(tmp_path)
+    win.open_folder(images)
     ctl = RecordController(win, session, display, tracker_name=name)
-    label = win.reading.tracker.label
     try:
-        qtbot.waitUntil(lambda: "connected" in label.text() and "rate 12" in label.text(), timeout=15000)
-        assert "lost" not in label.text() and "valid 100 %" in label.text()
-        proc.kill()  # the tracker's bridge dies
-        proc.wait(10)
-        qtbot.waitUntil(lambda: "lost" in label.text(), timeout=10000)
-        assert "ff6060" in label.text() and "since the last sample" in label.text()
-        assert ctl.stats.t_last < session.clock() - LOST_AFTER_S
-        # rate / validity over the last seconds only: after STATUS_WINDOW_S without samples they are gone
-        qtbot.waitUntil(lambda: "rate – Hz" in label.text(), timeout=10000)
-        assert "lost" in label.text()
-        win.grab().save(str(artifacts_dir / "tracker_lost.png"))
-        proc = _start_outlet(tmp_path, name)  # the bridge is started again: same source id
-        qtbot.waitUntil(lambda: "back after" in label.text(), timeout=20000)
-        assert "lost ·" not in label.text() and "ff6060" not in label.text().split("last drift")[0]
-        win.grab().save(str(artifacts_dir / "tracker_back.png"))
+        yield SimpleNamespace(inlet=inlet, writer=writer, session=session, win=win, ctl=ctl)
     finally:
         session.stop()
         inlet.stop()
         writer.close()
+
+
+@pytest.mark.slow
+def test_panel_shows_lost_and_recovery_when_a_real_outlet_is_killed(qtbot, tmp_path, artifacts_dir):
+    name = f"radgaze-outage-{time.monotonic_ns()}"
+    Image.fromarray(np.full((300, 200), 2000, np.uint16)).save(tmp_path / "c.png")
+    proc = _start_outlet(tmp_path, name)
+    try:
+        with record_window_on_stream(qtbot, tmp_path, name, tmp_path / "s.h5") as rec:
+            win, ctl, session, label = rec.win, rec.ctl, rec.session, rec.win.reading.tracker.label
+            qtbot.waitUntil(lambda: "connected" in label.text() and "rate 12" in label.text(), timeout=15000)
+            assert "lost" not in label.text() and "valid 100 %" in label.text()
+            proc.kill()  # the tracker's bridge dies
+            proc.wait(10)
+            qtbot.waitUntil(lambda: "lost" in label.text(), timeout=10000)
+            assert "ff6060" in label.text() and "since the last sample" in label.text()
+            assert ctl.stats.t_last < session.clock() - LOST_AFTER_S
+            # rate / validity over the last seconds only: after STATUS_WINDOW_S without samples they are gone
+            qtbot.waitUntil(lambda: "rate – Hz" in label.text(), timeout=10000)
+            assert "lost" in label.text()
+            win.grab().save(str(artifacts_dir / "tracker_lost.png"))
+            proc = _start_outlet(tmp_path, name)  # the bridge is started again: same source id
+            qtbot.waitUntil(lambda: "back after" in label.text(), timeout=20000)
+            assert "lost ·" not in label.text() and "ff6060" not in label.text().split("last drift")[0]
+            win.grab().save(str(artifacts_dir / "tracker_back.png"))
+    finally:
         proc.kill()
         proc.wait(10)
 

@@ -115,6 +115,19 @@ def tracker_process():
     proc.wait(10)
 
 
+def active_record_window(qtbot, args, parts):
+    """The record window of ``args`` on ``parts``' sources, shown, active (keys reach it), its first case loaded."""
+    from radgaze.app.record_cmd import open_window
+
+    win, ctl = open_window(args, parts)
+    qtbot.addWidget(win)
+    win.resize(1366, 740)
+    qtbot.waitExposed(win)
+    win.activateWindow()
+    qtbot.waitUntil(lambda: win.isActiveWindow() and win.loaded is not None, timeout=10_000)
+    return win, ctl
+
+
 def _box(win, f: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
     h, w = win.loaded.pixels.shape[:2]
     return (f[0] * w, f[1] * h, f[2] * w, f[3] * h)
@@ -185,7 +198,7 @@ def _chest_and_transcript(qtbot, win, panel, flow, correct: bool, shots: Path | 
 def test_ten_cases_in_a_row_dictated_labelled_localised_and_corrected_from_the_keyboard(
     qtbot, tmp_path, shared_data, tracker_process, artifacts_dir
 ):
-    from radgaze.app.record_cmd import build_parser, open_sources, open_window
+    from radgaze.app.record_cmd import build_parser, open_sources
 
     images = tmp_path / "cxr"
     images.mkdir()
@@ -211,12 +224,7 @@ def test_ten_cases_in_a_row_dictated_labelled_localised_and_corrected_from_the_k
 
     parts = open_sources(args, QApplication.instance())
     try:
-        win, ctl = open_window(args, parts)
-        qtbot.addWidget(win)
-        win.resize(1366, 740)
-        qtbot.waitExposed(win)
-        win.activateWindow()
-        qtbot.waitUntil(lambda: win.isActiveWindow() and win.loaded is not None, timeout=10_000)
+        win, ctl = active_record_window(qtbot, args, parts)
         flow, panel = win.annotation, win.annotation.panel
         qtbot.keyClick(win, QtCore.Qt.Key.Key_Space)  # the first case; the next ones start by themselves
         for k in range(10):

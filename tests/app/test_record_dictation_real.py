@@ -34,7 +34,7 @@ def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path
     from PIL import Image
     from PySide6.QtWidgets import QApplication
 
-    from radgaze.app.record_cmd import build_parser, open_sources, open_window
+    from radgaze.app.record_cmd import build_parser, open_sources
     from radgaze.capture.gazemath.align import sentence_spans
     from radgaze.capture.store.session_file import SessionReader
     from radgaze.capture.synth.speech import SPOKEN_REPORTS, speak_report
@@ -55,12 +55,7 @@ def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path
     )  # fmt: skip
     parts = open_sources(args, QApplication.instance())
     try:
-        win, ctl = open_window(args, parts)
-        qtbot.addWidget(win)
-        win.resize(1366, 740)
-        qtbot.waitExposed(win)
-        win.activateWindow()
-        qtbot.waitUntil(lambda: win.isActiveWindow() and win.loaded is not None, timeout=10_000)
+        win, ctl = test_record_annotate.active_record_window(qtbot, args, parts)
         from radgaze.app.record_cmd import start_audio
 
         start_audio(ctl, parts.audio, from_file=True)
