@@ -117,7 +117,10 @@ def wheel_model_dir(name: str, cache_dir: Path | None = None) -> Path:
     for f in beside.iterdir():
         link = dest / f.name
         if f.is_file() and not f.name.startswith("model.bin") and not link.exists():
-            link.symlink_to(f)
+            try:
+                link.symlink_to(f)
+            except FileExistsError:  # another process (a test worker) assembled it meanwhile
+                pass
     return dest
 
 
