@@ -14,7 +14,7 @@ from pylsl import local_clock
 from test_asr_whisper import jfk_path, tiny_cfg, tiny_en_dir  # noqa: F401 - pytest fixtures
 from test_audio_mic import drain, jfk_16k, play_into_mic, virtual_mic  # noqa: F401 - pytest fixtures
 
-from radgaze.capture.live.asr import streaming_from_config
+from radgaze.capture.live.asr import WhisperTranscriber, streaming_from_config
 from radgaze.capture.live.audio import MicrophoneSource
 
 GAZE_PERIOD_S = 0.001  # a 1 kHz eye tracker pulled in a Python loop
@@ -39,14 +39,16 @@ class GazeLoop(threading.Thread):
 
 @pytest.mark.audio
 def test_live_dictation_from_the_virtual_mic(virtual_mic, jfk_16k, tiny_en_dir):  # noqa: F811
-    previews, ticks_at_preview = [], []
+    previews, ticks_at_decode = [], []
     gaze = GazeLoop()
+    whisper = WhisperTranscriber(tiny_cfg(tiny_en_dir))
 
-    def on_preview(preview) -> None:  # one preview per decode, from the ASR worker
-        previews.append(preview)
-        ticks_at_preview.append(len(gaze.gaps_s))
+    def decode(audio, prompt):  # the ASR worker's decodes, each noted with the gaze loop's tick count
+        ticks_at_decode.append(len(gaze.gaps_s))
+        return whisper(audio, prompt)
 
-    streamer = streaming_from_config(tiny_cfg(tiny_en_dir), on_preview=on_preview).start()
+    streamer = streaming_from_config(tiny_cfg(tiny_en_dir), transcriber=decode, on_preview=previews.append)
+    streamer.start()
     mic = MicrophoneSource(virtual_mic)
     pump_stop = threading.Event()
     blocks = []
@@ -100,8 +102,8 @@ def test_live_dictation_from_the_virtual_mic(virtual_mic, jfk_16k, tiny_en_dir):
     assert any(p.t_lsl < t_play + 11.0 for p in previews)
     # the gaze loop kept running while whisper decoded in the worker: it ticked between every two decodes
     # (order and counts only; its gaps are speed figures, printed here and measured by `radgaze bench viewer`)
-    assert len(ticks_at_preview) >= 3
-    assert all(b > a for a, b in zip(ticks_at_preview, ticks_at_preview[1:])), ticks_at_preview
+    assert len(ticks_at_decode) >= 3
+    assert all(b > a for a, b in zip(ticks_at_decode, ticks_at_decode[1:])), ticks_at_decode
     gaps = np.array(gaze.gaps_s)
     print(
         f"live: {streamer.n_decodes} decodes, {len(words)} words; gaze loop gap p99 "
