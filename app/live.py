@@ -27,6 +27,7 @@ import copy
 import queue
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -224,6 +225,7 @@ class LiveSession:
                 self.writer.tick()
                 time.sleep(LOOP_PERIOD_S)
         except BaseException as exc:  # noqa: BLE001 - travels to the UI, which shows it and re-raises it
+            traceback.print_exc()  # the UI shows one line; where it came from goes to the terminal
             self.events.put_nowait(("error", exc))
 
     def _drain_inbox(self) -> bool:

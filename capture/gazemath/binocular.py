@@ -54,9 +54,10 @@ class BinocularCombiner:
 
     def disagreement_deg(self, ppd: tuple[float, float]) -> float:
         """Median distance between the eyes over the last binocular samples, in degrees (NaN if none)."""
-        if not self._seen.shape[0]:
+        seen = self._seen  # one snapshot: the inlet thread replaces the array while another thread asks
+        if not seen.shape[0]:
             return float("nan")
-        return float(np.median(np.hypot(self._seen[:, 0] / ppd[0], self._seen[:, 1] / ppd[1])))
+        return float(np.median(np.hypot(seen[:, 0] / ppd[0], seen[:, 1] / ppd[1])))
 
 
 def _causal_median(values: np.ndarray, n: int) -> np.ndarray:

@@ -145,3 +145,25 @@ def test_eyes_that_disagree_get_a_warning():
     x[:, 1] += 100.0  # 140 px apart: 3.5 deg
     warning = disagreement_warning(eye_disagreement_deg(x, y, ok, (40.0, 40.0)))
     assert warning is not None and "3.5 deg" in warning and "recalibrate" in warning
+
+
+def test_eye_disagreement_reads_one_snapshot_of_the_offsets():
+    """The inlet thread replaces the offsets array while the capture worker asks for the disagreement (the
+    provenance written when a case ends): two reads of it could be of different lengths (a ValueError that
+    stopped the recorder at a case change). Here every read of ``_seen`` sees a longer array."""
+    from radgaze.capture.gazemath.binocular import BinocularCombiner
+
+    class ReplacedBetweenReads(BinocularCombiner):
+        reads = 0
+
+        @property
+        def _seen(self):
+            self.reads += 1
+            return np.full((4 + self.reads, 2), 30.0)
+
+        @_seen.setter
+        def _seen(self, value):
+            pass
+
+    combiner = ReplacedBetweenReads()
+    assert combiner.disagreement_deg((30.0, 30.0)) == pytest.approx(np.sqrt(2.0))
