@@ -4,17 +4,15 @@ recording stops, and the file keeps everything flushed before, valid. Before: ab
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from test_app_tracker_lost import record_window_on_stream
+from test_app_tracker_lost import record_window_on_stream, start_outlet_process
 
 from radgaze.capture.store.integrity import DISK_RESERVE_BYTES
 
@@ -27,12 +25,7 @@ def _start_outlet(tmp_path: Path, name: str) -> subprocess.Popen:
                          "source_id": name + "-src", "rows": [[0.4, 0.5, 3.0, 0.41, 0.52, 3.1],
                                                               [0.6, 0.3, 3.2, 0.62, 0.31, 3.3]]}],
             "lifetime_s": 120}  # fmt: skip
-    path = tmp_path / f"{time.monotonic_ns()}.json"
-    path.write_text(json.dumps(spec))
-    proc = subprocess.Popen([sys.executable, str(OUTLET_PROC), str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    assert proc.stdout.readline().strip() == "READY"
-    return proc
+    return start_outlet_process(tmp_path, spec)
 
 
 @pytest.mark.slow

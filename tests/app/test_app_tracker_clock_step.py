@@ -5,15 +5,13 @@ every sample on one continuous timeline."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from test_app_tracker_lost import record_window_on_stream
+from test_app_tracker_lost import record_window_on_stream, start_outlet_process
 
 OUTLET_PROC = Path(__file__).resolve().parents[1] / "capture" / "lsl_outlet_proc.py"
 TOBII_LABELS = ["left_x", "left_y", "left_pupil", "right_x", "right_y", "right_pupil"]
@@ -24,12 +22,7 @@ def _start_outlet(tmp_path: Path, name: str) -> subprocess.Popen:
                          "source_id": name + "-src", "rows": [[0.4, 0.5, 3.0, 0.4, 0.5, 3.0]],
                          "clock_steps": [[2.0, 10.0]]}],
             "lifetime_s": 60}  # fmt: skip
-    path = tmp_path / f"{time.monotonic_ns()}.json"
-    path.write_text(json.dumps(spec))
-    proc = subprocess.Popen([sys.executable, str(OUTLET_PROC), str(path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-    assert proc.stdout.readline().strip() == "READY"
-    return proc
+    return start_outlet_process(tmp_path, spec)
 
 
 def test_panel_shows_a_clock_step_and_the_session_keeps_every_sample(qtbot, tmp_path, artifacts_dir):

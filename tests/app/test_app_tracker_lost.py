@@ -29,6 +29,11 @@ def _start_outlet(tmp_path: Path, name: str) -> subprocess.Popen:
     spec = {"outlets": [{"name": name, "type": "Gaze", "format": "float32", "rate": 120.0, "labels": TOBII_LABELS,
                          "source_id": name + "-src", "rows": [[0.4, 0.5, 3.0, 0.4, 0.5, 3.0]]}],
             "lifetime_s": 60}  # fmt: skip
+    return start_outlet_process(tmp_path, spec)
+
+
+def start_outlet_process(tmp_path: Path, spec: dict) -> subprocess.Popen:
+    """Real LSL outlets in another process (tests/capture/lsl_outlet_proc.py) from ``spec``, once they publish."""
     path = tmp_path / f"{time.monotonic_ns()}.json"
     path.write_text(json.dumps(spec))
     proc = subprocess.Popen([sys.executable, str(OUTLET_PROC), str(path)], stdout=subprocess.PIPE,
