@@ -229,13 +229,11 @@ class SecondLookFlow(QtCore.QObject):
         self._set_active(False)
 
     def _set_active(self, on: bool) -> None:
+        from radgaze.app.annotate.record_flow import hold_case_navigation
+
         for sc in self.shortcuts.values():
             sc.setEnabled(on)
-        for key in HELD_KEYS:
-            if key in self.window.shortcuts:
-                self.window.shortcuts[key].setEnabled(not on)
-        for w in (self.window.worklist_widget, self.window.prev_button, self.window.next_button):
-            w.setEnabled(not on)
+        hold_case_navigation(self.window, HELD_KEYS, on)
 
     def _on_capture_event(self, kind: str, payload) -> None:
         if kind != "second_look":

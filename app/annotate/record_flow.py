@@ -24,6 +24,16 @@ from radgaze.capture.records import STEP_DICTATE, CaseAnnotation
 HELD_KEYS = ("1", "0", "N", "P", "PgDown", "PgUp")
 
 
+def hold_case_navigation(window, keys, held: bool) -> None:
+    """While ``held``: the window's ``keys`` and its worklist, Previous and Next do nothing (the image must
+    stay the case being signed off or annotated); released again with ``held`` False."""
+    for key in keys:
+        if key in window.shortcuts:
+            window.shortcuts[key].setEnabled(not held)
+    for w in (window.worklist_widget, window.prev_button, window.next_button):
+        w.setEnabled(not held)
+
+
 def protocol_annotates(protocol: Protocol) -> bool:
     """Whether the protocol has a step after the dictation (else record mode only dictates)."""
     return any(step != STEP_DICTATE for step in protocol.steps)
@@ -97,11 +107,7 @@ class RecordAnnotation(QtCore.QObject):
         """The panel's keys on and the clashing window keys off (and back); the worklist waits."""
         for sc in self.panel.shortcuts.values():
             sc.setEnabled(on)
-        for key in HELD_KEYS:
-            if key in self.window.shortcuts:
-                self.window.shortcuts[key].setEnabled(not on)
-        for w in (self.window.worklist_widget, self.window.prev_button, self.window.next_button):
-            w.setEnabled(not on)
+        hold_case_navigation(self.window, HELD_KEYS, on)
         (self.dock if on else self.window.reading_dock).raise_()
         if on:
             self.window.image_view.setFocus()
