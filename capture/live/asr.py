@@ -32,6 +32,16 @@ Streaming policy (measured: benchmarks/README.md "ASR"; ``radgaze bench asr``). 
    compression ratio > 2.4: a repetition loop).
 6. :meth:`StreamingTranscriber.flush` (a case ends) decodes the speech pending before that instant at once:
    nothing said before a Stop is dropped, nothing carried into the next case.
+7. The case pass (two-pass recognition, as in Sainath et al. 2019, "Two-Pass End-to-End Speech Recognition"):
+   the streamed words above are what the reader sees while dictating and what the live sentence heatmaps
+   are drawn from; once a case has closed, its whole stored audio is decoded once more, as one file
+   (:func:`transcribe_audio`, :meth:`StreamingTranscriber.decode_case`: tens of ms per second of speech on
+   a CPU). Whisper then hears every sentence with all the others around it, which the stream cannot wait
+   for: on the spoken reports the streamed words' WER is up to 0.2 above the whole file's, the case pass's
+   is the whole file's (benchmarks/README.md "ASR"). Its words are stored as a retranscription of the case
+   (:func:`radgaze.capture.live.retranscribe.store_case_words`: the streamed words kept as recognised,
+   sentences and heatmaps re-derived, ``heatmaps_from = retranscribed``); a reader's own correction is never
+   replaced. ``--no-case-pass`` keeps the streamed words as the transcript.
 
 Word times from Whisper are known to be imperfect: the first words of a segment may start too early or have
 start > end (SYSTRAN/faster-whisper issue #294), and the first word after a long silence may start several
@@ -50,6 +60,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +106,7 @@ SENTENCE_PAUSE_S = (
 VAD_ONSET_LAG_S = 0.2  # Silero needs a few 32 ms windows to rise over its threshold at a speech onset
 LOOKAHEAD = True  # words final one utterance later, decoded with the next one (benchmarks/README.md "ASR")
 COMMIT_ON_AGREEMENT = False  # utterance mode: words final at the utterance's end (benchmarks/README.md "ASR")
+CASE_PASS = True  # a closed case's whole audio decoded once more: the stored transcript (policy point 7)
 # Whisper's own rules for a decode that is not speech (openai/whisper transcribe(): no_speech_threshold 0.6
 # with logprob_threshold -1.0; compression_ratio_threshold 2.4 marks a repetition loop)
 NO_SPEECH_PROB = 0.6
@@ -137,6 +149,7 @@ class AsrConfig:
     end_silence_s: float = END_SILENCE_S
     commit_on_agreement: bool = COMMIT_ON_AGREEMENT
     lookahead: bool = LOOKAHEAD
+    case_pass: bool = CASE_PASS
 
 
 def resolve_device(device: str) -> str:
@@ -242,6 +255,22 @@ class WhisperTranscriber:
             "asr_vad": self.cfg.vad_filter,
         }
 
+    def case_pass_info(self) -> dict:
+        """What a stored case pass says made it (the retranscription's ``asr`` record)."""
+        from radgaze.capture import __version__
+
+        from radgaze.capture.live.whisper_models import model_name
+
+        device = resolve_device(self.cfg.device)
+        return {
+            "model": model_name(self.cfg.model),
+            "device": device,
+            "compute_type": resolve_compute_type(device, self.cfg.compute_type),
+            "beam_size": self.cfg.beam_size,
+            "pass": "case",  # decoded live, once the case closed (not a later `radgaze retranscribe`)
+            "software_version": __version__,
+        }
+
 
 def _mark_by_pause(w: AsrWord, long_pause: bool) -> AsrWord:
     """An utterance's last word after the pause that follows it: a long pause ends the sentence (a full stop
@@ -251,6 +280,19 @@ def _mark_by_pause(w: AsrWord, long_pause: bool) -> AsrWord:
     if long_pause and not ends_sentence(w.text):
         return w._replace(text=w.text.rstrip().rstrip(",;:") + ".")
     return w
+
+
+def mark_sentences_by_pause(words: Sequence[AsrWord]) -> list[AsrWord]:
+    """Sentence marks of a whole decode by the streaming rule (policy point 4): a word followed by a pause of
+    ``END_SILENCE_S`` or more (the end of an utterance) ends a sentence when the pause lasts
+    ``SENTENCE_PAUSE_S``, else its sentence mark becomes a comma; the last word keeps Whisper's mark. Times
+    of ``words`` in seconds, pauses bounded by the detected speech (:func:`bound_to_speech` first)."""
+    out = list(words)
+    for i in range(len(out) - 1):
+        gap = out[i + 1].start_s - out[i].end_s
+        if gap >= END_SILENCE_S and not is_punctuation(out[i].text):
+            out[i] = _mark_by_pause(out[i], gap >= SENTENCE_PAUSE_S)
+    return out
 
 
 def is_speech_segment(seg: Any) -> bool:
@@ -351,6 +393,20 @@ class Flushed(NamedTuple):
     t_lsl: float
 
 
+class CaseWords(NamedTuple):
+    """Put on :attr:`StreamingTranscriber.words` after :meth:`StreamingTranscriber.decode_case`: the closed
+    case's whole audio decoded at once (policy point 7), words on the LSL clock."""
+
+    case_id: str
+    words: Words
+    decode_s: float  # seconds the decode took (the case pass's latency, less the queue's wait)
+
+
+class _CaseAudio(NamedTuple):
+    case_id: str
+    audio: Audio
+
+
 class StreamingTranscriber:
     """ASR worker thread: audio blocks in, a live preview and final :class:`Words` (LSL clock) out.
 
@@ -358,8 +414,8 @@ class StreamingTranscriber:
     this worker (CTranslate2 releases the GIL while it computes). Outputs:
 
     - ``words``: a queue of :class:`Words` batches (final, sanitised, dictated punctuation converted), a
-      :class:`Flushed` marker after each :meth:`flush`, then ``None`` after :meth:`stop`; an exception raised
-      in the worker is put there too.
+      :class:`Flushed` marker after each :meth:`flush`, a :class:`CaseWords` after each :meth:`decode_case`,
+      then ``None`` after :meth:`stop`; an exception raised in the worker is put there too.
     - ``latest_preview`` / ``on_preview`` callback (called from the worker thread): :class:`Preview`.
 
     With a ``speech`` detector (:class:`radgaze.capture.live.vad.SpeechDetector`) the policy is utterance
@@ -396,11 +452,14 @@ class StreamingTranscriber:
         self.end_silence_len = round(end_silence_s * sample_rate_hz)
         self.pad_len = round(SPEECH_PAD_S * sample_rate_hz)
         self.commit_on_agreement = commit_on_agreement
-        self.words: queue.Queue[Words | Flushed | BaseException | None] = queue.Queue()
+        self.case_pass = (
+            False  # whether the recorder should ask for a case pass (streaming_from_config sets it)
+        )
+        self.words: queue.Queue[Words | Flushed | CaseWords | BaseException | None] = queue.Queue()
         self.latest_preview: Preview | None = None
         self.agreement = LocalAgreement()
         self.n_decodes = 0
-        self._inbox: queue.Queue[AudioBlock | Flushed | None] = queue.Queue()
+        self._inbox: queue.Queue[AudioBlock | Flushed | _CaseAudio | None] = queue.Queue()
         self._chunks: list[np.ndarray] = []  # int16 blocks from _buf_first on
         self._buf_first = 0  # absolute index of the first buffered sample
         self._n_samples = 0  # samples received in total
@@ -436,6 +495,16 @@ class StreamingTranscriber:
         decoded to the end at once, its words emitted, then a :class:`Flushed` marker. Never blocks."""
         self._inbox.put_nowait(Flushed(float(t_lsl)))
 
+    def decode_case(self, case_id: str, audio: Audio) -> None:
+        """The case pass: decode a closed case's whole ``audio`` (as stored) in the worker, after what it is
+        doing; a :class:`CaseWords` follows on :attr:`words`. Never blocks. Once the worker has stopped, use
+        :meth:`transcribe_case` on the caller's thread."""
+        self._inbox.put_nowait(_CaseAudio(str(case_id), audio))
+
+    def transcribe_case(self, audio: Audio) -> Words:
+        """The case pass on the caller's thread: ``audio`` decoded at once (:func:`transcribe_audio`)."""
+        return transcribe_audio(self.transcriber, audio, max_word_dur_s=self.max_word_dur_s)
+
     def stop(self, timeout_s: float | None = None) -> None:
         """Finish: decode what is left, commit it all, emit the last words, then ``None`` on ``words``."""
         self._inbox.put_nowait(None)
@@ -468,6 +537,8 @@ class StreamingTranscriber:
                     elif isinstance(item, Flushed):
                         self._catch_up()
                         self._flush(item.t_lsl)
+                    elif isinstance(item, _CaseAudio):
+                        self._decode_case(item)
                     else:
                         self._add_block(item)
                 if done:
@@ -481,6 +552,11 @@ class StreamingTranscriber:
             self.words.put_nowait(e)
         finally:
             self.words.put_nowait(None)
+
+    def _decode_case(self, item: _CaseAudio) -> None:
+        t0 = time.perf_counter()
+        words = self.transcribe_case(item.audio)
+        self.words.put_nowait(CaseWords(item.case_id, words, time.perf_counter() - t0))
 
     def _catch_up(self) -> None:
         """Before a flush or the end: the utterances that ended in audio not yet stepped over, each final."""
@@ -831,7 +907,7 @@ def streaming_from_config(
         from radgaze.capture.live.vad import SpeechDetector
 
         speech = SpeechDetector()
-    return StreamingTranscriber(
+    st = StreamingTranscriber(
         transcriber if transcriber is not None else WhisperTranscriber(cfg),
         chunk_s=cfg.chunk_s,
         max_buffer_s=cfg.max_buffer_s,
@@ -842,6 +918,8 @@ def streaming_from_config(
         commit_on_agreement=cfg.commit_on_agreement,
         lookahead=cfg.lookahead,
     )
+    st.case_pass = bool(cfg.case_pass)
+    return st
 
 
 def concat_words(parts: Sequence[Words]) -> Words:
@@ -862,7 +940,8 @@ def transcribe_audio(
     """Offline: transcribe a whole recorded :class:`Audio` at once; final words on the LSL clock.
 
     Decodes in 30 s windows (Whisper's input length is handled inside faster-whisper), moves word times out
-    of pauses (Silero VAD), sanitises them, converts dictated punctuation, maps times through the audio blocks.
+    of pauses (Silero VAD), sanitises them, marks sentences by the pauses as the stream does
+    (:func:`mark_sentences_by_pause`), converts dictated punctuation, maps times through the audio blocks.
     """
     if audio.samples.size == 0:
         return Words.empty()
@@ -881,7 +960,9 @@ def transcribe_audio(
         audio_dur_s=audio.samples.size / rate,
         max_word_dur_s=max_word_dur_s,
     )
-    raw = Words(start, end, [w.text for w in words], np.array([w.probability for w in words], np.float32))
+    bounded = [AsrWord(s, e, w.text, w.probability) for s, e, w in zip(start, end, words)]
+    marked = mark_sentences_by_pause(bounded)
+    raw = Words(start, end, [w.text for w in marked], np.array([w.probability for w in words], np.float32))
     converted, _ = apply_dictated_punctuation(raw, final=True)
     first = np.asarray(audio.block_first_sample, np.float64)
     return Words(
@@ -931,6 +1012,12 @@ def add_asr_options(p: Any, *, default_model: str | None = DEFAULT_MODEL) -> Non
         action="store_true",
         help="pass the vocabulary as faster-whisper hotwords instead of an initial prompt",
     )
+    p.add_argument(
+        "--no-case-pass",
+        action="store_true",
+        help="keep the streamed words as the stored transcript (default: each closed case's audio is decoded "
+        "once more, whole, and stored as its retranscription: the whole-file accuracy)",
+    )
 
 
 def asr_config_from_args(args: Any) -> AsrConfig:
@@ -945,4 +1032,5 @@ def asr_config_from_args(args: Any) -> AsrConfig:
         local_files_only=Path(model).is_dir(),
         vocabulary_prompt=prompt,
         use_hotwords=bool(args.asr_hotwords),
+        case_pass=not getattr(args, "no_case_pass", False),
     )

@@ -31,7 +31,7 @@ from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.correction import edit_to_json, edits_from_text, rederive_sentences
 from radgaze.capture.gazemath.speech import audio_at_speech_rate
 from radgaze.capture.helpformat import DefaultsOnceFormatter
-from radgaze.capture.records import CaseRecord, TranscriptCorrection, Words
+from radgaze.capture.records import Audio, CaseRecord, TranscriptCorrection, Words
 from radgaze.capture.store.findings import findings_on
 from radgaze.capture.store.session_file import SessionReader, correct_session_file, list_sessions
 
@@ -138,6 +138,31 @@ def retranscribed_case(
         edits=[[edit_to_json(e) for e in edits]], recomputed=recomputed, lead_s=float(lead_s), asr=dict(asr)
     )
     return out
+
+
+def case_pass_audio(writer, case_id: str) -> Audio | None:
+    """A closed case's stored audio at the recogniser's rate, for the case pass; None when it has none or is
+    already corrected by the reader."""
+    case = writer.read_case(case_id)
+    if skip_reason(case) is not None:
+        return None
+    return audio_at_speech_rate(case.audio)
+
+
+def store_case_words(writer, case_id: str, words: Words, asr: dict) -> int | None:
+    """The case pass (capture/live/asr.py, policy point 7): a closed case of the session ``writer`` is
+    recording, decoded whole, stored as its retranscription. Returns the correction's number; None where
+    nothing is stored: the case has a reader's correction (never replaced) or the words are the streamed
+    ones already."""
+    case = writer.read_case(case_id)
+    if case.correction is not None and case.correction.asr is None:
+        return None
+    if [t.strip() for t in case.words.text] == [t.strip() for t in words.text]:
+        return None
+    live = live_words(case)
+    diff = word_diff(list(live.text), list(words.text))
+    record = retranscribed_case(case, words, {**asr, "live_wer": round(diff.wer, 4), "live_words": len(live)})
+    return writer.write_correction(record)
 
 
 @dataclass

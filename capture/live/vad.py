@@ -150,8 +150,11 @@ def bound_to_speech(
     """Move word times out of pauses: a start inside a pause goes to the next speech region's start, an end
     inside a pause to the previous region's end (each region widened by ``pad_s``); start <= end kept.
 
-    ``regions_s``: (k, 2) speech regions in seconds on the words' timeline, sorted. Words wholly inside a
-    pause keep their length but start where the next speech starts (Whisper heard them there).
+    ``regions_s``: (k, 2) speech regions in seconds on the words' timeline, sorted. A word wholly inside a
+    pause goes to the nearer speech: to the end of the region before it when that is nearer (Whisper
+    squeezes a sentence's last word into the pause after it, "is 4.48-5.78, normal. 5.78-5.78" for speech
+    ending at 5.02), else it keeps its length and starts where the next speech starts (#125: the first word
+    after a silence stamped early).
     """
     s, e = np.asarray(start_s, np.float64).copy(), np.asarray(end_s, np.float64).copy()
     if regions_s.size == 0 or s.size == 0:
@@ -160,6 +163,10 @@ def bound_to_speech(
     k = np.searchsorted(lo, s, side="right") - 1  # the region starting at or before each start
     in_pause = (k < 0) | (s > hi[np.clip(k, 0, None)])
     nxt = np.clip(k + 1, 0, lo.size - 1)
+    back = in_pause & (k >= 0) & (e < lo[nxt]) & (s - hi[np.clip(k, 0, None)] < lo[nxt] - e)
+    s = np.where(back, hi[np.clip(k, 0, None)], s)
+    e = np.where(back, s, e)
+    in_pause &= ~back
     moved = in_pause & (lo[nxt] > s)
     dur = e - s
     s = np.where(moved, lo[nxt], s)

@@ -129,3 +129,19 @@ def resolve_model(model: str) -> str:
     if model in WHEEL_MODELS and model in installed_wheel_models() and not Path(model).exists():
         return str(wheel_model_dir(model))
     return model
+
+
+def model_name(model: str) -> str:
+    """What a stored record calls ``model`` (a name, a directory or a hub name): a wheel model's name
+    ("tiny.en") for its directory, a directory by its own name (no machine path leaves with a session), a hub
+    name as it is."""
+    where = Path(model)
+    if not where.is_dir():
+        return model
+    for name in installed_wheel_models():
+        try:
+            if wheel_model_dir(name).resolve() == where.resolve():
+                return name
+        except OSError:  # a wheel's parts could not be joined into the cache: not this model
+            continue
+    return where.name

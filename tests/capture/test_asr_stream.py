@@ -366,3 +366,33 @@ def test_sanitize_always_returns_ordered_times_inside_the_audio(pairs, dur, lo):
     assert np.all((s >= lo) & (e <= hi) & (s <= e))
     assert np.all(s[1:] >= e[:-1])
     assert np.all(e - s <= 2.0 + 1e-9)
+
+
+def test_word_times_leave_the_pauses_for_the_nearer_speech():
+    """Whole-decode artefacts seen on tiny.en (a spoken report, speech at 3.65-5.02 s and 7.04-8.48 s): the
+    sentence's last word squeezed into the pause after it goes back to that speech, the first word of the next
+    stamped early in the pause goes forward to it, a word running into the pause is cut at the speech's end."""
+    from radgaze.capture.live.vad import bound_to_speech
+
+    regions = np.array([[3.648, 5.024], [7.04, 8.48]])
+    start = np.array([4.48, 5.78, 6.60, 7.30])  # "is" 4.48-5.78, "normal." 5.78-5.78, "There" 6.6-6.9, "is"
+    end = np.array([5.78, 5.78, 6.90, 7.42])
+    s, e = bound_to_speech(start, end, regions, pad_s=0.05)
+    np.testing.assert_allclose(s, [4.48, 5.074, 6.99, 7.30])
+    np.testing.assert_allclose(e, [5.074, 5.074, 7.29, 7.42])
+
+
+def test_a_whole_decode_marks_sentences_by_the_pauses_as_the_stream_does():
+    """A pause of 1.5 s or more after an utterance ends its sentence (a full stop added), a shorter one
+    (0.6-1.5 s) makes Whisper's sentence mark a comma, a word run on without a pause is left as Whisper wrote
+    it, and the last word keeps its mark."""
+    from radgaze.capture.live.asr import AsrWord, mark_sentences_by_pause
+
+    words = [
+        AsrWord(0.0, 0.4, " My"), AsrWord(0.4, 1.0, " fellow"), AsrWord(1.0, 1.6, " Americans."),  # 1.1 s pause
+        AsrWord(2.7, 3.0, " ask"), AsrWord(3.0, 3.5, " not"),  # 2.0 s pause: a sentence, no mark written
+        AsrWord(5.5, 5.8, " The"), AsrWord(5.8, 6.2, " heart."), AsrWord(6.3, 6.6, " Is"),
+        AsrWord(6.6, 7.0, " normal"),
+    ]  # fmt: skip
+    out = [w.text for w in mark_sentences_by_pause(words)]
+    assert out == [" My", " fellow", " Americans,", " ask", " not.", " The", " heart.", " Is", " normal"]

@@ -271,3 +271,50 @@ def test_the_case_attribute_says_where_the_heatmaps_come_from(session: Path, tin
         g = f["cases"]["jfk"]
         assert g.attrs[HEATMAPS_FROM] == "retranscribed" and "asr_json" in g["correction_1"].attrs
         assert g["words"].shape[0] == len(_garbled(JFK_TEXT, 0, 11).text)  # the live words, untouched
+
+
+def test_the_case_pass_stores_a_closed_case_decoded_whole_while_the_session_is_still_recorded(
+    tmp_path: Path, speech, tiny_en: str
+):
+    """The live recorder's case pass (capture/live/asr.py, policy point 7): a closed case's stored audio goes
+    to the ASR worker, comes back as the whole-file decode, and is stored as the case's retranscription in the
+    session still being written; a reader's correction is never replaced; the same words store nothing."""
+    from radgaze.capture.live.asr import AsrConfig, CaseWords, WhisperTranscriber, streaming_from_config
+    from radgaze.capture.live.retranscribe import case_pass_audio, store_case_words
+
+    report, report_text = speech["report"]
+    cfg = AsrConfig(model=tiny_en, device="cpu", beam_size=1, cpu_threads=1, local_files_only=True)
+    asr = streaming_from_config(cfg).start()
+    assert asr.case_pass
+    path = tmp_path / "live.h5"
+    with SessionWriter(path) as w:
+        w.write_case(_case("report", report, report_text, 200.0))
+        w.write_case(_case("corrected", report, report_text, 300.0))
+        mine = w.read_case("corrected")
+        w.write_correction(correct_case(mine, edits_from_text(mine.words.text, report_text)))
+        assert case_pass_audio(w, "corrected") is None  # the reader's words are the truth
+        asr.decode_case("report", case_pass_audio(w, "report"))
+        item = asr.words.get(timeout=120)
+        assert isinstance(item, CaseWords) and item.case_id == "report" and item.decode_s > 0
+        whole = WhisperTranscriber(cfg)
+        from radgaze.capture.live.asr import transcribe_audio
+
+        expected = transcribe_audio(whole, w.read_case("report").audio)
+        assert item.words.text == expected.text  # the case pass is the whole-file decode
+        np.testing.assert_allclose(item.words.t_start, expected.t_start)
+        info = asr.transcriber.case_pass_info()
+        assert store_case_words(w, "report", item.words, info) == 1
+        assert store_case_words(w, "corrected", item.words, info) is None
+        again = w.read_case("report")
+        assert store_case_words(w, "report", again.words, info) is None  # nothing new: nothing stored
+        w.write_case(_case("later", report, report_text, 400.0))  # the recording goes on
+    asr.stop(timeout_s=60)
+    cases = _read(path)
+    new = cases["report"]
+    assert _wer(report_text, new.words) <= 0.2 < _wer(report_text, new.recognised_words)
+    assert new.correction.asr["pass"] == "case" and new.correction.asr["model"] == "tiny.en"
+    assert len(new.sentences) == len(REPORT)  # sentences and heatmaps re-derived from the case pass's words
+    assert cases["corrected"].correction.asr is None
+    assert {c["case_id"]: c["heatmaps_from"] for c in describe_session(path)["cases"]} == {
+        "report": "retranscribed", "corrected": "corrected", "later": "recognised",
+    }  # fmt: skip
