@@ -1,9 +1,15 @@
-"""The annotation part of a case (schema 3): an append-only log of JSON revisions, one per confirmed step.
+"""The annotation part of a case: an append-only log of JSON revisions, one per confirmed step.
 
 Each time the reader confirms a step (labels, shapes, chest box, transcript) the whole annotation as it then
-stands is appended as one row of the case's ``annotation_log`` (variable-length UTF-8 strings) and the file is
-flushed. Nothing is ever rewritten in place, so a ``kill -9`` at any moment leaves every revision written
-before it readable; a row the crash left half-written is skipped with a note and the one before it is used.
+stands is appended as one line of the case's ``annotation_jsonl`` and the file is flushed. Nothing is ever
+rewritten in place, so a ``kill -9`` at any moment leaves every revision written before it readable; a line the
+crash left half-written is skipped with a note and the one before it is used.
+
+Schema 5 stores the log as UTF-8 bytes (uint8), one JSON document per line (``json.dumps`` never writes a raw
+newline), chunked with HDF5's Fletcher-32 filter like every other dataset: a flipped bit is refused by HDF5 and
+named by ``inspect``. Schemas 3-4 kept it as ``annotation_log``, variable-length strings, on which HDF5 takes no
+filter; those are still read, and the first revision appended to such a case copies them into the checksummed
+log (written and flushed before the old dataset is removed, so a crash in between leaves both, the new one read).
 """
 
 from __future__ import annotations
@@ -13,12 +19,16 @@ import math
 from datetime import UTC, datetime
 
 import h5py
+import numpy as np
 
 from radgaze.capture.errors import SessionFormatError
 from radgaze.capture.records import CaseAnnotation, LabelChoice, Shape
 
-ANNOTATION_LOG = "annotation_log"
-_CHUNK_ROWS = 16
+ANNOTATION_LOG = "annotation_jsonl"  # schema 5: uint8 UTF-8 JSON lines, Fletcher-32
+ANNOTATION_LOG_VLEN = (
+    "annotation_log"  # schemas 3-4: variable-length strings (no filter possible), still read
+)
+_CHUNK_BYTES = 4096  # a revision is ~0.3-2 kB of JSON
 
 
 def annotation_to_json(annotation: CaseAnnotation, *, revision: int, step: str) -> str:
@@ -91,26 +101,45 @@ def _shape(doc: dict) -> Shape:
 
 def append_revision(case_group: h5py.Group, annotation: CaseAnnotation, step: str) -> int:
     """Append ``annotation`` as the case's next revision; returns its number (1 = the first)."""
+    rows = _stored_rows(case_group)
+    line = annotation_to_json(annotation, revision=len(rows) + 1, step=step) + "\n"
     if ANNOTATION_LOG not in case_group:
-        case_group.create_dataset(
-            ANNOTATION_LOG,
-            shape=(0,),
-            maxshape=(None,),
-            dtype=h5py.string_dtype("utf-8"),
-            chunks=(_CHUNK_ROWS,),
-        )
+        _create_log(case_group, "".join(f"{r}\n" for r in rows) + line)
+        case_group.file.flush()
+        if ANNOTATION_LOG_VLEN in case_group:
+            del case_group[ANNOTATION_LOG_VLEN]  # copied into the checksummed log above
+        return len(rows) + 1
     log = case_group[ANNOTATION_LOG]
     n = log.shape[0]
-    log.resize(n + 1, axis=0)
-    log[n] = annotation_to_json(annotation, revision=n + 1, step=step)
-    return n + 1
+    if n and log[n - 1] != ord("\n"):
+        line = "\n" + line  # a line a crash left unfinished stays a line of its own (skipped when read)
+    data = np.frombuffer(line.encode("utf-8"), np.uint8)
+    log.resize(n + data.size, axis=0)
+    log[n:] = data
+    return len(rows) + 1
+
+
+def _create_log(case_group: h5py.Group, text: str) -> None:
+    data = np.frombuffer(text.encode("utf-8"), np.uint8)
+    case_group.create_dataset(
+        ANNOTATION_LOG, data=data, maxshape=(None,), chunks=(_CHUNK_BYTES,), fletcher32=True
+    )
+
+
+def _stored_rows(case_group: h5py.Group) -> list[str]:
+    """Every stored revision's text, oldest first (a half-written last line included, as it stands)."""
+    if ANNOTATION_LOG in case_group:
+        text = case_group[ANNOTATION_LOG][()].tobytes().decode("utf-8", errors="replace")
+        rows = text.split("\n")
+        return rows[:-1] if rows[-1] == "" else rows
+    if ANNOTATION_LOG_VLEN in case_group:
+        return list(case_group[ANNOTATION_LOG_VLEN].asstr()[()])
+    return []
 
 
 def read_annotation(case_group: h5py.Group, case_id: str) -> tuple[CaseAnnotation | None, list[str]]:
     """The case's latest readable revision (None: never annotated) and one line per revision skipped."""
-    if ANNOTATION_LOG not in case_group:
-        return None, []
-    rows = case_group[ANNOTATION_LOG].asstr()[()]
+    rows = _stored_rows(case_group)
     problems: list[str] = []
     for k in range(len(rows) - 1, -1, -1):
         where = f"case {case_id}: annotation revision {k + 1} of {len(rows)}"
@@ -125,10 +154,8 @@ def read_annotation(case_group: h5py.Group, case_id: str) -> tuple[CaseAnnotatio
 
 def revision_steps(case_group: h5py.Group) -> list[str]:
     """The step each stored revision confirmed, oldest first ('?' for an unreadable row)."""
-    if ANNOTATION_LOG not in case_group:
-        return []
     steps = []
-    for text in case_group[ANNOTATION_LOG].asstr()[()]:
+    for text in _stored_rows(case_group):
         try:
             steps.append(str(json.loads(text)["step"]))
         except (ValueError, KeyError, TypeError):

@@ -1,8 +1,8 @@
 """What keeps a session file whole and its own: checksums, a content digest, one writer, room on the disk.
 
 * Every dataset of schema 4 carries HDF5's Fletcher-32 checksum filter (after Blosc, so it covers the bytes as
-  stored): a flipped bit in a chunk makes HDF5 refuse to read that chunk, and :func:`damaged_datasets` names
-  the dataset.
+  stored; since schema 5 the annotation log too, stored as bytes): a flipped bit in a chunk makes HDF5 refuse
+  to read that chunk, and :func:`damaged_datasets` names the dataset.
 * A closed session carries :data:`DIGEST_ATTR`, the SHA-256 of everything it holds (every dataset's data, dtype
   and shape, every attribute, by name in sorted order; the digest attribute itself left out), written whenever
   a writer closes it (:func:`stamp_digest`). ``inspect`` recomputes it (:func:`digest_problem`): it also

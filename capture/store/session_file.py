@@ -62,8 +62,8 @@ _log = logging.getLogger(__name__)
 
 FORMAT_NAME = "radgaze-session"
 # 2: compressed, 16-bit heatmaps; 3: per-case annotation_log; 4: Fletcher-32 on every dataset, clock_events,
-# content digest (docs/session-format.md)
-SCHEMA_VERSION = 4
+# content digest; 5: the annotation log as checksummed UTF-8 bytes (docs/session-format.md)
+SCHEMA_VERSION = 5
 HEATMAP_MAX_SIDE = (
     512  # stored heatmap resolution (long side); 512 px keeps a 1-deg sigma >= ~5 px at 2k images
 )
@@ -687,8 +687,8 @@ def annotate_session_file(
             raise ValueError(f"expected a case of {path.name} ({list(f['cases'])}), got {case_id!r}")
         g = f["cases"][case_id]
         _refuse_bad_annotation(g, case_id, annotation)
-        if int(f.attrs["schema_version"]) < SCHEMA_VERSION:
-            f.attrs["schema_version"] = SCHEMA_VERSION  # an annotation part makes it a schema-3 file
+        if 2 <= int(f.attrs["schema_version"]) < SCHEMA_VERSION:  # schema 1's heatmaps are read as such
+            f.attrs["schema_version"] = SCHEMA_VERSION  # its annotation log is now the current schema's
         return append_revision(g, annotation, step)
 
 

@@ -15,7 +15,16 @@ import pytest
 from faults import chunk_spans, fill_disk, flip_bit, random_flips, read_only_folder, small_disk
 
 from radgaze.capture.errors import SessionBusyError, StoreWriteError
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
+from radgaze.capture.records import (
+    GAZE_DTYPE,
+    GAZE_VALID,
+    CaseAnnotation,
+    DisplayGeometry,
+    ImageRef,
+    LabelChoice,
+    Shape,
+)
+from radgaze.capture.store.annotations import ANNOTATION_LOG
 from radgaze.capture.store.integrity import DIGEST_ATTR, lock_path, writer_of
 from radgaze.capture.store.session_file import (
     SessionReader,
@@ -38,7 +47,7 @@ def _gaze(t0: float, n: int, seed: int = 0) -> np.ndarray:
     return g
 
 
-def _session(path: Path, *, live: bool = False, n_gaze: int = 20000) -> Path:
+def _session(path: Path, *, live: bool = False, n_gaze: int = 20000, revisions: int = 0) -> Path:
     with SessionWriter(path, live=live) as w:
         w.begin_case("c1", IMAGE, DisplayGeometry(), t_start=0.0)
         w.append_gaze(_gaze(0.0, n_gaze))
@@ -50,7 +59,17 @@ def _session(path: Path, *, live: bool = False, n_gaze: int = 20000) -> Path:
                 heatmap=hm / hm.sum(), n_fixations=3,
             )  # fmt: skip
         w.end_case(20.0)
+        for k in range(revisions):  # the annotation log: a few kB of JSON lines
+            w.write_annotation("c1", _annotation(k), step="shapes")
     return path
+
+
+def _annotation(k: int) -> CaseAnnotation:
+    shapes = [Shape("ellipse", 100.0 + j, 120.0, 300.0 + j, 330.0, ("Nodule",), 4) for j in range(k + 1)]
+    return CaseAnnotation(
+        labels=[LabelChoice("Nodule", 4, f"revision {k}")], shapes=shapes, chest_box=(10.0, 10.0, 1000.0, 790.0),
+        confirmed_steps=["dictate", "labels", "shapes"], label_set="reflacx", protocol="reflacx",
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- one writer
@@ -111,14 +130,24 @@ def test_a_lock_file_left_by_a_killed_batch_writer_is_taken_over(tmp_path: Path)
 
 
 # ------------------------------------------------------------------------------------------- integrity
+FLIP_TARGETS = {
+    "gaze+heatmaps": ["cases/c1/gaze", "cases/c1/heatmaps"],
+    "annotation": [
+        f"cases/c1/{ANNOTATION_LOG}"
+    ],  # schema 5: checksummed bytes (before: vlen strings, no filter)
+}
+
+
+@pytest.mark.parametrize("target", list(FLIP_TARGETS))
 @pytest.mark.parametrize("live", [False, True], ids=["batch", "live-compacted"])
-def test_every_random_bit_flip_in_gaze_and_heatmaps_is_reported_by_name(tmp_path: Path, live: bool):
-    """The share of single-bit flips in stored gaze / heatmap chunks that ``inspect`` reports (goal >= 99 %;
-    before schema 4, 123 of 150 went unseen)."""
-    path = _session(tmp_path / "s.h5", live=live)
+def test_every_random_bit_flip_is_reported_by_name(tmp_path: Path, live: bool, target: str):
+    """The share of single-bit flips in stored gaze / heatmap chunks, and in the annotation log, that ``inspect``
+    reports naming the dataset (goal >= 99 %; before schema 4, 123 of 150 gaze/heatmap flips went unseen; before
+    schema 5 the annotation log's strings had no checksum: only a closed file's digest saw them, by no name)."""
+    path = _session(tmp_path / "s.h5", live=live, revisions=6)
     intact = describe_session(path)
     assert intact["valid"], intact["errors"]
-    spans = chunk_spans(path, ["cases/c1/gaze", "cases/c1/heatmaps"])
+    spans = chunk_spans(path, FLIP_TARGETS[target])
     reported, unnamed = 0, []
     flipped = tmp_path / "flipped.h5"
     for dataset, offset, bit in random_flips(spans, FLIPS, seed=24):
@@ -128,7 +157,7 @@ def test_every_random_bit_flip_in_gaze_and_heatmaps_is_reported_by_name(tmp_path
             reported += 1
             if not any(f"dataset {dataset}:" in e for e in info["errors"]):
                 unnamed.append((dataset, info["errors"]))
-    print(f"bit flips reported: {reported}/{FLIPS} ({'live' if live else 'batch'})")
+    print(f"bit flips reported: {reported}/{FLIPS} in {target} ({'live' if live else 'batch'})")
     assert reported / FLIPS >= 0.99
     assert not unnamed, unnamed[:3]
 
@@ -149,7 +178,16 @@ FILLER = r"""
 import sys
 import numpy as np
 from radgaze.capture.errors import StoreWriteError
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
+from radgaze.capture.records import (
+    GAZE_DTYPE,
+    GAZE_VALID,
+    CaseAnnotation,
+    DisplayGeometry,
+    ImageRef,
+    LabelChoice,
+    Shape,
+)
+from radgaze.capture.store.annotations import ANNOTATION_LOG
 from radgaze.capture.store.session_file import SessionWriter
 w = SessionWriter(sys.argv[1], live=True, flush_interval_s=0.0)
 w.begin_case("c1", ImageRef(path="i.png", sha256="0" * 64, width=64, height=64), DisplayGeometry(), t_start=0.0)
@@ -229,4 +267,4 @@ def test_the_checksummed_schema_4_file_copies_and_reads_elsewhere(tmp_path: Path
     other.parent.mkdir()
     shutil.copyfile(path, other)
     info = describe_session(other)
-    assert info["valid"] and info["schema_version"] == 4
+    assert info["valid"] and info["schema_version"] == 5

@@ -1,5 +1,6 @@
-"""The annotation part of a session (schema 3): revisions appended per confirmed step, read back whole, refused
-when wrong, skipped with a note when damaged, and kept through a kill -9 of the writing process."""
+"""The annotation part of a session (schema 3; checksummed bytes since schema 5): revisions appended per confirmed
+step, read back whole, refused when wrong, skipped with a note when damaged, a flipped bit named by inspect, older
+variable-length logs still read and carried over, and kept through a kill -9 of the writing process."""
 
 from __future__ import annotations
 
@@ -29,7 +30,12 @@ from radgaze.capture.records import (
     Words,
 )
 from radgaze.capture.store import inspect_cmd
-from radgaze.capture.store.annotations import ANNOTATION_LOG, revision_steps
+from radgaze.capture.store.annotations import (
+    ANNOTATION_LOG,
+    ANNOTATION_LOG_VLEN,
+    annotation_to_json,
+    revision_steps,
+)
 from radgaze.capture.store.session_file import SCHEMA_VERSION, SessionReader, SessionWriter, describe_session
 
 IMAGE = ImageRef(path="img.png", sha256="ab" * 32, width=2000, height=1600)
@@ -67,7 +73,7 @@ def test_each_confirmed_step_is_a_revision_and_the_latest_is_read(tmp_path: Path
         assert w.write_annotation("c1", labels_only, step="labels") == 1
         assert w.write_annotation("c1", _annotation(), step="chest_box") == 2
     with SessionReader(path) as r:
-        assert r.schema_version == SCHEMA_VERSION == 4
+        assert r.schema_version == SCHEMA_VERSION == 5
         case = r.case("c1")
         with h5py.File(path, "r") as f:
             assert revision_steps(f["cases/c1"]) == ["labels", "chest_box"]
@@ -151,8 +157,10 @@ def test_a_damaged_revision_is_skipped_with_a_note_and_the_one_before_is_used(tm
         w.write_annotation("c1", _annotation(), step="chest_box")
     with h5py.File(path, "a") as f:  # a later revision that is not one: half a JSON document
         log = f["cases/c1"][ANNOTATION_LOG]
-        log.resize(2, axis=0)
-        log[1] = '{"revision": 2, "labels": [{"label": "Pneumo'
+        half = np.frombuffer(b'{"revision": 2, "labels": [{"label": "Pneumo', np.uint8)
+        n = log.shape[0]
+        log.resize(n + half.size, axis=0)
+        log[n:] = half
     with SessionReader(path) as r:
         case = r.case("c1")
     assert case.annotation == _annotation() and case.gaze.size == 500
@@ -246,3 +254,76 @@ def test_kill_minus_9_during_the_ellipse_step_keeps_the_dictation_and_every_save
     summary = describe_session(path)
     assert summary["valid"] or all("annotation revision" in e for e in summary["errors"]), summary["errors"]
     assert json.dumps(summary)  # the summary of a crashed file is still JSON
+
+
+def test_the_log_is_checksummed_bytes_and_a_line_a_crash_left_unfinished_stays_its_own(tmp_path: Path):
+    from radgaze.capture.store.session_file import annotate_session_file
+
+    path = tmp_path / "s.h5"
+    with SessionWriter(path) as w:
+        _dictated_case(w)
+        w.write_annotation("c1", _annotation(), step="chest_box")
+    with h5py.File(path, "a") as f:  # what a kill -9 between resize and write leaves: zeros, no newline
+        log = f["cases/c1"][ANNOTATION_LOG]
+        assert log.dtype == np.uint8 and log.fletcher32 and ANNOTATION_LOG_VLEN not in f["cases/c1"]
+        log.resize(log.shape[0] + 40, axis=0)
+    later = _annotation(chest_box=(160.0, 100.0, 1850.0, 1550.0))
+    assert annotate_session_file(path, "c1", later, step="chest_box") == 3
+    with SessionReader(path) as r:
+        case = r.case("c1")
+    assert case.annotation == later
+    assert case.read_problems == []  # the latest revision parses: the damaged one before it is not needed
+    with h5py.File(path, "r") as f:
+        assert revision_steps(f["cases/c1"]) == ["chest_box", "?", "chest_box"]
+
+
+def _schema_4_log(path: Path, revisions: list[CaseAnnotation]) -> None:
+    """What a schema-3/4 writer left: the revisions as a variable-length string dataset ``annotation_log``."""
+    with h5py.File(path, "a") as f:
+        g = f["cases/c1"]
+        if ANNOTATION_LOG in g:
+            del g[ANNOTATION_LOG]
+        rows = [annotation_to_json(a, revision=k + 1, step="labels") for k, a in enumerate(revisions)]
+        g.create_dataset(ANNOTATION_LOG_VLEN, data=rows, dtype=h5py.string_dtype("utf-8"), maxshape=(None,))
+        f.attrs["schema_version"] = 4
+
+
+def test_a_schema_4_variable_length_log_is_read_and_carried_into_the_checksummed_one(tmp_path: Path):
+    from radgaze.capture.store.session_file import annotate_session_file
+
+    path = tmp_path / "s.h5"
+    with SessionWriter(path) as w:
+        _dictated_case(w)
+    first = _annotation(shapes=[], chest_box=None, confirmed_steps=["dictate", "labels"])
+    _schema_4_log(path, [first])
+    with SessionReader(path) as r:
+        assert r.schema_version == 4 and r.case("c1").annotation == first
+    assert annotate_session_file(path, "c1", _annotation(), step="chest_box") == 2
+    with h5py.File(path, "r") as f:
+        g = f["cases/c1"]
+        assert ANNOTATION_LOG_VLEN not in g and g[ANNOTATION_LOG].fletcher32
+        assert revision_steps(g) == ["labels", "chest_box"] and f.attrs["schema_version"] == SCHEMA_VERSION
+    with SessionReader(path) as r:
+        assert r.case("c1").annotation == _annotation()
+    summary = describe_session(path)
+    assert summary["valid"], summary["errors"]
+
+
+def test_annotating_a_schema_1_file_keeps_its_heatmaps_readable(tmp_path: Path):
+    """Before, annotating raised a schema-1 file's version, and its float32 heatmaps were then read as schema 2's
+    (no heatmap_peak: 'case c1 is damaged')."""
+    import gzip
+    import shutil
+
+    from radgaze.capture.store.session_file import annotate_session_file
+
+    path = tmp_path / "v1.h5"
+    with gzip.open(Path(__file__).parent / "data" / "session_v1.h5.gz", "rb") as src, path.open("wb") as dst:
+        shutil.copyfileobj(src, dst)
+    labels = _annotation(shapes=[], chest_box=None, confirmed_steps=["dictate", "labels"])
+    annotate_session_file(path, "c1", labels, step="labels")
+    with SessionReader(path) as r:
+        assert r.schema_version == 1
+        case = r.case("c1")
+    assert case.annotation == labels and case.sentence_heatmap(0).dtype == np.float32
+    assert describe_session(path)["valid"]

@@ -81,14 +81,14 @@ def test_every_case_dataset_has_the_listed_filter(tmp_path: Path):
         w.begin_case("c", IMAGE, DisplayGeometry(), t_start=0.0)
         w.end_case(1.0)
     with h5py.File(path, "r") as f:
-        assert f.attrs["schema_version"] == SCHEMA_VERSION == 4
+        assert f.attrs["schema_version"] == SCHEMA_VERSION == 5
         g = f["cases/c"]
         assert set(g) == set(CASE_DATASETS) | {"heatmaps"}
         for name, spec in CASE_DATASETS.items():
             assert g[name].dtype == spec.dtype and g[name].chunks == (spec.chunk_rows,)
             assert (g[name].compression == "blosc" or "32001" in g[name]._filters) == bool(spec.codec)
         assert g["heatmaps"].dtype == np.uint16 and "32001" in g["heatmaps"]._filters
-        assert all(g[name].fletcher32 for name in g)  # schema 4: every dataset checksummed
+        assert all(g[name].fletcher32 for name in g)  # every dataset checksummed
 
 
 def test_heatmaps_round_trip_within_the_documented_precision(tmp_path: Path):
