@@ -244,11 +244,13 @@ def _case_lines(c: dict) -> list[str]:
 
 
 def _retranscribed_line(case: dict) -> str:
-    """The inspect line of a case whose words were re-recognised by ``radgaze retranscribe``."""
+    """The inspect line of a case whose words were re-recognised: by the recorder's case pass (the case's audio
+    decoded whole once it closed) or by ``radgaze retranscribe``."""
     t = case["transcript_correction"]
     asr = t["retranscribed"]
+    how = "decoded whole at the case's end (case pass)" if asr.get("pass") == "case" else "retranscribed"
     return (
-        f"    transcript retranscribed with {asr.get('model')} (beam {asr.get('beam_size')}, {asr.get('device')}): "
+        f"    transcript {how} with {asr.get('model')} (beam {asr.get('beam_size')}, {asr.get('device')}): "
         f"{case.get('words')} words, {t['recognised_words']} live words kept (their WER against the new "
         f"{asr.get('live_wer')}); {t['recomputed_heatmaps']} heatmap(s) recomputed; sentences and heatmaps from "
         f"the {case.get('heatmaps_from')} words"

@@ -274,7 +274,7 @@ def test_the_case_attribute_says_where_the_heatmaps_come_from(session: Path, tin
 
 
 def test_the_case_pass_stores_a_closed_case_decoded_whole_while_the_session_is_still_recorded(
-    tmp_path: Path, speech, tiny_en: str
+    tmp_path: Path, speech, tiny_en: str, capsys
 ):
     """The live recorder's case pass (capture/live/asr.py, policy point 7): a closed case's stored audio goes
     to the ASR worker, comes back as the whole-file decode, and is stored as the case's retranscription in the
@@ -318,3 +318,7 @@ def test_the_case_pass_stores_a_closed_case_decoded_whole_while_the_session_is_s
     assert {c["case_id"]: c["heatmaps_from"] for c in describe_session(path)["cases"]} == {
         "report": "retranscribed", "corrected": "corrected", "later": "recognised",
     }  # fmt: skip
+    assert inspect_cmd.main([str(path)]) == 0
+    assert "transcript decoded whole at the case's end (case pass) with tiny.en (beam 1, cpu)" in (
+        capsys.readouterr().out
+    )
