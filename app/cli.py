@@ -39,6 +39,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "radgaze.capture.live.sim_tracker",
         "publish a simulated eye tracker as a real LSL stream",
     ),
+    "pupil-bridge": (
+        "radgaze.capture.live.gaze.pupil_bridge",
+        "Pupil Core gaze mapped onto the screen (scene markers) and published as screen gaze on LSL",
+    ),
     "import": (
         "radgaze.capture.importers.cli",
         "convert REFLACX / EGD-CXR / XDF recordings to session files",

@@ -12,10 +12,9 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from radgaze.capture.gazemath.surface import ScreenMarker, square_corners
+from radgaze.capture.live.scene_markers import OVERLAY_CELL_PX as CELL_PX
+from radgaze.capture.live.scene_markers import OVERLAY_MARGIN_PX as MARGIN_PX
 from radgaze.capture.live.scene_markers import MarkerDetector
-
-CELL_PX = 8  # one tag cell in logical px: 80 px markers, a black square of 64 px
-MARGIN_PX = 4
 
 
 def _pixmap(tag: np.ndarray) -> QtGui.QPixmap:

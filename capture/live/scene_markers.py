@@ -18,6 +18,10 @@ from radgaze.capture.errors import ConfigError
 from radgaze.capture.gazemath.surface import MIN_MARKERS, ScreenMarker, apply_homography, scene_to_screen
 
 FAMILY = "tag36h11"
+# the markers as `radgaze record --scene-markers` draws them (app/scene_markers.py): cells of 8 logical px (80 px
+# markers, a black square of 64 px), 4 px in from the viewer's edges
+OVERLAY_CELL_PX = 8
+OVERLAY_MARGIN_PX = 4
 HEADMOUNTED_HINT = (
     "scene-camera markers need the optional extra: pip install 'radgaze[headmounted]' (pupil-apriltags)"
 )

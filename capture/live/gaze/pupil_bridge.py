@@ -1,0 +1,261 @@
+"""``radgaze pupil-bridge``: Pupil Core gaze mapped onto the screen, published as a screen-gaze LSL stream.
+
+Pupil Capture's gaze is in its scene camera's image, never screen gaze (radgaze refuses the LSL relay's stream).
+This bridge reads Pupil Capture over its own network API (capture/live/gaze/pupil_core.py): Pupil Remote for the
+IPC backbone's SUB port and the clock, then ``gaze.*`` and the Frame Publisher's ``frame.world``. Each scene frame's
+AprilTag markers (drawn by ``radgaze record --scene-markers`` at the viewer's corners) give the scene->screen
+homography, and each gaze datum goes through the frame nearest it in time (capture/live/gaze/scene_mapper.py).
+The mapped gaze is published in radgaze's generic layout (XDF Gaze meta-data, normalised screen coordinates) on
+the LSL clock (Pupil time - the measured offset), so ``radgaze record`` reads it like any screen tracker.
+
+Refused in one line, before any stream is published: no Pupil Remote, no gaze, no scene frames (the Frame
+Publisher is off), or scene frames that show fewer than 2 of the screen's markers within ``--startup-s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pylsl
+import zmq
+
+from radgaze.capture.errors import ConfigError
+from radgaze.capture.gazemath.surface import MIN_MARKERS, ScreenMarker, corner_markers
+from radgaze.capture.helpformat import DefaultsOnceFormatter
+from radgaze.capture.io.display import display_from_options
+from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS, encode_samples
+from radgaze.capture.live.gaze.pupil_core import (
+    DEFAULT_REMOTE,
+    FRAME_TOPIC,
+    GAZE_TOPIC,
+    PupilRemote,
+    clock_offset_s,
+    gaze_datum,
+    receive_all,
+    scene_frame,
+    subscribe,
+)
+from radgaze.capture.live.gaze.scene_mapper import MappedGaze, SceneGazeMapper
+from radgaze.capture.live.scene_markers import OVERLAY_CELL_PX, OVERLAY_MARGIN_PX, MarkerDetector
+from radgaze.capture.live.sim_tracker import make_stream_info
+from radgaze.capture.records import DisplayGeometry
+
+STREAM_NAME = "radgaze-pupil-core"
+STARTUP_S = 5.0
+STARTUP_FRAMES_MAPPED = 3  # frames showing the markers before the stream is published
+POLL_MS = 50
+NOMINAL_RATE_HZ = 0.0  # Pupil gaze is irregular (LSL's IRREGULAR_RATE)
+
+
+def overlay_markers(
+    display: DisplayGeometry,
+    viewer_px: tuple[float, float, float, float] | None = None,
+    cell_px: int = OVERLAY_CELL_PX,
+    margin_px: int = OVERLAY_MARGIN_PX,
+) -> list[ScreenMarker]:
+    """Where ``radgaze record --scene-markers`` draws the markers' black squares: at the corners of the viewer
+    (``viewer_px`` = x, y, w, h in screen px; default the whole screen), ``margin_px`` in, ``cell_px`` cells."""
+    detector = MarkerDetector()
+    offset, side = detector.black_square_px(cell_px)
+    x, y, w, h = viewer_px or (0, 0, display.screen_w_px, display.screen_h_px)
+    area = DisplayGeometry(
+        int(w), int(h), display.screen_w_mm, display.screen_h_mm, display.viewing_distance_mm
+    )
+    out = []
+    for m in corner_markers(area, side, margin_px + offset):
+        out.append(ScreenMarker(m.tag_id, m.corners_px + np.array([x, y], np.float64)))
+    return out
+
+
+def _refuse_startup(counts, seconds: float, address: str) -> None:
+    """One line on why Pupil Capture's gaze cannot be mapped yet, and what to do."""
+    if counts.gaze == 0:
+        raise ConfigError(
+            f"Pupil Capture at {address} sent no gaze in {seconds:g} s: calibrate it (gaze needs a calibration) "
+            "and check that its eye cameras run"
+        )
+    if counts.frames == 0:
+        raise ConfigError(
+            f"Pupil Capture at {address} sent no scene frames (frame.world) in {seconds:g} s: turn on its Frame "
+            "Publisher plugin (format gray), so radgaze can find the screen's markers in the scene camera"
+        )
+    seen = f"tags seen: {sorted(counts.tags_seen)}" if counts.tags_seen else "no tags seen"
+    raise ConfigError(
+        f"scene-camera gaze refused: {counts.frames_mapped} of {counts.frames} scene frames in {seconds:g} s "
+        f"showed >= {MIN_MARKERS} of the screen's markers (tag36h11 ids 0-3; {seen}), so gaze in the scene "
+        "camera cannot be placed on the screen: draw them with `radgaze record --scene-markers`, keep the monitor "
+        "in the scene camera's view, and give --viewer if the viewer does not fill the screen"
+    )
+
+
+class PupilBridge:
+    """Pupil Capture -> mapped screen gaze -> an LSL outlet (generic layout), in a thread after :meth:`open`."""
+
+    def __init__(
+        self, address: str, display: DisplayGeometry, markers: list[ScreenMarker], **mapper_kw
+    ) -> None:
+        self.address, self.display = address, display
+        self.mapper = SceneGazeMapper(markers, **mapper_kw)
+        self.layout = BUILTIN_LAYOUTS["generic"]
+        self._ctx = zmq.Context()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._outlet: pylsl.StreamOutlet | None = None
+        self._held: list[MappedGaze] = []
+        self.offset_s = self.rtt_s = float("nan")
+        self.n_pushed = 0
+        self.error: BaseException | None = None
+
+    def open(self, startup_s: float = STARTUP_S, name: str = STREAM_NAME) -> PupilBridge:
+        """Connect, sync clocks, and wait until frames show the markers (else a ConfigError); then publish."""
+        remote = PupilRemote(self._ctx, self.address)
+        try:
+            self._sub = subscribe(self._ctx, remote.sub_url(), (GAZE_TOPIC, FRAME_TOPIC))
+            self.offset_s, self.rtt_s = clock_offset_s(remote)
+        finally:
+            remote.close()
+        deadline = time.monotonic() + startup_s
+        counts = self.mapper.counts
+        while counts.frames_mapped < STARTUP_FRAMES_MAPPED or counts.gaze == 0:
+            if time.monotonic() > deadline:
+                self.close()
+                _refuse_startup(counts, startup_s, self.address)
+            self._step(publish=False)
+        self._outlet = pylsl.StreamOutlet(self._stream_info(name))
+        for held in self._held:
+            self._push(held)
+        self._held.clear()
+        self._thread = threading.Thread(target=self._run, name="pupil-bridge", daemon=True)
+        self._thread.start()
+        return self
+
+    def _stream_info(self, name: str) -> pylsl.StreamInfo:
+        info = make_stream_info(self.layout, NOMINAL_RATE_HZ, self.display, name, f"{name}@{self.address}")
+        mapping = info.desc().append_child("mapping")
+        mapping.append_child_value("source", f"Pupil Capture network API at {self.address}")
+        mapping.append_child_value(
+            "method", "AprilTag tag36h11 markers -> scene-to-screen homography per frame"
+        )
+        mapping.append_child_value(
+            "markers", json.dumps({m.tag_id: m.corners_px.tolist() for m in self.mapper.markers})
+        )
+        mapping.append_child_value("pupil_minus_lsl_clock_s", repr(self.offset_s))
+        return info
+
+    def _step(self, publish: bool) -> None:
+        """Everything waiting: gaze in order; of the frames, only the newest is searched for markers (a frame
+        takes ~30 ms to search: behind, the bridge catches up by skipping frames, never by losing gaze)."""
+        messages = receive_all(self._sub, POLL_MS)
+        frames = [i for i, (topic, _) in enumerate(messages) if topic.startswith(FRAME_TOPIC)]
+        for i, (topic, message) in enumerate(messages):
+            if topic.startswith(FRAME_TOPIC) and i != frames[-1]:
+                self.mapper.counts.frames_skipped += 1
+                continue
+            if topic.startswith(FRAME_TOPIC):
+                mapped = self.mapper.add_frame(scene_frame(message))
+            elif topic.startswith(GAZE_TOPIC):
+                mapped = self.mapper.add_gaze(gaze_datum(message))
+            else:
+                continue
+            if mapped.t_pupil.size:
+                self._push(mapped) if publish else self._held.append(mapped)
+
+    def _push(self, mapped: MappedGaze) -> None:
+        pupil = np.full(mapped.t_pupil.size, np.nan)
+        raw = encode_samples(
+            self.layout, mapped.x_screen_px, mapped.y_screen_px, pupil, mapped.valid, self.display
+        )
+        raw[:, self.layout.confidence] = np.where(mapped.valid, mapped.confidence, 0.0)
+        for sample, t in zip(raw, mapped.t_pupil - self.offset_s):
+            self._outlet.push_sample(sample.tolist(), float(t))
+        self.n_pushed += raw.shape[0]
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._step(publish=True)
+            self._push(self.mapper.flush())
+        except BaseException as exc:  # noqa: BLE001 (handed to the caller through .error)
+            self.error = exc
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+        self._ctx.destroy(linger=0)
+
+    def summary(self) -> dict:
+        return {**self.mapper.counts.to_dict(), "pushed": self.n_pushed, "pupil_minus_lsl_s": self.offset_s,
+                "clock_rtt_s": self.rtt_s}  # fmt: skip
+
+
+def _viewer(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    parts = text.replace(",", " ").split()
+    try:
+        x, y, w, h = (float(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"--viewer: expected X,Y,W,H in screen px, got {text!r}") from None
+    if w <= 0 or h <= 0:
+        raise ConfigError(f"--viewer: expected a positive width and height, got {text!r}")
+    return x, y, w, h
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radgaze pupil-bridge",
+        description="Pupil Core (Pupil Capture's network API) gaze mapped onto the screen through the AprilTag "
+        "markers of `radgaze record --scene-markers`, published as screen gaze on LSL (stream "
+        f"{STREAM_NAME!r}). Needs radgaze[headmounted] and Pupil Capture's Frame Publisher (format gray).",
+        formatter_class=DefaultsOnceFormatter,
+    )
+    p.add_argument("--remote", default=DEFAULT_REMOTE, help="Pupil Remote's HOST:PORT")
+    p.add_argument("--display", default=None, help="the screen WxH px (default 1920x1080-class default)")
+    p.add_argument("--screen-mm", default=None, help="the screen's WxH in mm")
+    p.add_argument("--distance-mm", type=float, default=None, help="viewing distance in mm")
+    p.add_argument(
+        "--viewer", default=None, help="X,Y,W,H of the viewer on the screen, px (default: the screen)"
+    )
+    p.add_argument("--marker-cell-px", type=int, default=OVERLAY_CELL_PX, help="tag cell size as drawn, px")
+    p.add_argument("--marker-margin-px", type=int, default=OVERLAY_MARGIN_PX, help="markers' margin, px")
+    p.add_argument("--startup-s", type=float, default=STARTUP_S, help="time to find gaze, frames and markers")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--name", default=STREAM_NAME, help="LSL stream name")
+    p.add_argument("--summary", type=Path, default=None, help="write the closing counts as JSON here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    display = display_from_options(args.display, args.screen_mm, args.distance_mm)
+    markers = overlay_markers(display, _viewer(args.viewer), args.marker_cell_px, args.marker_margin_px)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    bridge = PupilBridge(args.remote.removeprefix("tcp://"), display, markers).open(args.startup_s, args.name)
+    print(f"publishing {args.name!r}: Pupil Capture at {args.remote} mapped onto the screen "
+          f"(Pupil time - LSL {bridge.offset_s:+.6f} s); Ctrl-C to stop", flush=True)  # fmt: skip
+    t_end = time.monotonic() + args.duration if args.duration else float("inf")
+    try:
+        while bridge.running and not stop.is_set() and time.monotonic() < t_end:
+            time.sleep(0.05)
+    finally:
+        bridge.close()
+    if bridge.error is not None:
+        raise bridge.error
+    summary = bridge.summary()
+    if args.summary:
+        args.summary.write_text(json.dumps(summary))
+    print(f"pupil-bridge: {summary['gaze_mapped']} of {summary['gaze']} gaze mapped, "
+          f"{summary['frames_with_markers']} of {summary['frames']} frames showed the markers", flush=True)  # fmt: skip
+    return 0

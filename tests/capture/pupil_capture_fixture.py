@@ -1,0 +1,172 @@
+"""A stand-in for Pupil Capture's network API, run in its own process: ``python pupil_capture_fixture.py SPEC.json``.
+
+Written from pupil-labs/pupil (pupil_src/shared_modules):
+- Pupil Remote (``network_api/controller/pupil_remote_controller.py``): a REP socket answering ``SUB_PORT`` (the
+  IPC backbone's SUB port), ``PUB_PORT``, ``t`` (``repr`` of Pupil time), ``v``; anything else "Unknown command.".
+- the IPC backbone's messages (``zmq_tools.Msg_Streamer.send``): topic, ``msgpack.packb(payload,
+  use_bin_type=True)``, then the ``__raw_data__`` parts.
+- gaze (``gaze_mapping/gazer_3d/gazer_headset.py``): topic ``gaze.3d.01.``, ``norm_pos`` in the world camera
+  image with the origin bottom-left (``normalize(..., flip_y=True)``), ``confidence``, ``timestamp`` (Pupil time),
+  ``base_data``, ``gaze_point_3d``.
+- the Frame Publisher (``network_api/controller/frame_publisher_controller.py``): topic ``frame.world``, ``width``,
+  ``height``, ``index``, ``timestamp``, ``format`` ("gray": ``frame.gray``, H x W bytes) and the image as one raw
+  part.
+
+Pupil time is the LSL clock + ``pupil_minus_lsl_s`` (Pupil's own origin, as Capture's is). The scene camera
+(1280 x 720, 30 Hz) sees the screen (1920 x 1080: a radiograph-like field and, unless ``markers`` is false, the
+four tag36h11 markers where ``radgaze record --scene-markers`` draws them on a full-screen viewer) through a
+homography that moves with the head (a smooth 2 s loop); gaze at 120 Hz looks at known screen points, its
+norm_pos is that point seen through the head's pose at the gaze's own time. The truth (LSL time, screen px,
+valid) is written before READY.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import msgpack
+import numpy as np
+import pylsl
+import zmq
+
+from radgaze.capture.gazemath.surface import apply_homography, homography
+from radgaze.capture.live.gaze.pupil_bridge import overlay_markers
+from radgaze.capture.live.scene_markers import OVERLAY_CELL_PX, MarkerDetector
+from radgaze.capture.records import DisplayGeometry
+
+DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
+FRAME_W, FRAME_H, FRAME_HZ, GAZE_HZ = 1280, 720, 30.0, 120.0
+HEAD_PERIOD_S = 2.0
+SCREEN_CORNERS = np.array([[0, 0], [1920, 0], [1920, 1080], [0, 1080]], float)
+
+
+def head_pose(t: float) -> np.ndarray:
+    """screen px -> scene px at time t: the screen ~620 px wide in the frame, tilted, moving with the head."""
+    phase = 2 * np.pi * t / HEAD_PERIOD_S
+    dx, dy, tilt = 45 * np.sin(phase), 25 * np.sin(2 * phase + 0.5), 12 * np.cos(phase)
+    scene = np.array([[330, 160 - tilt], [950, 180 + tilt], [930, 530 - tilt], [345, 515 + tilt]], float)
+    return homography(SCREEN_CORNERS, scene + [dx, dy])
+
+
+def screen_image(with_markers: bool) -> np.ndarray:
+    yy, xx = np.mgrid[0 : DISPLAY.screen_h_px, 0 : DISPLAY.screen_w_px]
+    screen = (90 + 60 * np.exp(-(((xx - 960) / 500) ** 2 + ((yy - 540) / 350) ** 2))).astype(np.uint8)
+    if with_markers:
+        detector = MarkerDetector()
+        offset, _ = detector.black_square_px(OVERLAY_CELL_PX)
+        for m in overlay_markers(DISPLAY):
+            x0, y0 = (m.corners_px[3] - offset).astype(
+                int
+            )  # the drawn marker's top-left, white ring included
+            tag = detector.render(m.tag_id, OVERLAY_CELL_PX)
+            screen[y0 : y0 + tag.shape[0], x0 : x0 + tag.shape[1]] = tag
+    return screen
+
+
+def see(screen: np.ndarray, h: np.ndarray, rng) -> np.ndarray:
+    """The grey scene frame: pixels inside the screen's outline look it up (bilinear), the room is darker."""
+    frame = np.full((FRAME_H, FRAME_W), 40.0, np.float32)
+    outline = np.stack(apply_homography(h, SCREEN_CORNERS[:, 0], SCREEN_CORNERS[:, 1]), 1)
+    (x0, y0), (x1, y1) = np.floor(outline.min(0)).astype(int), np.ceil(outline.max(0)).astype(int)
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    sx, sy = apply_homography(np.linalg.inv(h), xx + 0.5, yy + 0.5)
+    sx, sy = sx - 0.5, sy - 0.5
+    inside = (sx >= 0) & (sy >= 0) & (sx < screen.shape[1] - 1) & (sy < screen.shape[0] - 1)
+    ix, iy = np.clip(sx.astype(int), 0, screen.shape[1] - 2), np.clip(sy.astype(int), 0, screen.shape[0] - 2)
+    fx, fy = np.clip(sx - ix, 0, 1), np.clip(sy - iy, 0, 1)
+    s = screen.astype(np.float32)
+    val = (s[iy, ix] * (1 - fx) * (1 - fy) + s[iy, ix + 1] * fx * (1 - fy)
+           + s[iy + 1, ix] * (1 - fx) * fy + s[iy + 1, ix + 1] * fx * fy)  # fmt: skip
+    frame[y0:y1, x0:x1] = np.where(inside, val, 40.0)
+    frame += rng.normal(0, 2.0, frame.shape).astype(np.float32)
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def gaze_plan(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Screen points (n, 2): fixations of 200-400 ms at random places, and confidences (5 % below 0.6)."""
+    points, k = np.zeros((n, 2)), 0
+    while k < n:
+        m = int(rng.integers(24, 48))
+        points[k : k + m] = rng.uniform([150, 120], [1770, 960]) + rng.normal(0, 3, (min(m, n - k), 2))
+        k += m
+    confidence = np.where(rng.random(n) < 0.05, 0.3, 0.95)
+    return points, confidence
+
+
+def send(pub: zmq.Socket, payload: dict, raw: bytes | None = None) -> None:
+    """zmq_tools.Msg_Streamer.send: topic, msgpack payload, raw parts."""
+    parts = [payload["topic"].encode(), msgpack.packb(payload, use_bin_type=True)]
+    pub.send_multipart(parts + ([raw] if raw is not None else []))
+
+
+def answer(rep: zmq.Socket, sub_port: int, offset_s: float) -> None:
+    while rep.poll(0):
+        msg = rep.recv_string()
+        if msg == "SUB_PORT":
+            reply = str(sub_port)
+        elif msg == "t":
+            reply = repr(pylsl.local_clock() + offset_s)
+        elif msg == "v":
+            reply = "3.5.1"
+        else:
+            reply = "Unknown command."
+        rep.send_string(reply)
+
+
+def main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    rng = np.random.default_rng(spec.get("seed", 0))
+    offset = float(spec.get("pupil_minus_lsl_s", 1000.0))
+    duration = float(spec["duration_s"])
+    ctx = zmq.Context()
+    rep, pub = ctx.socket(zmq.REP), ctx.socket(zmq.PUB)
+    remote_port, sub_port = (
+        rep.bind_to_random_port("tcp://127.0.0.1"),
+        pub.bind_to_random_port("tcp://127.0.0.1"),
+    )
+    screen = screen_image(spec.get("markers", True))
+    poses = int(HEAD_PERIOD_S * FRAME_HZ)
+    frames = (
+        [see(screen, head_pose(k / FRAME_HZ), rng) for k in range(poses)] if spec.get("frames", True) else []
+    )
+    n_gaze = int(duration * GAZE_HZ)
+    points, confidence = gaze_plan(n_gaze, rng)
+    t0 = pylsl.local_clock() + 1.0  # gaze and frames start 1 s after READY (the bridge connects meanwhile)
+    t_gaze = t0 + np.arange(n_gaze) / GAZE_HZ
+    np.savez(spec["truth"], t=t_gaze, x=points[:, 0], y=points[:, 1], valid=confidence >= 0.6)
+    print("READY", remote_port, flush=True)
+    k_gaze = k_frame = 0
+    while k_gaze < n_gaze:
+        answer(rep, sub_port, offset)
+        now = pylsl.local_clock()
+        while k_frame < int((now - t0) * FRAME_HZ) + 1 and frames and now >= t0:
+            t = t0 + k_frame / FRAME_HZ  # the frame's capture time; the pose loops every HEAD_PERIOD_S
+            img = frames[k_frame % poses]
+            send(pub, {"topic": "frame.world", "width": FRAME_W, "height": FRAME_H, "index": k_frame,
+                       "timestamp": t + offset, "format": "gray"}, img.tobytes())  # fmt: skip
+            k_frame += 1
+        while k_gaze < n_gaze and t_gaze[k_gaze] <= now:
+            t = t_gaze[k_gaze]
+            h = head_pose((t - t0) % HEAD_PERIOD_S)
+            sx, sy = apply_homography(h, points[k_gaze, 0], points[k_gaze, 1])
+            norm = [float(sx) / FRAME_W, 1.0 - float(sy) / FRAME_H]  # Pupil's normalize(flip_y=True)
+            base = [
+                {"topic": f"pupil.{i}.3d", "id": i, "timestamp": t + offset, "confidence": 0.95}
+                for i in (0, 1)
+            ]
+            send(pub, {"topic": "gaze.3d.01.", "norm_pos": norm, "confidence": float(confidence[k_gaze]),
+                       "timestamp": t + offset, "base_data": base, "gaze_point_3d": [0.0, 0.0, 650.0]})  # fmt: skip
+            k_gaze += 1
+        time.sleep(0.002)
+    deadline = time.monotonic() + float(spec.get("linger_s", 2.0))
+    while time.monotonic() < deadline:  # keep answering Pupil Remote a little after the data ends
+        answer(rep, sub_port, offset)
+        time.sleep(0.01)
+    ctx.destroy(linger=0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
