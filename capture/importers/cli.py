@@ -93,8 +93,12 @@ def _add_egd(sub) -> None:
     p.add_argument(
         "--mimic-metadata", help="MIMIC-CXR metadata CSV (dicom_id, Rows, Columns) for image sizes"
     )
-    p.add_argument("--screen-mm", metavar="WxH", default="527x296", help="screen size in mm")
-    p.add_argument("--distance-mm", type=float, default=650.0, help="viewing distance in mm")
+    p.add_argument(
+        "--screen-mm", metavar="WxH", help="screen size in mm (EGD-CXR does not state it: 527x296 assumed)"
+    )
+    p.add_argument(
+        "--distance-mm", type=float, help="viewing distance in mm (EGD-CXR does not state it: 650 assumed)"
+    )
     p.add_argument(
         "--skip-broken", action="store_true", help="skip broken cases (listed) instead of stopping"
     )
@@ -213,10 +217,11 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             skip_broken=args.skip_broken,
             limit=args.limit,
+            ppd_source=options_ppd_source(args.screen_mm, args.distance_mm),
         )
         _report(result, args.out)
     elif args.source == "egd":
-        from radgaze.capture.importers.egd import EGD_DISPLAY, import_egd
+        from radgaze.capture.importers.egd import EGD_DISPLAY, egd_ppd_source, import_egd
 
         display = display_from_options(None, args.screen_mm, args.distance_mm, EGD_DISPLAY)
         result = import_egd(
@@ -228,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             lead_s=args.lead_s,
             overwrite=args.overwrite,
             skip_broken=args.skip_broken,
+            ppd_source=egd_ppd_source(args.screen_mm, args.distance_mm),
         )
         _report(result, args.out)
     elif args.source in ("edf", "asc"):

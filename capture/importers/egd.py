@@ -55,6 +55,7 @@ from radgaze.capture.importers.plausibility import (
     refuse_ms_fixations,
     refuse_ms_samples,
 )
+from radgaze.capture.io.display import options_ppd_source, ppd_record
 from radgaze.capture.records import (
     FIXATION_DTYPE,
     GAZE_DTYPE,
@@ -79,6 +80,21 @@ MASTER_NOT_LABELS = frozenset(
 # the dataset: the active area of a common 24-inch 16:9 panel (527 x 296 mm) and radgaze's default 650 mm
 # viewing distance (DisplayGeometry) are assumptions; --screen-mm / --distance-mm override them.
 EGD_DISPLAY = DisplayGeometry(1920, 1080, 527.0, 296.0, 650.0)
+EGD_SCREEN_ASSUMED = (
+    "assumed: 527 x 296 mm (a 24-inch 16:9 panel; EGD-CXR, Karargyris et al. 2021, states the 1920 x 1080 "
+    "screen but not its size)"
+)
+EGD_DISTANCE_ASSUMED = "assumed: 650 mm (radgaze's default; EGD-CXR does not state the viewing distance)"
+
+
+def egd_ppd_source(screen_mm: str | None = None, distance_mm: float | None = None) -> str:
+    """Where an EGD-CXR import's px/deg comes from: the options given, else the stated assumptions."""
+    return options_ppd_source(
+        screen_mm,
+        distance_mm,
+        screen_mm_otherwise=EGD_SCREEN_ASSUMED,
+        distance_otherwise=EGD_DISTANCE_ASSUMED,
+    )
 
 
 def padded_view(
@@ -251,6 +267,7 @@ class _Dataset:
     sizes: dict[str, tuple[int, int]]
     display: DisplayGeometry
     lead_s: float
+    ppd_source: str
 
 
 def _case_rows(tab: Table | None) -> dict[tuple[str, str], np.ndarray]:
@@ -274,10 +291,13 @@ def import_egd(
     lead_s: float = EYE_VOICE_LEAD_S,
     overwrite: bool = False,
     skip_broken: bool = False,
+    ppd_source: str | None = None,
 ) -> ImportResult:
-    """Import an EGD-CXR folder into ``out/egd_<session>.h5`` files (see the module docstring)."""
+    """Import an EGD-CXR folder into ``out/egd_<session>.h5`` files (see the module docstring). ``ppd_source``
+    says where the display's size and distance came from (default: :func:`egd_ppd_source`, the assumptions)."""
     src, out = Path(src), Path(out)
     ds = _load_dataset(src, images, mimic_metadata, display, lead_s)
+    ds.ppd_source = ppd_source or egd_ppd_source()
     primary = ds.fix_tab if ds.fix_tab is not None else ds.gaze_tab
     fix_groups, gaze_groups = _case_rows(ds.fix_tab), _case_rows(ds.gaze_tab)
     t_primary = primary.numbers(TIME)
@@ -330,6 +350,7 @@ def _load_dataset(
         sizes=image_sizes(Path(mimic_metadata) if mimic_metadata else None),
         display=display,
         lead_s=lead_s,
+        ppd_source=egd_ppd_source(),
     )
 
 
@@ -345,6 +366,7 @@ def _write_session(
         "tracker": "Gazepoint GP3 (EGD-CXR)",
         "session_id": session,
         "eye_voice_lead_s": ds.lead_s,
+        "ppd": ppd_record(ds.display, ds.ppd_source),
     }
     write_session_file(target, records, provenance=provenance)
     result.written.append(target)
@@ -403,6 +425,7 @@ def _read_case(ds: _Dataset, session: str, dicom_id: str, rows: tuple[np.ndarray
             "word_times": "phrase spans shared evenly between the phrase's words (approximation)",
             "pads_tblr": [float(v) for v in ds.pads[dicom_id]],
             "full_text": full_text,
+            "ppd": ppd_record(display, ds.ppd_source),
         },
     )
     return add_sentences(record, lead_s=ds.lead_s)

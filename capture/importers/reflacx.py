@@ -79,6 +79,7 @@ from radgaze.capture.importers.reflacx_annotation import (
     read_ellipses,
     reading_annotation,
 )
+from radgaze.capture.io.display import options_ppd_source, ppd_record
 from radgaze.capture.records import (
     FIXATION_DTYPE,
     GAZE_DTYPE,
@@ -127,6 +128,10 @@ VIEW_CHANGE_REL = 2e-3
 # Viewing distance of an inferred display: radgaze's default (DisplayGeometry). It only sets the physical size;
 # the physical size is chosen so the recorded pixels per degree come out whatever the distance.
 DEFAULT_DISPLAY = DisplayGeometry()
+REFLACX_PPD_SOURCE = (
+    "the tracker's own: REFLACX fixations.csv angular_resolution_x/y_pixels_per_degree (EyeLink's, per fixation), "
+    "median over the reading through the view scale"
+)
 
 
 def normalise_label(name: str) -> str:
@@ -353,8 +358,10 @@ def read_reading(
     image_path: Path | None,
     display: DisplayGeometry | None,
     lead_s: float,
+    ppd_source: str | None = None,
 ) -> CaseRecord:
-    """One REFLACX reading as a CaseRecord with sentences and heatmaps."""
+    """One REFLACX reading as a CaseRecord with sentences and heatmaps. Its px/deg is REFLACX's recorded one
+    when ``display`` is None, else ``display``'s, from ``ppd_source`` (default: the assumed pitch and distance)."""
     rid = meta.text("id")[i].strip()
     if not case_dir.is_dir():
         raise ImportFormatError(f"{case_dir}: expected the folder of REFLACX reading {rid}, found nothing")
@@ -387,6 +394,9 @@ def read_reading(
     view["t_lsl"][0] = min(times)  # the first view holds from the case start
     refuse_long_reading(f"REFLACX reading {rid}", min(times), max(ends))
     attrs = _reading_attrs(case_dir, meta, i, phase=phase, display_inferred=display is None, state=state)
+    attrs["ppd"] = ppd_record(
+        disp, REFLACX_PPD_SOURCE if display is None else ppd_source or options_ppd_source(None, None)
+    )
     record = CaseRecord(
         case_id=safe_name(rid),
         image=image,
@@ -514,6 +524,7 @@ def import_reflacx(
     overwrite: bool = False,
     skip_broken: bool = False,
     limit: int | None = None,
+    ppd_source: str | None = None,
 ) -> ImportResult:
     """Import every non-discarded REFLACX reading under ``src`` into ``out/<id>.h5``.
 
@@ -530,7 +541,7 @@ def import_reflacx(
         for phase, meta_path in metas:
             _import_metadata(src, base, out, phase, meta_path, result, image_index, images, options={
                 "display": display, "lead_s": lead_s, "overwrite": overwrite, "skip_broken": skip_broken,
-                "limit": limit,
+                "limit": limit, "ppd_source": ppd_source,
             })  # fmt: skip
     except BaseException:
         _remove_partial_import(out, result.written, made_out)
@@ -588,6 +599,7 @@ def _import_metadata(
                 image_path,
                 display=options["display"],
                 lead_s=options["lead_s"],
+                ppd_source=options["ppd_source"],
             )
         except Exception as exc:  # every error of a reading, whatever raised it (issue 24)
             error = reading_error(f"REFLACX reading {rid}", exc)
@@ -614,6 +626,7 @@ def _import_one(
     *,
     display: DisplayGeometry | None,
     lead_s: float,
+    ppd_source: str | None = None,
 ) -> Path | None:
     """Reading ``i`` of a metadata table -> its own session file ``target``; returns its gaze.csv (None: the
     reading has none, its case is flagged ``gaze_file: missing``)."""
@@ -630,6 +643,7 @@ def _import_one(
         image_path=image_path,
         display=display,
         lead_s=lead_s,
+        ppd_source=ppd_source,
     )
     record.attrs["gaze_file"] = "gaze.csv" if gaze_path is not None else "missing"
     provenance = {
@@ -637,6 +651,7 @@ def _import_one(
         "source": str(src),
         "tracker": "EyeLink 1000 (REFLACX)",
         "eye_voice_lead_s": lead_s,
+        "ppd": record.attrs["ppd"],
     }
     write_session_file(target, [record], provenance=provenance)
     return gaze_path

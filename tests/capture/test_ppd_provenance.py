@@ -139,3 +139,60 @@ def test_synthetic_sessions_record_their_px_per_degree(tmp_path):
     with SessionReader(path) as r:
         case = r.case(r.case_ids[0])
     assert case.attrs["ppd"] == ppd_record(case.display, SYNTHETIC_PPD_SOURCE)
+
+
+def _inspect_ppd_lines(capsys, path) -> list[str]:
+    from radgaze.app.cli import main
+
+    capsys.readouterr()
+    assert main(["inspect", str(path)]) == 0
+    return [ln.strip() for ln in capsys.readouterr().out.splitlines() if "px/deg" in ln]
+
+
+def test_reflacx_import_records_reflacxs_own_px_per_degree_and_inspect_shows_it(tmp_path, capsys):
+    from test_import_reflacx import make_reflacx
+
+    from radgaze.app.cli import main
+    from radgaze.capture.importers.reflacx import REFLACX_PPD_SOURCE
+
+    src = make_reflacx(tmp_path / "reflacx")
+    assert main(["import", "reflacx", str(src), str(tmp_path / "out")]) == 0
+    (path,) = (tmp_path / "out").glob("*.h5")
+    with SessionReader(path) as r:
+        case, prov = r.case(r.case_ids[0]), r.provenance
+    assert case.attrs["ppd"]["source"] == REFLACX_PPD_SOURCE == prov["ppd"]["source"]
+    assert case.attrs["display_inferred"]  # its size set so that the recorded px/deg come out
+    assert case.attrs["ppd"]["x"] == pytest.approx(ppd_screen(case.display)[0], abs=1e-3)
+    (line,) = _inspect_ppd_lines(capsys, path)
+    assert "angular_resolution" in line and "not recorded" not in line
+    # with the screen given, that is the source (and the assumed distance is said to be one)
+    assert main(["import", "reflacx", str(src), str(tmp_path / "out2"), "--display", "1920x1080",
+                 "--screen-mm", "531x299"]) == 0  # fmt: skip
+    (line,) = _inspect_ppd_lines(capsys, next((tmp_path / "out2").glob("*.h5")))
+    assert "screen size: --screen-mm; viewing distance: assumed: the default 650 mm" in line
+
+
+def test_egd_import_records_its_assumed_display_with_the_reason_and_inspect_shows_it(tmp_path, capsys):
+    from test_import_egd import _images, make_egd
+
+    from radgaze.app.cli import main
+    from radgaze.capture.importers.egd import EGD_DISPLAY, EGD_SCREEN_ASSUMED
+
+    src = make_egd(tmp_path / "egd")
+    images = _images(tmp_path / "img")
+    assert main(["import", "egd", str(src), str(tmp_path / "out"), "--images", str(images)]) == 0
+    paths = sorted((tmp_path / "out").glob("*.h5"))
+    assert paths
+    with SessionReader(paths[0]) as r:
+        case, prov = r.case(r.case_ids[0]), r.provenance
+    assert case.attrs["ppd"]["source"] == prov["ppd"]["source"]
+    assert (
+        EGD_SCREEN_ASSUMED in case.attrs["ppd"]["source"] and "does not state" in case.attrs["ppd"]["source"]
+    )
+    assert case.attrs["ppd"]["x"] == pytest.approx(ppd_screen(EGD_DISPLAY)[0], abs=1e-3)
+    lines = _inspect_ppd_lines(capsys, paths[0])
+    assert lines and all("Karargyris" in ln and "not recorded" not in ln for ln in lines)
+    assert main(["import", "egd", str(src), str(tmp_path / "out2"), "--images", str(images),
+                 "--screen-mm", "600x340", "--distance-mm", "700"]) == 0  # fmt: skip
+    lines = _inspect_ppd_lines(capsys, sorted((tmp_path / "out2").glob("*.h5"))[0])
+    assert all("screen size: --screen-mm; viewing distance: --distance-mm" in ln for ln in lines)
