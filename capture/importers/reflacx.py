@@ -358,10 +358,8 @@ def read_reading(
     image_path: Path | None,
     display: DisplayGeometry | None,
     lead_s: float,
-    ppd_source: str | None = None,
 ) -> CaseRecord:
-    """One REFLACX reading as a CaseRecord with sentences and heatmaps. Its px/deg is REFLACX's recorded one
-    when ``display`` is None, else ``display``'s, from ``ppd_source`` (default: the assumed pitch and distance)."""
+    """One REFLACX reading as a CaseRecord with sentences and heatmaps."""
     rid = meta.text("id")[i].strip()
     if not case_dir.is_dir():
         raise ImportFormatError(f"{case_dir}: expected the folder of REFLACX reading {rid}, found nothing")
@@ -394,9 +392,6 @@ def read_reading(
     view["t_lsl"][0] = min(times)  # the first view holds from the case start
     refuse_long_reading(f"REFLACX reading {rid}", min(times), max(ends))
     attrs = _reading_attrs(case_dir, meta, i, phase=phase, display_inferred=display is None, state=state)
-    attrs["ppd"] = ppd_record(
-        disp, REFLACX_PPD_SOURCE if display is None else ppd_source or options_ppd_source(None, None)
-    )
     record = CaseRecord(
         case_id=safe_name(rid),
         image=image,
@@ -643,8 +638,10 @@ def _import_one(
         image_path=image_path,
         display=display,
         lead_s=lead_s,
-        ppd_source=ppd_source,
     )
+    # px/deg: REFLACX's recorded one when the display was inferred from it, else the given display's
+    source = REFLACX_PPD_SOURCE if display is None else ppd_source or options_ppd_source(None, None)
+    record.attrs["ppd"] = ppd_record(record.display, source)
     record.attrs["gaze_file"] = "gaze.csv" if gaze_path is not None else "missing"
     provenance = {
         "importer": "reflacx",
