@@ -9,7 +9,8 @@ Defaults and their sources:
 Both return ``(start_idx, end_idx)`` pairs, inclusive, into the sample arrays.
 
 I-VT runs in stages (:func:`ivt_velocity_deg_s`, :func:`ivt_runs`, :func:`merge_runs`) that the live detector
-(capture/gazemath/pipeline.py) calls on a sliding buffer, so live and batch detection give the same fixations.
+(capture/gazemath/pipeline.py) calls on a sliding buffer, and I-DT is one resumable scan (:func:`idt_scan`), so
+live and batch detection give the same fixations.
 """
 
 from __future__ import annotations
@@ -149,38 +150,75 @@ def detect_fixations_idt(
     """Dispersion-threshold identification: a window of at least ``min_dur_s`` whose dispersion
     ``(max x - min x) + (max y - min y)`` is within ``dispersion_deg`` grows while it stays within it."""
     idx = np.flatnonzero(valid & np.isfinite(x_deg) & np.isfinite(y_deg))
-    t, x, y = t_lsl[idx], x_deg[idx], y_deg[idx]
-    n = idx.size
-    # a fixation never spans a tracking gap longer than max_gap_s: cut the stream into segments there
-    seg_end = np.concatenate([np.flatnonzero(np.diff(t) > max_gap_s), [n - 1]]) if n else np.zeros(0, int)
-    starts: list[int] = []
-    ends: list[int] = []
-    seg_start = 0
-    for last in seg_end:
-        _idt_segment(t, x, y, seg_start, int(last), dispersion_deg, min_dur_s, starts, ends)
-        seg_start = int(last) + 1
-    s, e = np.asarray(starts, np.int64), np.asarray(ends, np.int64)
+    p = IdtParams(dispersion_deg, min_dur_s, max_gap_s)
+    s, e, _ = idt_scan(t_lsl[idx], x_deg[idx], y_deg[idx], p, final=True)
     return idx[s], idx[e]
 
 
-def _idt_segment(t, x, y, i, last, dispersion_deg, min_dur_s, starts, ends) -> None:
-    while i <= last:
-        j = int(np.searchsorted(t, t[i] + min_dur_s, side="left"))
-        if j > last:
-            return
-        if np.ptp(x[i : j + 1]) + np.ptp(y[i : j + 1]) > dispersion_deg:
+@dataclass(frozen=True)
+class IdtParams:
+    """The I-DT parameters (defaults above)."""
+
+    dispersion_deg: float = IDT_DISPERSION_DEG
+    min_dur_s: float = IDT_MIN_DUR_S
+    max_gap_s: float = IVT_GAP_FILL_S
+
+    @classmethod
+    def of(cls, params: dict) -> IdtParams:
+        unknown = set(params) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(
+                f"I-DT parameters: expected {[f.name for f in fields(cls)]}, got {sorted(unknown)}"
+            )
+        return cls(**{k: float(v) for k, v in params.items()})
+
+
+def idt_scan(
+    t: np.ndarray, x: np.ndarray, y: np.ndarray, p: IdtParams, *, start: int = 0, final: bool = True
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The I-DT scan over compacted valid samples from index ``start``: ``(starts, ends, resume)``.
+
+    One implementation for the batch run (``final``: the data end here) and the live detector (not ``final``:
+    more samples may come). The scan moves left to right and a decision at sample i depends only on samples
+    from i on, so it stops (``resume``) where a decision needs samples not yet seen: a minimum-duration window
+    not yet full, or a fixation still growing at the end of the data; a later call from ``resume`` with more
+    samples goes on exactly as one call over all of them would. A fixation never spans a tracking gap longer
+    than ``max_gap_s``: the stream is cut into segments there."""
+    n = t.size
+    gaps = np.flatnonzero(np.diff(t) > p.max_gap_s)  # gap k lies between samples gaps[k] and gaps[k] + 1
+    starts: list[int] = []
+    ends: list[int] = []
+    i = start
+    while i < n:
+        k = int(np.searchsorted(gaps, i))
+        last, closed = (int(gaps[k]), True) if k < gaps.size else (n - 1, final)  # i's segment
+        j = int(np.searchsorted(t, t[i] + p.min_dur_s, side="left"))
+        if j > last:  # no full window left in the segment
+            if not closed:
+                break
+            i = last + 1
+            continue
+        if np.ptp(x[i : j + 1]) + np.ptp(y[i : j + 1]) > p.dispersion_deg:
             i += 1
             continue
-        # grow: running extent from i, first sample that breaks the threshold
-        xs, ys = x[i : last + 1], y[i : last + 1]
-        disp = (np.maximum.accumulate(xs) - np.minimum.accumulate(xs)) + (
-            np.maximum.accumulate(ys) - np.minimum.accumulate(ys)
-        )
-        over = np.flatnonzero(disp > dispersion_deg)
-        j = i + (int(over[0]) - 1 if over.size else len(xs) - 1)
+        end = _idt_grow(x, y, i, last, p.dispersion_deg)
+        if end is None and not closed:  # still within the threshold at the newest sample: in progress
+            break
+        ends.append(last if end is None else end)
         starts.append(i)
-        ends.append(j)
-        i = j + 1
+        i = ends[-1] + 1
+    return np.asarray(starts, np.int64), np.asarray(ends, np.int64), i
+
+
+def _idt_grow(x: np.ndarray, y: np.ndarray, i: int, last: int, dispersion_deg: float) -> int | None:
+    """The last sample from i (up to ``last``) before the running dispersion first exceeds the threshold; None
+    when it never does up to ``last``."""
+    xs, ys = x[i : last + 1], y[i : last + 1]
+    disp = (np.maximum.accumulate(xs) - np.minimum.accumulate(xs)) + (
+        np.maximum.accumulate(ys) - np.minimum.accumulate(ys)
+    )
+    over = np.flatnonzero(disp > dispersion_deg)
+    return i + int(over[0]) - 1 if over.size else None
 
 
 def fixations_from_gaze(

@@ -12,9 +12,10 @@ import numpy as np
 
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence, HeatmapContext, LiveAligner
 from radgaze.capture.gazemath.fixations import (
+    IdtParams,
     IvtParams,
-    fixations_from_gaze,
     fixations_rows,
+    idt_scan,
     ivt_runs,
     ivt_velocity_deg_s,
     merge_flags,
@@ -33,9 +34,6 @@ from radgaze.capture.records import (
 )
 from radgaze.capture.store.session_file import SessionWriter
 
-MAX_BUFFER_S = 5.0  # I-DT: gaze kept for detection when no fixation is in progress
-IDT_HOLD_S = 0.15  # I-DT: a fixation is final once the stream is this far past its end
-
 
 class LiveFixationDetector:
     """Incremental fixation detection over a sliding buffer of screen-space gaze.
@@ -44,7 +42,8 @@ class LiveFixationDetector:
     (:func:`~radgaze.capture.gazemath.fixations.fixations_from_gaze`): a fixation is emitted only once nothing
     still to come can change it (the run after it is complete and not merged with it, or no run can start
     within the merge gap), and the buffer keeps one velocity window of the past, so every sample is classified
-    as in the batch run. I-DT finalises a fixation once the stream is ``IDT_HOLD_S`` past its end."""
+    as in the batch run. I-DT resumes the batch scan (:func:`~radgaze.capture.gazemath.fixations.idt_scan`)
+    where it had to wait for samples, so it too gives exactly the batch fixations."""
 
     def __init__(self, display: DisplayGeometry, *, method: str = "ivt", **params: float):
         if method not in ("ivt", "idt"):
@@ -61,7 +60,7 @@ class LiveFixationDetector:
         if self._buf.size == 0:
             return np.zeros(0, FIXATION_DTYPE)
         if self.method == "idt":
-            return self._emit_idt(float(self._buf["t_lsl"][-1]) - IDT_HOLD_S, view_events)
+            return self._emit_idt(view_events, final=False)
         return self._emit_ivt(view_events, final=False)
 
     def flush(self, view_events: np.ndarray) -> np.ndarray:
@@ -69,7 +68,7 @@ class LiveFixationDetector:
         if self._buf.size == 0:
             return np.zeros(0, FIXATION_DTYPE)
         if self.method == "idt":
-            return self._emit_idt(np.inf, view_events)
+            return self._emit_idt(view_events, final=True)
         return self._emit_ivt(view_events, final=True)
 
     def _emit_ivt(self, view_events: np.ndarray, *, final: bool) -> np.ndarray:
@@ -104,21 +103,24 @@ class LiveFixationDetector:
         t = self._buf["t_lsl"]
         self._buf = self._buf[np.searchsorted(t, settled_s - history_s - 1e-9, side="left") :]
 
-    def _emit_idt(self, horizon: float, view_events: np.ndarray) -> np.ndarray:
-        fix = fixations_from_gaze(self._buf, view_events, self.display, method="idt", **self.params)
-        final = fix[fix["t_end"] < horizon]
-        open_fix = fix[fix["t_end"] >= horizon]
-        t = self._buf["t_lsl"]
-        if final.size:
-            keep_from = np.searchsorted(t, final["t_end"][-1], side="right")
-        else:
-            cut = open_fix["t_start"][0] if open_fix.size else min(horizon, t[-1]) - MAX_BUFFER_S
-            keep_from = np.searchsorted(t, cut, side="left")
-        self._buf = self._buf[keep_from:]
-        # a fixation still in progress is not final: the horizon stops at its start
-        known = min(horizon, float(open_fix["t_start"][0])) if open_fix.size else horizon
-        self.horizon_lsl = max(self.horizon_lsl, known)
-        return final
+    def _emit_idt(self, view_events: np.ndarray, *, final: bool) -> np.ndarray:
+        """The I-DT scan over the buffer (which starts where the last scan stopped); the buffer then keeps only
+        the samples from where it stopped again (no decision ever looks back)."""
+        g = self._buf
+        x_deg, y_deg = screen_px_to_deg(g["x_screen_px"], g["y_screen_px"], self.display)
+        valid = (g["flags"] & GAZE_VALID).astype(bool)
+        idx = np.flatnonzero(valid & np.isfinite(x_deg) & np.isfinite(y_deg))
+        s, e, resume = idt_scan(
+            g["t_lsl"][idx], x_deg[idx], y_deg[idx], IdtParams.of(self.params), final=final
+        )
+        out = fixations_rows(g, idx[s], idx[e], valid, view_events, self.display)
+        if resume < idx.size:
+            self._buf = g[idx[resume] :]
+            self.horizon_lsl = max(self.horizon_lsl, float(g["t_lsl"][idx[resume]]))
+        else:  # every sample decided: what comes later starts after the newest one
+            self._buf = g[:0]
+            self.horizon_lsl = max(self.horizon_lsl, float(np.nextafter(g["t_lsl"][-1], np.inf)))
+        return out
 
 
 def _settled_runs(t, starts, ends, join, p: IvtParams, *, final: bool) -> tuple[int, float]:

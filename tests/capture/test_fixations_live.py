@@ -97,6 +97,40 @@ def test_live_detector_gives_the_batch_fixations(rate_hz, noise_px):
         np.testing.assert_array_equal(live[name], batch[name], err_msg=name)
 
 
+# noise that leaves most fixations within I-DT's 1 deg dispersion (its ptp + ptp grows with the noise)
+@pytest.mark.parametrize(("rate_hz", "noise_px"), [(1000, 1.5), (500, 2.5), (250, 4.0), (60, 2.0)])
+def test_live_idt_gives_the_batch_fixations(rate_hz, noise_px):
+    rng = np.random.default_rng(int(rate_hz) + 1)
+    gaze = _stream(rng, rate_hz, 30.0, noise_px)
+    view = fit_view(1920, 1080, DISPLAY, t_lsl=0.0)
+    batch = fixations_from_gaze(gaze, view, DISPLAY, method="idt")
+    one_by_one = [1] * gaze.size if rate_hz <= 250 else []  # every sample its own chunk
+    for chunks in (list(rng.integers(1, 40, gaze.size)), one_by_one, [gaze.size]):
+        if not chunks:
+            continue
+        live = run_live(gaze, view, chunks, method="idt")
+        assert batch.size > 30
+        assert live.dtype == batch.dtype and live.shape == batch.shape
+        for name in batch.dtype.names:
+            np.testing.assert_array_equal(live[name], batch[name], err_msg=name)
+
+
+def test_live_idt_holds_a_fixation_in_progress_and_emits_it_once_broken():
+    t = 1000.0 + np.arange(200) / 100.0  # 100 Hz
+    g = np.zeros(t.size, GAZE_DTYPE)
+    g["t_lsl"], g["flags"] = t, GAZE_VALID
+    g["x_screen_px"], g["y_screen_px"] = np.where(t < 1001.0, 500.0, 1500.0), 500.0  # two 1 s fixations
+    view = fit_view(1920, 1080, DISPLAY, t_lsl=0.0)
+    det = LiveFixationDetector(DISPLAY, method="idt")
+    assert det.push(g[:100], view).size == 0  # the first is still in progress at 1000.99 s
+    assert det.horizon_lsl == pytest.approx(1000.0)
+    first = det.push(g[100:150], view)  # broken by the sample at 1001.0 s; the second in progress
+    assert first.size == 1 and first["t_end"][0] == pytest.approx(1000.99)
+    assert det.horizon_lsl == pytest.approx(1001.0)  # nothing that ends before the second's start is to come
+    last = det.flush(view)
+    assert last.size == 1 and (last["t_start"][0], last["t_end"][0]) == pytest.approx((1001.0, 1001.49))
+
+
 def _two_eyes(n: int, rate_hz: float = 500.0):
     """A steady fixation: left eye at (500, 400), right eye 40 px to its right (calibration offset)."""
     rng = np.random.default_rng(7)
