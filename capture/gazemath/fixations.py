@@ -15,10 +15,12 @@ live and batch detection give the same fixations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import argparse
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from radgaze.capture.errors import ConfigError
 from radgaze.capture.gazemath.geometry import ppd_screen, screen_px_to_deg, screen_to_image
 from radgaze.capture.records import FIXATION_DTYPE, GAZE_VALID, DisplayGeometry
 
@@ -51,6 +53,41 @@ class IvtParams:
                 f"I-VT parameters: expected {[f.name for f in fields(cls)]}, got {sorted(unknown)}"
             )
         return cls(**{k: float(v) for k, v in params.items()})
+
+
+IVT_WINDOW_MAX_MS = 200.0  # a window this long spans whole saccades: refused as a mistake
+
+
+def add_fixation_options(p: argparse.ArgumentParser) -> None:
+    """``--ivt-window-ms`` (the I-VT velocity window), on every command that detects fixations."""
+    p.add_argument(
+        "--ivt-window-ms",
+        type=float,
+        default=None,
+        help=f"I-VT: a sample's speed over this window, ms (default {IVT_WINDOW_S * 1000:g}, Tobii's I-VT filter; "
+        "0 = sample to sample); recorded with the session",
+    )
+
+
+def fixation_params(method: str, ivt_window_ms: float | None) -> dict:
+    """The detector parameters the options ask for (``{}``: the defaults), checked in one line."""
+    if ivt_window_ms is None:
+        return {}
+    if method != "ivt":
+        raise ConfigError(f"--ivt-window-ms: applies to I-VT fixations, got the {method!r} detector")
+    if not 0.0 <= ivt_window_ms <= IVT_WINDOW_MAX_MS:
+        raise ConfigError(
+            f"--ivt-window-ms: expected 0 to {IVT_WINDOW_MAX_MS:g} ms (Tobii's I-VT filter: "
+            f"{IVT_WINDOW_S * 1000:g}), got {ivt_window_ms:g}"
+        )
+    return {"window_s": ivt_window_ms / 1000.0}
+
+
+def fixation_settings(method: str, params: dict) -> dict:
+    """Every detector parameter in force (the defaults filled in), as sessions record them."""
+    if method not in ("ivt", "idt"):
+        raise ValueError(f"method: expected 'ivt' or 'idt', got {method!r}")
+    return {"method": method, **asdict((IvtParams if method == "ivt" else IdtParams).of(params))}
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

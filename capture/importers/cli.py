@@ -7,6 +7,7 @@ from pathlib import Path
 
 from radgaze.capture.errors import ConfigError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
+from radgaze.capture.gazemath.fixations import add_fixation_options, fixation_params
 from radgaze.capture.importers.common import ImportResult, display_from_options
 from radgaze.capture.io.display import options_ppd_source
 from radgaze.capture.records import DisplayGeometry
@@ -99,6 +100,7 @@ def _add_egd(sub) -> None:
     p.add_argument(
         "--distance-mm", type=float, help="viewing distance in mm (EGD-CXR does not state it: 650 assumed)"
     )
+    add_fixation_options(p)  # I-VT on eye_gaze.csv when a session has no fixations.csv
     p.add_argument(
         "--skip-broken", action="store_true", help="skip broken cases (listed) instead of stopping"
     )
@@ -127,6 +129,7 @@ def _add_xdf(sub) -> None:
     p.add_argument("--layout", help="force a gaze layout: tobii, pupil, gazepoint, eyelink, generic")
     p.add_argument("--layout-config", help="TOML/JSON file mapping gaze channels (see radgaze sim-tracker)")
     p.add_argument("--fixations", choices=("ivt", "idt"), default="ivt", help="fixation detection")
+    add_fixation_options(p)
     p.add_argument(
         "--case-id", help="case id (default: xdf- + the recording's content hash; docs/privacy.md)"
     )
@@ -165,6 +168,7 @@ def _add_eyelink(sub, kind: str) -> None:
     _geometry(p, display=True)
     p.add_argument("--eye", choices=("both", "left", "right"), default="both", help="eyes to use")
     p.add_argument("--fixations", choices=("ivt", "idt"), default="ivt", help="fixation detection")
+    add_fixation_options(p)
     _common(p)
 
 
@@ -186,6 +190,7 @@ def _import_eyelink(args) -> ImportResult:
         geometry=GeometryOptions(args.display, args.screen_mm, args.distance_mm),
         eye=args.eye,
         fixation_method=args.fixations,
+        fixation_params=fixation_params(args.fixations, args.ivt_window_ms),
     )
     if Path(args.file).suffix.lower() != f".{args.source}":
         raise ConfigError(f"radgaze import {args.source}: expected a .{args.source} file, got {args.file}")
@@ -198,6 +203,24 @@ def _report(result: ImportResult, out: str) -> None:
         print(f"  skipped {case}: {why}")
     for warning in result.warnings:
         print(f"  warning: {warning}")
+
+
+def _import_egd(args) -> ImportResult:
+    from radgaze.capture.importers.egd import EGD_DISPLAY, egd_ppd_source, import_egd
+
+    display = display_from_options(None, args.screen_mm, args.distance_mm, EGD_DISPLAY)
+    return import_egd(
+        args.src,
+        args.out,
+        images=args.images,
+        mimic_metadata=args.mimic_metadata,
+        display=display,
+        lead_s=args.lead_s,
+        overwrite=args.overwrite,
+        skip_broken=args.skip_broken,
+        ppd_source=egd_ppd_source(args.screen_mm, args.distance_mm),
+        fixation_params=fixation_params("ivt", args.ivt_window_ms),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,21 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         _report(result, args.out)
     elif args.source == "egd":
-        from radgaze.capture.importers.egd import EGD_DISPLAY, egd_ppd_source, import_egd
-
-        display = display_from_options(None, args.screen_mm, args.distance_mm, EGD_DISPLAY)
-        result = import_egd(
-            args.src,
-            args.out,
-            images=args.images,
-            mimic_metadata=args.mimic_metadata,
-            display=display,
-            lead_s=args.lead_s,
-            overwrite=args.overwrite,
-            skip_broken=args.skip_broken,
-            ppd_source=egd_ppd_source(args.screen_mm, args.distance_mm),
-        )
-        _report(result, args.out)
+        _report(_import_egd(args), args.out)
     elif args.source in ("edf", "asc"):
         _report(_import_eyelink(args), args.out)
     else:
@@ -257,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=args.overwrite,
             ppd_source=options_ppd_source(args.screen_mm, args.distance_mm),
             keep_names=args.keep_names,
+            fixation_params=fixation_params(args.fixations, args.ivt_window_ms),
         )
         _report(result, args.out)
     return 0

@@ -32,7 +32,7 @@ import numpy as np
 
 from radgaze.capture.errors import ImportFormatError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
-from radgaze.capture.gazemath.fixations import fixations_from_gaze
+from radgaze.capture.gazemath.fixations import fixation_settings, fixations_from_gaze
 from radgaze.capture.gazemath.geometry import map_gaze_to_image, ppd_screen, screen_to_image
 from radgaze.capture.gazemath.plausible import SCREEN_MARGIN_FRAC, first_outside, implausible_value
 from radgaze.capture.importers.common import (
@@ -268,6 +268,7 @@ class _Dataset:
     display: DisplayGeometry
     lead_s: float
     ppd_source: str
+    fixation_params: dict | None = None  # I-VT on raw gaze when the session has no fixations.csv
 
 
 def _case_rows(tab: Table | None) -> dict[tuple[str, str], np.ndarray]:
@@ -292,12 +293,14 @@ def import_egd(
     overwrite: bool = False,
     skip_broken: bool = False,
     ppd_source: str | None = None,
+    fixation_params: dict | None = None,
 ) -> ImportResult:
     """Import an EGD-CXR folder into ``out/egd_<session>.h5`` files (see the module docstring). ``ppd_source``
     says where the display's size and distance came from (default: :func:`egd_ppd_source`, the assumptions)."""
     src, out = Path(src), Path(out)
     ds = _load_dataset(src, images, mimic_metadata, display, lead_s)
     ds.ppd_source = ppd_source or egd_ppd_source()
+    ds.fixation_params = fixation_params or {}
     primary = ds.fix_tab if ds.fix_tab is not None else ds.gaze_tab
     fix_groups, gaze_groups = _case_rows(ds.fix_tab), _case_rows(ds.gaze_tab)
     t_primary = primary.numbers(TIME)
@@ -395,7 +398,7 @@ def _read_case(ds: _Dataset, session: str, dicom_id: str, rows: tuple[np.ndarray
     if fix_idx.size:
         fix = fixation_rows(fix_tab, fix_idx, display, view)
     else:
-        fix = fixations_from_gaze(gaze, view, display)
+        fix = fixations_from_gaze(gaze, view, display, **ds.fixation_params)
     words, full_text = read_transcript(
         src / "audio_segmentation_transcripts" / dicom_id / "transcript.json", t0
     )
@@ -426,6 +429,9 @@ def _read_case(ds: _Dataset, session: str, dicom_id: str, rows: tuple[np.ndarray
             "pads_tblr": [float(v) for v in ds.pads[dicom_id]],
             "full_text": full_text,
             "ppd": ppd_record(display, ds.ppd_source),
+            "fixations": {"from": "EGD-CXR fixations.csv (Gazepoint's)"}
+            if fix_idx.size
+            else {"from": "radgaze I-VT on eye_gaze.csv", **fixation_settings("ivt", ds.fixation_params)},
         },
     )
     return add_sentences(record, lead_s=ds.lead_s)

@@ -31,7 +31,7 @@ import numpy as np
 from radgaze.capture.errors import ConfigError, ImportFormatError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.binocular import BinocularCombiner, disagreement_warning, eye_disagreement_deg
-from radgaze.capture.gazemath.fixations import fixation_agreement, fixations_from_gaze
+from radgaze.capture.gazemath.fixations import fixation_agreement, fixation_settings, fixations_from_gaze
 from radgaze.capture.gazemath.geometry import display_for_ppd, fit_view, map_gaze_to_image, ppd_screen
 from radgaze.capture.gazemath.plausible import on_screen
 from radgaze.capture.importers.common import (
@@ -261,6 +261,7 @@ class EyeLinkOptions:
     geometry: GeometryOptions = GeometryOptions()
     eye: str = "both"
     fixation_method: str = "ivt"
+    fixation_params: dict | None = None  # --ivt-window-ms (fixation_params); None: the defaults
 
 
 def trial_case(rec: EyeLinkRecording, trial: Trial, opts: EyeLinkOptions) -> CaseRecord | str:
@@ -288,6 +289,7 @@ def trial_case(rec: EyeLinkRecording, trial: Trial, opts: EyeLinkOptions) -> Cas
         "pupil_unit": rec.pupil_unit,
         "ppd": ppd,
         "fixation_method": opts.fixation_method,
+        "fixations": fixation_settings(opts.fixation_method, opts.fixation_params or {}),
         "view": "image fitted to the display for the whole trial" if ref.path else "the screen is the image",
         "tracker_events": tracker_events(rec, trial, cols),
         "calibration": calibration(rec, [rec.eyes[c] for c in cols], trial.t1_ms),
@@ -300,7 +302,9 @@ def trial_case(rec: EyeLinkRecording, trial: Trial, opts: EyeLinkOptions) -> Cas
         t_start=t0,
         t_end=t1,
         gaze=gaze,
-        fixations=fixations_from_gaze(gaze, view, display, method=opts.fixation_method),
+        fixations=fixations_from_gaze(
+            gaze, view, display, method=opts.fixation_method, **(opts.fixation_params or {})
+        ),
         view_events=view,
         attrs=attrs,
     )

@@ -32,7 +32,7 @@ import numpy as np
 from radgaze.capture.errors import ConfigError, ImageLoadError, ImportFormatError, StreamLayoutError
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.clock import steps_beyond_span
-from radgaze.capture.gazemath.fixations import fixations_from_gaze
+from radgaze.capture.gazemath.fixations import fixation_settings, fixations_from_gaze
 from radgaze.capture.gazemath.geometry import fit_view, map_gaze_to_image
 from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
 from radgaze.capture.importers.common import (
@@ -386,6 +386,7 @@ def build_case(
     method: str,
     *,
     stored_path: str | None = None,
+    fixation_params: dict | None = None,
 ) -> CaseRecord:
     """One case: the image fitted to the display for the whole recording, gaze mapped, fixations detected.
     ``stored_path``: the image path the session keeps (default: absolute)."""
@@ -413,7 +414,7 @@ def build_case(
         t_start=t_start,
         t_end=t_end,
         gaze=gaze,
-        fixations=fixations_from_gaze(gaze, view, display, method=method),
+        fixations=fixations_from_gaze(gaze, view, display, method=method, **(fixation_params or {})),
         view_events=view,
         words=words,
     )
@@ -452,6 +453,7 @@ def import_xdf(
     overwrite: bool = False,
     ppd_source: str | None = None,
     keep_names: bool = False,
+    fixation_params: dict | None = None,
 ) -> ImportResult:
     """Import one XDF recording as ``out/<name>.h5`` with one case (see the module docstring). ``ppd_source``
     says where the display's size and distance came from (the CLI's options; default: assumed). The case and
@@ -479,16 +481,18 @@ def import_xdf(
     refuse_disjoint_clocks(path, gs, gaze, words)
     display, ppd = xdf_display(gs, lay, display, ppd_source)
     stored = stored_image_path(Path(image), target, keep=keep_names)
-    record = build_case(name, image, img, display, gaze, words, fixation_method, stored_path=stored)
+    record = build_case(name, image, img, display, gaze, words, fixation_method, stored_path=stored,
+                        fixation_params=fixation_params)  # fmt: skip
     record.clock_events = clock_events
-    record.attrs = _case_attrs(source, gdesc, lay, describe_stream(ws).name, fixation_method, ppd)
+    fixations = fixation_settings(fixation_method, fixation_params or {})
+    record.attrs = _case_attrs(source, gdesc, lay, describe_stream(ws).name, fixations, ppd)
     add_sentences(record, lead_s=lead_s)
     provenance = _provenance(source, gdesc, lay, ppd, lead_s)
     write_session_file(target, [record], provenance=provenance)
     return ImportResult(written=[target], n_cases=1)
 
 
-def _case_attrs(source: str, gdesc, lay: GazeLayout, words_stream: str, method: str, ppd: dict) -> dict:
+def _case_attrs(source: str, gdesc, lay: GazeLayout, words_stream: str, fixations: dict, ppd: dict) -> dict:
     return {
         "source": "xdf",
         "xdf_file": source,
@@ -496,7 +500,8 @@ def _case_attrs(source: str, gdesc, lay: GazeLayout, words_stream: str, method: 
         "gaze_source_id": gdesc.source_id,
         "gaze_layout": lay.name,
         "words_stream": words_stream,
-        "fixation_method": method,
+        "fixation_method": fixations["method"],
+        "fixations": fixations,
         "view": "image fitted to the display for the whole recording",
         "ppd": ppd,
     }
