@@ -233,6 +233,41 @@ def test_xdf_clock_step_loses_no_sample_and_is_stored_as_a_clock_event(
     assert json.loads(json.dumps(case.clock_events.tolist()))  # plain numbers
 
 
+XDF_SMALL_STEPS = {  # (first sample, first sample after, step s): stamps moved by step_s in between
+    "0.5 s back": [(600, None, -0.5)],
+    "20 samples 0.3 s ahead": [(600, 620, 0.3)],
+    "20 samples 0.3 s behind": [(600, 620, -0.3)],
+    "a burst of 4 jumps": [(600, 601, 0.25), (601, 602, -0.15), (602, 603, 0.2)],
+}
+
+
+@pytest.mark.parametrize("name", list(XDF_SMALL_STEPS))
+def test_xdf_clock_steps_under_a_second_lose_nothing_and_keep_the_true_times(
+    tmp_path: Path,
+    image: Path,  # noqa: F811
+    name: str,
+):
+    """Before, steps under 1 s were not steps: the import sorted the stamps, interleaving the samples before and
+    after a step back (or a burst) out of their order."""
+    gaze = tobii_stream(np.random.default_rng(1))
+    true_t = gaze["t"].copy()
+    index = np.arange(true_t.size)
+    gaze["t"] = true_t.copy()
+    for first, after, step_s in XDF_SMALL_STEPS[name]:
+        gaze["t"] += np.where((index >= first) & (index < (after or true_t.size)), step_s, 0.0)
+    gaze["clock_times"] = [true_t[0], true_t[-1]]
+    path = write_xdf(tmp_path / "r.xdf", [word_stream(), gaze])
+    (target,) = import_xdf(path, tmp_path / "out", image=image, display=DISPLAY).written
+    with SessionReader(target) as r:
+        case = r.case(r.case_ids[0])
+    assert case.gaze.size == true_t.size
+    np.testing.assert_allclose(case.gaze["t_lsl"], true_t, atol=1e-6)
+    assert (
+        case.clock_events.size >= 1
+        and abs(case.clock_events["step_s"].sum() - (name == "0.5 s back") * -0.5) < 0.02
+    )
+
+
 def test_xdf_import_names_nothing_after_its_files_unless_asked(tmp_path: Path, image: Path):  # noqa: F811
     path = write_xdf(
         tmp_path / "DOE_JOHN_MRN123456.xdf", [word_stream(), tobii_stream(np.random.default_rng(1))]

@@ -26,7 +26,7 @@ import pylsl
 
 from radgaze.capture.errors import DeviceError
 from radgaze.capture.gazemath.binocular import BinocularCombiner, disagreement_warning
-from radgaze.capture.gazemath.clock import CLOCK_STEP_MIN_S, ClockState, correct_clock_steps
+from radgaze.capture.gazemath.clock import CLOCK_STEP_TOLERANCE_S, ClockState, correct_clock_steps
 from radgaze.capture.io.display import ppd_screen
 from radgaze.capture.live.gaze.discovery import describe_info
 from radgaze.capture.live.gaze.layouts import (
@@ -76,8 +76,10 @@ class GazeChunk:
 class InletStats:
     n_samples: int = 0  # rows queued
     n_invalid: int = 0  # of which flagged invalid (blink, loss of track, NaN)
-    n_out_of_order: int = 0  # samples that arrived with a time earlier than their predecessor (sorted)
-    n_late_dropped: int = 0  # of those, older than rows already queued by less than a clock step (dropped)
+    # samples that arrived with a time earlier than their predecessor by less than a clock step: a regular
+    # stream's are held at their predecessor's time (gazemath.clock), an irregular stream's sorted
+    n_out_of_order: int = 0
+    n_late_dropped: int = 0  # of an irregular stream's, those older than rows already queued (dropped)
     n_clock_steps: int = 0  # steps of the stream's clock (stamps moved back onto the corrected timeline)
     last_clock_step_s: float = float("nan")  # the newest step (+: the stamps jumped forward)
     n_gaps: int = 0
@@ -299,7 +301,7 @@ class GazeInlet:
             self.stats.time_correction_failures += 1  # recorded in provenance; the stream may be away
             return
         now, previous = pylsl.local_clock(), self.stats.time_corrections
-        if previous and abs(float(offset) - previous[-1][1]) > CLOCK_STEP_MIN_S:
+        if previous and abs(float(offset) - previous[-1][1]) > CLOCK_STEP_TOLERANCE_S:
             self._offset_events.append((now, float(offset) - previous[-1][1]))
         previous.append((now, float(offset)))
 
@@ -395,7 +397,7 @@ class GazeInlet:
 
     def _correct_clock(self, t_lsl: np.ndarray, t_received: float) -> tuple[np.ndarray, np.ndarray]:
         """The chunk's stamps on the corrected timeline and the clock events found (gazemath.clock)."""
-        rate = self.meta.nominal_rate_hz
+        rate, n_held = self.meta.nominal_rate_hz, self._clock.n_held
         t_lsl, events = correct_clock_steps(
             t_lsl,
             t_received,
@@ -403,6 +405,7 @@ class GazeInlet:
             period_s=1.0 / rate if rate > 0 else 0.0,
             gap_s=self._gap_threshold_s,
         )
+        self.stats.n_out_of_order += self._clock.n_held - n_held
         if self._offset_events:
             offset = np.zeros(len(self._offset_events), CLOCK_EVENT_DTYPE)
             offset["t_lsl"], offset["step_s"] = np.array(self._offset_events).T
