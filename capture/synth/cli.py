@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from radgaze.capture.errors import ConfigError
+from radgaze.capture.gazemath.fixations import IVT_WINDOW_S, add_fixation_options, fixation_params
 from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.io.display import parse_display
 from radgaze.capture.records import DisplayGeometry
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="screen size in pixels the gaze is on (same pixel pitch and viewing distance); default: a 3 MP "
         "portrait diagnostic monitor, 1536x2048",
     )
+    add_fixation_options(p)
     p.add_argument("--preview", metavar="PNG", help="also draw the first case with its findings and scanpath")
     p.add_argument(
         "--reader",
@@ -141,6 +143,7 @@ def write_readers_sessions(args: argparse.Namespace, display: DisplayGeometry, t
     """The sessions: one reader kind for all (one call), or mixed (files of consecutive same-kind cases)."""
     kinds = case_readers(args.reader, args.seed, args.cases)
     common = dict(image_size=args.size, rate_hz=args.rate, display=display, trial=trial)
+    common.update(ivt_window_s=fixation_params("ivt", args.ivt_window_ms).get("window_s", IVT_WINDOW_S))
     if args.reader != "mixed":
         kw = {} if args.reader == "default" else {"reader": args.reader}
         return write_synthetic_sessions(

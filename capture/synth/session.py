@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from radgaze.capture.gazemath.align import sentence_heatmaps
-from radgaze.capture.gazemath.fixations import fixations_from_gaze
+from radgaze.capture.gazemath.fixations import IVT_WINDOW_S, fixation_settings, fixations_from_gaze
 from radgaze.capture.gazemath.geometry import fit_view, ppd_screen
 from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
 from radgaze.capture.io.display import ppd_record
@@ -88,6 +88,7 @@ class SynthOptions:
     p_normal: float = 0.25
     max_findings: int = 3
     reader: str = "default"  # radgaze.capture.synth.readers.READERS: complete, or one kind of error
+    ivt_window_s: float = IVT_WINDOW_S  # the I-VT velocity window (--ivt-window-ms)
 
     def __post_init__(self) -> None:
         check_reader(self.reader)
@@ -304,7 +305,7 @@ def synth_case(
         labels=sorted({s.label for s in ph.findings}) or ["normal"],
         attrs=_case_attrs(ph, display, spoken=spoken, lead_s=lead_s, zoomed=zoomed, n_planned=len(sched)),
     )
-    _add_fixations_and_heatmaps(record, report)
+    _add_fixations_and_heatmaps(record, report, opts.ivt_window_s)
     _reader_truth_and_trial(rng, record, ph.pixels, report, plan, trial, second_looks)
     return record, ph.pixels, png
 
@@ -383,10 +384,16 @@ def _concat_schedules(a: FixationSchedule, b: FixationSchedule) -> FixationSched
     )
 
 
-def _add_fixations_and_heatmaps(record: CaseRecord, report: list[ReportSentence]) -> None:
+def _add_fixations_and_heatmaps(
+    record: CaseRecord, report: list[ReportSentence], ivt_window_s: float | None = None
+) -> None:
     """Detect fixations and build sentence heatmaps with the same functions live capture uses; link each
-    finding to the sentence that names it."""
-    record.fixations = fixations_from_gaze(record.gaze, record.view_events, record.display)
+    finding to the sentence that names it. ``ivt_window_s`` None: the window the case was detected with."""
+    if ivt_window_s is None:
+        ivt_window_s = record.attrs.get("fixations", {}).get("window_s", IVT_WINDOW_S)
+    params = {"window_s": ivt_window_s}
+    record.fixations = fixations_from_gaze(record.gaze, record.view_events, record.display, **params)
+    record.attrs["fixations"] = fixation_settings("ivt", params)
     sentences, heatmaps = sentence_heatmaps(record)
     if len(sentences) != len(report):
         raise AssertionError(

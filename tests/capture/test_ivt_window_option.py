@@ -86,3 +86,15 @@ def test_egd_import_of_raw_gaze_records_the_window(tmp_path):
     assert case.attrs["fixations"]["window_s"] == pytest.approx(0.04)
     again = fixations_from_gaze(case.gaze, case.view_events, case.display, window_s=0.04)
     np.testing.assert_array_equal(case.fixations, again)
+
+
+def test_synth_detects_with_the_window_asked_for_and_records_it(tmp_path):
+    assert main(["synth", str(tmp_path / "s"), "--cases", "1", "--ivt-window-ms", "0"]) == 0
+    (path,) = (tmp_path / "s").glob("*.h5")
+    with SessionReader(path) as r:
+        case = r.case(r.case_ids[0])
+    assert case.attrs["fixations"]["window_s"] == 0.0 and case.attrs["fixations"]["method"] == "ivt"
+    np.testing.assert_array_equal(
+        case.fixations, fixations_from_gaze(case.gaze, case.view_events, case.display, window_s=0.0)
+    )
+    assert main(["synth", str(tmp_path / "bad"), "--cases", "1", "--ivt-window-ms", "-1"]) == 2
