@@ -116,54 +116,116 @@ def answer(rep: zmq.Socket, sub_port: int, offset_s: float) -> None:
         rep.send_string(reply)
 
 
+def surface_rect(markers) -> tuple[float, float, float, float]:
+    """The surface Pupil Capture's Surface Tracker defines when one is added with the markers in view: the
+    bounding quadrangle of all marker vertices (surface_tracker/surface.py ``_update_definition``); for markers at
+    the corners of an upright screen, (left, top, right, bottom) of their corners."""
+    corners = np.concatenate([m.corners_px for m in markers])
+    return (*corners.min(axis=0), *corners.max(axis=0))
+
+
+class PupilCapture:
+    """The publishing side: frames (Frame Publisher), gaze, surface events (Surface Tracker), on Pupil time."""
+
+    def __init__(self, spec: dict, pub: zmq.Socket, t0: float, rng) -> None:
+        self.spec, self.pub, self.t0, self.offset = (
+            spec,
+            pub,
+            t0,
+            float(spec.get("pupil_minus_lsl_s", 1000.0)),
+        )
+        markers = spec.get("markers", True)
+        poses = int(HEAD_PERIOD_S * FRAME_HZ)
+        screen = screen_image(markers)
+        self.frames = (
+            [see(screen, head_pose(k / FRAME_HZ), rng) for k in range(poses)]
+            if spec.get("frames", True)
+            else []
+        )
+        self.surface = (
+            spec.get("surface") if markers else None
+        )  # no markers in view: the surface is never found
+        self.rect = surface_rect(overlay_markers(DISPLAY))
+        self.k_frame, self.since_frame = 0, []  # gaze since the last world frame (Pupil's events["gaze"])
+
+    def pose(self, t: float) -> np.ndarray:
+        return head_pose((t - self.t0) % HEAD_PERIOD_S)
+
+    def world_frames(self, now: float) -> None:
+        while self.k_frame < int((now - self.t0) * FRAME_HZ) + 1 and now >= self.t0:
+            t = self.t0 + self.k_frame / FRAME_HZ  # the frame's capture time
+            if self.frames:
+                img = self.frames[self.k_frame % len(self.frames)]
+                send(self.pub, {"topic": "frame.world", "width": FRAME_W, "height": FRAME_H, "index": self.k_frame,
+                                "timestamp": t + self.offset, "format": "gray"}, img.tobytes())  # fmt: skip
+            if self.surface:
+                self.surface_event(t)
+            self.since_frame = []
+            self.k_frame += 1
+
+    def surface_event(self, t: float) -> None:
+        """surface_tracker.py ``_create_surface_events`` / surface.py ``map_gaze_and_fixation_events``: this
+        frame's gaze through the image-to-surface homography of the surface as located in this frame."""
+        left, top, right, bottom = self.rect
+        on_screen = np.array([[left, bottom], [right, bottom], [right, top], [left, top]], float)
+        in_frame = np.stack(apply_homography(self.pose(t), on_screen[:, 0], on_screen[:, 1]), 1)
+        img_to_surf = homography(in_frame, np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float))
+        mapped = []
+        for g in self.since_frame:
+            sx, sy = (
+                g["norm_pos"][0] * FRAME_W,
+                (1.0 - g["norm_pos"][1]) * FRAME_H,
+            )  # denormalize(flip_y=True)
+            u, v = (float(c) for c in apply_homography(img_to_surf, sx, sy))
+            mapped.append({"topic": f"{g['topic']}_on_surface", "norm_pos": [u, v], "confidence": g["confidence"],
+                           "on_surf": bool(0 <= u <= 1 and 0 <= v <= 1), "base_data": [g["topic"], g["timestamp"]],
+                           "timestamp": g["timestamp"]})  # fmt: skip
+        name = self.surface
+        send(self.pub, {"topic": f"surfaces.{name}", "name": name, "img_to_surf_trans": img_to_surf.tolist(),
+                        "surf_to_img_trans": np.linalg.inv(img_to_surf).tolist(), "gaze_on_surfaces": mapped,
+                        "fixations_on_surfaces": [], "timestamp": t + self.offset})  # fmt: skip
+
+    def gaze(self, t: float, point: np.ndarray, confidence: float) -> None:
+        sx, sy = apply_homography(self.pose(t), point[0], point[1])
+        norm = [float(sx) / FRAME_W, 1.0 - float(sy) / FRAME_H]  # Pupil's normalize(flip_y=True)
+        base = [
+            {"topic": f"pupil.{i}.3d", "id": i, "timestamp": t + self.offset, "confidence": 0.95}
+            for i in (0, 1)
+        ]
+        datum = {"topic": "gaze.3d.01.", "norm_pos": norm, "confidence": confidence, "timestamp": t + self.offset,
+                 "base_data": base, "gaze_point_3d": [0.0, 0.0, 650.0]}  # fmt: skip
+        send(self.pub, datum)
+        self.since_frame.append(datum)
+
+
 def main(spec_path: str) -> None:
     spec = json.loads(Path(spec_path).read_text())
     rng = np.random.default_rng(spec.get("seed", 0))
-    offset = float(spec.get("pupil_minus_lsl_s", 1000.0))
-    duration = float(spec["duration_s"])
     ctx = zmq.Context()
     rep, pub = ctx.socket(zmq.REP), ctx.socket(zmq.PUB)
-    remote_port, sub_port = (
-        rep.bind_to_random_port("tcp://127.0.0.1"),
-        pub.bind_to_random_port("tcp://127.0.0.1"),
-    )
-    screen = screen_image(spec.get("markers", True))
-    poses = int(HEAD_PERIOD_S * FRAME_HZ)
-    frames = (
-        [see(screen, head_pose(k / FRAME_HZ), rng) for k in range(poses)] if spec.get("frames", True) else []
-    )
-    n_gaze = int(duration * GAZE_HZ)
+    remote_port = rep.bind_to_random_port("tcp://127.0.0.1")
+    sub_port = pub.bind_to_random_port("tcp://127.0.0.1")
+    t_ready = pylsl.local_clock()
+    capture = PupilCapture(spec, pub, t_ready, rng)
+    n_gaze = int(float(spec["duration_s"]) * GAZE_HZ)
     points, confidence = gaze_plan(n_gaze, rng)
-    t0 = pylsl.local_clock() + 1.0  # gaze and frames start 1 s after READY (the bridge connects meanwhile)
+    capture.t0 = t0 = pylsl.local_clock() + 1.0  # data start 1 s after READY (the bridge connects meanwhile)
     t_gaze = t0 + np.arange(n_gaze) / GAZE_HZ
     np.savez(spec["truth"], t=t_gaze, x=points[:, 0], y=points[:, 1], valid=confidence >= 0.6)
     print("READY", remote_port, flush=True)
-    k_gaze = k_frame = 0
-    while k_gaze < n_gaze:
-        answer(rep, sub_port, offset)
+    k = 0
+    while k < n_gaze:
+        answer(rep, sub_port, capture.offset)
         now = pylsl.local_clock()
-        while k_frame < int((now - t0) * FRAME_HZ) + 1 and frames and now >= t0:
-            t = t0 + k_frame / FRAME_HZ  # the frame's capture time; the pose loops every HEAD_PERIOD_S
-            img = frames[k_frame % poses]
-            send(pub, {"topic": "frame.world", "width": FRAME_W, "height": FRAME_H, "index": k_frame,
-                       "timestamp": t + offset, "format": "gray"}, img.tobytes())  # fmt: skip
-            k_frame += 1
-        while k_gaze < n_gaze and t_gaze[k_gaze] <= now:
-            t = t_gaze[k_gaze]
-            h = head_pose((t - t0) % HEAD_PERIOD_S)
-            sx, sy = apply_homography(h, points[k_gaze, 0], points[k_gaze, 1])
-            norm = [float(sx) / FRAME_W, 1.0 - float(sy) / FRAME_H]  # Pupil's normalize(flip_y=True)
-            base = [
-                {"topic": f"pupil.{i}.3d", "id": i, "timestamp": t + offset, "confidence": 0.95}
-                for i in (0, 1)
-            ]
-            send(pub, {"topic": "gaze.3d.01.", "norm_pos": norm, "confidence": float(confidence[k_gaze]),
-                       "timestamp": t + offset, "base_data": base, "gaze_point_3d": [0.0, 0.0, 650.0]})  # fmt: skip
-            k_gaze += 1
+        while k < n_gaze and t_gaze[k] <= now:
+            capture.world_frames(t_gaze[k])  # a frame captured before this gaze sample goes out first
+            capture.gaze(t_gaze[k], points[k], float(confidence[k]))
+            k += 1
+        capture.world_frames(now)
         time.sleep(0.002)
     deadline = time.monotonic() + float(spec.get("linger_s", 2.0))
-    while time.monotonic() < deadline:  # keep answering Pupil Remote a little after the data ends
-        answer(rep, sub_port, offset)
+    while time.monotonic() < deadline:  # keep answering Pupil Remote a little after the data end
+        answer(rep, sub_port, capture.offset)
         time.sleep(0.01)
     ctx.destroy(linger=0)
 

@@ -57,13 +57,22 @@ def _nearest(t_truth: np.ndarray, t: np.ndarray) -> np.ndarray:
     return np.where(np.abs(t_truth[k - 1] - t) < np.abs(t_truth[k] - t), k - 1, k)
 
 
-def test_pupil_core_gaze_is_mapped_onto_the_screen_within_a_degree(tmp_path, artifacts_dir):
-    capture, port, truth_path = start_pupil_capture(tmp_path)
+# frames: radgaze finds the markers in the Frame Publisher's frames; surface: Pupil's Surface Tracker mapped the gaze
+MODES = {
+    "frames": ({"frames": True}, []),
+    "surface": ({"frames": False, "surface": "Screen"}, ["--surface", "Screen"]),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_pupil_core_gaze_is_mapped_onto_the_screen_within_a_degree(mode, tmp_path, artifacts_dir):
+    spec, options = MODES[mode]
+    capture, port, truth_path = start_pupil_capture(tmp_path, **spec)
     image = tmp_path / "cxr.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 65535, (600, 500), dtype=np.uint16)).save(image)
     summary, out = tmp_path / "bridge.json", tmp_path / "out"
     bridge = subprocess.Popen(
-        [*RADGAZE, "pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--summary", str(summary)],
+        [*RADGAZE, "pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--summary", str(summary), *options],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -99,7 +108,7 @@ def test_pupil_core_gaze_is_mapped_onto_the_screen_within_a_degree(tmp_path, art
         "time_err_p95_ms": float(np.percentile(dt, 95) * 1000),
         **counts,
     }
-    (artifacts_dir / "pupil_bridge_metrics.json").write_text(json.dumps(metrics, indent=1))
+    (artifacts_dir / f"pupil_bridge_metrics_{mode}.json").write_text(json.dumps(metrics, indent=1))
     assert gaze.size > 250, metrics  # 3 s of 120 Hz gaze
     # Pupil time back on the LSL clock: the offset from Pupil Remote's 't' is off by at most half its round trip
     # (plus liblsl's clock sync between the bridge and the recorder, ~0.03 ms on one machine)
@@ -109,12 +118,12 @@ def test_pupil_core_gaze_is_mapped_onto_the_screen_within_a_degree(tmp_path, art
     assert counts["frames_with_markers"] == counts["frames"] > 0
 
 
-def _refused(tmp_path: Path, **spec) -> subprocess.CompletedProcess:
+def _refused(tmp_path: Path, *options: str, **spec) -> subprocess.CompletedProcess:
     capture, port, _ = start_pupil_capture(tmp_path, duration_s=6.0, **spec)
     try:
         return subprocess.run(
             [*RADGAZE, "pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--startup-s", "3",
-             "--duration", "3"], capture_output=True, text=True, timeout=60,
+             "--duration", "3", *options], capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     finally:
         stop(capture)
@@ -131,6 +140,14 @@ def test_scene_frames_without_the_markers_are_refused_in_one_line(tmp_path):
     assert res.returncode == 2 and "publishing" not in res.stdout, res.stdout
     line = _one_line(res.stderr)
     assert "scene-camera gaze refused: 0 of" in line and "no tags seen" in line, line
+    assert "radgaze record --scene-markers" in line
+
+
+def test_a_surface_never_found_is_refused_in_one_line(tmp_path):
+    res = _refused(tmp_path, "--surface", "Screen", markers=False, frames=False, surface="Screen")
+    assert res.returncode == 2 and "publishing" not in res.stdout, res.stdout
+    line = _one_line(res.stderr)
+    assert "scene-camera gaze refused" in line and "no 'surfaces.Screen' event" in line, line
     assert "radgaze record --scene-markers" in line
 
 

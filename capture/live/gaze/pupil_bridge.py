@@ -34,6 +34,7 @@ from radgaze.capture.live.gaze.pupil_core import (
     DEFAULT_REMOTE,
     FRAME_TOPIC,
     GAZE_TOPIC,
+    SURFACE_TOPIC,
     PupilRemote,
     clock_offset_s,
     gaze_datum,
@@ -41,7 +42,7 @@ from radgaze.capture.live.gaze.pupil_core import (
     scene_frame,
     subscribe,
 )
-from radgaze.capture.live.gaze.scene_mapper import MappedGaze, SceneGazeMapper
+from radgaze.capture.live.gaze.scene_mapper import MappedGaze, SceneGazeMapper, SurfaceGazeMapper
 from radgaze.capture.live.scene_markers import OVERLAY_CELL_PX, OVERLAY_MARGIN_PX, MarkerDetector
 from radgaze.capture.live.sim_tracker import make_stream_info
 from radgaze.capture.records import DisplayGeometry
@@ -73,6 +74,21 @@ def overlay_markers(
     return out
 
 
+def _refuse_surface(counts, seconds: float, address: str, surface: str) -> None:
+    """One line on why the Surface Tracker's gaze did not come, and what to do."""
+    if counts.frames == 0:
+        raise ConfigError(
+            f"scene-camera gaze refused: Pupil Capture at {address} sent no 'surfaces.{surface}' event in "
+            f"{seconds:g} s (the Surface Tracker publishes one per frame where it finds the surface): turn on its "
+            f"Surface Tracker, add a surface named {surface!r} with the four markers of `radgaze record "
+            "--scene-markers` in view, and keep the monitor in the scene camera's view"
+        )
+    raise ConfigError(
+        f"Pupil Capture at {address}: {counts.frames} 'surfaces.{surface}' events in {seconds:g} s carried no "
+        "gaze: calibrate it (gaze needs a calibration) and check that its eye cameras run"
+    )
+
+
 def _refuse_startup(counts, seconds: float, address: str) -> None:
     """One line on why Pupil Capture's gaze cannot be mapped yet, and what to do."""
     if counts.gaze == 0:
@@ -98,10 +114,21 @@ class PupilBridge:
     """Pupil Capture -> mapped screen gaze -> an LSL outlet (generic layout), in a thread after :meth:`open`."""
 
     def __init__(
-        self, address: str, display: DisplayGeometry, markers: list[ScreenMarker], **mapper_kw
+        self,
+        address: str,
+        display: DisplayGeometry,
+        markers: list[ScreenMarker],
+        surface: str | None = None,
+        **mapper_kw,
     ) -> None:
-        self.address, self.display = address, display
-        self.mapper = SceneGazeMapper(markers, **mapper_kw)
+        """``surface``: take the Surface Tracker's mapped gaze of that surface (``surfaces.<name>``) instead of
+        finding the markers in the Frame Publisher's frames."""
+        self.address, self.display, self.surface = address, display, surface
+        if surface is None:
+            self.mapper: SceneGazeMapper | SurfaceGazeMapper = SceneGazeMapper(markers, **mapper_kw)
+            self.topics: tuple[str, ...] = (GAZE_TOPIC, FRAME_TOPIC)
+        else:
+            self.mapper, self.topics = SurfaceGazeMapper(markers), (f"{SURFACE_TOPIC}{surface}",)
         self.layout = BUILTIN_LAYOUTS["generic"]
         self._ctx = zmq.Context()
         self._stop = threading.Event()
@@ -116,7 +143,7 @@ class PupilBridge:
         """Connect, sync clocks, and wait until frames show the markers (else a ConfigError); then publish."""
         remote = PupilRemote(self._ctx, self.address)
         try:
-            self._sub = subscribe(self._ctx, remote.sub_url(), (GAZE_TOPIC, FRAME_TOPIC))
+            self._sub = subscribe(self._ctx, remote.sub_url(), self.topics)
             self.offset_s, self.rtt_s = clock_offset_s(remote)
         finally:
             remote.close()
@@ -125,6 +152,8 @@ class PupilBridge:
         while counts.frames_mapped < STARTUP_FRAMES_MAPPED or counts.gaze == 0:
             if time.monotonic() > deadline:
                 self.close()
+                if self.surface is not None:
+                    _refuse_surface(counts, startup_s, self.address, self.surface)
                 _refuse_startup(counts, startup_s, self.address)
             self._step(publish=False)
         self._outlet = pylsl.StreamOutlet(self._stream_info(name))
@@ -139,9 +168,12 @@ class PupilBridge:
         info = make_stream_info(self.layout, NOMINAL_RATE_HZ, self.display, name, f"{name}@{self.address}")
         mapping = info.desc().append_child("mapping")
         mapping.append_child_value("source", f"Pupil Capture network API at {self.address}")
-        mapping.append_child_value(
-            "method", "AprilTag tag36h11 markers -> scene-to-screen homography per frame"
+        method = (
+            "AprilTag tag36h11 markers -> scene-to-screen homography per frame (radgaze)"
+            if self.surface is None
+            else f"Pupil Capture's Surface Tracker, surface {self.surface!r} (undistorted) -> its screen rectangle"
         )
+        mapping.append_child_value("method", method)
         mapping.append_child_value(
             "markers", json.dumps({m.tag_id: m.corners_px.tolist() for m in self.mapper.markers})
         )
@@ -157,14 +189,19 @@ class PupilBridge:
             if topic.startswith(FRAME_TOPIC) and i != frames[-1]:
                 self.mapper.counts.frames_skipped += 1
                 continue
-            if topic.startswith(FRAME_TOPIC):
-                mapped = self.mapper.add_frame(scene_frame(message))
-            elif topic.startswith(GAZE_TOPIC):
-                mapped = self.mapper.add_gaze(gaze_datum(message))
-            else:
-                continue
-            if mapped.t_pupil.size:
+            mapped = self._map(topic, message)
+            if mapped is not None and mapped.t_pupil.size:
                 self._push(mapped) if publish else self._held.append(mapped)
+
+    def _map(self, topic: str, message: dict) -> MappedGaze | None:
+        if self.surface is not None:
+            exact = topic == f"{SURFACE_TOPIC}{self.surface}"  # the subscription also takes longer names
+            return self.mapper.add_surface_event(message) if exact else None
+        if topic.startswith(FRAME_TOPIC):
+            return self.mapper.add_frame(scene_frame(message))
+        if topic.startswith(GAZE_TOPIC):
+            return self.mapper.add_gaze(gaze_datum(message))
+        return None
 
     def _push(self, mapped: MappedGaze) -> None:
         pupil = np.full(mapped.t_pupil.size, np.nan)
@@ -229,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--marker-cell-px", type=int, default=OVERLAY_CELL_PX, help="tag cell size as drawn, px")
     p.add_argument("--marker-margin-px", type=int, default=OVERLAY_MARGIN_PX, help="markers' margin, px")
+    p.add_argument(
+        "--surface",
+        default=None,
+        help="take Pupil Capture's Surface Tracker's mapped gaze of this surface (defined on the four markers; "
+        "it undistorts the scene camera) instead of finding the markers in frame.world",
+    )
     p.add_argument("--startup-s", type=float, default=STARTUP_S, help="time to find gaze, frames and markers")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--name", default=STREAM_NAME, help="LSL stream name")
@@ -242,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     markers = overlay_markers(display, _viewer(args.viewer), args.marker_cell_px, args.marker_margin_px)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    bridge = PupilBridge(args.remote.removeprefix("tcp://"), display, markers).open(args.startup_s, args.name)
+    bridge = PupilBridge(args.remote.removeprefix("tcp://"), display, markers, args.surface)
+    bridge.open(args.startup_s, args.name)
     print(f"publishing {args.name!r}: Pupil Capture at {args.remote} mapped onto the screen "
           f"(Pupil time - LSL {bridge.offset_s:+.6f} s); Ctrl-C to stop", flush=True)  # fmt: skip
     t_end = time.monotonic() + args.duration if args.duration else float("inf")

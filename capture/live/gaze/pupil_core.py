@@ -30,6 +30,7 @@ from radgaze.capture.errors import ConfigError
 DEFAULT_REMOTE = "127.0.0.1:50020"  # Pupil Capture's default Pupil Remote port (preferred_remote_port)
 GAZE_TOPIC = "gaze."
 FRAME_TOPIC = "frame.world"
+SURFACE_TOPIC = "surfaces."  # the Surface Tracker's events: surfaces.<surface name>
 CLOCK_PROBES = 20
 GREY_FORMATS = ("gray", "bgr", "jpeg")  # the Frame Publisher formats radgaze reads ("yuv" is refused)
 

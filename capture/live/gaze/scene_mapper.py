@@ -1,9 +1,10 @@
-"""Head-mounted gaze onto the screen, live: each gaze datum through the homography of the scene frame nearest in time.
+"""Head-mounted gaze onto the screen, live: each gaze datum through the homographies of the scene frames around it.
 
 A scene frame's markers (tag36h11 at the viewer's corners, ``radgaze record --scene-markers``) fix where the screen
-lies in that frame (capture/gazemath/surface.py); a gaze datum is mapped through the frame nearest to it in time,
-once that frame is known (gaze waits for the next frame, at most ``max_wait_s``). A datum whose nearest frame is
-more than ``max_frame_gap_s`` away, or shows fewer than 2 markers, is not mapped: invalid, never a guess.
+lies in that frame (capture/gazemath/surface.py); a gaze datum is mapped through the frames showing the markers just
+before and just after it, the two screen points interpolated in time, once the later frame is known (gaze waits
+for it, at most ``max_wait_s``; then the earlier frame alone). Frames more than ``max_frame_gap_s`` from the datum
+are not used; with none left it is not mapped: invalid, never a guess.
 """
 
 from __future__ import annotations
@@ -111,11 +112,30 @@ class SceneGazeMapper:
         self._pending = [d for d in self._pending if not (final or self._ready(d, newest))]
         return self._map(ready)
 
-    def _nearest_frame(self, t: float) -> tuple[np.ndarray | None, int, int]:
-        if not self._frames:
-            return None, 0, 0
-        t_frame, h, width, height = min(self._frames, key=lambda f: abs(f[0] - t))
-        return (h if abs(t_frame - t) <= self.max_frame_gap_s else None), width, height
+    def _frames_around(self, t: float) -> list[tuple[float, np.ndarray, int, int]]:
+        """The frames showing the markers that bracket ``t`` (the last at or before it, the first after it),
+        each within ``max_frame_gap_s`` of it; one when only one side has such a frame."""
+        usable = [f for f in self._frames if f[1] is not None and abs(f[0] - t) <= self.max_frame_gap_s]
+        before = [f for f in usable if f[0] <= t]
+        after = [f for f in usable if f[0] > t]
+        return ([before[-1]] if before else []) + ([after[0]] if after else [])
+
+    def _map_one(self, d: GazeDatum) -> tuple[float, float]:
+        """A datum through the frames around it: the screen points the two frames' homographies give,
+        interpolated in time (the head moves smoothly between frames); NaN when no frame is near enough."""
+        around = self._frames_around(d.t_pupil)
+        if not around:
+            return np.nan, np.nan
+        points = []
+        for _, h, width, height in around:
+            sx, sy = norm_pos_to_scene_px(d.norm_x, d.norm_y, width, height)
+            points.append(np.array([float(v) for v in apply_homography(h, sx, sy)]))
+        if len(points) == 1:
+            return float(points[0][0]), float(points[0][1])
+        (t0, *_), (t1, *_) = around
+        w = (d.t_pupil - t0) / (t1 - t0)
+        x, y = (1.0 - w) * points[0] + w * points[1]
+        return float(x), float(y)
 
     def _map(self, data: list[GazeDatum]) -> MappedGaze:
         n = len(data)
@@ -127,12 +147,7 @@ class SceneGazeMapper:
             np.array([d.confidence for d in data], np.float64),
         )
         for i, d in enumerate(data):
-            h, width, height = self._nearest_frame(d.t_pupil)
-            if h is None:
-                continue
-            sx, sy = norm_pos_to_scene_px(d.norm_x, d.norm_y, width, height)
-            x, y = apply_homography(h, sx, sy)
-            out.x_screen_px[i], out.y_screen_px[i] = float(x), float(y)
+            out.x_screen_px[i], out.y_screen_px[i] = self._map_one(d)
         mapped = np.isfinite(out.x_screen_px) & np.isfinite(out.y_screen_px)
         self.counts.gaze_mapped += int(mapped.sum())
         out.valid = mapped & (out.confidence >= CONFIDENCE_MIN)
@@ -142,3 +157,45 @@ class SceneGazeMapper:
 def _empty() -> MappedGaze:
     z = np.zeros(0)
     return MappedGaze(z, z, z, np.zeros(0, bool), z)
+
+
+def surface_rect_px(markers: list[ScreenMarker]) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) screen px of the surface Pupil Capture's Surface Tracker defines on these markers
+    when a surface is added with all of them in view: the bounding quadrangle of every marker corner
+    (surface_tracker/surface.py ``_update_definition``, ``_bounding_quadrangle``), i.e. the outer corners of the
+    corner markers' black squares. Surface coordinates are 0-1 over it, origin bottom-left."""
+    corners = np.concatenate([m.corners_px for m in markers])
+    (left, top), (right, bottom) = corners.min(axis=0), corners.max(axis=0)
+    return float(left), float(top), float(right), float(bottom)
+
+
+class SurfaceGazeMapper:
+    """The Surface Tracker's own mapped gaze (``surfaces.<name>`` events, ``gaze_on_surfaces``) onto the screen:
+    Pupil Capture has found the markers and undistorted the scene camera (its intrinsics), radgaze only places
+    the surface on the screen (:func:`surface_rect_px`). An event is published only for frames where the surface
+    was found, so every event counts as a frame showing the markers."""
+
+    def __init__(self, markers: list[ScreenMarker]) -> None:
+        self.markers = markers
+        self.rect = surface_rect_px(markers)
+        self.counts = MapperCounts()
+
+    def add_surface_event(self, message: dict) -> MappedGaze:
+        self.counts.frames += 1
+        self.counts.frames_mapped += 1
+        items = [g for g in message.get("gaze_on_surfaces", []) if isinstance(g, dict) and "norm_pos" in g]
+        self.counts.gaze += len(items)
+        if not items:
+            return _empty()
+        uv = np.array([[float(v) for v in g["norm_pos"]] for g in items], np.float64)
+        left, top, right, bottom = self.rect
+        x = left + uv[:, 0] * (right - left)
+        y = top + (1.0 - uv[:, 1]) * (bottom - top)
+        t = np.array([float(g["timestamp"]) for g in items], np.float64)
+        confidence = np.array([float(g.get("confidence", 1.0)) for g in items], np.float64)
+        mapped = np.isfinite(x) & np.isfinite(y)
+        self.counts.gaze_mapped += int(mapped.sum())
+        return MappedGaze(t, x, y, mapped & (confidence >= CONFIDENCE_MIN), confidence)
+
+    def flush(self) -> MappedGaze:
+        return _empty()
