@@ -254,11 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="radgaze pupil-bridge",
         description="Pupil Core (Pupil Capture's network API) gaze mapped onto the screen through the AprilTag "
         "markers of `radgaze record --scene-markers`, published as screen gaze on LSL (stream "
-        f"{STREAM_NAME!r}). Needs radgaze[headmounted] and Pupil Capture's Frame Publisher (format gray).",
+        f"{STREAM_NAME!r}). Needs radgaze[headmounted] and Pupil Capture's Frame Publisher (format gray), or its "
+        "Surface Tracker with --surface.",
         formatter_class=DefaultsOnceFormatter,
     )
     p.add_argument("--remote", default=DEFAULT_REMOTE, help="Pupil Remote's HOST:PORT")
-    p.add_argument("--display", default=None, help="the screen WxH px (default 1920x1080-class default)")
+    p.add_argument(
+        "--display", required=True, help="the screen WxH px the viewer and its markers are on (as recorded)"
+    )
     p.add_argument("--screen-mm", default=None, help="the screen's WxH in mm")
     p.add_argument("--distance-mm", type=float, default=None, help="viewing distance in mm")
     p.add_argument(
