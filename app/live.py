@@ -1,11 +1,11 @@
 """Record and demo modes' capture side, off the UI thread.
 
-One worker thread (:class:`LiveSession`) owns the session writer (one writer per file) and, for the case being
-recorded, a :class:`radgaze.capture.gazemath.pipeline.LivePipeline` (gaze -> image through the view timeline -> fixations ->
-sentence heatmaps -> session). It drains the sources' queues (gaze chunks from the LSL inlet thread, audio
-blocks, the ASR worker's final words) and the UI's inbox (case begun/ended, view events stamped by
-:class:`radgaze.app.state.ViewerState`, scripted words). The UI never waits on it: commands are non-blocking puts, and
-the UI polls :attr:`LiveSession.events` from a timer. Errors travel on that queue.
+One worker thread (:class:`LiveSession`) drives the capture loop both recorders share
+(:class:`radgaze.capture.live.capture_loop.CaptureLoop`: the session writer's only user, one open case's live
+pipeline, what a case holds and how it ends) and adds what only the window needs: the UI's inbox (case begun /
+ended, view events stamped by :class:`radgaze.app.state.ViewerState`, scripted words, annotation commands, the
+second look) and events for the UI. The UI never waits on it: commands are non-blocking puts, and the UI polls
+:attr:`LiveSession.events` from a timer. Errors travel on that queue.
 
 Events (``(kind, payload)``) for the UI:
 ``("gaze", (x_img_px, y_img_px))`` newest gaze on the image (NaN when off it or invalid),
@@ -18,7 +18,8 @@ Events (``(kind, payload)``) for the UI:
 ``("second_look_saved", case_id)``.
 
 The annotation of a dictated case (``annotate``, ``correct``) goes through this thread too: the writer has
-one user. A step confirmed while its case is still open (the ASR's grace period) is stored when it closes.
+one user. A step confirmed while its case is still open (it closes a moment after it ended, once its last
+audio came) is stored when it closes.
 """
 
 from __future__ import annotations
@@ -33,15 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from radgaze.capture.live.asr import Flushed
-from radgaze.capture.live.gaze.inlet import concat_chunks, concat_clock_events
-from radgaze.capture.live.queues import drain
+from radgaze.capture.live.capture_loop import LOOP_PERIOD_S, CaptureHooks, CaptureLoop
 from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 
 STATUS_WINDOW_S = 2.0  # tracker rate / validity over the last 2 s (120 samples even at a 60 Hz tracker)
 STATUS_EVERY_S = 0.25  # on the clock, samples or not: an outage shows within a fraction of a second
-FLUSH_TIMEOUT_S = 60.0  # a liveness bound on the ASR's last decode of a case (a few seconds on a CPU)
-LOOP_PERIOD_S = 0.02  # 50 Hz, the headless recorder's loop period (radgaze.capture.live.record.POLL_S)
 
 
 @dataclass(frozen=True)
@@ -111,7 +108,9 @@ def level_dbfs(samples: np.ndarray) -> float:
 
 
 class LiveSession:
-    """Sources in, session file + UI events out, in one worker thread."""
+    """Sources in, session file + UI events out, in one worker thread: the shared
+    :class:`~radgaze.capture.live.capture_loop.CaptureLoop` (what a case holds, how it ends) plus the window's
+    events, its annotation commands and the second look."""
 
     def __init__(
         self,
@@ -124,26 +123,26 @@ class LiveSession:
         clock: Callable[[], float] | None = None,
         method: str = "ivt",
     ) -> None:
-        import pylsl
-
-        self.display = display
-        self.writer = writer  # radgaze.capture.store.session_file.SessionWriter (live=True); this thread is its only user
-        self.gaze_inlet = gaze_inlet  # radgaze.capture.live.gaze.inlet.GazeInlet (anything with drain())
-        self.audio_queue = (
-            audio_queue  # AudioBlock | exception | None (end), from radgaze.capture.live.audio's sources
+        hooks = CaptureHooks(
+            audio=self._heard,
+            gaze=self._gaze_seen,
+            words=lambda words: self.events.put_nowait(("words", words)),
+            case_words=self._case_words,
+            case_gaze=self._case_gaze,
+            sentences=self._emit_sentences,
+            case_closed=self._case_closed,
         )
-        self.asr = asr  # radgaze.capture.live.asr.StreamingTranscriber: audio is fed to it, its final words come back
-        self.clock = clock or pylsl.local_clock
-        self.method = method
+        self.loop = CaptureLoop(
+            writer, display, gaze=gaze_inlet, audio_queue=audio_queue, asr=asr, clock=clock, method=method,
+            hooks=hooks,
+        )  # fmt: skip
+        self.display, self.writer, self.gaze_inlet, self.asr = display, writer, gaze_inlet, asr
+        self.clock = self.loop.clock
         self.forward_screen_gaze = False
         self.report_case_words = False  # record mode's annotation sets it
         self.inbox: queue.Queue = queue.Queue()
         self.events: queue.Queue = queue.Queue()
         self._thread: threading.Thread | None = None
-        self.case_id: str | None = None
-        self.pipeline = None  # radgaze.capture.gazemath.pipeline.LivePipeline of the open case
-        self.image: ImageRef | None = None
-        self.views = np.zeros(0, VIEW_DTYPE)  # the open case's view timeline
         self.heatmap_scale = 1.0
         self.n_gaze = 0
         self.clock_steps, self.last_clock_step_s = 0, float("nan")
@@ -153,6 +152,23 @@ class LiveSession:
         self._deferred: list[tuple[str, tuple]] = []  # annotation commands for the case still open
         self._second_look = None  # radgaze.capture.gazemath.second_look.SecondLookLog of the open case
         self._second_look_inputs: dict = {}  # pixels / attention / params of that case
+
+    @property
+    def case_id(self) -> str | None:
+        """The open case (None between cases)."""
+        return self.loop.case_id
+
+    @property
+    def pipeline(self):
+        return self.loop.pipeline
+
+    @property
+    def image(self) -> ImageRef | None:
+        return self.loop.image
+
+    @property
+    def views(self) -> np.ndarray:
+        return self.loop.views
 
     # -- commands (any thread, never block) -------------------------------------------------------------
     def begin_case(
@@ -211,19 +227,10 @@ class LiveSession:
     # -- worker ---------------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
-            while True:
-                stop = self._drain_inbox()
-                self._pull_audio()
-                if stop and self.asr is not None:
-                    self.asr.stop()  # decodes what is left; its last words follow (this thread, not the UI)
-                self._pull_words()
-                self._pull_gaze()
-                if stop:
-                    if self.case_id is not None:
-                        self._end_case(self.clock())
-                    return
-                self.writer.tick()
+            while not self._drain_inbox():
+                self.loop.step()
                 time.sleep(LOOP_PERIOD_S)
+            self.loop.finish()  # the open case closed (its last words decoded), then the ASR stopped
         except BaseException as exc:  # noqa: BLE001 - travels to the UI, which shows it and re-raises it
             traceback.print_exc()  # the UI shows one line; where it came from goes to the terminal
             self.events.put_nowait(("error", exc))
@@ -239,40 +246,19 @@ class LiveSession:
             getattr(self, f"_on_{kind}")(payload)
 
     def _on_begin_case(self, payload) -> None:
-        from radgaze.capture.gazemath.pipeline import LivePipeline
         from radgaze.capture.store.session_file import heatmap_grid
 
         case_id, image, view, labels, attrs = payload
-        if self.case_id is not None:
-            self._end_case(float(view["t_lsl"]))
-        self.pipeline = LivePipeline(
-            self.writer,
-            case_id=case_id,
-            image=image,
-            display=self.display,
-            initial_view=view,
-            method=self.method,
-            clock=self.clock,
-            labels=tuple(labels),
-            attrs=attrs,
-        )
-        self.case_id, self.image = case_id, image
-        self.views = view.reshape(-1)
+        self.loop.begin_case(case_id, image, view, labels=labels, attrs=attrs)  # an open case closes first
         self.heatmap_scale = heatmap_grid(image.width, image.height)[2]
 
     def _on_end_case(self, t_end: float) -> None:
-        if self.case_id is not None:
-            self._end_case(t_end)
+        self.loop.end_case(t_end)  # nothing after t_end enters it; it closes once its last audio came
 
-    def _end_case(self, t_end: float) -> None:
-        self._flush_words(t_end)
-        self._pull_gaze()
-        self._emit_sentences(self.pipeline.finish(t_end))
-        self.write_counters()
-        case_id = self.case_id
+    def _case_closed(self, case_id: str) -> None:
+        """After the loop closed a case: its second look, the events, the commands that waited for it."""
         self._store_second_look(case_id)
         self.events.put_nowait(("case_ended", case_id))
-        self.case_id, self.pipeline, self.image = None, None, None
         if self.report_case_words:  # the annotation panel shows them (read back: what the file holds)
             self.events.put_nowait(("case_words", (case_id, self.writer.read_case(case_id).words.text)))
         deferred, self._deferred = self._deferred, []
@@ -295,7 +281,7 @@ class LiveSession:
         from radgaze.capture.gazemath.second_look import compute_second_look
 
         log, inputs = self._second_look, self._second_look_inputs
-        self._pull_gaze()  # every fixation up to now
+        self.loop.pull_gaze()  # every fixation up to now
         aligner = self.pipeline.aligner
         try:
             result = compute_second_look(
@@ -358,102 +344,43 @@ class LiveSession:
 
     def write_counters(self) -> None:
         """The inlet's counters as they are now into the file's provenance (when a case ends, at close)."""
-        provenance = getattr(self.gaze_inlet, "provenance", None)
-        if provenance is not None:
-            self.writer.update_provenance(tracker=provenance())
+        self.loop.write_counters()
 
     def _on_view(self, rows: np.ndarray) -> None:
-        if self.pipeline is not None:
-            self.views = np.concatenate([self.views, rows])
-            self.pipeline.push_view(rows)
+        self.loop.push_view(rows)
 
     def _on_words(self, words: Words) -> None:
-        if isinstance(words, Flushed):
-            return  # a marker of a flush this thread no longer waits for
-        self.events.put_nowait(("words", words))
-        if self.pipeline is None or len(words) == 0:
-            return
-        keep = np.asarray(words.t_end) >= self.views["t_lsl"][0]  # said before the case began: not its words
-        if not keep.all():
-            idx = np.flatnonzero(keep)
-            words = Words(
-                words.t_start[idx], words.t_end[idx], [words.text[i] for i in idx], words.probability[idx]
-            )
-        if len(words):
-            self._emit_sentences(self.pipeline.push_words(words))
-            if self._second_look is not None and self._second_look.shown:  # late words may cover a dwell
-                self._compute_second_look(self.clock())
+        self.loop.add_words(words)
 
-    def _pull_audio(self) -> None:
-        if self.audio_queue is not None and drain(self.audio_queue, self._take_audio):
-            self.audio_queue = None  # the source ended
-
-    def _take_audio(self, block) -> None:
+    def _heard(self, block) -> None:
         self.events.put_nowait(("level", level_dbfs(block.samples)))
-        if self.asr is not None:
-            self.asr.feed(block.t_lsl_first_sample, block.samples)
-        if self.pipeline is not None:
-            self.pipeline.push_audio(block.t_lsl_first_sample, block.samples)
 
-    def _pull_words(self) -> None:
-        if self.asr is not None:
-            drain(self.asr.words, self._on_words)
+    def _case_words(self, words: Words) -> None:
+        if self._second_look is not None and self._second_look.shown:  # late words may cover a dwell
+            self._compute_second_look(self.clock())
 
-    def _flush_words(self, t_end: float) -> None:
-        """Every word spoken before ``t_end`` into the open case before it closes: the audio captured so far
-        goes to the ASR, which decodes its pending speech to ``t_end`` at once (nothing dropped, nothing left
-        for the next case); this thread waits for that decode (seconds at most), gaze stays buffered."""
-        if self.asr is None or not getattr(self.asr, "running", False):
-            return  # no ASR, or it has stopped (its stop() already decoded everything)
-        self._pull_audio()
-        self.asr.flush(t_end)
-        deadline = time.monotonic() + FLUSH_TIMEOUT_S
-        while time.monotonic() < deadline:
-            try:
-                item = self.asr.words.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            if item is None or isinstance(item, BaseException):
-                self.asr.words.put_nowait(item)  # the end / an error: the loop's drain meets it
-                return
-            if isinstance(item, Flushed):
-                return
-            self._on_words(item)
-
-    def _pull_gaze(self) -> None:
-        if self.gaze_inlet is None:
-            return
-        chunks = self.gaze_inlet.drain()
-        samples, gaps = concat_chunks(chunks)
-        self._take_clock_events(concat_clock_events(chunks))
+    def _gaze_seen(self, samples: np.ndarray, clock_events: np.ndarray) -> None:
+        """Every gaze chunk, in a case or not: the tracker panel, the calibration check."""
+        self._take_clock_events(clock_events)
         self._status(samples)
         if samples.size == 0:
             return
         if self.forward_screen_gaze:
             self.events.put_nowait(("screen_gaze", samples))
         self.n_gaze += samples.size
-        if self.pipeline is None:
-            return
-        samples = samples[
-            samples["t_lsl"] >= self.views["t_lsl"][0]
-        ]  # before the case was shown: not its gaze
-        if gaps.size:
-            self.pipeline.push_gaps(gaps)
-        if samples.size == 0:
-            return
-        self._emit_sentences(self.pipeline.push_gaze(samples))
-        xy = gaze_point_on_image(samples[-1], self.views, self.image.width, self.image.height)
+
+    def _case_gaze(self, samples: np.ndarray) -> None:
+        image = self.loop.image
+        xy = gaze_point_on_image(samples[-1], self.loop.views, image.width, image.height)
         self.events.put_nowait(("gaze", xy))
 
     def _take_clock_events(self, events: np.ndarray) -> None:
-        """Clock steps of the tracker: counted for the panel, stored with the case (the samples after them
-        already come on the corrected timeline)."""
+        """Clock steps of the tracker, counted for the panel (the loop stores those inside a case; the samples
+        after them already come on the corrected timeline)."""
         if events.size == 0:
             return
         self.clock_steps += events.size
         self.last_clock_step_s = float(events["step_s"][-1])
-        if self.pipeline is not None:
-            self.pipeline.push_clock_events(events)
 
     def _status(self, samples: np.ndarray) -> None:
         """Rate and validity over the last STATUS_WINDOW_S of the clock (gaze times are on the same LSL
@@ -480,13 +407,13 @@ class LiveSession:
                 )
             )
 
-    def _emit_sentences(self, closed) -> None:
+    def _emit_sentences(self, case_id: str, closed) -> None:
         for s in closed:
             self.events.put_nowait(
                 (
                     "sentence",
                     LiveSentence(
-                        self.case_id,
+                        case_id,
                         s.index,
                         s.text,
                         s.heatmap,

@@ -32,9 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("output", type=Path, help="session file to write (must not exist)")
     p.add_argument("--images", type=Path, required=True, help="folder of images (DICOM/PNG/JPEG) to read")
-    _add_source_options(p)
-    p.add_argument("--no-audio", action="store_true", help="record gaze and view only (no dictation)")
-    p.add_argument("--reader-id", default="anonymous", help="pseudonymous reader id stored in the session")
+    from radgaze.capture.live.sources import add_source_options
+
+    add_source_options(p)
+    p.add_argument(
+        "--scene-markers",
+        action="store_true",
+        help="draw AprilTag markers (tag36h11, ids 0-3) at the viewer's corners, for a head-mounted tracker's "
+        "screen mapping (needs radgaze[headmounted]; radgaze itself does not map scene-camera gaze live yet)",
+    )
     p.add_argument("--start", action="store_true", help="start recording the first case at once")
     p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
     p.add_argument("--screenshot", type=Path, default=None, help="with --seconds: save a PNG of the window")
@@ -83,52 +89,6 @@ def _add_second_look_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="training run whose model's attention the second look compares with the reader's gaze (marks "
         "high attention never viewed; its current/best/last checkpoint, as review uses)",
-    )
-
-
-def _add_source_options(p: argparse.ArgumentParser) -> None:
-    """The window's gaze source (a tracker or the simulated one) and its dictation source (mic or file)."""
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--tracker",
-        default=None,
-        help="LSL gaze stream name or source id (default: the one gaze stream of this LSL session a layout reads)",
-    )
-    src.add_argument(
-        "--sim", action="store_true", help="start a simulated eye tracker (a real LSL stream) and record it"
-    )
-    p.add_argument("--sim-rate", type=float, default=250.0, help="rate of the simulated tracker (Hz)")
-    p.add_argument("--layout", default=None, help="force a gaze channel layout (default: from the stream)")
-    p.add_argument("--display", default=None, help="tracker screen WxH px (default: this screen's)")
-    p.add_argument(
-        "--screen-mm",
-        default=None,
-        help="the screen's WxH in mm (default: the size the monitor reports to Qt, else the default pixel pitch)",
-    )
-    p.add_argument("--distance-mm", type=float, default=None, help="viewing distance in mm (default: 650)")
-    p.add_argument(
-        "--scene-markers",
-        action="store_true",
-        help="draw AprilTag markers (tag36h11, ids 0-3) at the viewer's corners, for a head-mounted tracker's "
-        "screen mapping (needs radgaze[headmounted]; radgaze itself does not map scene-camera gaze live yet)",
-    )
-    from radgaze.capture.live.asr import add_asr_options
-
-    add_asr_options(p)
-    audio = p.add_mutually_exclusive_group()
-    audio.add_argument(
-        "--mic",
-        "--audio-device",
-        dest="mic",
-        default=None,
-        help="microphone: device name (or part of it) or index (default: the system's default input)",
-    )
-    audio.add_argument(
-        "--audio-file",
-        type=Path,
-        default=None,
-        help="play this file as the microphone, from the moment recording first starts (it plays on "
-        "through the following cases)",
     )
 
 
@@ -329,14 +289,18 @@ class Sources:
 
 def open_sources(args: argparse.Namespace, app) -> Sources:
     from radgaze.app.live import LiveSession
-    from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
-    from radgaze.capture.live.gaze.inlet import GazeInlet
-    from radgaze.capture.live.record import tracker_display
+    from radgaze.capture.live.sources import (
+        open_dictation,
+        open_gaze_inlet,
+        recording_provenance,
+        tracker_display,
+        tracker_stream_name,
+    )
     from radgaze.capture.store.session_file import SessionWriter
 
     s = Sources()
     s.display, ppd = window_display(args, app)
-    name = args.tracker
+    name = tracker_stream_name(args)
     if args.sim:
         import os
 
@@ -346,30 +310,19 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
         # the simulated reader looks at the image where the window will draw it (open_window binds it)
         s.sim, s.sim_rect = start_window_sim(args.layout or "tobii", args.sim_rate, s.display, name)
     try:
-        timeout_s = 10.0 if args.sim else 5.0
-        info = resolve_gaze_stream(name, timeout_s, layout=args.layout)
+        s.inlet, s.tracker_name = open_gaze_inlet(args, s.display, name, timeout_s=10.0 if args.sim else 5.0)
     except BaseException:
         s.close()
         raise
-    s.tracker_name = info.name()
-    s.inlet = GazeInlet(info, s.display, layout=args.layout).start()
     s.display, ppd = tracker_display(s.inlet, s.display) or (s.display, ppd)  # the tracker's own px/deg first
-    if not args.no_audio:
-        from radgaze.capture.live.asr import asr_config_from_args, streaming_from_config
-        from radgaze.capture.live.audio import AudioFileSource, MicrophoneSource
-
-        s.asr = streaming_from_config(asr_config_from_args(args))
-        s.asr.start()
-        s.audio = AudioFileSource(args.audio_file) if args.audio_file else MicrophoneSource(args.mic)
-    provenance = {
-        "tracker": s.inlet.provenance(),
-        "asr_model": None if args.no_audio else args.whisper,
-        "audio_source": "none" if args.no_audio else str(args.audio_file or args.mic or "default"),
-        "display": s.display.to_dict(),
-        "ppd": ppd,
-        "recorder": "window",
-    }
-    s.writer = SessionWriter(args.output, reader_id=args.reader_id, provenance=provenance, live=True)
+    s.audio, s.asr = open_dictation(args)
+    s.writer = SessionWriter(
+        args.output,
+        reader_id=args.reader_id,
+        provenance=recording_provenance(args, s.inlet, s.display, ppd, "window"),
+        live=True,
+        keep_provenance_paths=args.keep_provenance_paths,
+    )
     s.session = LiveSession(
         s.display, s.writer, gaze_inlet=s.inlet, audio_queue=s.audio.queue if s.audio else None, asr=s.asr
     ).start()
@@ -381,7 +334,14 @@ def open_window(args: argparse.Namespace, s: Sources):
     from radgaze.app.recording import RecordController
 
     window = MainWindow(title=f"radgaze record — {args.output.name}", settings_key="record")
-    controller = RecordController(window, s.session, s.display, tracker_name=s.tracker_name)
+    controller = RecordController(
+        window,
+        s.session,
+        s.display,
+        tracker_name=s.tracker_name,
+        keep_names=args.keep_names,
+        keep_paths=args.keep_provenance_paths,
+    )
     window.open_folder(args.images)
     if getattr(s, "sim_rect", None) is not None:
         s.sim_rect.follow(window.state)  # --sim: the simulated gaze lands on the image as drawn

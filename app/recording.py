@@ -21,16 +21,16 @@ from radgaze.app.panels import TrackerStatus
 from radgaze.app.worklist import RECORDED, LoadedCase
 from radgaze.capture.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, ImageRef, Words
 from radgaze.capture.store.case_image import stored_image_path
+from radgaze.capture.store.privacy import opaque_case_id
 
 LOST_AFTER_S = (
     0.5  # no sample for this long: "lost" (every tracker streams >= 30 Hz; blinks still send samples)
 )
 SHOW_RECOVERY_S = 5.0  # "back after ... s lost" stays this long after an outage ends
 POLL_MS = 33  # UI refresh of the live panels (~30 Hz): smooth cursor, negligible load
-# After Stop, the case stays open this long for the audio blocks still on their way (the sound server's
-# latency: tens of ms); then the ASR decodes the case's pending speech at once (LiveSession._flush_words)
-# before the case closes, so no word is lost or carried into the next case.
-END_GRACE_MS = 600
+# After Stop the capture loop keeps the case open a moment for the audio blocks still on their way, then the
+# ASR decodes the case's pending speech at once before it closes, so no word is lost or carried into the next
+# case (radgaze.capture.live.capture_loop: END_GRACE_S, CaptureLoop.end_case).
 # the capture side's events about closed cases, passed on as ``capture_event`` (record mode's annotation)
 FORWARDED_EVENTS = (
     "case_ended", "case_words", "annotation_saved", "annotation_refused", "corrected", "second_look",
@@ -38,16 +38,16 @@ FORWARDED_EVENTS = (
 )  # fmt: skip
 
 
-def image_ref_of(case: LoadedCase, session: Path) -> ImageRef:
+def image_ref_of(case: LoadedCase, session: Path, *, keep_path: bool = False) -> ImageRef:
     """The case's image as ``session`` stores it: its path by the headless recorder's rule
     (:func:`radgaze.capture.store.case_image.stored_image_path`: relative to the session's folder, not to the
-    working folder the window was started in), its sha256, size and photometry."""
+    working folder the window was started in; absolute with ``keep_path``), its sha256, size and photometry."""
     meta = case.meta
     h, w = case.pixels.shape
     path = (
         case.case_id
         if case.image_path is None
-        else stored_image_path(Path(case.image_path), session, keep=False)
+        else stored_image_path(Path(case.image_path), session, keep=keep_path)
     )
     return ImageRef(
         path=path,
@@ -76,8 +76,13 @@ class RecordController(QtCore.QObject):
         tracker_name: str = "",
         warn_deg: float = DRIFT_WARN_DEG,
         case_extras: Callable[[LoadedCase], dict] | None = None,
+        keep_names: bool = False,
+        keep_paths: bool = False,
     ) -> None:
         super().__init__(window)
+        # docs/privacy.md: a case is named from its image's content unless keep_names (the file's stem), its image
+        # stored relative to the session unless keep_paths (absolute)
+        self.keep_names, self.keep_paths = keep_names, keep_paths
         self.window, self.pipeline, self.display = window, pipeline, display
         self.tracker_name, self.warn_deg = tracker_name, warn_deg
         self.case_extras = case_extras  # extra begin_case kwargs (labels, attrs) for a case
@@ -105,10 +110,6 @@ class RecordController(QtCore.QObject):
         window.case_loaded.connect(self._on_case_loaded)
         window.state.view_event.connect(self._on_view_event)
         window.reading.tracker.calibrate_button.clicked.connect(self.start_calibration_check)
-        self._end_timer = QtCore.QTimer(self)
-        self._end_timer.setSingleShot(True)
-        self._end_timer.timeout.connect(self._end_pending)
-        self._pending_end: float | None = None
         self.timer = QtCore.QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
@@ -128,7 +129,6 @@ class RecordController(QtCore.QObject):
         if reason:
             self.window.statusBar().showMessage(reason)
             return
-        self._end_pending()  # a case stopped a moment ago is closed before the next begins
         self.recording = True
         self._begin_case(self.window.loaded)
         self.window.reading.set_recording(True, f"recording {self.window.loaded.case_id}")
@@ -138,27 +138,21 @@ class RecordController(QtCore.QObject):
         if not self.recording:
             return
         self.recording = False
-        self._pending_end = self.pipeline.clock()
-        self._end_timer.start(END_GRACE_MS)
+        self.pipeline.end_case(self.pipeline.clock())  # nothing later enters it; closed after its last audio
         self._mark_recorded()
         self.window.reading.set_recording(False)
         self.recording_changed.emit(False)
 
-    def _end_pending(self) -> None:
-        self._end_timer.stop()
-        if self._pending_end is not None:
-            self.pipeline.end_case(self._pending_end)
-            self._pending_end = None
-
     def _begin_case(self, case: LoadedCase) -> None:
         state = self.window.state
         extras = self.case_extras(case) if self.case_extras else {}
+        image = image_ref_of(case, Path(self.pipeline.writer.path), keep_path=self.keep_paths)
+        name = case.case_id if self.keep_names or not image.sha256 else opaque_case_id(image.sha256)
         # a case read again in the same session is stored as a new case (a session case is written once)
-        n = sum(1 for cid in self.recorded_ids if cid == case.case_id or cid.startswith(f"{case.case_id}~"))
-        case_id = case.case_id if n == 0 else f"{case.case_id}~{n + 1}"
+        n = sum(1 for cid in self.recorded_ids if cid == name or cid.startswith(f"{name}~"))
+        case_id = name if n == 0 else f"{name}~{n + 1}"
         self.recorded_ids.append(case_id)
         # the view in force from the case's first instant (later changes come through view_event)
-        image = image_ref_of(case, Path(self.pipeline.writer.path))
         self.pipeline.begin_case(case_id, image, state.current_view_row(VIEW_CASE), **extras)
         self.window.reading.sentences.clear_sentences()
         self.sentences = []

@@ -51,21 +51,6 @@ def test_help_says_each_default_once_and_names_no_code(command):
     assert not re.search(r"radgaze\.(capture|app|model|training)\.", text), text
 
 
-def test_one_name_for_the_microphone_and_sim_in_both_modes():
-    from radgaze.app.record_cmd import build_parser
-    from radgaze.capture.live.record import build_parser as headless_parser
-
-    window = build_parser().parse_args(["s.h5", "--images", "d", "--mic", "USB", "--sim"])
-    assert window.mic == "USB" and window.sim
-    assert build_parser().parse_args(["s.h5", "--images", "d", "--audio-device", "2"]).mic == "2"
-    headless = headless_parser().parse_args(
-        ["--headless", "--sim", "--mic", "USB", "--image", "a", "--out", "o"]
-    )
-    assert headless.mic == "USB" and headless.sim
-    argv = ["--headless", "--sim", "--audio-device", "3", "--image", "a", "--out", "o"]
-    assert headless_parser().parse_args(argv).mic == "3"
-
-
 def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "radgaze.app.cli", *args], capture_output=True, text=True, timeout=180

@@ -296,7 +296,6 @@ def test_record_window_shows_the_real_microphone_level_and_a_lost_tracker(
         win.grab().save(str(artifacts_dir / "record_level_meter.png"))
     finally:
         ctl.stop()
-        ctl._end_timer.timeout.emit()
         audio.stop()
         session.stop()
         writer.close()

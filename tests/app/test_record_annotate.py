@@ -218,6 +218,7 @@ def test_ten_cases_in_a_row_dictated_labelled_localised_and_corrected_from_the_k
             "--no-audio",
             "--display",
             "1366x740",
+            "--keep-names",  # the cases are followed by their films' names
         ]
     )
     from PySide6.QtWidgets import QApplication
@@ -437,6 +438,7 @@ def test_kill_minus_9_of_the_recorder_during_the_ellipse_step_keeps_the_dictatio
         "--no-audio",
         "--display",
         "1366x740",
+        "--keep-names",  # the case is looked up by its film's name
     ]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     proc = subprocess.Popen(
@@ -496,7 +498,7 @@ def _window_with_protocol(qtbot, tmp_path, protocol_toml: str):
     (tmp_path / "protocol.toml").write_text(protocol_toml)
     win = shown_record_window(qtbot, tmp_path, (1366, 740))
     session = StandInSession()
-    ctl = RecordController(win, session, DisplayGeometry())
+    ctl = RecordController(win, session, DisplayGeometry(), keep_names=True)  # cases followed by name
     flow = RecordAnnotation(win, ctl, session, load_protocol(tmp_path / "protocol.toml"), load_label_set())
     win.activateWindow()
     qtbot.waitUntil(win.isActiveWindow)

@@ -42,7 +42,7 @@ def _window(qtbot, tmp_path, mode: str, seed: int = 0):
         Image.fromarray((20000 + 40 * x + 10 * y).astype(np.uint16)).save(tmp_path / name)
     win = shown_record_window(qtbot, tmp_path, (1366, 740))
     session = StandInSession()
-    ctl = RecordController(win, session, DisplayGeometry())
+    ctl = RecordController(win, session, DisplayGeometry(), keep_names=True)  # cases followed by name
     protocol = Protocol(name="labels", steps=("dictate", "labels"))
     win.annotation = RecordAnnotation(win, ctl, session, protocol, load_label_set())
     win.second_look = SecondLookFlow(win, ctl, session, mode=mode, seed=seed)

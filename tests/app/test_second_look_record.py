@@ -180,7 +180,7 @@ def test_the_second_look_marks_exactly_what_each_synthetic_reader_missed(
     out = tmp_path / "sessions" / "second_look.h5"
     args = build_parser().parse_args(
         [str(out), "--images", str(images), "--tracker", name, "--no-audio", "--display", "x".join(map(str, WINDOW_PX)),
-         "--second-look", "on", "--protocol", str(tmp_path / "labels_only.toml")]
+         "--second-look", "on", "--protocol", str(tmp_path / "labels_only.toml"), "--keep-names"]
     )  # fmt: skip
     parts = open_sources(args, QApplication.instance())
     try:

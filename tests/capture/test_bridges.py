@@ -164,8 +164,11 @@ def test_live_record_of_each_bridge_matches_what_it_pushed(bridge, tmp_path, ima
     # the closing line and the file's provenance say what inspect reads back
     assert f"{case.gaze.size} gaze samples, {case.gaps.size} gaps" in rec.stdout
     assert info["cases"][0]["gaze_samples"] == case.gaze.size
-    pre_roll = int(re.search(r"(\d+) gaze samples before the case began not stored", rec.stdout).group(1))
-    assert stats["n_samples"] == case.gaze.size + pre_roll  # the final counters, not a snapshot at opening
+    pre, post = re.search(
+        r"(\d+) gaze samples before the case began and (\d+) after it ended", rec.stdout
+    ).groups()
+    # the final counters, not a snapshot at opening
+    assert stats["n_samples"] == case.gaze.size + int(pre) + int(post)
     assert stats["n_gaps"] == case.gaps.size
     if bridge == "tobii_restart":
         assert stats["n_reconnects"] >= 1
