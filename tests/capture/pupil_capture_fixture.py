@@ -41,6 +41,51 @@ DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 FRAME_W, FRAME_H, FRAME_HZ, GAZE_HZ = 1280, 720, 30.0, 120.0
 HEAD_PERIOD_S = 2.0
 SCREEN_CORNERS = np.array([[0, 0], [1920, 0], [1920, 1080], [0, 1080]], float)
+# Pupil Core's world camera ("Pupil Cam1 ID2") at 1280 x 720: Pupil Labs' default intrinsics (pupil-labs/pupil
+# camera_models.py default_intrinsics; radial model, OpenCV's rational distortion k1 k2 p1 p2 k3 k4 k5 k6)
+PUPIL_CAM1_ID2_720P = {
+    "camera_matrix": [[794.3311439869655, 0.0, 633.0104437728625], [0.0, 793.5290139393004, 397.36927353414865],
+                      [0.0, 0.0, 1.0]],
+    "dist_coefs": [[-0.3758628065070806, 0.1643326166951343, 0.00012182540692089567, 0.00013422608638039466,
+                    0.03343691733865076, 0.08235235770849726, -0.08225804883227375, 0.14463365333602152]],
+    "resolution": [FRAME_W, FRAME_H],
+    "cam_type": "radial",
+}  # fmt: skip
+
+
+class Lens:
+    """The camera's distortion, written here from the model's formula (OpenCV's rational model, as Pupil's
+    Radial_Dist_Camera uses it): ideal px -> recorded px in closed form; recorded px -> ideal by Newton steps
+    on that formula (to render the frames)."""
+
+    def __init__(self, intrinsics: dict) -> None:
+        self.k = np.asarray(intrinsics["camera_matrix"], float)
+        self.d = np.asarray(intrinsics["dist_coefs"], float).ravel()
+
+    def _distort_plane(self, x, y):
+        k1, k2, p1, p2, k3, k4, k5, k6 = self.d
+        r2 = x * x + y * y
+        f = (1 + k1 * r2 + k2 * r2**2 + k3 * r2**3) / (1 + k4 * r2 + k5 * r2**2 + k6 * r2**3)
+        return x * f + 2 * p1 * x * y + p2 * (r2 + 2 * x * x), y * f + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+
+    def distort(self, x_px, y_px):
+        k = self.k
+        xd, yd = self._distort_plane((x_px - k[0, 2]) / k[0, 0], (y_px - k[1, 2]) / k[1, 1])
+        return xd * k[0, 0] + k[0, 2], yd * k[1, 1] + k[1, 2]
+
+    def ideal(self, x_px, y_px, steps: int = 8, h: float = 1e-6):
+        k = self.k
+        tx, ty = (x_px - k[0, 2]) / k[0, 0], (y_px - k[1, 2]) / k[1, 1]
+        x, y = tx.copy(), ty.copy()
+        for _ in range(steps):  # Newton on F(x, y) = distort(x, y) - target, numeric Jacobian
+            fx, fy = self._distort_plane(x, y)
+            ax, ay = self._distort_plane(x + h, y)
+            bx, by = self._distort_plane(x, y + h)
+            j11, j21, j12, j22 = (ax - fx) / h, (ay - fy) / h, (bx - fx) / h, (by - fy) / h
+            det = j11 * j22 - j12 * j21
+            rx, ry = fx - tx, fy - ty
+            x, y = x - (j22 * rx - j12 * ry) / det, y - (j11 * ry - j21 * rx) / det
+        return x * k[0, 0] + k[0, 2], y * k[1, 1] + k[1, 2]
 
 
 def head_pose(t: float) -> np.ndarray:
@@ -51,28 +96,36 @@ def head_pose(t: float) -> np.ndarray:
     return homography(SCREEN_CORNERS, scene + [dx, dy])
 
 
-def screen_image(with_markers: bool) -> np.ndarray:
+def screen_image(with_markers: bool, cell_px: int = OVERLAY_CELL_PX) -> np.ndarray:
+    """The screen: a radiograph-like field and the markers as `radgaze record --scene-markers` draws them on a
+    full-screen viewer (cells of ``cell_px``, the bridge's --marker-cell-px)."""
     yy, xx = np.mgrid[0 : DISPLAY.screen_h_px, 0 : DISPLAY.screen_w_px]
     screen = (90 + 60 * np.exp(-(((xx - 960) / 500) ** 2 + ((yy - 540) / 350) ** 2))).astype(np.uint8)
     if with_markers:
         detector = MarkerDetector()
-        offset, _ = detector.black_square_px(OVERLAY_CELL_PX)
-        for m in overlay_markers(DISPLAY):
+        offset, _ = detector.black_square_px(cell_px)
+        for m in overlay_markers(DISPLAY, cell_px=cell_px):
             x0, y0 = (m.corners_px[3] - offset).astype(
                 int
-            )  # the drawn marker's top-left, white ring included
-            tag = detector.render(m.tag_id, OVERLAY_CELL_PX)
+            )  # the drawn marker's top-left, its white ring included
+            tag = detector.render(m.tag_id, cell_px)
             screen[y0 : y0 + tag.shape[0], x0 : x0 + tag.shape[1]] = tag
     return screen
 
 
-def see(screen: np.ndarray, h: np.ndarray, rng) -> np.ndarray:
-    """The grey scene frame: pixels inside the screen's outline look it up (bilinear), the room is darker."""
+def see(screen: np.ndarray, h: np.ndarray, rng, ideal=None) -> np.ndarray:
+    """The grey scene frame: pixels inside the screen's outline look it up (bilinear), the room is darker.
+    ``ideal``: (x, y) ideal px of every recorded pixel centre (a distorting lens); None: no distortion."""
     frame = np.full((FRAME_H, FRAME_W), 40.0, np.float32)
-    outline = np.stack(apply_homography(h, SCREEN_CORNERS[:, 0], SCREEN_CORNERS[:, 1]), 1)
-    (x0, y0), (x1, y1) = np.floor(outline.min(0)).astype(int), np.ceil(outline.max(0)).astype(int)
-    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-    sx, sy = apply_homography(np.linalg.inv(h), xx + 0.5, yy + 0.5)
+    if ideal is None:
+        outline = np.stack(apply_homography(h, SCREEN_CORNERS[:, 0], SCREEN_CORNERS[:, 1]), 1)
+        (x0, y0), (x1, y1) = np.floor(outline.min(0)).astype(int), np.ceil(outline.max(0)).astype(int)
+        yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+        xx, yy = xx + 0.5, yy + 0.5
+    else:
+        (x0, y0), (x1, y1) = (0, 0), (FRAME_W, FRAME_H)
+        xx, yy = ideal
+    sx, sy = apply_homography(np.linalg.inv(h), xx, yy)
     sx, sy = sx - 0.5, sy - 0.5
     inside = (sx >= 0) & (sy >= 0) & (sx < screen.shape[1] - 1) & (sy < screen.shape[0] - 1)
     ix, iy = np.clip(sx.astype(int), 0, screen.shape[1] - 2), np.clip(sy.astype(int), 0, screen.shape[0] - 2)
@@ -136,16 +189,25 @@ class PupilCapture:
         )
         markers = spec.get("markers", True)
         poses = int(HEAD_PERIOD_S * FRAME_HZ)
-        screen = screen_image(markers)
+        cell_px = int(spec.get("cell_px", OVERLAY_CELL_PX))
+        screen = screen_image(markers, cell_px)
+        self.lens, ideal = None, None
+        if spec.get("intrinsics"):  # a distorting lens; its intrinsics written as Pupil Capture saves them
+            Path(spec["intrinsics"]).write_bytes(
+                msgpack.packb({"version": 1, "(1280, 720)": PUPIL_CAM1_ID2_720P})
+            )
+            self.lens = Lens(PUPIL_CAM1_ID2_720P)
+            yy, xx = np.mgrid[0:FRAME_H, 0:FRAME_W].astype(np.float64)
+            ideal = self.lens.ideal(xx + 0.5, yy + 0.5)
         self.frames = (
-            [see(screen, head_pose(k / FRAME_HZ), rng) for k in range(poses)]
+            [see(screen, head_pose(k / FRAME_HZ), rng, ideal) for k in range(poses)]
             if spec.get("frames", True)
             else []
         )
         self.surface = (
             spec.get("surface") if markers else None
         )  # no markers in view: the surface is never found
-        self.rect = surface_rect(overlay_markers(DISPLAY))
+        self.rect = surface_rect(overlay_markers(DISPLAY, cell_px=cell_px))
         self.k_frame, self.since_frame = 0, []  # gaze since the last world frame (Pupil's events["gaze"])
 
     def pose(self, t: float) -> np.ndarray:
@@ -187,6 +249,8 @@ class PupilCapture:
 
     def gaze(self, t: float, point: np.ndarray, confidence: float) -> None:
         sx, sy = apply_homography(self.pose(t), point[0], point[1])
+        if self.lens is not None:  # Pupil projects gaze with the lens's distortion (projectPoints)
+            sx, sy = self.lens.distort(sx, sy)
         norm = [float(sx) / FRAME_W, 1.0 - float(sy) / FRAME_H]  # Pupil's normalize(flip_y=True)
         base = [
             {"topic": f"pupil.{i}.3d", "id": i, "timestamp": t + self.offset, "confidence": 0.95}

@@ -58,15 +58,21 @@ def _nearest(t_truth: np.ndarray, t: np.ndarray) -> np.ndarray:
 
 
 # frames: radgaze finds the markers in the Frame Publisher's frames; surface: Pupil's Surface Tracker mapped the gaze
+# lens: Pupil Core's world camera with its real distortion (Pupil Labs' default intrinsics), radgaze given the
+# .intrinsics file Pupil Capture writes; markers drawn with 16 px cells (8 px ones shrink to ~2 px cells at the
+# frame's edge through this wide-angle lens)
+LENS = {"intrinsics": "{tmp}/Pupil_Cam1_ID2.intrinsics", "cell_px": 16}
 MODES = {
     "frames": ({"frames": True}, []),
     "surface": ({"frames": False, "surface": "Screen"}, ["--surface", "Screen"]),
+    "lens": (LENS, ["--intrinsics", "{tmp}/Pupil_Cam1_ID2.intrinsics", "--marker-cell-px", "16"]),
 }
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
 def test_pupil_core_gaze_is_mapped_onto_the_screen_within_a_degree(mode, tmp_path, artifacts_dir):
-    spec, options = MODES[mode]
+    spec = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in MODES[mode][0].items()}
+    options = [o.format(tmp=tmp_path) for o in MODES[mode][1]]
     capture, port, truth_path = start_pupil_capture(tmp_path, **spec)
     image = tmp_path / "cxr.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 65535, (600, 500), dtype=np.uint16)).save(image)

@@ -38,6 +38,7 @@ from radgaze.capture.live.gaze.pupil_core import (
     PupilRemote,
     clock_offset_s,
     gaze_datum,
+    read_intrinsics,
     receive_all,
     scene_frame,
     subscribe,
@@ -174,6 +175,9 @@ class PupilBridge:
             else f"Pupil Capture's Surface Tracker, surface {self.surface!r} (undistorted) -> its screen rectangle"
         )
         mapping.append_child_value("method", method)
+        lenses = getattr(self.mapper, "lenses", None)
+        lens = f"undistorted with intrinsics for {sorted(lenses)}" if lenses else "not modelled"
+        mapping.append_child_value("lens", "Pupil Capture's (surface mode)" if self.surface else lens)
         mapping.append_child_value(
             "markers", json.dumps({m.tag_id: m.corners_px.tolist() for m in self.mapper.markers})
         )
@@ -270,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--marker-cell-px", type=int, default=OVERLAY_CELL_PX, help="tag cell size as drawn, px")
     p.add_argument("--marker-margin-px", type=int, default=OVERLAY_MARGIN_PX, help="markers' margin, px")
     p.add_argument(
+        "--intrinsics",
+        default=None,
+        help="the scene camera's intrinsics, Pupil Capture's <camera>.intrinsics file (radial model): marker "
+        "corners and gaze are undistorted before mapping (without it the frames are taken as undistorted)",
+    )
+    p.add_argument(
         "--surface",
         default=None,
         help="take Pupil Capture's Surface Tracker's mapped gaze of this surface (defined on the four markers; "
@@ -288,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     markers = overlay_markers(display, _viewer(args.viewer), args.marker_cell_px, args.marker_margin_px)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    bridge = PupilBridge(args.remote.removeprefix("tcp://"), display, markers, args.surface)
+    lenses = read_intrinsics(args.intrinsics) if args.intrinsics else None
+    bridge = PupilBridge(args.remote.removeprefix("tcp://"), display, markers, args.surface, lenses=lenses)
     bridge.open(args.startup_s, args.name)
     print(f"publishing {args.name!r}: Pupil Capture at {args.remote} mapped onto the screen "
           f"(Pupil time - LSL {bridge.offset_s:+.6f} s); Ctrl-C to stop", flush=True)  # fmt: skip

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -26,6 +27,7 @@ import pylsl
 import zmq
 
 from radgaze.capture.errors import ConfigError
+from radgaze.capture.gazemath.lens import RadialLens
 
 DEFAULT_REMOTE = "127.0.0.1:50020"  # Pupil Capture's default Pupil Remote port (preferred_remote_port)
 GAZE_TOPIC = "gaze."
@@ -142,6 +144,34 @@ def receive_all(sock: zmq.Socket, timeout_ms: int, max_n: int = 1000) -> list[tu
         out.append(got)
         got = receive(sock, 0) if len(out) < max_n else None
     return out
+
+
+def read_intrinsics(path: str | Path) -> dict[tuple[int, int], RadialLens]:
+    """A Pupil Capture camera intrinsics file (``<camera name>.intrinsics``: msgpack, camera_models.py
+    ``Camera_Model.save``) -> its radial lens per resolution; anything else in one line."""
+    path = Path(path)
+    try:
+        data = msgpack.unpackb(path.read_bytes(), raw=False, strict_map_key=False)
+    except (OSError, ValueError, msgpack.exceptions.ExtraData) as exc:
+        raise ConfigError(
+            f"--intrinsics {path}: expected Pupil Capture's .intrinsics file (msgpack), got {exc}"
+        ) from None
+    lenses = {}
+    for key, value in data.items() if isinstance(data, dict) else ():
+        if not (isinstance(value, dict) and "camera_matrix" in value):
+            continue
+        if value.get("cam_type") != "radial":
+            raise ConfigError(
+                f"--intrinsics {path} {key}: expected cam_type 'radial', got {value.get('cam_type')!r} "
+                "(fisheye lenses are not modelled: use --surface, where Pupil Capture undistorts)"
+            )
+        w, h = (int(v) for v in str(key).strip("()").split(","))
+        lenses[(w, h)] = RadialLens(np.asarray(value["camera_matrix"]), np.asarray(value["dist_coefs"]))
+    if not lenses:
+        raise ConfigError(
+            f"--intrinsics {path}: expected intrinsics keyed by resolution like '(1280, 720)', found none"
+        )
+    return lenses
 
 
 def _grey_from_raw(fmt: str, raw: bytes, width: int, height: int) -> np.ndarray:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from radgaze.capture.errors import ConfigError
+from radgaze.capture.gazemath.lens import RadialLens
 from radgaze.capture.gazemath.surface import (
     MIN_MARKERS,
     ScreenMarker,
@@ -75,22 +77,40 @@ class SceneGazeMapper:
         max_frame_gap_s: float = MAX_FRAME_GAP_S,
         max_wait_s: float = MAX_WAIT_S,
         min_markers: int = MIN_MARKERS,
+        lenses: dict[tuple[int, int], RadialLens] | None = None,
     ) -> None:
-        self.markers, self.detector = markers, detector or MarkerDetector()
+        """``lenses``: the scene camera's intrinsics per resolution (Pupil Capture's .intrinsics); marker corners
+        and gaze are undistorted with them before the homography. None: the frames are taken as undistorted."""
+        self.markers, self.detector, self.lenses = markers, detector or MarkerDetector(), lenses
         self.max_frame_gap_s, self.max_wait_s, self.min_markers = max_frame_gap_s, max_wait_s, min_markers
         self._frames: deque[tuple[float, np.ndarray | None, int, int]] = deque(maxlen=FRAMES_KEPT)
         self._pending: list[GazeDatum] = []
         self.counts = MapperCounts()
 
     def add_frame(self, frame: SceneFrame) -> MappedGaze:
+        height, width = frame.grey.shape
+        lens = self._lens(width, height)
         seen = self.detector.detect(frame.grey)
+        if lens is not None:
+            seen = {i: np.stack(lens.undistort_px(c[:, 0], c[:, 1]), axis=1) for i, c in seen.items()}
+            seen = {i: c for i, c in seen.items() if np.isfinite(c).all()}
         h = scene_to_screen(seen, self.markers, self.min_markers)
         self.counts.frames += 1
         self.counts.frames_mapped += h is not None
         self.counts.tags_seen |= set(seen)
-        height, width = frame.grey.shape
         self._frames.append((frame.t_pupil, h, width, height))
         return self._resolve(final=False)
+
+    def _lens(self, width: int, height: int) -> RadialLens | None:
+        if self.lenses is None:
+            return None
+        if (width, height) not in self.lenses:
+            raise ConfigError(
+                f"scene frames of {width} x {height}: the intrinsics given cover "
+                f"{', '.join(f'{w} x {h}' for w, h in self.lenses)}; calibrate the scene camera at this resolution "
+                "in Pupil Capture (Camera Intrinsics Estimation) or set the camera to a calibrated one"
+            )
+        return self.lenses[(width, height)]
 
     def add_gaze(self, datum: GazeDatum) -> MappedGaze:
         self._pending.append(datum)
@@ -129,6 +149,9 @@ class SceneGazeMapper:
         points = []
         for _, h, width, height in around:
             sx, sy = norm_pos_to_scene_px(d.norm_x, d.norm_y, width, height)
+            lens = self._lens(width, height)
+            if lens is not None:  # gaze is in the recorded (distorted) image, as the frames are
+                sx, sy = lens.undistort_px(sx, sy)
             points.append(np.array([float(v) for v in apply_homography(h, sx, sy)]))
         if len(points) == 1:
             return float(points[0][0]), float(points[0][1])
