@@ -14,6 +14,7 @@ from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence, Hea
 from radgaze.capture.gazemath.fixations import (
     IdtParams,
     IvtParams,
+    fixation_settings,
     fixations_rows,
     idt_scan,
     ivt_runs,
@@ -174,8 +175,13 @@ class LivePipeline:
         clock: Callable[[], float] | None = None,
         labels: tuple[str, ...] = (),
         attrs: dict | None = None,
+        fixation_params: dict | None = None,
     ) -> None:
+        """``fixation_params``: the detector's parameters (fixations.fixation_params; None: the defaults), recorded
+        with every parameter in force in the case's ``attrs["fixations"]``."""
         self.writer, self.image, self.display = writer, image, display
+        params = fixation_params or {}
+        attrs = {**(attrs or {}), "fixations": fixation_settings(method, params)}
         self._views = np.asarray(initial_view, VIEW_DTYPE).reshape(-1)
         if self._views.size == 0:
             raise ValueError("initial_view: expected one VIEW_DTYPE row, got none")
@@ -183,7 +189,7 @@ class LivePipeline:
             case_id, image, display, t_start=float(self._views["t_lsl"][0]), labels=labels, attrs=attrs
         )
         writer.append_view_events(self._views)
-        self.fixations = LiveFixationDetector(display, method=method)
+        self.fixations = LiveFixationDetector(display, method=method, **params)
         ctx = HeatmapContext(image.width, image.height, display, self._views, sigma_deg)
         self.aligner = LiveAligner(
             ctx, self._write_sentence, lead_s=lead_s, on_sentence=on_sentence, clock=clock
