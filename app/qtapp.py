@@ -20,8 +20,9 @@ import os
 import signal
 import socket
 import sys
+from pathlib import Path
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.errors import ConfigError, RadgazeError
 
 # Python runs signal handlers only between bytecodes; while Qt's C++ loop waits, a timer this often lets
 # Ctrl-C in (a quarter second is not noticeable to a person pressing it).
@@ -357,6 +358,45 @@ def run_until_closed(app, windows) -> None:
     finally:
         app._radgaze_loop = None
         del watcher
+
+
+def save_png(grabbed, path: Path) -> None:
+    """Write a grabbed window (QPixmap / QImage) to ``path``; :class:`StoreWriteError` (one line) when it cannot
+    be written (QPixmap.save only answers False: a read-only folder used to end with exit 0 and no file)."""
+    from radgaze.capture.errors import StoreWriteError
+
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise StoreWriteError(f"{path}: cannot write the screenshot ({exc.strerror or exc})") from None
+    if not grabbed.save(str(path)):
+        raise StoreWriteError(f"{path}: cannot write the screenshot (Qt could not encode an image there)")
+
+
+def unattended(step, close, failures: list):
+    """A timer's callback for an unattended end (--screenshot, --export): ``step`` runs, an error of radgaze or
+    of writing is kept in ``failures`` for :func:`raise_failure` once the event loop has returned (raised in a Qt
+    slot it only printed a traceback and left the window open: the command never ended), and ``close`` runs
+    either way."""
+
+    def run() -> None:
+        try:
+            step()
+        except (RadgazeError, OSError) as exc:
+            failures.append(exc)
+        finally:
+            close()
+
+    return run
+
+
+def raise_failure(failures: list) -> None:
+    """Raise the first error an :func:`unattended` step kept (the command's one line, exit 2)."""
+    if failures:
+        raise failures[0]
 
 
 # ------------------------------------------------------------------------------------------ GC

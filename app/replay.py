@@ -721,19 +721,20 @@ def main(argv: list[str] | None = None) -> int:
     case_ids = case_ids_of(args.session)
     if args.case is not None and args.case not in case_ids:
         raise SessionFormatError(f"case {args.case!r} not in {args.session}; cases: {', '.join(case_ids)}")
-    from radgaze.app.qtapp import ensure_qapp, run_until_closed
+    from radgaze.app.qtapp import ensure_qapp, raise_failure, run_until_closed, save_png, unattended
 
     app = ensure_qapp("radgaze replay")
     exports = args.export is not None or args.export_video is not None
-    unattended = args.seconds is not None or args.screenshot is not None or exports
-    win = ReplayWindow(args.session, audio=not (args.no_audio or unattended), first_case=args.case)
+    unattended_end = args.seconds is not None or args.screenshot is not None or exports
+    win = ReplayWindow(args.session, audio=not (args.no_audio or unattended_end), first_case=args.case)
     if args.fitted:
         win.set_reader_view(False)
     restore_window_geometry(win, "replay", (1500, 950))  # fits a 1366 x 768 screen, remembered
     win.show()
     win.playback.set_speed(args.speed)
     win.seek(win.playback.t_start + args.start)
-    if unattended:
+    failures: list = []
+    if unattended_end:
         seconds = args.seconds or 0.0
         if seconds > 0:
             win.playback.set_playing(True)
@@ -744,10 +745,10 @@ def main(argv: list[str] | None = None) -> int:
                 export_cases(win, args, [args.case] if args.case is not None else case_ids)
             if args.screenshot is not None:
                 app.processEvents()
-                args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-                win.grab().save(str(args.screenshot))
-            win.close()  # the last window: run_until_closed returns
+                save_png(win.grab(), args.screenshot)
 
-        QtCore.QTimer.singleShot(int(seconds * 1000) + 200, finish)
+        # the last window closes either way: run_until_closed returns
+        QtCore.QTimer.singleShot(int(seconds * 1000) + 200, unattended(finish, win.close, failures))
     run_until_closed(app, [win])  # File ▸ Quit, Ctrl-Q, closing the window, Ctrl-C and SIGTERM end it
+    raise_failure(failures)
     return 0

@@ -679,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     use_image_dirs(args.images)
     resolve_checkpoint(args.run)  # fail early, on one line, when RUN has no checkpoint
-    from radgaze.app.qtapp import ensure_qapp, run_until_closed
+    from radgaze.app.qtapp import ensure_qapp, run_until_closed, save_png
 
     app = ensure_qapp("radgaze review")
     win = ReviewWindow(args.run, args.sessions)
@@ -707,8 +707,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.export_figure is not None:
                 win.export_figure(args.export_figure)
             if args.screenshot is not None:
-                args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-                win.grab().save(str(args.screenshot))
+                save_png(win.grab(), args.screenshot)
         except RadgazeError as exc:
             errors.append(exc)
         win.close()  # the last window: run_until_closed returns

@@ -54,15 +54,16 @@ def main(argv: list[str] | None = None) -> int:
         )
     from PySide6 import QtCore
 
-    from radgaze.app.qtapp import ensure_qapp, quit_all, run_until_closed
+    from radgaze.app.qtapp import ensure_qapp, quit_all, raise_failure, run_until_closed, unattended
 
     app = ensure_qapp("radgaze view")
     window = open_viewer(args.paths, args.preset)
+    failures: list = []
     if args.seconds is not None or args.screenshot is not None:
-        QtCore.QTimer.singleShot(
-            int((args.seconds or 0.0) * 1000) + 300, lambda: finish(window, args, quit_all)
-        )
+        end = unattended(lambda: finish(window, args), quit_all, failures)
+        QtCore.QTimer.singleShot(int((args.seconds or 0.0) * 1000) + 300, end)
     run_until_closed(app, [window])
+    raise_failure(failures)
     return 0
 
 
@@ -78,9 +79,9 @@ def open_viewer(paths: list[Path], preset: str | None = None):
     return window
 
 
-def finish(window, args: argparse.Namespace, quit_all) -> None:
+def finish(window, args: argparse.Namespace) -> None:
+    from radgaze.app.qtapp import save_png
+
     if args.screenshot is not None:
-        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-        window.grab().save(str(args.screenshot))
+        save_png(window.grab(), args.screenshot)
         print(f"radgaze view: screenshot {args.screenshot}", flush=True)
-    quit_all()

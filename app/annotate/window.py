@@ -137,7 +137,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from radgaze.app.qtapp import ensure_qapp, restore_window_geometry, run_until_closed
+    from radgaze.app.qtapp import (
+        ensure_qapp,
+        raise_failure,
+        restore_window_geometry,
+        run_until_closed,
+        save_png,
+        unattended,
+    )
     from radgaze.app.replay import case_ids_of
 
     args = _parser().parse_args(argv)
@@ -150,13 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     win = AnnotateWindow(work, load_protocol(args.protocol), load_label_set(args.labels))
     restore_window_geometry(win, "annotate", (1340, 740))
     win.show()
+    failures: list = []
     if args.screenshot is not None:
-
-        def shoot() -> None:
-            args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-            win.grab().save(str(args.screenshot))
-            win.close()
-
+        shoot = unattended(lambda: save_png(win.grab(), args.screenshot), win.close, failures)
         QtCore.QTimer.singleShot(300, shoot)
     run_until_closed(app, [win])
+    raise_failure(failures)
     return 0
