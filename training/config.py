@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import numbers
 import tomllib
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -172,7 +173,13 @@ def validate(cfg: TrainConfig) -> None:
         ),
         (cfg.data.gaze_floor >= 0, "data.gaze_floor", ">= 0", cfg.data.gaze_floor),
         (cfg.data.max_sentences >= 1, "data.max_sentences", ">= 1", cfg.data.max_sentences),
-        (cfg.optim.lr > 0, "optim.lr", "> 0", cfg.optim.lr),
+        (0 < cfg.optim.lr < math.inf, "optim.lr", "a finite number > 0", cfg.optim.lr),
+        (
+            0 <= cfg.optim.weight_decay < math.inf,
+            "optim.weight_decay",
+            "a finite number >= 0",
+            cfg.optim.weight_decay,
+        ),
         (0.0 <= cfg.optim.warmup_frac < 1.0, "optim.warmup_frac", "in [0, 1)", cfg.optim.warmup_frac),
         (cfg.optim.accum_steps >= 1, "optim.accum_steps", ">= 1", cfg.optim.accum_steps),
         (cfg.optim.grad_clip >= 0, "optim.grad_clip", ">= 0", cfg.optim.grad_clip),

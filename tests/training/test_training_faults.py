@@ -45,6 +45,16 @@ def test_a_truncated_model_safetensors_is_one_checkpoint_error(tmp_path: Path):
         ),
         ('base = "tiny"\nepochs = "many"\n', r"invalid value for 'epochs': expected a number, got 'many'"),
         ('base = "tiny"\n[data]\nstrict = 3\n', r"'strict'|unknown keys"),
+        # before: accepted, and `radgaze train` ended with exit 0 and a model of NaN weights
+        ('base = "tiny"\n[optim]\nlr = inf\n', r"'optim.lr': expected a finite number > 0, got inf"),
+        (
+            'base = "tiny"\n[optim]\nweight_decay = nan\n',
+            r"'optim.weight_decay': expected a finite number >= 0, got nan",
+        ),
+        (
+            'base = "tiny"\n[optim]\nweight_decay = -1.0\n',
+            r"'optim.weight_decay': expected a finite number >= 0, got -1.0",
+        ),
     ],
 )
 def test_wrongly_typed_training_toml_is_one_line(tmp_path: Path, toml: str, message: str):
@@ -62,17 +72,20 @@ def test_a_binary_toml_is_one_line(tmp_path: Path):
         load_config(path)
 
 
-def test_a_layout_config_with_confidence_min_high_is_one_line(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("value", "got"), [('"high"', "'high'"), ("nan", "nan"), ("inf", "inf")]
+)  # nan: before, accepted, and every sample of the stream was judged invalid without a word
+def test_a_layout_config_with_confidence_min_high_is_one_line(tmp_path: Path, value: str, got: str):
     from radgaze.capture.live.gaze.layouts import StreamDescription, load_layout_config
 
     path = tmp_path / "layout.toml"
     path.write_text(
-        '[gaze_layout]\nconfidence_min = "high"\n[gaze_layout.channels]\nx = 0\ny = 1\nconfidence = 2\n'
+        f"[gaze_layout]\nconfidence_min = {value}\n[gaze_layout.channels]\nx = 0\ny = 1\nconfidence = 2\n"
     )
     desc = StreamDescription(
         name="t", type="Gaze", n_channels=3, channel_format="float32", nominal_rate_hz=100.0
     )
-    with pytest.raises(ConfigError, match=r"confidence_min: expected a number, got 'high'"):
+    with pytest.raises(ConfigError, match=rf"confidence_min: expected a finite number, got {got}"):
         load_layout_config(path, desc)
 
 

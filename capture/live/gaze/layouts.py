@@ -486,8 +486,9 @@ def load_layout_config(path: str | Path, desc: StreamDescription) -> GazeLayout:
 def _config_number(cfg: dict, key: str, default: float, path: Path) -> float:
     """A number of a layout config file, or one ConfigError line (``confidence_min = "high"``)."""
     value = cfg.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"gaze layout config {path}: {key}: expected a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        # (nan made every sample invalid without a word: no comparison with nan holds)
+        raise ConfigError(f"gaze layout config {path}: {key}: expected a finite number, got {value!r}")
     return float(value)
 
 
