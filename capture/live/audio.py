@@ -171,13 +171,15 @@ def blocks_to_audio(blocks: list[AudioBlock], sample_rate_hz: int = SAMPLE_RATE_
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:
-    """Float samples in [-1, 1] (or ints) to int16, clipped."""
+    """Float samples in [-1, 1) (or ints) to int16, clipped. Full scale is 32768, libsndfile's and PortAudio's
+    convention (a 16-bit file read as float is int16 / 32768): int16 -> float -> int16 is exact (scaling by
+    32767 moved loud samples by one step, and Whisper's words with them)."""
     if x.dtype == np.int16:
         return x
     if np.issubdtype(x.dtype, np.integer):
         info = np.iinfo(x.dtype)
-        x = x.astype(np.float64) / max(abs(info.min), info.max)
-    return np.clip(np.round(np.asarray(x, np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+        x = x.astype(np.float64) / abs(info.min)
+    return np.clip(np.round(np.asarray(x, np.float64) * 32768.0), -32768, 32767).astype(np.int16)
 
 
 def resample_to(x: np.ndarray, rate_in_hz: int, rate_out_hz: int = SAMPLE_RATE_HZ) -> np.ndarray:

@@ -603,10 +603,11 @@ class SessionWriter:
         if self._failed is not None:
             raise self._failed
         if self.live and self._file.swmr_mode:
+            case_name = self._case.name if self._case is not None else None  # a closed file's handles lose it
             self._with_write_errors(self._file.close)
             self._file = _guarded(self.path, h5py.File, self._tmp_path, "a", libver="latest")
-            if self._case is not None:
-                self._case = self._file[self._case.name]
+            if case_name is not None:
+                self._case = self._file[case_name]
         return self._file
 
 

@@ -164,3 +164,14 @@ def test_real_speech_clip_decodes_to_11_s(shared_data):
     x = read_audio_file(path)
     assert x.size == pytest.approx(11.0 * 16000, abs=2)
     assert np.abs(x).max() > 10000  # speech at a sane level, not silence or clipping noise
+
+
+def test_a_16_bit_16_khz_file_is_stored_sample_for_sample(tmp_path):
+    """--audio-file on a 16-bit 16 kHz WAV: the samples the recorder stores (and the ASR hears) are the file's,
+    exactly; scaling by 32767 instead of 32768 moved loud samples by one step and tiny.en's words with them
+    ("The end of tracheal tube ... on the camera" became "Then the tracheal tube ... on the Camino")."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(-32768, 32768, 16000).astype(np.int16)
+    x[:4] = (-32768, 32767, 20203, -20908)
+    soundfile.write(str(tmp_path / "a.wav"), x, 16000, subtype="PCM_16")
+    assert np.array_equal(read_audio_file(tmp_path / "a.wav"), x)
