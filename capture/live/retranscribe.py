@@ -152,12 +152,14 @@ def case_pass_audio(writer, case_id: str) -> Audio | None:
 def store_case_words(writer, case_id: str, words: Words, asr: dict) -> int | None:
     """The case pass (capture/live/asr.py, policy point 7): a closed case of the session ``writer`` is
     recording, decoded whole, stored as its retranscription. Returns the correction's number; None where
-    nothing is stored: the case has a reader's correction (never replaced) or the words are the streamed
-    ones already."""
+    nothing is stored: the case has a reader's correction (never replaced), the words are the streamed ones
+    already, or the whole decode heard nothing where the stream heard words (those are kept)."""
     case = writer.read_case(case_id)
     if case.correction is not None and case.correction.asr is None:
         return None
     if [t.strip() for t in case.words.text] == [t.strip() for t in words.text]:
+        return None
+    if len(words) == 0:
         return None
     live = live_words(case)
     diff = word_diff(list(live.text), list(words.text))

@@ -287,7 +287,7 @@ def test_the_case_pass_stores_a_closed_case_decoded_whole_while_the_session_is_s
     asr = streaming_from_config(cfg).start()
     assert asr.case_pass
     path = tmp_path / "live.h5"
-    with SessionWriter(path) as w:
+    with SessionWriter(path, live=True) as w:
         w.write_case(_case("report", report, report_text, 200.0))
         w.write_case(_case("corrected", report, report_text, 300.0))
         mine = w.read_case("corrected")
@@ -303,8 +303,13 @@ def test_the_case_pass_stores_a_closed_case_decoded_whole_while_the_session_is_s
         assert item.words.text == expected.text  # the case pass is the whole-file decode
         np.testing.assert_allclose(item.words.t_start, expected.t_start)
         info = asr.transcriber.case_pass_info()
+        # stored while the next case is being recorded (the writer leaves SWMR mode and keeps that case open)
+        w.begin_case("next", ImageRef("y.png", "1" * 64, SIZE_PX, SIZE_PX), DisplayGeometry(), t_start=250.0)
         assert store_case_words(w, "report", item.words, info) == 1
+        w.append_words(Words(np.array([251.0]), np.array([251.4]), ["Clear."], np.ones(1, np.float32)))
+        w.end_case(252.0)
         assert store_case_words(w, "corrected", item.words, info) is None
+        assert store_case_words(w, "report", Words.empty(), info) is None  # heard nothing: streamed words kept
         again = w.read_case("report")
         assert store_case_words(w, "report", again.words, info) is None  # nothing new: nothing stored
         w.write_case(_case("later", report, report_text, 400.0))  # the recording goes on
@@ -315,8 +320,9 @@ def test_the_case_pass_stores_a_closed_case_decoded_whole_while_the_session_is_s
     assert new.correction.asr["pass"] == "case" and new.correction.asr["model"] == "tiny.en"
     assert len(new.sentences) == len(REPORT)  # sentences and heatmaps re-derived from the case pass's words
     assert cases["corrected"].correction.asr is None
+    assert cases["next"].words.text == ["Clear."] and cases["next"].complete
     assert {c["case_id"]: c["heatmaps_from"] for c in describe_session(path)["cases"]} == {
-        "report": "retranscribed", "corrected": "corrected", "later": "recognised",
+        "report": "retranscribed", "corrected": "corrected", "next": "recognised", "later": "recognised",
     }  # fmt: skip
     assert inspect_cmd.main([str(path)]) == 0
     assert "transcript decoded whole at the case's end (case pass) with tiny.en (beam 1, cpu)" in (
