@@ -258,7 +258,6 @@ class WhisperTranscriber:
     def case_pass_info(self) -> dict:
         """What a stored case pass says made it (the retranscription's ``asr`` record)."""
         from radgaze.capture import __version__
-
         from radgaze.capture.live.whisper_models import model_name
 
         device = resolve_device(self.cfg.device)

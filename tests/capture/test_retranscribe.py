@@ -309,7 +309,9 @@ def test_the_case_pass_stores_a_closed_case_decoded_whole_while_the_session_is_s
         w.append_words(Words(np.array([251.0]), np.array([251.4]), ["Clear."], np.ones(1, np.float32)))
         w.end_case(252.0)
         assert store_case_words(w, "corrected", item.words, info) is None
-        assert store_case_words(w, "report", Words.empty(), info) is None  # heard nothing: streamed words kept
+        assert (
+            store_case_words(w, "report", Words.empty(), info) is None
+        )  # heard nothing: streamed words kept
         again = w.read_case("report")
         assert store_case_words(w, "report", again.words, info) is None  # nothing new: nothing stored
         w.write_case(_case("later", report, report_text, 400.0))  # the recording goes on
