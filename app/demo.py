@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.errors import ConfigError, RadgazeError
 from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.live.gaze.layouts import LAYOUT_NAMES
 from radgaze.capture.records import GAZE_VALID, DisplayGeometry, Words
@@ -344,18 +344,23 @@ class Demo:
             self.last_heatmap_frame = self.window.grab()
 
     def finish(self) -> None:
-        if self.args.screenshot is not None and self.window is not None:
-            self.controller.poll()
-            self.app.processEvents()
-            self.args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-            frame = self.window.grab()
-            if not self.controller.sentences and self.last_heatmap_frame is not None:
-                frame = self.last_heatmap_frame  # the case on screen has no heatmap yet
-                self.screenshot_note = " (the previous case's last frame: the current one has no heatmap yet)"
-            frame.save(str(self.args.screenshot))
-        from radgaze.app.qtapp import quit_all
+        from radgaze.app.qtapp import quit_all, save_png
 
-        quit_all(self.app)
+        try:
+            if self.args.screenshot is not None and self.window is not None:
+                self.controller.poll()
+                self.app.processEvents()
+                frame = self.window.grab()
+                if not self.controller.sentences and self.last_heatmap_frame is not None:
+                    frame = self.last_heatmap_frame  # the case on screen has no heatmap yet
+                    self.screenshot_note = (
+                        " (the previous case's last frame: the current one has no heatmap yet)"
+                    )
+                save_png(frame, self.args.screenshot)
+        except (RadgazeError, OSError) as exc:  # raised by main once the loop has returned (exit 2, one line)
+            self.error = self.error or exc
+        finally:
+            quit_all(self.app)
 
     def shutdown(self) -> None:
         for stop in (

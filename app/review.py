@@ -708,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
                 win.export_figure(args.export_figure)
             if args.screenshot is not None:
                 save_png(win.grab(), args.screenshot)
-        except RadgazeError as exc:
+        except (RadgazeError, OSError) as exc:  # (an OSError escaping a Qt slot left the window open: a hang)
             errors.append(exc)
         win.close()  # the last window: run_until_closed returns
 

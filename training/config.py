@@ -114,6 +114,9 @@ class TrainConfig:
 
         d = copy.deepcopy(self.model)
         preset = d.pop("preset", None)
+        for f in fields(ModelConfig):  # before ModelConfig's own checks compare them (embed_dim = "fast")
+            if f.name in d:
+                check_field_type(f, d[f.name], "model")
         if preset:
             base = ModelConfig.preset(preset).to_dict()
             d = _deep_update(base, d)
@@ -139,26 +142,30 @@ def check_types(obj: Any, where: str) -> None:
     number expected, a string came); an int is a float, a bool is no number. Fields defaulting to None or to a
     container are not checked here."""
     for f in fields(obj):
-        default = f.default if f.default is not MISSING else None
-        value = getattr(obj, f.name)
-        if default is None or value is None or isinstance(default, list | tuple | dict):
-            continue
-        if isinstance(default, bool):
-            ok = isinstance(value, bool)
-        elif isinstance(default, int | float):  # numpy numbers too (experiments build configs from arrays)
-            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-            ok = ok and (not isinstance(default, int) or float(value).is_integer())
-        else:
-            ok = isinstance(value, type(default))
-        if not ok:
-            kind = (
-                "a number"
-                if isinstance(default, int | float) and not isinstance(default, bool)
-                else type(default).__name__
-            )
-            raise ConfigError(
-                f"invalid value for {where + '.' if where else ''}{f.name!r}: expected {kind}, got {value!r}"
-            )
+        check_field_type(f, getattr(obj, f.name), where)
+
+
+def check_field_type(f: Any, value: Any, where: str) -> None:
+    """:func:`check_types` for one dataclass field ``f`` and the ``value`` given for it (a ``bool | str``
+    field, such as ``model.image_pretrained``, takes either)."""
+    default = f.default if f.default is not MISSING else None
+    if default is None or value is None or isinstance(default, list | tuple | dict):
+        return
+    if isinstance(default, bool):
+        ok = isinstance(value, bool | str) if "str" in str(f.type) else isinstance(value, bool)
+    elif isinstance(default, int | float):  # numpy numbers too (experiments build configs from arrays)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        ok = ok and (not isinstance(default, int) or float(value).is_integer())
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        number = isinstance(default, int | float) and not isinstance(default, bool)
+        kind = (
+            ("an integer" if isinstance(default, int) else "a number") if number else type(default).__name__
+        )
+        raise ConfigError(
+            f"invalid value for {where + '.' if where else ''}{f.name!r}: expected {kind}, got {value!r}"
+        )
 
 
 def validate(cfg: TrainConfig) -> None:

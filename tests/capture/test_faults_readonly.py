@@ -1,9 +1,10 @@
 """Every radgaze command that writes a file, pointed at a read-only folder (issue 24, item 8): exit 2 and one line
 saying what could not be written, never a traceback, never exit 0 without the file, never a window left open.
 
-Before: ``replay --export`` into a read-only folder printed a traceback from inside Qt's event loop and never
-ended (its window stayed open); ``replay --screenshot``, ``annotate --screenshot`` and ``view --screenshot``
-ended with exit 0 and no file (QPixmap.save only answers False). The windowed commands run offscreen."""
+Before: ``replay --export`` and ``review --export-csv`` into a read-only folder printed a traceback from inside
+Qt's event loop and never ended (the window stayed open); ``replay``, ``annotate``, ``view`` and ``demo
+--screenshot`` ended with exit 0 and no file (QPixmap.save only answers False). The windowed commands run
+offscreen."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from test_import_xdf import tobii_stream, word_stream, write_xdf
 
 from radgaze.capture.synth.session import write_synthetic_sessions
 
-INPUTS = ["work", "session", "sessions", "image", "xdf", "egd", "egd_images"]
+INPUTS = ["work", "session", "sessions", "image", "xdf", "egd", "egd_images", "run"]
 
 
 def _commands(inputs: dict[str, Path], ro: Path) -> dict[str, list]:
@@ -39,6 +40,11 @@ def _commands(inputs: dict[str, Path], ro: Path) -> dict[str, list]:
         "replay --screenshot": ["replay", session, "--screenshot", ro / "o.png", "--no-audio"],
         "annotate --screenshot": ["annotate", session, "--screenshot", ro / "o.png"],
         "view --screenshot": ["view", session, "--screenshot", ro / "o.png"],
+        "review --export-csv": ["review", inputs["run"], session, "--export-csv", ro / "o.csv"],
+        "review --export-figure": ["review", inputs["run"], session, "--export-figure", ro / "o.png"],
+        "review --screenshot": ["review", inputs["run"], session, "--screenshot", ro / "o.png"],
+        "eval --sentences-csv": ["eval", inputs["run"], folder, "--sentences-csv", ro / "o.csv"],
+        "demo --screenshot": ["demo", "--seconds", "2", "--screenshot", ro / "o.png"],
     }  # fmt: skip
 
 
@@ -52,7 +58,20 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
     Image.fromarray(np.full((64, 64), 2000, np.uint16)).save(image)
     xdf = write_xdf(work / "r.xdf", [word_stream(), tobii_stream(np.random.default_rng(1))])
     return {"work": work, "session": session, "sessions": session.parent, "image": image, "xdf": xdf,
-            "egd": make_egd(work / "egd"), "egd_images": _images(work / "egd-img")}  # fmt: skip
+            "egd": make_egd(work / "egd"), "egd_images": _images(work / "egd-img"), "run": _tiny_run(work / "run")}  # fmt: skip
+
+
+def _tiny_run(run: Path) -> Path:
+    """A run folder holding an untrained tiny checkpoint (what review and eval read)."""
+    import torch
+
+    from radgaze.model.checkpoint import save_checkpoint
+    from radgaze.model.config import ModelConfig
+    from radgaze.model.egma import EGMAModel
+
+    torch.manual_seed(0)
+    save_checkpoint(EGMAModel(ModelConfig.preset("tiny")), run / "checkpoints" / "last")
+    return run
 
 
 @pytest.mark.parametrize("name", list(_commands(dict.fromkeys(INPUTS, Path()), Path())))

@@ -43,7 +43,7 @@ def test_a_truncated_model_safetensors_is_one_checkpoint_error(tmp_path: Path):
             'base = "tiny"\n[optim]\nlr = "fast"\n',
             r"invalid value for optim\.'lr': expected a number, got 'fast'",
         ),
-        ('base = "tiny"\nepochs = "many"\n', r"invalid value for 'epochs': expected a number, got 'many'"),
+        ('base = "tiny"\nepochs = "many"\n', r"invalid value for 'epochs': expected an integer, got 'many'"),
         ('base = "tiny"\n[data]\nstrict = 3\n', r"'strict'|unknown keys"),
         # before: accepted, and `radgaze train` ended with exit 0 and a model of NaN weights
         ('base = "tiny"\n[optim]\nlr = inf\n', r"'optim.lr': expected a finite number > 0, got inf"),
@@ -63,6 +63,25 @@ def test_wrongly_typed_training_toml_is_one_line(tmp_path: Path, toml: str, mess
     with pytest.raises(ConfigError, match=message) as err:
         load_config(path)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        ('embed_dim = "fast"', r"model\.'embed_dim': expected an integer, got 'fast'"),
+        ("image_size = 1.5", r"model\.'image_size': expected an integer, got 1\.5"),
+        ("image_encoder = 3", r"model\.'image_encoder': expected str, got 3"),
+        ("local_files_only = 1", r"model\.'local_files_only': expected bool, got 1"),
+    ],
+)  # before: embed_dim = "fast" and image_encoder = 3 were tracebacks (TypeError inside ModelConfig's checks)
+def test_a_wrongly_typed_model_table_is_one_line(tmp_path: Path, model: str, message: str):
+    path = tmp_path / "c.toml"
+    path.write_text(f'base = "tiny"\n[model]\n{model}\n')
+    with pytest.raises(ConfigError, match=message) as err:
+        load_config(path).model_config()
+    assert "\n" not in str(err.value)
+    path.write_text('base = "tiny"\n[model]\nimage_pretrained = false\n')  # a bool | str field takes a bool
+    assert load_config(path).model_config().image_pretrained is False
 
 
 def test_a_binary_toml_is_one_line(tmp_path: Path):
