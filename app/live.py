@@ -122,6 +122,7 @@ class LiveSession:
         asr=None,
         clock: Callable[[], float] | None = None,
         method: str = "ivt",
+        fixation_params: dict | None = None,
     ) -> None:
         hooks = CaptureHooks(
             audio=self._heard,
@@ -134,7 +135,7 @@ class LiveSession:
         )
         self.loop = CaptureLoop(
             writer, display, gaze=gaze_inlet, audio_queue=audio_queue, asr=asr, clock=clock, method=method,
-            hooks=hooks,
+            hooks=hooks, fixation_params=fixation_params,
         )  # fmt: skip
         self.display, self.writer, self.gaze_inlet, self.asr = display, writer, gaze_inlet, asr
         self.clock = self.loop.clock

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scene-markers",
         action="store_true",
         help="draw AprilTag markers (tag36h11, ids 0-3) at the viewer's corners, for a head-mounted tracker's "
-        "screen mapping (needs radgaze[headmounted]; radgaze itself does not map scene-camera gaze live yet)",
+        "screen mapping (needs radgaze[headmounted]; `radgaze pupil-bridge` maps Pupil Core's gaze onto them)",
     )
     p.add_argument("--start", action="store_true", help="start recording the first case at once")
     p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")
@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds is not None and not args.seconds > 0:
         raise ConfigError(f"--seconds: expected a number of seconds > 0, got {args.seconds:g}")
     check_output_file(args.output)
+    from radgaze.capture.live.sources import recording_fixation_params
+
+    recording_fixation_params(args)  # a bad --ivt-window-ms fails before the devices open
     if args.second_look is not None:  # bad second-look parameters fail before the devices open
         from radgaze.capture.gazemath.second_look import SecondLookParams
 
@@ -292,6 +295,7 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
     from radgaze.capture.live.sources import (
         open_dictation,
         open_gaze_inlet,
+        recording_fixation_params,
         recording_provenance,
         tracker_display,
         tracker_stream_name,
@@ -324,8 +328,9 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
         keep_provenance_paths=args.keep_provenance_paths,
     )
     s.session = LiveSession(
-        s.display, s.writer, gaze_inlet=s.inlet, audio_queue=s.audio.queue if s.audio else None, asr=s.asr
-    ).start()
+        s.display, s.writer, gaze_inlet=s.inlet, audio_queue=s.audio.queue if s.audio else None, asr=s.asr,
+        fixation_params=recording_fixation_params(args),
+    ).start()  # fmt: skip
     return s
 
 

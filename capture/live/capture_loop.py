@@ -111,6 +111,7 @@ class CaptureLoop:
         method: str = "ivt",
         lead_s: float = EYE_VOICE_LEAD_S,
         hooks: CaptureHooks | None = None,
+        fixation_params: dict | None = None,
     ) -> None:
         import pylsl
 
@@ -119,6 +120,7 @@ class CaptureLoop:
         self.display, self.gaze, self.audio_queue, self.asr = display, gaze, audio_queue, asr
         self.clock = clock or pylsl.local_clock
         self.method, self.lead_s = method, lead_s
+        self.fixation_params = fixation_params or {}  # e.g. --ivt-window-ms (fixations.fixation_params)
         self.hooks = hooks or CaptureHooks()
         self.stats = CaptureStats()
         self.audio_ended = audio_queue is None
@@ -148,6 +150,7 @@ class CaptureLoop:
             display=self.display,
             initial_view=view,
             method=self.method,
+            fixation_params=self.fixation_params,
             lead_s=self.lead_s,
             clock=self.clock,
             labels=tuple(labels),

@@ -38,6 +38,7 @@ from radgaze.capture.live.sources import (
     add_source_options,
     open_dictation,
     open_gaze_inlet,
+    recording_fixation_params,
     recording_provenance,
     tracker_display,
     tracker_stream_name,
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if not args.no_audio and args.mic is None and args.audio_file is None:
         raise ConfigError("expected --mic DEV, --audio-file F or --no-audio")
+    recording_fixation_params(args)  # a bad --ivt-window-ms fails before anything opens
     display = display_from_options(args.display, args.screen_mm, args.distance_mm)
     ppd = ppd_record(display, options_ppd_source(args.screen_mm, args.distance_mm))
     img = load_image(args.image)
@@ -250,5 +252,6 @@ def open_recorder(args, display: DisplayGeometry, out: Path, ppd: dict) -> Recor
         asr=asr,
         method=args.method,
         lead_s=args.lead,
+        fixation_params=recording_fixation_params(args),
     )
     return Recorder(loop, inlet, audio, ppd=ppd)

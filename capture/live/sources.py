@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from radgaze.capture.errors import DeviceError
+from radgaze.capture.gazemath.fixations import add_fixation_options, fixation_params, fixation_settings
 from radgaze.capture.io.display import display_for_ppd, ppd_record
 from radgaze.capture.live.asr import add_asr_options
 from radgaze.capture.live.gaze.layouts import PPD_CHANNELS
@@ -24,6 +25,7 @@ def add_source_options(p: argparse.ArgumentParser) -> None:
     _add_display_options(p)
     _add_audio_options(p)
     add_asr_options(p)
+    add_fixation_options(p)
     p.add_argument("--reader-id", default="anonymous", help="pseudonymous reader id stored in the session")
     add_privacy_options(p)
 
@@ -146,7 +148,14 @@ def recording_provenance(
         "display": display.to_dict(),
         "ppd": ppd,
         "recorder": kind,
+        "fixations": fixation_settings(getattr(args, "method", "ivt"), recording_fixation_params(args)),
     }
+
+
+def recording_fixation_params(args: argparse.Namespace) -> dict:
+    """The live fixation detector's parameters the recorder's options ask for (checked: one ConfigError line).
+    The window recorder has no --method: I-VT."""
+    return fixation_params(getattr(args, "method", "ivt"), args.ivt_window_ms)
 
 
 TRACKER_PPD_WAIT_S = 2.0  # how long the recorder waits for the first px/deg a tracker sends in its channels

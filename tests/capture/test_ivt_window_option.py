@@ -98,3 +98,47 @@ def test_synth_detects_with_the_window_asked_for_and_records_it(tmp_path):
         case.fixations, fixations_from_gaze(case.gaze, case.view_events, case.display, window_s=0.0)
     )
     assert main(["synth", str(tmp_path / "bad"), "--cases", "1", "--ivt-window-ms", "-1"]) == 2
+
+
+def _record_headless(tmp_path, *extra):
+    import subprocess
+    import sys
+
+    image = tmp_path / "cxr.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 65535, (600, 500), dtype=np.uint16)).save(image)
+    out = tmp_path / "rec"
+    run = subprocess.run(
+        [sys.executable, "-m", "radgaze.app.cli", "record", "--headless", "--sim", "--no-audio", "--image",
+         str(image), "--out", str(out), "--case-id", "c1", "--duration", "2", *extra],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    return run, out
+
+
+def test_headless_record_detects_with_the_window_asked_for_and_records_it(tmp_path):
+    run, out = _record_headless(tmp_path, "--ivt-window-ms", "0")
+    assert run.returncode == 0, run.stderr
+    (path,) = out.glob("*.h5")
+    with SessionReader(path) as r:
+        case = r.case("c1")
+    assert case.attrs["fixations"] == fixation_settings("ivt", {"window_s": 0.0})
+    again = fixations_from_gaze(case.gaze, case.view_events, case.display, window_s=0.0)
+    assert case.fixations.size > 0
+    np.testing.assert_array_equal(case.fixations, again)  # live = batch, with the window asked for
+
+
+def test_headless_record_refuses_a_bad_window_before_recording(tmp_path):
+    run, out = _record_headless(tmp_path, "--ivt-window-ms", "900")
+    assert run.returncode == 2
+    assert "--ivt-window-ms: expected 0 to 200 ms" in run.stderr and "Traceback" not in run.stderr
+    assert not list(out.glob("*.h5")) if out.exists() else True
+
+
+def test_both_recorders_offer_the_window():
+    import subprocess
+    import sys
+
+    for mode in ([], ["--headless"]):
+        text = subprocess.run([sys.executable, "-m", "radgaze.app.cli", "record", *mode, "--help"],
+                              capture_output=True, text=True, timeout=120).stdout  # fmt: skip
+        assert "--ivt-window-ms" in text, mode
