@@ -667,9 +667,11 @@ def _open_closed_session(path: Path, what: str):
             raise SessionFormatError(
                 f"{path}: expected a {FORMAT_NAME} file, got format {f.attrs.get('format')!r}"
             )
+        damaged = digest_problem(f) is not None  # changed since it was closed: a new digest would hide it
         yield f
         f.flush()
-        stamp_digest(f)  # the file changed: its digest follows
+        if not damaged:
+            stamp_digest(f)  # the file changed: its digest follows
         f.flush()
 
 

@@ -29,6 +29,7 @@ from radgaze.capture.store.integrity import DIGEST_ATTR, lock_path, writer_of
 from radgaze.capture.store.session_file import (
     SessionReader,
     SessionWriter,
+    annotate_session_file,
     compact_session_file,
     describe_session,
 )
@@ -171,6 +172,14 @@ def test_a_changed_attribute_is_caught_by_the_content_digest(tmp_path: Path):
         f["cases/c1"].attrs["t_start"] = 5.0  # no chunk checksum covers an attribute
     info = describe_session(path)
     assert not info["valid"] and info["errors"][0].startswith("content digest: expected sha256")
+    # an annotation appended afterwards (radgaze annotate) keeps the damage visible: before, it stamped a new
+    # digest over the changed attribute and inspect said valid
+    annotate_session_file(path, "c1", _annotation(0), step="shapes")
+    info = describe_session(path)
+    assert not info["valid"] and info["errors"][0].startswith("content digest: expected sha256")
+    intact = _session(tmp_path / "t.h5", n_gaze=100)
+    annotate_session_file(intact, "c1", _annotation(0), step="shapes")
+    assert describe_session(intact)["valid"]  # an intact file's digest follows the append
 
 
 # ------------------------------------------------------------------------------------------- full disk

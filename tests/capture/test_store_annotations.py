@@ -36,6 +36,7 @@ from radgaze.capture.store.annotations import (
     annotation_to_json,
     revision_steps,
 )
+from radgaze.capture.store.integrity import stamp_digest
 from radgaze.capture.store.session_file import SCHEMA_VERSION, SessionReader, SessionWriter, describe_session
 
 IMAGE = ImageRef(path="img.png", sha256="ab" * 32, width=2000, height=1600)
@@ -286,6 +287,7 @@ def _schema_4_log(path: Path, revisions: list[CaseAnnotation]) -> None:
         rows = [annotation_to_json(a, revision=k + 1, step="labels") for k, a in enumerate(revisions)]
         g.create_dataset(ANNOTATION_LOG_VLEN, data=rows, dtype=h5py.string_dtype("utf-8"), maxshape=(None,))
         f.attrs["schema_version"] = 4
+        stamp_digest(f)  # as its writer closed it
 
 
 def test_a_schema_4_variable_length_log_is_read_and_carried_into_the_checksummed_one(tmp_path: Path):
