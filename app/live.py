@@ -11,7 +11,9 @@ Events (``(kind, payload)``) for the UI:
 ``("gaze", (x_img_px, y_img_px))`` newest gaze on the image (NaN when off it or invalid),
 ``("screen_gaze", GAZE rows)`` only while ``forward_screen_gaze`` (calibration check),
 ``("status", TrackerStats)``, ``("words", Words)`` final words, ``("sentence", LiveSentence)``,
-``("case_ended", case_id)``, then (``report_case_words``) ``("case_words", (case_id, [word, ...]))``,
+``("case_ended", case_id)``, ``("case_pass", (case_id, correction number or None))`` once the case's whole audio,
+decoded again, is stored (capture/live/asr.py policy point 7), then (``report_case_words``) ``("case_words",
+(case_id, [word, ...]))`` (after the case pass where one was asked for: the words the file keeps),
 ``("annotation_saved", (case_id, step, revision))``, ``("annotation_refused", (case_id, step, message))``,
 ``("corrected", (case_id, n_edits, [sentence recomputed, ...]))``, ``("error", exception)``,
 ``("second_look", (case_id, SecondLook, version))`` computed at sign-off (and again as late words come in),
@@ -132,6 +134,7 @@ class LiveSession:
             case_gaze=self._case_gaze,
             sentences=self._emit_sentences,
             case_closed=self._case_closed,
+            case_pass=self._case_pass_stored,
         )
         self.loop = CaptureLoop(
             writer, display, gaze=gaze_inlet, audio_queue=audio_queue, asr=asr, clock=clock, method=method,
@@ -260,11 +263,21 @@ class LiveSession:
         """After the loop closed a case: its second look, the events, the commands that waited for it."""
         self._store_second_look(case_id)
         self.events.put_nowait(("case_ended", case_id))
-        if self.report_case_words:  # the annotation panel shows them (read back: what the file holds)
-            self.events.put_nowait(("case_words", (case_id, self.writer.read_case(case_id).words.text)))
+        if not self.loop.case_pass_pending(case_id):  # else once the case pass is stored (seconds)
+            self._report_case_words(case_id)
         deferred, self._deferred = self._deferred, []
         for kind, payload in deferred:
             getattr(self, f"_on_{kind}")(payload)
+
+    def _case_pass_stored(self, case_id: str, correction: int | None) -> None:
+        """The case pass of a closed case is in the file (``correction`` None: its words were the streamed
+        ones): its words go to the annotation panel now, so the reader checks the transcript the file keeps."""
+        self.events.put_nowait(("case_pass", (case_id, correction)))
+        self._report_case_words(case_id)
+
+    def _report_case_words(self, case_id: str) -> None:
+        if self.report_case_words:  # the annotation panel shows them (read back: what the file holds)
+            self.events.put_nowait(("case_words", (case_id, self.writer.read_case(case_id).words.text)))
 
     # -- the second look (radgaze.capture.gazemath.second_look) --------------------------------------------
     def _on_second_look(self, payload) -> None:

@@ -34,7 +34,7 @@ POLL_MS = 33  # UI refresh of the live panels (~30 Hz): smooth cursor, negligibl
 # the capture side's events about closed cases, passed on as ``capture_event`` (record mode's annotation)
 FORWARDED_EVENTS = (
     "case_ended", "case_words", "annotation_saved", "annotation_refused", "corrected", "second_look",
-    "second_look_saved",
+    "second_look_saved", "case_pass",
 )  # fmt: skip
 
 

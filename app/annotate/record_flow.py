@@ -141,6 +141,8 @@ class RecordAnnotation(QtCore.QObject):
         elif kind == "corrected":
             self.corrections.append(payload)
             bar.showMessage(f"{payload[0]}: transcript corrected ({payload[1]} edits)")
+        elif kind == "case_pass" and payload[1] is not None:
+            bar.showMessage(f"{payload[0]}: transcript decoded again from the whole case (the one kept)")
         elif kind == "annotation_refused":
             self.refused.append(payload)
             bar.showMessage(f"{payload[0]}: {payload[1]} NOT saved: {payload[2]}")

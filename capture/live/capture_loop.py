@@ -20,6 +20,11 @@ recorders: what was stamped between the case's ``t_start`` (the moment its image
 A case ends in two steps: :meth:`end_case` fixes ``t_end`` at once (nothing stamped later enters the case), and
 the case closes :data:`END_GRACE_S` later (the audio blocks of its last moments are still on their way from the
 sound server) or at once when the next case begins or the loop finishes.
+
+Once a case has closed, its stored audio goes back to the ASR worker for the case pass (capture/live/asr.py,
+policy point 7: the whole case decoded at once); when its words come back they are stored as the case's
+retranscription (:func:`~radgaze.capture.live.retranscribe.store_case_words`), seconds later, while the next case
+may already be recording. :meth:`finish` waits for the last one.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence
-from radgaze.capture.live.asr import Flushed
+from radgaze.capture.live.asr import CaseWords, Flushed
 from radgaze.capture.live.gaze.inlet import concat_chunks, concat_clock_events
 from radgaze.capture.live.queues import drain
 from radgaze.capture.records import VIEW_DTYPE, DisplayGeometry, ImageRef, Words
@@ -55,6 +60,10 @@ class CaptureStats:
     words: int = 0  # words stored
     sentences: int = 0
     sentence_latency_s: list[float] = field(default_factory=list)  # closed time - last word end
+    case_passes: int = 0  # cases whose transcript the case pass replaced
+    case_pass_s: list[float] = field(
+        default_factory=list
+    )  # case closed -> its case pass stored (or declined)
 
 
 @dataclass
@@ -71,6 +80,8 @@ class CaptureHooks:
     case_gaze: Callable[[np.ndarray], None] | None = None  # the gaze just stored into the open case
     sentences: Callable[[str, list[ClosedSentence]], None] | None = None  # (case id, sentences closed)
     case_closed: Callable[[str], None] | None = None  # (case id) after the case was closed in the file
+    # (case id, correction number or None when nothing changed) once a requested case pass is stored
+    case_pass: Callable[[str, int | None], None] | None = None
 
 
 def in_case(t: np.ndarray, t_start: float, t_end: float) -> np.ndarray:
@@ -132,6 +143,7 @@ class CaptureLoop:
         self._close_at = np.inf  # time.monotonic() when an ended case closes
         self._t_gaze_newest = -np.inf  # LSL time of the newest gaze sample drained
         self._after_end: tuple | None = None  # (samples, gaps, clock events) stamped after an ended case
+        self._case_pass_asked: dict[str, float] = {}  # case id -> time.monotonic() its case pass was asked
 
     # -- cases -----------------------------------------------------------------------------------------
     def begin_case(
@@ -180,9 +192,14 @@ class CaptureLoop:
         self.write_counters()
         case_id = self.case_id
         self.pipeline, self.case_id, self.image, self.t_end, self._close_at = None, None, None, None, np.inf
+        self._ask_case_pass(case_id)
         if self.hooks.case_closed is not None:
             self.hooks.case_closed(case_id)
         return closed
+
+    def case_pass_pending(self, case_id: str) -> bool:
+        """Whether the case pass of closed case ``case_id`` has been asked for and not stored yet."""
+        return case_id in self._case_pass_asked
 
     def push_view(self, rows: np.ndarray) -> None:
         """View changes of the open case (before its end)."""
@@ -212,8 +229,10 @@ class CaptureLoop:
         self._pull_audio()
         closed = self.close_case() if self.pipeline is not None else []
         if self.asr is not None:
-            self.asr.stop()
+            self.asr.stop()  # the worker decodes the case passes asked for before it ends
             closed += self._pull_words()
+        for case_id in list(self._case_pass_asked):  # a worker that died first: the case keeps its words
+            self._case_pass_done(case_id, None)
         self.pull_gaze()  # what came after the last case: counted, not stored
         return closed
 
@@ -249,6 +268,9 @@ class CaptureLoop:
         return closed
 
     def _take_words(self, words) -> list[ClosedSentence]:
+        if isinstance(words, CaseWords):
+            self._store_case_pass(words)
+            return []
         if not isinstance(words, Words):
             return []  # a Flushed marker of a flush this loop no longer waits for
         if self.hooks.words is not None:
@@ -286,6 +308,40 @@ class CaptureLoop:
                 break
             closed += self._take_words(item)
         return closed
+
+    # -- the case pass -------------------------------------------------------------------------------------
+    def _ask_case_pass(self, case_id: str) -> None:
+        """A closed case's stored audio to the ASR worker for the case pass (when the ASR does case passes,
+        the case has audio and no correction of the reader's)."""
+        if self.asr is None or not getattr(self.asr, "case_pass", False):
+            return
+        if not getattr(self.asr, "running", False):
+            return  # the worker has stopped (an error): the case keeps its streamed words
+        from radgaze.capture.live.retranscribe import case_pass_audio
+
+        audio = case_pass_audio(self.writer, case_id)
+        if audio is not None:
+            self._case_pass_asked[case_id] = time.monotonic()
+            self.asr.decode_case(case_id, audio)
+
+    def _store_case_pass(self, item: CaseWords) -> None:
+        from radgaze.capture.live.retranscribe import store_case_words
+
+        describe = getattr(self.asr.transcriber, "case_pass_info", None)
+        info = describe() if describe is not None else {}
+        n = store_case_words(
+            self.writer, item.case_id, item.words, {**info, "decode_s": round(item.decode_s, 3)}
+        )
+        self.stats.case_passes += n is not None
+        self._case_pass_done(item.case_id, n)
+
+    def _case_pass_done(self, case_id: str, n: int | None) -> None:
+        asked = self._case_pass_asked.pop(case_id, None)
+        if asked is None:
+            return
+        self.stats.case_pass_s.append(time.monotonic() - asked)
+        if self.hooks.case_pass is not None:
+            self.hooks.case_pass(case_id, n)
 
     # -- gaze ----------------------------------------------------------------------------------------------
     def pull_gaze(self) -> list[ClosedSentence]:

@@ -213,7 +213,18 @@ def summary_line(out: Path, s: CaptureStats) -> str:
         f"{s.audio_s:.1f} s audio, {s.words} words, "
         f"{s.sentences} sentences (heatmap p95 {lat * 1000:.0f} ms after the last word's end; "
         f"{s.gaze_pre_roll} gaze samples before the case began and {s.gaze_outside} after it ended not stored)"
+        + _case_pass_note(s)
     )
+
+
+def _case_pass_note(s: CaptureStats) -> str:
+    """What the case pass did (capture/live/asr.py policy point 7), when one was asked for."""
+    if not s.case_pass_s:
+        return ""
+    when = f"{max(s.case_pass_s):.1f} s after the case closed"
+    if s.case_passes:
+        return f"; transcript: the case pass (the case decoded whole) replaced the streamed words, {when}"
+    return f"; transcript: the case pass found the streamed words unchanged, {when}"
 
 
 def _start_sim(args, display: DisplayGeometry):

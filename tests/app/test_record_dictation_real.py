@@ -89,7 +89,16 @@ def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path
     assert np.all(np.abs(np.array([s[3] for s in s1 + s2]) - t_audio - report.onset_s) <= 0.3)
     assert len(c1.sentences) == 3 and len(c2.sentences) == 2  # each with its heatmap or its empty marker
     assert c2.words.t_start.min() > c1.words.t_end.max()  # nothing of case 1 in case 2
-    # the window's transcript showed case 2's words only (case 1's last words came after case 2 began)
+    # each case's transcript is its case pass (its audio decoded whole once it closed, as a whole-file decode
+    # of that audio); the streamed words stay as the recognised ones
+    from radgaze.capture.live.asr import AsrConfig, WhisperTranscriber, transcribe_audio
+
+    cfg = AsrConfig(model=str(tiny_en), device="cpu", beam_size=5, local_files_only=True)
+    for c in (c1, c2):
+        assert c.correction is not None and c.correction.asr["pass"] == "case", c.case_id
+        assert c.words.text == transcribe_audio(WhisperTranscriber(cfg), c.audio).text
+        assert len(c.recognised_words) > 0
+    # the window's transcript showed case 2's streamed words only (case 1's came after case 2 began)
     from radgaze.capture.gazemath.punctuation import join_tokens
 
-    assert shown == join_tokens(c2.words.text).lower()
+    assert shown == join_tokens(c2.recognised_words.text).lower()

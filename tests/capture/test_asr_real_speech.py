@@ -158,3 +158,13 @@ def test_headless_record_of_a_spoken_report_stores_the_spoken_sentences(spoken, 
     assert np.all(np.abs(np.array([s[3] for s in spans]) - t_audio - r.onset_s) <= 0.3)
     # the last sentence, said 3 s before the file ends, is not lost when the recording stops
     assert case.words.t_end.max() - t_audio >= r.offset_s[-1] - 0.5
+    # the stored transcript is the case pass: as good as the same model decoding the file (issue 19's goal)
+    from radgaze.capture.synth.speech import invented_finding_words, word_error_rate
+
+    whole = " ".join(whole_file(cfg_of("tiny.en"), r.samples).text)
+    stored, streamed = " ".join(case.words.text), " ".join(case.recognised_words.text)
+    assert case.correction.asr["pass"] == "case" and case.correction.asr["model"] == "tiny.en"
+    assert word_error_rate(r.text, stored) <= word_error_rate(r.text, whole) + 0.02, (stored, whole)
+    assert set(invented_finding_words(r.text, stored)) <= set(invented_finding_words(r.text, whole))
+    assert word_error_rate(r.text, streamed) > word_error_rate(r.text, stored)  # what the pass is for
+    assert "case pass" in proc.stdout + proc.stderr
