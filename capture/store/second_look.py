@@ -78,11 +78,19 @@ def read_second_look_group(g: h5py.Group) -> dict | None:
 
 
 def read_second_looks(path: str | os.PathLike) -> dict[str, dict]:
-    """{case_id: second look dict} of every case of a session file that has one."""
+    """{case_id: second look dict} of every case of a session file that has one; SessionFormatError (one line)
+    for a file HDF5 cannot read (before: h5py's OSError, which `export reflacx` took for its own output folder
+    and stopped on, leaving a partial tree)."""
     out = {}
-    with h5py.File(Path(path), "r", locking=False) as f:
-        for case_id, g in f["cases"].items():
-            stored = read_second_look_group(g)
-            if stored is not None:
-                out[case_id] = stored
+    try:
+        with h5py.File(Path(path), "r", locking=False) as f:
+            for case_id, g in f["cases"].items():
+                stored = read_second_look_group(g)
+                if stored is not None:
+                    out[case_id] = stored
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise SessionFormatError(
+            f"{path}: expected an HDF5 session file, got something HDF5 cannot read (damaged, truncated or "
+            f"foreign): {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
     return out

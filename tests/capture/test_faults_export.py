@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from faults import read_only_folder
 
 from radgaze.capture.exporters.reflacx import export_reflacx
@@ -66,11 +67,19 @@ def test_a_session_keeps_no_host_name_or_audio_path_unless_asked(tmp_path: Path)
         assert r.provenance == {"host": "rr3", "audio_source": "/a/b.wav"}
 
 
-def test_one_damaged_file_stops_nothing_else_and_leaves_no_partial_reading(tmp_path: Path):
+DAMAGE = {  # what becomes of the first of two session files
+    "4 kB zeroed mid-file": lambda data: data[: len(data) // 2] + bytes(4096) + data[len(data) // 2 + 4096 :],
+    # before: h5py's OSError opening it was taken for the output folder's ("cannot write the export"), exit 2,
+    # the second file never exported and the first's readings left half-written
+    "cut in half": lambda data: data[: len(data) // 2],
+    "not HDF5 at all": lambda data: b"radgaze? no." * 400,
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_one_damaged_file_stops_nothing_else_and_leaves_no_partial_reading(tmp_path: Path, damage: str):
     first, second = write_synthetic_sessions(tmp_path / "s", 4, seed=2, cases_per_file=2, image_size=256)
-    data = bytearray(first.read_bytes())
-    data[len(data) // 2 : len(data) // 2 + 4096] = bytes(4096)  # a damaged first file
-    first.write_bytes(bytes(data))
+    first.write_bytes(DAMAGE[damage](first.read_bytes()))
     done = subprocess.run(
         [sys.executable, "-m", "radgaze.app.cli", "export", "reflacx", str(first), str(second), str(tmp_path / "x")],
         capture_output=True, text=True, timeout=120,
@@ -82,6 +91,19 @@ def test_one_damaged_file_stops_nothing_else_and_leaves_no_partial_reading(tmp_p
     assert len(rows) - 1 == len(readings) >= 2  # every reading listed is there whole, nothing else
     for rid in readings:
         assert (tmp_path / "x/main_data" / rid / "fixations.csv").is_file()
+    assert sorted(p.name for p in (tmp_path / "x/gaze_data").iterdir()) == readings
+
+
+def test_a_second_look_analysis_of_a_file_cut_in_half_is_one_line_naming_it(tmp_path: Path):
+    """Before: "radgaze analyze: cannot write: Unable to synchronously open file" (h5py's OSError)."""
+    (first,) = write_synthetic_sessions(tmp_path / "s", 1, seed=2, cases_per_file=1, image_size=256)
+    first.write_bytes(first.read_bytes()[: first.stat().st_size // 2])
+    done = subprocess.run(
+        [sys.executable, "-m", "radgaze.app.cli", "analyze", "second-look", str(first)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr and done.stderr.count("\n") == 1
+    assert f"{first}: expected an HDF5 session file" in done.stderr and "cannot write" not in done.stderr
 
 
 def test_export_into_a_read_only_folder_is_one_line(tmp_path: Path):
