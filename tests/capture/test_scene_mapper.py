@@ -79,3 +79,16 @@ def test_the_surface_trackers_gaze_lands_on_the_markers_rectangle():
     assert (out.x_screen_px[0], out.y_screen_px[0]) == (left, bottom)  # surface origin: bottom-left
     assert (out.x_screen_px[1], out.y_screen_px[1]) == (right, top)
     assert out.valid.tolist() == [True, True, False]
+
+
+def test_a_frame_through_pupil_cores_lens_still_shows_every_marker(artifacts_dir):
+    from PIL import Image
+    from pupil_capture_fixture import PUPIL_CAM1_ID2_720P, Lens
+
+    from radgaze.capture.live.scene_markers import MarkerDetector
+
+    yy, xx = np.mgrid[0:FRAME_H, 0:FRAME_W].astype(np.float64)
+    ideal = Lens(PUPIL_CAM1_ID2_720P).ideal(xx + 0.5, yy + 0.5)
+    frame = see(screen_image(True, 16), head_pose(0.25), np.random.default_rng(0), ideal)
+    Image.fromarray(frame).save(artifacts_dir / "pupil_scene_frame_lens.png")  # for a person to look at
+    assert sorted(MarkerDetector().detect(frame)) == [0, 1, 2, 3]
