@@ -138,6 +138,22 @@ def see(screen: np.ndarray, h: np.ndarray, rng, ideal=None) -> np.ndarray:
     return np.clip(frame, 0, 255).astype(np.uint8)
 
 
+def encode(grey: np.ndarray, fmt: str) -> bytes:
+    """A frame as the Frame Publisher sends it: gray = frame.gray bytes; bgr = frame.bgr (H x W x 3 bytes);
+    jpeg = the camera's MJPEG buffer (here encoded from the grey image, as a colour JPEG)."""
+    if fmt == "gray":
+        return grey.tobytes()
+    if fmt == "bgr":
+        return np.repeat(grey[:, :, None], 3, axis=2).tobytes()
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(grey).convert("RGB").save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
 def gaze_plan(n: int, rng) -> tuple[np.ndarray, np.ndarray]:
     """Screen points (n, 2): fixations of 200-400 ms at random places, and confidences (5 % below 0.6)."""
     points, k = np.zeros((n, 2)), 0
@@ -199,8 +215,9 @@ class PupilCapture:
             self.lens = Lens(PUPIL_CAM1_ID2_720P)
             yy, xx = np.mgrid[0:FRAME_H, 0:FRAME_W].astype(np.float64)
             ideal = self.lens.ideal(xx + 0.5, yy + 0.5)
+        self.format = spec.get("format", "gray")  # the Frame Publisher's format (its default is jpeg)
         self.frames = (
-            [see(screen, head_pose(k / FRAME_HZ), rng, ideal) for k in range(poses)]
+            [encode(see(screen, head_pose(k / FRAME_HZ), rng, ideal), self.format) for k in range(poses)]
             if spec.get("frames", True)
             else []
         )
@@ -217,9 +234,9 @@ class PupilCapture:
         while self.k_frame < int((now - self.t0) * FRAME_HZ) + 1 and now >= self.t0:
             t = self.t0 + self.k_frame / FRAME_HZ  # the frame's capture time
             if self.frames:
-                img = self.frames[self.k_frame % len(self.frames)]
+                raw = self.frames[self.k_frame % len(self.frames)]
                 send(self.pub, {"topic": "frame.world", "width": FRAME_W, "height": FRAME_H, "index": self.k_frame,
-                                "timestamp": t + self.offset, "format": "gray"}, img.tobytes())  # fmt: skip
+                                "timestamp": t + self.offset, "format": self.format}, raw)  # fmt: skip
             if self.surface:
                 self.surface_event(t)
             self.since_frame = []

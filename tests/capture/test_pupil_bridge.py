@@ -64,6 +64,7 @@ def _nearest(t_truth: np.ndarray, t: np.ndarray) -> np.ndarray:
 LENS = {"intrinsics": "{tmp}/Pupil_Cam1_ID2.intrinsics", "cell_px": 16}
 MODES = {
     "frames": ({"frames": True}, []),
+    "jpeg": ({"frames": True, "format": "jpeg"}, []),  # the Frame Publisher's default format
     "surface": ({"frames": False, "surface": "Screen"}, ["--surface", "Screen"]),
     "lens": (LENS, ["--intrinsics", "{tmp}/Pupil_Cam1_ID2.intrinsics", "--marker-cell-px", "16"]),
 }

@@ -3,8 +3,8 @@
 A scene frame's markers (tag36h11 at the viewer's corners, ``radgaze record --scene-markers``) fix where the screen
 lies in that frame (capture/gazemath/surface.py); a gaze datum is mapped through the frames showing the markers just
 before and just after it, the two screen points interpolated in time, once the later frame is known (gaze waits
-for it, at most ``max_wait_s``; then the earlier frame alone). Frames more than ``max_frame_gap_s`` from the datum
-are not used; with none left it is not mapped: invalid, never a guess.
+for it, at most ``max_wait_s``; then a frame alone, if within ``single_frame_gap_s``). Frames more than
+``max_frame_gap_s`` from the datum are not used; with none left it is not mapped: invalid, never a guess.
 """
 
 from __future__ import annotations
@@ -26,7 +26,12 @@ from radgaze.capture.gazemath.surface import (
 from radgaze.capture.live.gaze.pupil_core import GazeDatum, SceneFrame
 from radgaze.capture.live.scene_markers import MarkerDetector
 
-MAX_FRAME_GAP_S = 0.1  # a datum mapped through a frame at most this far from it in time (3 frames at 30 Hz)
+MAX_FRAME_GAP_S = (
+    0.1  # a datum interpolated between frames at most this far from it in time (3 frames at 30 Hz)
+)
+# ... or mapped through one frame alone only when that is this close (about one frame interval at 30 Hz: with a
+# head turning ~10 deg/s the screen moves ~0.3 deg in the scene in that time; no interpolation can correct it)
+SINGLE_FRAME_GAP_S = 0.04
 MAX_WAIT_S = 0.2  # gaze waits this long (Pupil time, by the newest datum) for the frame after it
 FRAMES_KEPT = 64
 # Pupil Labs' own threshold for usable gaze (their LSL relay layout's 0.6; Pupil Player's default minimum)
@@ -75,6 +80,7 @@ class SceneGazeMapper:
         detector: MarkerDetector | None = None,
         *,
         max_frame_gap_s: float = MAX_FRAME_GAP_S,
+        single_frame_gap_s: float = SINGLE_FRAME_GAP_S,
         max_wait_s: float = MAX_WAIT_S,
         min_markers: int = MIN_MARKERS,
         lenses: dict[tuple[int, int], RadialLens] | None = None,
@@ -83,6 +89,7 @@ class SceneGazeMapper:
         and gaze are undistorted with them before the homography. None: the frames are taken as undistorted."""
         self.markers, self.detector, self.lenses = markers, detector or MarkerDetector(), lenses
         self.max_frame_gap_s, self.max_wait_s, self.min_markers = max_frame_gap_s, max_wait_s, min_markers
+        self.single_frame_gap_s = single_frame_gap_s
         self._frames: deque[tuple[float, np.ndarray | None, int, int]] = deque(maxlen=FRAMES_KEPT)
         self._pending: list[GazeDatum] = []
         self.counts = MapperCounts()
@@ -138,7 +145,10 @@ class SceneGazeMapper:
         usable = [f for f in self._frames if f[1] is not None and abs(f[0] - t) <= self.max_frame_gap_s]
         before = [f for f in usable if f[0] <= t]
         after = [f for f in usable if f[0] > t]
-        return ([before[-1]] if before else []) + ([after[0]] if after else [])
+        if before and after:
+            return [before[-1], after[0]]
+        alone = before[-1:] + after[:1]
+        return [f for f in alone if abs(f[0] - t) <= self.single_frame_gap_s]
 
     def _map_one(self, d: GazeDatum) -> tuple[float, float]:
         """A datum through the frames around it: the screen points the two frames' homographies give,
