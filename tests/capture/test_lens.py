@@ -42,3 +42,24 @@ def test_pupil_captures_intrinsics_file_is_read_per_resolution(tmp_path):
     path.write_bytes(b"not msgpack at all \xc1")
     with pytest.raises(ConfigError, match="expected Pupil Capture's .intrinsics file"):
         read_intrinsics(path)
+
+
+def test_frame_publisher_formats_decode_to_the_same_grey_and_yuv_is_refused():
+    from pupil_capture_fixture import encode
+
+    from radgaze.capture.live.gaze.pupil_core import gaze_datum, scene_frame
+
+    grey = np.random.default_rng(0).integers(0, 256, (72, 128), dtype=np.uint8)
+    msg = {"topic": "frame.world", "width": 128, "height": 72, "index": 3, "timestamp": 1001.5}
+    for fmt, tol in (("gray", 0), ("bgr", 1), ("jpeg", 40)):
+        frame = scene_frame({**msg, "format": fmt, "__raw_data__": [encode(grey, fmt)]})
+        assert frame.grey.shape == (72, 128) and (frame.t_pupil, frame.index) == (1001.5, 3)
+        assert np.abs(frame.grey.astype(int) - grey).max() <= tol, fmt
+    with pytest.raises(
+        ConfigError, match="expected the Frame Publisher's format gray | bgr | jpeg, got 'yuv'"
+    ):
+        scene_frame({**msg, "format": "yuv", "__raw_data__": [bytes(100)]})
+    with pytest.raises(ConfigError, match="expected a 128 x 72 image, got 100 bytes"):
+        scene_frame({**msg, "format": "gray", "__raw_data__": [bytes(100)]})
+    with pytest.raises(ConfigError, match="expected norm_pos"):
+        gaze_datum({"topic": "gaze.3d.01.", "confidence": 1.0})
