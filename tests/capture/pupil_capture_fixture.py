@@ -171,13 +171,13 @@ def send(pub: zmq.Socket, payload: dict, raw: bytes | None = None) -> None:
     pub.send_multipart(parts + ([raw] if raw is not None else []))
 
 
-def answer(rep: zmq.Socket, sub_port: int, offset_s: float) -> None:
+def answer(rep: zmq.Socket, sub_port: int, pupil_time) -> None:
     while rep.poll(0):
         msg = rep.recv_string()
         if msg == "SUB_PORT":
             reply = str(sub_port)
         elif msg == "t":
-            reply = repr(pylsl.local_clock() + offset_s)
+            reply = repr(pupil_time(pylsl.local_clock()))
         elif msg == "v":
             reply = "3.5.1"
         else:
@@ -197,12 +197,10 @@ class PupilCapture:
     """The publishing side: frames (Frame Publisher), gaze, surface events (Surface Tracker), on Pupil time."""
 
     def __init__(self, spec: dict, pub: zmq.Socket, t0: float, rng) -> None:
-        self.spec, self.pub, self.t0, self.offset = (
-            spec,
-            pub,
-            t0,
-            float(spec.get("pupil_minus_lsl_s", 1000.0)),
-        )
+        self.spec, self.pub, self.t0 = spec, pub, t0
+        self.offset = float(spec.get("pupil_minus_lsl_s", 1000.0))
+        # Pupil Capture on another machine: its clock runs at its own rate (drift_ppm) from READY on
+        self.drift, self.t_ready = float(spec.get("drift_ppm", 0.0)) * 1e-6, pylsl.local_clock()
         markers = spec.get("markers", True)
         poses = int(HEAD_PERIOD_S * FRAME_HZ)
         cell_px = int(spec.get("cell_px", OVERLAY_CELL_PX))
@@ -227,6 +225,9 @@ class PupilCapture:
         self.rect = surface_rect(overlay_markers(DISPLAY, cell_px=cell_px))
         self.k_frame, self.since_frame = 0, []  # gaze since the last world frame (Pupil's events["gaze"])
 
+    def pupil_time(self, t_lsl: float) -> float:
+        return t_lsl + self.offset + self.drift * (t_lsl - self.t_ready)
+
     def pose(self, t: float) -> np.ndarray:
         return head_pose((t - self.t0) % HEAD_PERIOD_S)
 
@@ -236,7 +237,7 @@ class PupilCapture:
             if self.frames:
                 raw = self.frames[self.k_frame % len(self.frames)]
                 send(self.pub, {"topic": "frame.world", "width": FRAME_W, "height": FRAME_H, "index": self.k_frame,
-                                "timestamp": t + self.offset, "format": self.format}, raw)  # fmt: skip
+                                "timestamp": self.pupil_time(t), "format": self.format}, raw)  # fmt: skip
             if self.surface:
                 self.surface_event(t)
             self.since_frame = []
@@ -262,7 +263,7 @@ class PupilCapture:
         name = self.surface
         send(self.pub, {"topic": f"surfaces.{name}", "name": name, "img_to_surf_trans": img_to_surf.tolist(),
                         "surf_to_img_trans": np.linalg.inv(img_to_surf).tolist(), "gaze_on_surfaces": mapped,
-                        "fixations_on_surfaces": [], "timestamp": t + self.offset})  # fmt: skip
+                        "fixations_on_surfaces": [], "timestamp": self.pupil_time(t)})  # fmt: skip
 
     def gaze(self, t: float, point: np.ndarray, confidence: float) -> None:
         sx, sy = apply_homography(self.pose(t), point[0], point[1])
@@ -270,10 +271,10 @@ class PupilCapture:
             sx, sy = self.lens.distort(sx, sy)
         norm = [float(sx) / FRAME_W, 1.0 - float(sy) / FRAME_H]  # Pupil's normalize(flip_y=True)
         base = [
-            {"topic": f"pupil.{i}.3d", "id": i, "timestamp": t + self.offset, "confidence": 0.95}
+            {"topic": f"pupil.{i}.3d", "id": i, "timestamp": self.pupil_time(t), "confidence": 0.95}
             for i in (0, 1)
         ]
-        datum = {"topic": "gaze.3d.01.", "norm_pos": norm, "confidence": confidence, "timestamp": t + self.offset,
+        datum = {"topic": "gaze.3d.01.", "norm_pos": norm, "confidence": confidence, "timestamp": self.pupil_time(t),
                  "base_data": base, "gaze_point_3d": [0.0, 0.0, 650.0]}  # fmt: skip
         send(self.pub, datum)
         self.since_frame.append(datum)
@@ -296,7 +297,7 @@ def main(spec_path: str) -> None:
     print("READY", remote_port, flush=True)
     k = 0
     while k < n_gaze:
-        answer(rep, sub_port, capture.offset)
+        answer(rep, sub_port, capture.pupil_time)
         now = pylsl.local_clock()
         while k < n_gaze and t_gaze[k] <= now:
             capture.world_frames(t_gaze[k])  # a frame captured before this gaze sample goes out first
@@ -306,7 +307,7 @@ def main(spec_path: str) -> None:
         time.sleep(0.002)
     deadline = time.monotonic() + float(spec.get("linger_s", 2.0))
     while time.monotonic() < deadline:  # keep answering Pupil Remote a little after the data end
-        answer(rep, sub_port, capture.offset)
+        answer(rep, sub_port, capture.pupil_time)
         time.sleep(0.01)
     ctx.destroy(linger=0)
 

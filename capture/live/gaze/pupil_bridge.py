@@ -53,6 +53,10 @@ STARTUP_S = 5.0
 STARTUP_FRAMES_MAPPED = 3  # frames showing the markers before the stream is published
 POLL_MS = 50
 NOMINAL_RATE_HZ = 0.0  # Pupil gaze is irregular (LSL's IRREGULAR_RATE)
+# Pupil time is measured against the LSL clock again this often: Pupil Capture on another machine runs on that
+# machine's clock (10-50 ppm apart is common: 36-180 ms an hour if measured once)
+RESYNC_S = 10.0
+RESYNC_PROBES = 10
 
 
 def overlay_markers(
@@ -137,6 +141,9 @@ class PupilBridge:
         self._outlet: pylsl.StreamOutlet | None = None
         self._held: list[MappedGaze] = []
         self.offset_s = self.rtt_s = float("nan")
+        self.resync_s = RESYNC_S
+        self.clock_log: list[tuple[float, float, float]] = []  # (LSL time, Pupil - LSL, round trip) measured
+        self.clock_failures = 0  # resyncs Pupil Remote did not answer (the last offset kept)
         self.n_pushed = 0
         self.error: BaseException | None = None
 
@@ -145,7 +152,7 @@ class PupilBridge:
         remote = PupilRemote(self._ctx, self.address)
         try:
             self._sub = subscribe(self._ctx, remote.sub_url(), self.topics)
-            self.offset_s, self.rtt_s = clock_offset_s(remote)
+            self._set_offset(*clock_offset_s(remote))
         finally:
             remote.close()
         deadline = time.monotonic() + startup_s
@@ -217,10 +224,30 @@ class PupilBridge:
             self._outlet.push_sample(sample.tolist(), float(t))
         self.n_pushed += raw.shape[0]
 
+    def _set_offset(self, offset_s: float, rtt_s: float) -> None:
+        self.offset_s, self.rtt_s = offset_s, rtt_s
+        self.clock_log.append((pylsl.local_clock(), offset_s, rtt_s))
+
+    def _resync(self) -> None:
+        """Pupil time against the LSL clock again (this thread's own REQ socket); Pupil Remote not answering
+        keeps the last offset and is counted, the gaze goes on."""
+        try:
+            remote = PupilRemote(self._ctx, self.address)
+            try:
+                self._set_offset(*clock_offset_s(remote, RESYNC_PROBES))
+            finally:
+                remote.close()
+        except ConfigError:
+            self.clock_failures += 1
+
     def _run(self) -> None:
         try:
+            next_sync = time.monotonic() + self.resync_s
             while not self._stop.is_set():
                 self._step(publish=True)
+                if time.monotonic() >= next_sync:
+                    self._resync()
+                    next_sync = time.monotonic() + self.resync_s
             self._push(self.mapper.flush())
         except BaseException as exc:  # noqa: BLE001 (handed to the caller through .error)
             self.error = exc
@@ -236,8 +263,11 @@ class PupilBridge:
         self._ctx.destroy(linger=0)
 
     def summary(self) -> dict:
+        offsets = [o for _, o, _ in self.clock_log]
         return {**self.mapper.counts.to_dict(), "pushed": self.n_pushed, "pupil_minus_lsl_s": self.offset_s,
-                "clock_rtt_s": self.rtt_s}  # fmt: skip
+                "clock_rtt_s": max(r for _, _, r in self.clock_log) if self.clock_log else float("nan"),
+                "clock_syncs": len(self.clock_log), "clock_sync_failures": self.clock_failures,
+                "clock_offset_span_s": max(offsets) - min(offsets) if offsets else 0.0}  # fmt: skip
 
 
 def _viewer(text: str | None) -> tuple[float, float, float, float] | None:
@@ -285,6 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="take Pupil Capture's Surface Tracker's mapped gaze of this surface (defined on the four markers; "
         "it undistorts the scene camera) instead of finding the markers in frame.world",
     )
+    p.add_argument(
+        "--resync-s",
+        type=float,
+        default=RESYNC_S,
+        help="measure Pupil time against the LSL clock this often, s",
+    )
     p.add_argument("--startup-s", type=float, default=STARTUP_S, help="time to find gaze, frames and markers")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--name", default=STREAM_NAME, help="LSL stream name")
@@ -299,7 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     lenses = read_intrinsics(args.intrinsics) if args.intrinsics else None
+    if not args.resync_s > 0:
+        raise ConfigError(f"--resync-s: expected a number of seconds > 0, got {args.resync_s:g}")
     bridge = PupilBridge(args.remote.removeprefix("tcp://"), display, markers, args.surface, lenses=lenses)
+    bridge.resync_s = args.resync_s
     bridge.open(args.startup_s, args.name)
     print(f"publishing {args.name!r}: Pupil Capture at {args.remote} mapped onto the screen "
           f"(Pupil time - LSL {bridge.offset_s:+.6f} s); Ctrl-C to stop", flush=True)  # fmt: skip
