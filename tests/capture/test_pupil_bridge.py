@@ -152,11 +152,11 @@ def test_a_drifting_pupil_clock_is_followed(tmp_path, artifacts_dir):
 
 
 def _refused(tmp_path: Path, *options: str, **spec) -> subprocess.CompletedProcess:
-    capture, port, _ = start_pupil_capture(tmp_path, duration_s=6.0, **spec)
+    capture, port, _ = start_pupil_capture(tmp_path, duration_s=30.0, **spec)
     try:
         return subprocess.run(
             [*RADGAZE, "pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--startup-s", "3",
-             "--duration", "3", *options], capture_output=True, text=True, timeout=60,
+             "--markers-within-s", "3", "--duration", "20", *options], capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     finally:
         stop(capture)
@@ -168,20 +168,49 @@ def _one_line(stderr: str) -> str:
     return lines[0]
 
 
-def test_scene_frames_without_the_markers_are_refused_in_one_line(tmp_path):
-    res = _refused(tmp_path, markers=False)
-    assert res.returncode == 2 and "publishing" not in res.stdout, res.stdout
-    line = _one_line(res.stderr)
-    assert "scene-camera gaze refused: 0 of" in line and "no tags seen" in line, line
+def _refused_while_recorded(tmp_path: Path, options: list[str], **spec) -> tuple[str, np.ndarray]:
+    """The bridge publishes (the record window needs its stream before it draws the markers), the recorder
+    records, and without markers the bridge stops with its one line: (that line, the stored gaze)."""
+    capture, port, _ = start_pupil_capture(tmp_path, duration_s=60.0, **spec)
+    image = tmp_path / "cxr.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 65535, (600, 500), dtype=np.uint16)).save(image)
+    out = tmp_path / "out"
+    bridge = subprocess.Popen(
+        [*RADGAZE, "pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--markers-within-s", "8", *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert "publishing 'radgaze-pupil-core'" in bridge.stdout.readline(), bridge.stderr.read()
+        rec = subprocess.run(
+            [*RADGAZE, "record", "--headless", "--tracker", "any", "--no-audio", "--image", str(image),
+             "--out", str(out), "--case-id", "c1", *SCREEN, "--duration", "2"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert rec.returncode == 0, rec.stderr
+        assert bridge.wait(60) == 2
+    finally:
+        stop(bridge)
+        stop(capture)
+    (path,) = out.glob("*.h5")
+    with SessionReader(path) as r:
+        gaze = r.case("c1").gaze
+    return _one_line(bridge.stderr.read()), gaze
+
+
+def test_scene_frames_without_the_markers_are_refused_in_one_line_and_nothing_is_placed(tmp_path):
+    line, gaze = _refused_while_recorded(tmp_path, [], markers=False)
+    assert "scene-camera gaze refused: 0 of" in line and "in 8 s" in line and "no tags seen" in line, line
     assert "radgaze record --scene-markers" in line
+    assert gaze.size > 100 and not (gaze["flags"] & GAZE_VALID).any()  # recorded, all invalid: never a guess
 
 
-def test_a_surface_never_found_is_refused_in_one_line(tmp_path):
-    res = _refused(tmp_path, "--surface", "Screen", markers=False, frames=False, surface="Screen")
-    assert res.returncode == 2 and "publishing" not in res.stdout, res.stdout
-    line = _one_line(res.stderr)
+def test_a_surface_never_found_is_refused_in_one_line_and_nothing_is_placed(tmp_path):
+    line, gaze = _refused_while_recorded(
+        tmp_path, ["--surface", "Screen"], markers=False, frames=False, surface="Screen"
+    )
     assert "scene-camera gaze refused" in line and "no 'surfaces.Screen' event" in line, line
     assert "radgaze record --scene-markers" in line
+    assert gaze.size > 100 and not (gaze["flags"] & GAZE_VALID).any()
 
 
 def test_without_scene_frames_the_frame_publisher_is_asked_for(tmp_path):

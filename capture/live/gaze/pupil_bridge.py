@@ -49,8 +49,10 @@ from radgaze.capture.live.sim_tracker import make_stream_info
 from radgaze.capture.records import DisplayGeometry
 
 STREAM_NAME = "radgaze-pupil-core"
-STARTUP_S = 5.0
-STARTUP_FRAMES_MAPPED = 3  # frames showing the markers before the stream is published
+STARTUP_S = 5.0  # for Pupil Remote's answer, gaze and scene frames; then the stream is published
+# ... and the markers must show within this long: `radgaze record` opens the tracker's stream before its window
+# draws them, so until then the bridge publishes the gaze as invalid (nothing is placed on the screen unmapped)
+MARKERS_WITHIN_S = 30.0
 POLL_MS = 50
 NOMINAL_RATE_HZ = 0.0  # Pupil gaze is irregular (LSL's IRREGULAR_RATE)
 # Pupil time is measured against the LSL clock again this often: Pupil Capture on another machine runs on that
@@ -132,8 +134,9 @@ class PupilBridge:
         if surface is None:
             self.mapper: SceneGazeMapper | SurfaceGazeMapper = SceneGazeMapper(markers, **mapper_kw)
             self.topics: tuple[str, ...] = (GAZE_TOPIC, FRAME_TOPIC)
-        else:
-            self.mapper, self.topics = SurfaceGazeMapper(markers), (f"{SURFACE_TOPIC}{surface}",)
+        else:  # gaze too: published as invalid until the Surface Tracker first finds the surface
+            self.mapper, self.topics = SurfaceGazeMapper(markers), (f"{SURFACE_TOPIC}{surface}", GAZE_TOPIC)
+        self.markers_within_s, self.raw_gaze = MARKERS_WITHIN_S, 0
         self.layout = BUILTIN_LAYOUTS["generic"]
         self._ctx = zmq.Context()
         self._stop = threading.Event()
@@ -148,7 +151,9 @@ class PupilBridge:
         self.error: BaseException | None = None
 
     def open(self, startup_s: float = STARTUP_S, name: str = STREAM_NAME) -> PupilBridge:
-        """Connect, sync clocks, and wait until frames show the markers (else a ConfigError); then publish."""
+        """Connect, sync clocks and wait for gaze and scene frames (else a ConfigError); then publish (gaze
+        invalid until the markers show; without them within ``markers_within_s`` the thread stops with a
+        ConfigError in ``error``)."""
         remote = PupilRemote(self._ctx, self.address)
         try:
             self._sub = subscribe(self._ctx, remote.sub_url(), self.topics)
@@ -157,11 +162,9 @@ class PupilBridge:
             remote.close()
         deadline = time.monotonic() + startup_s
         counts = self.mapper.counts
-        while counts.frames_mapped < STARTUP_FRAMES_MAPPED or counts.gaze == 0:
+        while not self._flowing():
             if time.monotonic() > deadline:
                 self.close()
-                if self.surface is not None:
-                    _refuse_surface(counts, startup_s, self.address, self.surface)
                 _refuse_startup(counts, startup_s, self.address)
             self._step(publish=False)
         self._outlet = pylsl.StreamOutlet(self._stream_info(name))
@@ -204,8 +207,27 @@ class PupilBridge:
             if mapped is not None and mapped.t_pupil.size:
                 self._push(mapped) if publish else self._held.append(mapped)
 
+    def _flowing(self) -> bool:
+        """Gaze (and in frame mode, scene frames) coming from Pupil Capture."""
+        counts = self.mapper.counts
+        if self.surface is not None:
+            return self.raw_gaze > 0 or counts.frames > 0
+        return counts.gaze > 0 and counts.frames > 0
+
+    def _check_markers(self, markers_by: float) -> None:
+        """The one-line refusal when no frame has shown the markers by ``markers_by`` (monotonic s)."""
+        counts = self.mapper.counts
+        if counts.frames_mapped or time.monotonic() <= markers_by:
+            return
+        if self.surface is not None:
+            _refuse_surface(counts, self.markers_within_s, self.address, self.surface)
+        _refuse_startup(counts, self.markers_within_s, self.address)
+
     def _map(self, topic: str, message: dict) -> MappedGaze | None:
         if self.surface is not None:
+            if topic.startswith(GAZE_TOPIC):  # before the surface is first found: the gaze, invalid
+                self.raw_gaze += 1
+                return _unmapped(gaze_datum(message)) if self.mapper.counts.frames == 0 else None
             exact = topic == f"{SURFACE_TOPIC}{self.surface}"  # the subscription also takes longer names
             return self.mapper.add_surface_event(message) if exact else None
         if topic.startswith(FRAME_TOPIC):
@@ -243,8 +265,10 @@ class PupilBridge:
     def _run(self) -> None:
         try:
             next_sync = time.monotonic() + self.resync_s
+            markers_by = time.monotonic() + self.markers_within_s
             while not self._stop.is_set():
                 self._step(publish=True)
+                self._check_markers(markers_by)
                 if time.monotonic() >= next_sync:
                     self._resync()
                     next_sync = time.monotonic() + self.resync_s
@@ -268,6 +292,12 @@ class PupilBridge:
                 "clock_rtt_s": max(r for _, _, r in self.clock_log) if self.clock_log else float("nan"),
                 "clock_syncs": len(self.clock_log), "clock_sync_failures": self.clock_failures,
                 "clock_offset_span_s": max(offsets) - min(offsets) if offsets else 0.0}  # fmt: skip
+
+
+def _unmapped(d) -> MappedGaze:
+    """One gaze datum published as invalid (no screen position)."""
+    return MappedGaze(np.array([d.t_pupil]), np.full(1, np.nan), np.full(1, np.nan), np.zeros(1, bool),
+                      np.array([d.confidence]))  # fmt: skip
 
 
 def _viewer(text: str | None) -> tuple[float, float, float, float] | None:
@@ -321,7 +351,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=RESYNC_S,
         help="measure Pupil time against the LSL clock this often, s",
     )
-    p.add_argument("--startup-s", type=float, default=STARTUP_S, help="time to find gaze, frames and markers")
+    p.add_argument(
+        "--startup-s", type=float, default=STARTUP_S, help="time for gaze and scene frames to come"
+    )
+    p.add_argument(
+        "--markers-within-s",
+        type=float,
+        default=MARKERS_WITHIN_S,
+        help="the scene camera must see the markers within this long after publishing (gaze invalid until then)",
+    )
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--name", default=STREAM_NAME, help="LSL stream name")
     p.add_argument("--summary", type=Path, default=None, help="write the closing counts as JSON here")
@@ -338,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.resync_s > 0:
         raise ConfigError(f"--resync-s: expected a number of seconds > 0, got {args.resync_s:g}")
     bridge = PupilBridge(args.remote.removeprefix("tcp://"), display, markers, args.surface, lenses=lenses)
-    bridge.resync_s = args.resync_s
+    bridge.resync_s, bridge.markers_within_s = args.resync_s, args.markers_within_s
     bridge.open(args.startup_s, args.name)
     print(f"publishing {args.name!r}: Pupil Capture at {args.remote} mapped onto the screen "
           f"(Pupil time - LSL {bridge.offset_s:+.6f} s); Ctrl-C to stop", flush=True)  # fmt: skip
