@@ -40,9 +40,10 @@ import numpy as np
 from radgaze.capture.records import CLOCK_EVENT_DTYPE, CLOCK_STEP_STAMPS
 
 CLOCK_STEP_MIN_S = 1.0  # an irregular stream's stamps going back further than this are a step (no period)
-# A stamp this far ahead of the lowest latency the stream has shown is a step forward (and a jump of the inlet's
-# clock offset this large is recorded): far above LSL's clock-sync error (sub-ms on one machine, ~1 ms on a LAN)
-# and below any step worth undoing (a tenth of a 200 ms fixation).
+# A stamp this far ahead of the lowest latency the stream has shown is a step forward: above LSL's clock-sync
+# error on a quiet machine (sub-ms on one machine, ~1 ms on a LAN; an estimate that jumps more under load moves
+# the stamps as a small step would, and is undone as one) and below any step worth undoing (a tenth of a 200 ms
+# fixation).
 CLOCK_STEP_TOLERANCE_S = 0.02
 BURST_S = 1.0  # recorded stamps: jumps forward this close (in samples at the period) to a step back are steps
 STAMP_JITTER_S = 0.002

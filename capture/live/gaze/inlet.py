@@ -26,7 +26,7 @@ import pylsl
 
 from radgaze.capture.errors import DeviceError
 from radgaze.capture.gazemath.binocular import BinocularCombiner, disagreement_warning
-from radgaze.capture.gazemath.clock import CLOCK_STEP_TOLERANCE_S, ClockState, correct_clock_steps
+from radgaze.capture.gazemath.clock import ClockState, correct_clock_steps
 from radgaze.capture.io.display import ppd_screen
 from radgaze.capture.live.gaze.discovery import describe_info
 from radgaze.capture.live.gaze.layouts import (
@@ -53,6 +53,10 @@ GAP_MIN_PERIODS = 20
 GAP_MIN_S = 0.1
 GAP_IRREGULAR_S = 1.0
 TIME_CORRECTION_EVERY_S = 5.0
+# A jump of the inlet's clock offset larger than this is recorded as a clock event (the samples were already
+# moved by LSL's clock sync; the stamps' own rule finds steps down to 20 ms). One offset measurement is off by up
+# to half its round trip, tens of ms on a busy machine, so a smaller jump is noise.
+OFFSET_STEP_MIN_S = 0.1
 INTERVALS_KEPT = 2000  # sample intervals the jitter measure keeps (a few seconds at any tracker rate)  # how often the clock offset is recorded for provenance
 
 
@@ -301,7 +305,7 @@ class GazeInlet:
             self.stats.time_correction_failures += 1  # recorded in provenance; the stream may be away
             return
         now, previous = pylsl.local_clock(), self.stats.time_corrections
-        if previous and abs(float(offset) - previous[-1][1]) > CLOCK_STEP_TOLERANCE_S:
+        if previous and abs(float(offset) - previous[-1][1]) > OFFSET_STEP_MIN_S:
             self._offset_events.append((now, float(offset) - previous[-1][1]))
         previous.append((now, float(offset)))
 
