@@ -224,11 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--images: expected DICOM/PNG/JPEG files in {str(args.images)!r}, found none")
     from PySide6 import QtCore
 
-    from radgaze.app.qtapp import ensure_qapp, run_until_closed
+    from radgaze.app.qtapp import ensure_qapp, quit_all, raise_failure, run_until_closed, unattended
 
     app = ensure_qapp("radgaze record")
     parts = open_sources(args, app)
-    controller = None
+    controller, failures = None, []
     try:
         window, controller = open_window(args, parts)
         if args.start:
@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         if parts.audio is not None:
             start_audio(controller, parts.audio, from_file=args.audio_file is not None)
         if args.seconds is not None:
-            QtCore.QTimer.singleShot(int(args.seconds * 1000), lambda: finish(app, window, controller, args))
+            end = unattended(lambda: finish(window, controller, args), lambda: quit_all(app), failures)
+            QtCore.QTimer.singleShot(int(args.seconds * 1000), end)
         run_until_closed(app, [window])  # closing it, Ctrl-Q, Ctrl-C, SIGTERM: the open case is saved
     finally:
         parts.close()
@@ -244,8 +245,9 @@ def main(argv: list[str] | None = None) -> int:
             args.output.unlink(missing_ok=True)  # nothing recorded: no empty file blocks the name
     if not controller.recorded_ids:
         print(f"radgaze record: nothing was recorded; {args.output} not written", flush=True)
-        return 0
-    print(f"radgaze record: wrote {args.output} ({len(controller.recorded_ids)} case(s))", flush=True)
+    else:
+        print(f"radgaze record: wrote {args.output} ({len(controller.recorded_ids)} case(s))", flush=True)
+    raise_failure(failures)  # the screenshot could not be written (the recording is kept)
     return 0
 
 
@@ -407,13 +409,11 @@ def install_second_look(window, controller, session, args: argparse.Namespace):
     )
 
 
-def finish(app, window, controller, args: argparse.Namespace) -> None:
-    """Unattended end (--seconds): save the screenshot and quit; closing the sources lets the ASR deliver its
-    last words into the open case before it is closed (LiveSession.stop)."""
+def finish(window, controller, args: argparse.Namespace) -> None:
+    """Unattended end (--seconds): save the screenshot (the caller then quits; closing the sources lets the ASR
+    deliver its last words into the open case before it is closed: LiveSession.stop)."""
+    from radgaze.app.qtapp import save_png
+
     controller.poll()
     if args.screenshot is not None:
-        args.screenshot.parent.mkdir(parents=True, exist_ok=True)
-        window.grab().save(str(args.screenshot))
-    from radgaze.app.qtapp import quit_all
-
-    quit_all(app)
+        save_png(window.grab(), args.screenshot)

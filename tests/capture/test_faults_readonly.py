@@ -2,9 +2,9 @@
 saying what could not be written, never a traceback, never exit 0 without the file, never a window left open.
 
 Before: ``replay --export`` and ``review --export-csv`` into a read-only folder printed a traceback from inside
-Qt's event loop and never ended (the window stayed open); ``replay``, ``annotate``, ``view`` and ``demo
---screenshot`` ended with exit 0 and no file (QPixmap.save only answers False). The windowed commands run
-offscreen."""
+Qt's event loop and never ended (the window stayed open); ``replay``, ``annotate``, ``view``, ``review``,
+``demo`` and ``record --screenshot`` ended with exit 0 and no file (QPixmap.save only answers False). The
+windowed commands run offscreen."""
 
 from __future__ import annotations
 
@@ -45,6 +45,8 @@ def _commands(inputs: dict[str, Path], ro: Path) -> dict[str, list]:
         "review --screenshot": ["review", inputs["run"], session, "--screenshot", ro / "o.png"],
         "eval --sentences-csv": ["eval", inputs["run"], folder, "--sentences-csv", ro / "o.csv"],
         "demo --screenshot": ["demo", "--seconds", "2", "--screenshot", ro / "o.png"],
+        "record --screenshot": ["record", inputs["work"] / f"rec-{ro.parent.name}.h5", "--images", folder, "--sim",
+                                "--no-audio", "--seconds", "2", "--screenshot", ro / "o.png"],
     }  # fmt: skip
 
 
