@@ -92,3 +92,18 @@ def test_a_frame_through_pupil_cores_lens_still_shows_every_marker(artifacts_dir
     frame = see(screen_image(True, 16), head_pose(0.25), np.random.default_rng(0), ideal)
     Image.fromarray(frame).save(artifacts_dir / "pupil_scene_frame_lens.png")  # for a person to look at
     assert sorted(MarkerDetector().detect(frame)) == [0, 1, 2, 3]
+
+
+def test_markers_searched_near_their_last_place_are_found_again_after_being_lost(frames):
+    shown, blank = frames
+    mapper = SceneGazeMapper(overlay_markers(DISPLAY))
+    order = [
+        shown[0.0],
+        shown[1 / 30],
+        blank,
+        shown[2 / 30],
+        shown[0.0],
+    ]  # tracked, lost, found by a full search
+    for k, grey in enumerate(order):
+        mapper.add_frame(SceneFrame(k / 30, k, grey))
+    assert [f[1] is not None for f in mapper._frames] == [True, True, False, True, True]

@@ -58,6 +58,8 @@ NOMINAL_RATE_HZ = 0.0  # Pupil gaze is irregular (LSL's IRREGULAR_RATE)
 # Pupil time is measured against the LSL clock again this often: Pupil Capture on another machine runs on that
 # machine's clock (10-50 ppm apart is common: 36-180 ms an hour if measured once)
 RESYNC_S = 10.0
+# behind, frames are searched at least this far apart (a datum between two of them is within 0.1 s of both)
+SEARCH_SPACING_S = 0.06
 RESYNC_PROBES = 10
 
 
@@ -137,6 +139,7 @@ class PupilBridge:
         else:  # gaze too: published as invalid until the Surface Tracker first finds the surface
             self.mapper, self.topics = SurfaceGazeMapper(markers), (f"{SURFACE_TOPIC}{surface}", GAZE_TOPIC)
         self.markers_within_s, self.raw_gaze = MARKERS_WITHIN_S, 0
+        self._t_searched = -np.inf  # Pupil time of the last frame searched for markers
         self.layout = BUILTIN_LAYOUTS["generic"]
         self._ctx = zmq.Context()
         self._stop = threading.Event()
@@ -195,17 +198,31 @@ class PupilBridge:
         return info
 
     def _step(self, publish: bool) -> None:
-        """Everything waiting: gaze in order; of the frames, only the newest is searched for markers (a frame
-        takes ~30 ms to search: behind, the bridge catches up by skipping frames, never by losing gaze)."""
+        """Everything waiting, gaze in order. A frame takes ~30 ms to search for markers: behind, the bridge
+        catches up by searching fewer frames (:meth:`_frames_to_search`), never by losing gaze."""
         messages = receive_all(self._sub, POLL_MS)
-        frames = [i for i, (topic, _) in enumerate(messages) if topic.startswith(FRAME_TOPIC)]
+        searched = self._frames_to_search(messages)
         for i, (topic, message) in enumerate(messages):
-            if topic.startswith(FRAME_TOPIC) and i != frames[-1]:
+            if topic.startswith(FRAME_TOPIC) and i not in searched:
                 self.mapper.counts.frames_skipped += 1
                 continue
             mapped = self._map(topic, message)
             if mapped is not None and mapped.t_pupil.size:
                 self._push(mapped) if publish else self._held.append(mapped)
+
+    def _frames_to_search(self, messages: list[tuple[str, dict]]) -> set[int]:
+        """Of the frames waiting, the newest, and older ones at least ``SEARCH_SPACING_S`` after the last frame
+        searched: every datum keeps a searched frame on each side within the mapper's 0.1 s however far behind."""
+        frames = [i for i, (topic, _) in enumerate(messages) if topic.startswith(FRAME_TOPIC)]
+        keep = set(frames[-1:])
+        for i in frames[:-1]:
+            t = float(messages[i][1].get("timestamp", np.nan))
+            if t - self._t_searched >= SEARCH_SPACING_S:
+                keep.add(i)
+                self._t_searched = t
+        if frames:
+            self._t_searched = float(messages[frames[-1]][1].get("timestamp", np.nan))
+        return keep
 
     def _flowing(self) -> bool:
         """Gaze (and in frame mode, scene frames) coming from Pupil Capture."""
