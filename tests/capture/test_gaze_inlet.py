@@ -9,6 +9,7 @@ the gap recorded. LSL is isolated by tests/conftest.py (private session id, this
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -286,3 +287,32 @@ def test_outlet_gone_for_5_s_is_recovered_with_the_gap_recorded(tmp_path):
     # times after the return are on the local clock: the newest sample is not far from "now"
     assert pylsl.local_clock() - samples["t_lsl"][-1] < 1.0
     assert np.allclose(np.diff(samples["t_lsl"][flagged[0] :]), 0.01, atol=2e-3)
+
+
+@pytest.mark.slow
+def test_outlet_paused_then_sending_its_backlog_loses_nothing(tmp_path):
+    """A tracker process starved by the machine (SIGSTOP ~0.4 s, then SIGCONT) sends its backlog at once,
+    stamped at the nominal times: the silence opens a fresh inlet, but the old connection is kept while it
+    connects, so every sample arrives, no gap is recorded and no reconnect is counted (issue 24)."""
+    rate_hz = 200.0
+    spec = {"lifetime_s": 30, "outlets": [_outlet("tobii", "T-pause", [[0.5, 0.5, 3, 0.5, 0.5, 3]], rate=rate_hz,
+                                                  source_id="T-pause-src")]}  # fmt: skip
+    proc = start_outlets(spec, tmp_path)
+    try:
+        info = resolve_gaze_stream("T-pause", timeout_s=5.0)
+        with GazeInlet(info, DISPLAY) as inlet:
+            chunks = collect(inlet, 50)
+            for _ in range(2):  # two stalls, each far longer than the gap threshold (0.1 s)
+                proc.send_signal(signal.SIGSTOP)
+                time.sleep(0.4)
+                proc.send_signal(signal.SIGCONT)
+                chunks += collect(inlet, int(rate_hz))  # the backlog and a second after it
+            stats = inlet.stats
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        stop_process(proc)
+    samples, gaps = concat_chunks(chunks)
+    assert samples.size > 2 * rate_hz and gaps.size == 0, gaps
+    # every sample of the stream, once: stamps one period apart from the first to the last
+    np.testing.assert_allclose(np.diff(samples["t_lsl"]), 1.0 / rate_hz, atol=1e-6)
+    assert stats.n_gaps == 0 and stats.n_reconnects == 0

@@ -53,6 +53,13 @@ GAP_MIN_PERIODS = 20
 GAP_MIN_S = 0.1
 GAP_IRREGULAR_S = 1.0
 TIME_CORRECTION_EVERY_S = 5.0
+# After a silence a fresh inlet connects while the old connection is still pulled. When it reaches a restarted
+# outlet (a new uid) the inlet switches to it at once. When it reaches the same outlet (alive, merely starved),
+# the old connection delivers the backlog; should it stay silent this long after the fresh one delivered, the
+# inlet switches (the fresh inlet's samples are kept meanwhile: waiting loses nothing). Connecting is tried for
+# CANDIDATE_CONNECT_S at a time.
+SWITCH_AFTER_S = 0.5
+CANDIDATE_CONNECT_S = 0.05
 # A jump of the inlet's clock offset larger than this is recorded as a clock event (the samples were already
 # moved by LSL's clock sync; the stamps' own rule finds steps down to 20 ms). One offset measurement is off by up
 # to half its round trip, tens of ms on a busy machine, so a smaller jump is noise.
@@ -89,7 +96,9 @@ class InletStats:
     n_gaps: int = 0
     n_chunks: int = 0
     time_correction_failures: int = 0
-    n_reconnects: int = 0  # fresh inlets opened after a regular stream went silent
+    n_reconnects: int = 0  # fresh inlets opened after a regular stream went silent (and not dropped again)
+    # silences after which the old connection delivered again (a starved source's backlog): fresh inlet dropped
+    n_stalls_kept: int = 0
     interval_median_s: float = float("nan")  # measured sample interval (over the last chunks)
     interval_p95_dev_s: float = float("nan")  # p95 |interval - median|: near 0 for exact stamps
     tracker_ppd_x: float = float(
@@ -176,6 +185,11 @@ class GazeInlet:
         # (t_local, jump_s) of the clock offset, not queued yet
         self._offset_events: list[tuple[float, float]] = []
         self._stalled = False
+        # after a silence: a fresh inlet opened while the old connection is still pulled, and what it delivered
+        self._candidate: pylsl.StreamInlet | None = None
+        self._candidate_uid: str | None = None  # the fresh inlet's outlet once it answered
+        self._uid = ""  # the outlet the stream's samples come from (a restarted one has a new uid)
+        self._pending: list[tuple[np.ndarray, np.ndarray, float]] = []
         self._intervals = np.zeros(0)
         self.t_last_data_local = float("nan")  # local_clock() when the last samples arrived
 
@@ -209,7 +223,7 @@ class GazeInlet:
             raise
         if self._gap_threshold_s is None:
             self._gap_threshold_s = default_gap_threshold_s(self.meta.nominal_rate_hz)
-        self._inlet = inlet
+        self._inlet, self._uid = inlet, full.uid()
         self._thread = threading.Thread(target=self._run, name=f"gaze-inlet-{self.meta.name}", daemon=True)
         self._thread.start()
         return self
@@ -232,6 +246,9 @@ class GazeInlet:
                 gap = np.array([(self._t_last, t_now)], GAP_DTYPE)
                 self.stats.n_gaps += 1
                 self.queue.put(GazeChunk(np.zeros(0, GAZE_DTYPE), gap, t_now))
+        if self._candidate is not None:
+            self._candidate.close_stream()
+            self._candidate = None
         if self._inlet is not None:
             self._inlet.close_stream()
             self._inlet = None
@@ -320,42 +337,88 @@ class GazeInlet:
         buf = np.empty((self._max_chunk, self.meta.n_channels), dtype)
         self._record_time_correction(timeout_s=2.0)
         t_next_tc = pylsl.local_clock() + TIME_CORRECTION_EVERY_S
-        t_last_data = pylsl.local_clock()
-        regular = self.meta.nominal_rate_hz > 0
-        connected = True
         while not self._stop.is_set():
-            if not connected:  # a fresh inlet: pulling before its source answers would block in liblsl
-                connected = self._try_connect(timeout_s=0.1)
-                continue
-            data, t_lsl = self._inlet.pull_chunk(
-                timeout=self._pull_timeout_s,
-                max_samples=self._max_chunk,
-                dest_obj=buf,
-                min_samples=1,
-                as_numpy=True,
-            )
+            if self._candidate is not None:
+                self._pull_candidate(buf)
+            data, t_lsl = self._pull(self._inlet, buf, self._pull_timeout_s)
             t_received = pylsl.local_clock()
             if len(t_lsl):
-                self._handle(data, np.asarray(t_lsl, np.float64), t_received)
-                t_last_data, self._stalled = t_received, False
-                self.t_last_data_local = t_received
-            elif (
-                regular
-                and not self._stalled
-                and np.isfinite(self._t_last)  # only once data has flowed
-                and t_received - t_last_data > self._gap_threshold_s
-            ):
-                # A regular stream went silent: the source is probably gone. liblsl's dejitter would carry its
-                # old regression across the outage (observed here: times after recovery up to 4 s early,
-                # decaying over its 90 s half-time), so a fresh inlet (fresh post-processing) waits for the
-                # source to come back under its source id.
-                self._stalled, connected = True, False
-                self._inlet.close_stream()
-                self._inlet = self._new_inlet()
-                self.stats.n_reconnects += 1
+                self._on_data(data, np.asarray(t_lsl, np.float64), t_received)
+            elif self._candidate is not None:
+                self._switch_when_candidate_delivers(t_received)
+            elif self._silent_since_s(t_received) > self._gap_threshold_s:
+                self._open_candidate()
             if t_received >= t_next_tc and not self._stalled:
                 self._record_time_correction(timeout_s=0.2)
                 t_next_tc = t_received + TIME_CORRECTION_EVERY_S
+
+    def _pull(self, inlet: pylsl.StreamInlet, buf: np.ndarray, timeout_s: float) -> tuple[np.ndarray, list]:
+        return inlet.pull_chunk(
+            timeout=timeout_s, max_samples=self._max_chunk, dest_obj=buf, min_samples=1, as_numpy=True
+        )
+
+    def _silent_since_s(self, t_now: float) -> float:
+        """How long a regular stream that has flowed has been silent (0 for others, or while stalled)."""
+        if self.meta.nominal_rate_hz <= 0 or self._stalled or not np.isfinite(self._t_last):
+            return 0.0
+        return t_now - self.t_last_data_local
+
+    def _on_data(self, data: np.ndarray, t_lsl: np.ndarray, t_received: float) -> None:
+        """Samples from the current connection; after a silence they decide which connection stays."""
+        if self._candidate is not None:  # the same outlet (it has not restarted): the old connection has all
+            self._drop_candidate()
+        self._handle(data, t_lsl, t_received)
+        self.t_last_data_local, self._stalled = t_received, False
+
+    def _open_candidate(self) -> None:
+        """A regular stream went silent: open a fresh inlet, keeping the old connection meanwhile.
+
+        The source may be gone (a tracker app restarted under the same source id: the fresh inlet picks it up,
+        with fresh clock-sync state) or merely starved by a busy machine (it then sends its backlog over the
+        old connection, whose samples a fresh one would never see: 46-99 of them per stall at 200 Hz were lost
+        while the old one was closed at once). The old connection delivering again keeps it (``_on_data``);
+        the fresh inlet reaching a restarted outlet replaces it (``_pull_candidate``).
+        """
+        self._stalled = True
+        self._candidate, self._candidate_uid, self._pending = self._new_inlet(), None, []
+        self.stats.n_reconnects += 1
+
+    def _pull_candidate(self, buf: np.ndarray) -> None:
+        """Connect the fresh inlet when its source answers; keep what it delivers (copied) in ``_pending``."""
+        if self._candidate_uid is None:  # pulling before its source answers would block in liblsl
+            self._candidate_uid = self._try_connect(self._candidate, timeout_s=CANDIDATE_CONNECT_S)
+            if self._candidate_uid not in (None, self._uid):
+                self._switch_to_candidate()  # a restarted outlet (a new uid): the old one is gone
+            return
+        data, t_lsl = self._pull(self._candidate, buf, 0.0)
+        if len(t_lsl):
+            self._pending.append(
+                (data[: len(t_lsl)].copy(), np.asarray(t_lsl, np.float64), pylsl.local_clock())
+            )
+
+    def _switch_when_candidate_delivers(self, t_now: float) -> None:
+        """The old connection is still silent while the fresh inlet reached the same outlet and delivers: the
+        old one should deliver these samples too; after SWITCH_AFTER_S without them, the fresh inlet takes over."""
+        if self._pending and t_now - self._pending[0][2] > SWITCH_AFTER_S:
+            self._switch_to_candidate()
+
+    def _switch_to_candidate(self) -> None:
+        """The fresh inlet becomes the stream's and the old one is closed; what the fresh one delivered is queued
+        (the stream counts as back with its first samples)."""
+        self._inlet.close_stream()
+        self._inlet, self._candidate, self._uid = self._candidate, None, self._candidate_uid
+        pending, self._pending = self._pending, []
+        for data, t_lsl, t_received in pending:
+            self._handle(data, t_lsl, t_received)
+        if pending:
+            self.t_last_data_local, self._stalled = pending[-1][2], False
+
+    def _drop_candidate(self) -> None:
+        """The old connection delivered again: the fresh inlet (and what it holds: the old has it) goes."""
+        self._candidate.close_stream()
+        self._candidate, self._pending = None, []
+        self.stats.n_reconnects -= 1
+        self.stats.n_stalls_kept += 1
 
     def _measure_intervals(self, t_sorted: np.ndarray) -> None:
         times = np.concatenate([[self._t_last], t_sorted]) if np.isfinite(self._t_last) else t_sorted
@@ -364,14 +427,15 @@ class GazeInlet:
         self._intervals = np.concatenate([self._intervals, d])[-INTERVALS_KEPT:]
         self.stats.interval_median_s, self.stats.interval_p95_dev_s = interval_stats(self._intervals)
 
-    def _try_connect(self, timeout_s: float) -> bool:
-        """Open the (fresh) inlet if its source answers within ``timeout_s``; False while it is away."""
+    @staticmethod
+    def _try_connect(inlet: pylsl.StreamInlet, timeout_s: float) -> str | None:
+        """Open the (fresh) inlet if its source answers within ``timeout_s``: its outlet's uid; None while away."""
         try:
-            self._inlet.info(timeout=timeout_s)
-            self._inlet.open_stream(timeout=timeout_s)
+            uid = inlet.info(timeout=timeout_s).uid()
+            inlet.open_stream(timeout=timeout_s)
         except pylsl.util.TimeoutError:
-            return False
-        return True
+            return None
+        return uid
 
     def _handle(self, data: np.ndarray, t_lsl: np.ndarray, t_received: float) -> None:
         t_lsl, events = self._correct_clock(t_lsl, t_received)
