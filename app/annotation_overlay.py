@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from radgaze.capture.records import SHAPE_BOX, CaseAnnotation
+from radgaze.capture.base.records import SHAPE_BOX, CaseAnnotation
 
 SHAPE_COLOUR = QtGui.QColor(0, 230, 118)  # green: reads on both the grey film and the inferno heatmap
 CHEST_COLOUR = QtGui.QColor(64, 196, 255)

@@ -1,7 +1,7 @@
 """Recorded audio played in sync with the replay clock (sounddevice / PortAudio output).
 
 The audio of a case is stored as int16 samples with the LSL time of the first sample of each block
-(:class:`radgaze.capture.records.Audio`); :func:`sample_at` maps an LSL time to a (fractional) sample index through
+(:class:`radgaze.capture.base.records.Audio`); :func:`sample_at` maps an LSL time to a (fractional) sample index through
 those blocks. The player owns one output stream whose callback reads from a position that advances by
 ``speed`` source samples per output sample (pitch changes with speed, as a tape would), so it never needs
 the UI thread. Without an output device (or without sounddevice) the player is silent and says why in
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from radgaze.capture.records import Audio
+from radgaze.capture.base.records import Audio
 
 BLOCK_FRAMES = 1024  # output callback size: 64 ms at 16 kHz (PortAudio latency vs callback overhead)
 

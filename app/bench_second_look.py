@@ -8,7 +8,7 @@ window's own shortcut) and measures until :class:`radgaze.app.second_look.Second
 overlay (``latency_s``: the worker's loop (20 ms period) takes the command and computes it, the window polls
 every 5 ms while it waits, the items are drawn), then Enter signs off; ``compute_p50_ms`` / ``compute_p95_ms``
 time the maths alone on the same case. Figures: p50 / p95 / max ms over the repeats; goal (issue 22) p95 <= 100 ms; and the load
-average beside them (capture.bench.report). Then the mark rates on synthetic readers (1024 px, the default 3 MP
+average beside them (capture.base.report). Then the mark rates on synthetic readers (1024 px, the default 3 MP
 display, seeds from 100): ``false_mark_rate_complete`` (a complete reading marked at all) and, per reader,
 ``exact_marks_*`` = cases whose overlay marked exactly what the reader missed (nothing for complete,
 recognition and radgaze's default reader).
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.bench.report import bench_result, print_result
+from radgaze.capture.base.report import bench_result, print_result
 
 GOALS = {"space_to_overlay_p95_ms": ("<=", 100.0)}
 IMAGE_PX = 2048
@@ -38,8 +38,8 @@ class ReadingInlet:
         self._chunks: list = []
 
     def feed(self, gaze: np.ndarray) -> None:
+        from radgaze.capture.base.records import GAP_DTYPE
         from radgaze.capture.live.gaze.inlet import GazeChunk
-        from radgaze.capture.records import GAP_DTYPE
 
         self._chunks.append(GazeChunk(gaze, np.zeros(0, GAP_DTYPE), float(gaze["t_lsl"][-1])))
 
@@ -102,7 +102,7 @@ def _window(folder: Path, out: Path):
     from radgaze.app.main_window import MainWindow
     from radgaze.app.recording import RecordController
     from radgaze.app.second_look import SecondLookFlow
-    from radgaze.capture.records import DisplayGeometry
+    from radgaze.capture.base.records import DisplayGeometry
     from radgaze.capture.store.session_file import SessionWriter
 
     inlet = ReadingInlet()
@@ -119,7 +119,7 @@ def _window(folder: Path, out: Path):
 
 def _read_once(app, win, ctl, flow, session, inlet, record) -> None:
     """One case: the reading's gaze and words shifted to now, Space, the overlay, Enter."""
-    from radgaze.capture.records import Words
+    from radgaze.capture.base.records import Words
 
     ctl.start()
     deadline = time.monotonic() + 30

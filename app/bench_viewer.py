@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.bench.report import bench_result, print_result
+from radgaze.capture.base.report import bench_result, print_result
 
 # Goals (issue 3): a window/level step within one 60 Hz frame; frames during ASR at most 1.2x the idle ones.
 GOALS = {"wl_update_median_ms": ("<=", 8.0), "during_over_idle": ("<=", 1.2)}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 # Warn above 1 degree: a calibrated screen-based tracker is accurate to 0.5 deg or better (Tobii Pro / EyeLink
 # data sheets quote 0.25-0.5 deg); beyond 1 deg the error exceeds the 1-deg heatmap sigma itself.

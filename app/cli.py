@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 
-from radgaze.capture.errors import RadgazeError
+from radgaze.capture.base.errors import RadgazeError
 
 # subcommand -> (module with main(argv), one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {

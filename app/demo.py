@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError, RadgazeError
-from radgaze.capture.helpformat import DefaultsOnceFormatter
+from radgaze.capture.base.errors import ConfigError, RadgazeError
+from radgaze.capture.base.helpformat import DefaultsOnceFormatter
+from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry, Words
 from radgaze.capture.live.gaze.layouts import LAYOUT_NAMES
-from radgaze.capture.records import GAZE_VALID, DisplayGeometry, Words
 
 LEAD_IN_S = 2.0  # gaze streams this long before the first case (the LSL inlet connects meanwhile)
 CASE_GAP_S = 3.0  # between cases: the finished case and its heatmaps stay on screen a moment

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 from radgaze.capture.live.capture_loop import LOOP_PERIOD_S, CaptureHooks, CaptureLoop
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 
 STATUS_WINDOW_S = 2.0  # tracker rate / validity over the last 2 s (120 samples even at a 60 Hz tracker)
 STATUS_EVERY_S = 0.25  # on the clock, samples or not: an outage shows within a fraction of a second

@@ -20,7 +20,7 @@ from radgaze.app.qtapp import close_confirmed, install_quit_action, settings, vi
 from radgaze.app.shortcuts import Key, install_drag_mode_menu, install_help_menu, install_keys, viewing_keys
 from radgaze.app.state import ViewerState
 from radgaze.app.worklist import LoadedCase, Worklist, WorklistWidget, scan_folder
-from radgaze.capture.errors import RadgazeError
+from radgaze.capture.base.errors import RadgazeError
 
 THUMB_SOURCE_PX = 256  # long side of the windowed image kept for sentence thumbnails
 # The smallest common laptop screen (1366 x 768) less a title bar and a panel: the window must fit it.

@@ -22,7 +22,7 @@ import socket
 import sys
 from pathlib import Path
 
-from radgaze.capture.errors import ConfigError, RadgazeError
+from radgaze.capture.base.errors import ConfigError, RadgazeError
 
 # Python runs signal handlers only between bytecodes; while Qt's C++ loop waits, a timer this often lets
 # Ctrl-C in (a quarter second is not noticeable to a person pressing it).
@@ -363,7 +363,7 @@ def run_until_closed(app, windows) -> None:
 def save_png(grabbed, path: Path) -> None:
     """Write a grabbed window (QPixmap / QImage) to ``path``; :class:`StoreWriteError` (one line) when it cannot
     be written (QPixmap.save only answers False: a read-only folder used to end with exit 0 and no file)."""
-    from radgaze.capture.errors import StoreWriteError
+    from radgaze.capture.base.errors import StoreWriteError
 
     path = Path(path)
     try:

@@ -12,11 +12,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from radgaze.capture.errors import ConfigError, SessionBusyError
+from radgaze.capture.base.errors import ConfigError, SessionBusyError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from radgaze.capture.helpformat import DefaultsOnceFormatter
+    from radgaze.capture.base.helpformat import DefaultsOnceFormatter
 
     p = argparse.ArgumentParser(
         prog="radgaze record",
@@ -108,7 +108,7 @@ def screen_display(app, viewing_distance_mm: float | None = None):
 
 def _qt_screen(app, viewing_distance_mm: float | None):
     """(DisplayGeometry, whether its mm are the monitor's own) of the primary screen."""
-    from radgaze.capture.records import DisplayGeometry
+    from radgaze.capture.base.records import DisplayGeometry
 
     screen = app.primaryScreen()
     base = DisplayGeometry()

@@ -19,7 +19,7 @@ from radgaze.app.live import LiveSentence, LiveSession, TrackerStats
 from radgaze.app.main_window import MainWindow
 from radgaze.app.panels import TrackerStatus
 from radgaze.app.worklist import RECORDED, LoadedCase
-from radgaze.capture.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, ImageRef, Words
+from radgaze.capture.base.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, ImageRef, Words
 from radgaze.capture.store.case_image import stored_image_path
 from radgaze.capture.store.privacy import opaque_case_id
 

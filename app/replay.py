@@ -46,8 +46,8 @@ from radgaze.app.timeline import (
     word_at,
 )
 from radgaze.app.transcript import ReplayTranscript
-from radgaze.capture.errors import ImageLoadError, SessionFormatError
-from radgaze.capture.records import CaseRecord
+from radgaze.capture.base.errors import ImageLoadError, SessionFormatError
+from radgaze.capture.base.records import CaseRecord
 
 FRAME_MS = 16  # playback timer: ~60 frames per second
 AUDIO_RESYNC_S = 0.12  # restart the audio when it drifts further than this from the clock (~ 2 output blocks)

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from radgaze.app.replay_frame import Frame, frame_at
+from radgaze.capture.base.records import CaseRecord
 from radgaze.capture.exporters.reflacx import time_origin, write_fixations_csv, write_transcription_csv
-from radgaze.capture.records import CaseRecord
 
 SENTENCE_COLUMNS = (
     "sentence_number",

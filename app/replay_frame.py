@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from radgaze.capture.records import CaseRecord, Sentences, Words
+from radgaze.capture.base.records import CaseRecord, Sentences, Words
 
 SCANPATH_TRAIL_S = 3.0  # seconds of scanpath drawn behind the current time (radgaze's choice)
 

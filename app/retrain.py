@@ -25,7 +25,7 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from radgaze.capture.errors import CheckpointError
+from radgaze.capture.base.errors import CheckpointError
 from radgaze.training.runs import POINTER_NAME, is_checkpoint_dir, write_pointer
 from radgaze.training.runs import run_checkpoint as resolve_checkpoint
 

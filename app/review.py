@@ -38,8 +38,8 @@ from radgaze.app.review_figure import FigurePanels
 from radgaze.app.second_look import ReviewSecondLook
 from radgaze.app.shortcuts import install_viewing_keys
 from radgaze.app.state import ViewerState
-from radgaze.capture.errors import ImageLoadError, RadgazeError, SessionFormatError
-from radgaze.capture.records import CaseRecord
+from radgaze.capture.base.errors import ImageLoadError, RadgazeError, SessionFormatError
+from radgaze.capture.base.records import CaseRecord
 from radgaze.capture.store.case_image import add_images_option, use_image_dirs
 from radgaze.model.agreement import (
     METRIC_TITLES,
@@ -713,7 +713,7 @@ def main(argv: list[str] | None = None) -> int:
         win.close()  # the last window: run_until_closed returns
 
     def on_failed(message: str) -> None:
-        from radgaze.capture.errors import CheckpointError
+        from radgaze.capture.base.errors import CheckpointError
 
         errors.append(CheckpointError(message))
         win.close()

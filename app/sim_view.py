@@ -9,8 +9,8 @@ the window drew (headless recording has no window: it keeps them as they are).
 
 from __future__ import annotations
 
+from radgaze.capture.base.records import DisplayGeometry
 from radgaze.capture.live.sim_tracker import SimTracker, synthetic_gaze_on_image
-from radgaze.capture.records import DisplayGeometry
 
 
 class ShownImageRect:

@@ -5,7 +5,7 @@ offset), the heatmap overlay, the gaze cursor and the playback time. Widgets are
 signals and call the setters, blocking their own echo.
 
 This is the one place view changes are stamped: every change of what the reader sees (case, zoom, pan,
-window/level, invert, fit, viewport moved or resized) becomes a :data:`radgaze.capture.records.VIEW_DTYPE` row stamped
+window/level, invert, fit, viewport moved or resized) becomes a :data:`radgaze.capture.base.records.VIEW_DTYPE` row stamped
 with ``clock()`` (``pylsl.local_clock`` by default, the LSL clock every stream shares) and is emitted on
 :attr:`ViewerState.view_event` and kept in :attr:`ViewerState.view_events`. Record mode forwards those rows
 into the session, the live pipeline maps gaze through them.
@@ -25,8 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from psygnal import Signal
 
-from radgaze.capture.io.images import WINDOW_PERCENTILES, histogram_sample, window_presets
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     VIEW_CASE,
     VIEW_DTYPE,
     VIEW_FIT,
@@ -35,6 +34,7 @@ from radgaze.capture.records import (
     VIEW_WINDOW,
     VIEW_ZOOM,
 )
+from radgaze.capture.io.images import WINDOW_PERCENTILES, histogram_sample, window_presets
 
 # Zoom limits (screen px per image px): 1/64 shows a 2k image in 32 px, 32x is far past any useful
 # magnification on a 3 MP display; radgaze's own choice, not from a reference.

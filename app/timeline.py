@@ -23,7 +23,7 @@ from radgaze.app.replay_frame import sentence_at as sentence_at
 from radgaze.app.replay_frame import span_at as span_at
 from radgaze.app.replay_frame import trail_slice as trail_slice
 from radgaze.app.replay_frame import word_at as word_at
-from radgaze.capture.records import CaseRecord, Words
+from radgaze.capture.base.records import CaseRecord, Words
 
 SPEEDS: tuple[float, ...] = (0.25, 0.5, 1.0, 1.5, 2.0, 4.0)  # issue 4: 0.25x-4x
 WORD_ROWS_Y = (1.3, 0.7)  # the word labels' rows on the word track (y of the track's axis)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from radgaze.capture.records import Words
+from radgaze.capture.base.records import Words
 
 HIGHLIGHT = "#ffeb3b"  # current word background
 SENTENCE_END = (".", "?", "!")

@@ -11,11 +11,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from radgaze.capture.helpformat import DefaultsOnceFormatter
+    from radgaze.capture.base.helpformat import DefaultsOnceFormatter
 
     p = argparse.ArgumentParser(
         prog="radgaze view",

@@ -15,8 +15,8 @@ import numpy as np
 from psygnal import Signal
 from PySide6 import QtCore, QtWidgets
 
-from radgaze.capture.errors import ImageLoadError, RadgazeError, SessionFormatError
-from radgaze.capture.records import CaseRecord
+from radgaze.capture.base.errors import ImageLoadError, RadgazeError, SessionFormatError
+from radgaze.capture.base.records import CaseRecord
 
 IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".jpg", ".jpeg")
 SESSION_SUFFIXES = (".h5",)
@@ -84,7 +84,7 @@ def _session_items(path: Path) -> list[WorklistItem]:
 
 def resolve_image_path(image_path: str, session_path: Path) -> Path:
     """A session's image reference: absolute as stored, else relative to the session file's folder."""
-    from radgaze.capture.records import ImageRef
+    from radgaze.capture.base.records import ImageRef
     from radgaze.capture.store.case_image import resolve_case_image
 
     return resolve_case_image(ImageRef(image_path, "", 0, 0), session_path)

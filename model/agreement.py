@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from radgaze.capture.records import CaseRecord
+from radgaze.capture.base.records import CaseRecord
 
 METRICS: tuple[str, ...] = ("cc", "nss", "kld", "sim", "auc_judd", "ellipse_hit", "ellipse_mass")
 # True where a larger value means closer agreement (Bylinskii et al. 2018, Table 1); KLD is a distance.

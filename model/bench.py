@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from radgaze.capture.bench.report import bench_result, print_result
+from radgaze.capture.base.report import bench_result, print_result
 from radgaze.model import losses as vec
 from radgaze.model import losses_loop as loop
 from radgaze.model.config import LossConfig

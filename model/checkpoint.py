@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.capture.base.errors import CheckpointError, ConfigError
 
 FORMAT = "radgaze-egma"
 VERSION = 1

@@ -12,7 +12,7 @@ import copy
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 
 LOSS_NAMES = ("clip", "mlce", "filip", "egf", "egm")
 GAZE_MIXES = ("add", "mean", "half_gaze")

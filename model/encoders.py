@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.capture.base.errors import CheckpointError, ConfigError
 from radgaze.model.config import RANDOM_TEXT_ENCODERS, ModelConfig
 
 

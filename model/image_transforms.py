@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from radgaze.capture.errors import ImageLoadError
+from radgaze.capture.base.errors import ImageLoadError
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from radgaze.capture.errors import CheckpointError
+from radgaze.capture.base.errors import CheckpointError
 
 LAYOUTS = ("auto", "medclip", "gloria", "mgca", "clip", "radgaze")
 WEIGHT_FILES = (

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from radgaze.assets import asset_text
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 
 PROMPT_SETS = ("chexpert5x200", "chexpert8x200", "rsna", "siim")
 _PARTS = ("severity", "subtype", "location")  # composition order unless a class gives its own "order"

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from radgaze.capture.bench.report import bench_result, print_result
+from radgaze.capture.base.report import bench_result, print_result
 
 # Goal (issue 5, section 6): >= 35 % model FLOPs utilisation.
 GOALS = {"mfu": (">=", 0.35)}

@@ -11,8 +11,8 @@ import logging
 import os
 import sys
 
-from radgaze.capture.errors import ConfigError, RadgazeError
-from radgaze.capture.helpformat import DefaultsOnceFormatter
+from radgaze.capture.base.errors import ConfigError, RadgazeError
+from radgaze.capture.base.helpformat import DefaultsOnceFormatter
 from radgaze.capture.store.case_image import add_images_option, use_image_dirs
 from radgaze.training.config import load_config
 

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 
 PRESETS = ("tiny", "paper")
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radgaze.capture.errors import SessionFormatError
-from radgaze.capture.records import CaseRecord
+from radgaze.capture.base.errors import SessionFormatError
+from radgaze.capture.base.records import CaseRecord
 from radgaze.capture.store.case_image import IMAGES_ENV, case_image_problem
 from radgaze.capture.store.session_file import SessionReader, list_sessions
 from radgaze.model.image_transforms import (

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as tdist
 
-from radgaze.capture.errors import DeviceError
+from radgaze.capture.base.errors import DeviceError
 
 # A stuck peer should fail a run, not hang it forever (30 min is torch's own default for NCCL).
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=30)

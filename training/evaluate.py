@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 from radgaze.model import agreement
 from radgaze.model.metrics import pointing_game
 from radgaze.model.zeroshot import (

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 
 METRICS = (
     ("retrieval_i2t_p_at_1", "I2T P@1"),

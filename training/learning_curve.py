@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 
 CURVE_METRICS = (
     ("zero_shot_accuracy", "ZS acc (= I2T P@1)"),

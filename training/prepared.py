@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from radgaze.capture.errors import ConfigError, SessionFormatError
+from radgaze.capture.base.errors import ConfigError, SessionFormatError
 from radgaze.model.image_transforms import LetterboxTransform
 from radgaze.training import data as tdata
 

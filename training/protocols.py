@@ -43,7 +43,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from radgaze.capture.errors import CheckpointError, ConfigError, ImageLoadError
+from radgaze.capture.base.errors import CheckpointError, ConfigError, ImageLoadError
 
 PROTOCOLS = ("zeroshot", "retrieval", "linear-probe")
 PATH_COLUMNS = ("path", "imgpath", "Path", "image", "file", "filename")

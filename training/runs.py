@@ -27,7 +27,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.capture.base.errors import CheckpointError, ConfigError
 
 POINTER_NAME = "current.json"
 CHECKPOINT_NAMES = ("best", "last")

@@ -37,7 +37,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.capture.base.errors import CheckpointError, ConfigError
 from radgaze.training import data as tdata
 from radgaze.training.config import TrainConfig, save_config
 from radgaze.training.dist import DistContext, all_reduce_mean, barrier, init_distributed, shutdown

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from radgaze.capture.annotation.check import annotation_problems, missing_localisations
 from radgaze.capture.annotation.labels import LabelSet
 from radgaze.capture.annotation.protocol import Protocol
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     SHAPE_BOX,
     STEP_CHEST_BOX,
     STEP_DICTATE,

@@ -21,8 +21,14 @@ from radgaze.app.annotation_overlay import AnnotationOverlay
 from radgaze.app.shortcuts import Key, install_keys
 from radgaze.capture.annotation.labels import LabelSet
 from radgaze.capture.annotation.protocol import Protocol
-from radgaze.capture.errors import SessionFormatError
-from radgaze.capture.records import STEP_CHEST_BOX, STEP_LABELS, STEP_SHAPES, STEP_TRANSCRIPT, CaseAnnotation
+from radgaze.capture.base.errors import SessionFormatError
+from radgaze.capture.base.records import (
+    STEP_CHEST_BOX,
+    STEP_LABELS,
+    STEP_SHAPES,
+    STEP_TRANSCRIPT,
+    CaseAnnotation,
+)
 
 STEP_TITLES = {
     STEP_LABELS: "Labels: a key toggles a label, then 1–5 its certainty",

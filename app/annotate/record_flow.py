@@ -17,7 +17,7 @@ from radgaze.app.annotate.panel import AnnotatePanel
 from radgaze.capture.annotation.check import annotation_problems
 from radgaze.capture.annotation.labels import LabelSet
 from radgaze.capture.annotation.protocol import Protocol
-from radgaze.capture.records import STEP_DICTATE, CaseAnnotation
+from radgaze.capture.base.records import STEP_DICTATE, CaseAnnotation
 
 # the record window's keys off while a case is annotated (label keys here; a change of image); Space stays
 # and says why recording waits (RecordController.hold)

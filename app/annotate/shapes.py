@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui
 
-from radgaze.capture.records import SHAPE_BOX, STEP_CHEST_BOX, STEP_SHAPES
+from radgaze.capture.base.records import SHAPE_BOX, STEP_CHEST_BOX, STEP_SHAPES
 
 CORNER_GRAB_PX = 10.0  # screen px around a corner of the selected shape that start a resize
 CHEST = -1  # the index ShapeEditor uses for the chest box

@@ -23,8 +23,8 @@ from radgaze.app.shortcuts import install_viewing_keys
 from radgaze.app.state import ViewerState
 from radgaze.capture.annotation.labels import LabelSet, load_label_set
 from radgaze.capture.annotation.protocol import Protocol, load_protocol
-from radgaze.capture.errors import SessionFormatError
-from radgaze.capture.records import CaseAnnotation
+from radgaze.capture.base.errors import SessionFormatError
+from radgaze.capture.base.records import CaseAnnotation
 from radgaze.capture.store.session_file import annotate_session_file
 
 

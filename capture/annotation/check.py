@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from radgaze.capture.annotation.labels import LabelSet
-from radgaze.capture.records import SHAPE_KINDS, STEPS, CaseAnnotation, Shape
+from radgaze.capture.base.records import SHAPE_KINDS, STEPS, CaseAnnotation, Shape
 
 MIN_SHAPE_SIDE_PX = 2.0  # a shape narrower than this (image px) is a slip of the mouse, not a localisation
 

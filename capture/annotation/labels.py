@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radgaze.assets import asset_text
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 
 DEFAULT_LABEL_SET = "reflacx"
 READER_LABEL_MIN_CERTAINTY = 3  # "Possibly" (~50 %) or surer: a label the reader gave counts as present

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from radgaze.assets import asset_text
-from radgaze.capture.errors import ConfigError
-from radgaze.capture.records import SHAPE_KINDS, STEPS
+from radgaze.capture.base.errors import ConfigError
+from radgaze.capture.base.records import SHAPE_KINDS, STEPS
 
 DEFAULT_PROTOCOL = "reflacx"
 

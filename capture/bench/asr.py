@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.bench.report import bench_result, print_result
+from radgaze.capture.base.records import Words
+from radgaze.capture.base.report import bench_result, print_result
 from radgaze.capture.gazemath.align import sentence_spans
 from radgaze.capture.live.asr import (
     AsrConfig,
@@ -41,7 +42,6 @@ from radgaze.capture.live.asr import (
 )
 from radgaze.capture.live.audio import AudioBlock, blocks_to_audio, read_audio_file
 from radgaze.capture.live.whisper_models import resolve_model
-from radgaze.capture.records import Words
 from radgaze.capture.synth.speech import (
     SPOKEN_REPORTS,
     invented_finding_words,
@@ -205,8 +205,8 @@ def _onset_errors(kind: str, spans: list, clip: Clip) -> dict:
 
 def heatmap_ms() -> float:
     """One sentence heatmap from 8 fixations on a 640 px image (the cost added after the words are final)."""
+    from radgaze.capture.base.records import FIXATION_DTYPE, VIEW_DTYPE, DisplayGeometry
     from radgaze.capture.gazemath.align import HeatmapContext, sentence_heatmap
-    from radgaze.capture.records import FIXATION_DTYPE, VIEW_DTYPE, DisplayGeometry
 
     rng = np.random.default_rng(0)
     fix = np.zeros(8, FIXATION_DTYPE)

@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from radgaze.capture.bench.report import bench_result, goal_table, print_result
-from radgaze.capture.helpformat import DefaultsOnceFormatter
+from radgaze.capture.base.helpformat import DefaultsOnceFormatter
+from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry, Words
+from radgaze.capture.base.report import bench_result, goal_table, print_result
 from radgaze.capture.live.gaze.inlet import GazeInlet
 from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS
-from radgaze.capture.records import GAZE_VALID, DisplayGeometry, Words
 
 GOALS = {
     "ingest_lost_samples": ("==", 0),
@@ -212,8 +212,8 @@ def _measure_live_pipeline(live_pipeline, session_writer, fit_view, n_sentences:
     10 ms chunks runs ahead of the words, as it does when ASR lags speech; for each sentence its final words
     go in and the clock stops when its heatmap is appended to the file, and again after a flush (what a
     reader of the live file can see). Gaze is the built-in scanpath, 250 Hz; sentences ~ 3.3 s apart."""
+    from radgaze.capture.base.records import ImageRef
     from radgaze.capture.gazemath.scanpath import synthetic_scanpath
-    from radgaze.capture.records import ImageRef
 
     display = DisplayGeometry()
     size = 2048

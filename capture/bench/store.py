@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.bench.report import bench_result, print_result
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
+from radgaze.capture.base.report import bench_result, print_result
 from radgaze.capture.store.session_file import SessionReader, SessionWriter, heatmap_grid
 
 GOAL_MB_PER_MIN = 2.5

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError
-from radgaze.capture.records import GAZE_VALID, CaseRecord
+from radgaze.capture.base.errors import ConfigError
+from radgaze.capture.base.records import GAZE_VALID, CaseRecord
 from radgaze.capture.store.privacy import file_digest, image_reference
 from radgaze.capture.store.session_file import SessionReader
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from radgaze.capture.annotation.labels import load_label_set
-from radgaze.capture.errors import ConfigError, StoreWriteError
+from radgaze.capture.base.errors import ConfigError, StoreWriteError
 from radgaze.capture.exporters.reflacx import export_reflacx
 from radgaze.capture.store.session_file import list_sessions
 

@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from radgaze.capture.annotation.labels import LabelSet, load_label_set
-from radgaze.capture.errors import SessionFormatError
+from radgaze.capture.base.errors import SessionFormatError
+from radgaze.capture.base.records import SHAPE_ELLIPSE, CaseAnnotation, CaseRecord
 from radgaze.capture.gazemath.geometry import image_to_screen, shown_rect, view_index
-from radgaze.capture.records import SHAPE_ELLIPSE, CaseAnnotation, CaseRecord
 from radgaze.capture.store.privacy import file_digest, image_reference
 from radgaze.capture.store.second_look import read_second_looks
 from radgaze.capture.store.session_file import SessionReader

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from radgaze.capture.base.records import FIXATION_DTYPE, CaseRecord, DisplayGeometry, Sentences, Words
 from radgaze.capture.gazemath.geometry import shown_rect, view_index
 from radgaze.capture.gazemath.heatmap import SIGMA_DEG, render_heatmap
 from radgaze.capture.gazemath.punctuation import content_span, split_sentences
-from radgaze.capture.records import FIXATION_DTYPE, CaseRecord, DisplayGeometry, Sentences, Words
 from radgaze.capture.store.session_file import heatmap_grid
 
 # Speakers fixate what they are about to name about 0.9 s before naming it (Griffin & Bock 2000, "What the eyes

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from radgaze.capture.records import CLOCK_EVENT_DTYPE, CLOCK_STEP_STAMPS
+from radgaze.capture.base.records import CLOCK_EVENT_DTYPE, CLOCK_STEP_STAMPS
 
 CLOCK_STEP_MIN_S = 1.0  # an irregular stream's stamps going back further than this are a step (no period)
 # A stamp this far ahead of the lowest latency the stream has shown is a step forward: above LSL's clock-sync

@@ -14,7 +14,7 @@ audio (or with no speech found there) the run shares the time between its neighb
 than the minimum, the run takes the minimum about the middle of the gap. So a typed sentence that the
 recogniser missed after the last word gets the time it was spoken in, and its heatmap the gaze of that time.
 Words the reader typed (fixed, inserted, merged) get probability 1.0: the reader confirmed them, and 1.0 is
-what :class:`~radgaze.capture.records.Words` holds when a probability is unknown (NaN would trip every
+what :class:`~radgaze.capture.base.records.Words` holds when a probability is unknown (NaN would trip every
 consumer that averages probabilities).
 """
 
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from radgaze.capture.base.records import CaseRecord, Sentences, TranscriptCorrection, Words
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, HeatmapContext, sentence_heatmap, sentence_spans
 from radgaze.capture.gazemath.heatmap import SIGMA_DEG
 from radgaze.capture.gazemath.speech import case_speech_t_lsl
-from radgaze.capture.records import CaseRecord, Sentences, TranscriptCorrection, Words
 from radgaze.capture.store.findings import findings_on
 
 TYPED_PROBABILITY = 1.0  # probability of a word the reader typed

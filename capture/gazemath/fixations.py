@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
+from radgaze.capture.base.records import FIXATION_DTYPE, GAZE_VALID, DisplayGeometry
 from radgaze.capture.gazemath.geometry import ppd_screen, screen_px_to_deg, screen_to_image
-from radgaze.capture.records import FIXATION_DTYPE, GAZE_VALID, DisplayGeometry
 
 IVT_VELOCITY_DEG_S = 30.0  # Tobii I-VT filter default (Olsen 2012)
 IVT_WINDOW_S = 0.020  # Tobii I-VT filter: velocity over a 20 ms window (Olsen 2012)

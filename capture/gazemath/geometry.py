@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from radgaze.capture.base.records import GAZE_ON_IMAGE, GAZE_VALID, VIEW_DTYPE, VIEW_FIT, DisplayGeometry
 from radgaze.capture.io.display import display_for_ppd, ppd_screen  # noqa: F401  (their home: the display)
-from radgaze.capture.records import GAZE_ON_IMAGE, GAZE_VALID, VIEW_DTYPE, VIEW_FIT, DisplayGeometry
 
 
 def screen_px_to_deg(x_screen_px, y_screen_px, display: DisplayGeometry) -> tuple[np.ndarray, np.ndarray]:

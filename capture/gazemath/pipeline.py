@@ -10,6 +10,15 @@ from collections.abc import Callable
 
 import numpy as np
 
+from radgaze.capture.base.records import (
+    FIXATION_DTYPE,
+    GAZE_DTYPE,
+    GAZE_VALID,
+    VIEW_DTYPE,
+    DisplayGeometry,
+    ImageRef,
+    Words,
+)
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence, HeatmapContext, LiveAligner
 from radgaze.capture.gazemath.fixations import (
     IdtParams,
@@ -24,15 +33,6 @@ from radgaze.capture.gazemath.fixations import (
 )
 from radgaze.capture.gazemath.geometry import map_gaze_to_image, screen_px_to_deg
 from radgaze.capture.gazemath.heatmap import SIGMA_DEG
-from radgaze.capture.records import (
-    FIXATION_DTYPE,
-    GAZE_DTYPE,
-    GAZE_VALID,
-    VIEW_DTYPE,
-    DisplayGeometry,
-    ImageRef,
-    Words,
-)
 from radgaze.capture.store.session_file import SessionWriter
 
 

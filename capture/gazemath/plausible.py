@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radgaze.capture.records import DisplayGeometry
+from radgaze.capture.base.records import DisplayGeometry
 
 # Gaze off the screen is real (a tracker's edge, a glance at the keyboard, a poor calibration: a real EyeLink
 # recording of eyelinkio's test data reaches 1.7 screen widths); more than a whole screen beyond its edge is not.

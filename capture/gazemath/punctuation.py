@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from radgaze.capture.records import Words
+from radgaze.capture.base.records import Words
 
 PARAGRAPH = "\n\n"
 LINE_BREAK = "\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 FIX_DUR_RANGE_S = (0.18, 0.45)
 SACCADE_S = 0.04

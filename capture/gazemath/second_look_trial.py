@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 
 NORMAL_LABEL = "normal radiograph"
 FINDING_WORDS = (

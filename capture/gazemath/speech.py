@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radgaze.capture.records import Audio
+from radgaze.capture.base.records import Audio
 
 SPEECH_RATE_HZ = 16_000  # the rate radgaze records speech at: Whisper's input rate, and Silero VAD's
 

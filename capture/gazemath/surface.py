@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from radgaze.capture.records import DisplayGeometry
+from radgaze.capture.base.records import DisplayGeometry
 
 MIN_MARKERS = 2  # markers a frame must show before its gaze is mapped (8 corners: an over-determined fit)
 

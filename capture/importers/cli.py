@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
+from radgaze.capture.base.records import DisplayGeometry
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.fixations import add_fixation_options, fixation_params
 from radgaze.capture.importers.common import ImportResult, display_from_options
 from radgaze.capture.io.display import options_ppd_source
-from radgaze.capture.records import DisplayGeometry
 
 
 class _FMT(argparse.HelpFormatter):

@@ -30,7 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ImportFormatError
+from radgaze.capture.base.errors import ImportFormatError
+from radgaze.capture.base.records import (
+    FIXATION_DTYPE,
+    GAZE_DTYPE,
+    GAZE_VALID,
+    VIEW_DTYPE,
+    VIEW_FIT,
+    CaseRecord,
+    DisplayGeometry,
+    ImageRef,
+)
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.fixations import fixation_settings, fixations_from_gaze
 from radgaze.capture.gazemath.geometry import map_gaze_to_image, ppd_screen, screen_to_image
@@ -56,16 +66,6 @@ from radgaze.capture.importers.plausibility import (
     refuse_ms_samples,
 )
 from radgaze.capture.io.display import options_ppd_source, ppd_record
-from radgaze.capture.records import (
-    FIXATION_DTYPE,
-    GAZE_DTYPE,
-    GAZE_VALID,
-    VIEW_DTYPE,
-    VIEW_FIT,
-    CaseRecord,
-    DisplayGeometry,
-    ImageRef,
-)
 
 TIME = "Time (in secs)"
 GAZE_COLUMNS = ("DICOM_ID", TIME, "FPOGX", "FPOGY")

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError, ImportFormatError
+from radgaze.capture.base.errors import ConfigError, ImportFormatError
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, CaseRecord, DisplayGeometry, ImageRef
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.binocular import BinocularCombiner, disagreement_warning, eye_disagreement_deg
 from radgaze.capture.gazemath.fixations import fixation_agreement, fixation_settings, fixations_from_gaze
@@ -51,7 +52,6 @@ from radgaze.capture.importers.eyelink_files import (
     read_eyelink,
 )
 from radgaze.capture.io.display import parse_size
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, CaseRecord, DisplayGeometry, ImageRef
 
 ASSUMED_DISTANCE_MM = 650.0  # only the curvature of off-centre degrees depends on it when px/deg is recorded
 PPD_FROM_SAMPLES = "recording: EyeLink per-sample gaze resolution (median over the trial)"

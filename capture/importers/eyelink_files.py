@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError, ImportFormatError
+from radgaze.capture.base.errors import ConfigError, ImportFormatError
 
 EYELINK_MISSING_INT = -32768.0  # MISSING_DATA (EyeLink SDK, edf_data.h)
 EYELINK_MISSING_FLOAT = 1e8  # float sample fields when missing (edfapi; pylink's MISSING_DATA float)

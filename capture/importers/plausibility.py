@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from radgaze.capture.errors import ImportFormatError, RadgazeError, StoreWriteError
+from radgaze.capture.base.errors import ImportFormatError, RadgazeError, StoreWriteError
+from radgaze.capture.base.records import DisplayGeometry
 from radgaze.capture.gazemath.plausible import (
     MAX_DUPLICATE_FRACTION,
     MAX_IMAGE_SIDE_PX,
@@ -18,7 +19,6 @@ from radgaze.capture.gazemath.plausible import (
     sample_interval_problem,
     time_unit_problem,
 )
-from radgaze.capture.records import DisplayGeometry
 
 
 def refuse_off_screen(

@@ -48,7 +48,22 @@ from pathlib import Path
 import numpy as np
 
 from radgaze.capture.annotation.labels import load_label_set
-from radgaze.capture.errors import ConfigError, ImportFormatError
+from radgaze.capture.base.errors import ConfigError, ImportFormatError
+from radgaze.capture.base.records import (
+    FIXATION_DTYPE,
+    GAZE_DTYPE,
+    GAZE_VALID,
+    STEP_TRANSCRIPT,
+    VIEW_DTYPE,
+    VIEW_FIT,
+    VIEW_PAN,
+    VIEW_WINDOW,
+    VIEW_ZOOM,
+    CaseAnnotation,
+    CaseRecord,
+    DisplayGeometry,
+    Finding,
+)
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.geometry import image_to_screen, map_gaze_to_image, view_index
 from radgaze.capture.importers.common import (
@@ -80,21 +95,6 @@ from radgaze.capture.importers.reflacx_annotation import (
     reading_annotation,
 )
 from radgaze.capture.io.display import options_ppd_source, ppd_record
-from radgaze.capture.records import (
-    FIXATION_DTYPE,
-    GAZE_DTYPE,
-    GAZE_VALID,
-    STEP_TRANSCRIPT,
-    VIEW_DTYPE,
-    VIEW_FIT,
-    VIEW_PAN,
-    VIEW_WINDOW,
-    VIEW_ZOOM,
-    CaseAnnotation,
-    CaseRecord,
-    DisplayGeometry,
-    Finding,
-)
 
 SHOWN = ("xmin_shown_from_image", "ymin_shown_from_image", "xmax_shown_from_image", "ymax_shown_from_image")
 ON_SCREEN = (

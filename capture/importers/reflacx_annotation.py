@@ -1,4 +1,4 @@
-"""A REFLACX reading's annotation -> radgaze's :class:`~radgaze.capture.records.CaseAnnotation`.
+"""A REFLACX reading's annotation -> radgaze's :class:`~radgaze.capture.base.records.CaseAnnotation`.
 
 What REFLACX holds (its collection code, ricbl/eyetracking; REFERENCE-NOTES.md):
 - ``anomaly_location_ellipses.csv``: one row per ellipse, ``xmin ymin xmax ymax`` (image px, the ellipse's
@@ -19,10 +19,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from radgaze.capture.errors import ImportFormatError
-from radgaze.capture.gazemath.plausible import first_outside, implausible_value
-from radgaze.capture.importers.common import Table, read_table
-from radgaze.capture.records import (
+from radgaze.capture.base.errors import ImportFormatError
+from radgaze.capture.base.records import (
     SHAPE_ELLIPSE,
     STEP_CHEST_BOX,
     STEP_DICTATE,
@@ -32,6 +30,8 @@ from radgaze.capture.records import (
     LabelChoice,
     Shape,
 )
+from radgaze.capture.gazemath.plausible import first_outside, implausible_value
+from radgaze.capture.importers.common import Table, read_table
 
 BOX_COLUMNS = ("xmin", "ymin", "xmax", "ymax")
 ELLIPSE_KNOWN = frozenset({*BOX_COLUMNS, "certainty"})

@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError, ImageLoadError, ImportFormatError, StreamLayoutError
+from radgaze.capture.base.errors import ConfigError, ImageLoadError, ImportFormatError, StreamLayoutError
+from radgaze.capture.base.records import CaseRecord, DisplayGeometry, ImageRef, Words
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.clock import steps_beyond_span
 from radgaze.capture.gazemath.fixations import fixation_settings, fixations_from_gaze
@@ -50,7 +51,6 @@ from radgaze.capture.live.gaze.layouts import (
     to_gaze_records,
     tracker_ppd,
 )
-from radgaze.capture.records import CaseRecord, DisplayGeometry, ImageRef, Words
 from radgaze.capture.store.case_image import stored_image_path
 from radgaze.capture.store.privacy import file_digest
 

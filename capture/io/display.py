@@ -11,8 +11,8 @@ import re
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError
-from radgaze.capture.records import DisplayGeometry
+from radgaze.capture.base.errors import ConfigError
+from radgaze.capture.base.records import DisplayGeometry
 
 MAX_SIDE_PX = 16384  # larger than any diagnostic display; catches "19201080"-style typos
 

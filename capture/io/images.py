@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ImageLoadError
+from radgaze.capture.base.errors import ImageLoadError
 
 # Refuse images above this many pixels before decoding. The largest flat-panel chest detectors are 43 x 43 cm
 # at ~100 um pitch, i.e. ~4300 x 4300 = 18.5 Mpx (e.g. vendor DR detector data sheets); 64 Mpx leaves 3x room

@@ -68,7 +68,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.capture.base.errors import CheckpointError, ConfigError
+from radgaze.capture.base.records import Audio, Words
 from radgaze.capture.gazemath.punctuation import (
     apply_dictated_punctuation,
     convert_dictated_punctuation,
@@ -78,7 +79,6 @@ from radgaze.capture.gazemath.punctuation import (
     normalize_token,
 )
 from radgaze.capture.live.audio import SAMPLE_RATE_HZ, AudioBlock, samples_to_t_lsl
-from radgaze.capture.records import Audio, Words
 
 DEFAULT_MODEL = "small.en"
 # No vocabulary prompt by default: a prompt that names findings ("no pneumothorax, no pleural effusion ...")

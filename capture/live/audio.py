@@ -2,7 +2,7 @@
 
 Every source delivers, on its ``queue``, :class:`AudioBlock` items ``(t_lsl_first_sample, samples)`` with
 ``samples`` a 1-D int16 array at 16 kHz mono (Whisper's input rate), then ``None`` when it stops. A failure
-(device unplugged, file unreadable) travels on the same queue as a :class:`~radgaze.capture.errors.DeviceError`
+(device unplugged, file unreadable) travels on the same queue as a :class:`~radgaze.capture.base.errors.DeviceError`
 instance, never swallowed. Sources never block their producer: the queue is unbounded.
 
 Clock mapping (see DESIGN.md "One clock"). PortAudio reports, per callback, the ADC time of the block's first
@@ -28,9 +28,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from radgaze.capture.errors import DeviceError
+from radgaze.capture.base.errors import DeviceError
+from radgaze.capture.base.records import Audio
 from radgaze.capture.gazemath.speech import samples_to_t_lsl as samples_to_t_lsl  # re-exported
-from radgaze.capture.records import Audio
 
 SAMPLE_RATE_HZ = 16_000  # Whisper's input rate (openai/whisper audio.py SAMPLE_RATE; faster-whisper's too)
 BLOCK_DUR_S = 0.1  # 100 ms blocks: 10 queue items/s, small against the ~1 s ASR chunks
@@ -157,7 +157,7 @@ class ClockOffsetEstimator:
 
 
 def blocks_to_audio(blocks: list[AudioBlock], sample_rate_hz: int = SAMPLE_RATE_HZ) -> Audio:
-    """Concatenate captured blocks into a :class:`radgaze.capture.records.Audio` record."""
+    """Concatenate captured blocks into a :class:`radgaze.capture.base.records.Audio` record."""
     if not blocks:
         return Audio(np.zeros(0, np.int16), sample_rate_hz, np.zeros(0), np.zeros(0, np.int64))
     lengths = np.array([b.samples.size for b in blocks], dtype=np.int64)

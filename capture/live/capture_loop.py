@@ -36,11 +36,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence
 from radgaze.capture.live.asr import CaseWords, Flushed
 from radgaze.capture.live.gaze.inlet import concat_chunks, concat_clock_events
 from radgaze.capture.live.queues import drain
-from radgaze.capture.records import VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 
 LOOP_PERIOD_S = 0.02  # 50 Hz keeps heatmap latency far below the 50 ms goal's budget
 END_GRACE_S = 0.6  # a stopped case stays open this long for the audio on its way (the sound server's latency)

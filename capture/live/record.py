@@ -26,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from radgaze.capture.errors import ConfigError, StoreWriteError
+from radgaze.capture.base.errors import ConfigError, StoreWriteError
+from radgaze.capture.base.helpformat import DefaultsOnceFormatter
+from radgaze.capture.base.records import DisplayGeometry, ImageRef
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence
 from radgaze.capture.gazemath.geometry import fit_view
-from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.io.display import display_from_options, options_ppd_source, ppd_record
 from radgaze.capture.io.images import LoadedImage, default_window, load_image
 from radgaze.capture.live.capture_loop import LOOP_PERIOD_S, CaptureLoop, CaptureStats
@@ -43,7 +44,6 @@ from radgaze.capture.live.sources import (
     tracker_display,
     tracker_stream_name,
 )
-from radgaze.capture.records import DisplayGeometry, ImageRef
 from radgaze.capture.store.case_image import stored_image_path
 from radgaze.capture.store.integrity import check_free_space
 from radgaze.capture.store.privacy import opaque_case_id

@@ -14,7 +14,7 @@ import functools
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 from radgaze.capture.gazemath.surface import MIN_MARKERS, ScreenMarker, apply_homography, scene_to_screen
 
 FAMILY = "tag36h11"

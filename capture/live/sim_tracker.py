@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from radgaze.capture.errors import ConfigError, SessionFormatError
+from radgaze.capture.base.errors import ConfigError, SessionFormatError
+from radgaze.capture.base.helpformat import DefaultsOnceFormatter
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 from radgaze.capture.gazemath.scanpath import synthetic_scanpath
-from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.io.display import parse_display  # noqa: F401  (re-exported)
 from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS, LAYOUT_NAMES, GazeLayout, encode_samples
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 # Typical rates of each bridge's tracker: Tobii Pro Spectrum/Fusion 600 Hz class (REFERENCE-NOTES table),
 # Pupil Core eye cameras 200 Hz, Gazepoint GP3 60 Hz (REFERENCE-NOTES), EyeLink 1000 at 1000 Hz.

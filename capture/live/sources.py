@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import DeviceError
+from radgaze.capture.base.errors import DeviceError
+from radgaze.capture.base.records import DisplayGeometry
 from radgaze.capture.gazemath.fixations import add_fixation_options, fixation_params, fixation_settings
 from radgaze.capture.io.display import display_for_ppd, ppd_record
 from radgaze.capture.live.asr import add_asr_options
 from radgaze.capture.live.gaze.layouts import PPD_CHANNELS
-from radgaze.capture.records import DisplayGeometry
 
 
 def add_source_options(p: argparse.ArgumentParser) -> None:

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from radgaze.capture.errors import CheckpointError
+from radgaze.capture.base.errors import CheckpointError
 
 # Bump when the recipe changes, so stale caches are rebuilt.
 RECIPE_VERSION = 1

@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from radgaze.capture.errors import CheckpointError
+from radgaze.capture.base.errors import CheckpointError
 
 
 @dataclass(frozen=True)

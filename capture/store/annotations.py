@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 import h5py
 import numpy as np
 
-from radgaze.capture.errors import SessionFormatError
-from radgaze.capture.records import CaseAnnotation, LabelChoice, Shape
+from radgaze.capture.base.errors import SessionFormatError
+from radgaze.capture.base.records import CaseAnnotation, LabelChoice, Shape
 
 ANNOTATION_LOG = "annotation_jsonl"  # schema 5: uint8 UTF-8 JSON lines, Fletcher-32
 ANNOTATION_LOG_VLEN = (

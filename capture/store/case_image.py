@@ -16,9 +16,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from radgaze.capture.errors import ImageLoadError
+from radgaze.capture.base.errors import ImageLoadError
+from radgaze.capture.base.records import ImageRef
 from radgaze.capture.io.images import LoadedImage, load_image
-from radgaze.capture.records import ImageRef
 
 IMAGES_ENV = "RADGAZE_IMAGES"
 

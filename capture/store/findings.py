@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from radgaze.capture.records import Finding, Sentences
+from radgaze.capture.base.records import Finding, Sentences
 
 
 def sentence_moved_to(old: Sentences, new: Sentences, i: int) -> int:

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from radgaze.capture.errors import RadgazeError, SessionFormatError
+from radgaze.capture.base.errors import RadgazeError, SessionFormatError
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 

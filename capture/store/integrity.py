@@ -26,7 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from radgaze.capture.errors import RadgazeError, SessionBusyError, StoreWriteError
+from radgaze.capture.base.errors import RadgazeError, SessionBusyError, StoreWriteError
 
 DIGEST_ATTR = "content_sha256"
 CHECKSUM = {"fletcher32": True}  # create_dataset keywords every schema-4 dataset gets

@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from radgaze.capture.errors import SessionFormatError
+from radgaze.capture.base.errors import SessionFormatError
 from radgaze.capture.store.integrity import CHECKSUM
 
 SECOND_LOOK_GROUP = "second_look"

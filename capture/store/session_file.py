@@ -28,8 +28,8 @@ import numpy as np
 
 from radgaze.capture import __version__
 from radgaze.capture.annotation.check import annotation_problems
-from radgaze.capture.errors import SessionFormatError, StoreWriteError
-from radgaze.capture.records import (
+from radgaze.capture.base.errors import SessionFormatError, StoreWriteError
+from radgaze.capture.base.records import (
     CLOCK_EVENT_DTYPE,
     FIXATION_DTYPE,
     GAP_DTYPE,

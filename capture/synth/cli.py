@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
+from radgaze.capture.base.helpformat import DefaultsOnceFormatter
+from radgaze.capture.base.records import DisplayGeometry
 from radgaze.capture.gazemath.fixations import IVT_WINDOW_S, add_fixation_options, fixation_params
-from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.io.display import parse_display
-from radgaze.capture.records import DisplayGeometry
 from radgaze.capture.synth.readers import ERROR_KINDS, READERS
 from radgaze.capture.synth.session import DEFAULT_IMAGE_SIZE, DEFAULT_RATE_HZ, write_synthetic_sessions
 

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from radgaze.capture.records import CaseRecord
+from radgaze.capture.base.records import CaseRecord
 
 _COLOURS = [
     (230, 60, 60),

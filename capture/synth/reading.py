@@ -27,14 +27,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from radgaze.capture.gazemath.geometry import map_gaze_to_image, ppd_screen, view_index
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     GAP_DTYPE,
     GAZE_DTYPE,
     GAZE_GAP_BEFORE,
     GAZE_VALID,
     DisplayGeometry,
 )
+from radgaze.capture.gazemath.geometry import map_gaze_to_image, ppd_screen, view_index
 
 EYE_VOICE_LEAD_RANGE_S = (0.6, 1.3)  # Griffin & Bock 2000 (module docstring)
 SACCADE_BASE_S = 0.021  # Carpenter 1988 main sequence

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from radgaze.capture.records import Words
+from radgaze.capture.base.records import Words
 from radgaze.capture.synth.phantom import FindingSpec
 
 # targets of normal statements (anatomy regions, see radgaze.capture.synth.phantom.region_mask)

@@ -23,12 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from radgaze.capture.gazemath.align import sentence_heatmaps
-from radgaze.capture.gazemath.fixations import IVT_WINDOW_S, fixation_settings, fixations_from_gaze
-from radgaze.capture.gazemath.geometry import fit_view, ppd_screen
-from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
-from radgaze.capture.io.display import ppd_record
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     VIEW_DTYPE,
     VIEW_FIT,
     VIEW_ZOOM,
@@ -37,6 +32,11 @@ from radgaze.capture.records import (
     Finding,
     ImageRef,
 )
+from radgaze.capture.gazemath.align import sentence_heatmaps
+from radgaze.capture.gazemath.fixations import IVT_WINDOW_S, fixation_settings, fixations_from_gaze
+from radgaze.capture.gazemath.geometry import fit_view, ppd_screen
+from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
+from radgaze.capture.io.display import ppd_record
 from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
 from radgaze.capture.synth.phantom import (
     ZONES,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 
 SAMPLE_RATE_HZ = 16000
 FRAME_S = 0.010

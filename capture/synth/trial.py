@@ -14,13 +14,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from radgaze.capture.base.records import Words
 from radgaze.capture.gazemath.second_look import (
     SecondLook,
     SecondLookLog,
     compute_second_look,
     second_look_arm,
 )
-from radgaze.capture.records import Words
 from radgaze.capture.synth.reading import Dwell, GazeParams, plan_fixations, render_gaze
 from radgaze.capture.synth.report import ReportSentence, time_report
 

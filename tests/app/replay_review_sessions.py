@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     FIXATION_DTYPE,
     GAZE_DTYPE,
     GAZE_ON_IMAGE,

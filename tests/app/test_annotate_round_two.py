@@ -10,7 +10,7 @@ from PySide6.QtTest import QTest
 from test_annotate_window import EFFUSION, HEART, drag, enter, keys, window  # noqa: F401 (fixture)
 
 from radgaze.app.annotate.shapes import shape_contains
-from radgaze.capture.records import SHAPE_BOX, SHAPE_ELLIPSE
+from radgaze.capture.base.records import SHAPE_BOX, SHAPE_ELLIPSE
 
 
 def window_drag(win, a: tuple[float, float], b: tuple[float, float], steps: int = 6) -> None:

@@ -18,7 +18,7 @@ from replay_review_sessions import write_session
 from radgaze.app.annotate.window import AnnotateWindow, WorkItem
 from radgaze.capture.annotation.labels import load_label_set
 from radgaze.capture.annotation.protocol import load_protocol
-from radgaze.capture.records import LabelChoice
+from radgaze.capture.base.records import LabelChoice
 from radgaze.capture.store.annotations import revision_steps
 from radgaze.capture.store.session_file import SessionReader
 

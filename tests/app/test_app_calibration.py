@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 geometry = pytest.importorskip(
     "radgaze.capture.gazemath.geometry", reason="radgaze.capture.gazemath.geometry (lead) not written yet"

@@ -15,7 +15,7 @@ from radgaze.app.demo import (
     demo_timeline,
     dictation_script,
 )
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     GAZE_DTYPE,
     GAZE_VALID,
     VIEW_DTYPE,
@@ -98,7 +98,7 @@ def test_scripted_dictation_releases_words_when_due():
 
 def test_no_display_is_a_clear_error(monkeypatch):
     from radgaze.app.qtapp import ensure_qapp, has_display
-    from radgaze.capture.errors import ConfigError
+    from radgaze.capture.base.errors import ConfigError
 
     assert not has_display({}, "linux")
     assert has_display({"DISPLAY": ":0"}, "linux") and has_display({}, "darwin")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from radgaze.capture.records import DisplayGeometry
+from radgaze.capture.base.records import DisplayGeometry
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from PIL import Image
 from radgaze.app.live import LiveSentence, TrackerStats
 from radgaze.app.main_window import MainWindow
 from radgaze.app.recording import RecordController
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     VIEW_CASE,
     VIEW_INVERT,
     VIEW_PAN,

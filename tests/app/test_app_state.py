@@ -14,7 +14,7 @@ from radgaze.app.state import (
     preset_window,
     zoom_about,
 )
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     VIEW_CASE,
     VIEW_DTYPE,
     VIEW_FIT,

@@ -47,7 +47,7 @@ def test_view_takes_files_and_folders_as_one_worklist(qtbot, tmp_path):
 
 def test_view_refuses_nothing_to_show_on_one_line(tmp_path):
     from radgaze.app.view_cmd import main
-    from radgaze.capture.errors import ConfigError, ImageLoadError
+    from radgaze.capture.base.errors import ConfigError, ImageLoadError
 
     with pytest.raises(ConfigError, match="found none"):
         main([str(tmp_path)])
@@ -266,8 +266,8 @@ def test_record_window_shows_the_real_microphone_level_and_a_lost_tracker(
     follows the speech, the elapsed counter runs, the tracker panel says it is not connected."""
     from radgaze.app.live import LiveSession
     from radgaze.app.recording import RecordController
+    from radgaze.capture.base.records import DisplayGeometry
     from radgaze.capture.live.audio import AudioFileSource
-    from radgaze.capture.records import DisplayGeometry
     from radgaze.capture.store.session_file import SessionWriter
 
     images = tmp_path / "img"
@@ -324,7 +324,7 @@ def test_icon_and_desktop_entry_ship_as_assets(qtbot):
 
 def test_display_checks(monkeypatch):
     from radgaze.app.qtapp import check_display, parse_x_display, x_server_answers
-    from radgaze.capture.errors import ConfigError
+    from radgaze.capture.base.errors import ConfigError
 
     assert parse_x_display(":0") == ("", 0) and parse_x_display("host:12.1") == ("host", 12)
     with pytest.raises(ValueError, match="DISPLAY"):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from radgaze.app.worklist import FAILED, NEW, RECORDED, VIEWED, Worklist, scan_folder
-from radgaze.capture.errors import ImageLoadError
+from radgaze.capture.base.errors import ImageLoadError
 
 
 @pytest.fixture

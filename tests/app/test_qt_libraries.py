@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from radgaze.app.qtapp import XCB_LIBRARY_PACKAGES, check_xcb_libraries, missing_packages
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 
 
 def test_a_library_that_is_not_installed_is_named_by_its_package():

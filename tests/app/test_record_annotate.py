@@ -22,7 +22,7 @@ from PySide6 import QtCore
 from test_annotate_window import drag
 from test_app_record_mode import StandInPipeline, shown_record_window
 
-from radgaze.capture.records import CaseAnnotation, LabelChoice, Shape, Words
+from radgaze.capture.base.records import CaseAnnotation, LabelChoice, Shape, Words
 
 SENTENCES = "the heart is enlarged. there is a left pleural effusion."
 
@@ -52,7 +52,7 @@ def _wait_for(events, kinds: set[str], timeout_s: float = 20.0) -> list[tuple[st
 
 def test_the_writer_thread_stores_annotations_after_the_case_closes(tmp_path):
     from radgaze.app.live import LiveSession
-    from radgaze.capture.records import VIEW_DTYPE, DisplayGeometry, ImageRef
+    from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef
     from radgaze.capture.store.session_file import SessionReader, SessionWriter
 
     writer = SessionWriter(tmp_path / "live.h5", live=True)
@@ -490,7 +490,7 @@ def _window_with_protocol(qtbot, tmp_path, protocol_toml: str):
     from radgaze.app.recording import RecordController
     from radgaze.capture.annotation.labels import load_label_set
     from radgaze.capture.annotation.protocol import load_protocol
-    from radgaze.capture.records import DisplayGeometry
+    from radgaze.capture.base.records import DisplayGeometry
 
     y, x = np.mgrid[0:400, 0:300]
     for name in ("a.png", "b.png"):

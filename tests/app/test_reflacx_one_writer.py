@@ -14,7 +14,7 @@ from PIL import Image
 from replay_review_sessions import T0, make_case, phantom, stamp_image_hash
 
 from radgaze.app.replay_frame import GAZE_STALE_S, frame_at
-from radgaze.capture.records import Words
+from radgaze.capture.base.records import Words
 
 AUDIO_LATE_S = 0.75  # the audio's first sample comes after the image was shown: REFLACX's 0 is the audio's
 

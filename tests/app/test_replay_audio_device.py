@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from radgaze.app.audio_player import AudioPlayer
-from radgaze.capture.records import Audio
+from radgaze.capture.base.records import Audio
 
 RATE_HZ = 16000
 TONE_HZ = 440.0

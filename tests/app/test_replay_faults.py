@@ -9,7 +9,7 @@ import h5py
 import pytest
 from replay_review_sessions import write_session
 
-from radgaze.capture.errors import SessionFormatError
+from radgaze.capture.base.errors import SessionFormatError
 from radgaze.capture.store.session_file import SessionReader, describe_session
 
 

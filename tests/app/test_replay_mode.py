@@ -24,8 +24,8 @@ from radgaze.app.timeline import (
     word_at,
 )
 from radgaze.app.transcript import word_at_char, word_char_spans
-from radgaze.capture.errors import SessionFormatError
-from radgaze.capture.records import FIXATION_DTYPE, Audio, Sentences, Words
+from radgaze.capture.base.errors import SessionFormatError
+from radgaze.capture.base.records import FIXATION_DTYPE, Audio, Sentences, Words
 
 
 # ------------------------------------------------------------------------------------------ pure

@@ -14,8 +14,8 @@ from PIL import Image
 from replay_review_sessions import SENTENCES, T0, make_case, phantom, stamp_image_hash
 
 from radgaze.app import replay_export as rx
+from radgaze.capture.base.records import VIEW_DTYPE, VIEW_INVERT, VIEW_WINDOW, VIEW_ZOOM
 from radgaze.capture.exporters.reflacx import FIXATION_COLUMNS, WORD_COLUMNS
-from radgaze.capture.records import VIEW_DTYPE, VIEW_INVERT, VIEW_WINDOW, VIEW_ZOOM
 
 ZOOM_AT_S, WL_AT_S, INVERT_AT_S = 2.0, 4.0, 9.0
 ZOOM_SCALE = 7.5  # screen px per image px while zoomed (the fitted view has 3.0)
@@ -289,8 +289,7 @@ def test_replay_cli_exports_unattended(zoom_session, tmp_path, qapp, capsys):
 def _real_case(image_path: Path, w: int, h: int, window: tuple[float, float]):
     """A reading of a real radiograph: fitted on the 1536 x 2048 display, then zoomed 2x on the right lower
     zone with a narrower window; fixations there; one sentence with its REFLACX-style heatmap."""
-    from radgaze.capture.gazemath.heatmap import render_heatmap
-    from radgaze.capture.records import (
+    from radgaze.capture.base.records import (
         FIXATION_DTYPE,
         VIEW_CASE,
         CaseRecord,
@@ -299,6 +298,7 @@ def _real_case(image_path: Path, w: int, h: int, window: tuple[float, float]):
         Sentences,
         Words,
     )
+    from radgaze.capture.gazemath.heatmap import render_heatmap
     from radgaze.capture.store.session_file import heatmap_grid
 
     disp = DisplayGeometry()

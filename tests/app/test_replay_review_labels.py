@@ -13,7 +13,7 @@ from replay_review_sessions import make_case, phantom, stamp_image_hash
 from test_review_mode import run_dir  # noqa: F401 (fixture)
 
 from radgaze.app.timeline import label_rows
-from radgaze.capture.records import Words
+from radgaze.capture.base.records import Words
 from radgaze.capture.store.session_file import SessionWriter
 
 

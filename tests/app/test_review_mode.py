@@ -14,8 +14,8 @@ from PySide6 import QtCore, QtWidgets
 from replay_review_sessions import write_session
 
 from radgaze.app.retrain import POINTER_NAME, resolve_checkpoint, write_pointer
-from radgaze.capture.errors import CheckpointError
-from radgaze.capture.records import FIXATION_DTYPE
+from radgaze.capture.base.errors import CheckpointError
+from radgaze.capture.base.records import FIXATION_DTYPE
 from radgaze.model.agreement import (
     METRICS,
     SentenceAgreement,
@@ -72,7 +72,7 @@ def test_pointing_game_and_mass_inside_the_readers_shapes():
 
 
 def test_case_rows_score_the_model_against_the_readers_ellipse_tied_to_the_sentence(tmp_path):
-    from radgaze.capture.records import CaseAnnotation, Shape
+    from radgaze.capture.base.records import CaseAnnotation, Shape
     from radgaze.capture.store.session_file import SessionReader
 
     with SessionReader(write_session(tmp_path / "s.h5", 1)) as r:
@@ -101,7 +101,7 @@ def test_case_rows_score_the_model_against_the_readers_ellipse_tied_to_the_sente
 
 
 def test_a_shape_belongs_to_a_sentence_holding_half_its_gaze():
-    from radgaze.capture.records import CaseAnnotation, CaseRecord, DisplayGeometry, ImageRef, Shape
+    from radgaze.capture.base.records import CaseAnnotation, CaseRecord, DisplayGeometry, ImageRef, Shape
 
     hm = np.zeros((2, 10, 10), np.float32)
     hm[0, 2, 2], hm[0, 7, 7] = 0.5, 0.5  # half of sentence 0's gaze in each corner

@@ -12,7 +12,7 @@ from PySide6 import QtGui
 from replay_review_sessions import write_session
 from test_review_mode import run_dir  # noqa: F401 (fixture)
 
-from radgaze.capture.records import CaseAnnotation, Shape
+from radgaze.capture.base.records import CaseAnnotation, Shape
 from radgaze.model.agreement import case_rows, display_map, names_no_finding
 
 

@@ -35,7 +35,7 @@ def _window(qtbot, tmp_path, mode: str, seed: int = 0):
     from radgaze.app.second_look import SecondLookFlow
     from radgaze.capture.annotation.labels import load_label_set
     from radgaze.capture.annotation.protocol import Protocol
-    from radgaze.capture.records import DisplayGeometry
+    from radgaze.capture.base.records import DisplayGeometry
 
     y, x = np.mgrid[0:400, 0:300]
     for name in ("a.png", "b.png", "c.png", "d.png"):
@@ -159,8 +159,8 @@ def test_a_runs_model_attention_is_computed_on_the_capture_worker_and_stored(tmp
 
     from radgaze.app.live import LiveSession
     from radgaze.app.second_look import model_attention
+    from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef
     from radgaze.capture.gazemath.second_look import SecondLookLog
-    from radgaze.capture.records import VIEW_DTYPE, DisplayGeometry, ImageRef
     from radgaze.capture.store.second_look import read_second_looks
     from radgaze.capture.store.session_file import SessionWriter
     from radgaze.model.checkpoint import save_checkpoint
@@ -196,8 +196,8 @@ def test_a_runs_model_attention_is_computed_on_the_capture_worker_and_stored(tmp
 
 def test_the_worker_uses_the_readers_chest_box_and_a_failed_second_look_never_stops_the_recording(tmp_path):
     from radgaze.app.live import LiveSession
+    from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef
     from radgaze.capture.gazemath.second_look import SecondLookLog
-    from radgaze.capture.records import VIEW_DTYPE, DisplayGeometry, ImageRef
     from radgaze.capture.store.second_look import read_second_looks
     from radgaze.capture.store.session_file import SessionWriter
 

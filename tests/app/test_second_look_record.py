@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from PySide6 import QtCore
 
-from radgaze.capture.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, Words
+from radgaze.capture.base.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, Words
 
 WINDOW_PX = (2048, 1536)  # a 3 MP monitor's pitch at a 65 cm distance: a chest the size a reader sees it
 IMAGE_PX = 1024

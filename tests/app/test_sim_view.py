@@ -11,10 +11,10 @@ from PIL import Image
 from test_app_record_mode import shown_record_window
 
 from radgaze.app.sim_view import start_window_sim
+from radgaze.capture.base.records import DisplayGeometry
 from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
 from radgaze.capture.live.gaze.inlet import GazeInlet, concat_chunks
 from radgaze.capture.live.sim_tracker import SimTracker, synthetic_gaze
-from radgaze.capture.records import DisplayGeometry
 
 DISPLAY = DisplayGeometry()
 

@@ -32,10 +32,10 @@ import numpy as np
 import pylsl
 import zmq
 
+from radgaze.capture.base.records import DisplayGeometry
 from radgaze.capture.gazemath.surface import apply_homography, homography
 from radgaze.capture.live.gaze.pupil_bridge import overlay_markers
 from radgaze.capture.live.scene_markers import OVERLAY_CELL_PX, MarkerDetector
-from radgaze.capture.records import DisplayGeometry
 
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 FRAME_W, FRAME_H, FRAME_HZ, GAZE_HZ = 1280, 720, 30.0, 120.0

@@ -14,6 +14,7 @@ import shutil
 import numpy as np
 import pytest
 
+from radgaze.capture.base.records import Words
 from radgaze.capture.gazemath.align import sentence_spans
 from radgaze.capture.live.asr import (
     AsrConfig,
@@ -24,7 +25,6 @@ from radgaze.capture.live.asr import (
     transcribe_audio,
 )
 from radgaze.capture.live.audio import AudioBlock, blocks_to_audio
-from radgaze.capture.records import Words
 
 pytestmark = pytest.mark.slow
 T0 = 500.0

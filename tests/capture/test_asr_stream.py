@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from radgaze.capture.base.records import Words
 from radgaze.capture.live.asr import (
     AsrConfig,
     AsrWord,
@@ -27,7 +28,6 @@ from radgaze.capture.live.asr import (
     transcribe_audio,
 )
 from radgaze.capture.live.audio import blocks_to_audio
-from radgaze.capture.records import Words
 
 RATE = 16000
 BLOCK = 1600  # 0.1 s

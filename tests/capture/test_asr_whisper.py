@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.capture.base.errors import CheckpointError, ConfigError
 from radgaze.capture.live.asr import (
     AsrConfig,
     WhisperTranscriber,

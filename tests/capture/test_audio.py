@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from radgaze.capture.errors import DeviceError, RadgazeError
+from radgaze.capture.base.errors import DeviceError, RadgazeError
 from radgaze.capture.live.audio import (
     AudioBlock,
     AudioFileSource,

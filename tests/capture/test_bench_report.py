@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from radgaze.capture.bench.report import bench_result, goal_row, goal_table, text_lines
+from radgaze.capture.base.report import bench_result, goal_row, goal_table, text_lines
 
 
 def test_goal_rows_give_the_ratio_and_whether_the_goal_is_met():

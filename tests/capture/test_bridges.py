@@ -22,9 +22,9 @@ import pytest
 from bridges import BRIDGES, gaze_plan, header_xml, plans_for
 from PIL import Image
 
-from radgaze.capture.errors import ImportFormatError
+from radgaze.capture.base.errors import ImportFormatError
+from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.importers.xdf import import_xdf
-from radgaze.capture.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.store.session_file import SessionReader, describe_session
 
 HERE = Path(__file__).resolve().parent
@@ -297,7 +297,7 @@ def test_a_tracker_of_another_lsl_session_is_never_seen(tmp_path, image):
 def test_xdf_with_two_streams_that_fit_lists_them_and_how_to_choose(tmp_path, image):
     from bridges import eyelink, pylsl_examples, tobii
 
-    from radgaze.capture.errors import ImportFormatError
+    from radgaze.capture.base.errors import ImportFormatError
 
     xdf = tmp_path / "two.xdf"
     write_plans_xdf(xdf, tobii(1.0, 0) + eyelink(1.0, 1) + pylsl_examples(1.0, 0))

@@ -11,8 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from radgaze.capture.live.capture_loop import END_GRACE_S, CaptureLoop
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     CLOCK_EVENT_DTYPE,
     GAP_DTYPE,
     GAZE_DTYPE,
@@ -21,6 +20,7 @@ from radgaze.capture.records import (
     ImageRef,
     Words,
 )
+from radgaze.capture.live.capture_loop import END_GRACE_S, CaptureLoop
 from radgaze.capture.store.session_file import SessionReader, SessionWriter
 
 T0 = 1000.0  # the case begins (LSL s)

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from radgaze.app.cli import main as radgaze_main
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
+from radgaze.capture.base.records import GAZE_VALID
 from radgaze.capture.exporters.bids import export_bids
 from radgaze.capture.importers.eyelink import import_eyelink
-from radgaze.capture.records import GAZE_VALID
 from radgaze.capture.store.session_file import SessionReader
 
 VALIDATOR = shutil.which("bids-validator-deno") or (

@@ -10,9 +10,9 @@ import pytest
 from test_import_reflacx import make_reflacx
 
 from radgaze.app.cli import main as radgaze
+from radgaze.capture.base.records import GAZE_VALID, Audio, CaseAnnotation, LabelChoice, Shape
 from radgaze.capture.exporters.reflacx import export_reflacx, time_origin
 from radgaze.capture.importers.reflacx import FIXATION_COLUMNS, import_reflacx
-from radgaze.capture.records import GAZE_VALID, Audio, CaseAnnotation, LabelChoice, Shape
 from radgaze.capture.store.privacy import file_digest
 from radgaze.capture.store.session_file import SessionReader, SessionWriter
 from radgaze.capture.synth.session import write_synthetic_sessions

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from faults import read_only_folder
 
+from radgaze.capture.base.records import DisplayGeometry, ImageRef
 from radgaze.capture.exporters.reflacx import export_reflacx
-from radgaze.capture.records import DisplayGeometry, ImageRef
 from radgaze.capture.store.privacy import WITHHELD
 from radgaze.capture.store.session_file import SessionReader, SessionWriter
 from radgaze.capture.synth.session import write_synthetic_sessions
@@ -119,7 +119,7 @@ def test_export_into_a_read_only_folder_is_one_line(tmp_path: Path):
 def test_a_session_writer_into_a_folder_it_cannot_create_is_one_line(tmp_path: Path):
     import pytest
 
-    from radgaze.capture.errors import StoreWriteError
+    from radgaze.capture.base.errors import StoreWriteError
 
     with read_only_folder(tmp_path / "ro") as ro, pytest.raises(StoreWriteError) as err:
         SessionWriter(ro / "deeper" / "s.h5").begin_case(

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from radgaze.capture.errors import ImageLoadError
+from radgaze.capture.base.errors import ImageLoadError
 from radgaze.capture.store.case_image import case_image_problem, load_case_image
 from radgaze.capture.store.session_file import SessionReader
 from radgaze.capture.synth.session import write_synthetic_sessions

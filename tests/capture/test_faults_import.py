@@ -16,12 +16,12 @@ from test_import_egd import _images, make_egd
 from test_import_reflacx import CASE, make_reflacx
 from test_import_xdf import image, tobii_stream, word_stream, write_xdf  # noqa: F401 (image: a fixture)
 
-from radgaze.capture.errors import ImportFormatError
+from radgaze.capture.base.errors import ImportFormatError
+from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.importers.egd import import_egd
 from radgaze.capture.importers.reflacx import import_reflacx
 from radgaze.capture.importers.xdf import import_xdf
 from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS, to_gaze_records
-from radgaze.capture.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.store.session_file import SessionReader, describe_session
 
 DISPLAY = DisplayGeometry(1920, 1080, 527.0, 296.0, 650.0)

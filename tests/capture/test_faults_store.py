@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from faults import chunk_spans, fill_disk, flip_bit, random_flips, read_only_folder, small_disk
 
-from radgaze.capture.errors import SessionBusyError, StoreWriteError
-from radgaze.capture.records import (
+from radgaze.capture.base.errors import SessionBusyError, StoreWriteError
+from radgaze.capture.base.records import (
     GAZE_DTYPE,
     GAZE_VALID,
     CaseAnnotation,
@@ -76,7 +76,7 @@ def _annotation(k: int) -> CaseAnnotation:
 # ------------------------------------------------------------------------------------------- one writer
 HOLDER = r"""
 import sys, time
-from radgaze.capture.records import DisplayGeometry, ImageRef
+from radgaze.capture.base.records import DisplayGeometry, ImageRef
 from radgaze.capture.store.session_file import SessionWriter
 w = SessionWriter(sys.argv[1], live=True)
 w.begin_case("c1", ImageRef(path="i.png", sha256="0" * 64, width=64, height=64), DisplayGeometry(), t_start=0.0)
@@ -186,8 +186,8 @@ def test_a_changed_attribute_is_caught_by_the_content_digest(tmp_path: Path):
 FILLER = r"""
 import sys
 import numpy as np
-from radgaze.capture.errors import StoreWriteError
-from radgaze.capture.records import (
+from radgaze.capture.base.errors import StoreWriteError
+from radgaze.capture.base.records import (
     GAZE_DTYPE,
     GAZE_VALID,
     CaseAnnotation,

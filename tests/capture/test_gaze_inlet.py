@@ -19,11 +19,11 @@ import numpy as np
 import pylsl
 import pytest
 
-from radgaze.capture.errors import DeviceError, StreamLayoutError
+from radgaze.capture.base.errors import DeviceError, StreamLayoutError
+from radgaze.capture.base.records import GAZE_GAP_BEFORE, GAZE_VALID, DisplayGeometry
 from radgaze.capture.live.gaze.discovery import find_gaze_streams, list_gaze_streams, resolve_gaze_stream
 from radgaze.capture.live.gaze.inlet import GazeChunk, GazeInlet, concat_chunks
 from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS
-from radgaze.capture.records import GAZE_GAP_BEFORE, GAZE_VALID, DisplayGeometry
 
 HERE = Path(__file__).resolve().parent
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from radgaze.capture.errors import ConfigError, StreamLayoutError
+from radgaze.capture.base.errors import ConfigError, StreamLayoutError
+from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.live.gaze.inlet import find_gaps, sort_chunk
 from radgaze.capture.live.gaze.layouts import (
     BUILTIN_LAYOUTS,
@@ -17,7 +18,6 @@ from radgaze.capture.live.gaze.layouts import (
     resolve_layout,
     to_gaze_records,
 )
-from radgaze.capture.records import GAZE_VALID, DisplayGeometry
 
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 NAN = np.nan

@@ -5,6 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from radgaze.capture.base.records import (
+    FIXATION_DTYPE,
+    GAZE_DTYPE,
+    GAZE_ON_IMAGE,
+    GAZE_VALID,
+    VIEW_DTYPE,
+    DisplayGeometry,
+    ImageRef,
+    Words,
+)
 from radgaze.capture.gazemath.align import HeatmapContext, LiveAligner, build_sentences, sentence_heatmap
 from radgaze.capture.gazemath.fixations import detect_fixations_idt, detect_fixations_ivt, fixations_from_gaze
 from radgaze.capture.gazemath.geometry import (
@@ -17,16 +27,6 @@ from radgaze.capture.gazemath.geometry import (
 )
 from radgaze.capture.gazemath.heatmap import mass_inside, reduce_to_patch_grid, render_heatmap
 from radgaze.capture.gazemath.pipeline import LivePipeline
-from radgaze.capture.records import (
-    FIXATION_DTYPE,
-    GAZE_DTYPE,
-    GAZE_ON_IMAGE,
-    GAZE_VALID,
-    VIEW_DTYPE,
-    DisplayGeometry,
-    ImageRef,
-    Words,
-)
 from radgaze.capture.store.session_file import SessionReader, SessionWriter, heatmap_grid
 
 DISPLAY = DisplayGeometry(

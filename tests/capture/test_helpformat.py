@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from radgaze.capture.helpformat import DefaultsOnceFormatter
+from radgaze.capture.base.helpformat import DefaultsOnceFormatter
 
 
 def _help(**kwargs) -> str:

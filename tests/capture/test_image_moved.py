@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from radgaze.capture.errors import ImageLoadError
+from radgaze.capture.base.errors import ImageLoadError
 from radgaze.capture.store.case_image import (
     IMAGES_ENV,
     case_image_problem,

@@ -26,7 +26,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from radgaze.capture.errors import ImageLoadError
+from radgaze.capture.base.errors import ImageLoadError
 from radgaze.capture.io.images import (
     MAX_PIXELS,
     LoadedImage,

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radgaze.capture.errors import ConfigError, ImportFormatError
+from radgaze.capture.base.errors import ConfigError, ImportFormatError
+from radgaze.capture.base.records import DisplayGeometry, Finding
 from radgaze.capture.importers.common import (
     display_from_options,
     ellipse_mask,
@@ -17,7 +18,6 @@ from radgaze.capture.importers.common import (
     read_table,
     spread_phrase,
 )
-from radgaze.capture.records import DisplayGeometry, Finding
 
 
 def test_read_table_numbers_flags_and_errors(tmp_path: Path):

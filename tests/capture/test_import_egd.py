@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radgaze.capture.errors import ImportFormatError
+from radgaze.capture.base.errors import ImportFormatError
+from radgaze.capture.base.records import GAZE_ON_IMAGE, GAZE_VALID
 from radgaze.capture.gazemath.heatmap import mass_inside
 from radgaze.capture.importers.common import ellipse_mask
 from radgaze.capture.importers.egd import EGD_DISPLAY, import_egd, padded_view
-from radgaze.capture.records import GAZE_ON_IMAGE, GAZE_VALID
 from radgaze.capture.store.session_file import SessionReader, describe_session
 
 W_IMG, H_IMG = 800, 1000

@@ -13,7 +13,8 @@ from PIL import Image
 from test_fixations_live import run_live
 
 from radgaze.app.cli import main as radgaze_main
-from radgaze.capture.errors import ImportFormatError
+from radgaze.capture.base.errors import ImportFormatError
+from radgaze.capture.base.records import GAZE_VALID
 from radgaze.capture.gazemath.geometry import fit_view
 from radgaze.capture.importers.eyelink import (
     PPD_FROM_END_LINES,
@@ -26,7 +27,6 @@ from radgaze.capture.importers.eyelink import (
     split_trials,
 )
 from radgaze.capture.importers.eyelink_files import EVENT_FIXATION, read_asc, read_edf
-from radgaze.capture.records import GAZE_VALID
 from radgaze.capture.store.session_file import describe_session, open_session
 
 if importlib.util.find_spec("eyelinkio") is None:

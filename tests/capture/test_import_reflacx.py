@@ -12,7 +12,16 @@ import pytest
 
 from radgaze.capture.annotation.check import annotation_problems
 from radgaze.capture.annotation.labels import load_label_set
-from radgaze.capture.errors import ConfigError, ImportFormatError
+from radgaze.capture.base.errors import ConfigError, ImportFormatError
+from radgaze.capture.base.records import (
+    GAZE_ON_IMAGE,
+    GAZE_VALID,
+    VIEW_FIT,
+    VIEW_WINDOW,
+    VIEW_ZOOM,
+    LabelChoice,
+    Shape,
+)
 from radgaze.capture.gazemath.heatmap import mass_inside
 from radgaze.capture.importers.common import read_table
 from radgaze.capture.importers.reflacx import (
@@ -22,15 +31,6 @@ from radgaze.capture.importers.reflacx import (
     view_timeline,
 )
 from radgaze.capture.importers.reflacx_annotation import metadata_choices, read_ellipses
-from radgaze.capture.records import (
-    GAZE_ON_IMAGE,
-    GAZE_VALID,
-    VIEW_FIT,
-    VIEW_WINDOW,
-    VIEW_ZOOM,
-    LabelChoice,
-    Shape,
-)
 from radgaze.capture.store.session_file import SessionReader, describe_session
 
 W_IMG, H_IMG = 1000, 1200

@@ -12,11 +12,11 @@ from xml.sax.saxutils import escape
 import numpy as np
 import pytest
 
-from radgaze.capture.errors import ConfigError, ImportFormatError
+from radgaze.capture.base.errors import ConfigError, ImportFormatError
+from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.gazemath.heatmap import mass_inside
 from radgaze.capture.importers.common import ellipse_mask
 from radgaze.capture.importers.xdf import MAX_WORD_S, import_xdf, parse_word_samples
-from radgaze.capture.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.store.session_file import SessionReader, describe_session
 
 W_IMG, H_IMG = 800, 1000

@@ -122,7 +122,7 @@ def _session(tmp_path: Path, *, broken_heatmap: bool = False) -> Path:
     store = pytest.importorskip(
         "radgaze.capture.store.session_file", reason="capture/store/session_file.py is not there yet"
     )
-    from radgaze.capture.records import DisplayGeometry, ImageRef
+    from radgaze.capture.base.records import DisplayGeometry, ImageRef
 
     path = tmp_path / "s.h5"
     with store.SessionWriter(path, reader_id="r01") as writer:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radgaze.capture.records import DisplayGeometry, ImageRef, Words
+from radgaze.capture.base.records import DisplayGeometry, ImageRef, Words
 from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
 
 SAID = [("The", 11.0), ("heart", 11.3), ("is", 11.6), ("enlarged.", 11.8), ("No", 13.0), ("effusion.", 13.3)]

@@ -8,7 +8,7 @@ from PIL import Image
 from test_bridges import write_bridge_xdf
 
 from radgaze.app.cli import main
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 from radgaze.capture.gazemath.fixations import (
     IVT_WINDOW_S,
     fixation_params,

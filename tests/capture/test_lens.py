@@ -6,7 +6,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 from radgaze.capture.gazemath.lens import RadialLens
 
 pytest.importorskip("zmq", reason="pyzmq is not installed (pip install 'radgaze[headmounted]')")

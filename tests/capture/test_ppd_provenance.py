@@ -12,6 +12,7 @@ from bridges import plans_for
 from PIL import Image
 from test_bridges import write_bridge_xdf
 
+from radgaze.capture.base.records import DisplayGeometry
 from radgaze.capture.importers.xdf import PPD_FROM_TRACKER, import_xdf
 from radgaze.capture.io.display import (
     DISTANCE_ASSUMED,
@@ -22,7 +23,6 @@ from radgaze.capture.io.display import (
     ppd_screen,
 )
 from radgaze.capture.live.record import PPD_FROM_TRACKER_LIVE
-from radgaze.capture.records import DisplayGeometry
 from radgaze.capture.store.session_file import SessionReader
 
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 600.0)

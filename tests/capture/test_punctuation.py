@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from radgaze.capture.base.records import Words
 from radgaze.capture.gazemath.punctuation import (
     PARAGRAPH,
     apply_dictated_punctuation,
@@ -16,7 +17,6 @@ from radgaze.capture.gazemath.punctuation import (
     normalize_token,
     split_sentences,
 )
-from radgaze.capture.records import Words
 
 
 def _texts(rows):

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.io.display import ppd_screen
-from radgaze.capture.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.store.session_file import SessionReader
 
 pytest.importorskip(

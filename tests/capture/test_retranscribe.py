@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from radgaze.capture.base.records import FIXATION_DTYPE, Audio, CaseRecord, DisplayGeometry, ImageRef, Words
 from radgaze.capture.gazemath.align import HeatmapContext, build_sentences, sentence_heatmaps
 from radgaze.capture.gazemath.correction import correct_case, edits_from_text
 from radgaze.capture.live.retranscribe import word_diff
-from radgaze.capture.records import FIXATION_DTYPE, Audio, CaseRecord, DisplayGeometry, ImageRef, Words
 from radgaze.capture.store import inspect_cmd
 from radgaze.capture.store.session_file import (
     HEATMAPS_FROM,

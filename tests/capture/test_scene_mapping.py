@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from radgaze.capture.base.records import DisplayGeometry
 from radgaze.capture.gazemath.surface import (
     apply_homography,
     corner_markers,
@@ -20,7 +21,6 @@ from radgaze.capture.gazemath.surface import (
     scene_to_screen,
 )
 from radgaze.capture.io.display import ppd_screen
-from radgaze.capture.records import DisplayGeometry
 
 pytest.importorskip(
     "pupil_apriltags", reason="pupil-apriltags is not installed (pip install 'radgaze[headmounted]')"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from radgaze.capture.base.records import FIXATION_DTYPE
 from radgaze.capture.gazemath.second_look import (
     ZONE_NAMES,
     SecondLookLog,
@@ -18,7 +19,6 @@ from radgaze.capture.gazemath.second_look import (
     second_look_from_stored,
     shown_at,
 )
-from radgaze.capture.records import FIXATION_DTYPE
 
 PPD = 40.0  # image px per degree: UFOV radius 100 px, cluster radius 40 px
 W = H = 1024
@@ -145,7 +145,7 @@ def test_the_arm_is_a_seeded_coin_per_case_and_on_off_are_constant():
 
 
 def test_a_second_look_is_stored_once_in_a_closed_case_and_read_back(tmp_path):
-    from radgaze.capture.records import VIEW_DTYPE, DisplayGeometry, ImageRef
+    from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef
     from radgaze.capture.store.second_look import read_second_looks
     from radgaze.capture.store.session_file import SessionWriter
 

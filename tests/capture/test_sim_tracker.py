@@ -10,12 +10,12 @@ import time
 import numpy as np
 import pytest
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 from radgaze.capture.gazemath.scanpath import synthetic_scanpath
 from radgaze.capture.live.gaze.discovery import describe_info, find_gaze_streams, resolve_gaze_stream
 from radgaze.capture.live.gaze.inlet import GazeInlet, concat_chunks
 from radgaze.capture.live.sim_tracker import SimTracker, parse_display, resample_indices
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 
@@ -120,7 +120,7 @@ def test_builtin_scanpath_is_on_screen_with_blinks():
 
 
 def test_sim_tracker_cli_replays_a_session_file(tmp_path):
-    from radgaze.capture.records import ImageRef
+    from radgaze.capture.base.records import ImageRef
     from radgaze.capture.store.session_file import SessionWriter
 
     display = DisplayGeometry(1280, 1024, 376.0, 301.0, 650.0)

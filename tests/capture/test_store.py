@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from radgaze.capture.errors import SessionFormatError
-from radgaze.capture.records import (
+from radgaze.capture.base.errors import SessionFormatError
+from radgaze.capture.base.records import (
     FIXATION_DTYPE,
     GAZE_DTYPE,
     GAZE_VALID,
@@ -233,7 +233,7 @@ def test_writer_rejects_wrong_shapes(tmp_path: Path):
 
 WRITER_SCRIPT = r"""
 import sys, time, numpy as np
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
 from radgaze.capture.store.session_file import SessionWriter
 path, n_done = sys.argv[1], int(sys.argv[2])
 img = ImageRef(path="img.png", sha256="0" * 64, width=640, height=480)
@@ -335,7 +335,7 @@ def test_fuzzed_session_files_raise_only_the_typed_error(tmp_path, session_bytes
 
 TRANSITION_WRITER = r"""
 import sys, numpy as np
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
 from radgaze.capture.store.session_file import SessionWriter
 w = SessionWriter(sys.argv[1], live=True, flush_interval_s=0.05)
 img = ImageRef(path="img.png", sha256="0" * 64, width=640, height=480)

@@ -18,7 +18,7 @@ import pytest
 
 from radgaze.capture.annotation.check import annotation_problems, missing_localisations
 from radgaze.capture.annotation.labels import load_label_set
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     GAZE_DTYPE,
     GAZE_VALID,
     CaseAnnotation,
@@ -210,7 +210,7 @@ def test_label_set_checks_name_each_problem():
 WRITER = r"""
 import sys, time
 import numpy as np
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, CaseAnnotation, DisplayGeometry, ImageRef, LabelChoice, Shape, Words
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, CaseAnnotation, DisplayGeometry, ImageRef, LabelChoice, Shape, Words
 from radgaze.capture.store.session_file import SessionWriter
 image = ImageRef(path="img.png", sha256="ab" * 32, width=2000, height=1600)
 w = SessionWriter(sys.argv[1], live=True)

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
 from radgaze.capture.store import inspect_cmd
 from radgaze.capture.store.session_file import (
     CASE_DATASETS,

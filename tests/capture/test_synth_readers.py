@@ -113,9 +113,9 @@ def test_mark_rates_count_cases_whose_overlay_marks_exactly_the_miss():
 
 def test_the_readers_labels_are_scored_against_a_reference_readers_labels(tmp_path, capsys):
     """The same synthetic cases in two folders: the trial's (annotated by the reader) and an expert's."""
-    from radgaze.capture.errors import ConfigError
+    from radgaze.capture.base.errors import ConfigError
+    from radgaze.capture.base.records import CaseAnnotation, LabelChoice
     from radgaze.capture.gazemath.second_look_trial import main as analyze
-    from radgaze.capture.records import CaseAnnotation, LabelChoice
     from radgaze.capture.store.session_file import SessionReader, annotate_session_file
     from radgaze.capture.synth.session import write_synthetic_sessions
     from radgaze.capture.synth.trial import TrialOptions

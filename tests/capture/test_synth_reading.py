@@ -6,9 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from radgaze.capture.gazemath.fixations import fixations_from_gaze
-from radgaze.capture.gazemath.geometry import fit_view, ppd_screen
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     GAZE_GAP_BEFORE,
     GAZE_ON_IMAGE,
     GAZE_VALID,
@@ -16,6 +14,8 @@ from radgaze.capture.records import (
     VIEW_ZOOM,
     DisplayGeometry,
 )
+from radgaze.capture.gazemath.fixations import fixations_from_gaze
+from radgaze.capture.gazemath.geometry import fit_view, ppd_screen
 from radgaze.capture.synth.reading import Dwell, GazeParams, plan_fixations, render_gaze
 
 SIZE = 1024

@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 import pytest
 
+from radgaze.capture.base.records import CaseRecord, Words
 from radgaze.capture.gazemath.align import sentence_heatmaps, sentence_spans
 from radgaze.capture.gazemath.correction import (
     MIN_TYPED_WORD_S,
@@ -28,7 +29,6 @@ from radgaze.capture.gazemath.correction import (
     edit_from_json,
     edit_to_json,
 )
-from radgaze.capture.records import CaseRecord, Words
 from radgaze.capture.store import inspect_cmd
 from radgaze.capture.store.session_file import (
     CORRECTION_IN_USE,
@@ -191,7 +191,7 @@ def test_findings_follow_their_sentence_when_a_correction_merges_or_deletes_sent
 ):
     from dataclasses import replace
 
-    from radgaze.capture.records import Finding
+    from radgaze.capture.base.records import Finding
 
     spans = _spans(case)
     assert len(spans) >= 4 and case.findings, "need findings named by sentences"

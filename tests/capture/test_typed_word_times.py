@@ -11,10 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, HeatmapContext, build_sentences
-from radgaze.capture.gazemath.correction import MIN_TYPED_WORD_S, correct_case, edits_from_text
-from radgaze.capture.gazemath.speech import case_speech_t_lsl, vad_speech_s
-from radgaze.capture.records import (
+from radgaze.capture.base.records import (
     FIXATION_DTYPE,
     VIEW_CASE,
     VIEW_DTYPE,
@@ -24,6 +21,9 @@ from radgaze.capture.records import (
     ImageRef,
     Words,
 )
+from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, HeatmapContext, build_sentences
+from radgaze.capture.gazemath.correction import MIN_TYPED_WORD_S, correct_case, edits_from_text
+from radgaze.capture.gazemath.speech import case_speech_t_lsl, vad_speech_s
 from radgaze.capture.store.session_file import SessionReader, SessionWriter
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")

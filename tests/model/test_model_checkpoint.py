@@ -8,7 +8,7 @@ import pytest
 import torch
 from model_batches import make_model_batch
 
-from radgaze.capture.errors import CheckpointError
+from radgaze.capture.base.errors import CheckpointError
 from radgaze.model.checkpoint import load_checkpoint, read_config, read_metrics, save_checkpoint
 from radgaze.model.config import ModelConfig
 from radgaze.model.egma import EGMAModel

@@ -7,7 +7,7 @@ import pytest
 import torch
 from model_batches import REPORTS, make_model_batch
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 from radgaze.model import eclip as ec
 from radgaze.model import losses as L
 from radgaze.model.config import LossConfig, ModelConfig

@@ -6,7 +6,7 @@ import pytest
 import torch
 from model_batches import REPORTS, make_model_batch
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 from radgaze.model.config import LossConfig, ModelConfig
 from radgaze.model.egma import EGMAModel
 from radgaze.model.tiny_bert import make_tiny_bert_dir
@@ -133,7 +133,7 @@ def test_tiny_bert_dir_loads_as_local_text_encoder(tmp_path):
 
 
 def test_missing_local_text_encoder_is_a_checkpoint_error(tmp_path):
-    from radgaze.capture.errors import CheckpointError
+    from radgaze.capture.base.errors import CheckpointError
 
     cfg = ModelConfig.from_dict(
         {**_tiny_dict(), "text_encoder": str(tmp_path / "nope"), "local_files_only": True}

@@ -19,7 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from radgaze.capture.errors import CheckpointError
+from radgaze.capture.base.errors import CheckpointError
 from radgaze.model.config import ModelConfig
 from radgaze.model.egma import EGMAModel
 from radgaze.model.encoders import ImageEncoder, TextEncoder

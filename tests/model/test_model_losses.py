@@ -315,7 +315,7 @@ def test_default_total_is_the_papers_egf_plus_egm():
     ],
 )
 def test_loss_options_are_validated(loss, name):
-    from radgaze.capture.errors import ConfigError
+    from radgaze.capture.base.errors import ConfigError
     from radgaze.model.config import ModelConfig
 
     with pytest.raises(ConfigError, match=name):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 from radgaze.model.zeroshot import load_prompts, retrieval_precision_at_k, text_embeddings, zero_shot_scores
 
 

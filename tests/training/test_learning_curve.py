@@ -128,7 +128,7 @@ def test_cuda_preset_refuses_without_a_gpu(tmp_path: Path):
 
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
-    from radgaze.capture.errors import ConfigError
+    from radgaze.capture.base.errors import ConfigError
     from radgaze.training.experiment import main
 
     with pytest.raises(ConfigError, match="CUDA"):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 from radgaze.training.config import PRESETS, TrainConfig, load_config, parse_override
 
 

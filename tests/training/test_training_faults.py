@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.capture.base.errors import CheckpointError, ConfigError
 from radgaze.training.config import load_config
 
 

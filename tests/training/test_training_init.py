@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from radgaze.capture.errors import CheckpointError
+from radgaze.capture.base.errors import CheckpointError
 
 
 def _medclip_dir(tmp_path):

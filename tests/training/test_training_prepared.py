@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 from radgaze.training import data as tdata
 from radgaze.training import prepared as tprep
 from radgaze.training.config import load_config

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from radgaze.capture.records import CaseAnnotation, LabelChoice, Shape
+from radgaze.capture.base.records import CaseAnnotation, LabelChoice, Shape
 from radgaze.capture.store.session_file import SessionReader, SessionWriter
 from radgaze.capture.synth.session import write_synthetic_sessions
 from radgaze.training import data as tdata
@@ -17,7 +17,7 @@ from radgaze.training.config import DataConfig
 
 
 def test_case_labels_are_the_readers_when_annotated():
-    from radgaze.capture.records import CaseRecord, DisplayGeometry, ImageRef
+    from radgaze.capture.base.records import CaseRecord, DisplayGeometry, ImageRef
 
     rec = CaseRecord(
         "c", ImageRef("x.png", "0" * 64, 10, 10), DisplayGeometry(), 0.0, 1.0, labels=["cardiomegaly"]

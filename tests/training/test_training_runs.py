@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from radgaze.capture.errors import CheckpointError, ConfigError
+from radgaze.capture.base.errors import CheckpointError, ConfigError
 from radgaze.training.runs import (
     POINTER_NAME,
     check_run_dir,

@@ -101,7 +101,7 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(synth_sessions, 
 
 
 def test_resume_without_a_state_is_a_checkpoint_error(synth_sessions, tmp_path):
-    from radgaze.capture.errors import CheckpointError
+    from radgaze.capture.base.errors import CheckpointError
     from radgaze.training.trainer import train
 
     with pytest.raises(CheckpointError, match="cannot resume"):

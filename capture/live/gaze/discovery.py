@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 
 import pylsl
 
-from radgaze.capture.errors import DeviceError, RadgazeError
+from radgaze.capture.base.errors import DeviceError, RadgazeError
 from radgaze.capture.live.gaze.layouts import StreamDescription, resolve_layout
 
 GAZE_TYPES = ("gaze", "eyetracker")

@@ -24,7 +24,16 @@ from pathlib import Path
 import numpy as np
 import pylsl
 
-from radgaze.capture.errors import DeviceError
+from radgaze.capture.base.errors import DeviceError
+from radgaze.capture.base.records import (
+    CLOCK_EVENT_DTYPE,
+    CLOCK_STEP_OFFSET,
+    GAP_DTYPE,
+    GAZE_DTYPE,
+    GAZE_GAP_BEFORE,
+    GAZE_VALID,
+    DisplayGeometry,
+)
 from radgaze.capture.gazemath.binocular import BinocularCombiner, disagreement_warning
 from radgaze.capture.gazemath.clock import ClockState, correct_clock_steps
 from radgaze.capture.io.display import ppd_screen
@@ -35,15 +44,6 @@ from radgaze.capture.live.gaze.layouts import (
     resolve_layout,
     to_gaze_records,
     tracker_ppd,
-)
-from radgaze.capture.records import (
-    CLOCK_EVENT_DTYPE,
-    CLOCK_STEP_OFFSET,
-    GAP_DTYPE,
-    GAZE_DTYPE,
-    GAZE_GAP_BEFORE,
-    GAZE_VALID,
-    DisplayGeometry,
 )
 
 # A gap is a silence longer than both of these: 20 nominal sample periods and 100 ms. Tracker jitter and

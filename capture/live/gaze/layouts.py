@@ -8,7 +8,7 @@ through the XDF Gaze meta-data convention (channel ``type`` ScreenX / ScreenY / 
 left / right / both, ``unit`` normalized / pixels), or through a user TOML/JSON file naming the channels.
 
 Everything here is pure (numpy + the standard library): no pylsl, no threads. Screen coordinates out are
-pixels of the display, origin top-left, y down (capture/records.py). Binocular samples combine by validity:
+pixels of the display, origin top-left, y down (capture/base/records.py). Binocular samples combine by validity:
 the mean of the valid eyes, else the one valid eye corrected by half the eyes' last offset (no jump when an eye
 drops out; capture/gazemath/binocular.py), else the sample is invalid (coordinates NaN, the row kept,
 ``GAZE_VALID`` unset). An eye is absent (never averaged in) when its point is NaN, a bridge's missing-value
@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from radgaze.assets import asset_text
-from radgaze.capture.errors import ConfigError, StreamLayoutError
+from radgaze.capture.base.errors import ConfigError, StreamLayoutError
+from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 from radgaze.capture.gazemath.binocular import BinocularCombiner
 from radgaze.capture.gazemath.plausible import on_screen
 from radgaze.capture.io.display import ppd_screen
-from radgaze.capture.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 
 NORMALIZED, PIXELS = "normalized", "pixels"
 # Units the bridges really write for screen coordinates: Tobii's app "screencoords" (its display-area

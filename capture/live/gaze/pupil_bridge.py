@@ -25,9 +25,10 @@ import numpy as np
 import pylsl
 import zmq
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
+from radgaze.capture.base.helpformat import DefaultsOnceFormatter
+from radgaze.capture.base.records import DisplayGeometry
 from radgaze.capture.gazemath.surface import MIN_MARKERS, ScreenMarker, corner_markers
-from radgaze.capture.helpformat import DefaultsOnceFormatter
 from radgaze.capture.io.display import display_from_options
 from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS, encode_samples
 from radgaze.capture.live.gaze.pupil_core import (
@@ -46,7 +47,6 @@ from radgaze.capture.live.gaze.pupil_core import (
 from radgaze.capture.live.gaze.scene_mapper import MappedGaze, SceneGazeMapper, SurfaceGazeMapper
 from radgaze.capture.live.scene_markers import OVERLAY_CELL_PX, OVERLAY_MARGIN_PX, MarkerDetector
 from radgaze.capture.live.sim_tracker import make_stream_info
-from radgaze.capture.records import DisplayGeometry
 
 STREAM_NAME = "radgaze-pupil-core"
 STARTUP_S = 5.0  # for Pupil Remote's answer, gaze and scene frames; then the stream is published

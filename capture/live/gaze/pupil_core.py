@@ -26,7 +26,7 @@ import numpy as np
 import pylsl
 import zmq
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 from radgaze.capture.gazemath.lens import RadialLens
 
 DEFAULT_REMOTE = "127.0.0.1:50020"  # Pupil Capture's default Pupil Remote port (preferred_remote_port)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from radgaze.capture.errors import ConfigError
+from radgaze.capture.base.errors import ConfigError
 from radgaze.capture.gazemath.lens import RadialLens
 from radgaze.capture.gazemath.surface import (
     MIN_MARKERS,
