@@ -63,7 +63,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("radgaze.training.evaluate", "evaluate a run: zero-shot, retrieval, attention agreement"),
     "experiment": ("radgaze.training.experiment", "experiments: gaze-ablation | learning-curve"),
     "analyze": (
-        "radgaze.capture.gazemath.second_look_trial",
+        "radgaze.capture.analysis.cli",
         "analyses: second-look (the trial per arm: added findings, sensitivity, FP/image)",
     ),
     "bench": ("radgaze.app.bench_cmd", "benchmarks: capture | viewer | model | store | data | train"),

@@ -250,7 +250,7 @@ class LiveSession:
             getattr(self, f"_on_{kind}")(payload)
 
     def _on_begin_case(self, payload) -> None:
-        from radgaze.capture.store.session_file import heatmap_grid
+        from radgaze.capture.gazemath.heatmap import heatmap_grid
 
         case_id, image, view, labels, attrs = payload
         self.loop.begin_case(case_id, image, view, labels=labels, attrs=attrs)  # an open case closes first

@@ -98,7 +98,7 @@ def case_heatmap(record: CaseRecord) -> np.ndarray | None:
         h, w = record.heatmaps.shape[1:]
         grid = (int(h), int(w), float(record.heatmap_scale))
     else:
-        from radgaze.capture.store.session_file import heatmap_grid
+        from radgaze.capture.gazemath.heatmap import heatmap_grid
 
         grid = heatmap_grid(max(record.image.width, 1), max(record.image.height, 1))
     ppd = fx["ppd_img"].astype(np.float64)

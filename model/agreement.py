@@ -4,7 +4,7 @@ The one implementation that ``radgaze review`` (its table, typed-text queries an
 (``attention_cc``, ``attention_nss``, ``pointing_game`` and ``--sentences-csv``) both call; docs/agreement.md
 says why the grid and the shape rule are these.
 
-Everything is computed on the session's heatmap grid (``radgaze.capture.store.session_file.heatmap_grid``: long side
+Everything is computed on the session's heatmap grid (``radgaze.capture.gazemath.heatmap.heatmap_grid``: long side
 512 px, ``scale`` image px per heatmap px), where the radiologist's sentence heatmaps are stored:
 
 * the model's map of a sentence (:func:`model_maps_on_grid`, :func:`grid_attention`): the model's attention on

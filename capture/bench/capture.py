@@ -7,7 +7,7 @@
   1.5 s after connecting are sent as invalid warm-up samples and kept out of the latency figures (liblsl holds
   the first ~0.6 s of a new connection while it measures the clock offset); they are reported as
   ``ingest_connect_delay_max_ms`` and count for lost samples.
-- heatmap latency: time from a sentence's final words entering the recorder's pipeline (radgaze.capture.gazemath.pipeline:
+- heatmap latency: time from a sentence's final words entering the recorder's pipeline (radgaze.capture.live.pipeline:
   fixations -> LiveAligner -> SessionWriter, live SWMR) to its heatmap in the file, flushed; null when
   those are not installed.
 - heatmaps/s: radgaze.capture.gazemath.heatmap.render_heatmap at 512x512 with 20 fixations, one thread (a child process with
@@ -174,8 +174,7 @@ def bench_heatmaps_per_s_one_thread(seconds: float = 2.0) -> tuple[float | None,
 def bench_heatmaps_per_s(seconds: float = 2.0, seed: int = 0) -> tuple[float | None, str | None]:
     """render_heatmap calls per second at 512x512 with 20 fixations in this thread, or (None, why)."""
     try:
-        from radgaze.capture.gazemath.heatmap import render_heatmap
-        from radgaze.capture.store.session_file import heatmap_grid
+        from radgaze.capture.gazemath.heatmap import heatmap_grid, render_heatmap
     except ImportError as exc:
         return None, f"radgaze.capture.gazemath.heatmap not available ({exc})"
     rng = np.random.default_rng(seed)
@@ -200,15 +199,15 @@ def bench_heatmap_latency(n_sentences: int = 40) -> tuple[dict | None, str | Non
     """Latency (ms) from a sentence's last word final to its heatmap stored, or (None, why)."""
     try:
         from radgaze.capture.gazemath.geometry import fit_view
-        from radgaze.capture.gazemath.pipeline import LivePipeline
+        from radgaze.capture.live.pipeline import LivePipeline
         from radgaze.capture.store.session_file import SessionWriter
     except ImportError as exc:
-        return None, f"radgaze.capture.gazemath.pipeline (LiveAligner + SessionWriter) not available ({exc})"
+        return None, f"radgaze.capture.live.pipeline (LiveAligner + SessionWriter) not available ({exc})"
     return _measure_live_pipeline(LivePipeline, SessionWriter, fit_view, n_sentences), None
 
 
 def _measure_live_pipeline(live_pipeline, session_writer, fit_view, n_sentences: int) -> dict:
-    """The recorder's own path (radgaze.capture.gazemath.pipeline.LivePipeline on a live SWMR session file): screen gaze in
+    """The recorder's own path (radgaze.capture.live.pipeline.LivePipeline on a live SWMR session file): screen gaze in
     10 ms chunks runs ahead of the words, as it does when ASR lags speech; for each sentence its final words
     go in and the clock stops when its heatmap is appended to the file, and again after a flush (what a
     reader of the live file can see). Gaze is the built-in scanpath, 250 Hz; sentences ~ 3.3 s apart."""

@@ -13,9 +13,8 @@ import numpy as np
 
 from radgaze.capture.base.records import FIXATION_DTYPE, CaseRecord, DisplayGeometry, Sentences, Words
 from radgaze.capture.gazemath.geometry import shown_rect, view_index
-from radgaze.capture.gazemath.heatmap import SIGMA_DEG, render_heatmap
+from radgaze.capture.gazemath.heatmap import SIGMA_DEG, heatmap_grid, render_heatmap
 from radgaze.capture.gazemath.punctuation import content_span, split_sentences
-from radgaze.capture.store.session_file import heatmap_grid
 
 # Speakers fixate what they are about to name about 0.9 s before naming it (Griffin & Bock 2000, "What the eyes
 # say about speaking"); radiologists look before they speak, so a 1 s lead is the default (configurable).

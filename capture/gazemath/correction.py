@@ -28,9 +28,9 @@ import numpy as np
 
 from radgaze.capture.base.records import CaseRecord, Sentences, TranscriptCorrection, Words
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, HeatmapContext, sentence_heatmap, sentence_spans
+from radgaze.capture.gazemath.findings import findings_on
 from radgaze.capture.gazemath.heatmap import SIGMA_DEG
 from radgaze.capture.gazemath.speech import case_speech_t_lsl
-from radgaze.capture.store.findings import findings_on
 
 TYPED_PROBABILITY = 1.0  # probability of a word the reader typed
 # Shortest time a typed word is given: about one short syllable (syllables of conversational English last

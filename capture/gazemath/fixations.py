@@ -9,7 +9,7 @@ Defaults and their sources:
 Both return ``(start_idx, end_idx)`` pairs, inclusive, into the sample arrays.
 
 I-VT runs in stages (:func:`ivt_velocity_deg_s`, :func:`ivt_runs`, :func:`merge_runs`) that the live detector
-(capture/gazemath/pipeline.py) calls on a sliding buffer, and I-DT is one resumable scan (:func:`idt_scan`), so
+(capture/gazemath/live_fixations.py) calls on a sliding buffer, and I-DT is one resumable scan (:func:`idt_scan`), so
 live and batch detection give the same fixations.
 """
 

@@ -12,6 +12,18 @@ from __future__ import annotations
 import numpy as np
 
 SIGMA_DEG = 1.0  # REFLACX heatmaps: sigma = 1 degree of visual angle (Bigolin Lanfredi et al. 2022)
+HEATMAP_MAX_SIDE = (
+    512  # stored heatmap resolution (long side); 512 px keeps a 1-deg sigma >= ~5 px at 2k images
+)
+
+
+def heatmap_grid(width_px: int, height_px: int) -> tuple[int, int, float]:
+    """Stored heatmap shape for an image: ``(h_hm, w_hm, scale)``, long side :data:`HEATMAP_MAX_SIDE` (never
+    upsampled), ``scale`` = image px per heatmap px."""
+    if width_px <= 0 or height_px <= 0:
+        raise ValueError(f"image size must be positive, got {width_px}x{height_px}")
+    scale = max(1.0, max(width_px, height_px) / HEATMAP_MAX_SIDE)
+    return max(1, round(height_px / scale)), max(1, round(width_px / scale)), float(scale)
 
 
 def _axis_weights(
@@ -42,7 +54,7 @@ def render_heatmap(
         x_img_px, y_img_px: (k,) fixation centres in image pixels.
         weight_s: (k,) weights, normally fixation durations in seconds (non-positive ones are ignored).
         sigma_img_px: scalar or (k,) Gaussian sigma in image pixels.
-        grid: ``(h_hm, w_hm, scale)`` from :func:`radgaze.capture.store.session_file.heatmap_grid`; scale = image px per map px.
+        grid: ``(h_hm, w_hm, scale)`` from :func:`radgaze.capture.gazemath.heatmap.heatmap_grid`; scale = image px per map px.
         shown: the visible image rectangle ``(x0, y0, x1, y1)`` in image px, one for all or (k, 4) per fixation;
             None = the whole image.
 

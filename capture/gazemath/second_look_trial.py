@@ -18,16 +18,10 @@ not negated ("no", "not", "without"): a rule for the synthetic reports' phrasing
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
-import sys
-from dataclasses import asdict, dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass, replace
 
 import numpy as np
-
-from radgaze.capture.base.errors import ConfigError
 
 NORMAL_LABEL = "normal radiograph"
 FINDING_WORDS = (
@@ -100,20 +94,6 @@ def abnormal_labels(annotation) -> set[str]:
     return {label for label in present_labels(annotation.labels) if label.casefold() != NORMAL_LABEL}
 
 
-def reference_truth(paths: list[Path]) -> dict[str, set[str]]:
-    """{case key: abnormal labels present} of every case a reference reader annotated (an expert's labels)."""
-    from radgaze.capture.store.session_file import SessionReader
-
-    out = {}
-    for path in paths:
-        with SessionReader(path) as reader:
-            for case_id in reader.case_ids:
-                case = reader.case(case_id)
-                if case.annotation is not None and case.annotation.labels:
-                    out[case_key(case)] = abnormal_labels(case.annotation)
-    return out
-
-
 def with_reference(outcome: CaseOutcome, case, truth: set[str] | None) -> CaseOutcome:
     """The outcome scored against a reference's labels (the reader's own labels, given at sign-off after the
     second look in both arms): true labels found, labels the reference does not give (false positives)."""
@@ -128,28 +108,6 @@ def with_reference(outcome: CaseOutcome, case, truth: set[str] | None) -> CaseOu
         n_false=len(given - truth),
         truth="reference",
     )
-
-
-def session_outcomes(paths: list[Path], reference: dict | None = None) -> tuple[list[CaseOutcome], int]:
-    """Outcomes of every case with a second look in ``paths`` (scored against ``reference`` labels where it
-    has the case: reference_truth); and how many cases had none (skipped)."""
-    from radgaze.capture.store.second_look import read_second_looks
-    from radgaze.capture.store.session_file import SessionReader
-
-    out, skipped = [], 0
-    for path in paths:
-        stored = read_second_looks(path)
-        with SessionReader(path) as reader:
-            for case_id in reader.case_ids:
-                if case_id not in stored:
-                    skipped += 1
-                    continue
-                case = reader.case(case_id)
-                outcome = case_outcome(str(path), case, stored[case_id])
-                if reference is not None:
-                    outcome = with_reference(outcome, case, reference.get(case_key(case)))
-                out.append(outcome)
-    return out, skipped
 
 
 def _sensitivity(cases: list[CaseOutcome]) -> float:
@@ -243,62 +201,3 @@ def table_lines(table: dict, skipped: int) -> list[str]:
         f"the reader's labels) in the cases with truth. Cases without a second look: {skipped}"
     )
     return lines
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="radgaze analyze second-look",
-        description="The second-look trial per arm: findings added after the second look and, where the cases "
-        "have truth (synthetic findings), sensitivity and false positives per image with bootstrap 95%% CIs.",
-        epilog="example: radgaze synth /tmp/t --cases 40 --reader mixed --second-look random && "
-        "radgaze analyze second-look /tmp/t",
-    )
-    p.add_argument("sessions", nargs="+", type=Path, help="session files or folders of them")
-    p.add_argument(
-        "--reference",
-        type=Path,
-        action="append",
-        default=None,
-        help="session files or folders whose annotations are the truth (an expert's labels, matched by image "
-        "sha256): sensitivity and false positives of the reader's labels; repeat for several",
-    )
-    p.add_argument("--boot", type=int, default=N_BOOT, help="bootstrap resamples")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "second-look":
-        raise ConfigError(
-            f"radgaze analyze: expected the analysis 'second-look', got {argv[:1] or 'nothing'}"
-        )
-    args = build_parser().parse_args(argv[1:])
-    from radgaze.capture.store.session_file import list_sessions
-
-    paths = [q for p in args.sessions for q in (list_sessions(p) if p.is_dir() else [p])]
-    if not paths:
-        raise ConfigError(
-            f"radgaze analyze second-look: expected session files (*.h5), found none in {args.sessions}"
-        )
-    reference = None
-    if args.reference:
-        ref_paths = [q for p in args.reference for q in (list_sessions(p) if p.is_dir() else [p])]
-        reference = reference_truth(ref_paths)
-        if not reference:
-            raise ConfigError(
-                f"--reference: expected annotated cases (labels) in {[str(p) for p in args.reference]}, found none"
-            )
-    outcomes, skipped = session_outcomes(paths, reference)
-    if not outcomes:
-        raise ConfigError(
-            f"radgaze analyze second-look: expected cases with a second look (recorded with --second-look or "
-            f"synthesised with synth --second-look), found none in {len(paths)} session file(s)"
-        )
-    table = trial_table(outcomes, seed=args.seed, n_boot=args.boot)
-    if args.json:
-        print(json.dumps({**table, "cases": [asdict(c) for c in outcomes], "skipped": skipped}, indent=2))
-    else:
-        print("\n".join(table_lines(table, skipped)))
-    return 0

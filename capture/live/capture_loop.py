@@ -3,7 +3,7 @@ the record window (``radgaze.app.live.LiveSession``, which adds only the window'
 
 The loop runs on one thread, the only user of the session writer. Each :meth:`CaptureLoop.step` drains the
 sources' queues — audio blocks (fed to the ASR worker and stored), the ASR's final words, gaze chunks from the
-LSL inlet thread — into the :class:`~radgaze.capture.gazemath.pipeline.LivePipeline` of the open case, which maps
+LSL inlet thread — into the :class:`~radgaze.capture.live.pipeline.LivePipeline` of the open case, which maps
 gaze to the image, finds fixations and closes sentence heatmaps. Nothing here blocks on a device or draws.
 
 What a case holds (docs/session-format.md, "What a case holds: its start and its end") — one rule for both
@@ -135,7 +135,7 @@ class CaptureLoop:
         self.hooks = hooks or CaptureHooks()
         self.stats = CaptureStats()
         self.audio_ended = audio_queue is None
-        self.pipeline = None  # radgaze.capture.gazemath.pipeline.LivePipeline of the open case
+        self.pipeline = None  # radgaze.capture.live.pipeline.LivePipeline of the open case
         self.case_id: str | None = None
         self.image: ImageRef | None = None
         self.views = np.zeros(0, VIEW_DTYPE)  # the open case's view timeline
@@ -151,7 +151,7 @@ class CaptureLoop:
     ) -> list[ClosedSentence]:
         """Open a case from ``initial_view``'s time (the view in force from its first instant); a case still
         open is closed first (at its end, or at this one's start). Returns the sentences that closed."""
-        from radgaze.capture.gazemath.pipeline import LivePipeline
+        from radgaze.capture.live.pipeline import LivePipeline
 
         view = np.asarray(initial_view, VIEW_DTYPE).reshape(-1)
         closed = self.close_case(float(view["t_lsl"][0])) if self.pipeline is not None else []

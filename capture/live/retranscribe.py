@@ -31,8 +31,8 @@ from radgaze.capture.base.helpformat import DefaultsOnceFormatter
 from radgaze.capture.base.records import Audio, CaseRecord, TranscriptCorrection, Words
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.correction import edit_to_json, edits_from_text, rederive_sentences
+from radgaze.capture.gazemath.findings import findings_on
 from radgaze.capture.gazemath.speech import audio_at_speech_rate
-from radgaze.capture.store.findings import findings_on
 from radgaze.capture.store.session_file import SessionReader, correct_session_file, list_sessions
 
 MAX_DIFF_LINES = 8  # changed stretches printed per case by --dry-run

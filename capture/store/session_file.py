@@ -45,8 +45,9 @@ from radgaze.capture.base.records import (
     TranscriptCorrection,
     Words,
 )
+from radgaze.capture.gazemath.findings import findings_on
+from radgaze.capture.gazemath.heatmap import heatmap_grid
 from radgaze.capture.store.annotations import append_revision, read_annotation
-from radgaze.capture.store.findings import findings_on
 from radgaze.capture.store.integrity import (
     CHECKSUM,
     WriterLock,
@@ -64,9 +65,6 @@ FORMAT_NAME = "radgaze-session"
 # 2: compressed, 16-bit heatmaps; 3: per-case annotation_log; 4: Fletcher-32 on every dataset, clock_events,
 # content digest; 5: the annotation log as checksummed UTF-8 bytes (docs/session-format.md)
 SCHEMA_VERSION = 5
-HEATMAP_MAX_SIDE = (
-    512  # stored heatmap resolution (long side); 512 px keeps a 1-deg sigma >= ~5 px at 2k images
-)
 
 WORD_ROW = np.dtype(
     [("t_start", "f8"), ("t_end", "f8"), ("probability", "f4"), ("text_offset", "i8"), ("text_len", "i4")]
@@ -152,15 +150,6 @@ HEATMAPS_FROM_RETRANSCRIBED = "retranscribed"
 TRANSCRIPT_GROUP_SOURCES = (HEATMAPS_FROM_CORRECTED, HEATMAPS_FROM_RETRANSCRIBED)
 CORRECTION_IN_USE = "transcript_correction"
 CORRECTION_PREFIX = "correction_"
-
-
-def heatmap_grid(width_px: int, height_px: int) -> tuple[int, int, float]:
-    """Stored heatmap shape for an image: ``(h_hm, w_hm, scale)``, long side :data:`HEATMAP_MAX_SIDE` (never
-    upsampled), ``scale`` = image px per heatmap px."""
-    if width_px <= 0 or height_px <= 0:
-        raise ValueError(f"image size must be positive, got {width_px}x{height_px}")
-    scale = max(1.0, max(width_px, height_px) / HEATMAP_MAX_SIDE)
-    return max(1, round(height_px / scale)), max(1, round(width_px / scale)), float(scale)
 
 
 def list_sessions(folder: str | os.PathLike) -> list[Path]:

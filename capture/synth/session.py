@@ -35,9 +35,10 @@ from radgaze.capture.base.records import (
 from radgaze.capture.gazemath.align import sentence_heatmaps
 from radgaze.capture.gazemath.fixations import IVT_WINDOW_S, fixation_settings, fixations_from_gaze
 from radgaze.capture.gazemath.geometry import fit_view, ppd_screen
+from radgaze.capture.gazemath.heatmap import heatmap_grid
 from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
 from radgaze.capture.io.display import ppd_record
-from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
+from radgaze.capture.store.session_file import SessionWriter
 from radgaze.capture.synth.phantom import (
     ZONES,
     Phantom,

@@ -30,7 +30,8 @@ from radgaze.capture.base.records import (
     Shape,
     Words,
 )
-from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
+from radgaze.capture.gazemath.heatmap import heatmap_grid
+from radgaze.capture.store.session_file import SessionWriter
 
 T0 = 1000.0  # LSL s of the first case
 IMAGE_W, IMAGE_H = 400, 480

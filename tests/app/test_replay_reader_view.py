@@ -298,8 +298,7 @@ def _real_case(image_path: Path, w: int, h: int, window: tuple[float, float]):
         Sentences,
         Words,
     )
-    from radgaze.capture.gazemath.heatmap import render_heatmap
-    from radgaze.capture.store.session_file import heatmap_grid
+    from radgaze.capture.gazemath.heatmap import heatmap_grid, render_heatmap
 
     disp = DisplayGeometry()
     fit = min(disp.screen_w_px / w, disp.screen_h_px / h)

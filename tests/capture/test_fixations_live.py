@@ -9,7 +9,7 @@ from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 from radgaze.capture.gazemath.binocular import BinocularCombiner, disagreement_warning, eye_disagreement_deg
 from radgaze.capture.gazemath.fixations import detect_fixations_ivt, fixations_from_gaze, ivt_velocity_deg_s
 from radgaze.capture.gazemath.geometry import fit_view
-from radgaze.capture.gazemath.pipeline import LiveFixationDetector
+from radgaze.capture.gazemath.live_fixations import LiveFixationDetector
 
 DISPLAY = DisplayGeometry(1920, 1080, 530.0, 300.0, 650.0)
 

@@ -25,9 +25,9 @@ from radgaze.capture.gazemath.geometry import (
     screen_to_image,
     shown_rect,
 )
-from radgaze.capture.gazemath.heatmap import mass_inside, reduce_to_patch_grid, render_heatmap
-from radgaze.capture.gazemath.pipeline import LivePipeline
-from radgaze.capture.store.session_file import SessionReader, SessionWriter, heatmap_grid
+from radgaze.capture.gazemath.heatmap import heatmap_grid, mass_inside, reduce_to_patch_grid, render_heatmap
+from radgaze.capture.live.pipeline import LivePipeline
+from radgaze.capture.store.session_file import SessionReader, SessionWriter
 
 DISPLAY = DisplayGeometry(
     screen_w_px=1000, screen_h_px=1000, screen_w_mm=300, screen_h_mm=300, viewing_distance_mm=600

@@ -119,15 +119,14 @@ def test_cli_subprocess_image_json(png16: Path) -> None:
 
 
 def _session(tmp_path: Path, *, broken_heatmap: bool = False) -> Path:
-    store = pytest.importorskip(
-        "radgaze.capture.store.session_file", reason="capture/store/session_file.py is not there yet"
-    )
     from radgaze.capture.base.records import DisplayGeometry, ImageRef
+    from radgaze.capture.gazemath.heatmap import heatmap_grid
+    from radgaze.capture.store.session_file import SessionWriter
 
     path = tmp_path / "s.h5"
-    with store.SessionWriter(path, reader_id="r01") as writer:
+    with SessionWriter(path, reader_id="r01") as writer:
         writer.begin_case("case-1", ImageRef("img.png", "0" * 64, 640, 512), DisplayGeometry(), t_start=10.0)
-        h_hm, w_hm, _ = store.heatmap_grid(640, 512)
+        h_hm, w_hm, _ = heatmap_grid(640, 512)
         heatmap = np.full((h_hm, w_hm), 1.0 / (h_hm * w_hm), np.float32) * (2.0 if broken_heatmap else 1.0)
         writer.append_sentence(
             t_start=11.0, t_end=12.0, window_start=10.5, window_end=12.0, text="No effusion.",

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from radgaze.capture.base.records import DisplayGeometry, ImageRef, Words
-from radgaze.capture.store.session_file import SessionWriter, heatmap_grid
+from radgaze.capture.gazemath.heatmap import heatmap_grid
+from radgaze.capture.store.session_file import SessionWriter
 
 SAID = [("The", 11.0), ("heart", 11.3), ("is", 11.6), ("enlarged.", 11.8), ("No", 13.0), ("effusion.", 13.3)]
 

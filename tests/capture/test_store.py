@@ -29,13 +29,13 @@ from radgaze.capture.base.records import (
     Sentences,
     Words,
 )
+from radgaze.capture.gazemath.heatmap import heatmap_grid
 from radgaze.capture.store.session_file import (
     HEATMAP_FULL_SCALE,
     SCHEMA_VERSION,
     SessionReader,
     SessionWriter,
     describe_session,
-    heatmap_grid,
     list_sessions,
 )
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
+from radgaze.capture.gazemath.heatmap import heatmap_grid
 from radgaze.capture.store import inspect_cmd
 from radgaze.capture.store.session_file import (
     CASE_DATASETS,
@@ -21,7 +22,6 @@ from radgaze.capture.store.session_file import (
     SessionReader,
     SessionWriter,
     describe_session,
-    heatmap_grid,
 )
 
 V1_FIXTURE = Path(__file__).parent / "data" / "session_v1.h5.gz"

@@ -63,7 +63,7 @@ def test_an_unknown_reader_is_refused_in_one_line():
 
 
 def test_the_trial_runs_end_to_end_on_synthetic_readers_and_the_analysis_prints_its_table(tmp_path, capsys):
-    from radgaze.capture.gazemath.second_look_trial import main as analyze
+    from radgaze.capture.analysis.cli import main as analyze
     from radgaze.capture.store.second_look import read_second_looks
     from radgaze.capture.store.session_file import list_sessions
     from radgaze.capture.synth.cli import main as synth
@@ -113,9 +113,9 @@ def test_mark_rates_count_cases_whose_overlay_marks_exactly_the_miss():
 
 def test_the_readers_labels_are_scored_against_a_reference_readers_labels(tmp_path, capsys):
     """The same synthetic cases in two folders: the trial's (annotated by the reader) and an expert's."""
+    from radgaze.capture.analysis.cli import main as analyze
     from radgaze.capture.base.errors import ConfigError
     from radgaze.capture.base.records import CaseAnnotation, LabelChoice
-    from radgaze.capture.gazemath.second_look_trial import main as analyze
     from radgaze.capture.store.session_file import SessionReader, annotate_session_file
     from radgaze.capture.synth.session import write_synthetic_sessions
     from radgaze.capture.synth.trial import TrialOptions
