@@ -103,7 +103,7 @@ def _window(folder: Path, out: Path):
     from radgaze.app.recording import RecordController
     from radgaze.app.second_look import SecondLookFlow
     from radgaze.capture.base.records import DisplayGeometry
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     inlet = ReadingInlet()
     writer = SessionWriter(out, live=True)

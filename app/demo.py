@@ -273,7 +273,7 @@ class Demo:
         from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
         from radgaze.capture.live.gaze.inlet import GazeInlet
         from radgaze.capture.live.sim_tracker import SimTracker
-        from radgaze.capture.store.session_file import SessionWriter
+        from radgaze.capture.store.writer import SessionWriter
 
         args = self.args
         self.writer = SessionWriter(

@@ -302,7 +302,7 @@ def open_sources(args: argparse.Namespace, app) -> Sources:
         tracker_display,
         tracker_stream_name,
     )
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     s = Sources()
     s.display, ppd = window_display(args, app)

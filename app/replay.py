@@ -69,7 +69,7 @@ def load_replay_case(session_path: Path, case_id: str) -> ReplayCase:
     """A case and its image; a blank image of the recorded size stands in when the image is missing."""
     from radgaze.capture.io.images import default_window
     from radgaze.capture.store.case_image import load_case_image
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     with SessionReader(session_path) as reader:
         record = reader.case(case_id)
@@ -82,7 +82,7 @@ def load_replay_case(session_path: Path, case_id: str) -> ReplayCase:
 
 
 def case_ids_of(session_path: Path) -> list[str]:
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     with SessionReader(session_path) as reader:
         return list(reader.case_ids)

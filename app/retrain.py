@@ -84,7 +84,7 @@ def propose_sessions(files: list[Path]) -> tuple[Path | None, str]:
     """The folder to train on for a set of session files (the trainer reads one folder, recursively): the
     deepest folder holding all of them, and a note naming any other session files that folder also holds
     (empty when it holds exactly these). (None, why) without any file."""
-    from radgaze.capture.store.session_file import list_sessions
+    from radgaze.capture.store.reader import list_sessions
 
     wanted = sorted({Path(f).resolve() for f in files})
     if not wanted:

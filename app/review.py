@@ -135,7 +135,7 @@ def compute_review(
 ) -> tuple[list[ReviewCase], list[SentenceAgreement], list[str]]:
     """Every case of ``sessions`` whose image loads: the model's maps and the agreement rows. Also returns the
     problems met (unreadable sessions, missing images) as messages. Runs on the worker thread."""
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     cases, rows, problems = [], [], []
     for path in sessions:
@@ -193,7 +193,7 @@ class ReviewWindow(QtWidgets.QMainWindow):
 
     def __init__(self, run_dir: str | Path, sessions: str | Path) -> None:
         super().__init__()
-        from radgaze.capture.store.session_file import list_sessions
+        from radgaze.capture.store.reader import list_sessions
 
         self.run_dir = Path(run_dir)
         self.sessions_path = Path(sessions)

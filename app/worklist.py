@@ -73,7 +73,7 @@ def scan_folder(folder: str | os.PathLike) -> list[WorklistItem]:
 
 
 def _session_items(path: Path) -> list[WorklistItem]:
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     try:
         with SessionReader(path) as reader:
@@ -99,7 +99,7 @@ def load_item(item: WorklistItem) -> LoadedCase:
         return LoadedCase(item.case_id, img.pixels, default_window(img), img.meta, None, item.path)
     if item.error:
         raise SessionFormatError(item.error)
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     with SessionReader(item.path) as reader:
         record = reader.case(item.case_id)

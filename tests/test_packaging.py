@@ -71,7 +71,7 @@ def _init_packages() -> set[str]:
 
 def _module_paths() -> set[str]:
     """The dotted module paths a file could name if it pickled or quoted our code by module, without the
-    ``radgaze.`` prefix (``model.egma``, ``capture.store.session_file``) and in the old flat capture layout
+    ``radgaze.`` prefix (``model.egma``, ``capture.store.writer``) and in the old flat capture layout
     (``capture.session_file``, ``capture.whisper_testing``, ``model.testing``)."""
     names = {"capture.whisper_testing", "capture.store_bench", "capture.bench", "model.testing"}
     for package, folder in PACKAGE_DIR.items():
@@ -291,7 +291,7 @@ def tiny_run(installed, workdir, sessions) -> Path:
 
 @pytest.mark.slow
 def test_synth_from_the_installed_wheel_writes_readable_sessions(sessions, workdir):
-    from radgaze.capture.store.session_file import open_session
+    from radgaze.capture.store.reader import open_session
 
     n_cases = 0
     for path in sorted(sessions.glob("*.h5")):
@@ -393,7 +393,7 @@ def test_checkpoints_and_session_files_name_no_module_paths_and_load_in_the_chec
 
     import torch
 
-    from radgaze.capture.store.session_file import open_session
+    from radgaze.capture.store.reader import open_session
     from radgaze.model.checkpoint import load_checkpoint
 
     model = load_checkpoint(tiny_run / "checkpoints" / "last")

@@ -1,6 +1,6 @@
 """Training samples from a folder of session files (recorded, synthetic or imported).
 
-Sessions are read only through :mod:`radgaze.capture.store.session_file`; images through :func:`radgaze.capture.io.images.load_image`.
+Sessions are read only through :mod:`radgaze.capture.store.reader`; images through :func:`radgaze.capture.io.images.load_image`.
 Each sample is one case: the radiograph letterboxed to the encoder's square (aspect kept, zero padding), the
 dictated sentences, each sentence heatmap moved through the very same letterbox and reduced to the encoder's
 patch grid, a has-gaze flag and the case labels.
@@ -27,7 +27,7 @@ import torch
 from radgaze.capture.base.errors import SessionFormatError
 from radgaze.capture.base.records import CaseRecord
 from radgaze.capture.store.case_image import IMAGES_ENV, case_image_problem
-from radgaze.capture.store.session_file import SessionReader, list_sessions
+from radgaze.capture.store.reader import SessionReader, list_sessions
 from radgaze.model.image_transforms import (
     LetterboxTransform,
     heatmap_to_patch_grid,

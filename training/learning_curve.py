@@ -140,7 +140,7 @@ def subset_folder(pool: Path, work: Path, n_cases: int) -> Path:
     if len(files) * CASES_PER_FILE < n_cases:
         raise ConfigError(f"the pool {pool} holds fewer than {n_cases} cases")
     out.mkdir(parents=True, exist_ok=True)
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     for f in files:
         _link(f, out / f.name)

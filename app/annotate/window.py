@@ -25,7 +25,7 @@ from radgaze.capture.annotation.labels import LabelSet, load_label_set
 from radgaze.capture.annotation.protocol import Protocol, load_protocol
 from radgaze.capture.base.errors import SessionFormatError
 from radgaze.capture.base.records import CaseAnnotation
-from radgaze.capture.store.session_file import annotate_session_file
+from radgaze.capture.store.edits import annotate_session_file
 
 
 @dataclass
@@ -110,7 +110,7 @@ class AnnotateWindow(QtWidgets.QMainWindow):
     def _save_transcript(self, case_id: str, shown: list[str], text: str) -> None:
         """The transcript as the reader left it: stored as a correction when it differs from the recognised."""
         from radgaze.capture.gazemath.correction import correct_case, edits_from_text
-        from radgaze.capture.store.session_file import correct_session_file
+        from radgaze.capture.store.edits import correct_session_file
 
         edits = edits_from_text(shown, text)
         if not edits:

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
             f"radgaze analyze: expected the analysis 'second-look', got {argv[:1] or 'nothing'}"
         )
     args = build_parser().parse_args(argv[1:])
-    from radgaze.capture.store.session_file import list_sessions
+    from radgaze.capture.store.reader import list_sessions
 
     paths = [q for p in args.sessions for q in (list_sessions(p) if p.is_dir() else [p])]
     if not paths:

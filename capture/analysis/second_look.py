@@ -16,7 +16,7 @@ from radgaze.capture.gazemath.second_look_trial import (
 
 def reference_truth(paths: list[Path]) -> dict[str, set[str]]:
     """{case key: abnormal labels present} of every case a reference reader annotated (an expert's labels)."""
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     out = {}
     for path in paths:
@@ -31,8 +31,8 @@ def reference_truth(paths: list[Path]) -> dict[str, set[str]]:
 def session_outcomes(paths: list[Path], reference: dict | None = None) -> tuple[list[CaseOutcome], int]:
     """Outcomes of every case with a second look in ``paths`` (scored against ``reference`` labels where it
     has the case: reference_truth); and how many cases had none (skipped)."""
+    from radgaze.capture.store.reader import SessionReader
     from radgaze.capture.store.second_look import read_second_looks
-    from radgaze.capture.store.session_file import SessionReader
 
     out, skipped = [], 0
     for path in paths:

@@ -200,7 +200,7 @@ def bench_heatmap_latency(n_sentences: int = 40) -> tuple[dict | None, str | Non
     try:
         from radgaze.capture.gazemath.geometry import fit_view
         from radgaze.capture.live.pipeline import LivePipeline
-        from radgaze.capture.store.session_file import SessionWriter
+        from radgaze.capture.store.writer import SessionWriter
     except ImportError as exc:
         return None, f"radgaze.capture.live.pipeline (LiveAligner + SessionWriter) not available ({exc})"
     return _measure_live_pipeline(LivePipeline, SessionWriter, fit_view, n_sentences), None

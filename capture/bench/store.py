@@ -25,7 +25,8 @@ import numpy as np
 from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
 from radgaze.capture.base.report import bench_result, print_result
 from radgaze.capture.gazemath.heatmap import heatmap_grid
-from radgaze.capture.store.session_file import SessionReader, SessionWriter
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.writer import SessionWriter
 
 GOAL_MB_PER_MIN = 2.5
 GOALS = {"with_audio_file_mb_per_min": ("<=", GOAL_MB_PER_MIN)}

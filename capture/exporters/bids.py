@@ -34,7 +34,7 @@ import numpy as np
 from radgaze.capture.base.errors import ConfigError
 from radgaze.capture.base.records import GAZE_VALID, CaseRecord
 from radgaze.capture.store.privacy import file_digest, image_reference
-from radgaze.capture.store.session_file import SessionReader
+from radgaze.capture.store.reader import SessionReader
 
 BIDS_VERSION = "1.11.0"
 TASK = "cxrreading"

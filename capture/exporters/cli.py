@@ -8,7 +8,7 @@ from pathlib import Path
 from radgaze.capture.annotation.labels import load_label_set
 from radgaze.capture.base.errors import ConfigError, StoreWriteError
 from radgaze.capture.exporters.reflacx import export_reflacx
-from radgaze.capture.store.session_file import list_sessions
+from radgaze.capture.store.reader import list_sessions
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,8 +43,8 @@ from radgaze.capture.base.errors import SessionFormatError
 from radgaze.capture.base.records import SHAPE_ELLIPSE, CaseAnnotation, CaseRecord
 from radgaze.capture.gazemath.geometry import image_to_screen, shown_rect, view_index
 from radgaze.capture.store.privacy import file_digest, image_reference
+from radgaze.capture.store.reader import SessionReader
 from radgaze.capture.store.second_look import read_second_looks
-from radgaze.capture.store.session_file import SessionReader
 
 PHASE = 3
 FREE_TEXT_LABEL = "Other"

@@ -22,7 +22,7 @@ from radgaze.capture.base.records import CaseRecord, Finding, ImageRef, Words
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, sentence_heatmaps
 from radgaze.capture.gazemath.heatmap import heatmap_grid
 from radgaze.capture.io.display import display_from_options, parse_size  # noqa: F401  (re-exported)
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 
 # CSV cells read as true / false in boolean columns (REFLACX writes True/False; pandas-exported sheets 1/0).
 TRUE_CELLS = frozenset({"true", "1", "1.0", "yes", "t", "y"})

@@ -126,7 +126,7 @@ class CaptureLoop:
     ) -> None:
         import pylsl
 
-        # radgaze.capture.store.session_file.SessionWriter (live=True): this loop is its only user
+        # radgaze.capture.store.writer.SessionWriter (live=True): this loop is its only user
         self.writer = writer
         self.display, self.gaze, self.audio_queue, self.asr = display, gaze, audio_queue, asr
         self.clock = clock or pylsl.local_clock

@@ -17,7 +17,7 @@ from radgaze.capture.gazemath.fixations import fixation_settings
 from radgaze.capture.gazemath.geometry import map_gaze_to_image
 from radgaze.capture.gazemath.heatmap import SIGMA_DEG
 from radgaze.capture.gazemath.live_fixations import LiveFixationDetector
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 
 
 class LivePipeline:

@@ -47,7 +47,7 @@ from radgaze.capture.live.sources import (
 from radgaze.capture.store.case_image import stored_image_path
 from radgaze.capture.store.integrity import check_free_space
 from radgaze.capture.store.privacy import opaque_case_id
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 
 __all__ = ["PPD_FROM_TRACKER_LIVE", "Recorder", "build_parser", "main", "open_recorder", "summary_line"]
 

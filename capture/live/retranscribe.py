@@ -4,7 +4,7 @@ Live dictation runs a model small enough to keep up on the reading-room computer
 stored, so a larger model can decode it again later (overnight, on a GPU) from the whole file at once, which is
 also more accurate than streaming (issue 19: live WER 0.14-0.26 where the same model decoding the whole file
 gets 0.06-0.14). The new words are stored the way a reader's transcript correction is
-(capture/store/session_file.py, ``correction_<n>`` groups; docs/session-format.md): the live words stay as
+(capture/store/edits.py, ``correction_<n>`` groups; docs/session-format.md): the live words stay as
 recorded, sentences and heatmaps are re-derived from the new words (a sentence whose text and times did not
 change keeps its map), and the case's ``heatmaps_from`` becomes ``retranscribed``. A case the reader corrected
 is never touched: the reader's words are the truth. A case retranscribed before is retranscribed again from
@@ -33,7 +33,8 @@ from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S
 from radgaze.capture.gazemath.correction import edit_to_json, edits_from_text, rederive_sentences
 from radgaze.capture.gazemath.findings import findings_on
 from radgaze.capture.gazemath.speech import audio_at_speech_rate
-from radgaze.capture.store.session_file import SessionReader, correct_session_file, list_sessions
+from radgaze.capture.store.edits import correct_session_file
+from radgaze.capture.store.reader import SessionReader, list_sessions
 
 MAX_DIFF_LINES = 8  # changed stretches printed per case by --dry-run
 

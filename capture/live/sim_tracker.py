@@ -222,7 +222,7 @@ def fractions_to_screen(
 
 def gaze_from_session(path: str | Path) -> tuple[np.ndarray, DisplayGeometry]:
     """All cases' gaze of a session file, back to back (times rebased), and the first case's display."""
-    from radgaze.capture.store.session_file import (
+    from radgaze.capture.store.reader import (
         SessionReader,  # the session store; imported only when a file is replayed
     )
 

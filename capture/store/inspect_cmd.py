@@ -51,7 +51,7 @@ def is_session_file(path: Path) -> bool:
 def describe(path: Path) -> dict:
     """JSON-ready description of one path; raises RadgazeError when it cannot be read."""
     if is_session_file(path):
-        from radgaze.capture.store.session_file import (
+        from radgaze.capture.store.summary import (
             describe_session,  # lazy: h5py is not needed to inspect an image
         )
 
@@ -101,7 +101,7 @@ def case_ppd(case, provenance: dict) -> dict:
 
 def _add_ppd(path: Path, info: dict) -> None:
     """Each case summary gains ``ppd`` (x, y, source)."""
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     ids = [c.get("case_id") for c in info.get("cases", [])]
     try:
@@ -143,7 +143,7 @@ def case_transcript(case) -> dict:
 
 def add_transcripts(path: Path, info: dict) -> None:
     """Each readable case summary gains ``transcript`` (:func:`case_transcript`)."""
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     try:
         with SessionReader(path) as reader:

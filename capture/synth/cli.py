@@ -160,7 +160,7 @@ def write_readers_sessions(args: argparse.Namespace, display: DisplayGeometry, t
 
 def write_case_subset(args: argparse.Namespace, picked: list[int], kind: str, common: dict) -> list[Path]:
     """One session file per case index in ``picked`` read by ``kind`` (synth-s{seed}-r{index}.h5)."""
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
     from radgaze.capture.synth.session import synth_reading
 
     out = []

@@ -38,7 +38,7 @@ from radgaze.capture.gazemath.geometry import fit_view, ppd_screen
 from radgaze.capture.gazemath.heatmap import heatmap_grid
 from radgaze.capture.gazemath.punctuation import apply_dictated_punctuation
 from radgaze.capture.io.display import ppd_record
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 from radgaze.capture.synth.phantom import (
     ZONES,
     Phantom,

@@ -31,7 +31,7 @@ from radgaze.capture.base.records import (
     Words,
 )
 from radgaze.capture.gazemath.heatmap import heatmap_grid
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 
 T0 = 1000.0  # LSL s of the first case
 IMAGE_W, IMAGE_H = 400, 480

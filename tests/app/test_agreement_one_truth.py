@@ -91,7 +91,7 @@ def test_review_and_eval_rows_are_identical_floats(run_dir, sessions, qapp):
 def test_eval_points_a_no_finding_sentence_elsewhere_as_review_leaves_its_hit_undefined(tmp_path):
     """One rule for which shapes score a sentence: review's Hit and eval's "reader_ellipse" target agree."""
     from radgaze.capture.base.records import CaseAnnotation, Shape
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
     from radgaze.model.agreement import case_rows, pointing_target
 
     with SessionReader(write_session(tmp_path / "s.h5", 1)) as r:

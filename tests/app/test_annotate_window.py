@@ -20,7 +20,7 @@ from radgaze.capture.annotation.labels import load_label_set
 from radgaze.capture.annotation.protocol import load_protocol
 from radgaze.capture.base.records import LabelChoice
 from radgaze.capture.store.annotations import revision_steps
-from radgaze.capture.store.session_file import SessionReader
+from radgaze.capture.store.reader import SessionReader
 
 HEART = (165.0, 265.0, 235.0, 335.0)  # image px of the phantom's heart target (sentence 1)
 EFFUSION = (275.0, 350.0, 345.0, 410.0)

@@ -98,7 +98,7 @@ def test_demo_runs_unattended_in_a_real_window(xvfb_display, artifacts_dir, tmp_
     assert img.shape[0] >= 600 and img.shape[1] >= 1000
     assert img.std() > 20  # a drawn window, not a blank frame
     session = tmp_path / "demo" / "demo-live.h5"
-    from radgaze.capture.store.session_file import describe_session
+    from radgaze.capture.store.summary import describe_session
 
     info = describe_session(session)
     assert info["valid"] and info["cases"][0]["gaze_samples"] > 1000 and info["cases"][0]["sentences"] >= 1

@@ -235,7 +235,7 @@ def test_review_ends_when_its_window_is_closed_and_on_ctrl_q(xvfb_display, sessi
 
 
 def test_record_ctrl_c_finishes_and_saves_the_recording(xvfb_display, images, tmp_path):
-    from radgaze.capture.store.session_file import describe_session
+    from radgaze.capture.store.summary import describe_session
 
     out_file = tmp_path / "reading.h5"
     proc = start(

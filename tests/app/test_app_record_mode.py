@@ -153,7 +153,8 @@ def test_reading_a_case_again_records_a_new_session_case(recorder):
 
 def test_view_changes_land_in_the_session_file(qtbot, tmp_path):
     from radgaze.app.live import LiveSession
-    from radgaze.capture.store.session_file import SessionReader, SessionWriter
+    from radgaze.capture.store.reader import SessionReader
+    from radgaze.capture.store.writer import SessionWriter
 
     y, x = np.mgrid[0:300, 0:200]
     Image.fromarray((1000 + 30 * x + 10 * y).astype(np.uint16)).save(tmp_path / "c.png")

@@ -26,7 +26,7 @@ def _start_outlet(tmp_path: Path, name: str) -> subprocess.Popen:
 
 
 def test_panel_shows_a_clock_step_and_the_session_keeps_every_sample(qtbot, tmp_path, artifacts_dir):
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     name = f"radgaze-clockstep-{time.monotonic_ns()}"
     Image.fromarray(np.full((300, 200), 2000, np.uint16)).save(tmp_path / "c.png")

@@ -53,7 +53,7 @@ def record_window_on_stream(qtbot, images: Path, name: str, session_file: Path, 
     ``session_file`` (``images`` as its worklist); the session, inlet and writer are stopped on leaving."""
     from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
     from radgaze.capture.live.gaze.inlet import GazeInlet
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     display = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
     inlet = GazeInlet(resolve_gaze_stream(name, timeout_s=10.0), display).start()

@@ -268,7 +268,7 @@ def test_record_window_shows_the_real_microphone_level_and_a_lost_tracker(
     from radgaze.app.recording import RecordController
     from radgaze.capture.base.records import DisplayGeometry
     from radgaze.capture.live.audio import AudioFileSource
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     images = tmp_path / "img"
     images.mkdir()

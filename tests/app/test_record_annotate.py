@@ -53,7 +53,8 @@ def _wait_for(events, kinds: set[str], timeout_s: float = 20.0) -> list[tuple[st
 def test_the_writer_thread_stores_annotations_after_the_case_closes(tmp_path):
     from radgaze.app.live import LiveSession
     from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef
-    from radgaze.capture.store.session_file import SessionReader, SessionWriter
+    from radgaze.capture.store.reader import SessionReader
+    from radgaze.capture.store.writer import SessionWriter
 
     writer = SessionWriter(tmp_path / "live.h5", live=True)
     pipe = LiveSession(DisplayGeometry(), writer, clock=lambda: 100.0)
@@ -252,7 +253,8 @@ def test_ten_cases_in_a_row_dictated_labelled_localised_and_corrected_from_the_k
 
 def _check_the_recorded_session(out: Path, case_ids: list[str], tmp_path: Path) -> None:
     """What the reader did is in the session, in replay, in review's metrics and in the REFLACX export."""
-    from radgaze.capture.store.session_file import SessionReader, describe_session
+    from radgaze.capture.store.reader import SessionReader
+    from radgaze.capture.store.summary import describe_session
 
     info = describe_session(out)
     assert info["valid"], info["errors"]
@@ -293,7 +295,7 @@ def _check_replay_review_and_export(out: Path, cases, tmp_path: Path) -> None:
     from radgaze.app.replay import ReplayWindow
     from radgaze.capture.exporters.reflacx import export_reflacx
     from radgaze.capture.importers.reflacx import import_reflacx
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     replay = ReplayWindow(out, audio=False)
     try:
@@ -359,7 +361,7 @@ def _check_review(qtbot, out: Path, tmp_path: Path, artifacts_dir: Path) -> None
 
 
 def _abnormal_ids(out: Path) -> list[str]:
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     with SessionReader(out) as r:
         return [cid for cid in r.case_ids if r.case(cid).annotation.shapes]
@@ -419,7 +421,8 @@ def test_kill_minus_9_of_the_recorder_during_the_ellipse_step_keeps_the_dictatio
 ):
     import signal
 
-    from radgaze.capture.store.session_file import SessionReader, describe_session
+    from radgaze.capture.store.reader import SessionReader
+    from radgaze.capture.store.summary import describe_session
 
     images = tmp_path / "cxr"
     images.mkdir()

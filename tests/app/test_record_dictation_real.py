@@ -36,7 +36,7 @@ def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path
 
     from radgaze.app.record_cmd import build_parser, open_sources
     from radgaze.capture.gazemath.align import sentence_spans
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
     from radgaze.capture.synth.speech import SPOKEN_REPORTS, speak_report
 
     report = speak_report(SPOKEN_REPORTS["normal"], pauses_s=[2.0, 2.5, 3.0, 2.2], tail_s=3.0)

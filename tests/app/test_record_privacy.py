@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from radgaze.capture.store.privacy import WITHHELD
-from radgaze.capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.summary import describe_session
 
 pytestmark = pytest.mark.slow
 NAME = "DOE_JOHN_MRN123456"

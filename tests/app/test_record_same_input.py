@@ -63,7 +63,7 @@ def test_the_headless_and_window_recorders_store_the_same_case_from_the_same_inp
     from radgaze.app.record_cmd import build_parser, open_sources, start_audio
     from radgaze.capture.io.images import load_image
     from radgaze.capture.live.record import image_ref
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
     from radgaze.capture.synth.speech import SPOKEN_REPORTS, speak_report
 
     report = speak_report(SPOKEN_REPORTS["normal"][:3], pauses_s=2.0, tail_s=2.0)

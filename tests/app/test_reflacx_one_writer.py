@@ -21,7 +21,7 @@ AUDIO_LATE_S = 0.75  # the audio's first sample comes after the image was shown:
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory) -> Path:
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     path = tmp_path_factory.mktemp("one_writer") / "r.h5"
     rec = make_case("w0", T0)

@@ -10,7 +10,8 @@ import pytest
 from replay_review_sessions import write_session
 
 from radgaze.capture.base.errors import SessionFormatError
-from radgaze.capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.summary import describe_session
 
 
 def _damage_gaze(path: Path, case_id: str) -> None:

@@ -49,7 +49,7 @@ def _zoomed_case():
 
 @pytest.fixture(scope="module")
 def zoom_session(tmp_path_factory) -> Path:
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     path = tmp_path_factory.mktemp("replay_zoom") / "zoomed.h5"
     rec = _zoomed_case()
@@ -343,7 +343,7 @@ def _real_case(image_path: Path, w: int, h: int, window: tuple[float, float]):
 def test_replay_of_a_real_dicom_with_the_readers_zoom(qtbot, tmp_path, shared_data, artifacts_dir):
     from radgaze.app.replay import ReplayWindow
     from radgaze.capture.io.images import default_window, load_image
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     dcm = shared_data / "dicom" / "RG1_J2KI.dcm"
     img = load_image(dcm)

@@ -14,7 +14,7 @@ from test_review_mode import run_dir  # noqa: F401 (fixture)
 
 from radgaze.app.timeline import label_rows
 from radgaze.capture.base.records import Words
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 
 
 def _session_8bit(folder: Path, dense_words: bool = False) -> Path:

@@ -73,7 +73,7 @@ def test_pointing_game_and_mass_inside_the_readers_shapes():
 
 def test_case_rows_score_the_model_against_the_readers_ellipse_tied_to_the_sentence(tmp_path):
     from radgaze.capture.base.records import CaseAnnotation, Shape
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     with SessionReader(write_session(tmp_path / "s.h5", 1)) as r:
         rec = r.case("case0")
@@ -134,7 +134,7 @@ def test_summary_sort_and_csv():
 
 
 def test_case_rows_match_the_sentences_with_heatmaps(tmp_path):
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     path = write_session(tmp_path / "s.h5", 1)
     with SessionReader(path) as r:

@@ -31,7 +31,7 @@ def test_names_no_finding(text, none):
 
 
 def test_hit_is_not_scored_for_a_sentence_naming_no_finding(tmp_path):
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     with SessionReader(write_session(tmp_path / "s.h5", 1)) as r:
         rec = r.case("case0")

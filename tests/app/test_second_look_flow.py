@@ -162,7 +162,7 @@ def test_a_runs_model_attention_is_computed_on_the_capture_worker_and_stored(tmp
     from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef
     from radgaze.capture.gazemath.second_look import SecondLookLog
     from radgaze.capture.store.second_look import read_second_looks
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
     from radgaze.model.checkpoint import save_checkpoint
     from radgaze.model.config import ModelConfig
     from radgaze.model.egma import EGMAModel
@@ -199,7 +199,7 @@ def test_the_worker_uses_the_readers_chest_box_and_a_failed_second_look_never_st
     from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef
     from radgaze.capture.gazemath.second_look import SecondLookLog
     from radgaze.capture.store.second_look import read_second_looks
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     writer = SessionWriter(tmp_path / "live.h5", live=True)
     pipe = LiveSession(DisplayGeometry(), writer, clock=lambda: 100.0).start()

@@ -234,8 +234,8 @@ def scripted_words(text: str, t0: float, step_s: float) -> Words:
 def _check_the_session(out: Path, tmp_path: Path, extra: Words, artifacts_dir: Path, qtbot) -> None:
     said = " ".join(extra.text)
     from radgaze.capture.exporters.reflacx import export_reflacx
+    from radgaze.capture.store.reader import SessionReader
     from radgaze.capture.store.second_look import read_second_looks
-    from radgaze.capture.store.session_file import SessionReader
 
     stored = read_second_looks(out)
     ids = [f"synth{SEED}-{k:04d}" for k in range(len(READERS))]

@@ -135,7 +135,7 @@ def test_headless_record_of_a_spoken_report_stores_the_spoken_sentences(spoken, 
     import soundfile
     from PIL import Image
 
-    from radgaze.capture.store.session_file import SessionReader
+    from radgaze.capture.store.reader import SessionReader
 
     model_dir("tiny.en")
     r = spoken["lines"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from radgaze.capture.bench.store import measure
-from radgaze.capture.store.session_file import SessionReader
+from radgaze.capture.store.reader import SessionReader
 
 
 def test_store_bench_measures_a_readable_live_file(tmp_path: Path):

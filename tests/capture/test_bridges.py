@@ -25,7 +25,8 @@ from PIL import Image
 from radgaze.capture.base.errors import ImportFormatError
 from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.importers.xdf import import_xdf
-from radgaze.capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.summary import describe_session
 
 HERE = Path(__file__).resolve().parent
 DURATION_S = 3.0

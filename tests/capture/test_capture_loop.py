@@ -21,7 +21,8 @@ from radgaze.capture.base.records import (
     Words,
 )
 from radgaze.capture.live.capture_loop import END_GRACE_S, CaptureLoop
-from radgaze.capture.store.session_file import SessionReader, SessionWriter
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.writer import SessionWriter
 
 T0 = 1000.0  # the case begins (LSL s)
 T1 = 1004.0  # and ends

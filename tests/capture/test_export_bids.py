@@ -19,7 +19,7 @@ from radgaze.capture.base.errors import ConfigError
 from radgaze.capture.base.records import GAZE_VALID
 from radgaze.capture.exporters.bids import export_bids
 from radgaze.capture.importers.eyelink import import_eyelink
-from radgaze.capture.store.session_file import SessionReader
+from radgaze.capture.store.reader import SessionReader
 
 VALIDATOR = shutil.which("bids-validator-deno") or (
     str(Path(sys.executable).parent / "bids-validator-deno")

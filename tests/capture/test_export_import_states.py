@@ -17,7 +17,8 @@ from radgaze.app.cli import main as radgaze
 from radgaze.capture.base.records import Audio, CaseAnnotation, LabelChoice, Sentences, Shape, Words
 from radgaze.capture.gazemath.correction import correct_case, edits_from_text
 from radgaze.capture.live.retranscribe import retranscribed_case
-from radgaze.capture.store.session_file import SessionReader, SessionWriter
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.writer import SessionWriter
 from radgaze.capture.synth.session import write_synthetic_sessions
 
 ALL_STEPS = ["dictate", "labels", "shapes", "chest_box", "transcript"]

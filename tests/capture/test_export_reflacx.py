@@ -14,7 +14,8 @@ from radgaze.capture.base.records import GAZE_VALID, Audio, CaseAnnotation, Labe
 from radgaze.capture.exporters.reflacx import export_reflacx, time_origin
 from radgaze.capture.importers.reflacx import FIXATION_COLUMNS, import_reflacx
 from radgaze.capture.store.privacy import file_digest
-from radgaze.capture.store.session_file import SessionReader, SessionWriter
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.writer import SessionWriter
 from radgaze.capture.synth.session import write_synthetic_sessions
 
 

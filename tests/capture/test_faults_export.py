@@ -14,7 +14,8 @@ from faults import read_only_folder
 from radgaze.capture.base.records import DisplayGeometry, ImageRef
 from radgaze.capture.exporters.reflacx import export_reflacx
 from radgaze.capture.store.privacy import WITHHELD
-from radgaze.capture.store.session_file import SessionReader, SessionWriter
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.writer import SessionWriter
 from radgaze.capture.synth.session import write_synthetic_sessions
 
 NAME = "DOE_JOHN_MRN123456"

@@ -14,7 +14,7 @@ from PIL import Image
 
 from radgaze.capture.base.errors import ImageLoadError
 from radgaze.capture.store.case_image import case_image_problem, load_case_image
-from radgaze.capture.store.session_file import SessionReader
+from radgaze.capture.store.reader import SessionReader
 from radgaze.capture.synth.session import write_synthetic_sessions
 
 

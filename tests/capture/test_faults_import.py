@@ -22,7 +22,8 @@ from radgaze.capture.importers.egd import import_egd
 from radgaze.capture.importers.reflacx import import_reflacx
 from radgaze.capture.importers.xdf import import_xdf
 from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS, to_gaze_records
-from radgaze.capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.summary import describe_session
 
 DISPLAY = DisplayGeometry(1920, 1080, 527.0, 296.0, 650.0)
 

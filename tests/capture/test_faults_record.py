@@ -16,7 +16,8 @@ from PIL import Image
 
 from radgaze.capture.store.integrity import DISK_RESERVE_BYTES, lock_path
 from radgaze.capture.store.privacy import WITHHELD
-from radgaze.capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.summary import describe_session
 
 NAME = "DOE_JOHN_MRN123456"
 

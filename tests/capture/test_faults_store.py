@@ -25,14 +25,12 @@ from radgaze.capture.base.records import (
     Shape,
 )
 from radgaze.capture.store.annotations import ANNOTATION_LOG
+from radgaze.capture.store.edits import annotate_session_file
 from radgaze.capture.store.integrity import DIGEST_ATTR, lock_path, writer_of
-from radgaze.capture.store.session_file import (
-    SessionReader,
-    SessionWriter,
-    annotate_session_file,
-    compact_session_file,
-    describe_session,
-)
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.recovery import compact_session_file
+from radgaze.capture.store.summary import describe_session
+from radgaze.capture.store.writer import SessionWriter
 
 IMAGE = ImageRef(path="img.png", sha256="ab" * 32, width=1024, height=800)
 FLIPS = 150  # random single-bit flips in gaze and heatmap chunks (the issue tried 150)
@@ -77,7 +75,7 @@ def _annotation(k: int) -> CaseAnnotation:
 HOLDER = r"""
 import sys, time
 from radgaze.capture.base.records import DisplayGeometry, ImageRef
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 w = SessionWriter(sys.argv[1], live=True)
 w.begin_case("c1", ImageRef(path="i.png", sha256="0" * 64, width=64, height=64), DisplayGeometry(), t_start=0.0)
 w.flush()
@@ -197,7 +195,7 @@ from radgaze.capture.base.records import (
     Shape,
 )
 from radgaze.capture.store.annotations import ANNOTATION_LOG
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 w = SessionWriter(sys.argv[1], live=True, flush_interval_s=0.0)
 w.begin_case("c1", ImageRef(path="i.png", sha256="0" * 64, width=64, height=64), DisplayGeometry(), t_start=0.0)
 rng, n = np.random.default_rng(0), 0

@@ -27,7 +27,8 @@ from radgaze.capture.gazemath.geometry import (
 )
 from radgaze.capture.gazemath.heatmap import heatmap_grid, mass_inside, reduce_to_patch_grid, render_heatmap
 from radgaze.capture.live.pipeline import LivePipeline
-from radgaze.capture.store.session_file import SessionReader, SessionWriter
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.writer import SessionWriter
 
 DISPLAY = DisplayGeometry(
     screen_w_px=1000, screen_h_px=1000, screen_w_mm=300, screen_h_mm=300, viewing_distance_mm=600

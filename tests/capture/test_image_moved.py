@@ -16,7 +16,7 @@ from radgaze.capture.store.case_image import (
     load_case_image,
     stored_image_path,
 )
-from radgaze.capture.store.session_file import SessionReader
+from radgaze.capture.store.reader import SessionReader
 from radgaze.capture.synth.session import write_synthetic_sessions
 
 

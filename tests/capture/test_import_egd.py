@@ -16,7 +16,8 @@ from radgaze.capture.base.records import GAZE_ON_IMAGE, GAZE_VALID
 from radgaze.capture.gazemath.heatmap import mass_inside
 from radgaze.capture.importers.common import ellipse_mask
 from radgaze.capture.importers.egd import EGD_DISPLAY, import_egd, padded_view
-from radgaze.capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.summary import describe_session
 
 W_IMG, H_IMG = 800, 1000
 PADS = (0, 0, 489, 489)  # top, bottom, left, right: padded to ~16:9 as EGD-CXR does

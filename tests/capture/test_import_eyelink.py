@@ -27,7 +27,8 @@ from radgaze.capture.importers.eyelink import (
     split_trials,
 )
 from radgaze.capture.importers.eyelink_files import EVENT_FIXATION, read_asc, read_edf
-from radgaze.capture.store.session_file import describe_session, open_session
+from radgaze.capture.store.reader import open_session
+from radgaze.capture.store.summary import describe_session
 
 if importlib.util.find_spec("eyelinkio") is None:
     pytest.skip(

@@ -31,7 +31,8 @@ from radgaze.capture.importers.reflacx import (
     view_timeline,
 )
 from radgaze.capture.importers.reflacx_annotation import metadata_choices, read_ellipses
-from radgaze.capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.summary import describe_session
 
 W_IMG, H_IMG = 1000, 1200
 SCREEN = (1920, 1080)
@@ -401,7 +402,7 @@ def test_import_reflacx_skip_broken_goes_on(src: Path, tmp_path: Path):
 
 
 def test_failure_while_writing_leaves_nothing(src: Path, tmp_path: Path, monkeypatch):
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     def boom(self, **kw):
         raise RuntimeError("disk full")

@@ -17,7 +17,8 @@ from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.gazemath.heatmap import mass_inside
 from radgaze.capture.importers.common import ellipse_mask
 from radgaze.capture.importers.xdf import MAX_WORD_S, import_xdf, parse_word_samples
-from radgaze.capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.summary import describe_session
 
 W_IMG, H_IMG = 800, 1000
 DISPLAY = DisplayGeometry(1920, 1080, 527.0, 296.0, 650.0)

@@ -121,7 +121,7 @@ def test_cli_subprocess_image_json(png16: Path) -> None:
 def _session(tmp_path: Path, *, broken_heatmap: bool = False) -> Path:
     from radgaze.capture.base.records import DisplayGeometry, ImageRef
     from radgaze.capture.gazemath.heatmap import heatmap_grid
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     path = tmp_path / "s.h5"
     with SessionWriter(path, reader_id="r01") as writer:

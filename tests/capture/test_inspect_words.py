@@ -12,7 +12,7 @@ import numpy as np
 
 from radgaze.capture.base.records import DisplayGeometry, ImageRef, Words
 from radgaze.capture.gazemath.heatmap import heatmap_grid
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 
 SAID = [("The", 11.0), ("heart", 11.3), ("is", 11.6), ("enlarged.", 11.8), ("No", 13.0), ("effusion.", 13.3)]
 

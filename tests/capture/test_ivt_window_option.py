@@ -15,7 +15,7 @@ from radgaze.capture.gazemath.fixations import (
     fixation_settings,
     fixations_from_gaze,
 )
-from radgaze.capture.store.session_file import SessionReader
+from radgaze.capture.store.reader import SessionReader
 
 
 def test_the_option_is_checked_in_one_line():

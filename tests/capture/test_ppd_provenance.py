@@ -23,7 +23,7 @@ from radgaze.capture.io.display import (
     ppd_screen,
 )
 from radgaze.capture.live.record import PPD_FROM_TRACKER_LIVE
-from radgaze.capture.store.session_file import SessionReader
+from radgaze.capture.store.reader import SessionReader
 
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 600.0)
 

@@ -21,7 +21,7 @@ from PIL import Image
 
 from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
 from radgaze.capture.io.display import ppd_screen
-from radgaze.capture.store.session_file import SessionReader
+from radgaze.capture.store.reader import SessionReader
 
 pytest.importorskip(
     "pupil_apriltags", reason="pupil-apriltags is not installed (pip install 'radgaze[headmounted]')"

@@ -17,7 +17,8 @@ import soundfile
 from PIL import Image
 
 from radgaze.capture.live.tiny_whisper import build_tiny_whisper
-from radgaze.capture.store.session_file import SessionReader, describe_session
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.summary import describe_session
 
 pytestmark = pytest.mark.slow
 

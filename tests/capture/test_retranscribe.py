@@ -16,13 +16,11 @@ from radgaze.capture.gazemath.align import HeatmapContext, build_sentences, sent
 from radgaze.capture.gazemath.correction import correct_case, edits_from_text
 from radgaze.capture.live.retranscribe import word_diff
 from radgaze.capture.store import inspect_cmd
-from radgaze.capture.store.session_file import (
-    HEATMAPS_FROM,
-    SessionReader,
-    SessionWriter,
-    correct_session_file,
-    describe_session,
-)
+from radgaze.capture.store.edits import correct_session_file
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.schema import HEATMAPS_FROM
+from radgaze.capture.store.summary import describe_session
+from radgaze.capture.store.writer import SessionWriter
 
 JFK = Path(__file__).resolve().parents[3] / "shared" / "data" / "audio" / "jfk.flac"
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."

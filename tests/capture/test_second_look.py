@@ -147,7 +147,7 @@ def test_the_arm_is_a_seeded_coin_per_case_and_on_off_are_constant():
 def test_a_second_look_is_stored_once_in_a_closed_case_and_read_back(tmp_path):
     from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef
     from radgaze.capture.store.second_look import read_second_looks
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     writer = SessionWriter(tmp_path / "s.h5", live=True)
     writer.begin_case("c1", ImageRef("c1.png", "", W, H), DisplayGeometry(), t_start=0.0)

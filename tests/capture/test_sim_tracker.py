@@ -121,7 +121,7 @@ def test_builtin_scanpath_is_on_screen_with_blinks():
 
 def test_sim_tracker_cli_replays_a_session_file(tmp_path):
     from radgaze.capture.base.records import ImageRef
-    from radgaze.capture.store.session_file import SessionWriter
+    from radgaze.capture.store.writer import SessionWriter
 
     display = DisplayGeometry(1280, 1024, 376.0, 301.0, 650.0)
     path = tmp_path / "reading.h5"

@@ -30,14 +30,10 @@ from radgaze.capture.base.records import (
     Words,
 )
 from radgaze.capture.gazemath.heatmap import heatmap_grid
-from radgaze.capture.store.session_file import (
-    HEATMAP_FULL_SCALE,
-    SCHEMA_VERSION,
-    SessionReader,
-    SessionWriter,
-    describe_session,
-    list_sessions,
-)
+from radgaze.capture.store.reader import SessionReader, list_sessions
+from radgaze.capture.store.schema import HEATMAP_FULL_SCALE, SCHEMA_VERSION
+from radgaze.capture.store.summary import describe_session
+from radgaze.capture.store.writer import SessionWriter
 
 IMAGE = ImageRef(path="img.png", sha256="ab" * 32, width=1024, height=800)
 
@@ -234,7 +230,7 @@ def test_writer_rejects_wrong_shapes(tmp_path: Path):
 WRITER_SCRIPT = r"""
 import sys, time, numpy as np
 from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 path, n_done = sys.argv[1], int(sys.argv[2])
 img = ImageRef(path="img.png", sha256="0" * 64, width=640, height=480)
 w = SessionWriter(path, live=True, flush_interval_s=0.2)
@@ -336,7 +332,7 @@ def test_fuzzed_session_files_raise_only_the_typed_error(tmp_path, session_bytes
 TRANSITION_WRITER = r"""
 import sys, numpy as np
 from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 w = SessionWriter(sys.argv[1], live=True, flush_interval_s=0.05)
 img = ImageRef(path="img.png", sha256="0" * 64, width=640, height=480)
 hm = np.full((384, 512), 1.0 / (384 * 512), np.float32)
@@ -380,7 +376,7 @@ def test_kill_minus_9_at_case_boundaries_keeps_every_closed_case(tmp_path: Path,
 
 
 def test_lookup3_reproduces_hdf5_superblock_checksums(tmp_path: Path):
-    from radgaze.capture.store.session_file import lookup3
+    from radgaze.capture.store.recovery import lookup3
 
     for i in range(3):
         p = tmp_path / f"f{i}.h5"
@@ -397,7 +393,7 @@ def test_file_left_open_outside_swmr_is_read_through_a_repaired_copy(tmp_path: P
     with SessionWriter(path) as w:
         w.write_case(_case("c1"))
     data = bytearray(path.read_bytes())
-    from radgaze.capture.store.session_file import lookup3
+    from radgaze.capture.store.recovery import lookup3
 
     data[11] = 0x01  # H5F_SUPER_WRITE_ACCESS, as a killed non-SWMR writer leaves it
     data[44:48] = lookup3(bytes(data[:44])).to_bytes(4, "little")

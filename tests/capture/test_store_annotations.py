@@ -37,7 +37,10 @@ from radgaze.capture.store.annotations import (
     revision_steps,
 )
 from radgaze.capture.store.integrity import stamp_digest
-from radgaze.capture.store.session_file import SCHEMA_VERSION, SessionReader, SessionWriter, describe_session
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.schema import SCHEMA_VERSION
+from radgaze.capture.store.summary import describe_session
+from radgaze.capture.store.writer import SessionWriter
 
 IMAGE = ImageRef(path="img.png", sha256="ab" * 32, width=2000, height=1600)
 
@@ -211,7 +214,7 @@ WRITER = r"""
 import sys, time
 import numpy as np
 from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, CaseAnnotation, DisplayGeometry, ImageRef, LabelChoice, Shape, Words
-from radgaze.capture.store.session_file import SessionWriter
+from radgaze.capture.store.writer import SessionWriter
 image = ImageRef(path="img.png", sha256="ab" * 32, width=2000, height=1600)
 w = SessionWriter(sys.argv[1], live=True)
 w.begin_case("c1", image, DisplayGeometry(), t_start=10.0)
@@ -258,7 +261,7 @@ def test_kill_minus_9_during_the_ellipse_step_keeps_the_dictation_and_every_save
 
 
 def test_the_log_is_checksummed_bytes_and_a_line_a_crash_left_unfinished_stays_its_own(tmp_path: Path):
-    from radgaze.capture.store.session_file import annotate_session_file
+    from radgaze.capture.store.edits import annotate_session_file
 
     path = tmp_path / "s.h5"
     with SessionWriter(path) as w:
@@ -291,7 +294,7 @@ def _schema_4_log(path: Path, revisions: list[CaseAnnotation]) -> None:
 
 
 def test_a_schema_4_variable_length_log_is_read_and_carried_into_the_checksummed_one(tmp_path: Path):
-    from radgaze.capture.store.session_file import annotate_session_file
+    from radgaze.capture.store.edits import annotate_session_file
 
     path = tmp_path / "s.h5"
     with SessionWriter(path) as w:
@@ -317,7 +320,7 @@ def test_annotating_a_schema_1_file_keeps_its_heatmaps_readable(tmp_path: Path):
     import gzip
     import shutil
 
-    from radgaze.capture.store.session_file import annotate_session_file
+    from radgaze.capture.store.edits import annotate_session_file
 
     path = tmp_path / "v1.h5"
     with gzip.open(Path(__file__).parent / "data" / "session_v1.h5.gz", "rb") as src, path.open("wb") as dst:

@@ -15,14 +15,10 @@ import pytest
 from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry, ImageRef, Words
 from radgaze.capture.gazemath.heatmap import heatmap_grid
 from radgaze.capture.store import inspect_cmd
-from radgaze.capture.store.session_file import (
-    CASE_DATASETS,
-    HEATMAP_FULL_SCALE,
-    SCHEMA_VERSION,
-    SessionReader,
-    SessionWriter,
-    describe_session,
-)
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.schema import CASE_DATASETS, HEATMAP_FULL_SCALE, SCHEMA_VERSION
+from radgaze.capture.store.summary import describe_session
+from radgaze.capture.store.writer import SessionWriter
 
 V1_FIXTURE = Path(__file__).parent / "data" / "session_v1.h5.gz"
 IMAGE = ImageRef(path="img.png", sha256="cd" * 32, width=2048, height=1536)

@@ -64,8 +64,8 @@ def test_an_unknown_reader_is_refused_in_one_line():
 
 def test_the_trial_runs_end_to_end_on_synthetic_readers_and_the_analysis_prints_its_table(tmp_path, capsys):
     from radgaze.capture.analysis.cli import main as analyze
+    from radgaze.capture.store.reader import list_sessions
     from radgaze.capture.store.second_look import read_second_looks
-    from radgaze.capture.store.session_file import list_sessions
     from radgaze.capture.synth.cli import main as synth
 
     out = tmp_path / "trial"
@@ -116,7 +116,8 @@ def test_the_readers_labels_are_scored_against_a_reference_readers_labels(tmp_pa
     from radgaze.capture.analysis.cli import main as analyze
     from radgaze.capture.base.errors import ConfigError
     from radgaze.capture.base.records import CaseAnnotation, LabelChoice
-    from radgaze.capture.store.session_file import SessionReader, annotate_session_file
+    from radgaze.capture.store.edits import annotate_session_file
+    from radgaze.capture.store.reader import SessionReader
     from radgaze.capture.synth.session import write_synthetic_sessions
     from radgaze.capture.synth.trial import TrialOptions
 

@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from radgaze.capture.base.records import VIEW_ZOOM
 from radgaze.capture.io.images import load_image
-from radgaze.capture.store.session_file import SessionReader, list_sessions
+from radgaze.capture.store.reader import SessionReader, list_sessions
 from radgaze.capture.synth import synth_reading, write_synthetic_sessions
 from radgaze.capture.synth.phantom import Anatomy, region_mask
 from radgaze.capture.synth.preview import write_preview

@@ -30,13 +30,10 @@ from radgaze.capture.gazemath.correction import (
     edit_to_json,
 )
 from radgaze.capture.store import inspect_cmd
-from radgaze.capture.store.session_file import (
-    CORRECTION_IN_USE,
-    HEATMAPS_FROM,
-    SessionReader,
-    SessionWriter,
-    describe_session,
-)
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.schema import CORRECTION_IN_USE, HEATMAPS_FROM
+from radgaze.capture.store.summary import describe_session
+from radgaze.capture.store.writer import SessionWriter
 from radgaze.capture.synth.session import write_synthetic_sessions
 
 
@@ -299,7 +296,8 @@ def test_a_file_without_correction_reads_the_recognised_words(case: CaseRecord, 
 WRITER = r"""
 import sys
 from radgaze.capture.gazemath.correction import Fix, correct_case
-from radgaze.capture.store.session_file import SessionReader, SessionWriter
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.writer import SessionWriter
 with SessionReader(sys.argv[1]) as r:
     case = r.case(r.case_ids[0])
 w = SessionWriter(sys.argv[2], live=True)

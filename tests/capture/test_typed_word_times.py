@@ -24,7 +24,8 @@ from radgaze.capture.base.records import (
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, HeatmapContext, build_sentences
 from radgaze.capture.gazemath.correction import MIN_TYPED_WORD_S, correct_case, edits_from_text
 from radgaze.capture.gazemath.speech import case_speech_t_lsl, vad_speech_s
-from radgaze.capture.store.session_file import SessionReader, SessionWriter
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.writer import SessionWriter
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -196,7 +197,7 @@ def test_the_stored_correction_exports_to_reflacx_with_the_spoken_times(report, 
     import csv
 
     from radgaze.capture.exporters.cli import main as export_main
-    from radgaze.capture.store.session_file import correct_session_file
+    from radgaze.capture.store.edits import correct_session_file
 
     spoken, _ = report
     case = _stored_case(report, tmp_path, (0, 1))

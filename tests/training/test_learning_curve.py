@@ -29,7 +29,7 @@ def test_training_subsets_are_nested_and_hold_whole_cases(tmp_path: Path):
     pool, test = lc.make_pool(tmp_path, 16, 8, 96, seed=3)
     small = lc.subset_folder(pool, tmp_path, 8)
     large = lc.subset_folder(pool, tmp_path, 16)
-    from radgaze.capture.store.session_file import SessionReader, list_sessions
+    from radgaze.capture.store.reader import SessionReader, list_sessions
 
     def case_ids(folder: Path) -> list[str]:
         out = []

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from radgaze.capture.base.records import CaseAnnotation, LabelChoice, Shape
-from radgaze.capture.store.session_file import SessionReader, SessionWriter
+from radgaze.capture.store.reader import SessionReader
+from radgaze.capture.store.writer import SessionWriter
 from radgaze.capture.synth.session import write_synthetic_sessions
 from radgaze.training import data as tdata
 from radgaze.training import evaluate as tev
