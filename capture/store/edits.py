@@ -32,6 +32,7 @@ from radgaze.capture.store.schema import (
     WORD_ROW,
     attr_str,
     blosc_filter,
+    case_group,
     decode_texts,
     encode_heatmap,
     text_rows,
@@ -74,9 +75,7 @@ def correct_session_file(path: str | os.PathLike, record: CaseRecord) -> int:
             f"case {record.case_id}: expected a corrected case (as correct_case returns it), got one without"
         )
     with _open_closed_session(path, "correct") as f:
-        if record.case_id not in f["cases"]:
-            raise ValueError(f"expected a case of {path.name} ({list(f['cases'])}), got {record.case_id!r}")
-        return store_correction(f, f["cases"][record.case_id], record)
+        return store_correction(f, case_group(f, record.case_id, path), record)
 
 
 @contextmanager
@@ -113,9 +112,7 @@ def annotate_session_file(
     """
     path = Path(path)
     with _open_closed_session(path, "annotate") as f:
-        if case_id not in f["cases"]:
-            raise ValueError(f"expected a case of {path.name} ({list(f['cases'])}), got {case_id!r}")
-        g = f["cases"][case_id]
+        g = case_group(f, case_id, path)
         refuse_bad_annotation(g, case_id, annotation)
         if 2 <= int(f.attrs["schema_version"]) < SCHEMA_VERSION:  # schema 1's heatmaps are read as such
             f.attrs["schema_version"] = SCHEMA_VERSION  # its annotation log is now the current schema's

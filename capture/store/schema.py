@@ -6,7 +6,9 @@ text/attribute encodings the writer and the reader share.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+import h5py
 import hdf5plugin
 import numpy as np
 
@@ -144,3 +146,11 @@ def decode_texts(rows: np.ndarray, blob: np.ndarray) -> list[str]:
         raw[o : o + n].decode("utf-8", errors="replace")
         for o, n in zip(rows["text_offset"], rows["text_len"])
     ]
+
+
+def case_group(f: h5py.File, case_id: str, path: Path) -> h5py.Group:
+    """Case ``case_id``'s group of the open session file ``f`` (at ``path``); ValueError naming the file's
+    cases when it has none of that name."""
+    if case_id not in f["cases"]:
+        raise ValueError(f"expected a case of {path.name} ({list(f['cases'])}), got {case_id!r}")
+    return f["cases"][case_id]

@@ -52,6 +52,7 @@ from radgaze.capture.store.schema import (
     SENTENCE_ROW,
     WORD_ROW,
     blosc_filter,
+    case_group,
     encode_heatmap,
     text_rows,
 )
@@ -361,9 +362,7 @@ class SessionWriter:
         if case_id == self._case_id:
             raise RuntimeError(f"case {case_id!r} is still being recorded; annotate it after end_case")
         f = self._reopen_plain()
-        if case_id not in f["cases"]:
-            raise ValueError(f"expected a case of {self.path.name} ({list(f['cases'])}), got {case_id!r}")
-        g = f["cases"][case_id]
+        g = case_group(f, case_id, self.path)
         refuse_bad_annotation(g, case_id, annotation)
         revision = append_revision(g, annotation, step)
         f.flush()
@@ -378,9 +377,7 @@ class SessionWriter:
                 f"case {case_id!r} is still being recorded; store its second look after end_case"
             )
         f = self._reopen_plain()
-        if case_id not in f["cases"]:
-            raise ValueError(f"expected a case of {self.path.name} ({list(f['cases'])}), got {case_id!r}")
-        write_second_look_group(f["cases"][case_id], payload, unviewed, model)
+        write_second_look_group(case_group(f, case_id, self.path), payload, unviewed, model)
         f.flush()
 
     def read_case(self, case_id: str) -> CaseRecord:
@@ -389,9 +386,7 @@ class SessionWriter:
         if case_id == self._case_id:
             raise RuntimeError(f"case {case_id!r} is still being recorded; read it after end_case")
         f = self._reopen_plain()
-        if case_id not in f["cases"]:
-            raise ValueError(f"expected a case of {self.path.name} ({list(f['cases'])}), got {case_id!r}")
-        return read_case_group(f["cases"][case_id], int(f.attrs["schema_version"]))
+        return read_case_group(case_group(f, case_id, self.path), int(f.attrs["schema_version"]))
 
     def write_correction(self, record: CaseRecord) -> int:
         """Store a closed case's corrected transcript (``record`` as ``correct_case`` returns it); flush.
@@ -407,11 +402,7 @@ class SessionWriter:
                 "correct_case returns it), got one without"
             )
         f = self._reopen_plain()
-        if record.case_id not in f["cases"]:
-            raise ValueError(
-                f"expected a case of {self.path.name} ({list(f['cases'])}), got {record.case_id!r}"
-            )
-        return store_correction(f, f["cases"][record.case_id], record)
+        return store_correction(f, case_group(f, record.case_id, self.path), record)
 
     def flush(self) -> None:
         """Write the rows held since the last flush and flush the file (SWMR readers then see them)."""
