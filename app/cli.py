@@ -36,7 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "generate synthetic reading sessions (phantom images, gaze, dictation)",
     ),
     "sim-tracker": (
-        "radgaze.capture.live.sim_tracker",
+        "radgaze.capture.live.sim_tracker_cmd",
         "publish a simulated eye tracker as a real LSL stream",
     ),
     "pupil-bridge": (
@@ -48,7 +48,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "convert REFLACX / EGD-CXR / XDF recordings to session files",
     ),
     "retranscribe": (
-        "radgaze.capture.live.retranscribe",
+        "radgaze.capture.live.retranscribe_cmd",
         "re-recognise recorded cases from their audio with another Whisper model, stored beside the live words",
     ),
     "export": (
@@ -56,12 +56,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "write sessions in REFLACX's layout (labels, ellipses, fixations, words, gaze)",
     ),
     "prepare": (
-        "radgaze.training.prepared",
+        "radgaze.training.prepare_cmd",
         "decode sessions once into the fast prepared form training reads",
     ),
     "train": ("radgaze.training.cli", "EGMA pretraining over a folder of sessions"),
-    "eval": ("radgaze.training.evaluate", "evaluate a run: zero-shot, retrieval, attention agreement"),
-    "experiment": ("radgaze.training.experiment", "experiments: gaze-ablation | learning-curve"),
+    "eval": ("radgaze.training.eval_cmd", "evaluate a run: zero-shot, retrieval, attention agreement"),
+    "experiment": ("radgaze.training.experiment_cmd", "experiments: gaze-ablation | learning-curve"),
     "analyze": (
         "radgaze.capture.analysis.cli",
         "analyses: second-look (the trial per arm: added findings, sensitivity, FP/image)",

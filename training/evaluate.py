@@ -20,12 +20,10 @@ Every metric is in [0, 1] except CC ([-1, 1]) and NSS (unbounded; 0 = chance); N
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -43,7 +41,6 @@ from radgaze.model.zeroshot import (
     report_embeddings,
 )
 from radgaze.training import data as tdata
-from radgaze.training import protocols
 from radgaze.training.config import DataConfig
 
 log = logging.getLogger(__name__)
@@ -359,57 +356,3 @@ def result_table(result: dict) -> str:
     if result.get("warning"):
         lines.append(f"  WARNING: {result['warning']}")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if any(a == "--images" or a.startswith("--images=") for a in argv):  # labelled image sets: protocols.py
-        return protocols.main(argv)
-    p = argparse.ArgumentParser(
-        prog="radgaze eval",
-        description="Evaluate a training run on a folder of sessions: zero-shot accuracy/macro F1, retrieval "
-        "P@1/5/10 both ways, pointing game, CC and NSS of model attention vs radiologist sentence heatmaps.",
-        epilog="example: radgaze eval runs/tiny ./sessions --json; on labelled image sets (CheXpert 5x200, "
-        "RSNA, SIIM ...): radgaze eval RUN --images CSV|DIR --protocol zeroshot|retrieval|linear-probe (see "
-        "radgaze eval RUN --images X --help)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("run", help="run directory written by radgaze train")
-    p.add_argument("sessions", help="folder of session files to evaluate on")
-    p.add_argument(
-        "--checkpoint",
-        default=None,
-        choices=("best", "last"),
-        help="best or last; unset = the run's model (current.json, else best, else last)",
-    )
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="device")
-    p.add_argument("--max-attention-cases", type=int, default=None, help="cap the cases used for attention")
-    p.add_argument("--json", action="store_true", help="print one JSON object (for programs), no phase lines")
-    p.add_argument(
-        "--sentences-csv",
-        type=Path,
-        default=None,
-        help="also write the attention agreement per sentence as CSV (the table radgaze review --export-csv "
-        "writes: most disagreeing first, a mean row last)",
-    )
-    a = p.parse_args(argv)
-    if not a.json:
-        from radgaze.training.console import setup_phase_logging
-
-        setup_phase_logging()
-    rows: list = []
-    result = evaluate_run(
-        a.run,
-        a.sessions,
-        device=a.device,
-        checkpoint=a.checkpoint,
-        max_attention_cases=a.max_attention_cases,
-        rows_out=rows,
-    )
-    if a.sentences_csv is not None:
-        agreement.write_csv(agreement.sort_by_disagreement(rows), a.sentences_csv)
-    if a.json:
-        print(json.dumps(result))
-    else:
-        print(result_table(result))
-    return 0

@@ -38,7 +38,7 @@ def sessions(tmp_path_factory) -> Path:
 
 def test_review_and_eval_write_the_same_sentence_table(run_dir, sessions, tmp_path, qapp, capsys):
     from radgaze.app.review import main as review_main
-    from radgaze.training.evaluate import main as eval_main
+    from radgaze.training.eval_cmd import main as eval_main
 
     by_review, by_eval = tmp_path / "review.csv", tmp_path / "eval.csv"
     assert review_main([str(run_dir), str(sessions), "--export-csv", str(by_review)]) == 0

@@ -13,9 +13,10 @@ import pytest
 from radgaze.capture.base.errors import ConfigError
 from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, DisplayGeometry
 from radgaze.capture.gazemath.scanpath import synthetic_scanpath
+from radgaze.capture.io.display import parse_display
 from radgaze.capture.live.gaze.discovery import describe_info, find_gaze_streams, resolve_gaze_stream
 from radgaze.capture.live.gaze.inlet import GazeInlet, concat_chunks
-from radgaze.capture.live.sim_tracker import SimTracker, parse_display, resample_indices
+from radgaze.capture.live.sim_tracker import SimTracker, resample_indices
 
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 

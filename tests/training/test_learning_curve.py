@@ -129,7 +129,7 @@ def test_cuda_preset_refuses_without_a_gpu(tmp_path: Path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     from radgaze.capture.base.errors import ConfigError
-    from radgaze.training.experiment import main
+    from radgaze.training.experiment_cmd import main
 
     with pytest.raises(ConfigError, match="CUDA"):
         main(["learning-curve", "--device", "cuda", "--work", str(tmp_path)])

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from radgaze.training import protocols as P
+from radgaze.training.eval_cmd import images_parser
 
 FIVE = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
 
@@ -106,7 +107,7 @@ def test_zeroshot_on_real_radiographs_counts_broken_rows_and_scores_as_the_model
 
 
 def test_folder_per_class_and_the_cli_table_and_json(ckpt, cxr, tmp_path, capsys):
-    from radgaze.training.evaluate import main
+    from radgaze.training.eval_cmd import main
 
     root = tmp_path / "five"
     for i, f in enumerate(cxr[:15]):
@@ -192,7 +193,7 @@ def test_linear_probe_head_learns_separable_features_and_is_seeded():
 
 
 def test_paper_settings_are_the_cli_defaults():
-    a = P.parser().parse_args(["run", "--images", "x.csv", "--protocol", "linear-probe"])
+    a = images_parser().parse_args(["run", "--images", "x.csv", "--protocol", "linear-probe"])
     assert (a.epochs, a.lr, a.weight_decay, a.warmup_epochs) == (30, 5e-7, 1e-4, 6)
     assert a.fractions == (0.01, 0.1, 1.0)
 
