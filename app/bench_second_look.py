@@ -1,6 +1,6 @@
 """``radgaze bench second-look``: from Space to the second-look overlay drawn, in the record window.
 
-A real record window (offscreen by default) with a real :class:`radgaze.app.live.LiveSession` worker writing a
+A real record window (offscreen by default) with a real :class:`radgaze.capture.live.live_session.LiveSession` worker writing a
 real live session file reads a synthetic case (radgaze.capture.synth, 2048 px, the default 3 MP display) over
 and over: each repeat starts a case, hands the worker that reading's gaze and words (a stand-in for the LSL
 inlet and the ASR: everything arrives at once), waits until its sentences are closed, presses Space (the
@@ -98,11 +98,11 @@ def mark_figures(n: int) -> dict:
 
 
 def _window(folder: Path, out: Path):
-    from radgaze.app.live import LiveSession
     from radgaze.app.main_window import MainWindow
     from radgaze.app.recording import RecordController
     from radgaze.app.second_look import SecondLookFlow
     from radgaze.capture.base.records import DisplayGeometry
+    from radgaze.capture.live.live_session import LiveSession
     from radgaze.capture.store.writer import SessionWriter
 
     inlet = ReadingInlet()

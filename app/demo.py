@@ -4,7 +4,7 @@ The main window opens on synthetic cases (radgaze.capture.synth: phantom radiogr
 A simulated eye tracker (radgaze.capture.live.sim_tracker.SimTracker, a real LSL outlet in the Tobii layout) streams the
 synthetic reader's gaze, placed where this window shows the image; a scripted dictation releases the synthetic
 report's words at their times (plus an ASR-like latency) as final words. The same live pipeline as ``radgaze
-record`` (radgaze.app.live: LSL inlet thread; a worker thread running radgaze.capture.live.pipeline into the session file)
+record`` (radgaze.capture.live.live_session: LSL inlet thread; a worker thread running radgaze.capture.live.pipeline into the session file)
 turns them into sentence heatmaps that appear one by one in the reading panel and over the image. Nothing of
 the capture or the alignment runs on the UI thread.
 
@@ -268,10 +268,10 @@ class Demo:
         """Live session file, simulated tracker over LSL, inlet, live pipeline and the record controller."""
         import pylsl
 
-        from radgaze.app.live import LiveSession
         from radgaze.app.recording import RecordController
         from radgaze.capture.live.gaze.discovery import resolve_gaze_stream
         from radgaze.capture.live.gaze.inlet import GazeInlet
+        from radgaze.capture.live.live_session import LiveSession
         from radgaze.capture.live.sim_tracker import SimTracker
         from radgaze.capture.store.writer import SessionWriter
 

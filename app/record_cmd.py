@@ -293,7 +293,7 @@ class Sources:
 
 
 def open_sources(args: argparse.Namespace, app) -> Sources:
-    from radgaze.app.live import LiveSession
+    from radgaze.capture.live.live_session import LiveSession
     from radgaze.capture.live.sources import (
         open_dictation,
         open_gaze_inlet,

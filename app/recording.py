@@ -1,4 +1,4 @@
-"""Record mode's controller: binds the main window (UI thread) to a :class:`radgaze.app.live.LiveSession` (worker).
+"""Record mode's controller: binds the main window (UI thread) to a :class:`radgaze.capture.live.live_session.LiveSession` (worker).
 
 The UI thread only does cheap things: it forwards view events and case changes to the pipeline's inbox and
 polls the pipeline's event queue from a timer (~30 Hz) to move the gaze cursor, update the tracker status,
@@ -15,11 +15,11 @@ import numpy as np
 from PySide6 import QtCore
 
 from radgaze.app.calibration import DRIFT_WARN_DEG, CalibrationCheck, CalibrationResult
-from radgaze.app.live import LiveSentence, LiveSession, TrackerStats
 from radgaze.app.main_window import MainWindow
 from radgaze.app.panels import TrackerStatus
 from radgaze.app.worklist import RECORDED, LoadedCase
 from radgaze.capture.base.records import GAZE_DTYPE, VIEW_CASE, DisplayGeometry, ImageRef, Words
+from radgaze.capture.live.live_session import LiveSentence, LiveSession, TrackerStats
 from radgaze.capture.store.case_image import stored_image_path
 from radgaze.capture.store.privacy import opaque_case_id
 

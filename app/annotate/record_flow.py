@@ -2,7 +2,7 @@
 
 When the reader stops dictating a case (Space), the annotation panel takes the reading panel's place (a tab of
 the same dock) with the protocol's steps for that case, on the image as the reader left it (zoom, pan, W/L).
-Each confirmed step goes to the recorder's writer thread (:meth:`radgaze.app.live.LiveSession.annotate`): one
+Each confirmed step goes to the recorder's writer thread (:meth:`radgaze.capture.live.live_session.LiveSession.annotate`): one
 annotation revision in the session file being recorded, so a ``kill -9`` keeps the dictation and every step
 confirmed. After the last step the next worklist case opens and its dictation starts at once. While a case is
 being annotated, Space and the worklist keys wait (the image must stay the annotated one), and ``1``/``0`` are

@@ -1,5 +1,5 @@
 """The one capture loop both recorders drive: ``radgaze record --headless`` (:mod:`radgaze.capture.live.record`) and
-the record window (``radgaze.app.live.LiveSession``, which adds only the window's events and its annotation).
+the record window (``radgaze.capture.live.live_session.LiveSession``, which adds only the window's events and its annotation).
 
 The loop runs on one thread, the only user of the session writer. Each :meth:`CaptureLoop.step` drains the
 sources' queues — audio blocks (fed to the ASR worker and stored), the ASR's final words, gaze chunks from the

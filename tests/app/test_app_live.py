@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from radgaze.app.live import LiveSession, gaze_point_on_image, tracker_stats
 from radgaze.capture.base.records import GAZE_DTYPE, GAZE_VALID, VIEW_DTYPE
+from radgaze.capture.live.live_session import LiveSession, gaze_point_on_image, tracker_stats
 
 pytest.importorskip(
     "radgaze.capture.gazemath.align", reason="radgaze.capture.gazemath.align (LiveAligner) not written yet"

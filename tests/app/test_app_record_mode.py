@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from radgaze.app.live import LiveSentence, TrackerStats
 from radgaze.app.main_window import MainWindow
 from radgaze.app.recording import RecordController
 from radgaze.capture.base.records import (
@@ -24,6 +23,7 @@ from radgaze.capture.base.records import (
     ImageRef,
     Words,
 )
+from radgaze.capture.live.live_session import LiveSentence, TrackerStats
 
 
 class StandInPipeline:
@@ -152,7 +152,7 @@ def test_reading_a_case_again_records_a_new_session_case(recorder):
 
 
 def test_view_changes_land_in_the_session_file(qtbot, tmp_path):
-    from radgaze.app.live import LiveSession
+    from radgaze.capture.live.live_session import LiveSession
     from radgaze.capture.store.reader import SessionReader
     from radgaze.capture.store.writer import SessionWriter
 

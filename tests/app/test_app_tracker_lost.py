@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from radgaze.app.live import STATUS_EVERY_S, LiveSession, TrackerStats
 from radgaze.app.main_window import MainWindow
 from radgaze.app.recording import LOST_AFTER_S, RecordController
 from radgaze.capture.base.records import DisplayGeometry
+from radgaze.capture.live.live_session import STATUS_EVERY_S, LiveSession, TrackerStats
 
 OUTLET_PROC = Path(__file__).resolve().parents[1] / "capture" / "lsl_outlet_proc.py"
 TOBII_LABELS = ["left_x", "left_y", "left_pupil", "right_x", "right_y", "right_pupil"]

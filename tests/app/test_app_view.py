@@ -235,7 +235,7 @@ def test_window_fits_1366x768_and_remembers_its_geometry(qtbot, tmp_path, artifa
 
 
 def test_elapsed_counter_and_level_meter(qtbot):
-    from radgaze.app.live import level_dbfs
+    from radgaze.capture.live.live_session import level_dbfs
 
     t = np.arange(16000) / 16000
     assert level_dbfs(0.5 * np.sin(2 * np.pi * 440 * t)) == pytest.approx(
@@ -264,10 +264,10 @@ def test_record_window_shows_the_real_microphone_level_and_a_lost_tracker(
 ):
     """A real LiveSession fed by the real speech clip in real time (no tracker connected): the level meter
     follows the speech, the elapsed counter runs, the tracker panel says it is not connected."""
-    from radgaze.app.live import LiveSession
     from radgaze.app.recording import RecordController
     from radgaze.capture.base.records import DisplayGeometry
     from radgaze.capture.live.audio import AudioFileSource
+    from radgaze.capture.live.live_session import LiveSession
     from radgaze.capture.store.writer import SessionWriter
 
     images = tmp_path / "img"

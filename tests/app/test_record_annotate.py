@@ -51,8 +51,8 @@ def _wait_for(events, kinds: set[str], timeout_s: float = 20.0) -> list[tuple[st
 
 
 def test_the_writer_thread_stores_annotations_after_the_case_closes(tmp_path):
-    from radgaze.app.live import LiveSession
     from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef
+    from radgaze.capture.live.live_session import LiveSession
     from radgaze.capture.store.reader import SessionReader
     from radgaze.capture.store.writer import SessionWriter
 

@@ -157,10 +157,10 @@ def test_a_runs_model_attention_is_computed_on_the_capture_worker_and_stored(tmp
 
     import torch
 
-    from radgaze.app.live import LiveSession
     from radgaze.app.second_look import model_attention
     from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef
     from radgaze.capture.gazemath.second_look import SecondLookLog
+    from radgaze.capture.live.live_session import LiveSession
     from radgaze.capture.store.second_look import read_second_looks
     from radgaze.capture.store.writer import SessionWriter
     from radgaze.model.checkpoint import save_checkpoint
@@ -195,9 +195,9 @@ def test_a_runs_model_attention_is_computed_on_the_capture_worker_and_stored(tmp
 
 
 def test_the_worker_uses_the_readers_chest_box_and_a_failed_second_look_never_stops_the_recording(tmp_path):
-    from radgaze.app.live import LiveSession
     from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef
     from radgaze.capture.gazemath.second_look import SecondLookLog
+    from radgaze.capture.live.live_session import LiveSession
     from radgaze.capture.store.second_look import read_second_looks
     from radgaze.capture.store.writer import SessionWriter
 
