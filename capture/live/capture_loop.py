@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from radgaze.capture.base.records import VIEW_DTYPE, DisplayGeometry, ImageRef, Words
+from radgaze.capture.base.records import GAP_DTYPE, VIEW_DTYPE, DisplayGeometry, ImageRef, Words
 from radgaze.capture.gazemath.align import EYE_VOICE_LEAD_S, ClosedSentence
 from radgaze.capture.live.asr import CaseWords, Flushed
 from radgaze.capture.live.gaze.inlet import concat_chunks, concat_clock_events
@@ -365,12 +365,20 @@ class CaptureLoop:
 
     def _gaze_up_to(self, t_end: float) -> list[ClosedSentence]:
         """The open case's gaze up to ``t_end``: drained until the tracker's samples have passed it (they are
-        on their way a few ms; longer on a loaded machine), at most GAZE_WAIT_S (a lost tracker sends none)."""
+        on their way a few ms; longer on a loaded machine), at most GAZE_WAIT_S (a lost tracker sends none).
+        A tracker still lost then leaves the case an open gap from its last sample to ``t_end``."""
         closed = self.pull_gaze()
         deadline = time.monotonic() + GAZE_WAIT_S
         while self.gaze is not None and self._t_gaze_newest < t_end and time.monotonic() < deadline:
             time.sleep(0.01)
             closed += self.pull_gaze()
+        if (
+            getattr(self.gaze, "stalled", False)
+            and np.isfinite(self._t_gaze_newest)
+            and (self._t_gaze_newest < t_end)
+        ):  # the tracker is lost as the case ends: the case says so (the gap is known once it returns)
+            self.pipeline.push_gaps(np.array([(self._t_gaze_newest, t_end)], GAP_DTYPE))
+            self.stats.gaps += 1
         return closed
 
     def _take_gaze(self, samples: np.ndarray, gaps: np.ndarray, events: np.ndarray) -> list[ClosedSentence]:

@@ -169,3 +169,32 @@ def test_gaze_drained_while_a_case_closes_goes_to_the_next_case_not_to_it(loop):
     assert np.array_equal(c.gaze["t_lsl"], t[t <= T0 + 1.0])
     assert np.array_equal(d.gaze["t_lsl"], t[t >= T0 + 2.0])
     assert loop.stats.gaze_pre_roll == np.count_nonzero((t > T0 + 1.0) & (t < T0 + 2.0))  # between the cases
+
+
+def test_a_case_ending_while_the_tracker_is_lost_holds_an_open_gap_to_its_end(loop, monkeypatch):
+    """The tracker went away 1 s before the reader stopped, and is still away when the case closes: the case
+    says it was lost from its last sample to its end (the inlet's own gap comes only once it returns, too late
+    for a closed case: a restarted tracker whose first samples arrived after the close left no gap)."""
+    import radgaze.capture.live.capture_loop as capture_loop
+
+    monkeypatch.setattr(capture_loop, "GAZE_WAIT_S", 0.05)
+    t = np.arange(T0, T1 - 1.0, 0.01)
+    loop.begin_case("c", loop.test.image, loop.test.view)
+    loop.test.gaze.send(t)
+    loop.test.gaze.stalled = True  # as GazeInlet.stalled says once a regular stream went silent
+    loop.end_case(T1)
+    loop.close_case()
+    case = _case(loop)
+    assert case.gaps.tolist() == [(t[-1], T1)] and loop.stats.gaps == 1
+
+
+def test_a_case_ending_with_the_tracker_streaming_has_no_gap(loop, monkeypatch):
+    import radgaze.capture.live.capture_loop as capture_loop
+
+    monkeypatch.setattr(capture_loop, "GAZE_WAIT_S", 0.05)
+    loop.begin_case("c", loop.test.image, loop.test.view)
+    loop.test.gaze.send(np.arange(T0, T1 - 1.0, 0.01))
+    loop.test.gaze.stalled = False  # the samples up to the end are merely late
+    loop.end_case(T1)
+    loop.close_case()
+    assert _case(loop).gaps.size == 0
