@@ -34,6 +34,16 @@ IDT_DISPERSION_DEG = 1.0  # Salvucci & Goldberg 2000; pymovements default
 IDT_MIN_DUR_S = 0.100  # Salvucci & Goldberg 2000; pymovements default
 
 
+def _params_of(cls, params: dict, method: str):
+    """A detector's parameter dataclass from ``{name: value}`` (the defaults for the rest); unknown names refused."""
+    unknown = set(params) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(
+            f"{method} parameters: expected {[f.name for f in fields(cls)]}, got {sorted(unknown)}"
+        )
+    return cls(**{k: float(v) for k, v in params.items()})
+
+
 @dataclass(frozen=True)
 class IvtParams:
     """The I-VT parameters (defaults above)."""
@@ -47,12 +57,7 @@ class IvtParams:
 
     @classmethod
     def of(cls, params: dict) -> IvtParams:
-        unknown = set(params) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(
-                f"I-VT parameters: expected {[f.name for f in fields(cls)]}, got {sorted(unknown)}"
-            )
-        return cls(**{k: float(v) for k, v in params.items()})
+        return _params_of(cls, params, "I-VT")
 
 
 IVT_WINDOW_MAX_MS = 200.0  # a window this long spans whole saccades: refused as a mistake
@@ -202,12 +207,7 @@ class IdtParams:
 
     @classmethod
     def of(cls, params: dict) -> IdtParams:
-        unknown = set(params) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(
-                f"I-DT parameters: expected {[f.name for f in fields(cls)]}, got {sorted(unknown)}"
-            )
-        return cls(**{k: float(v) for k, v in params.items()})
+        return _params_of(cls, params, "I-DT")
 
 
 def idt_scan(
