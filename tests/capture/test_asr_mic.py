@@ -94,7 +94,11 @@ def test_live_dictation_from_the_virtual_mic(virtual_mic, jfk_16k, tiny_en_dir):
     t_last_end = audio_blocks[-1].t_lsl_first_sample + audio_blocks[-1].samples.size / 16000
     words = streamer.final_words()
     said = " ".join(words.text).lower()
-    assert "fellow americans" in said and "your country" in said, said
+    from radgaze.capture.synth.speech import word_error_rate
+
+    jfk = "and so my fellow americans ask not what your country can do for you ask what you can do for your country"
+    # tiny.en streamed through a sound server: within two words of what was said (here "american" once)
+    assert word_error_rate(jfk, said) <= 0.1, said
     assert streamer.n_decodes >= 3, "the worker did not decode while the speech was playing"
     assert np.all(words.t_start >= t_first) and np.all(words.t_end <= t_last_end + 1e-6)
     assert np.all(words.t_start <= words.t_end) and np.all(words.t_start[1:] >= words.t_end[:-1])
