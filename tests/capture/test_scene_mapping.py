@@ -122,3 +122,22 @@ def test_without_markers_in_view_nothing_is_mapped(detector):
     seen = detector.detect(_see(one, h, rng))
     assert set(seen) == {0}
     assert scene_to_screen(seen, markers) is None  # one marker is not enough (min 2)
+
+
+@pytest.mark.slow
+def test_processes_that_detected_markers_exit_with_their_own_status():
+    """pupil-apriltags' Detector destructor frees its families before the detector: freed at interpreter exit, it
+    crashed 2 of 30 processes (SIGSEGV), so a pupil-bridge refusal's exit 2 read as -11. Twenty processes detect
+    and exit 2: every one exits 2."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from radgaze.capture.live.scene_markers import MarkerDetector\n"
+        "d = MarkerDetector(); rng = np.random.default_rng(int(sys.argv[1]))\n"
+        "[d.detect((rng.random((720, 1280)) * 255).astype(np.uint8)) for _ in range(10)]\n"
+        "sys.exit(2)\n"
+    )
+    codes = [subprocess.run([sys.executable, "-c", code, str(i)], timeout=120).returncode for i in range(20)]
+    assert codes == [2] * 20, codes
