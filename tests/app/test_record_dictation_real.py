@@ -95,10 +95,12 @@ def test_the_record_window_dictates_a_spoken_report_case_by_case(qtbot, tmp_path
 
     cfg = AsrConfig(model=str(tiny_en), device="cpu", beam_size=5, local_files_only=True)
     for c in (c1, c2):
-        assert c.correction is not None and c.correction.asr["pass"] == "case", c.case_id
-        assert c.words.text == transcribe_audio(WhisperTranscriber(cfg), c.audio).text
-        assert len(c.recognised_words) > 0
+        whole = transcribe_audio(WhisperTranscriber(cfg), c.audio)
+        assert [t.strip() for t in c.words.text] == [t.strip() for t in whole.text], c.case_id
+        if c.correction is not None:  # None: the whole decode gave the streamed words again (nothing stored)
+            assert c.correction.asr["pass"] == "case" and len(c.recognised_words) > 0
     # the window's transcript showed case 2's streamed words only (case 1's came after case 2 began)
     from radgaze.capture.gazemath.punctuation import join_tokens
 
-    assert shown == join_tokens(c2.recognised_words.text).lower()
+    streamed2 = c2.recognised_words if c2.correction is not None else c2.words
+    assert shown == join_tokens(streamed2.text).lower()
