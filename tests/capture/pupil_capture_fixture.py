@@ -113,17 +113,19 @@ def screen_image(with_markers: bool, cell_px: int = OVERLAY_CELL_PX) -> np.ndarr
     return screen
 
 
-def see(screen: np.ndarray, h: np.ndarray, rng, ideal=None) -> np.ndarray:
-    """The grey scene frame: pixels inside the screen's outline look it up (bilinear), the room is darker.
-    ``ideal``: (x, y) ideal px of every recorded pixel centre (a distorting lens); None: no distortion."""
-    frame = np.full((FRAME_H, FRAME_W), 40.0, np.float32)
+def see(
+    screen: np.ndarray, h: np.ndarray, rng, ideal=None, size: tuple[int, int] = (FRAME_W, FRAME_H)
+) -> np.ndarray:
+    """The grey scene frame (``size`` = W, H px): pixels inside the screen's outline look it up (bilinear), the room
+    is darker. ``ideal``: (x, y) ideal px of every recorded pixel centre (a distorting lens); None: no distortion."""
+    frame = np.full((size[1], size[0]), 40.0, np.float32)
     if ideal is None:
         outline = np.stack(apply_homography(h, SCREEN_CORNERS[:, 0], SCREEN_CORNERS[:, 1]), 1)
         (x0, y0), (x1, y1) = np.floor(outline.min(0)).astype(int), np.ceil(outline.max(0)).astype(int)
         yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
         xx, yy = xx + 0.5, yy + 0.5
     else:
-        (x0, y0), (x1, y1) = (0, 0), (FRAME_W, FRAME_H)
+        (x0, y0), (x1, y1) = (0, 0), size
         xx, yy = ideal
     sx, sy = apply_homography(np.linalg.inv(h), xx, yy)
     sx, sy = sx - 0.5, sy - 0.5

@@ -83,6 +83,38 @@ def overlay_markers(
     return out
 
 
+def frames_to_search(
+    times: list[float], t_searched: float, spacing_s: float = SEARCH_SPACING_S, newest: bool = True
+) -> tuple[set[int], float]:
+    """Of the frames waiting (their device times, in order), which to search for markers: the newest (unless
+    ``newest`` is false), and others at least ``spacing_s`` after the last searched (``t_searched``), so every datum
+    keeps a searched frame on each side within the mapper's 0.1 s however far behind. Returns (their indices, the
+    new ``t_searched``)."""
+    keep = {len(times) - 1} if times and newest else set()
+    for i, t in enumerate(times[: -1 if newest else None]):
+        if t - t_searched >= spacing_s:
+            keep.add(i)
+            t_searched = t
+    return keep, (times[-1] if times and newest else t_searched)
+
+
+def push_mapped(
+    outlet: pylsl.StreamOutlet,
+    layout,
+    display: DisplayGeometry,
+    mapped: MappedGaze,
+    device_minus_lsl_s: float,
+) -> int:
+    """Mapped gaze out as screen gaze in ``layout`` (generic), on the LSL clock (device time - the offset);
+    confidence 0 where invalid. Returns the number of samples pushed."""
+    pupil = np.full(mapped.t_pupil.size, np.nan)
+    raw = encode_samples(layout, mapped.x_screen_px, mapped.y_screen_px, pupil, mapped.valid, display)
+    raw[:, layout.confidence] = np.where(mapped.valid, mapped.confidence, 0.0)
+    for sample, t in zip(raw, mapped.t_pupil - device_minus_lsl_s):
+        outlet.push_sample(sample.tolist(), float(t))
+    return int(raw.shape[0])
+
+
 def _refuse_surface(counts, seconds: float, address: str, surface: str) -> None:
     """One line on why the Surface Tracker's gaze did not come, and what to do."""
     if counts.frames == 0:
@@ -110,6 +142,11 @@ def _refuse_startup(counts, seconds: float, address: str) -> None:
             f"Pupil Capture at {address} sent no scene frames (frame.world) in {seconds:g} s: turn on its Frame "
             "Publisher plugin (format gray), so radgaze can find the screen's markers in the scene camera"
         )
+    refuse_without_markers(counts, seconds)
+
+
+def refuse_without_markers(counts, seconds: float) -> None:
+    """The one line when scene frames came but too few showed the screen's markers (any head-mounted bridge)."""
     seen = f"tags seen: {sorted(counts.tags_seen)}" if counts.tags_seen else "no tags seen"
     raise ConfigError(
         f"scene-camera gaze refused: {counts.frames_mapped} of {counts.frames} scene frames in {seconds:g} s "
@@ -214,15 +251,9 @@ class PupilBridge:
         """Of the frames waiting, the newest, and older ones at least ``SEARCH_SPACING_S`` after the last frame
         searched: every datum keeps a searched frame on each side within the mapper's 0.1 s however far behind."""
         frames = [i for i, (topic, _) in enumerate(messages) if topic.startswith(FRAME_TOPIC)]
-        keep = set(frames[-1:])
-        for i in frames[:-1]:
-            t = float(messages[i][1].get("timestamp", np.nan))
-            if t - self._t_searched >= SEARCH_SPACING_S:
-                keep.add(i)
-                self._t_searched = t
-        if frames:
-            self._t_searched = float(messages[frames[-1]][1].get("timestamp", np.nan))
-        return keep
+        times = [float(messages[i][1].get("timestamp", np.nan)) for i in frames]
+        keep, self._t_searched = frames_to_search(times, self._t_searched)
+        return {frames[k] for k in keep}
 
     def _flowing(self) -> bool:
         """Gaze (and in frame mode, scene frames) coming from Pupil Capture."""
@@ -254,14 +285,7 @@ class PupilBridge:
         return None
 
     def _push(self, mapped: MappedGaze) -> None:
-        pupil = np.full(mapped.t_pupil.size, np.nan)
-        raw = encode_samples(
-            self.layout, mapped.x_screen_px, mapped.y_screen_px, pupil, mapped.valid, self.display
-        )
-        raw[:, self.layout.confidence] = np.where(mapped.valid, mapped.confidence, 0.0)
-        for sample, t in zip(raw, mapped.t_pupil - self.offset_s):
-            self._outlet.push_sample(sample.tolist(), float(t))
-        self.n_pushed += raw.shape[0]
+        self.n_pushed += push_mapped(self._outlet, self.layout, self.display, mapped, self.offset_s)
 
     def _set_offset(self, offset_s: float, rtt_s: float) -> None:
         self.offset_s, self.rtt_s = offset_s, rtt_s
@@ -317,7 +341,7 @@ def _unmapped(d) -> MappedGaze:
                       np.array([d.confidence]))  # fmt: skip
 
 
-def _viewer(text: str | None) -> tuple[float, float, float, float] | None:
+def parse_viewer(text: str | None) -> tuple[float, float, float, float] | None:
     if text is None:
         return None
     parts = text.replace(",", " ").split()
@@ -330,16 +354,8 @@ def _viewer(text: str | None) -> tuple[float, float, float, float] | None:
     return x, y, w, h
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="radgaze pupil-bridge",
-        description="Pupil Core (Pupil Capture's network API) gaze mapped onto the screen through the AprilTag "
-        "markers of `radgaze record --scene-markers`, published as screen gaze on LSL (stream "
-        f"{STREAM_NAME!r}). Needs radgaze[headmounted] and Pupil Capture's Frame Publisher (format gray), or its "
-        "Surface Tracker with --surface.",
-        formatter_class=DefaultsOnceFormatter,
-    )
-    p.add_argument("--remote", default=DEFAULT_REMOTE, help="Pupil Remote's HOST:PORT")
+def add_screen_options(p: argparse.ArgumentParser) -> None:
+    """Where the screen and its markers are (any head-mounted bridge)."""
     p.add_argument(
         "--display", required=True, help="the screen WxH px the viewer and its markers are on (as recorded)"
     )
@@ -350,6 +366,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--marker-cell-px", type=int, default=OVERLAY_CELL_PX, help="tag cell size as drawn, px")
     p.add_argument("--marker-margin-px", type=int, default=OVERLAY_MARGIN_PX, help="markers' margin, px")
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """How long the bridge waits for data and markers, and runs (any head-mounted bridge)."""
+    p.add_argument(
+        "--startup-s", type=float, default=STARTUP_S, help="time for gaze and scene frames to come"
+    )
+    p.add_argument(
+        "--markers-within-s",
+        type=float,
+        default=MARKERS_WITHIN_S,
+        help="the scene camera must see the markers within this long after publishing (gaze invalid until then)",
+    )
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radgaze pupil-bridge",
+        description="Pupil Core (Pupil Capture's network API) gaze mapped onto the screen through the AprilTag "
+        "markers of `radgaze record --scene-markers`, published as screen gaze on LSL (stream "
+        f"{STREAM_NAME!r}). Needs radgaze[headmounted] and Pupil Capture's Frame Publisher (format gray), or its "
+        "Surface Tracker with --surface.",
+        formatter_class=DefaultsOnceFormatter,
+    )
+    p.add_argument("--remote", default=DEFAULT_REMOTE, help="Pupil Remote's HOST:PORT")
+    add_screen_options(p)
     p.add_argument(
         "--intrinsics",
         default=None,
@@ -368,16 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=RESYNC_S,
         help="measure Pupil time against the LSL clock this often, s",
     )
-    p.add_argument(
-        "--startup-s", type=float, default=STARTUP_S, help="time for gaze and scene frames to come"
-    )
-    p.add_argument(
-        "--markers-within-s",
-        type=float,
-        default=MARKERS_WITHIN_S,
-        help="the scene camera must see the markers within this long after publishing (gaze invalid until then)",
-    )
-    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    add_run_options(p)
     p.add_argument("--name", default=STREAM_NAME, help="LSL stream name")
     p.add_argument("--summary", type=Path, default=None, help="write the closing counts as JSON here")
     return p
@@ -386,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     display = display_from_options(args.display, args.screen_mm, args.distance_mm)
-    markers = overlay_markers(display, _viewer(args.viewer), args.marker_cell_px, args.marker_margin_px)
+    markers = overlay_markers(display, parse_viewer(args.viewer), args.marker_cell_px, args.marker_margin_px)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     lenses = read_intrinsics(args.intrinsics) if args.intrinsics else None
