@@ -17,7 +17,9 @@ from radgaze.capture.annotation.check import annotation_problems
 from radgaze.capture.base.errors import SessionFormatError
 from radgaze.capture.base.records import CaseAnnotation, CaseRecord, Sentences, Words
 from radgaze.capture.store.annotations import append_revision
-from radgaze.capture.store.integrity import CHECKSUM, digest_problem, stamp_digest
+from radgaze.capture.store.integrity import CHECKSUM, WriterLock, digest_problem, stamp_digest
+from radgaze.capture.store.journal import JournaledFile
+from radgaze.capture.store.recovery import repair_in_place
 from radgaze.capture.store.schema import (
     CORRECTION_IN_USE,
     CORRECTION_PREFIX,
@@ -80,13 +82,36 @@ def correct_session_file(path: str | os.PathLike, record: CaseRecord) -> int:
 
 @contextmanager
 def _open_closed_session(path: Path, what: str):
-    """A closed session file opened for appending (one-line errors for a foreign or busy file)."""
+    """A closed session file opened for appending, under the writer's lock and through the undo journal: a
+    kill at any moment leaves the file as it was before (the edit and its new digest, or neither); what a
+    killed writer left unfinished is repaired first. One-line errors for a foreign or busy file."""
+    lock = WriterLock.acquire(path, advice=f"{what} it once its recording is closed")
     try:
-        f = h5py.File(path, "a", libver="latest")
+        if path.is_file():
+            repair_in_place(path)
+        journaled = JournaledFile(path, commit_on_flush=False)
+    except OSError as exc:
+        lock.release()
+        raise SessionFormatError(
+            f"{path}: expected a closed session file to {what}, got one that cannot be opened for writing ({exc})"
+        ) from None
+    try:
+        with _opened(path, journaled, what) as f:
+            yield f
+        journaled.finish()
+    finally:
+        if not journaled.closed:
+            journaled.abandon()  # the journal stays: the file is read as of its last flush
+        lock.release()
+
+
+@contextmanager
+def _opened(path: Path, journaled: JournaledFile, what: str):
+    try:
+        f = h5py.File(journaled, "a", libver="latest")
     except OSError as exc:
         raise SessionFormatError(
-            f"{path}: expected a closed session file to {what}, got one that cannot be opened for writing "
-            f"({exc}; is it still being recorded?)"
+            f"{path}: expected a closed session file to {what}, got one HDF5 cannot open for writing ({exc})"
         ) from None
     with f:
         if attr_str(f.attrs.get("format", "")) != FORMAT_NAME:

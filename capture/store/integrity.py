@@ -122,7 +122,7 @@ class WriterLock:
         return lock_path(self.session)
 
     @classmethod
-    def acquire(cls, session: Path) -> WriterLock:
+    def acquire(cls, session: Path, advice: str = "record into another file") -> WriterLock:
         path = lock_path(session)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -136,8 +136,7 @@ class WriterLock:
             holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
             os.close(fd)
             raise SessionBusyError(
-                f"{session}: expected no other writer, got one already writing it ({holder}); "
-                "record into another file"
+                f"{session}: expected no other writer, got one already writing it ({holder}); {advice}"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"pid": os.getpid()}).encode())

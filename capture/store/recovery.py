@@ -1,5 +1,6 @@
-"""Recovery of session files: compaction of a closed live file (space SWMR flushes left behind) and the
-read-only opening of a file whose writer was killed (superblock flags cleared on a copy, HDF5's lookup3).
+"""Recovery of session files: compaction of a closed live file (space SWMR flushes left behind), the
+read-only opening of a file whose writer was killed (an unfinished write undone and the superblock flags
+cleared, on a copy; HDF5's lookup3), and the same repair in place for a writer that takes such a file over.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import h5py
 
 from radgaze.capture.base.errors import SessionFormatError
 from radgaze.capture.store.integrity import room_problem, stamp_digest
+from radgaze.capture.store.journal import journal_path, pending_undo, roll_back
 
 _log = logging.getLogger(__name__)
 
@@ -44,12 +46,16 @@ def compact_session_file(path: Path) -> None:
 
 def open_h5(path: Path) -> tuple[h5py.File, Path | None]:
     """Open read-only: plainly; as an SWMR reader when a live writer has it (or was killed in SWMR mode);
-    else, when a writer was killed outside SWMR mode (between two cases), through a copy whose "open for
-    writing" flag is cleared. Returns the file and the temporary copy to delete on close (or None)."""
+    else, when a writer was killed outside SWMR mode (between two cases), through a copy rolled back to its
+    last finished flush (:mod:`radgaze.capture.store.journal`) with its "open for writing" flag cleared.
+    Returns the file and the temporary copy to delete on close (or None). The recording itself is not touched."""
     if not path.is_file():
         raise SessionFormatError(f"{path}: expected a session file, found nothing there")
     if path.stat().st_size == 0:
         raise SessionFormatError(f"{path}: expected an HDF5 session file, got an empty file")
+    undo = pending_undo(path)
+    if undo is not None:  # a writer stopped in the middle of a write: its flags may not even say so
+        return _open_rolled_back_copy(path, undo)
     try:
         return h5py.File(path, "r"), None
     except OSError as exc:
@@ -61,14 +67,50 @@ def open_h5(path: Path) -> tuple[h5py.File, Path | None]:
         except OSError as exc:
             message = str(exc)
     if flags:  # a writer never closed it: read a copy with the flags cleared
-        copy = _copy_with_flags_cleared(path)
-        if copy is not None:
+        copy = _temporary_copy(path)
+        if _clear_flags(copy):
             try:
                 return h5py.File(copy, "r"), copy
             except OSError as exc:
-                copy.unlink(missing_ok=True)
                 message = str(exc)
-    raise SessionFormatError(
+        copy.unlink(missing_ok=True)
+    raise _cannot_open(path, message)
+
+
+def _open_rolled_back_copy(path: Path, undo: tuple[int, list]) -> tuple[h5py.File, Path]:
+    copy = _temporary_copy(path)
+    try:
+        n_bytes = roll_back(copy, undo)
+        _clear_flags(copy)
+        f = h5py.File(copy, "r")
+    except OSError as exc:
+        copy.unlink(missing_ok=True)
+        raise _cannot_open(path, f"{exc} (after undoing its unfinished write)") from None
+    _log.warning(
+        "%s: its writer stopped in the middle of a write; read as of its last flush (%d bytes undone)",
+        path,
+        n_bytes,
+    )
+    return f, copy
+
+
+def repair_in_place(path: Path) -> bool:
+    """For a writer that holds ``path``'s lock (nobody else writes it): roll back what a killed writer left
+    unfinished and clear the superblock's "open for writing" flags, as HDF5's ``h5clear -s`` does. Returns
+    whether there was anything to repair."""
+    undo = pending_undo(path)
+    if undo is not None:
+        roll_back(path, undo)
+    journal_path(path).unlink(missing_ok=True)
+    if undo is None and not _superblock_flags(path):
+        return False
+    _clear_flags(path)
+    _log.warning("%s: repaired what its killed writer left (read as of its last flush)", path)
+    return True
+
+
+def _cannot_open(path: Path, message: str) -> SessionFormatError:
+    return SessionFormatError(
         f"{path}: expected an HDF5 session file, got something HDF5 cannot open (damaged, truncated or "
         f"foreign): {message}"
     )
@@ -85,10 +127,17 @@ def _superblock_flags(path: Path) -> int:
     return head[11] if len(head) == 12 and head[:8] == _HDF5_SIGNATURE and head[8] in (2, 3) else 0
 
 
-def _copy_with_flags_cleared(path: Path) -> Path | None:
-    """A temporary copy of ``path`` with the superblock's file-consistency flags cleared and its end-of-file
-    address no smaller than the bytes on disk (what HDF5's ``h5clear -s --increment`` does), padded with zeros
-    up to that address; None when the superblock is not the version-2/3 kind that carries the flags.
+def _temporary_copy(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}-recovered-", suffix=".h5")
+    os.close(fd)
+    shutil.copyfile(path, name)
+    return Path(name)
+
+
+def _clear_flags(path: Path) -> bool:
+    """Clear, in ``path`` itself, the superblock's file-consistency flags and raise its end-of-file address
+    to no less than the bytes on disk (what HDF5's ``h5clear -s --increment`` does), padding with zeros up to
+    that address; False (nothing changed) when the superblock is not the version-2/3 kind that has the flags.
 
     Superblock v2/v3 (HDF5 file format spec, "Superblock"): signature (8), version (1), size of offsets (1),
     size of lengths (1), consistency flags (1), base / extension / end-of-file / root addresses, then a
@@ -97,25 +146,21 @@ def _copy_with_flags_cleared(path: Path) -> Path | None:
     with open(path, "rb") as fh:
         head = fh.read(12 + 4 * 8 + 4)
     if len(head) < 12 or head[:8] != _HDF5_SIGNATURE or head[8] not in (2, 3):
-        return None
+        return False
     n = 12 + 4 * head[9]
     sb = bytearray(head[:n])
     if len(sb) < n or lookup3(bytes(sb)) != int.from_bytes(head[n : n + 4], "little"):
-        return None
+        return False
     sb[11] = 0
     o = head[9]
     eoa = int.from_bytes(sb[12 + 2 * o : 12 + 3 * o], "little")
     size = path.stat().st_size
     sb[12 + 2 * o : 12 + 3 * o] = max(eoa, size).to_bytes(o, "little")
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}-recovered-", suffix=".h5")
-    os.close(fd)
-    copy = Path(name)
-    shutil.copyfile(path, copy)
-    with open(copy, "r+b") as fh:
+    with open(path, "r+b") as fh:
         fh.write(bytes(sb) + lookup3(bytes(sb)).to_bytes(4, "little"))
         if eoa > size:  # the writer died before the file grew to what its superblock promises
             fh.truncate(eoa)
-    return copy
+    return True
 
 
 def lookup3(data: bytes, initval: int = 0) -> int:

@@ -1,9 +1,10 @@
 """The session writer: one writer per file (:class:`SessionWriter`).
 
 A live writer (``live=True``) keeps the file in HDF5 single-writer/multiple-reader (SWMR) mode while a case
-is recorded and flushes at least every ``flush_interval_s``; a recorder killed with ``kill -9`` leaves a file
-whose earlier cases are untouched (each was closed cleanly before the next began) and whose current case holds
-everything up to the last flush. A batch writer (``live=False``: synth, importers) writes to a temporary file
+is recorded and flushes at least every ``flush_interval_s``; between cases (where groups and attributes are
+added, which SWMR cannot do) it writes through an undo journal (:mod:`radgaze.capture.store.journal`). A
+recorder killed with ``kill -9`` at any moment leaves a file whose closed cases are all there and whose current
+case holds everything up to the last flush. A batch writer (``live=False``: synth, importers) writes to a temporary file
 and renames it into place on close, so a half-written session never appears under its final name.
 """
 
@@ -38,6 +39,7 @@ from radgaze.capture.gazemath.heatmap import heatmap_grid
 from radgaze.capture.store.annotations import append_revision
 from radgaze.capture.store.edits import refuse_bad_annotation, store_correction
 from radgaze.capture.store.integrity import CHECKSUM, WriterLock, as_write_error, room_problem, stamp_digest
+from radgaze.capture.store.journal import JournaledFile
 from radgaze.capture.store.privacy import scrub_provenance
 from radgaze.capture.store.reader import read_case_group
 from radgaze.capture.store.recovery import compact_session_file
@@ -82,6 +84,7 @@ class SessionWriter:
         self._tmp_path = self.path if live else self.path.with_name(f".{self.path.name}.partial")
         self._lock = _create_exclusively(self.path, self._tmp_path)
         self._failed: StoreWriteError | None = None
+        self._journaled: JournaledFile | None = None  # the file object under self._file between cases (live)
         self._file: h5py.File | None = _guarded(self.path, h5py.File, self._tmp_path, "w-", libver="latest")
         self._file.attrs.update(
             {
@@ -164,9 +167,7 @@ class SessionWriter:
         self._n_cases += 1
         self._case, self._case_id = g, case_id
         if self.live:
-            f.flush()
-            f.swmr_mode = True
-            self._last_flush = time.monotonic()
+            self._start_swmr()
 
     def end_case(self, t_end: float) -> None:
         """Close the current case and mark it complete."""
@@ -194,11 +195,13 @@ class SessionWriter:
                 stamp_digest(self._file)
             self._file.flush()
             self._file.close()
+            if self._journaled is not None:
+                self._journaled.finish()
         except (OSError, RuntimeError) as exc:
             self._fail(exc)
             self._close_failed()
             raise self._failed from None
-        self._file = None
+        self._file = self._journaled = None
         if self._tmp_path != self.path:
             os.replace(self._tmp_path, self.path)
         elif self.live:
@@ -224,7 +227,9 @@ class SessionWriter:
             self._file.close()
         except (OSError, RuntimeError):
             pass  # HDF5 could not write its cache out: the last flush is what the file holds
-        self._file, self._case, self._case_id = None, None, None
+        if self._journaled is not None:
+            self._journaled.abandon()  # its journal stays: readers undo what the failed write began
+        self._file, self._journaled, self._case, self._case_id = None, None, None, None
         if self._tmp_path != self.path:
             self._tmp_path.unlink(missing_ok=True)
         self._lock.release()
@@ -476,7 +481,8 @@ class SessionWriter:
             raise self._fail(exc) from None
 
     def _reopen_plain(self) -> h5py.File:
-        """The file, out of SWMR mode (a clean close + reopen), so groups and attributes can be added."""
+        """The file, out of SWMR mode (a clean close + a reopen through the undo journal), so groups and
+        attributes can be added."""
         if self._file is None:
             raise RuntimeError(f"session writer for {self.path} is closed")
         if self._failed is not None:
@@ -484,10 +490,24 @@ class SessionWriter:
         if self.live and self._file.swmr_mode:
             case_name = self._case.name if self._case is not None else None  # a closed file's handles lose it
             self._with_write_errors(self._file.close)
-            self._file = _guarded(self.path, h5py.File, self._tmp_path, "a", libver="latest")
+            self._journaled = _guarded(self.path, JournaledFile, self.path)
+            self._file = _guarded(self.path, h5py.File, self._journaled, "a", libver="latest")
             if case_name is not None:
                 self._case = self._file[case_name]
         return self._file
+
+    def _start_swmr(self) -> None:
+        """Flush, leave the journal (a clean close) and go on in SWMR mode, through HDF5's own file driver."""
+        self._with_write_errors(self._file.flush)
+        if self._journaled is not None:
+            case_name = self._case.name
+            self._with_write_errors(self._file.close)
+            self._journaled.finish()
+            self._journaled = None
+            self._file = _guarded(self.path, h5py.File, self.path, "a", libver="latest")
+            self._case = self._file[case_name]
+        self._with_write_errors(lambda: setattr(self._file, "swmr_mode", True))
+        self._last_flush = time.monotonic()
 
 
 def _create_case_datasets(g: h5py.Group, grid: tuple[int, int]) -> None:
