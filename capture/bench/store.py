@@ -10,6 +10,11 @@ behind). Per-dataset stored sizes show where the bytes go (schema 2: Blosc lz4/z
 close to incompressible, so the figure is an upper bound for a real reading (speech and fixations compress
 better).
 
+Between cases the writer leaves SWMR mode and writes through its undo journal (capture/store/journal.py):
+``case_switch_ms`` is the time of one ``end_case`` + ``begin_case`` (the reader waits on it when Space opens the
+next image) over 24 cases of 2 s, ``annotation_write_ms`` that of one confirmed annotation step stored between
+cases.
+
 Goal (issue 12, section 2): <= 2.5 MB per minute of reading with audio.
 """
 
@@ -79,6 +84,36 @@ def measure(minutes: float, gaze_hz: float, audio: bool, folder: Path) -> dict:
     }
 
 
+def measure_case_switches(folder: Path, n_cases: int = 24) -> dict:
+    """Milliseconds of each case switch (``end_case`` + the next ``begin_case``) and annotation write, p50/p95."""
+    from radgaze.capture.base.records import CaseAnnotation, LabelChoice
+
+    rng = np.random.default_rng(1)
+    image = ImageRef("bench.png", "0" * 64, 2048, 2048)
+    switches, annotations = [], []
+    annotation = CaseAnnotation(labels=[LabelChoice("Atelectasis", 4)], confirmed_steps=["dictate", "labels"])
+    with SessionWriter(folder / "cases.h5", live=True) as writer:
+        t0 = time.perf_counter()
+        for i in range(n_cases):
+            writer.begin_case(f"c{i}", image, DisplayGeometry(), t_start=2.0 * i)
+            if i:
+                switches.append(time.perf_counter() - t0)
+                t1 = time.perf_counter()
+                writer.write_annotation(f"c{i - 1}", annotation, step="labels")
+                annotations.append(time.perf_counter() - t1)
+            for k in range(100):
+                writer.append_gaze(_gaze_chunk(rng, 2.0 * i + 0.02 * k, 20, 1000.0))
+                if k % 13 == 12:
+                    writer.flush()
+            t0 = time.perf_counter()
+            writer.end_case(2.0 * i + 2.0)
+
+    def p50_p95(seconds: list[float]) -> dict:
+        return {q: round(float(np.percentile(seconds, v)) * 1000, 2) for q, v in (("p50", 50), ("p95", 95))}
+
+    return {"case_switch_ms": p50_p95(switches), "annotation_write_ms": p50_p95(annotations)}
+
+
 def _gaze_chunk(rng: np.random.Generator, t: float, n: int, gaze_hz: float) -> np.ndarray:
     """``n`` valid gaze samples from ``t`` on, scattered over a portrait display."""
     g = np.zeros(n, GAZE_DTYPE)
@@ -139,7 +174,9 @@ def main(argv: list[str] | None = None) -> int:
             for audio in (False, True)
             if (Path(tmp) / str(audio)).mkdir() is None
         ]
+        switches = measure_case_switches(Path(tmp))
     figures = {
+        **switches,
         "with_audio": rows[1],
         "gaze_only": rows[0],
         "with_audio_file_mb_per_min": rows[1]["file_mb_per_min"],
