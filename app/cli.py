@@ -43,6 +43,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "radgaze.capture.live.gaze.pupil_bridge",
         "Pupil Core gaze mapped onto the screen (scene markers) and published as screen gaze on LSL",
     ),
+    "neon-bridge": (
+        "radgaze.capture.live.gaze.neon_bridge",
+        "Pupil Labs Neon gaze mapped onto the screen (scene markers) and published as screen gaze on LSL",
+    ),
     "import": (
         "radgaze.capture.importers.cli",
         "convert REFLACX / EGD-CXR / XDF recordings to session files",

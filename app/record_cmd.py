@@ -39,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--scene-markers",
         action="store_true",
         help="draw AprilTag markers (tag36h11, ids 0-3) at the viewer's corners, for a head-mounted tracker's "
-        "screen mapping (needs radgaze[headmounted]; `radgaze pupil-bridge` maps Pupil Core's gaze onto them)",
+        "screen mapping (needs radgaze[headmounted]; `radgaze pupil-bridge` / `radgaze neon-bridge` map Pupil Core's "
+        "/ Neon's gaze onto them)",
     )
     p.add_argument("--start", action="store_true", help="start recording the first case at once")
     p.add_argument("--seconds", type=float, default=None, help="quit after N seconds (unattended runs)")

@@ -312,7 +312,7 @@ def scene_camera_refusal(layout: GazeLayout, desc: StreamDescription) -> str | N
         f"coordinate system {coords[scene[0]].strip()!r}), not on the screen: it moves with the head and the "
         "monitor fills only part of that image, so it cannot be stored as screen gaze; map it to the screen first "
         "with AprilTag markers on the monitor (Pupil Core: `radgaze record --scene-markers` and `radgaze pupil-bridge`, which publishes screen gaze; "
-        "Neon: its real-time API's screen mapping) and send screen coordinates, or use a screen-based tracker"
+        "Neon: `radgaze neon-bridge`) and send screen coordinates, or use a screen-based tracker"
     )
 
 

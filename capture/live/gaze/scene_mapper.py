@@ -99,6 +99,11 @@ class SceneGazeMapper:
         ] = {}  # the last frame's markers (recorded px), searched around first
         self.counts = MapperCounts()
 
+    @property
+    def tracking(self) -> bool:
+        """The last frame searched showed markers (the next is searched around them, quickly)."""
+        return bool(self._last_seen)
+
     def add_frame(self, frame: SceneFrame) -> MappedGaze:
         height, width = frame.grey.shape
         lens = self._lens(width, height)

@@ -1,0 +1,248 @@
+"""Pupil Labs Neon, head-mounted: its gaze mapped onto the screen live through Pupil Labs' own real-time client.
+
+A stand-in for the Neon Companion app runs in another process (tests/capture/neon_companion_fixture.py, written from
+pupil-labs/realtime-python-api and the aiortsp it bundles): /api/status, /calibration.bin, Time Echo, RTSP with
+the scene video as H.264 over RTP (libx264, FU-A) and gaze as com.pupillabs.gaze1, RTCP sender reports on the
+phone's clock (3.7 s off this computer's wall clock). ``radgaze neon-bridge`` (another process) receives them with
+``pupil-labs-realtime-api``, maps gaze through the markers and publishes screen gaze on LSL; ``radgaze record
+--headless --tracker any`` stores it. Stored gaze against the screen points the fixture looked at: within 1 deg;
+stored times against the truth's. Without the markers the bridge refuses in one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
+from radgaze.capture.io.display import ppd_screen
+from radgaze.capture.store.reader import SessionReader
+
+pytest.importorskip(
+    "pupil_apriltags", reason="pupil-apriltags is not installed (pip install 'radgaze[headmounted]')"
+)
+pytest.importorskip(
+    "pupil_labs.realtime_api",
+    reason="pupil-labs-realtime-api is not installed (pip install 'radgaze[headmounted]')",
+)
+pytestmark = pytest.mark.slow
+
+HERE = Path(__file__).resolve().parent
+DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
+SCREEN = ["--display", "1920x1080", "--screen-mm", "531x299", "--distance-mm", "650"]
+RADGAZE = [sys.executable, "-m", "radgaze.app.cli"]
+CELL = ["--marker-cell-px", "16"]  # 8 px cells come out ~2.5 px wide in Neon's 1600 x 1200 scene at 65 cm
+
+
+@pytest.fixture(scope="module")
+def video_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("neon-video")
+
+
+def start_companion(tmp_path: Path, cache_dir: Path, **spec) -> tuple[subprocess.Popen, int, Path]:
+    truth = tmp_path / "truth.npz"
+    path = tmp_path / "neon.json"
+    cache = cache_dir / f"video-markers{int(spec.get('markers', True))}.pickle"
+    path.write_text(json.dumps({"duration_s": 60.0, "truth": str(truth), "cache": str(cache), **spec}))
+    proc = subprocess.Popen([sys.executable, str(HERE / "neon_companion_fixture.py"), str(path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    line = proc.stdout.readline().split()
+    assert line[:1] == ["READY"], proc.stderr.read()
+    return proc, int(line[1]), truth
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _nearest(t_truth: np.ndarray, t: np.ndarray) -> np.ndarray:
+    k = np.clip(np.searchsorted(t_truth, t), 1, t_truth.size - 1)
+    return np.where(np.abs(t_truth[k - 1] - t) < np.abs(t_truth[k] - t), k - 1, k)
+
+
+def record(tmp_path: Path, seconds: float) -> subprocess.CompletedProcess:
+    image = tmp_path / "cxr.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 65535, (600, 500), dtype=np.uint16)).save(image)
+    return subprocess.run(
+        [*RADGAZE, "record", "--headless", "--tracker", "any", "--no-audio", "--image", str(image),
+         "--out", str(tmp_path / "out"), "--case-id", "c1", *SCREEN, "--duration", str(seconds)],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+
+
+def stored_gaze(tmp_path: Path) -> tuple[np.ndarray, dict]:
+    (path,) = (tmp_path / "out").glob("*.h5")
+    with SessionReader(path) as r:
+        return r.case("c1").gaze, r.provenance
+
+
+def map_live(
+    tmp_path: Path, cache: Path, spec: dict, options: tuple[str, ...] = (), record_s: float = 3.0
+) -> tuple[dict, dict]:
+    """Companion stand-in -> radgaze neon-bridge -> radgaze record --headless, each in its own process; the
+    stored gaze against the truth: (metrics, arrays)."""
+    companion, port, truth_path = start_companion(tmp_path, cache, **spec)
+    summary = tmp_path / "bridge.json"
+    bridge = subprocess.Popen(
+        [*RADGAZE, "neon-bridge", "--device", f"127.0.0.1:{port}", *SCREEN, *CELL, "--summary", str(summary),
+         *options],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert "publishing 'radgaze-neon'" in bridge.stdout.readline(), bridge.stderr.read()
+        rec = record(tmp_path, record_s)
+        assert rec.returncode == 0, rec.stderr
+    finally:
+        stop(bridge)  # SIGTERM: the bridge stops, says what it mapped, and writes its summary
+        stop(companion)
+    assert bridge.returncode == 0, bridge.stderr.read()
+    gaze, prov = stored_gaze(tmp_path)
+    assert prov["tracker"]["stream"]["layout"] == "generic"
+    truth = np.load(truth_path)
+    k = _nearest(truth["t"], gaze["t_lsl"])
+    dt = np.abs(truth["t"][k] - gaze["t_lsl"])
+    valid = (gaze["flags"] & GAZE_VALID) > 0
+    ppd = float(np.mean(ppd_screen(DISPLAY)))
+    err_deg = np.hypot(gaze["x_screen_px"] - truth["x"][k], gaze["y_screen_px"] - truth["y"][k])[valid] / ppd
+    metrics = {
+        "stored": int(gaze.size),
+        "valid": int(valid.sum()),
+        "truth_valid_of_stored": int(truth["valid"][k].sum()),
+        "err_deg_median": float(np.median(err_deg)),
+        "err_deg_p95": float(np.percentile(err_deg, 95)),
+        "err_deg_max": float(err_deg.max()),
+        "time_err_median_ms": float(np.median(dt) * 1000),
+        "time_err_p95_ms": float(np.percentile(dt, 95) * 1000),
+        "time_err_max_ms": float(dt.max() * 1000),
+        **json.loads(summary.read_text()),
+    }
+    return metrics, {"valid": valid, "truth_valid": truth["valid"][k], "dt": dt}
+
+
+# gaze1: the basic 9-byte datum (x, y, worn); eyestate: the 65-byte variant with both eyes' state appended
+MODES = {"gaze1": {}, "eyestate": {"gaze_bytes": 65}}
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_neon_gaze_is_mapped_onto_the_screen_within_a_degree(mode, tmp_path, video_cache, artifacts_dir):
+    metrics, got = map_live(tmp_path, video_cache, MODES[mode])
+    (artifacts_dir / f"neon_bridge_metrics_{mode}.json").write_text(json.dumps(metrics, indent=1))
+    assert metrics["stored"] > 400, metrics  # 3 s of 200 Hz gaze
+    # the phone's clock (3.7 s off the wall clock) found by Time Echo (ms resolution: within about 1 ms), RTP
+    # stamps tied to it by the sender reports; plus liblsl's sync between the bridge and the recorder (<= 1 ms)
+    assert np.percentile(got["dt"], 95) <= metrics["clock_rtt_s"] / 2 + 2e-3, metrics
+    # not worn is never valid; the rest mapped, but for data with no marker frame near it (nothing, not a guess)
+    assert not np.any(got["valid"] & ~got["truth_valid"]), metrics
+    assert got["valid"].sum() >= 0.9 * got["truth_valid"].sum(), metrics
+    assert metrics["err_deg_max"] < 1.0 and metrics["err_deg_median"] < 0.3, metrics
+    assert metrics["frames_with_markers"] == metrics["frames"] > 0, metrics
+
+
+# the phone's clock 1000 ppm fast (20-100 x a real pair of clocks, to show in seconds what they do in an hour)
+DRIFT_PPM, RESYNC_S = 1000.0, 1.0
+
+
+def test_a_drifting_phone_clock_is_followed(tmp_path, video_cache, artifacts_dir):
+    metrics, got = map_live(
+        tmp_path, video_cache, {"drift_ppm": DRIFT_PPM}, ("--resync-s", str(RESYNC_S)), record_s=4.0
+    )
+    (artifacts_dir / "neon_bridge_metrics_drift.json").write_text(json.dumps(metrics, indent=1))
+    assert metrics["clock_syncs"] >= 4 and metrics["clock_sync_failures"] == 0, metrics
+    assert metrics["clock_offset_span_s"] > 2e-3, (
+        metrics
+    )  # the offset moved with the drift, and was followed:
+    bound = DRIFT_PPM * 1e-6 * RESYNC_S + metrics["clock_rtt_s"] / 2 + 2e-3  # drift between syncs, as above
+    assert np.percentile(got["dt"], 95) <= bound, metrics
+    assert metrics["err_deg_max"] < 1.0, metrics
+
+
+def test_scene_video_without_the_markers_is_refused_in_one_line_and_nothing_is_placed(tmp_path, video_cache):
+    companion, port, _ = start_companion(tmp_path, video_cache, markers=False)
+    bridge = subprocess.Popen(
+        [*RADGAZE, "neon-bridge", "--device", f"127.0.0.1:{port}", *SCREEN, *CELL, "--markers-within-s", "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert "publishing 'radgaze-neon'" in bridge.stdout.readline(), bridge.stderr.read()
+        rec = record(tmp_path, 2.0)
+        assert rec.returncode == 0, rec.stderr
+        assert bridge.wait(60) == 2
+    finally:
+        stop(bridge)
+        stop(companion)
+    line = _one_line(bridge.stderr.read())
+    assert "scene-camera gaze refused: 0 of" in line and "in 8 s" in line and "no tags seen" in line, line
+    assert "radgaze record --scene-markers" in line
+    gaze, _ = stored_gaze(tmp_path)
+    assert gaze.size > 200 and not (gaze["flags"] & GAZE_VALID).any()  # recorded, all invalid: never a guess
+
+
+def _one_line(stderr: str) -> str:
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("radgaze")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+def test_without_a_scene_camera_stream_the_bridge_refuses_in_one_line(tmp_path, video_cache):
+    companion, port, _ = start_companion(tmp_path, video_cache, world_sensor=False)
+    try:
+        res = subprocess.run([*RADGAZE, "neon-bridge", "--device", f"127.0.0.1:{port}", *SCREEN],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    finally:
+        stop(companion)
+    assert res.returncode == 2 and "publishing" not in res.stdout, res.stdout
+    assert "scene camera ('world') stream is not connected" in _one_line(res.stderr)
+
+
+def test_no_companion_is_one_line():
+    res = subprocess.run([*RADGAZE, "neon-bridge", "--device", "127.0.0.1:9", *SCREEN], capture_output=True,
+                         text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 2
+    assert "no answer from a Neon Companion at http://127.0.0.1:9/api/status" in _one_line(res.stderr)
+
+
+@pytest.mark.parametrize("raw_bytes", [9, 17, 65])
+def test_every_gaze_variant_the_client_parses_gives_one_scene_point(raw_bytes):
+    """gaze1 (9 bytes), dual monocular (17: the two eyes' points, their mean taken) and eye state (65), parsed by
+    the client's own classes (streaming/gaze.py) from the payloads the Companion sends."""
+    import struct
+
+    from pupil_labs.realtime_api.streaming.base import RTSPData
+    from pupil_labs.realtime_api.streaming.gaze import DualMonocularGazeData, EyestateGazeData, GazeData
+
+    from radgaze.capture.live.gaze.neon import gaze_from
+
+    payloads = {
+        9: (GazeData, struct.pack("!ffB", 812.5, 400.25, 255)),
+        17: (DualMonocularGazeData, struct.pack("!ffBff", 810.5, 398.25, 255, 814.5, 402.25)),
+        65: (EyestateGazeData, struct.pack("!ffB14f", 812.5, 400.25, 0, *range(14))),
+    }
+    cls, raw = payloads[raw_bytes]
+    g = gaze_from(cls.from_raw(RTSPData(raw, 1700000000.25)))
+    assert (g.t_phone, g.x_scene_px, g.y_scene_px, g.worn) == (1700000000.25, 812.5, 400.25, raw_bytes != 65)
+
+
+def test_the_companions_calibration_is_the_lens_radgaze_undistorts_with():
+    """/calibration.bin as the client parses it (pupil-labs-neon-recording's Calibration) -> RadialLens: the
+    fixture's camera matrix and 8 coefficients; a point distorted by the fixture's lens comes back."""
+    from pupil_labs.neon_recording.calib import Calibration
+
+    from radgaze.capture.live.gaze.neon import lens_from
+
+    sys.path.insert(0, str(HERE))
+    from neon_companion_fixture import NEON_SCENE, Lens, calibration_bytes
+
+    lens = lens_from(Calibration.from_buffer(calibration_bytes()))
+    np.testing.assert_array_equal(lens.camera_matrix, NEON_SCENE["camera_matrix"])
+    np.testing.assert_array_equal(lens.dist_coefs, NEON_SCENE["dist_coefs"][0])
+    x, y = np.array([100.0, 800.0, 1500.0]), np.array([90.0, 600.0, 1100.0])
+    ux, uy = lens.undistort_px(*Lens(NEON_SCENE).distort(x, y))
+    np.testing.assert_allclose(np.c_[ux, uy], np.c_[x, y], atol=1e-3)
