@@ -20,6 +20,10 @@ class SessionFormatError(RadgazeError, ValueError):
     """A session file is missing, damaged, truncated, foreign, or of an unsupported schema version."""
 
 
+class UnknownCaseError(RadgazeError, ValueError):
+    """A session file has no case of the name asked for (the message lists the cases it has)."""
+
+
 class StreamLayoutError(RadgazeError, ValueError):
     """An LSL stream (or imported recording) does not have the channel layout that was expected."""
 

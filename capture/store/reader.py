@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from radgaze.capture.base.errors import SessionFormatError
+from radgaze.capture.base.errors import SessionFormatError, UnknownCaseError
 from radgaze.capture.base.records import (
     CLOCK_EVENT_DTYPE,
     Audio,
@@ -37,6 +37,7 @@ from radgaze.capture.store.schema import (
     SCHEMA_VERSION,
     TRANSCRIPT_GROUP_SOURCES,
     attr_str,
+    case_group,
     decode_texts,
 )
 
@@ -123,15 +124,16 @@ class SessionReader:
             yield self.case(cid)
 
     def case(self, case_id: str) -> CaseRecord:
-        if case_id not in self.case_ids:
-            raise KeyError(f"{self.path}: no case {case_id!r}; cases are {self.case_ids}")
+        """Case ``case_id`` as stored (UnknownCaseError naming the file's cases when it has none of that name)."""
+        with _damage_as_format_error(self.path, "its list of cases"):
+            g = case_group(self._file, case_id, self.path)
         with _damage_as_format_error(self.path, f"case {case_id!r}"):
-            return read_case_group(self._file["cases"][case_id], self.schema_version)
+            return read_case_group(g, self.schema_version)
 
     def dataset_sizes(self, case_id: str) -> dict[str, dict]:
         """Per dataset of a case: bytes on disk, bytes of data, dtype and filter (what ``inspect`` shows)."""
         with _damage_as_format_error(self.path, f"case {case_id!r}"):
-            g = self._file["cases"][case_id]
+            g = case_group(self._file, case_id, self.path)
             out = {name: _dataset_size(ds) for name, ds in g.items() if isinstance(ds, h5py.Dataset)}
             for name, sub in g.items():  # a correction's transcript: "correction_1/words", ...
                 if isinstance(sub, h5py.Group):
@@ -177,7 +179,7 @@ def _damage_as_format_error(path: Path, what: str):
     """HDF5 reports damage as OSError, KeyError, ValueError, ... from deep inside: one typed error instead."""
     try:
         yield
-    except SessionFormatError:
+    except (SessionFormatError, UnknownCaseError):
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, UnicodeDecodeError) as exc:
         raise SessionFormatError(

@@ -12,6 +12,7 @@ import h5py
 import hdf5plugin
 import numpy as np
 
+from radgaze.capture.base.errors import UnknownCaseError
 from radgaze.capture.base.records import CLOCK_EVENT_DTYPE, FIXATION_DTYPE, GAP_DTYPE, GAZE_DTYPE, VIEW_DTYPE
 
 FORMAT_NAME = "radgaze-session"
@@ -149,8 +150,8 @@ def decode_texts(rows: np.ndarray, blob: np.ndarray) -> list[str]:
 
 
 def case_group(f: h5py.File, case_id: str, path: Path) -> h5py.Group:
-    """Case ``case_id``'s group of the open session file ``f`` (at ``path``); ValueError naming the file's
-    cases when it has none of that name."""
+    """Case ``case_id``'s group of the open session file ``f`` (at ``path``); UnknownCaseError (a ValueError)
+    naming the file's cases when it has none of that name."""
     if case_id not in f["cases"]:
-        raise ValueError(f"expected a case of {path.name} ({list(f['cases'])}), got {case_id!r}")
+        raise UnknownCaseError(f"expected a case of {path.name} ({list(f['cases'])}), got {case_id!r}")
     return f["cases"][case_id]
