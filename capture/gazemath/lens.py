@@ -21,6 +21,7 @@ import numpy as np
 
 UNDISTORT_ITERATIONS = 50
 UNDISTORT_TOL_PX = 1e-6
+UNDISTORT_STEP_PLANE = 1e-9  # the iteration stops when no point moves more (normalised plane: ~1e-6 px)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,13 @@ class RadialLens:
         x, y = xd.copy(), yd.copy()
         for _ in range(UNDISTORT_ITERATIONS):
             radial, dx, dy = self._radial_and_tangential(x, y)
-            x, y = (xd - dx) / radial, (yd - dy) / radial
+            x_next, y_next = (xd - dx) / radial, (yd - dy) / radial
+            step = np.nanmax(
+                np.abs(np.concatenate([np.ravel(x_next - x), np.ravel(y_next - y)])), initial=0.0
+            )
+            x, y = x_next, y_next
+            if step < UNDISTORT_STEP_PLANE:  # converged (a few iterations for a lens in its calibrated field)
+                break
         ux, uy = self._to_px(x, y)
         back_x, back_y = self.distort_px(ux, uy)
         bad = ~(np.hypot(back_x - x_px, back_y - y_px) <= UNDISTORT_TOL_PX * 1e3)  # NaN-safe: 1e-3 px

@@ -123,7 +123,7 @@ def encode_video(frames: list[np.ndarray]) -> tuple[list[list[bytes]], bytes, by
     ctx = av.CodecContext.create("libx264", "w")
     ctx.width, ctx.height, ctx.pix_fmt = FRAME_W, FRAME_H, "yuv420p"
     ctx.time_base, ctx.framerate = Fraction(1, int(FRAME_HZ)), Fraction(int(FRAME_HZ))
-    ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline", "crf": "16",
+    ctx.options = {"preset": "ultrafast", "tune": "zerolatency", "profile": "baseline", "crf": "20",
                    "x264-params": f"keyint={KEYFRAME_EVERY}:min-keyint={KEYFRAME_EVERY}:scenecut=0:bframes=0"}  # fmt: skip
     packets = []
     for k, grey in enumerate(frames):
@@ -267,6 +267,8 @@ async def stream(sender: RtpSender, kind: str) -> None:
     k = max(0, int(np.ceil((pylsl.local_clock() - phone.t0) * rate)))
     sender.report()
     next_report = time.monotonic() + 1.0
+    lose_every_s = float(phone.spec.get("lose_video_packet_every_s", 0.0))
+    next_loss = phone.t0 + lose_every_s / 2 if lose_every_s else np.inf
     while k < total:
         t = phone.t0 + k / rate
         now = pylsl.local_clock()
@@ -277,7 +279,12 @@ async def stream(sender: RtpSender, kind: str) -> None:
             if phone.spec.get("frames", True):
                 units = phone.access_units[k % len(phone.access_units)]
                 payloads = [p for u in units for p in h264_payloads(u)]
+                lose = len(payloads) // 2 if t >= next_loss else -1  # one packet lost on the way (Wi-Fi)
+                next_loss += lose_every_s if lose >= 0 else 0.0
                 for i, p in enumerate(payloads):
+                    if i == lose:
+                        sender.seq += 1
+                        continue
                     sender.send(p, t, i == len(payloads) - 1)
         elif phone.spec.get("gaze", True):
             sender.send(phone.gaze_payload(k), t, True)

@@ -249,7 +249,7 @@ class NeonBridge:
         offsets = [o for _, o, _ in r.clock_log]
         return {**self.mapper.counts.to_dict(), "pushed": self.n_pushed, "phone_minus_lsl_s": self.offset_s,
                 "clock_rtt_s": max(t for _, _, t in r.clock_log), "clock_syncs": len(r.clock_log),
-                "clock_sync_failures": r.clock_failures,
+                "clock_sync_failures": r.clock_failures, "frames_damaged": r.frames_damaged,
                 "clock_offset_span_s": max(offsets) - min(offsets)}  # fmt: skip
 
 

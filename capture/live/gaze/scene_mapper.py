@@ -180,19 +180,31 @@ class SceneGazeMapper:
         alone = before[-1:] + after[:1]
         return [f for f in alone if abs(f[0] - t) <= self.single_frame_gap_s]
 
-    def _map_one(self, d: GazeDatum) -> tuple[float, float]:
-        """A datum through the frames around it: the screen points the two frames' homographies give,
-        interpolated in time (the head moves smoothly between frames); NaN when no frame is near enough."""
+    def _scene_points(self, data: list[GazeDatum]) -> dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]:
+        """The data's scene px (undistorted when a lens is known) for each frame size kept: all data at once
+        (undistorting one datum at a time cost a busy bridge more than finding the markers)."""
+        nx = np.array([d.norm_x for d in data], np.float64)
+        ny = np.array([d.norm_y for d in data], np.float64)
+        out = {}
+        for width, height in {(f[2], f[3]) for f in self._frames}:
+            sx, sy = norm_pos_to_scene_px(nx, ny, width, height)
+            lens = self._lens(width, height)
+            if lens is not None:  # gaze is in the recorded (distorted) image, as the frames are
+                sx, sy = lens.undistort_px(sx, sy)
+            out[(width, height)] = (sx, sy)
+        return out
+
+    def _map_one(self, d: GazeDatum, i: int, scene: dict) -> tuple[float, float]:
+        """A datum (the ``i``-th of ``scene``'s points) through the frames around it: the screen points the two
+        frames' homographies give, interpolated in time (the head moves smoothly between frames); NaN when no
+        frame is near enough."""
         around = self._frames_around(d.t_pupil)
         if not around:
             return np.nan, np.nan
         points = []
         for _, h, width, height in around:
-            sx, sy = norm_pos_to_scene_px(d.norm_x, d.norm_y, width, height)
-            lens = self._lens(width, height)
-            if lens is not None:  # gaze is in the recorded (distorted) image, as the frames are
-                sx, sy = lens.undistort_px(sx, sy)
-            points.append(np.array([float(v) for v in apply_homography(h, sx, sy)]))
+            sx, sy = scene[(width, height)]
+            points.append(np.array([float(v) for v in apply_homography(h, sx[i], sy[i])]))
         if len(points) == 1:
             return float(points[0][0]), float(points[0][1])
         (t0, *_), (t1, *_) = around
@@ -209,8 +221,9 @@ class SceneGazeMapper:
             np.zeros(n, bool),
             np.array([d.confidence for d in data], np.float64),
         )
+        scene = self._scene_points(data) if n else {}
         for i, d in enumerate(data):
-            out.x_screen_px[i], out.y_screen_px[i] = self._map_one(d)
+            out.x_screen_px[i], out.y_screen_px[i] = self._map_one(d, i, scene)
         mapped = np.isfinite(out.x_screen_px) & np.isfinite(out.y_screen_px)
         self.counts.gaze_mapped += int(mapped.sum())
         out.valid = mapped & (out.confidence >= CONFIDENCE_MIN)
