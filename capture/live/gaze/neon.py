@@ -30,6 +30,7 @@ DEFAULT_DEVICE = "neon.local:8080"  # the Companion app's default (realtime-pyth
 NEON_HINT = "Neon needs the optional extra: pip install 'radgaze[headmounted]' (pupil-labs-realtime-api)"
 ECHOES = 50  # Time Echo measurements per clock estimate (the client's default is 100)
 CONNECT_S = 5.0
+TEARDOWN_S = 1.0  # at stop, for the streams' RTSP TEARDOWN answers
 # 8-bit pixel formats whose first plane is the luma (the grey image)
 LUMA_FIRST_FORMATS = frozenset(
     {"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p", "nv12", "nv21"}
@@ -189,6 +190,7 @@ class NeonReceiver:
 
     def _run(self) -> None:
         self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
         try:
             self._task = self._loop.create_task(self._main())
             self._loop.run_until_complete(self._task)
@@ -197,7 +199,22 @@ class NeonReceiver:
         except BaseException as exc:  # noqa: BLE001 (handed to the bridge through .error)
             self.error = exc
         finally:
-            self._loop.close()
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        """The client's own tasks (aiortsp's stream runners, RTCP and timeout loops) ended before the loop
+        closes (else each is reported as destroyed while pending, on stderr, at every stop)."""
+        pending = asyncio.all_tasks(self._loop)
+        if (
+            pending
+        ):  # their TEARDOWN answered first (cancelled while waiting for it, aiortsp prints a traceback)
+            self._loop.run_until_complete(asyncio.wait(pending, timeout=TEARDOWN_S))
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self._loop.run_until_complete(asyncio.wait(pending))
+        self._loop.close()
 
     async def _main(self) -> None:
         api, _ = _api()
