@@ -371,7 +371,7 @@ def install_scene_markers(window, args: argparse.Namespace):
         return None
     from radgaze.app.scene_markers import MarkerOverlay
 
-    return MarkerOverlay(window.image_view)
+    return MarkerOverlay(window.image_view, publish=True)  # the bridges follow where they are
 
 
 def install_annotation(window, controller, session, args: argparse.Namespace):

@@ -4,6 +4,9 @@ Four tag36h11 markers (ids 0-3: top-left, top-right, bottom-right, bottom-left) 
 Pupil Labs' tools expect markers at the screen's corners; :meth:`MarkerOverlay.screen_markers` says where each
 marker's black square is on the screen (physical px), which is what capture/gazemath/surface.py maps scene-camera
 gaze onto. The markers are drawn from the AprilTag library's own tag36h11 table (capture/live/scene_markers.py).
+With ``publish=True`` (the record window) that layout goes out on LSL (capture/live/marker_layout.py), checked every
+:data:`PUBLISH_EVERY_MS` (a moved or resized window is sent at once, an unchanged one again every second), so the
+head-mounted bridges map onto where the markers really are.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from radgaze.capture.gazemath.surface import ScreenMarker, square_corners
 from radgaze.capture.live.scene_markers import OVERLAY_CELL_PX as CELL_PX
 from radgaze.capture.live.scene_markers import OVERLAY_MARGIN_PX as MARGIN_PX
 from radgaze.capture.live.scene_markers import MarkerDetector
+
+PUBLISH_EVERY_MS = 200
 
 
 def _pixmap(tag: np.ndarray) -> QtGui.QPixmap:
@@ -29,7 +34,12 @@ class MarkerOverlay(QtCore.QObject):
     """The four markers as child labels of ``widget``, kept at its corners when it is resized."""
 
     def __init__(
-        self, widget: QtWidgets.QWidget, *, cell_px: int = CELL_PX, margin_px: int = MARGIN_PX
+        self,
+        widget: QtWidgets.QWidget,
+        *,
+        cell_px: int = CELL_PX,
+        margin_px: int = MARGIN_PX,
+        publish: bool = False,
     ) -> None:
         super().__init__(widget)
         self.widget, self.margin_px = widget, margin_px
@@ -44,6 +54,19 @@ class MarkerOverlay(QtCore.QObject):
             self.labels.append(label)
         widget.installEventFilter(self)
         self.place()
+        self.outlet = None
+        if publish:
+            from radgaze.capture.live.marker_layout import MarkerLayoutOutlet
+
+            self.outlet = MarkerLayoutOutlet()
+            self._timer = QtCore.QTimer(self)
+            self._timer.timeout.connect(self.publish)
+            self._timer.start(PUBLISH_EVERY_MS)
+
+    def publish(self) -> None:
+        """Send the markers' screen positions (when shown; the outlet sends changes and a repeat a second)."""
+        if self.outlet is not None and self.widget.isVisible():
+            self.outlet.publish(self.screen_markers())
 
     def eventFilter(self, watched: QtCore.QObject, event: QtCore.QEvent) -> bool:  # noqa: N802 (Qt override)
         if watched is self.widget and event.type() == QtCore.QEvent.Type.Resize:

@@ -57,3 +57,39 @@ def test_record_scene_markers_option_draws_them_on_the_record_windows_viewer(qtb
     qtbot.wait(50)
     assert set(MarkerDetector().detect(_grey(window.image_view))) == {0, 1, 2, 3}
     assert [m.tag_id for m in overlay.screen_markers()] == [0, 1, 2, 3]
+
+
+def test_the_record_window_publishes_where_its_markers_are_and_follows_a_move(qtbot):
+    """A bridge reads the window's marker layout off LSL: the screen positions the overlay says, again after the
+    window is resized (the image view's corners move), within a second."""
+    from radgaze.app.main_window import MainWindow
+    from radgaze.app.record_cmd import build_parser, install_scene_markers
+    from radgaze.capture.live.marker_layout import MarkerLayoutInlet
+
+    window = MainWindow(title="markers", settings_key="test-scene-markers-published")
+    qtbot.addWidget(window)
+    overlay = install_scene_markers(
+        window, build_parser().parse_args(["s.h5", "--images", ".", "--sim", "--scene-markers"])
+    )
+    window.resize(1000, 700)
+    window.show()
+    qtbot.waitExposed(window)
+    inlet = MarkerLayoutInlet.find(timeout_s=5.0)
+    assert inlet is not None, "no marker layout stream on the network"
+
+    def layout_is(expected) -> None:
+        inlet.poll()
+        assert inlet.markers is not None
+        assert [m.tag_id for m in inlet.markers] == [m.tag_id for m in expected]
+        for got, want in zip(inlet.markers, expected):
+            np.testing.assert_allclose(got.corners_px, want.corners_px, atol=1e-3)
+
+    qtbot.waitUntil(lambda: layout_is(overlay.screen_markers()), timeout=5000)
+    before = overlay.screen_markers()
+    window.resize(800, 560)
+    qtbot.wait(50)
+    after = overlay.screen_markers()
+    assert not np.allclose(after[2].corners_px, before[2].corners_px)  # the bottom-right marker moved
+    qtbot.waitUntil(lambda: layout_is(after), timeout=5000)
+    assert inlet.n_layouts >= 2
+    inlet.close()
