@@ -58,9 +58,6 @@ from radgaze.capture.live.sim_tracker import make_stream_info
 
 STREAM_NAME = "radgaze-neon"
 POLL_S = 0.05
-# while no markers are tracked, whole frames are searched this far apart (a bridge that searched every frame fell
-# seconds behind: its gaze, all invalid, came after the recording had ended)
-LOST_SEARCH_S = 0.5
 NOMINAL_RATE_HZ = 0.0  # published as it is mapped (Neon's gaze is 200 Hz, but datums wait for frames)
 
 
@@ -166,10 +163,7 @@ class NeonBridge:
         items = self._drain()
         frames = [i for i, item in enumerate(items) if isinstance(item, NeonFrame)]
         times = [items[i].t_phone for i in frames]
-        if self.mapper.tracking:
-            keep, self._t_searched = frames_to_search(times, self._t_searched)
-        else:  # no markers in the last frame: a whole 1600 x 1200 frame takes ~80 ms to search; a few a second
-            keep, self._t_searched = frames_to_search(times, self._t_searched, LOST_SEARCH_S, newest=False)
+        keep, self._t_searched = frames_to_search(times, self._t_searched, self.mapper.tracking)
         searched = {frames[k] for k in keep}
         for i, item in enumerate(items):
             if isinstance(item, NeonFrame) and i not in searched:

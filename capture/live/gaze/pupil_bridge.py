@@ -60,6 +60,9 @@ NOMINAL_RATE_HZ = 0.0  # Pupil gaze is irregular (LSL's IRREGULAR_RATE)
 RESYNC_S = 10.0
 # behind, frames are searched at least this far apart (a datum between two of them is within 0.1 s of both)
 SEARCH_SPACING_S = 0.06
+# ... and while no markers are tracked, whole frames this far apart (searching each waiting frame whole put a bridge
+# seconds behind under load: its gaze, all invalid, reached the recorder after the recording had ended)
+LOST_SEARCH_S = 0.5
 RESYNC_PROBES = 10
 
 
@@ -83,19 +86,19 @@ def overlay_markers(
     return out
 
 
-def frames_to_search(
-    times: list[float], t_searched: float, spacing_s: float = SEARCH_SPACING_S, newest: bool = True
-) -> tuple[set[int], float]:
-    """Of the frames waiting (their device times, in order), which to search for markers: the newest (unless
-    ``newest`` is false), and others at least ``spacing_s`` after the last searched (``t_searched``), so every datum
-    keeps a searched frame on each side within the mapper's 0.1 s however far behind. Returns (their indices, the
-    new ``t_searched``)."""
-    keep = {len(times) - 1} if times and newest else set()
-    for i, t in enumerate(times[: -1 if newest else None]):
+def frames_to_search(times: list[float], t_searched: float, tracking: bool = True) -> tuple[set[int], float]:
+    """Of the frames waiting (their device times, in order), which to search for markers. Tracking (the last
+    frame searched showed them, so the next is searched in small crops): the newest, and others at least
+    ``SEARCH_SPACING_S`` after the last searched (``t_searched``), so every datum keeps a searched frame on each
+    side within the mapper's 0.1 s however far behind. Not tracking (a whole frame to search: ~30 ms at 1280 x 720,
+    ~80 ms at 1600 x 1200): only frames ``LOST_SEARCH_S`` apart. Returns (their indices, the new ``t_searched``)."""
+    spacing_s = SEARCH_SPACING_S if tracking else LOST_SEARCH_S
+    keep = {len(times) - 1} if times and tracking else set()
+    for i, t in enumerate(times[: -1 if tracking else None]):
         if t - t_searched >= spacing_s:
             keep.add(i)
             t_searched = t
-    return keep, (times[-1] if times and newest else t_searched)
+    return keep, (times[-1] if times and tracking else t_searched)
 
 
 def push_mapped(
@@ -252,7 +255,9 @@ class PupilBridge:
         searched: every datum keeps a searched frame on each side within the mapper's 0.1 s however far behind."""
         frames = [i for i, (topic, _) in enumerate(messages) if topic.startswith(FRAME_TOPIC)]
         times = [float(messages[i][1].get("timestamp", np.nan)) for i in frames]
-        keep, self._t_searched = frames_to_search(times, self._t_searched)
+        keep, self._t_searched = frames_to_search(
+            times, self._t_searched, getattr(self.mapper, "tracking", True)
+        )
         return {frames[k] for k in keep}
 
     def _flowing(self) -> bool:
