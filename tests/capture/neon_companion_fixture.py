@@ -20,8 +20,8 @@ Written from what pupil-labs/realtime-python-api (1.9.0) and the aiortsp it bund
   eye state appended). RTCP sender reports (PT 200) tie each stream's RTP clock to NTP wall time (the phone's
   clock); the client drops RTP until the first one.
 
-The phone's clock is the LSL clock + ``phone_minus_lsl_s`` (by default the host's wall clock + 3.7 s, a phone whose
-NTP is off: only the Time Echo finds that), running ``drift_ppm`` fast; the RTP clocks run on it. The scene camera
+The phone's clock is the host's wall clock + ``phone_minus_wall_s`` (by default 3.7 s, a phone whose NTP is off:
+only the Time Echo finds that; ``time_echo`` false: an app without it), running ``drift_ppm`` fast; the RTP clocks run on it. The scene camera
 (1600 x 1200, 30 Hz, a Neon-like lens) sees the screen and its markers through a moving head (the Pupil Core
 stand-in's frames and pose, its lens model); gaze at 200 Hz in the recorded (distorted) scene image looks at known
 screen points; 5 % not worn. The truth (LSL time, screen px, valid) is written before READY.
@@ -202,7 +202,7 @@ class Companion:
         self.spec = spec
         rng = np.random.default_rng(spec.get("seed", 0))
         wall_minus_lsl = time.time() - pylsl.local_clock()
-        self.phone_minus_lsl = float(spec.get("phone_minus_lsl_s", wall_minus_lsl + 3.7))
+        self.phone_minus_lsl = wall_minus_lsl + float(spec.get("phone_minus_wall_s", 3.7))
         self.drift, self.t_start = float(spec.get("drift_ppm", 0.0)) * 1e-6, pylsl.local_clock()
         self.lens = Lens(NEON_SCENE)
         self.access_units, self.sps, self.pps = scene_video(spec, self.lens, rng)
@@ -407,7 +407,9 @@ def status(phone: Companion, rtsp_port: int, echo_port: int) -> dict:
                 "ip": "127.0.0.1", "port": rtsp_port, "params": params, "protocol": "rtsp", "stream_error": False}}  # fmt: skip
 
     phone_data = {"battery_level": 80, "battery_state": "OK", "device_id": "d0c5", "device_name": "Neon Companion",
-                  "ip": "127.0.0.1", "memory": 10**10, "memory_state": "OK", "time_echo_port": echo_port}  # fmt: skip
+                  "ip": "127.0.0.1", "memory": 10**10, "memory_state": "OK"}  # fmt: skip
+    if phone.spec.get("time_echo", True):  # apps before 1.4.28 have none (the client's simple/device.py)
+        phone_data["time_echo_port"] = echo_port
     result = [{"model": "Phone", "data": phone_data},
               {"model": "Hardware", "data": {"version": "2.0", "module_serial": "abc123"}}]  # fmt: skip
     if phone.spec.get("world_sensor", True):

@@ -161,6 +161,15 @@ def test_frames_after_a_lost_packet_are_not_used_until_the_next_key_frame(
     assert metrics["err_deg_median"] < 0.03 and metrics["err_deg_max"] < 1.0, metrics
 
 
+def test_an_app_without_time_echo_is_taken_on_this_computers_wall_clock(tmp_path, video_cache):
+    """Companion apps before 1.4.28 have no Time Echo: the phone's clock is taken as this computer's wall clock
+    (both on NTP; here exactly the same), said in the stream's mapping; stored times then as right as that."""
+    metrics, got = map_live(tmp_path, video_cache, {"time_echo": False, "phone_minus_wall_s": 0.0})
+    assert metrics["clock_syncs"] == 1 and np.isnan(metrics["clock_rtt_s"]), metrics
+    assert np.percentile(got["dt"], 95) <= 2e-3, metrics
+    assert metrics["err_deg_max"] < 1.0, metrics
+
+
 # the phone's clock 1000 ppm fast (20-100 x a real pair of clocks, to show in seconds what they do in an hour)
 DRIFT_PPM, RESYNC_S = 1000.0, 1.0
 

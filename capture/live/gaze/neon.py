@@ -30,6 +30,7 @@ DEFAULT_DEVICE = "neon.local:8080"  # the Companion app's default (realtime-pyth
 NEON_HINT = "Neon needs the optional extra: pip install 'radgaze[headmounted]' (pupil-labs-realtime-api)"
 ECHOES = 50  # Time Echo measurements per clock estimate (the client's default is 100)
 CONNECT_S = 5.0
+ECHO_S = 10.0  # for all the echoes of one clock estimate
 TEARDOWN_S = 1.0  # at stop, for the streams' RTSP TEARDOWN answers
 # 8-bit pixel formats whose first plane is the luma (the grey image)
 LUMA_FIRST_FORMATS = frozenset(
@@ -142,7 +143,10 @@ async def read_device(address: str) -> NeonStreams:
 async def phone_minus_lsl_s(echo: tuple[str, int], measurements: int = ECHOES) -> tuple[float, float]:
     """(phone clock - LSL clock, median round trip) in s, by the Time Echo protocol with the LSL clock (ms)."""
     _, estimator = _api()
-    estimates = await estimator(*echo).estimate(measurements, time_fn_ms=lsl_ms)
+    try:  # the client returns None when it cannot connect; other socket errors and silence end here too
+        estimates = await asyncio.wait_for(estimator(*echo).estimate(measurements, time_fn_ms=lsl_ms), ECHO_S)
+    except OSError:  # TimeoutError (wait_for) is one too
+        estimates = None
     if estimates is None:
         raise ConfigError(f"Neon Companion's Time Echo at {echo[0]}:{echo[1]} did not answer")
     # the client's offset: client midpoint - phone time (ms)
