@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import queue
-import signal
-import threading
 import time
 from pathlib import Path
 
@@ -30,8 +28,6 @@ from radgaze.capture.base.errors import ConfigError
 from radgaze.capture.base.helpformat import DefaultsOnceFormatter
 from radgaze.capture.base.records import DisplayGeometry
 from radgaze.capture.gazemath.surface import ScreenMarker
-from radgaze.capture.io.display import display_from_options
-from radgaze.capture.live.gaze.layouts import BUILTIN_LAYOUTS
 from radgaze.capture.live.gaze.neon import (
     DEFAULT_DEVICE,
     NeonFrame,
@@ -44,21 +40,19 @@ from radgaze.capture.live.gaze.pupil_bridge import (
     MARKERS_WITHIN_S,
     RESYNC_S,
     STARTUP_S,
+    ScreenGazePublisher,
     add_run_options,
     add_screen_options,
     frames_to_search,
-    overlay_markers,
-    parse_viewer,
-    push_mapped,
     refuse_without_markers,
+    run_bridge,
+    screen_and_markers,
 )
 from radgaze.capture.live.gaze.pupil_core import GazeDatum, SceneFrame
 from radgaze.capture.live.gaze.scene_mapper import MappedGaze, SceneGazeMapper
-from radgaze.capture.live.sim_tracker import make_stream_info
 
 STREAM_NAME = "radgaze-neon"
 POLL_S = 0.05
-NOMINAL_RATE_HZ = 0.0  # published as it is mapped (Neon's gaze is 200 Hz, but datums wait for frames)
 
 
 def _refuse_startup(counts, gaze_received: int, seconds: float, address: str) -> None:
@@ -76,12 +70,14 @@ def _refuse_startup(counts, gaze_received: int, seconds: float, address: str) ->
     refuse_without_markers(counts, seconds)
 
 
-class NeonBridge:
+class NeonBridge(ScreenGazePublisher):
     """Neon Companion -> mapped screen gaze -> an LSL outlet (generic layout), in a thread after :meth:`open`."""
 
+    thread_name = "neon-bridge"
+
     def __init__(self, address: str, display: DisplayGeometry, markers: list[ScreenMarker]) -> None:
-        self.address, self.display, self.markers = address, display, markers
-        self.layout = BUILTIN_LAYOUTS["generic"]
+        super().__init__(display)
+        self.address, self.markers = address, markers
         self.markers_within_s, self.resync_s = MARKERS_WITHIN_S, RESYNC_S
         self.mapper: SceneGazeMapper | None = None
         self.receiver: NeonReceiver | None = None
@@ -89,12 +85,7 @@ class NeonBridge:
         self.frame_size: tuple[int, int] | None = None  # (W, H) of the scene video, from its first frame
         self._early_gaze: list[NeonGaze] = []  # gaze before the first frame (its size turns px into norm_pos)
         self._t_searched = -np.inf
-        self._held: list[MappedGaze] = []
-        self._outlet: pylsl.StreamOutlet | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.n_pushed = self.gaze_received = 0
-        self.error: BaseException | None = None
+        self.gaze_received = 0
 
     @property
     def offset_s(self) -> float:
@@ -119,17 +110,11 @@ class NeonBridge:
                 self._raise_receiver_error()
                 _refuse_startup(self.mapper.counts, self.gaze_received, startup_s, self.address)
             self._step(publish=False)
-        self._outlet = pylsl.StreamOutlet(self._stream_info(name))
-        for held in self._held:
-            self._push(held)
-        self._held.clear()
-        self._thread = threading.Thread(target=self._run, name="neon-bridge", daemon=True)
-        self._thread.start()
+        self._publish(name)
         return self
 
     def _stream_info(self, name: str) -> pylsl.StreamInfo:
-        info = make_stream_info(self.layout, NOMINAL_RATE_HZ, self.display, name, f"{name}@{self.address}")
-        mapping = info.desc().append_child("mapping")
+        info, mapping = self._stream_with_mapping(name)
         s = self.streams
         mapping.append_child_value("source", f"Neon Companion real-time API at {self.address} ({s.device_name}, "
                                              f"module {s.module_serial})")  # fmt: skip
@@ -196,9 +181,6 @@ class NeonBridge:
         w, h = self.frame_size
         return GazeDatum(g.t_phone, g.x_scene_px / w, 1.0 - g.y_scene_px / h, 1.0 if g.worn else 0.0)
 
-    def _push(self, mapped: MappedGaze) -> None:
-        self.n_pushed += push_mapped(self._outlet, self.layout, self.display, mapped, self.offset_s)
-
     def _raise_receiver_error(self) -> None:
         """What stopped the client's streams, in one line."""
         exc = self.receiver.error
@@ -227,14 +209,8 @@ class NeonBridge:
         except BaseException as exc:  # noqa: BLE001 (handed to the caller through .error)
             self.error = exc
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
+        self._join()
         if self.receiver is not None:
             self.receiver.stop()
 
@@ -275,31 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    display = display_from_options(args.display, args.screen_mm, args.distance_mm)
-    markers = overlay_markers(display, parse_viewer(args.viewer), args.marker_cell_px, args.marker_margin_px)
-    if not args.resync_s > 0:
-        raise ConfigError(f"--resync-s: expected a number of seconds > 0, got {args.resync_s:g}")
+    display, markers = screen_and_markers(args)
     address = args.device.removeprefix("http://").rstrip("/")
     if ":" not in address or not address.rpartition(":")[2].isdigit():
         raise ConfigError(f"--device: expected HOST:PORT (e.g. {DEFAULT_DEVICE}), got {args.device!r}")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     bridge = NeonBridge(address, display, markers)
-    bridge.resync_s, bridge.markers_within_s = args.resync_s, args.markers_within_s
-    bridge.open(args.startup_s, args.name)
-    print(f"publishing {args.name!r}: Neon at {address} mapped onto the screen "
-          f"(phone clock - LSL {bridge.offset_s:+.6f} s); Ctrl-C to stop", flush=True)  # fmt: skip
-    t_end = time.monotonic() + args.duration if args.duration else float("inf")
-    try:
-        while bridge.running and not stop.is_set() and time.monotonic() < t_end:
-            time.sleep(0.05)
-    finally:
-        bridge.close()
-    if bridge.error is not None:
-        raise bridge.error
-    summary = bridge.summary()
-    if args.summary:
-        args.summary.write_text(json.dumps(summary))
-    print(f"neon-bridge: {summary['gaze_mapped']} of {summary['gaze']} gaze mapped, "
-          f"{summary['frames_with_markers']} of {summary['frames']} frames showed the markers", flush=True)  # fmt: skip
-    return 0
+    return run_bridge(bridge, args, f"Neon at {address}", "phone clock", "neon-bridge")

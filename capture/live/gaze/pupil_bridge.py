@@ -54,7 +54,7 @@ STARTUP_S = 5.0  # for Pupil Remote's answer, gaze and scene frames; then the st
 # draws them, so until then the bridge publishes the gaze as invalid (nothing is placed on the screen unmapped)
 MARKERS_WITHIN_S = 30.0
 POLL_MS = 50
-NOMINAL_RATE_HZ = 0.0  # Pupil gaze is irregular (LSL's IRREGULAR_RATE)
+NOMINAL_RATE_HZ = 0.0  # irregular (LSL's IRREGULAR_RATE): mapped gaze goes out as its frames come
 # Pupil time is measured against the LSL clock again this often: Pupil Capture on another machine runs on that
 # machine's clock (10-50 ppm apart is common: 36-180 ms an hour if measured once)
 RESYNC_S = 10.0
@@ -159,8 +159,55 @@ def refuse_without_markers(counts, seconds: float) -> None:
     )
 
 
-class PupilBridge:
+class ScreenGazePublisher:
+    """What Pupil Core's and Neon's bridges share: screen gaze mapped before the stream opens is held and published
+    with it, then a thread maps and publishes (:meth:`_run`, the subclass's) until :meth:`close`; what stops it is
+    kept in ``error``. Subclasses give ``offset_s`` (device clock - LSL clock), ``_stream_info`` and ``_run``."""
+
+    thread_name = "scene-gaze-bridge"
+
+    def __init__(self, display: DisplayGeometry) -> None:
+        self.display = display
+        self.layout = BUILTIN_LAYOUTS["generic"]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._outlet: pylsl.StreamOutlet | None = None
+        self._held: list[MappedGaze] = []
+        self.n_pushed = 0
+        self.error: BaseException | None = None
+
+    def _stream_with_mapping(self, name: str) -> tuple[pylsl.StreamInfo, object]:
+        """The stream's header (generic layout, the display) and its ``mapping`` element, for the subclass to say
+        how its gaze was mapped."""
+        info = make_stream_info(self.layout, NOMINAL_RATE_HZ, self.display, name, f"{name}@{self.address}")
+        return info, info.desc().append_child("mapping")
+
+    def _publish(self, name: str) -> None:
+        """Open the stream, push what was held, and start mapping in the thread."""
+        self._outlet = pylsl.StreamOutlet(self._stream_info(name))
+        for held in self._held:
+            self._push(held)
+        self._held.clear()
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def _push(self, mapped: MappedGaze) -> None:
+        self.n_pushed += push_mapped(self._outlet, self.layout, self.display, mapped, self.offset_s)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _join(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5.0)
+
+
+class PupilBridge(ScreenGazePublisher):
     """Pupil Capture -> mapped screen gaze -> an LSL outlet (generic layout), in a thread after :meth:`open`."""
+
+    thread_name = "pupil-bridge"
 
     def __init__(
         self,
@@ -172,7 +219,8 @@ class PupilBridge:
     ) -> None:
         """``surface``: take the Surface Tracker's mapped gaze of that surface (``surfaces.<name>``) instead of
         finding the markers in the Frame Publisher's frames."""
-        self.address, self.display, self.surface = address, display, surface
+        super().__init__(display)
+        self.address, self.surface = address, surface
         if surface is None:
             self.mapper: SceneGazeMapper | SurfaceGazeMapper = SceneGazeMapper(markers, **mapper_kw)
             self.topics: tuple[str, ...] = (GAZE_TOPIC, FRAME_TOPIC)
@@ -180,18 +228,11 @@ class PupilBridge:
             self.mapper, self.topics = SurfaceGazeMapper(markers), (f"{SURFACE_TOPIC}{surface}", GAZE_TOPIC)
         self.markers_within_s, self.raw_gaze = MARKERS_WITHIN_S, 0
         self._t_searched = -np.inf  # Pupil time of the last frame searched for markers
-        self.layout = BUILTIN_LAYOUTS["generic"]
         self._ctx = zmq.Context()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._outlet: pylsl.StreamOutlet | None = None
-        self._held: list[MappedGaze] = []
         self.offset_s = self.rtt_s = float("nan")
         self.resync_s = RESYNC_S
         self.clock_log: list[tuple[float, float, float]] = []  # (LSL time, Pupil - LSL, round trip) measured
         self.clock_failures = 0  # resyncs Pupil Remote did not answer (the last offset kept)
-        self.n_pushed = 0
-        self.error: BaseException | None = None
 
     def open(self, startup_s: float = STARTUP_S, name: str = STREAM_NAME) -> PupilBridge:
         """Connect, sync clocks and wait for gaze and scene frames (else a ConfigError); then publish (gaze
@@ -210,17 +251,11 @@ class PupilBridge:
                 self.close()
                 _refuse_startup(counts, startup_s, self.address)
             self._step(publish=False)
-        self._outlet = pylsl.StreamOutlet(self._stream_info(name))
-        for held in self._held:
-            self._push(held)
-        self._held.clear()
-        self._thread = threading.Thread(target=self._run, name="pupil-bridge", daemon=True)
-        self._thread.start()
+        self._publish(name)
         return self
 
     def _stream_info(self, name: str) -> pylsl.StreamInfo:
-        info = make_stream_info(self.layout, NOMINAL_RATE_HZ, self.display, name, f"{name}@{self.address}")
-        mapping = info.desc().append_child("mapping")
+        info, mapping = self._stream_with_mapping(name)
         mapping.append_child_value("source", f"Pupil Capture network API at {self.address}")
         method = (
             "AprilTag tag36h11 markers -> scene-to-screen homography per frame (radgaze)"
@@ -289,9 +324,6 @@ class PupilBridge:
             return self.mapper.add_gaze(gaze_datum(message))
         return None
 
-    def _push(self, mapped: MappedGaze) -> None:
-        self.n_pushed += push_mapped(self._outlet, self.layout, self.display, mapped, self.offset_s)
-
     def _set_offset(self, offset_s: float, rtt_s: float) -> None:
         self.offset_s, self.rtt_s = offset_s, rtt_s
         self.clock_log.append((pylsl.local_clock(), offset_s, rtt_s))
@@ -322,14 +354,8 @@ class PupilBridge:
         except BaseException as exc:  # noqa: BLE001 (handed to the caller through .error)
             self.error = exc
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5.0)
+        self._join()
         self._ctx.destroy(linger=0)
 
     def summary(self) -> dict:
@@ -422,20 +448,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def screen_and_markers(args: argparse.Namespace) -> tuple[DisplayGeometry, list[ScreenMarker]]:
+    """The screen and where its markers are, from :func:`add_screen_options`' options (``--resync-s`` checked)."""
     display = display_from_options(args.display, args.screen_mm, args.distance_mm)
     markers = overlay_markers(display, parse_viewer(args.viewer), args.marker_cell_px, args.marker_margin_px)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    lenses = read_intrinsics(args.intrinsics) if args.intrinsics else None
     if not args.resync_s > 0:
         raise ConfigError(f"--resync-s: expected a number of seconds > 0, got {args.resync_s:g}")
-    bridge = PupilBridge(args.remote.removeprefix("tcp://"), display, markers, args.surface, lenses=lenses)
+    return display, markers
+
+
+def run_bridge(bridge, args: argparse.Namespace, source: str, clock: str, prog: str) -> int:
+    """Open ``bridge`` (Pupil's or Neon's), publish until SIGTERM, ``--duration`` or its own end (a refusal in its
+    ``error`` is raised: one line), then say what it mapped and write ``--summary``."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     bridge.resync_s, bridge.markers_within_s = args.resync_s, args.markers_within_s
     bridge.open(args.startup_s, args.name)
-    print(f"publishing {args.name!r}: Pupil Capture at {args.remote} mapped onto the screen "
-          f"(Pupil time - LSL {bridge.offset_s:+.6f} s); Ctrl-C to stop", flush=True)  # fmt: skip
+    print(f"publishing {args.name!r}: {source} mapped onto the screen "
+          f"({clock} - LSL {bridge.offset_s:+.6f} s); Ctrl-C to stop", flush=True)  # fmt: skip
     t_end = time.monotonic() + args.duration if args.duration else float("inf")
     try:
         while bridge.running and not stop.is_set() and time.monotonic() < t_end:
@@ -447,6 +477,14 @@ def main(argv: list[str] | None = None) -> int:
     summary = bridge.summary()
     if args.summary:
         args.summary.write_text(json.dumps(summary))
-    print(f"pupil-bridge: {summary['gaze_mapped']} of {summary['gaze']} gaze mapped, "
+    print(f"{prog}: {summary['gaze_mapped']} of {summary['gaze']} gaze mapped, "
           f"{summary['frames_with_markers']} of {summary['frames']} frames showed the markers", flush=True)  # fmt: skip
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    display, markers = screen_and_markers(args)
+    lenses = read_intrinsics(args.intrinsics) if args.intrinsics else None
+    bridge = PupilBridge(args.remote.removeprefix("tcp://"), display, markers, args.surface, lenses=lenses)
+    return run_bridge(bridge, args, f"Pupil Capture at {args.remote}", "Pupil time", "pupil-bridge")
