@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 from bridges import BRIDGES, gaze_plan, header_xml, plans_for
 from PIL import Image
+from stand_ins import nearest as _nearest
+from stand_ins import stop
 
 from radgaze.capture.base.errors import ImportFormatError
 from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
@@ -51,17 +53,6 @@ def start_bridge(bridge: str, tmp_path: Path, **spec) -> tuple[subprocess.Popen,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     assert proc.stdout.readline().strip() == "READY", proc.stderr.read()
     return proc, truth
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _nearest(t_truth: np.ndarray, t: np.ndarray) -> np.ndarray:
-    k = np.clip(np.searchsorted(t_truth, t), 1, t_truth.size - 1)
-    return np.where(np.abs(t_truth[k - 1] - t) < np.abs(t_truth[k] - t), k - 1, k)
 
 
 def _aligned_start(t_truth: np.ndarray, t: np.ndarray, n: int = 50) -> int:

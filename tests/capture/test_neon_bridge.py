@@ -18,11 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from stand_ins import RADGAZE, against_truth, bridge_while_recording, one_line, start, stop, stored_case
 
 from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
-from radgaze.capture.io.display import ppd_screen
-from radgaze.capture.store.reader import SessionReader
 
 pytest.importorskip(
     "pupil_apriltags", reason="pupil-apriltags is not installed (pip install 'radgaze[headmounted]')"
@@ -36,7 +34,6 @@ pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 SCREEN = ["--display", "1920x1080", "--screen-mm", "531x299", "--distance-mm", "650"]
-RADGAZE = [sys.executable, "-m", "radgaze.app.cli"]
 CELL = ["--marker-cell-px", "16"]  # 8 px cells come out ~2.5 px wide in Neon's 1600 x 1200 scene at 65 cm
 
 
@@ -47,41 +44,10 @@ def video_cache(tmp_path_factory) -> Path:
 
 def start_companion(tmp_path: Path, cache_dir: Path, **spec) -> tuple[subprocess.Popen, int, Path]:
     truth = tmp_path / "truth.npz"
-    path = tmp_path / "neon.json"
     cache = cache_dir / f"video-markers{int(spec.get('markers', True))}.pickle"
-    path.write_text(json.dumps({"duration_s": 60.0, "truth": str(truth), "cache": str(cache), **spec}))
-    proc = subprocess.Popen([sys.executable, str(HERE / "neon_companion_fixture.py"), str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    line = proc.stdout.readline().split()
-    assert line[:1] == ["READY"], proc.stderr.read()
-    return proc, int(line[1]), truth
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _nearest(t_truth: np.ndarray, t: np.ndarray) -> np.ndarray:
-    k = np.clip(np.searchsorted(t_truth, t), 1, t_truth.size - 1)
-    return np.where(np.abs(t_truth[k - 1] - t) < np.abs(t_truth[k] - t), k - 1, k)
-
-
-def record(tmp_path: Path, seconds: float) -> subprocess.CompletedProcess:
-    image = tmp_path / "cxr.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 65535, (600, 500), dtype=np.uint16)).save(image)
-    return subprocess.run(
-        [*RADGAZE, "record", "--headless", "--tracker", "any", "--no-audio", "--image", str(image),
-         "--out", str(tmp_path / "out"), "--case-id", "c1", *SCREEN, "--duration", str(seconds)],
-        capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-
-
-def stored_gaze(tmp_path: Path) -> tuple[np.ndarray, dict]:
-    (path,) = (tmp_path / "out").glob("*.h5")
-    with SessionReader(path) as r:
-        return r.case("c1").gaze, r.provenance
+    spec = {"duration_s": 60.0, "truth": str(truth), "cache": str(cache), **spec}
+    proc, words = start(HERE / "neon_companion_fixture.py", spec, tmp_path / "neon.json")
+    return proc, int(words[0]), truth
 
 
 def map_live(
@@ -91,40 +57,25 @@ def map_live(
     stored gaze against the truth: (metrics, arrays)."""
     companion, port, truth_path = start_companion(tmp_path, cache, **spec)
     summary = tmp_path / "bridge.json"
-    bridge = subprocess.Popen(
-        [*RADGAZE, "neon-bridge", "--device", f"127.0.0.1:{port}", *SCREEN, *CELL, "--summary", str(summary),
-         *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    args = [
+        "neon-bridge",
+        "--device",
+        f"127.0.0.1:{port}",
+        *SCREEN,
+        *CELL,
+        "--summary",
+        str(summary),
+        *options,
+    ]
     try:
-        assert "publishing 'radgaze-neon'" in bridge.stdout.readline(), bridge.stderr.read()
-        rec = record(tmp_path, record_s)
-        assert rec.returncode == 0, rec.stderr
+        bridge = bridge_while_recording(args, "radgaze-neon", tmp_path, SCREEN, record_s)
     finally:
-        stop(bridge)  # SIGTERM: the bridge stops, says what it mapped, and writes its summary
         stop(companion)
     assert bridge.returncode == 0, bridge.stderr.read()
-    gaze, prov = stored_gaze(tmp_path)
+    gaze, prov = stored_case(tmp_path)
     assert prov["tracker"]["stream"]["layout"] == "generic"
-    truth = np.load(truth_path)
-    k = _nearest(truth["t"], gaze["t_lsl"])
-    dt = np.abs(truth["t"][k] - gaze["t_lsl"])
-    valid = (gaze["flags"] & GAZE_VALID) > 0
-    ppd = float(np.mean(ppd_screen(DISPLAY)))
-    err_deg = np.hypot(gaze["x_screen_px"] - truth["x"][k], gaze["y_screen_px"] - truth["y"][k])[valid] / ppd
-    metrics = {
-        "stored": int(gaze.size),
-        "valid": int(valid.sum()),
-        "truth_valid_of_stored": int(truth["valid"][k].sum()),
-        "err_deg_median": float(np.median(err_deg)),
-        "err_deg_p95": float(np.percentile(err_deg, 95)),
-        "err_deg_max": float(err_deg.max()),
-        "time_err_median_ms": float(np.median(dt) * 1000),
-        "time_err_p95_ms": float(np.percentile(dt, 95) * 1000),
-        "time_err_max_ms": float(dt.max() * 1000),
-        **json.loads(summary.read_text()),
-    }
-    return metrics, {"valid": valid, "truth_valid": truth["valid"][k], "dt": dt}
+    metrics, got = against_truth(gaze, np.load(truth_path), DISPLAY)
+    return {**metrics, **json.loads(summary.read_text())}, got
 
 
 # gaze1: the basic 9-byte datum (x, y, worn); eyestate: the 65-byte variant with both eyes' state appended
@@ -190,29 +141,16 @@ def test_a_drifting_phone_clock_is_followed(tmp_path, video_cache, artifacts_dir
 
 def test_scene_video_without_the_markers_is_refused_in_one_line_and_nothing_is_placed(tmp_path, video_cache):
     companion, port, _ = start_companion(tmp_path, video_cache, markers=False)
-    bridge = subprocess.Popen(
-        [*RADGAZE, "neon-bridge", "--device", f"127.0.0.1:{port}", *SCREEN, *CELL, "--markers-within-s", "8"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    args = ["neon-bridge", "--device", f"127.0.0.1:{port}", *SCREEN, *CELL, "--markers-within-s", "8"]
     try:
-        assert "publishing 'radgaze-neon'" in bridge.stdout.readline(), bridge.stderr.read()
-        rec = record(tmp_path, 2.0)
-        assert rec.returncode == 0, rec.stderr
-        assert bridge.wait(60) == 2
+        bridge = bridge_while_recording(args, "radgaze-neon", tmp_path, SCREEN, 2.0, refused=True)
     finally:
-        stop(bridge)
         stop(companion)
-    line = _one_line(bridge.stderr.read())
+    line = one_line(bridge.stderr.read())
     assert "scene-camera gaze refused: 0 of" in line and "in 8 s" in line and "no tags seen" in line, line
     assert "radgaze record --scene-markers" in line
-    gaze, _ = stored_gaze(tmp_path)
+    gaze, _ = stored_case(tmp_path)
     assert gaze.size > 200 and not (gaze["flags"] & GAZE_VALID).any()  # recorded, all invalid: never a guess
-
-
-def _one_line(stderr: str) -> str:
-    lines = [ln for ln in stderr.splitlines() if ln.startswith("radgaze")]
-    assert len(lines) == 1, stderr
-    return lines[0]
 
 
 def test_without_a_scene_camera_stream_the_bridge_refuses_in_one_line(tmp_path, video_cache):
@@ -223,14 +161,14 @@ def test_without_a_scene_camera_stream_the_bridge_refuses_in_one_line(tmp_path, 
     finally:
         stop(companion)
     assert res.returncode == 2 and "publishing" not in res.stdout, res.stdout
-    assert "scene camera ('world') stream is not connected" in _one_line(res.stderr)
+    assert "scene camera ('world') stream is not connected" in one_line(res.stderr)
 
 
 def test_no_companion_is_one_line():
     res = subprocess.run([*RADGAZE, "neon-bridge", "--device", "127.0.0.1:9", *SCREEN], capture_output=True,
                          text=True, timeout=60)  # fmt: skip
     assert res.returncode == 2
-    assert "no answer from a Neon Companion at http://127.0.0.1:9/api/status" in _one_line(res.stderr)
+    assert "no answer from a Neon Companion at http://127.0.0.1:9/api/status" in one_line(res.stderr)
 
 
 @pytest.mark.parametrize("raw_bytes", [9, 17, 65])

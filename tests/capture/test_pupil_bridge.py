@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from stand_ins import RADGAZE, against_truth, bridge_while_recording, one_line, start, stop, stored_case
 
 from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
-from radgaze.capture.io.display import ppd_screen
-from radgaze.capture.store.reader import SessionReader
 
 pytest.importorskip(
     "pupil_apriltags", reason="pupil-apriltags is not installed (pip install 'radgaze[headmounted]')"
@@ -32,29 +29,13 @@ pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 SCREEN = ["--display", "1920x1080", "--screen-mm", "531x299", "--distance-mm", "650"]
-RADGAZE = [sys.executable, "-m", "radgaze.app.cli"]
 
 
 def start_pupil_capture(tmp_path: Path, **spec) -> tuple[subprocess.Popen, int, Path]:
     truth = tmp_path / "truth.npz"
-    path = tmp_path / "pupil.json"
-    path.write_text(json.dumps({"duration_s": 90.0, "truth": str(truth), **spec}))
-    proc = subprocess.Popen([sys.executable, str(HERE / "pupil_capture_fixture.py"), str(path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    line = proc.stdout.readline().split()
-    assert line[:1] == ["READY"], proc.stderr.read()
-    return proc, int(line[1]), truth
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(10)
-
-
-def _nearest(t_truth: np.ndarray, t: np.ndarray) -> np.ndarray:
-    k = np.clip(np.searchsorted(t_truth, t), 1, t_truth.size - 1)
-    return np.where(np.abs(t_truth[k - 1] - t) < np.abs(t_truth[k] - t), k - 1, k)
+    spec = {"duration_s": 90.0, "truth": str(truth), **spec}
+    proc, words = start(HERE / "pupil_capture_fixture.py", spec, tmp_path / "pupil.json")
+    return proc, int(words[0]), truth
 
 
 # frames: radgaze finds the markers in the Frame Publisher's frames; surface: Pupil's Surface Tracker mapped the gaze
@@ -74,47 +55,17 @@ def map_live(tmp_path: Path, spec: dict, options: list[str], record_s: float = 3
     """Pupil Capture stand-in -> radgaze pupil-bridge -> radgaze record --headless, each in its own process;
     the stored gaze against the truth: (metrics, arrays: valid, truth valid, time errors)."""
     capture, port, truth_path = start_pupil_capture(tmp_path, **spec)
-    image = tmp_path / "cxr.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 65535, (600, 500), dtype=np.uint16)).save(image)
-    summary, out = tmp_path / "bridge.json", tmp_path / "out"
-    bridge = subprocess.Popen(
-        [*RADGAZE, "pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--summary", str(summary), *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    summary = tmp_path / "bridge.json"
+    args = ["pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--summary", str(summary), *options]
     try:
-        assert "publishing 'radgaze-pupil-core'" in bridge.stdout.readline(), bridge.stderr.read()
-        rec = subprocess.run(
-            [*RADGAZE, "record", "--headless", "--tracker", "any", "--no-audio", "--image", str(image),
-             "--out", str(out), "--case-id", "c1", *SCREEN, "--duration", str(record_s)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert rec.returncode == 0, rec.stderr
+        bridge = bridge_while_recording(args, "radgaze-pupil-core", tmp_path, SCREEN, record_s)
     finally:
-        stop(bridge)  # SIGTERM: the bridge stops, says what it mapped, and writes its summary
         stop(capture)
     assert bridge.returncode == 0, bridge.stderr.read()
-    (path,) = out.glob("*.h5")
-    with SessionReader(path) as r:
-        gaze, prov = r.case("c1").gaze, r.provenance
+    gaze, prov = stored_case(tmp_path)
     assert prov["tracker"]["stream"]["layout"] == "generic"
-    truth = np.load(truth_path)
-    k = _nearest(truth["t"], gaze["t_lsl"])
-    dt = np.abs(truth["t"][k] - gaze["t_lsl"])
-    valid = (gaze["flags"] & GAZE_VALID) > 0
-    ppd = float(np.mean(ppd_screen(DISPLAY)))
-    err_deg = np.hypot(gaze["x_screen_px"] - truth["x"][k], gaze["y_screen_px"] - truth["y"][k])[valid] / ppd
-    metrics = {
-        "stored": int(gaze.size),
-        "valid": int(valid.sum()),
-        "truth_valid_of_stored": int(truth["valid"][k].sum()),
-        "err_deg_median": float(np.median(err_deg)),
-        "err_deg_p95": float(np.percentile(err_deg, 95)),
-        "err_deg_max": float(err_deg.max()),
-        "time_err_p95_ms": float(np.percentile(dt, 95) * 1000),
-        "time_err_max_ms": float(dt.max() * 1000),
-        **json.loads(summary.read_text()),
-    }
-    return metrics, {"valid": valid, "truth_valid": truth["valid"][k], "dt": dt}
+    metrics, got = against_truth(gaze, np.load(truth_path), DISPLAY)
+    return {**metrics, **json.loads(summary.read_text())}, got
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
@@ -162,39 +113,17 @@ def _refused(tmp_path: Path, *options: str, **spec) -> subprocess.CompletedProce
         stop(capture)
 
 
-def _one_line(stderr: str) -> str:
-    lines = [ln for ln in stderr.splitlines() if ln.startswith("radgaze")]
-    assert len(lines) == 1, stderr
-    return lines[0]
-
-
 def _refused_while_recorded(tmp_path: Path, options: list[str], **spec) -> tuple[str, np.ndarray]:
     """The bridge publishes (the record window needs its stream before it draws the markers), the recorder
     records, and without markers the bridge stops with its one line: (that line, the stored gaze)."""
     capture, port, _ = start_pupil_capture(tmp_path, duration_s=60.0, **spec)
-    image = tmp_path / "cxr.png"
-    Image.fromarray(np.random.default_rng(0).integers(0, 65535, (600, 500), dtype=np.uint16)).save(image)
-    out = tmp_path / "out"
-    bridge = subprocess.Popen(
-        [*RADGAZE, "pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--markers-within-s", "8", *options],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    args = ["pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--markers-within-s", "8", *options]
     try:
-        assert "publishing 'radgaze-pupil-core'" in bridge.stdout.readline(), bridge.stderr.read()
-        rec = subprocess.run(
-            [*RADGAZE, "record", "--headless", "--tracker", "any", "--no-audio", "--image", str(image),
-             "--out", str(out), "--case-id", "c1", *SCREEN, "--duration", "2"],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert rec.returncode == 0, rec.stderr
-        assert bridge.wait(60) == 2
+        bridge = bridge_while_recording(args, "radgaze-pupil-core", tmp_path, SCREEN, 2.0, refused=True)
     finally:
-        stop(bridge)
         stop(capture)
-    (path,) = out.glob("*.h5")
-    with SessionReader(path) as r:
-        gaze = r.case("c1").gaze
-    return _one_line(bridge.stderr.read()), gaze
+    gaze, _ = stored_case(tmp_path)
+    return one_line(bridge.stderr.read()), gaze
 
 
 def test_scene_frames_without_the_markers_are_refused_in_one_line_and_nothing_is_placed(tmp_path):
@@ -216,11 +145,11 @@ def test_a_surface_never_found_is_refused_in_one_line_and_nothing_is_placed(tmp_
 def test_without_scene_frames_the_frame_publisher_is_asked_for(tmp_path):
     res = _refused(tmp_path, frames=False)
     assert res.returncode == 2 and "publishing" not in res.stdout, res.stdout
-    assert "turn on its Frame Publisher plugin" in _one_line(res.stderr)
+    assert "turn on its Frame Publisher plugin" in one_line(res.stderr)
 
 
 def test_no_pupil_capture_is_one_line(tmp_path):
     res = subprocess.run([*RADGAZE, "pupil-bridge", "--remote", "127.0.0.1:9", *SCREEN], capture_output=True,
                          text=True, timeout=60)  # fmt: skip
     assert res.returncode == 2
-    assert "no answer from Pupil Remote at tcp://127.0.0.1:9" in _one_line(res.stderr)
+    assert "no answer from Pupil Remote at tcp://127.0.0.1:9" in one_line(res.stderr)
