@@ -5,21 +5,22 @@ the whole screen (toolbars, the transcript panel) and moves when the window is m
 assumed the screen's corners mapped gaze to the wrong place with no error. So the window publishes its layout:
 
 * stream name :data:`STREAM_NAME`, type :data:`STREAM_TYPE`, one string channel, irregular rate, source id
-  ``radgaze-scene-markers-<host>-<pid>``;
+  ``radgaze-scene-markers-<pid>`` (the record window and its bridges run on one computer);
 * each sample is JSON ``{"format": "radgaze.markers", "version": 1, "markers": [{"id": 0, "corners_px":
   [[x, y] x 4]}, ...]}``: each marker's black square in physical screen px, corners in the detector's order
   (capture/gazemath/surface.py ``square_corners``);
 * pushed whenever the layout changes and again every :data:`REPEAT_S` (an inlet receives only what is pushed
   after it connects), so a bridge started before or after the window gets it within that time.
 
-The bridges (``pupil-bridge``, ``neon-bridge``) follow the newest layout while they run; ``--viewer`` overrides.
+The bridges (``pupil-bridge``, ``neon-bridge``) follow the newest layout while they run (:class:`ScreenMarkerSource`;
+they start before the window, which needs their stream first); ``--viewer`` fixes the layout instead. Until a layout
+has come, their gaze is published invalid: never mapped through a guessed layout.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 
 import numpy as np
@@ -33,6 +34,7 @@ STREAM_TYPE = "radgaze.markers"
 FORMAT = "radgaze.markers"
 VERSION = 1
 REPEAT_S = 1.0
+LOOK_EVERY_S = 0.5  # how often a bridge looks for the window's stream until it has it
 
 
 def encode_layout(markers: list[ScreenMarker]) -> str:
@@ -73,7 +75,7 @@ class MarkerLayoutOutlet:
     """The window's side: :meth:`publish` the current layout as often as liked (changes and repeats are sent)."""
 
     def __init__(self) -> None:
-        source_id = f"radgaze-scene-markers-{socket.gethostname()}-{os.getpid()}"
+        source_id = f"radgaze-scene-markers-{os.getpid()}"
         info = pylsl.StreamInfo(STREAM_NAME, STREAM_TYPE, 1, pylsl.IRREGULAR_RATE, "string", source_id)
         self._outlet = pylsl.StreamOutlet(info)
         self._last_text, self._last_sent = "", float("-inf")
@@ -103,15 +105,8 @@ class MarkerLayoutInlet:
     @classmethod
     def find(cls, timeout_s: float) -> MarkerLayoutInlet | None:
         """The record window's layout stream, waited for up to ``timeout_s`` (None: no window publishes one)."""
-        infos = pylsl.resolve_byprop("type", STREAM_TYPE, minimum=1, timeout=timeout_s)
-        infos = [i for i in infos if i.name() == STREAM_NAME]
-        if len(infos) > 1:
-            names = ", ".join(i.source_id() for i in infos)
-            raise StreamLayoutError(
-                f"{STREAM_NAME}: expected one record window publishing scene markers, got {len(infos)} ({names}); "
-                "close the others or give --viewer"
-            )
-        return cls(infos[0]) if infos else None
+        info = _one_window(pylsl.resolve_byprop("type", STREAM_TYPE, minimum=1, timeout=timeout_s))
+        return cls(info) if info is not None else None
 
     def poll(self, timeout_s: float = 0.0) -> bool:
         """Take every layout that came (the newest wins); whether the layout changed."""
@@ -135,6 +130,62 @@ class MarkerLayoutInlet:
 
     def close(self) -> None:
         self._inlet.close_stream()
+
+
+class ScreenMarkerSource:
+    """Where a bridge takes the screen's markers from: a fixed layout (``--viewer``), or the record window's,
+    followed while the bridge runs (looked for every :data:`LOOK_EVERY_S` until it appears)."""
+
+    def __init__(self, fixed: list[ScreenMarker] | None) -> None:
+        self.fixed, self.markers = fixed, fixed
+        self._resolver = None if fixed is not None else pylsl.ContinuousResolver("type", STREAM_TYPE)
+        self._inlet: MarkerLayoutInlet | None = None
+        self._next_look = 0.0
+
+    @property
+    def description(self) -> str:
+        if self.fixed is not None:
+            return "--viewer"
+        if self._inlet is None:
+            return f"the record window's layout ({STREAM_NAME}), not received"
+        return f"the record window's layout ({STREAM_NAME} from {self._inlet.source_id})"
+
+    @property
+    def n_layouts(self) -> int:
+        return self._inlet.n_layouts if self._inlet is not None else int(self.fixed is not None)
+
+    def update(self) -> list[ScreenMarker] | None:
+        """The markers when they changed since the last call (else None); a few microseconds when nothing came."""
+        if self.fixed is not None:
+            return None
+        if self._inlet is None:
+            if time.monotonic() < self._next_look:
+                return None
+            self._next_look = time.monotonic() + LOOK_EVERY_S
+            info = _one_window(self._resolver.results())
+            if info is None:
+                return None
+            self._inlet = MarkerLayoutInlet(info)
+        if not self._inlet.poll():
+            return None
+        self.markers = self._inlet.markers
+        return self.markers
+
+    def close(self) -> None:
+        if self._inlet is not None:
+            self._inlet.close()
+        self._resolver = None
+
+
+def _one_window(infos: list[pylsl.StreamInfo]) -> pylsl.StreamInfo | None:
+    infos = [i for i in infos if i.name() == STREAM_NAME]
+    if len(infos) > 1:
+        names = ", ".join(i.source_id() for i in infos)
+        raise StreamLayoutError(
+            f"{STREAM_NAME}: expected one record window publishing scene markers, got {len(infos)} ({names}); "
+            "close the others or give --viewer"
+        )
+    return infos[0] if infos else None
 
 
 def _moved(old: list[ScreenMarker], new: list[ScreenMarker]) -> bool:

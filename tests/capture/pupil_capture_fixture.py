@@ -96,15 +96,15 @@ def head_pose(t: float) -> np.ndarray:
     return homography(SCREEN_CORNERS, scene + [dx, dy])
 
 
-def screen_image(with_markers: bool, cell_px: int = OVERLAY_CELL_PX) -> np.ndarray:
-    """The screen: a radiograph-like field and the markers as `radgaze record --scene-markers` draws them on a
-    full-screen viewer (cells of ``cell_px``, the bridge's --marker-cell-px)."""
+def screen_image(with_markers: bool, cell_px: int = OVERLAY_CELL_PX, viewer=None) -> np.ndarray:
+    """The screen: a radiograph-like field and the markers as `radgaze record --scene-markers` draws them at the
+    corners of its viewer (``viewer`` = x, y, w, h in screen px; None: filling the screen), cells of ``cell_px``."""
     yy, xx = np.mgrid[0 : DISPLAY.screen_h_px, 0 : DISPLAY.screen_w_px]
     screen = (90 + 60 * np.exp(-(((xx - 960) / 500) ** 2 + ((yy - 540) / 350) ** 2))).astype(np.uint8)
     if with_markers:
         detector = MarkerDetector()
         offset, _ = detector.black_square_px(cell_px)
-        for m in overlay_markers(DISPLAY, cell_px=cell_px):
+        for m in overlay_markers(DISPLAY, viewer, cell_px=cell_px):
             x0, y0 = (m.corners_px[3] - offset).astype(
                 int
             )  # the drawn marker's top-left, its white ring included
@@ -206,7 +206,8 @@ class PupilCapture:
         markers = spec.get("markers", True)
         poses = int(HEAD_PERIOD_S * FRAME_HZ)
         cell_px = int(spec.get("cell_px", OVERLAY_CELL_PX))
-        screen = screen_image(markers, cell_px)
+        viewer = tuple(spec["viewer"]) if spec.get("viewer") else None  # the record window's image view
+        screen = screen_image(markers, cell_px, viewer)
         self.lens, ideal = None, None
         if spec.get("intrinsics"):  # a distorting lens; its intrinsics written as Pupil Capture saves them
             Path(spec["intrinsics"]).write_bytes(
@@ -224,7 +225,7 @@ class PupilCapture:
         self.surface = (
             spec.get("surface") if markers else None
         )  # no markers in view: the surface is never found
-        self.rect = surface_rect(overlay_markers(DISPLAY, cell_px=cell_px))
+        self.rect = surface_rect(overlay_markers(DISPLAY, viewer, cell_px=cell_px))
         self.k_frame, self.since_frame = 0, []  # gaze since the last world frame (Pupil's events["gaze"])
 
     def pupil_time(self, t_lsl: float) -> float:

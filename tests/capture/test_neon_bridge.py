@@ -34,6 +34,9 @@ pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 SCREEN = ["--display", "1920x1080", "--screen-mm", "531x299", "--distance-mm", "650"]
+# the stand-in shows the markers where a viewer filling the screen has them; the bridge is told so (its default
+# is to follow the record window's published layout: test_marker_layout_bridge.py)
+BRIDGE_SCREEN = [*SCREEN, "--viewer", "screen"]
 CELL = ["--marker-cell-px", "16"]  # 8 px cells come out ~2.5 px wide in Neon's 1600 x 1200 scene at 65 cm
 
 
@@ -61,7 +64,7 @@ def map_live(
         "neon-bridge",
         "--device",
         f"127.0.0.1:{port}",
-        *SCREEN,
+        *BRIDGE_SCREEN,
         *CELL,
         "--summary",
         str(summary),
@@ -141,7 +144,7 @@ def test_a_drifting_phone_clock_is_followed(tmp_path, video_cache, artifacts_dir
 
 def test_scene_video_without_the_markers_is_refused_in_one_line_and_nothing_is_placed(tmp_path, video_cache):
     companion, port, _ = start_companion(tmp_path, video_cache, markers=False)
-    args = ["neon-bridge", "--device", f"127.0.0.1:{port}", *SCREEN, *CELL, "--markers-within-s", "8"]
+    args = ["neon-bridge", "--device", f"127.0.0.1:{port}", *BRIDGE_SCREEN, *CELL, "--markers-within-s", "8"]
     try:
         bridge = bridge_while_recording(args, "radgaze-neon", tmp_path, SCREEN, 2.0, refused=True)
     finally:
@@ -156,7 +159,7 @@ def test_scene_video_without_the_markers_is_refused_in_one_line_and_nothing_is_p
 def test_without_a_scene_camera_stream_the_bridge_refuses_in_one_line(tmp_path, video_cache):
     companion, port, _ = start_companion(tmp_path, video_cache, world_sensor=False)
     try:
-        res = subprocess.run([*RADGAZE, "neon-bridge", "--device", f"127.0.0.1:{port}", *SCREEN],
+        res = subprocess.run([*RADGAZE, "neon-bridge", "--device", f"127.0.0.1:{port}", *BRIDGE_SCREEN],
                              capture_output=True, text=True, timeout=60)  # fmt: skip
     finally:
         stop(companion)
@@ -165,7 +168,7 @@ def test_without_a_scene_camera_stream_the_bridge_refuses_in_one_line(tmp_path, 
 
 
 def test_no_companion_is_one_line():
-    res = subprocess.run([*RADGAZE, "neon-bridge", "--device", "127.0.0.1:9", *SCREEN], capture_output=True,
+    res = subprocess.run([*RADGAZE, "neon-bridge", "--device", "127.0.0.1:9", *BRIDGE_SCREEN], capture_output=True,
                          text=True, timeout=60)  # fmt: skip
     assert res.returncode == 2
     assert "no answer from a Neon Companion at http://127.0.0.1:9/api/status" in one_line(res.stderr)

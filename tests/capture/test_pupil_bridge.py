@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,9 @@ pytestmark = pytest.mark.slow
 HERE = Path(__file__).resolve().parent
 DISPLAY = DisplayGeometry(1920, 1080, 531.0, 299.0, 650.0)
 SCREEN = ["--display", "1920x1080", "--screen-mm", "531x299", "--distance-mm", "650"]
+# the stand-in shows the markers where a viewer filling the screen has them; the bridge is told so (its default
+# is to follow the record window's published layout: test_marker_layout_bridge.py)
+BRIDGE_SCREEN = [*SCREEN, "--viewer", "screen"]
 
 
 def start_pupil_capture(tmp_path: Path, **spec) -> tuple[subprocess.Popen, int, Path]:
@@ -51,12 +56,14 @@ MODES = {
 }
 
 
-def map_live(tmp_path: Path, spec: dict, options: list[str], record_s: float = 3.0) -> tuple[dict, dict]:
+def map_live(
+    tmp_path: Path, spec: dict, options: list[str], record_s: float = 3.0, screen: list[str] = BRIDGE_SCREEN
+) -> tuple[dict, dict]:
     """Pupil Capture stand-in -> radgaze pupil-bridge -> radgaze record --headless, each in its own process;
     the stored gaze against the truth: (metrics, arrays: valid, truth valid, time errors)."""
     capture, port, truth_path = start_pupil_capture(tmp_path, **spec)
     summary = tmp_path / "bridge.json"
-    args = ["pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--summary", str(summary), *options]
+    args = ["pupil-bridge", "--remote", f"127.0.0.1:{port}", *screen, "--summary", str(summary), *options]
     try:
         bridge = bridge_while_recording(args, "radgaze-pupil-core", tmp_path, SCREEN, record_s)
     finally:
@@ -106,18 +113,20 @@ def _refused(tmp_path: Path, *options: str, **spec) -> subprocess.CompletedProce
     capture, port, _ = start_pupil_capture(tmp_path, duration_s=30.0, **spec)
     try:
         return subprocess.run(
-            [*RADGAZE, "pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--startup-s", "3",
+            [*RADGAZE, "pupil-bridge", "--remote", f"127.0.0.1:{port}", *BRIDGE_SCREEN, "--startup-s", "3",
              "--markers-within-s", "3", "--duration", "20", *options], capture_output=True, text=True, timeout=60,
         )  # fmt: skip
     finally:
         stop(capture)
 
 
-def _refused_while_recorded(tmp_path: Path, options: list[str], **spec) -> tuple[str, np.ndarray]:
+def _refused_while_recorded(
+    tmp_path: Path, options: list[str], screen: list[str] = BRIDGE_SCREEN, **spec
+) -> tuple[str, np.ndarray]:
     """The bridge publishes (the record window needs its stream before it draws the markers), the recorder
     records, and without markers the bridge stops with its one line: (that line, the stored gaze)."""
     capture, port, _ = start_pupil_capture(tmp_path, duration_s=60.0, **spec)
-    args = ["pupil-bridge", "--remote", f"127.0.0.1:{port}", *SCREEN, "--markers-within-s", "8", *options]
+    args = ["pupil-bridge", "--remote", f"127.0.0.1:{port}", *screen, "--markers-within-s", "8", *options]
     try:
         bridge = bridge_while_recording(args, "radgaze-pupil-core", tmp_path, SCREEN, 2.0, refused=True)
     finally:
@@ -149,7 +158,59 @@ def test_without_scene_frames_the_frame_publisher_is_asked_for(tmp_path):
 
 
 def test_no_pupil_capture_is_one_line(tmp_path):
-    res = subprocess.run([*RADGAZE, "pupil-bridge", "--remote", "127.0.0.1:9", *SCREEN], capture_output=True,
+    res = subprocess.run([*RADGAZE, "pupil-bridge", "--remote", "127.0.0.1:9", *BRIDGE_SCREEN], capture_output=True,
                          text=True, timeout=60)  # fmt: skip
     assert res.returncode == 2
     assert "no answer from Pupil Remote at tcp://127.0.0.1:9" in one_line(res.stderr)
+
+
+# The record window's image view: never the whole screen (toolbar, transcript panel), so its markers are not at the
+# screen's corners. The window publishes where they are (app/scene_markers.py; tests/app/test_scene_markers_overlay.py
+# reads a real window's layout off LSL); here the test process publishes that layout as the window would.
+VIEWER = (310, 95, 1280, 900)
+
+
+@contextmanager
+def record_window_layout(viewer: tuple[int, int, int, int]):
+    """Publish the marker layout of a record window whose image view is at ``viewer``, as the window does."""
+    from radgaze.capture.live.gaze.pupil_bridge import overlay_markers
+    from radgaze.capture.live.marker_layout import MarkerLayoutOutlet
+
+    outlet, stop_now = MarkerLayoutOutlet(), threading.Event()
+    markers = overlay_markers(DISPLAY, viewer)
+    thread = threading.Thread(
+        target=lambda: [outlet.publish(markers) for _ in iter(lambda: stop_now.wait(0.2), True)]
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop_now.set()
+        thread.join()
+        outlet.close()
+
+
+def test_markers_where_the_record_window_says_they_are_map_within_a_degree(tmp_path, artifacts_dir):
+    spec = {"viewer": list(VIEWER)}
+    (tmp_path / "window").mkdir()
+    (tmp_path / "assumed").mkdir()
+    with record_window_layout(VIEWER):
+        metrics, got = map_live(
+            tmp_path / "window", spec, [], screen=SCREEN
+        )  # no --viewer: the window's layout
+    (artifacts_dir / "pupil_bridge_metrics_window_layout.json").write_text(json.dumps(metrics, indent=1))
+    assert "record window's layout" in metrics["markers_from"] and metrics["marker_layouts"] >= 1, metrics
+    assert got["valid"].sum() >= 0.9 * got["truth_valid"].sum(), metrics
+    assert metrics["err_deg_max"] < 1.0 and metrics["err_deg_median"] < 0.3, metrics
+    # what the bridge did before the window published its layout: markers assumed at the screen's corners,
+    # gaze placed degrees off and stored as valid
+    assumed, _ = map_live(tmp_path / "assumed", spec, [], screen=BRIDGE_SCREEN)
+    (artifacts_dir / "pupil_bridge_metrics_screen_assumed.json").write_text(json.dumps(assumed, indent=1))
+    assert assumed["err_deg_median"] > 2.0, assumed
+
+
+def test_without_the_windows_layout_or_viewer_gaze_is_refused_not_guessed(tmp_path):
+    line, gaze = _refused_while_recorded(tmp_path, [], screen=SCREEN, viewer=list(VIEWER))
+    assert "no record window said where its markers are" in line and "radgaze_SceneMarkers" in line, line
+    assert "--viewer" in line
+    assert gaze.size > 100 and not (gaze["flags"] & GAZE_VALID).any()  # recorded, all invalid: never a guess

@@ -3,6 +3,8 @@ refused; and where the Surface Tracker's surface lies on the screen."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,36 @@ def test_markers_searched_near_their_last_place_are_found_again_after_being_lost
     for k, grey in enumerate(order):
         mapper.add_frame(SceneFrame(k / 30, k, grey))
     assert [f[1] is not None for f in mapper._frames] == [True, True, False, True, True]
+
+
+def test_a_bridge_follows_the_record_windows_layout_as_it_moves():
+    """ScreenMarkerSource: nothing until a window publishes; then its layout, and the next one when it moves."""
+    from radgaze.capture.live.gaze.pupil_bridge import overlay_markers
+    from radgaze.capture.live.marker_layout import LOOK_EVERY_S, MarkerLayoutOutlet, ScreenMarkerSource
+
+    source = ScreenMarkerSource(None)
+    assert source.update() is None and source.markers is None
+    assert "not received" in source.description
+    outlet = MarkerLayoutOutlet()
+    first, moved = (
+        overlay_markers(DISPLAY, (100, 50, 1200, 900)),
+        overlay_markers(DISPLAY, (300, 50, 1200, 900)),
+    )
+
+    def next_layout(markers, timeout_s=10.0):
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            outlet.publish(markers)
+            got = source.update()
+            if got is not None:
+                return got
+            time.sleep(LOOK_EVERY_S / 5)
+        raise AssertionError("no layout came")
+
+    got = next_layout(first)
+    np.testing.assert_allclose(np.stack([m.corners_px for m in got]), np.stack([m.corners_px for m in first]))
+    got = next_layout(moved)
+    np.testing.assert_allclose(got[0].corners_px - first[0].corners_px, [[200, 0]] * 4)
+    assert source.n_layouts == 2 and "record window's layout (radgaze_SceneMarkers from" in source.description
+    source.close()
+    outlet.close()

@@ -16,7 +16,6 @@ markers show), no frame with the markers within ``--markers-within-s``: exit 2.
 from __future__ import annotations
 
 import argparse
-import json
 import queue
 import time
 from pathlib import Path
@@ -27,7 +26,6 @@ import pylsl
 from radgaze.capture.base.errors import ConfigError
 from radgaze.capture.base.helpformat import DefaultsOnceFormatter
 from radgaze.capture.base.records import DisplayGeometry
-from radgaze.capture.gazemath.surface import ScreenMarker
 from radgaze.capture.live.gaze.neon import (
     DEFAULT_DEVICE,
     NeonFrame,
@@ -50,6 +48,7 @@ from radgaze.capture.live.gaze.pupil_bridge import (
 )
 from radgaze.capture.live.gaze.pupil_core import GazeDatum, SceneFrame
 from radgaze.capture.live.gaze.scene_mapper import MappedGaze, SceneGazeMapper
+from radgaze.capture.live.marker_layout import ScreenMarkerSource
 
 STREAM_NAME = "radgaze-neon"
 POLL_S = 0.05
@@ -75,9 +74,9 @@ class NeonBridge(ScreenGazePublisher):
 
     thread_name = "neon-bridge"
 
-    def __init__(self, address: str, display: DisplayGeometry, markers: list[ScreenMarker]) -> None:
-        super().__init__(display)
-        self.address, self.markers = address, markers
+    def __init__(self, address: str, display: DisplayGeometry, markers: ScreenMarkerSource) -> None:
+        super().__init__(display, markers)
+        self.address = address
         self.markers_within_s, self.resync_s = MARKERS_WITHIN_S, RESYNC_S
         self.mapper: SceneGazeMapper | None = None
         self.receiver: NeonReceiver | None = None
@@ -98,7 +97,7 @@ class NeonBridge(ScreenGazePublisher):
         with a ConfigError in ``error``)."""
         self.streams, clock = read_device_now(self.address)
         # lenses: the calibration, entered for the video's size at its first frame
-        self.mapper = SceneGazeMapper(self.markers, lenses={})
+        self.mapper = SceneGazeMapper(self.marker_source.markers, lenses={})
         self.receiver = NeonReceiver(self.streams)
         self.receiver.resync_s = self.resync_s
         self.receiver.set_clock(*clock)
@@ -124,9 +123,7 @@ class NeonBridge(ScreenGazePublisher):
         lens = s.lens
         mapping.append_child_value("lens", "undistorted with the Companion's scene camera calibration: K "
                                            f"{lens.camera_matrix.tolist()}, D {lens.dist_coefs.tolist()}")  # fmt: skip
-        mapping.append_child_value(
-            "markers", json.dumps({m.tag_id: m.corners_px.tolist() for m in self.markers})
-        )
+        mapping.append_child_value("markers", self._markers_json())
         clock = "Time Echo" if s.echo else "this computer's wall clock (the app has no Time Echo)"
         mapping.append_child_value("clock", clock)
         mapping.append_child_value("phone_minus_lsl_clock_s", repr(self.offset_s))
@@ -145,6 +142,7 @@ class NeonBridge(ScreenGazePublisher):
 
     def _step(self, publish: bool) -> None:
         """Everything waiting, gaze in order; behind, fewer frames are searched (never less gaze)."""
+        self._follow_layout()
         items = self._drain()
         frames = [i for i, item in enumerate(items) if isinstance(item, NeonFrame)]
         times = [items[i].t_phone for i in frames]
@@ -204,6 +202,7 @@ class NeonBridge(ScreenGazePublisher):
             markers_by = time.monotonic() + self.markers_within_s
             while not self._stop.is_set():
                 self._step(publish=True)
+                self._check_layout(markers_by)
                 self._check(markers_by)
             self._push(self.mapper.flush())
         except BaseException as exc:  # noqa: BLE001 (handed to the caller through .error)
@@ -217,7 +216,8 @@ class NeonBridge(ScreenGazePublisher):
     def summary(self) -> dict:
         r = self.receiver
         offsets = [o for _, o, _ in r.clock_log]
-        return {**self.mapper.counts.to_dict(), "pushed": self.n_pushed, "phone_minus_lsl_s": self.offset_s,
+        return {**self.mapper.counts.to_dict(), **self._layout_summary(), "pushed": self.n_pushed,
+                "phone_minus_lsl_s": self.offset_s,
                 "clock_rtt_s": max(t for _, _, t in r.clock_log), "clock_syncs": len(r.clock_log),
                 "clock_sync_failures": r.clock_failures, "frames_damaged": r.frames_damaged,
                 "clock_offset_span_s": max(offsets) - min(offsets)}  # fmt: skip

@@ -45,6 +45,8 @@ from radgaze.capture.live.gaze.pupil_core import (
     subscribe,
 )
 from radgaze.capture.live.gaze.scene_mapper import MappedGaze, SceneGazeMapper, SurfaceGazeMapper
+from radgaze.capture.live.marker_layout import STREAM_NAME as LAYOUT_STREAM
+from radgaze.capture.live.marker_layout import ScreenMarkerSource
 from radgaze.capture.live.scene_markers import OVERLAY_CELL_PX, OVERLAY_MARGIN_PX, MarkerDetector
 from radgaze.capture.live.sim_tracker import make_stream_info
 
@@ -166,8 +168,8 @@ class ScreenGazePublisher:
 
     thread_name = "scene-gaze-bridge"
 
-    def __init__(self, display: DisplayGeometry) -> None:
-        self.display = display
+    def __init__(self, display: DisplayGeometry, markers: ScreenMarkerSource) -> None:
+        self.display, self.marker_source = display, markers
         self.layout = BUILTIN_LAYOUTS["generic"]
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -181,6 +183,35 @@ class ScreenGazePublisher:
         how its gaze was mapped."""
         info = make_stream_info(self.layout, NOMINAL_RATE_HZ, self.display, name, f"{name}@{self.address}")
         return info, info.desc().append_child("mapping")
+
+    def _follow_layout(self) -> None:
+        """The record window moved its markers (or published them for the first time): map through them."""
+        markers = self.marker_source.update()
+        if markers is not None:
+            self.mapper.set_markers(markers)
+
+    def _check_layout(self, markers_by: float) -> None:
+        """The one line when no record window has said where its markers are by ``markers_by`` (monotonic s)."""
+        if self.marker_source.markers is None and time.monotonic() > markers_by:
+            raise ConfigError(
+                f"scene-camera gaze refused: no record window said where its markers are on the screen (LSL "
+                f"stream {LAYOUT_STREAM!r}) within {self.markers_within_s:g} s, so gaze cannot be placed: record "
+                "with `radgaze record --scene-markers` on this computer, or give --viewer X,Y,W,H (--viewer screen "
+                "when the markers are at the screen's corners)"
+            )
+
+    def _layout_summary(self) -> dict:
+        return {
+            "markers_from": self.marker_source.description,
+            "marker_layouts": self.marker_source.n_layouts,
+        }
+
+    def _markers_json(self) -> str:
+        """What the stream's ``mapping`` says of the markers: where they are, or where they will come from."""
+        fixed = self.marker_source.fixed
+        if fixed is None:
+            return json.dumps({"followed": self.marker_source.description})
+        return json.dumps({m.tag_id: m.corners_px.tolist() for m in fixed})
 
     def _publish(self, name: str) -> None:
         """Open the stream, push what was held, and start mapping in the thread."""
@@ -213,13 +244,14 @@ class PupilBridge(ScreenGazePublisher):
         self,
         address: str,
         display: DisplayGeometry,
-        markers: list[ScreenMarker],
+        markers: ScreenMarkerSource,
         surface: str | None = None,
         **mapper_kw,
     ) -> None:
         """``surface``: take the Surface Tracker's mapped gaze of that surface (``surfaces.<name>``) instead of
         finding the markers in the Frame Publisher's frames."""
-        super().__init__(display)
+        super().__init__(display, markers)
+        markers = markers.markers
         self.address, self.surface = address, surface
         if surface is None:
             self.mapper: SceneGazeMapper | SurfaceGazeMapper = SceneGazeMapper(markers, **mapper_kw)
@@ -266,15 +298,14 @@ class PupilBridge(ScreenGazePublisher):
         lenses = getattr(self.mapper, "lenses", None)
         lens = f"undistorted with intrinsics for {sorted(lenses)}" if lenses else "not modelled"
         mapping.append_child_value("lens", "Pupil Capture's (surface mode)" if self.surface else lens)
-        mapping.append_child_value(
-            "markers", json.dumps({m.tag_id: m.corners_px.tolist() for m in self.mapper.markers})
-        )
+        mapping.append_child_value("markers", self._markers_json())
         mapping.append_child_value("pupil_minus_lsl_clock_s", repr(self.offset_s))
         return info
 
     def _step(self, publish: bool) -> None:
         """Everything waiting, gaze in order. A frame takes ~30 ms to search for markers: behind, the bridge
         catches up by searching fewer frames (:meth:`_frames_to_search`), never by losing gaze."""
+        self._follow_layout()
         messages = receive_all(self._sub, POLL_MS)
         searched = self._frames_to_search(messages)
         for i, (topic, message) in enumerate(messages):
@@ -346,6 +377,7 @@ class PupilBridge(ScreenGazePublisher):
             markers_by = time.monotonic() + self.markers_within_s
             while not self._stop.is_set():
                 self._step(publish=True)
+                self._check_layout(markers_by)
                 self._check_markers(markers_by)
                 if time.monotonic() >= next_sync:
                     self._resync()
@@ -360,7 +392,8 @@ class PupilBridge(ScreenGazePublisher):
 
     def summary(self) -> dict:
         offsets = [o for _, o, _ in self.clock_log]
-        return {**self.mapper.counts.to_dict(), "pushed": self.n_pushed, "pupil_minus_lsl_s": self.offset_s,
+        return {**self.mapper.counts.to_dict(), **self._layout_summary(), "pushed": self.n_pushed,
+                "pupil_minus_lsl_s": self.offset_s,
                 "clock_rtt_s": max(r for _, _, r in self.clock_log) if self.clock_log else float("nan"),
                 "clock_syncs": len(self.clock_log), "clock_sync_failures": self.clock_failures,
                 "clock_offset_span_s": max(offsets) - min(offsets) if offsets else 0.0}  # fmt: skip
@@ -393,7 +426,10 @@ def add_screen_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--screen-mm", default=None, help="the screen's WxH in mm")
     p.add_argument("--distance-mm", type=float, default=None, help="viewing distance in mm")
     p.add_argument(
-        "--viewer", default=None, help="X,Y,W,H of the viewer on the screen, px (default: the screen)"
+        "--viewer",
+        default=None,
+        help="X,Y,W,H of the viewer on the screen, px, or 'screen' for markers at the screen's corners (default: "
+        f"where the record window says its markers are, LSL stream {LAYOUT_STREAM!r}, followed as it moves)",
     )
     p.add_argument("--marker-cell-px", type=int, default=OVERLAY_CELL_PX, help="tag cell size as drawn, px")
     p.add_argument("--marker-margin-px", type=int, default=OVERLAY_MARGIN_PX, help="markers' margin, px")
@@ -448,13 +484,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def screen_and_markers(args: argparse.Namespace) -> tuple[DisplayGeometry, list[ScreenMarker]]:
-    """The screen and where its markers are, from :func:`add_screen_options`' options (``--resync-s`` checked)."""
+def screen_and_markers(args: argparse.Namespace) -> tuple[DisplayGeometry, ScreenMarkerSource]:
+    """The screen and where its markers are, from :func:`add_screen_options`' options (``--resync-s`` checked):
+    fixed by ``--viewer``, else the record window's published layout, followed."""
     display = display_from_options(args.display, args.screen_mm, args.distance_mm)
-    markers = overlay_markers(display, parse_viewer(args.viewer), args.marker_cell_px, args.marker_margin_px)
     if not args.resync_s > 0:
         raise ConfigError(f"--resync-s: expected a number of seconds > 0, got {args.resync_s:g}")
-    return display, markers
+    if args.viewer is None:
+        return display, ScreenMarkerSource(None)
+    viewer = None if args.viewer == "screen" else parse_viewer(args.viewer)
+    return display, ScreenMarkerSource(
+        overlay_markers(display, viewer, args.marker_cell_px, args.marker_margin_px)
+    )
 
 
 def run_bridge(bridge, args: argparse.Namespace, source: str, clock: str, prog: str) -> int:
@@ -472,6 +513,7 @@ def run_bridge(bridge, args: argparse.Namespace, source: str, clock: str, prog: 
             time.sleep(0.05)
     finally:
         bridge.close()
+        bridge.marker_source.close()
     if bridge.error is not None:
         raise bridge.error
     summary = bridge.summary()

@@ -78,7 +78,7 @@ class SceneGazeMapper:
 
     def __init__(
         self,
-        markers: list[ScreenMarker],
+        markers: list[ScreenMarker] | None,
         detector: MarkerDetector | None = None,
         *,
         max_frame_gap_s: float = MAX_FRAME_GAP_S,
@@ -87,7 +87,8 @@ class SceneGazeMapper:
         min_markers: int = MIN_MARKERS,
         lenses: dict[tuple[int, int], RadialLens] | None = None,
     ) -> None:
-        """``lenses``: the scene camera's intrinsics per resolution (Pupil Capture's .intrinsics); marker corners
+        """``markers``: where they are on the screen (None until known: no frame is mapped, :meth:`set_markers`).
+        ``lenses``: the scene camera's intrinsics per resolution (Pupil Capture's .intrinsics); marker corners
         and gaze are undistorted with them before the homography. None: the frames are taken as undistorted."""
         self.markers, self.detector, self.lenses = markers, detector or MarkerDetector(), lenses
         self.max_frame_gap_s, self.max_wait_s, self.min_markers = max_frame_gap_s, max_wait_s, min_markers
@@ -98,6 +99,10 @@ class SceneGazeMapper:
             int, np.ndarray
         ] = {}  # the last frame's markers (recorded px), searched around first
         self.counts = MapperCounts()
+
+    def set_markers(self, markers: list[ScreenMarker]) -> None:
+        """The screen's markers moved (the record window was moved or resized): frames from now on use these."""
+        self.markers = markers
 
     @property
     def tracking(self) -> bool:
@@ -111,7 +116,7 @@ class SceneGazeMapper:
         if lens is not None:
             seen = {i: np.stack(lens.undistort_px(c[:, 0], c[:, 1]), axis=1) for i, c in seen.items()}
             seen = {i: c for i, c in seen.items() if np.isfinite(c).all()}
-        h = scene_to_screen(seen, self.markers, self.min_markers)
+        h = None if self.markers is None else scene_to_screen(seen, self.markers, self.min_markers)
         self.counts.frames += 1
         self.counts.frames_mapped += h is not None
         self.counts.tags_seen |= set(seen)
@@ -251,20 +256,24 @@ class SurfaceGazeMapper:
     the surface on the screen (:func:`surface_rect_px`). An event is published only for frames where the surface
     was found, so every event counts as a frame showing the markers."""
 
-    def __init__(self, markers: list[ScreenMarker]) -> None:
-        self.markers = markers
-        self.rect = surface_rect_px(markers)
+    def __init__(self, markers: list[ScreenMarker] | None) -> None:
         self.counts = MapperCounts()
+        self.set_markers(markers)
+
+    def set_markers(self, markers: list[ScreenMarker] | None) -> None:
+        """Where the surface's markers are on the screen (None until known: every event's gaze invalid)."""
+        self.markers = markers
+        self.rect = None if markers is None else surface_rect_px(markers)
 
     def add_surface_event(self, message: dict) -> MappedGaze:
         self.counts.frames += 1
-        self.counts.frames_mapped += 1
+        self.counts.frames_mapped += self.rect is not None
         items = [g for g in message.get("gaze_on_surfaces", []) if isinstance(g, dict) and "norm_pos" in g]
         self.counts.gaze += len(items)
         if not items:
             return _empty()
         uv = np.array([[float(v) for v in g["norm_pos"]] for g in items], np.float64)
-        left, top, right, bottom = self.rect
+        left, top, right, bottom = self.rect or (np.nan,) * 4
         x = left + uv[:, 0] * (right - left)
         y = top + (1.0 - uv[:, 1]) * (bottom - top)
         t = np.array([float(g["timestamp"]) for g in items], np.float64)
