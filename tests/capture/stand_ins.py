@@ -113,3 +113,15 @@ def bridge_while_recording(
     finally:
         stop(bridge)
     return bridge
+
+
+def bridge_against_truth(
+    bridge: subprocess.Popen, tmp_path: Path, truth_path: Path, summary: Path, display
+) -> tuple[dict, dict]:
+    """After a bridge published while ``record_headless`` recorded: the stored gaze (generic layout) against the
+    stand-in's truth, the bridge's closing summary merged in: (metrics, arrays)."""
+    assert bridge.returncode == 0, bridge.stderr.read()
+    gaze, prov = stored_case(tmp_path)
+    assert prov["tracker"]["stream"]["layout"] == "generic"
+    metrics, got = against_truth(gaze, np.load(truth_path), display)
+    return {**metrics, **json.loads(summary.read_text())}, got

@@ -18,7 +18,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from stand_ins import RADGAZE, against_truth, bridge_while_recording, one_line, start, stop, stored_case
+from stand_ins import (
+    RADGAZE,
+    bridge_against_truth,
+    bridge_while_recording,
+    one_line,
+    start,
+    stop,
+    stored_case,
+)
 
 from radgaze.capture.base.records import GAZE_VALID, DisplayGeometry
 
@@ -68,11 +76,7 @@ def map_live(
         bridge = bridge_while_recording(args, "radgaze-pupil-core", tmp_path, SCREEN, record_s)
     finally:
         stop(capture)
-    assert bridge.returncode == 0, bridge.stderr.read()
-    gaze, prov = stored_case(tmp_path)
-    assert prov["tracker"]["stream"]["layout"] == "generic"
-    metrics, got = against_truth(gaze, np.load(truth_path), DISPLAY)
-    return {**metrics, **json.loads(summary.read_text())}, got
+    return bridge_against_truth(bridge, tmp_path, truth_path, summary, DISPLAY)
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
