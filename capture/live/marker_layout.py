@@ -102,31 +102,17 @@ class MarkerLayoutInlet:
         self.markers: list[ScreenMarker] | None = None
         self.n_layouts = 0
 
-    @classmethod
-    def find(cls, timeout_s: float) -> MarkerLayoutInlet | None:
-        """The record window's layout stream, waited for up to ``timeout_s`` (None: no window publishes one)."""
-        info = _one_window(pylsl.resolve_byprop("type", STREAM_TYPE, minimum=1, timeout=timeout_s))
-        return cls(info) if info is not None else None
-
-    def poll(self, timeout_s: float = 0.0) -> bool:
-        """Take every layout that came (the newest wins); whether the layout changed."""
+    def poll(self) -> bool:
+        """Take every layout that came (the newest wins), without waiting; whether the layout changed."""
         changed = False
         while True:
-            sample, _ = self._inlet.pull_sample(timeout=timeout_s)
+            sample, _ = self._inlet.pull_sample(timeout=0.0)
             if sample is None:
                 return changed
             markers = decode_layout(sample[0])
             if self.markers is None or _moved(self.markers, markers):
                 self.markers, changed = markers, True
                 self.n_layouts += 1
-            timeout_s = 0.0
-
-    def wait(self, timeout_s: float) -> list[ScreenMarker] | None:
-        """Poll until a layout came or ``timeout_s`` passed; the layout (or None)."""
-        end = time.monotonic() + timeout_s
-        while self.markers is None and time.monotonic() < end:
-            self.poll(timeout_s=min(0.1, max(0.0, end - time.monotonic())))
-        return self.markers
 
     def close(self) -> None:
         self._inlet.close_stream()
@@ -178,7 +164,9 @@ class ScreenMarkerSource:
 
 
 def _one_window(infos: list[pylsl.StreamInfo]) -> pylsl.StreamInfo | None:
-    infos = [i for i in infos if i.name() == STREAM_NAME]
+    """The one window's stream (a window closed within the resolver's memory and reopened by the same process has
+    the same source id: one window)."""
+    infos = list({i.source_id(): i for i in infos if i.name() == STREAM_NAME}.values())
     if len(infos) > 1:
         names = ", ".join(i.source_id() for i in infos)
         raise StreamLayoutError(
