@@ -109,15 +109,22 @@ def _learning_curve(a: argparse.Namespace, work: Path, log_fh) -> int:
         preset=preset, n_seeds=a.seeds, work=work, overrides=a.set, log_fh=log_fh, first_seed=a.first_seed
     )
     result["png"] = str(lc.plot_curve(result, Path(a.png)))
-    if a.json:
+    return _report(
+        result,
+        a.json,
+        f"{a.seeds} seed(s), {preset.n_test} held-out synthetic single-finding cases, {preset.config} "
+        f"preset at {preset.image_size} px; {result['wall_s']} s (load average {result['load_average_1min']}); "
+        f"plot: {result['png']}",
+    )
+
+
+def _report(result: dict, as_json: bool, footer: str) -> int:
+    """One JSON object, or the result's table and a line saying what it was measured on."""
+    if as_json:
         print(json.dumps(result))
     else:
         print(result["table_markdown"])
-        print(
-            f"\n{a.seeds} seed(s), {preset.n_test} held-out synthetic single-finding cases, {preset.config} "
-            f"preset at {preset.image_size} px; {result['wall_s']} s (load average {result['load_average_1min']}); "
-            f"plot: {result['png']}"
-        )
+        print(f"\n{footer}")
     return 0
 
 
@@ -139,17 +146,14 @@ def _gaze_ablation(a: argparse.Namespace, work: Path, log_fh) -> int:
         only=a.only,
         log_fh=log_fh,
     )
-    if a.json:
-        print(json.dumps(result))
-    else:
-        print(result["table_markdown"])
-        print(
-            f"\n{a.cases} training / {result['n_test_cases']} held-out synthetic cases, {a.seeds} seed(s), "
-            f"{epochs} epochs, tiny preset; {result['wall_s']} s. Chance: pointing game "
-            f"{result['pointing_game_chance']}, zero-shot majority class {result['zero_shot_majority_baseline']}. "
-            f"Patches with gaze > 0 per gazed sentence (EGMA's GL): {result['gl_positive_patch_fraction']}"
-        )
-    return 0
+    return _report(
+        result,
+        a.json,
+        f"{a.cases} training / {result['n_test_cases']} held-out synthetic cases, {a.seeds} seed(s), "
+        f"{epochs} epochs, tiny preset; {result['wall_s']} s. Chance: pointing game "
+        f"{result['pointing_game_chance']}, zero-shot majority class {result['zero_shot_majority_baseline']}. "
+        f"Patches with gaze > 0 per gazed sentence (EGMA's GL): {result['gl_positive_patch_fraction']}",
+    )
 
 
 if __name__ == "__main__":
